@@ -1,0 +1,92 @@
+"""The grid of temporal and spatial windows, expanded and checked as R's ``mwa`` does."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bayes_wake.errors import SettingsError
+
+__all__ = ["expand_windows", "TIME_UNITS", "normalise_time_unit"]
+
+#: Time units and their length in seconds.
+TIME_UNITS: dict[str, int] = {"days": 86_400, "hours": 3_600, "minutes": 60, "seconds": 1}
+_UNIT_ALIASES = {
+    "day": "days", "d": "days",
+    "hour": "hours", "h": "hours",
+    "mins": "minutes", "min": "minutes", "minute": "minutes",
+    "secs": "seconds", "sec": "seconds", "second": "seconds", "s": "seconds",
+}
+
+
+def normalise_time_unit(t_unit: str) -> str:
+    """Return the canonical name of a time unit (``days``, ``hours``, ``minutes``, ``seconds``)."""
+    unit = _UNIT_ALIASES.get(str(t_unit).lower(), str(t_unit).lower())
+    if unit not in TIME_UNITS:
+        raise SettingsError(
+            f"unknown time unit {t_unit!r}; use one of {', '.join(TIME_UNITS)}"
+        )
+    return unit
+
+
+def expand_windows(
+    minimum: float, maximum: float, step: float, *, name: str = "window", temporal: bool = False
+) -> np.ndarray:
+    """Expand ``(min, max, step)`` into ``min, min + step, ..., max`` as R's ``mwa`` does.
+
+    Parameters
+    ----------
+    minimum, maximum, step
+        The window grid, in the time unit (temporal) or in km (spatial).
+    name
+        The argument's name, for error messages (``t_window`` or ``spat_window``).
+    temporal
+        Temporal windows must be whole numbers of at least 2 units (a pre-trend needs two
+        halves), as in R.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 window lengths (temporal) or float64 radii in km (spatial).
+
+    Raises
+    ------
+    SettingsError
+        If the step does not divide the range, the grid is empty or reversed, or a temporal
+        window is not a whole number >= 2.
+    """
+    values = [minimum, maximum, step]
+    if not all(isinstance(v, (int, float, np.integer, np.floating)) for v in values) or not all(
+        math.isfinite(float(v)) for v in values
+    ):
+        raise SettingsError(f"{name}: min, max and step must be finite numbers, got {values}")
+    minimum, maximum, step = (float(v) for v in values)
+    if step <= 0:
+        raise SettingsError(f"{name}: the step must be positive, got {step:g}")
+    if maximum < minimum:
+        raise SettingsError(f"{name}: max {maximum:g} is below min {minimum:g}")
+    if minimum <= 0:
+        raise SettingsError(f"{name}: windows must be positive, got min {minimum:g}")
+    ratio = (maximum - minimum) / step
+    # R: abs(ratio) - round(ratio) < sqrt(.Machine$double.eps)
+    if abs(ratio - round(ratio)) >= math.sqrt(np.finfo(float).eps):
+        raise SettingsError(
+            f"{name}: the step {step:g} does not divide the range {minimum:g}..{maximum:g}"
+        )
+    count = int(round(ratio)) + 1
+    grid = minimum + np.arange(count) * ((maximum - minimum) / (count - 1) if count > 1 else 0)
+    if count > 1:
+        grid[-1] = maximum
+    # R hands the windows to Java as text with 15 significant digits.
+    grid = np.array([float(f"{v:.15g}") for v in grid])
+    if temporal:
+        if minimum < 2:
+            raise SettingsError(
+                f"{name}: the smallest temporal window is {minimum:g}; it must be at least 2 "
+                "to compute a pre-trend"
+            )
+        if not np.all(grid == np.round(grid)):
+            raise SettingsError(f"{name}: temporal windows must be whole numbers, got {grid}")
+        return grid.astype(np.int64)
+    return grid
