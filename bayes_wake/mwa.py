@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_wake.artefacts import atomic_path
 from bayes_wake.errors import SettingsError
 from bayes_wake.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.rcompat import r_round
@@ -142,17 +142,11 @@ class MWAResult:
         return plot_effect_surface(self.surface, value="estimate", **kwargs)
 
 
-def write_table(table: pd.DataFrame, path: Path) -> Path:
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a CSV atomically with R-like numbers (15 significant digits, NA empty)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.15g", na_rep="")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def cell_frame(cube: xr.Dataset, window, radius, match_on: Sequence[str] = ()) -> pd.DataFrame:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,6 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from bayes_wake.artefacts import atomic_path
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.rcompat import format_digits7
 from bayes_wake.windows import TIME_UNITS, normalise_time_unit
@@ -191,8 +191,11 @@ def count_wakes(
         raise SettingsError("the window grid is empty")
     if np.any(np.diff(windows) <= 0) or np.any(np.diff(radii) <= 0):
         raise SettingsError("windows and radii must be strictly increasing")
-    if windows[0] < 1 or radii[0] <= 0:
-        raise SettingsError("windows and radii must be positive")
+    if windows[0] < 2:
+        raise SettingsError("temporal windows must be at least 2 units long (the pre-trend "
+                            f"compares two halves), got {windows[0]}")
+    if radii[0] <= 0:
+        raise SettingsError(f"radii must be positive, got {radii[0]:g}")
     if covariates is None:
         covariates = events.attrs.get("covariates")
     if covariates is None:
@@ -410,17 +413,9 @@ def save_cube(cube: xr.Dataset, path: str | os.PathLike) -> Path:
     pathlib.Path
         The written file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         cube.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return Path(path)
 
 
 def load_cube(path: str | os.PathLike) -> xr.Dataset:

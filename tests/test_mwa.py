@@ -1,0 +1,124 @@
+"""The matched wake analysis against R's reference output and statsmodels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from bayes_wake.errors import SettingsError
+from bayes_wake.matching import coarsened_exact_match, l1_imbalance
+from bayes_wake.mwa import matched_wake_analysis
+from bayes_wake.regression import weighted_ols
+from bayes_wake.wakes import count_wakes
+
+TABLES = {"estimates": "estimates", "matching": "matching", "SUTVA": "sutva", "wakes": "wakes"}
+
+
+@pytest.fixture(scope="module")
+def example_result(mwa_example_events):
+    cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
+    return matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_documented_example_equals_r(example_result, mwa_reference, name):
+    reference = pd.read_csv(mwa_reference / f"{name}.csv")
+    mine = getattr(example_result, TABLES[name])
+    assert list(mine.columns) == list(reference.columns)
+    assert len(mine) == len(reference)
+    for column in reference.columns:
+        want = reference[column].to_numpy(dtype=float)
+        got = mine[column].to_numpy(dtype=float)
+        if name in ("estimates",):
+            np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12, equal_nan=True,
+                                       err_msg=column)
+        else:  # counts exactly; L1, support and shares to R's rounding
+            np.testing.assert_array_equal(got, want, err_msg=column)
+
+
+def test_written_csv_reads_back_as_r_wrote_it(example_result, mwa_reference, tmp_path):
+    example_result.to_csv(tmp_path)
+    for name in TABLES:
+        back = pd.read_csv(tmp_path / f"{name}.csv")
+        reference = pd.read_csv(mwa_reference / f"{name}.csv")
+        pd.testing.assert_frame_equal(back, reference, check_dtype=False, rtol=1e-8)
+    # NA is an empty cell
+    first = (tmp_path / "estimates.csv").read_text().splitlines()[1]
+    assert first == "2,2,,,,,"
+
+
+def test_significant_windows_are_the_published_ones(example_result):
+    significant = example_result.significant()
+    cells = set(zip(significant["t_window"], significant["spat_window"], strict=True))
+    assert cells == {(8, 8), (8, 10), (10, 8), (10, 10)}
+    assert np.all(np.abs(significant["estimate"] - 1) < 0.12)
+
+
+def test_ols_equals_statsmodels_wls_with_robust_errors():
+    rng = np.random.default_rng(1)
+    n = 200
+    pre = rng.poisson(1.5, n)
+    treated = rng.integers(0, 2, n)
+    post = rng.poisson(1 + 0.5 * pre + 0.4 * treated)
+    weights = rng.uniform(0.2, 2.0, n)
+    x = np.column_stack([np.ones(n), pre, treated])
+    for vcov, cov_type in (("classical", "nonrobust"), ("HC1", "HC1"), ("HC3", "HC3")):
+        mine = weighted_ols(post, x, weights, vcov=vcov)
+        ref = sm.WLS(post, x, weights=weights).fit(cov_type=cov_type, use_t=True)
+        np.testing.assert_allclose(mine.coef, ref.params, rtol=1e-10)
+        np.testing.assert_allclose(mine.std_error, ref.bse, rtol=1e-8)
+        np.testing.assert_allclose(mine.pvalue, ref.pvalues, rtol=1e-6)
+    np.testing.assert_allclose(weighted_ols(post, x, weights).adj_r_squared,
+                               sm.WLS(post, x, weights=weights).fit().rsquared_adj, rtol=1e-10)
+
+
+def test_aliased_or_undefined_fits_are_flagged():
+    x = np.column_stack([np.ones(6), np.zeros(6), [0, 0, 0, 1, 1, 1]])  # constant pre count
+    assert weighted_ols(np.arange(6.0), x).aliased
+    all_zero = weighted_ols(np.zeros(6), np.column_stack([np.ones(6), np.arange(6),
+                                                          [0, 1, 0, 1, 0, 1]]))
+    assert not all_zero.defined
+
+
+def test_cem_weights_follow_the_cem_formula():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 2))
+    treated = (rng.uniform(size=300) < 0.3).astype(int)
+    match = coarsened_exact_match(x, treated)
+    t, m = treated.astype(bool), match.matched
+    assert np.all(match.weight[m & t] == 1) and np.all(match.weight[~m] == 0)
+    m_t, m_c = (m & t).sum(), (m & ~t).sum()
+    for s in np.unique(match.stratum[m]):
+        in_s = match.stratum == s
+        expected = (in_s & t).sum() / (in_s & ~t).sum() * m_c / m_t
+        np.testing.assert_allclose(match.weight[in_s & ~t], expected)
+    # cem normalises control weights to sum to the number of matched controls
+    np.testing.assert_allclose(match.weight[m & ~t].sum(), m_c)
+
+
+def test_l1_is_zero_for_identical_groups_and_one_for_disjoint():
+    x = np.repeat(np.arange(10.0), 2)[:, None]
+    treated = np.tile([0, 1], 10)
+    assert l1_imbalance(x, treated) == (0.0, 100.0)
+    x2 = np.concatenate([np.zeros(5), np.full(5, 100.0)])[:, None]
+    assert l1_imbalance(x2, np.repeat([0, 1], 5))[0] == 1.0
+
+
+def test_options_change_what_they_should(mwa_example_events):
+    cube = count_wakes(mwa_example_events, [3, 5], [4, 8])
+    base = matched_wake_analysis(cube, match_on=["match1"])
+    unmatched = matched_wake_analysis(cube, match_on=["match1"], matching=False)
+    assert (unmatched.matching["control_post"] == unmatched.matching["control_pre"]).all()
+    diff = matched_wake_analysis(cube, match_on=["match1"], formula="diff", delete_sutva=True)
+    assert (diff.wakes["SO_pre"] == 0).all() and (diff.wakes["MO_pre"] == 0).all()
+    assert "adj.r.squared" in diff.estimates
+    att = matched_wake_analysis(cube, match_on=["match1"], estimation="att")
+    np.testing.assert_allclose(att.estimates["estimate"], base.estimates["estimate"],
+                               equal_nan=True)
+    assert "adj.r.squared" not in att.estimates
+    with pytest.raises(SettingsError, match="match column"):
+        matched_wake_analysis(cube, match_on=["nope"])
+    with pytest.raises(SettingsError, match="formula"):
+        matched_wake_analysis(cube, match_on=["match1"], formula="log")

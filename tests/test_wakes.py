@@ -1,0 +1,188 @@
+"""The wake counter against brute-force oracles, with property tests on the edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.wakes import count_wakes, load_cube, save_cube
+from oracle import haversine_km, walk_counts
+
+UNIT_S = {"days": 86_400, "hours": 3_600}
+
+
+def _events(seconds, lat, lon, roles, covariate=None):
+    frame = pd.DataFrame({
+        "event_id": np.arange(1, len(roles) + 1),
+        "role": roles,
+        "time": pd.Timestamp("2018-01-01", tz="UTC")
+        + pd.to_timedelta(np.asarray(seconds, dtype=np.int64), unit="s"),
+        "lon": lon,
+        "lat": lat,
+        "x": np.arange(len(roles), dtype=float) if covariate is None else covariate,
+    })
+    frame.attrs["covariates"] = ["x"]
+    return frame
+
+
+@st.composite
+def small_studies(draw):
+    n = draw(st.integers(6, 30))
+    days = draw(st.lists(st.integers(0, 20), min_size=n, max_size=n))
+    hours = draw(st.lists(st.sampled_from([0, 0, 0, 5, 23]), min_size=n, max_size=n))
+    seconds = [d * 86_400 + h * 3_600 for d, h in zip(days, hours, strict=True)]
+    # a 0.1-degree box (about 11 km) on a 0.001-degree lattice: many pairs, exact duplicates
+    lat = draw(st.lists(st.integers(0, 100), min_size=n, max_size=n))
+    lon = draw(st.lists(st.integers(0, 100), min_size=n, max_size=n))
+    roles = draw(st.lists(st.sampled_from(["treatment", "control", "dependent", "dependent"]),
+                          min_size=n, max_size=n))
+    roles[0], roles[1] = "treatment", "control"
+    perm = draw(st.permutations(range(n)))
+    pick = lambda xs: [xs[i] for i in perm]  # noqa: E731  shuffle so anchors are anywhere
+    return (pick(seconds), [v / 1000 + 14.0 for v in pick(lat)],
+            [v / 1000 - 3.0 for v in pick(lon)], pick(roles))
+
+
+def _sorted_frame(seconds, lat, lon, roles):
+    order = np.argsort(np.asarray(seconds), kind="stable")
+    return ([seconds[i] for i in order], [lat[i] for i in order], [lon[i] for i in order],
+            [roles[i] for i in order])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(study=small_studies(), unit=st.sampled_from(["days", "hours"]))
+def test_mwa_counts_equal_the_literal_java_walk(study, unit):
+    seconds, lat, lon, roles = study
+    windows, radii = [2, 3, 5], [1.0, 2.5, 8.0]
+    if unit == "hours":
+        windows = [2, 7, 30]
+    cube = count_wakes(_events(seconds, lat, lon, roles), windows, radii, t_unit=unit)
+    s_sec, s_lat, s_lon, s_role = _sorted_frame(seconds, lat, lon, roles)
+    oracle = walk_counts(s_sec, s_lat, s_lon, s_role, windows, radii, UNIT_S[unit])
+    for event in cube["event"].to_numpy():
+        w = int(event) - 1
+        for T in windows:
+            for S in radii:
+                rec = oracle[(w, T, S)]
+                cell = cube.sel(event=event, window=T, radius=S)
+                assert bool(cell["complete"]) == rec["complete"]
+                if not rec["complete"]:
+                    continue  # R stops counting; the cube still counts but marks it
+                got = {
+                    "dep_pre": int(cell["dependent"].sel(period="pre")),
+                    "dep_post": int(cell["dependent"].sel(period="post")),
+                    "so_pre": int(cell["same_type"].sel(period="pre")),
+                    "so_post": int(cell["same_type"].sel(period="post")),
+                    "mo_pre": int(cell["other_type"].sel(period="pre")),
+                    "mo_post": int(cell["other_type"].sel(period="post")),
+                    "trend": float(cell["trend"]),
+                }
+                want = {k: rec[k] for k in got}
+                assert got == want, (event, T, S)
+
+
+@settings(max_examples=40, deadline=None)
+@given(study=small_studies())
+def test_exact_counts_equal_all_pairs(study):
+    seconds, lat, lon, roles = study
+    windows, radii = [2, 5], [1.5, 6.0]
+    cube = count_wakes(_events(seconds, lat, lon, roles), windows, radii, convention="exact")
+    s_sec, s_lat, s_lon, s_role = (np.asarray(v) for v in _sorted_frame(seconds, lat, lon, roles))
+    for event in cube["event"].to_numpy():
+        w = int(event) - 1
+        idx = np.arange(len(s_sec))
+        dist = haversine_km(s_lat[w], s_lon[w], s_lat, s_lon)
+        dd_pre = (s_sec[w] - s_sec) // 86_400
+        dd_post = (s_sec - s_sec[w]) // 86_400
+        for T in windows:
+            for S in radii:
+                near = (dist <= S) & (idx != w)
+                pre = near & (idx < w) & (dd_pre >= 0) & (dd_pre <= T)
+                post = near & (idx > w) & (dd_post >= 1) & (dd_post <= T)
+                dep = s_role == "dependent"
+                cell = cube.sel(event=event, window=T, radius=S)
+                assert int(cell["dependent"].sel(period="pre")) == (pre & dep).sum()
+                assert int(cell["dependent"].sel(period="post")) == (post & dep).sum()
+                own = s_role == s_role[w]
+                assert int(cell["same_type"].sel(period="post")) == (post & own).sum()
+                half = (T + 1) // 2
+                recent = (pre & dep & (dd_pre <= half - 1)).sum()
+                older = (pre & dep & (dd_pre >= T + 1 - half)).sum()
+                assert float(cell["trend"]) == recent - older
+
+
+def test_shuffling_rows_with_distinct_times_changes_nothing():
+    rng = np.random.default_rng(3)
+    n = 60
+    seconds = rng.choice(np.arange(0, 40 * 86_400, 3_600), size=n, replace=False)
+    lat = 14 + rng.uniform(0, 0.1, n)
+    lon = -3 + rng.uniform(0, 0.1, n)
+    roles = rng.choice(["treatment", "control", "dependent"], size=n)
+    events = _events(seconds, lat, lon, roles)
+    shuffled = events.sample(frac=1, random_state=1)
+    shuffled.attrs = dict(events.attrs)
+    a = count_wakes(events, [3, 6], [2.0, 5.0])
+    b = count_wakes(shuffled, [3, 6], [2.0, 5.0])
+    a = a.swap_dims(event="source_id").sortby("source_id")
+    b = b.swap_dims(event="source_id").sortby("source_id")
+    for name in ("dependent", "same_type", "other_type", "trend", "complete"):
+        xr.testing.assert_equal(a[name].reset_coords(drop=True), b[name].reset_coords(drop=True))
+
+
+def test_same_time_events_count_as_pre_only_when_earlier_in_the_file():
+    # a treatment and a dependent event at the same time and place, plus sentinels
+    seconds = [0, 50 * 86_400, 50 * 86_400, 50 * 86_400, 100 * 86_400]
+    roles = ["dependent", "dependent", "treatment", "control", "dependent"]
+    cube = count_wakes(_events(seconds, [14.0] * 5, [-3.0] * 5, roles), [2], [1.0])
+    pre = cube["dependent"].sel(period="pre", window=2, radius=1.0)
+    post = cube["dependent"].sel(period="post", window=2, radius=1.0)
+    assert pre.to_numpy().tolist() == [1, 1]  # the dependent listed before both anchors
+    assert post.to_numpy().tolist() == [0, 0]  # same day never counts as post
+    # the control comes after the treatment in the file: the treatment is its pre overlap
+    other_pre = cube["other_type"].sel(period="pre", window=2, radius=1.0).to_numpy()
+    assert other_pre.tolist() == [0, 1]
+
+
+def test_day_boundary_uses_whole_units_elapsed():
+    # after an anchor at day 10: 1 d 23 h is dd = 1, 2 d and 2 d 23:59:59 are dd = 2, 3 d is 3
+    day = 86_400
+    seconds = [0, 10 * day, 11 * day + 23 * 3_600, 12 * day, 13 * day - 1, 13 * day, 40 * day,
+               0]
+    roles = ["dependent", "treatment", "dependent", "dependent", "dependent", "dependent",
+             "dependent", "control"]
+    cube = count_wakes(_events(seconds, [14.0] * 8, [-3.0] * 8, roles), [2, 3], [1.0])
+    post = cube["dependent"].sel(period="post", radius=1.0).sel(event=3)
+    assert post.to_numpy().tolist() == [3, 4]
+
+
+def test_cube_round_trips_through_netcdf(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 80
+    events = _events(rng.integers(0, 60 * 86_400, n), 14 + rng.uniform(0, .2, n),
+                     -3 + rng.uniform(0, .2, n),
+                     rng.choice(["treatment", "control", "dependent"], size=n))
+    cube = count_wakes(events, [2, 4], [3.0, 6.0])
+    path = save_cube(cube, tmp_path / "cube.nc")
+    back = load_cube(path)
+    xr.testing.assert_identical(cube, back)
+    assert back["time"].dtype == np.dtype("datetime64[ns]")
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_bad_settings_and_data_fail_with_clear_errors():
+    events = _events([0, 86_400, 2 * 86_400], [14.0] * 3, [-3.0] * 3,
+                     ["treatment", "control", "dependent"])
+    with pytest.raises(SettingsError, match="empty"):
+        count_wakes(events, [], [1.0])
+    with pytest.raises(SettingsError, match="at least 2"):
+        count_wakes(events, [1, 2], [1.0])
+    with pytest.raises(SettingsError, match="convention"):
+        count_wakes(events, [2], [1.0], convention="haversine")
+    no_control = events.assign(role=["treatment", "dependent", "dependent"])
+    with pytest.raises(EventDataError, match="no control"):
+        count_wakes(no_control, [2], [1.0])
