@@ -58,32 +58,106 @@ def format_digits7(values: np.ndarray, digits: int = 7) -> np.ndarray:
     -------
     numpy.ndarray
         The values as R's text shows them, parsed back to float64 (NaN stays NaN).
+
+    Notes
+    -----
+    Vectorised for large columns; Python's correctly rounded formatting decides wherever a
+    value lies close to a rounding tie, so the result equals formatting every value as text.
     """
     x = np.asarray(values, dtype=float)
     finite = np.isfinite(x)
-    if not finite.any():
-        return x.copy()
-    decimals = 0
-    left_digits = 1
-    max_sig = 1
-    negative = False
-    for v in x[finite]:
-        nsig, kpower = _sci_parts(float(v), digits)
-        decimals = max(decimals, max(0, nsig - kpower - 1))
-        left_digits = max(left_digits, kpower + 1 if kpower >= 0 else 1)
-        max_sig = max(max_sig, nsig)
-        negative = negative or v < 0
-    fixed_width = int(negative) + left_digits + (decimals > 0) + decimals
-    exponents = [abs(_sci_parts(float(v), digits)[1]) for v in x[finite]]
-    sci_width = int(negative) + (max_sig + 1 if max_sig > 1 else max_sig) + (
-        5 if max(exponents) >= 100 else 4
-    )
     out = np.full_like(x, np.nan)
-    if fixed_width <= sci_width:
-        out[finite] = [float(f"{v:.{decimals}f}") for v in x[finite]]
-    else:
-        out[finite] = [float(f"{v:.{max_sig - 1}e}") for v in x[finite]]
+    if not finite.any():
+        return out
+    v = x[finite]
+    decimals, fixed = _column_decimals(v, digits)
+    if fixed:
+        out[finite] = _round_decimals(v, decimals)
+    else:  # scientific notation: every value keeps its own significant digits
+        out[finite] = _round_significant(v, digits)
     return out
+
+
+def _decimal_exponent(a: np.ndarray) -> np.ndarray:
+    """floor(log10(a)) for a > 0, corrected near powers of ten."""
+    with np.errstate(divide="ignore"):
+        kp = np.floor(np.log10(a)).astype(np.int64)
+    kp[a == 0] = 0
+    pow_kp = 10.0 ** kp.astype(float)
+    kp = np.where((a > 0) & (pow_kp > a), kp - 1, kp)
+    kp = np.where((a > 0) & (10.0 ** (kp + 1).astype(float) <= a), kp + 1, kp)
+    return kp
+
+
+def _column_decimals(v: np.ndarray, digits: int) -> tuple[int, bool]:
+    """Decimals R's fixed notation uses for the column, and whether fixed notation wins."""
+    a = np.abs(v)
+    kp = _decimal_exponent(a)
+    # 7-digit mantissa (float estimate, only used for the fixed/scientific width decision)
+    with np.errstate(all="ignore"):
+        mantissa = np.rint(a * 10.0 ** (digits - 1 - kp).astype(float))
+        carry = mantissa >= 10.0**digits
+        kexp = np.where(carry, kp + 1, kp)
+        mantissa = np.where(carry, np.rint(mantissa / 10), mantissa)
+        mantissa = np.where(np.isfinite(mantissa), mantissa, 1.0)
+        nsig = np.full(len(v), digits)
+        for _ in range(digits - 1):
+            trailing = (mantissa % 10 == 0) & (nsig > 1)
+            nsig = np.where(trailing, nsig - 1, nsig)
+            mantissa = np.where(trailing, mantissa // 10, mantissa)
+    nsig = np.where(a == 0, 1, nsig)
+    # Exact column decimals: upper bound digits - 1 - kp per value; check candidates exactly,
+    # highest bound first, until no remaining value can need more decimals.
+    bound = np.where(a == 0, 0, np.maximum(0, digits - 1 - kp))
+    best = 0
+    for level in np.unique(bound)[::-1]:
+        if level <= best:
+            break
+        for t in v[bound == level]:
+            nsig_t, k_t = _sci_parts(float(t), digits)
+            best = max(best, nsig_t - k_t - 1)
+            if best >= level:
+                break
+    negative = bool((v < 0).any())
+    left_digits = int(max(1, (kexp + 1).max()))
+    max_sig = int(nsig.max())
+    fixed_width = int(negative) + left_digits + (best > 0) + best
+    sci_width = int(negative) + (max_sig + 1 if max_sig > 1 else max_sig) + (
+        5 if np.abs(kexp).max() >= 100 else 4)
+    return best, fixed_width <= sci_width
+
+
+def _round_significant(v: np.ndarray, digits: int) -> np.ndarray:
+    """Round to ``digits`` significant digits exactly as ``float(f"{v:.{digits-1}e}")``."""
+    a = np.abs(v)
+    shift = digits - 1 - _decimal_exponent(a)
+    exact_power = np.abs(shift) <= 22
+    power = 10.0 ** np.where(exact_power, np.abs(shift), 0).astype(float)
+    scaled = np.where(shift >= 0, v * power, v / power)
+    rounded = np.rint(scaled)
+    result = np.where(shift >= 0, rounded / power, rounded * power)
+    frac = np.abs(scaled - np.trunc(scaled))
+    # near a tie, at a carry into the next power of ten, or with an inexact power of ten
+    check = (np.abs(frac - 0.5) < 1e-6) | ~exact_power | (np.abs(rounded) >= 10.0**digits)
+    check |= (shift < 0) & (np.abs(rounded * power) > 2**52)
+    for i in np.flatnonzero(check):
+        result[i] = float(f"{v[i]:.{digits - 1}e}")
+    return result
+
+
+def _round_decimals(v: np.ndarray, decimals: int) -> np.ndarray:
+    """Round to ``decimals`` places exactly as ``float(f"{v:.{decimals}f}")`` does."""
+    if decimals > 22:  # 10**decimals is no longer exact in float64
+        return np.array([float(f"{t:.{decimals}f}") for t in v])
+    scale = 10.0**decimals
+    scaled = v * scale
+    rounded = np.rint(scaled)
+    result = rounded / scale  # exact integer / exact power of ten: correctly rounded
+    frac = np.abs(scaled - np.trunc(scaled))
+    near_tie = (np.abs(frac - 0.5) < 1e-6) | ~np.isfinite(scaled) | (np.abs(scaled) > 2**52)
+    for i in np.flatnonzero(near_tie):
+        result[i] = float(f"{v[i]:.{decimals}f}")
+    return result
 
 
 def r_round(x: float | np.ndarray, digits: int = 0) -> np.ndarray:

@@ -64,3 +64,34 @@ def test_window_grid_follows_r_rules():
         expand_windows(1, 5, 1, temporal=True)
     with pytest.raises(SettingsError, match="positive"):
         expand_windows(2, 10, 0)
+
+
+def _format_digits7_by_text(x):
+    """The slow definition: format each value as text, R's rules for the column."""
+    from bayes_wake.rcompat import _sci_parts
+
+    parts = [_sci_parts(float(v), 7) for v in x]
+    decimals = max(max(0, n - k - 1) for n, k in parts)
+    neg = any(v < 0 for v in x)
+    fixed = neg + max(max(1, k + 1) for _, k in parts) + (decimals > 0) + decimals
+    max_sig = max(n for n, _ in parts)
+    sci = neg + (max_sig + 1 if max_sig > 1 else max_sig) + (
+        5 if max(abs(k) for _, k in parts) >= 100 else 4)
+    if fixed <= sci:
+        return np.array([float(f"{v:.{decimals}f}") for v in x])
+    return np.array([float(f"{v:.6e}") for v in x])
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    st.integers(-10**6, 10**6).map(lambda i: i / 10**6 + 14),  # 6-decimal coordinates: ties
+    st.integers(-10**8, 10**8).map(lambda i: i / 10**8),
+    st.sampled_from([0.0, 9.9999995, 0.12345675, 1e-300, 123456.75])), min_size=1, max_size=30))
+def test_vectorised_format_equals_formatting_each_value_as_text(values):
+    x = np.array(values)
+    np.testing.assert_array_equal(format_digits7(x), _format_digits7_by_text(x))
