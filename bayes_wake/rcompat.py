@@ -80,12 +80,10 @@ def format_digits7(values: np.ndarray, digits: int = 7) -> np.ndarray:
 
 def _decimal_exponent(a: np.ndarray) -> np.ndarray:
     """floor(log10(a)) for a > 0, corrected near powers of ten."""
-    with np.errstate(divide="ignore"):
-        kp = np.floor(np.log10(a)).astype(np.int64)
-    kp[a == 0] = 0
-    pow_kp = 10.0 ** kp.astype(float)
-    kp = np.where((a > 0) & (pow_kp > a), kp - 1, kp)
-    kp = np.where((a > 0) & (10.0 ** (kp + 1).astype(float) <= a), kp + 1, kp)
+    with np.errstate(divide="ignore", over="ignore"):
+        kp = np.floor(np.log10(np.where(a > 0, a, 1.0))).astype(np.int64)
+        kp = np.where((a > 0) & (10.0 ** kp.astype(float) > a), kp - 1, kp)
+        kp = np.where((a > 0) & (10.0 ** (kp + 1).astype(float) <= a), kp + 1, kp)
     return kp
 
 
@@ -93,9 +91,11 @@ def _column_decimals(v: np.ndarray, digits: int) -> tuple[int, bool]:
     """Decimals R's fixed notation uses for the column, and whether fixed notation wins."""
     a = np.abs(v)
     kp = _decimal_exponent(a)
-    # 7-digit mantissa (float estimate, only used for the fixed/scientific width decision)
+    # 7-digit mantissas for the fixed/scientific width decision; exact text near ties
     with np.errstate(all="ignore"):
-        mantissa = np.rint(a * 10.0 ** (digits - 1 - kp).astype(float))
+        scaled = a * 10.0 ** (digits - 1 - kp).astype(float)
+        mantissa = np.rint(scaled)
+        unsure = ~np.isfinite(scaled) | (np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-6)
         carry = mantissa >= 10.0**digits
         kexp = np.where(carry, kp + 1, kp)
         mantissa = np.where(carry, np.rint(mantissa / 10), mantissa)
@@ -105,6 +105,8 @@ def _column_decimals(v: np.ndarray, digits: int) -> tuple[int, bool]:
             trailing = (mantissa % 10 == 0) & (nsig > 1)
             nsig = np.where(trailing, nsig - 1, nsig)
             mantissa = np.where(trailing, mantissa // 10, mantissa)
+    for i in np.flatnonzero(unsure):
+        nsig[i], kexp[i] = _sci_parts(float(v[i]), digits)
     nsig = np.where(a == 0, 1, nsig)
     # Exact column decimals: upper bound digits - 1 - kp per value; check candidates exactly,
     # highest bound first, until no remaining value can need more decimals.
