@@ -149,31 +149,55 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def cell_frame(cube: xr.Dataset, window, radius, match_on: Sequence[str] = ()) -> pd.DataFrame:
-    """The wakes of one (window, radius) cell as R's wake table rows (complete wakes only
-    in the ``mwa`` convention)."""
-    cell = cube.sel(window=window, radius=radius)
-    keep = cell["complete"].to_numpy() if cube.attrs.get("convention") == "mwa" else \
-        np.ones(cell.sizes["event"], dtype=bool)
-    pre, post = {"period": "pre"}, {"period": "post"}
-    frame = pd.DataFrame({
-        "eventID": cell["event"].to_numpy(),
-        "t_window": np.int64(window),
-        "spat_window": float(radius),
-        "treatment": cell["treated"].to_numpy().astype(np.int64),
-        "dependent_pre": cell["dependent"].sel(pre).to_numpy(),
-        "dependent_trend": cell["trend"].to_numpy(),
-        "SO_pre": cell["same_type"].sel(pre).to_numpy(),
-        "MO_pre": cell["other_type"].sel(pre).to_numpy(),
-        "dependent_post": cell["dependent"].sel(post).to_numpy(),
-        "SO_post": cell["same_type"].sel(post).to_numpy(),
-        "MO_post": cell["other_type"].sel(post).to_numpy(),
-    })
+_WAKE_COLUMNS = ("eventID", "t_window", "spat_window", "treatment", "dependent_pre",
+                 "dependent_trend", "SO_pre", "MO_pre", "dependent_post", "SO_post", "MO_post")
+
+
+def _cube_columns(cube: xr.Dataset, match_on: Sequence[str]) -> tuple[dict, np.ndarray]:
+    """R's wake-table columns as arrays of shape (event, window, radius), and the mask of
+    wakes that enter the analysis (complete ones in the ``mwa`` convention)."""
+    order = ("event", "window", "radius")
+    n_e, n_w, n_r = (cube.sizes[d] for d in order)
+
+    def grid(name: str, period: str | None = None) -> np.ndarray:
+        var = cube[name] if period is None else cube[name].sel(period=period)
+        return var.transpose(*order).to_numpy()
+
+    def per_event(values) -> np.ndarray:
+        return np.broadcast_to(np.asarray(values)[:, None, None], (n_e, n_w, n_r))
+
+    columns = {
+        "eventID": per_event(cube["event"].to_numpy()),
+        "t_window": np.broadcast_to(cube["window"].to_numpy()[None, :, None], (n_e, n_w, n_r)),
+        "spat_window": np.broadcast_to(cube["radius"].to_numpy()[None, None, :],
+                                       (n_e, n_w, n_r)),
+        "treatment": per_event(cube["treated"].to_numpy().astype(np.int64)),
+        "dependent_pre": grid("dependent", "pre"),
+        "dependent_trend": grid("trend"),
+        "SO_pre": grid("same_type", "pre"),
+        "MO_pre": grid("other_type", "pre"),
+        "dependent_post": grid("dependent", "post"),
+        "SO_post": grid("same_type", "post"),
+        "MO_post": grid("other_type", "post"),
+    }
     for name in match_on:
-        frame[name] = cell[name].to_numpy()
-    if "complete" in cell:
-        frame["complete"] = cell["complete"].to_numpy()
-    return frame[keep].reset_index(drop=True)
+        columns[name] = per_event(cube[name].to_numpy())
+    if cube.attrs.get("convention") == "mwa":
+        keep = np.broadcast_to(cube["complete"].transpose("event", "window").to_numpy()[
+            :, :, None], (n_e, n_w, n_r))
+    else:
+        keep = np.ones((n_e, n_w, n_r), dtype=bool)
+    return columns, keep
+
+
+def cell_frame(cube: xr.Dataset, window, radius, match_on: Sequence[str] = ()) -> pd.DataFrame:
+    """The wakes of one (window, radius) cell as rows of R's wake table (only the complete
+    wakes in the ``mwa`` convention)."""
+    columns, keep = _cube_columns(cube, match_on)
+    i = int(np.flatnonzero(cube["window"].to_numpy() == window)[0])
+    j = int(np.flatnonzero(cube["radius"].to_numpy() == radius)[0])
+    rows = keep[:, i, j]
+    return pd.DataFrame({k: v[:, i, j][rows] for k, v in columns.items()})
 
 
 def matched_wake_analysis(
@@ -219,32 +243,32 @@ def matched_wake_analysis(
     match_vars = [*settings.match_on, "dependent_trend"]
     if tcm:
         match_vars += ["SO_pre", "MO_pre"]
+    columns, keep = _cube_columns(cube, settings.match_on)
+    if delete_sutva:
+        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
 
-    est_rows, match_rows, sutva_rows, wake_tables = [], [], [], {}
+    est_rows, match_rows, sutva_rows = [], [], []
     surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
         "estimate", "std_error", "pvalue", "adj_r_squared", "intercept", "intercept_pvalue",
         "n_treated", "n_control", "L1_pre", "L1_post")}
     total, done = len(windows) * len(radii), 0
     for i, window in enumerate(windows):
         for j, radius in enumerate(radii):
-            wakes = cell_frame(cube, window, radius, settings.match_on)
-            if delete_sutva:
-                wakes = wakes[(wakes["SO_pre"] == 0) & (wakes["MO_pre"] == 0)].reset_index(
-                    drop=True)
-            wake_tables[(i, j)] = wakes
-            treated = wakes["treatment"].to_numpy()
-            x_match = wakes[match_vars].to_numpy(dtype=float)
+            rows = keep[:, i, j]
+            cell = {k: v[:, i, j][rows] for k, v in columns.items()}
+            treated = cell["treatment"]
+            x_match = np.column_stack([cell[k] for k in match_vars]).astype(float)
             l1_pre, cs_pre = l1_imbalance(x_match, treated)
-            if matching and len(wakes):
+            if matching and len(treated):
                 cem = coarsened_exact_match(x_match, treated)
                 in_fit, weights = cem.matched, cem.weight
             else:
-                in_fit, weights = np.ones(len(wakes), dtype=bool), np.ones(len(wakes))
+                in_fit, weights = np.ones(len(treated), dtype=bool), np.ones(len(treated))
             if not weighted:
                 weights = in_fit.astype(float)
-            fit_rows = wakes[in_fit]
             l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit])
-            y, design = _design(fit_rows, formula)
+            y, design = _design({k: cell[k][in_fit] for k in
+                                 ("dependent_post", "dependent_pre", "treatment")}, formula)
             fit = weighted_ols(y, design, weights[in_fit], vcov=vcov)
             defined = fit.defined
             row = {"t_window": int(window), "spat_window": float(radius),
@@ -255,8 +279,8 @@ def matched_wake_analysis(
             row["intercept"] = fit.coef[0] if defined else np.nan
             row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
             est_rows.append(row)
-            n_t = int((fit_rows["treatment"] == 1).sum())
-            n_c = int((fit_rows["treatment"] == 0).sum())
+            n_t = int((treated[in_fit] == 1).sum())
+            n_c = int((treated[in_fit] == 0).sum())
             match_rows.append({
                 "t_window": int(window), "spat_window": float(radius),
                 "control_pre": int((treated == 0).sum()),
@@ -266,7 +290,7 @@ def matched_wake_analysis(
                 "L1_post": r_round(l1_post, 3)[0], "commonSupport_post": r_round(cs_post, 1)[0],
             })
             sutva_rows.append({"t_window": int(window), "spat_window": float(radius),
-                               **_sutva_shares(wakes)})
+                               **_sutva_shares(cell)})
             for key, value in (("estimate", row["estimate"]), ("pvalue", row["pvalue"]),
                                ("std_error", fit.std_error[-1] if defined else np.nan),
                                ("adj_r_squared", fit.adj_r_squared if defined else np.nan),
@@ -280,10 +304,9 @@ def matched_wake_analysis(
                 progress(done, total)
 
     # R's wake table: radius outer, window inner, events in time order.
-    wakes_table = pd.concat(
-        [wake_tables[(i, j)] for j in range(len(radii)) for i in range(len(windows))],
-        ignore_index=True)
-    wakes_table = wakes_table.drop(columns=["complete"], errors="ignore")
+    in_r_order = keep.transpose(2, 1, 0)
+    wakes_table = pd.DataFrame({k: v.transpose(2, 1, 0)[in_r_order]
+                                for k, v in columns.items()})
     surface = xr.Dataset(
         {k: (("window", "radius"), v) for k, v in surface_vars.items()},
         coords={"window": windows, "radius": radii},
@@ -306,18 +329,18 @@ def matched_wake_analysis(
     )
 
 
-def _design(rows: pd.DataFrame, formula: Formula) -> tuple[np.ndarray, np.ndarray]:
-    post = rows["dependent_post"].to_numpy(dtype=float)
-    pre = rows["dependent_pre"].to_numpy(dtype=float)
-    treated = rows["treatment"].to_numpy(dtype=float)
-    ones = np.ones(len(rows))
+def _design(rows: dict, formula: Formula) -> tuple[np.ndarray, np.ndarray]:
+    post = np.asarray(rows["dependent_post"], dtype=float)
+    pre = np.asarray(rows["dependent_pre"], dtype=float)
+    treated = np.asarray(rows["treatment"], dtype=float)
+    ones = np.ones(len(post))
     if formula == "lag":
         return post, np.column_stack([ones, pre, treated])
     return post - pre, np.column_stack([ones, treated])
 
 
-def _sutva_shares(wakes: pd.DataFrame) -> dict[str, float]:
-    n = len(wakes)
+def _sutva_shares(wakes: dict) -> dict[str, float]:
+    n = len(wakes["SO_pre"])
     out = {}
     for prefix in ("SO", "MO"):
         pre, post = wakes[f"{prefix}_pre"] > 0, wakes[f"{prefix}_post"] > 0

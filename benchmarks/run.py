@@ -1,0 +1,45 @@
+"""Run the benchmarks and print their tables: ``.venv/bin/python benchmarks/run.py``.
+
+Suites: ``mwa`` (counting + matching + OLS). ``--quick`` runs smaller cases.
+Speed targets live here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SUITES = {}
+
+
+def _table(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else f"{v}"
+    widths = {c: max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = ["| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |",
+             "|" + "|".join("-" * (widths[c] + 2) for c in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row.get(c, "")).ljust(widths[c])
+                                       for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import bench_mwa
+
+    SUITES["mwa"] = bench_mwa.run
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
+    parser.add_argument("--quick", action="store_true", help="smaller cases")
+    args = parser.parse_args()
+    for name in args.suites:
+        print(f"\n## {name}\n")
+        print(_table(SUITES[name](quick=args.quick)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
