@@ -108,14 +108,9 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
              "dependent": _parse_selector(dependent, "--dependent")}
     match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
     explicit = roles != {r: ("type", r) for r in roles}
+    wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
     events = read_events(data, columns=_parse_columns(columns) or None,
-                         roles=roles if explicit else None)
-    covariates = list(events.attrs.get("covariates", []))
-    for name in [*match_cols, *extra_covariates]:
-        if name not in covariates:
-            raise BayesWakeError(
-                f"match column '{name}' is not a numeric covariate of {data} "
-                f"(covariates: {', '.join(covariates) or 'none'})")
+                         roles=roles if explicit else None, covariates=wanted)
     counts = events["role"].value_counts()
     console.print(
         f"[bold]{data}[/]: {counts.get('treatment', 0)} treatment, "
@@ -279,7 +274,7 @@ def demo(out, seed):
     with _progress(console, "matching and fitting") as advance:
         result = matched_wake_analysis(cube, match_on=covariates, weighted=True,
                                        progress=advance)
-    truth = study.true_effect(windows, radii)
+    truth = study.true_effect(windows, radii, convention="mwa")
     with staged_directory(out) as stage:
         events.to_csv(stage / "simulated_events.csv", index=False)
         truth.to_dataframe(name="true_effect").reset_index().to_csv(

@@ -1,0 +1,1007 @@
+"""Reading and validating event files into the event table.
+
+The event table is the one input of the wake counter (see ``docs/ARCHITECTURE.md``): one row
+per event in input order, with columns ``event_id``, ``role``, ``time`` (UTC), ``lon``, ``lat``
+(WGS84 degrees) and one float64 column per covariate. Every problem in a file is raised as an
+:class:`~bayes_wake.errors.EventDataError` that names the file, the 1-based data rows (the header
+is not counted) and the column, so a user can fix the file without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_wake.errors import EventDataError, SettingsError
+
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "DEFAULT_ROLES",
+    "ROLES",
+    "SUPPORTED_SUFFIXES",
+    "read_events",
+    "summarise_events",
+]
+
+#: The roles a selector can assign; rows matching none of them get the role ``"other"``.
+ROLES: tuple[str, ...] = ("treatment", "control", "dependent")
+OTHER = "other"
+
+#: Our column names mapped to the file's column names in R's ``mwa`` layout.
+DEFAULT_COLUMNS: Mapping[str, str] = {
+    "time": "timestamp",
+    "lon": "lon",
+    "lat": "lat",
+    "type": "type",
+}
+
+#: R's ``treatment = c("type", "treatment")`` and its siblings.
+DEFAULT_ROLES: Mapping[str, tuple[str, str]] = {
+    "treatment": ("type", "treatment"),
+    "control": ("type", "control"),
+    "dependent": ("type", "dependent"),
+}
+
+_CSV = "CSV"
+_PARQUET = "Parquet"
+_GEO = "OGR"
+# Longest suffixes first, so ".csv.gz" is not taken for an unknown ".gz".
+_SUFFIX_KINDS: tuple[tuple[str, str], ...] = (
+    (".csv.gz", _CSV),
+    (".csv", _CSV),
+    (".parquet", _PARQUET),
+    (".gpkg", _GEO),
+    (".geojson", _GEO),
+    (".json", _GEO),
+)
+#: File suffixes :func:`read_events` knows how to read.
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(s for s, _ in _SUFFIX_KINDS)
+
+_MAPPABLE = ("time", "lon", "lat", "id", "type")
+_OUTPUT_COLUMNS = ("event_id", "role", "time", "lon", "lat", "source_id")
+_IN_MEMORY = "<DataFrame>"
+
+# A decimal number as text. Python's float() also takes "1_000" and "0x1p3"-like oddities that
+# no CSV writer produces, so the text is checked against this before it is converted.
+# Matched against stripped, lower-cased text.
+_NUMBER_RE = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf|infinity)"
+_INTEGER_RE = r"[+-]?\d+"
+# Spellings of a missing value in in-memory or Parquet text columns (read_csv already turns
+# these into NaN for CSV files).
+_MISSING_TEXT = frozenset({"", "na", "nan", "null", "none", "<na>", "n/a"})
+_UNNAMED_RE = re.compile(r"^Unnamed: \d+(?:_level_\d+)?$")
+
+_NS_MIN = pd.Timestamp.min.tz_localize("UTC")
+_NS_MAX = pd.Timestamp.max.tz_localize("UTC")
+_TIME_FORMATS = "'YYYY-MM-DD hh:mm:ss', 'YYYY-MM-DD' or ISO 8601"
+
+
+@dataclass
+class _Loaded:
+    """A source read into memory, before any validation."""
+
+    frame: pd.DataFrame  # attribute columns, RangeIndex, geometry column dropped
+    label: str  # the path for messages, or "<DataFrame>"
+    geometry: Any = None  # a GeoSeries aligned with frame, or None
+    geometry_column: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------------------
+
+
+def read_events(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    columns: Mapping[str, str] | None = None,
+    roles: Mapping[str, tuple[str, Any]] | None = None,
+    covariates: Sequence[str] | None = None,
+    area: tuple[float, float, float, float] | None = None,
+    layer: str | None = None,
+) -> pd.DataFrame:
+    """Read an event file and validate it into the event table.
+
+    Parameters
+    ----------
+    source
+        Path to a CSV (``.csv``, ``.csv.gz``), Parquet (``.parquet``), GeoPackage (``.gpkg``) or
+        GeoJSON (``.geojson``, ``.json``) file, or an in-memory ``pandas.DataFrame`` /
+        ``geopandas.GeoDataFrame`` (then errors name the source ``"<DataFrame>"`` and rows are
+        1-based positions in the frame, not index labels).
+    columns
+        Our column names mapped to the file's: keys among ``"time"``, ``"lon"``, ``"lat"``,
+        ``"id"`` and ``"type"``. Unmapped keys keep R's ``mwa`` layout: ``time`` is
+        ``"timestamp"``, ``lon`` is ``"lon"``, ``lat`` is ``"lat"``, ``type`` is ``"type"``
+        (the column the default role selectors look at), and there is no id column. For
+        GeoPackage, GeoJSON and GeoDataFrame sources the coordinates come from the Point
+        geometry unless ``lon`` or ``lat`` is mapped; geometry in another CRS is reprojected to
+        EPSG:4326, and geometry without a CRS is taken as WGS84 longitude/latitude.
+    roles
+        Role selectors, R's ``treatment = c("type", "treatment")``: a mapping from each of
+        ``"treatment"``, ``"control"`` and ``"dependent"`` to a ``(column, value)`` pair, the
+        column named as in the file. Values
+        are compared as text, and numerically when both sides are numbers, so ``("kind", 1)``
+        matches an integer column. Rows matching no selector get the role ``"other"`` and are
+        kept (in R they still bound the record). With the default selectors
+        (:data:`DEFAULT_ROLES`, on the ``type`` column) every row must be one of the three
+        roles, so a typo such as ``treatmnet`` is an error rather than a silent ``other``.
+    covariates
+        The covariate (matching) columns. By default, every column that is not the time,
+        coordinates, id, type, a role selector's column or the geometry. Covariates must be
+        numeric; they may be missing for dependent and other events, but not for treatment or
+        control events, which are matched on them.
+    area
+        ``(lon_min, lat_min, lon_max, lat_max)`` in WGS84 degrees; events outside it are an
+        error. ``lon_min > lon_max`` means an area across the antimeridian.
+    layer
+        The layer of a GeoPackage with more than one layer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The event table in input order with a fresh ``RangeIndex`` and columns
+
+        - ``event_id`` (int64): the id column's values when an ``id`` column is mapped and
+          integer-like, else 1..n in file order;
+        - ``role`` (str): ``treatment``, ``control``, ``dependent`` or ``other``;
+        - ``time`` (``datetime64[ns, UTC]``): text without an offset is read as UTC;
+        - ``lon``, ``lat`` (float64, WGS84 degrees): values from a CSV come back bit-exact;
+        - one float64 column per covariate, in file order (or the order of ``covariates``);
+        - ``source_id`` (str), last, only when the mapped id column is not integer-like.
+
+        ``attrs["source"]`` is the path as given (or ``"<DataFrame>"``) and
+        ``attrs["covariates"]`` the list of covariate names.
+
+    Raises
+    ------
+    EventDataError
+        The file is missing, empty, of an unknown type or unreadable, or its content is not a
+        valid event table (missing columns, unknown roles, bad or missing times, coordinates or
+        covariates, duplicate ids, events outside ``area``, no treatment or no control events).
+    SettingsError
+        ``columns``, ``roles``, ``covariates`` or ``area`` themselves are malformed.
+    """
+    names = _resolve_columns(columns)
+    selectors, default_roles = _resolve_roles(roles, names)
+    box = _resolve_area(area)
+    if covariates is not None:
+        if isinstance(covariates, str):
+            raise SettingsError(
+                f"covariates must be a list of column names, not the string {covariates!r}"
+            )
+        covariates = [str(c) for c in covariates]
+        if len(set(covariates)) != len(covariates):
+            raise SettingsError(f"covariates names a column twice: {covariates}")
+
+    loaded = _load(source, layer)
+    frame, label = loaded.frame, loaded.label
+    n = len(frame)
+
+    def fail(problem: str, rows: Any = None, column: str | None = None) -> EventDataError:
+        return EventDataError(problem, path=label, rows=_row_numbers(rows), column=column)
+
+    user_mapped = set(columns or {})
+    use_geometry = loaded.geometry is not None and not ({"lon", "lat"} & user_mapped)
+    _check_required(
+        frame, names, user_mapped, default_roles, selectors, use_geometry, covariates, fail
+    )
+    cov_names = _choose_covariates(frame, names, selectors, use_geometry, covariates, fail)
+
+    role = _assign_roles(frame, selectors, default_roles, fail)
+    time = _parse_time(frame[names["time"]], names["time"], fail)
+    if use_geometry:
+        lon, lat = _geometry_coordinates(loaded, fail)
+        lon_col = lat_col = loaded.geometry_column
+    else:
+        lon_col, lat_col = names["lon"], names["lat"]
+        lon = _coordinate(frame[lon_col], lon_col, "longitude", fail)
+        lat = _coordinate(frame[lat_col], lat_col, "latitude", fail)
+    _check_ranges(lon, lat, lon_col, lat_col, fail)
+    if box is not None:
+        _check_area(lon, lat, box, fail)
+    event_id, source_id = _event_ids(frame, names.get("id"), n, fail)
+
+    out = pd.DataFrame(
+        {
+            "event_id": event_id,
+            "role": pd.array(role, dtype="str"),
+            "time": time,
+            "lon": lon,
+            "lat": lat,
+        }
+    )
+    needs_values = np.isin(role, ("treatment", "control"))
+    for name in cov_names:
+        if name in out.columns:
+            # a covariate that is the lon or lat column itself: already there, validated
+            continue
+        out[name] = _covariate(frame[name], name, needs_values, fail)
+    if source_id is not None:
+        out["source_id"] = pd.array(source_id, dtype="str")
+    out.attrs["source"] = label
+    out.attrs["covariates"] = list(cov_names)
+    return out
+
+
+def summarise_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Count events by role, with the time span of each role.
+
+    Parameters
+    ----------
+    events
+        An event table from :func:`read_events`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per role (``treatment``, ``control``, ``dependent`` always; ``other`` only when
+        present) and a last row ``all``, with columns ``role`` (str), ``events`` (int64, count),
+        ``first`` and ``last`` (UTC times of the earliest and latest event; NaT when there are
+        none) and ``span_days`` (float64, days from ``first`` to ``last``).
+    """
+    present = set(events["role"].unique())
+    order = [*ROLES, *([OTHER] if OTHER in present else [])]
+    rows = []
+    for name in [*order, "all"]:
+        times = events["time"] if name == "all" else events.loc[events["role"] == name, "time"]
+        first, last = (times.min(), times.max()) if len(times) else (pd.NaT, pd.NaT)
+        span = (last - first) / pd.Timedelta(days=1) if len(times) else np.nan
+        rows.append((name, len(times), first, last, span))
+    out = pd.DataFrame(rows, columns=["role", "events", "first", "last", "span_days"])
+    out["role"] = out["role"].astype("str")
+    out["events"] = out["events"].astype("int64")
+    out["first"] = pd.to_datetime(out["first"], utc=True).dt.as_unit("ns")
+    out["last"] = pd.to_datetime(out["last"], utc=True).dt.as_unit("ns")
+    out["span_days"] = out["span_days"].astype("float64")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# settings
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
+    names = dict(DEFAULT_COLUMNS)
+    if columns is None:
+        return names
+    if not isinstance(columns, Mapping):
+        raise SettingsError(f"columns must be a mapping like {{'time': 'date'}}, got {columns!r}")
+    for key, value in columns.items():
+        if key not in _MAPPABLE:
+            raise SettingsError(
+                f"unknown key {key!r} in columns; the keys are our names "
+                f"{', '.join(repr(k) for k in _MAPPABLE)}, the values the file's column names"
+            )
+        if not isinstance(value, str) or not value:
+            raise SettingsError(f"columns[{key!r}] must be a column name, got {value!r}")
+        names[key] = value
+    mapped = [names[k] for k in _MAPPABLE if k in names]
+    twice = sorted({c for c in mapped if mapped.count(c) > 1})
+    if twice:
+        raise SettingsError(f"columns maps two of our names to the same column: {twice}")
+    return names
+
+
+def _resolve_roles(
+    roles: Mapping[str, tuple[str, Any]] | None, names: Mapping[str, str]
+) -> tuple[dict[str, tuple[str, Any]], bool]:
+    if roles is None:
+        type_column = names["type"]
+        return {role: (type_column, value) for role, (_, value) in DEFAULT_ROLES.items()}, True
+    if not isinstance(roles, Mapping):
+        raise SettingsError(
+            f"roles must be a mapping like {{'treatment': ('type', 'treatment')}}, got {roles!r}"
+        )
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise SettingsError(
+            f"unknown role {unknown[0]!r} in roles; the roles are {', '.join(map(repr, ROLES))}"
+        )
+    missing = [r for r in ROLES if r not in roles]
+    if missing:
+        raise SettingsError(
+            f"roles has no selector for {', '.join(map(repr, missing))}; give a "
+            f"(column, value) pair for each of {', '.join(map(repr, ROLES))}"
+        )
+    selectors: dict[str, tuple[str, Any]] = {}
+    for role in ROLES:
+        pair = roles[role]
+        if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise SettingsError(
+                f"roles[{role!r}] must be a (column, value) pair like ('type', {role!r}), "
+                f"got {pair!r}"
+            )
+        column, value = pair
+        if not isinstance(column, str) or not column:
+            raise SettingsError(f"roles[{role!r}] names no column: {pair!r}")
+        if not isinstance(value, str | int | float | bool | np.generic):
+            raise SettingsError(
+                f"roles[{role!r}] must select a single text or number value, got {value!r}"
+            )
+        selectors[role] = (column, value)
+    return selectors, False
+
+
+def _resolve_area(
+    area: tuple[float, float, float, float] | None,
+) -> tuple[float, float, float, float] | None:
+    if area is None:
+        return None
+    try:
+        box = tuple(float(v) for v in area)
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"area must be (lon_min, lat_min, lon_max, lat_max) in degrees, got {area!r}"
+        ) from None
+    if len(box) != 4 or not all(np.isfinite(box)):
+        raise SettingsError(
+            f"area must be four finite numbers (lon_min, lat_min, lon_max, lat_max), got {area!r}"
+        )
+    lon_min, lat_min, lon_max, lat_max = box
+    if not (-180 <= lon_min <= 180 and -180 <= lon_max <= 180):
+        raise SettingsError(f"area longitudes must lie in [-180, 180], got {area!r}")
+    if not (-90 <= lat_min < lat_max <= 90):
+        raise SettingsError(
+            f"area latitudes must satisfy -90 <= lat_min < lat_max <= 90, got {area!r}"
+        )
+    if lon_min == lon_max:
+        raise SettingsError(f"area has lon_min == lon_max, an empty area: {area!r}")
+    return box  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+
+
+def _load(source: Any, layer: str | None) -> _Loaded:
+    if isinstance(source, pd.DataFrame):
+        if len(source) == 0:
+            raise EventDataError("no events (the DataFrame has no rows)", path=_IN_MEMORY)
+        return _from_frame(source, _IN_MEMORY)
+    if not isinstance(source, str | os.PathLike):
+        raise SettingsError(
+            f"source must be a file path or a pandas DataFrame, got {type(source).__name__}"
+        )
+    label = os.fspath(source)
+    path = Path(label)
+    if not path.exists():
+        raise EventDataError("file not found", path=label)
+    if path.is_dir():
+        raise EventDataError("is a directory, not an event file", path=label)
+    lower = path.name.lower()
+    kind = next((k for suffix, k in _SUFFIX_KINDS if lower.endswith(suffix)), None)
+    if kind is None:
+        raise EventDataError(
+            f"unknown file type {path.suffix or '(no suffix)'!r}; "
+            f"supported: {', '.join(SUPPORTED_SUFFIXES)}",
+            path=label,
+        )
+    if layer is not None and kind != _GEO:
+        raise SettingsError(f"layer={layer!r} applies to GeoPackage and GeoJSON files only")
+    if path.stat().st_size == 0:
+        raise EventDataError("the file is empty", path=label)
+    if kind == _CSV:
+        loaded = _read_csv(path, label)
+    elif kind == _PARQUET:
+        loaded = _read_parquet(path, label)
+    else:
+        loaded = _read_geo(path, label, layer)
+    if len(loaded.frame) == 0:
+        raise EventDataError("the file has no events (no data rows)", path=label)
+    return loaded
+
+
+def _read_csv(path: Path, label: str) -> _Loaded:
+    frame = _csv(path, label, ",")
+    if frame.shape[1] == 1:
+        # A one-column table is almost always a file with another separator.
+        header = str(frame.columns[0])
+        for sep in (";", "\t"):
+            if sep in header:
+                frame = _csv(path, label, sep)
+                break
+    return _from_frame(frame, label)
+
+
+def _csv(path: Path, label: str, sep: str) -> pd.DataFrame:
+    # Every column is read as text: the numbers are then parsed by Python's correctly rounded
+    # float(), so R's %.17g output comes back bit-exact, and a bad cell can be named by row.
+    what = {",": "CSV", ";": "semicolon-separated CSV", "\t": "tab-separated CSV"}[sep]
+    try:
+        frame = pd.read_csv(path, dtype=str, encoding="utf-8", sep=sep)
+        if not isinstance(frame.index, pd.RangeIndex):
+            # Rows with more fields than the header: pandas silently takes the first fields as
+            # an index and shifts every column. Harmless only if the extra fields are empty
+            # (a delimiter at the end of each line).
+            extra = frame.iloc[:, -frame.index.nlevels :].notna().any(axis=1).to_numpy()
+            if extra.any():
+                raise EventDataError(
+                    f"more fields than the header's {frame.shape[1]} columns",
+                    path=label,
+                    rows=_row_numbers(extra),
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, dtype=str, encoding="utf-8", sep=sep, index_col=False)
+    except pd.errors.EmptyDataError:
+        raise EventDataError("the file is empty", path=label) from None
+    except UnicodeDecodeError as exc:
+        raise EventDataError(
+            f"cannot read as {what}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "save the file as UTF-8",
+            path=label,
+        ) from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        if isinstance(exc, EventDataError):
+            raise
+        raise EventDataError(f"cannot read as {what}: {_one_line(exc)}", path=label) from None
+    return frame
+
+
+def _read_parquet(path: Path, label: str) -> _Loaded:
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        if b"geo" in meta:
+            import geopandas as gpd
+
+            frame = gpd.read_parquet(path)
+        else:
+            frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many kinds for a damaged file
+        raise EventDataError(
+            f"cannot read as Parquet: {_one_line(exc)}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
+            path=label,
+        ) from None
+    return _from_frame(frame, label)
+
+
+def _read_geo(path: Path, label: str, layer: str | None) -> _Loaded:
+    import geopandas as gpd
+    import pyogrio
+
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except Exception as exc:  # pyogrio.errors.DataSourceError and friends
+        raise EventDataError(
+            f"cannot read as GeoPackage/GeoJSON: {_one_line(exc)}", path=label
+        ) from None
+    if layer is None and len(layers) > 1:
+        raise EventDataError(
+            f"the file has {len(layers)} layers ({', '.join(map(repr, layers))}); "
+            "choose one with layer=",
+            path=label,
+        )
+    if layer is not None and layer not in layers:
+        raise EventDataError(
+            f"no layer {layer!r}; the file has {', '.join(map(repr, layers))}", path=label
+        )
+    try:
+        # Times as the text in the file, so they take the same parser as CSV times (GDAL would
+        # otherwise guess time zones for us).
+        frame = gpd.read_file(path, layer=layer, engine="pyogrio", datetime_as_string=True)
+    except Exception as exc:
+        raise EventDataError(
+            f"cannot read as GeoPackage/GeoJSON: {_one_line(exc)}", path=label
+        ) from None
+    return _from_frame(frame, label)
+
+
+def _from_frame(frame: pd.DataFrame, label: str) -> _Loaded:
+    geometry = None
+    geometry_column = None
+    geo_name = getattr(frame, "_geometry_column_name", None)
+    if geo_name is not None and geo_name in frame.columns:
+        geometry = frame.geometry.reset_index(drop=True)
+        geometry_column = str(geo_name)
+        frame = pd.DataFrame(frame.drop(columns=[geo_name]))
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    return _Loaded(frame=frame, label=label, geometry=geometry, geometry_column=geometry_column)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# structure
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_required(
+    frame: pd.DataFrame,
+    names: Mapping[str, str],
+    user_mapped: set[str],
+    default_roles: bool,
+    selectors: Mapping[str, tuple[str, Any]],
+    use_geometry: bool,
+    covariates: Sequence[str] | None,
+    fail: Any,
+) -> None:
+    wanted: list[tuple[str, str]] = [("time", names["time"])]
+    if not use_geometry:
+        wanted += [("lon", names["lon"]), ("lat", names["lat"])]
+    if "id" in names:
+        wanted.append(("id", names["id"]))
+    if default_roles:
+        wanted.append(("type", names["type"]))
+    else:
+        wanted += [(role, column) for role, (column, _) in selectors.items()]
+    missing: list[str] = []
+    hints: list[str] = []
+    for ours, theirs in wanted:
+        if theirs not in frame.columns and theirs not in missing:
+            missing.append(theirs)
+            if ours in _MAPPABLE and ours not in user_mapped:
+                hints.append(f"'{ours}': '<your column>'")
+    for name in covariates or ():
+        if name not in frame.columns and name not in missing:
+            missing.append(name)
+    if not missing:
+        return
+    have = ", ".join(frame.columns) or "(none)"
+    label = "column" if len(missing) == 1 else "columns"
+    problem = f"missing {label} {', '.join(map(repr, missing))}; the file has columns: {have}"
+    if hints:
+        problem += f" (map yours with columns={{{', '.join(hints)}}})"
+    raise fail(problem, column=missing[0] if len(missing) == 1 else None)
+
+
+def _choose_covariates(
+    frame: pd.DataFrame,
+    names: Mapping[str, str],
+    selectors: Mapping[str, tuple[str, Any]],
+    use_geometry: bool,
+    covariates: Sequence[str] | None,
+    fail: Any,
+) -> list[str]:
+    if covariates is not None:
+        chosen = list(covariates)
+    else:
+        reserved = {names[k] for k in _MAPPABLE if k in names}
+        reserved |= {column for column, _ in selectors.values()}
+        chosen = [c for c in frame.columns if c not in reserved]
+        for position, name in enumerate(frame.columns, start=1):
+            if name in chosen and _UNNAMED_RE.match(name):
+                # R's write.csv writes row names as a first, unnamed column; taking it as a
+                # covariate would match on row numbers.
+                raise fail(
+                    f"column {position} has no name (row names written by R's write.csv?); "
+                    "write the file with row.names = FALSE, or choose the covariates with "
+                    "covariates=",
+                    column=name,
+                )
+    # A covariate may be the lon or lat column itself (R can match on them); any other name of
+    # an output column would be overwritten.
+    same_data = {
+        "lon": names["lon"] == "lon" and not use_geometry,
+        "lat": names["lat"] == "lat" and not use_geometry,
+    }
+    for name in chosen:
+        if name in _OUTPUT_COLUMNS and not same_data.get(name, False):
+            raise fail(
+                f"column {name!r} has the name of a column of the event table "
+                f"({', '.join(_OUTPUT_COLUMNS)}); rename it, or leave it out with covariates=",
+                column=name,
+            )
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# roles
+# ---------------------------------------------------------------------------------------------
+
+
+def _assign_roles(
+    frame: pd.DataFrame,
+    selectors: Mapping[str, tuple[str, Any]],
+    default_roles: bool,
+    fail: Any,
+) -> np.ndarray:
+    n = len(frame)
+    masks = {
+        role: _selector_mask(frame[column], value) for role, (column, value) in selectors.items()
+    }
+    hits = np.sum(np.vstack(list(masks.values())), axis=0)
+    if (hits > 1).any():
+        rows = np.flatnonzero(hits > 1)
+        first = rows[0]
+        both = [r for r, m in masks.items() if m[first]]
+        described = " and ".join(f"{r} ({_describe(selectors[r])})" for r in both)
+        columns = {selectors[r][0] for r in both}
+        raise fail(
+            f"matches more than one role selector: {described}",
+            rows,
+            column=next(iter(columns)) if len(columns) == 1 else None,
+        )
+    role = np.full(n, OTHER, dtype=object)
+    for name, mask in masks.items():
+        role[mask] = name
+    if default_roles and (role == OTHER).any():
+        column = selectors["treatment"][0]
+        values = frame[column].to_numpy(dtype=object)
+        unmatched = role == OTHER
+        missing = unmatched & _missing_mask(frame[column])
+        if missing.any():
+            raise fail("missing event type (empty cell)", missing, column=column)
+        unknown = list(dict.fromkeys(str(v) for v in values[unmatched]))
+        shown = ", ".join(repr(v) for v in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        guess = _closest(unknown[0], ROLES) if len(unknown) == 1 else None
+        hint = f" (did you mean {guess!r}?)" if guess else ""
+        label = "role" if len(unknown) == 1 else "roles"
+        raise fail(
+            f"unknown {label} {shown}{more}{hint}; the type must be 'treatment', 'control' or "
+            "'dependent', or pass roles= to select roles by other values",
+            unmatched,
+            column=column,
+        )
+    # Without treatment or control events there are no wakes to compare; most often the
+    # selector has a typo, so show what the column holds.
+    for name in ROLES:
+        if (role == name).any():
+            continue
+        column, value = selectors[name]
+        present = [str(v) for v in frame[column].dropna().astype(str).value_counts().index]
+        seen = ", ".join(repr(v) for v in present[:8]) or "none"
+        guess = _closest(_value_text(value), present)
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        problem = (
+            f"no {name} events: no row has {_describe(selectors[name])} "
+            f"(values in {column!r}: {seen}){hint}"
+        )
+        if name == "dependent":
+            # a study may be read for a look at its anchors, but every wake will count zero
+            warnings.warn(f"{fail(problem, column=column)}", UserWarning, stacklevel=3)
+        else:
+            raise fail(problem, column=column)
+    return role
+
+
+def _closest(value: str, candidates: Sequence[str]) -> str | None:
+    by_case = [c for c in candidates if c.casefold() == value.casefold()]
+    if by_case:
+        return by_case[0]
+    close = difflib.get_close_matches(value, candidates, n=1)
+    return close[0] if close else None
+
+
+def _selector_mask(column: pd.Series, value: Any) -> np.ndarray:
+    text = _texts(column)
+    if isinstance(value, bool | np.bool_):
+        lowered = np.array([t.lower() if isinstance(t, str) else None for t in text], dtype=object)
+        return (lowered == str(bool(value)).lower()) | (lowered == str(int(value)))
+    mask = text == _value_text(value)
+    number = _as_number(value)
+    if number is not None:
+        # so ("kind", 1) also matches 1.0 or "1.0"
+        values, _, _ = _numbers(column)
+        mask |= values == number
+    return np.asarray(mask, dtype=bool)
+
+
+def _texts(column: pd.Series) -> np.ndarray:
+    """The column as text (None where missing), numbers written as :func:`_value_text` does."""
+    dtype = column.dtype
+    if pd.api.types.is_float_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        values = column.to_numpy(dtype=object)
+        return np.array([None if pd.isna(v) else _value_text(v) for v in values], dtype=object)
+    texts = column.astype("str")
+    return np.where(_missing_mask(column), None, texts.to_numpy(dtype=object))
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(_NUMBER_RE, value.strip().lower()):
+        return float(value)
+    return None
+
+
+def _describe(selector: tuple[str, Any]) -> str:
+    column, value = selector
+    return f"{column!r} = {value!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# values
+# ---------------------------------------------------------------------------------------------
+
+
+def _missing_mask(column: pd.Series) -> np.ndarray:
+    """Where a column is missing: NaN/None/NaT, or text that spells a missing value."""
+    dtype = column.dtype
+    if (
+        pd.api.types.is_numeric_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_datetime64_any_dtype(dtype)
+    ):
+        return column.isna().to_numpy(dtype=bool)
+    texts = column.astype("str")
+    spelled = texts.str.strip().str.lower().isin(_MISSING_TEXT)
+    return (texts.isna() | spelled).to_numpy(dtype=bool)
+
+
+def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse a column as float64.
+
+    Returns the values (NaN where missing or not a number), the missing mask and the mask of
+    cells that hold something that is not a number.
+    """
+    n = len(column)
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return values, np.isnan(values), np.zeros(n, dtype=bool)
+    missing = _missing_mask(column)
+    texts = column.astype("str").str.strip().str.lower()
+    ok = texts.str.fullmatch(_NUMBER_RE).to_numpy(dtype=bool) & ~missing
+    values = np.full(n, np.nan)
+    # Python's float() is correctly rounded, so every %.17g text maps back to its double.
+    values[ok] = np.asarray(texts[ok].to_numpy(dtype=object), dtype=np.float64)
+    return values, missing, ~ok & ~missing
+
+
+def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
+    dtype = column.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        parsed = pd.Series(pd.to_datetime(column, utc=True))
+        missing = parsed.isna().to_numpy()
+        bad = np.zeros(len(column), dtype=bool)
+    elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        raise fail(
+            f"the timestamps are numbers, not dates; expected text like {_TIME_FORMATS} "
+            "or a datetime column",
+            column=name,
+        )
+    else:
+        missing = _missing_mask(column)
+        raw = column.to_numpy(dtype=object)
+        if all(isinstance(v, str) for v in raw[~missing]):
+            # R's format(x, usetz = TRUE) writes "... UTC"; the ISO parser wants no zone name
+            text = column.astype("str").str.strip()
+            if text.str.endswith(("UTC", "GMT")).any():
+                text = text.str.replace(r"\s+(?:UTC|GMT)$", "", regex=True)
+            values = pd.Series(np.where(missing, None, text.to_numpy(dtype=object)), dtype=object)
+        else:  # datetime or date objects, e.g. from an in-memory frame
+            values = pd.Series(np.where(missing, None, raw), dtype=object)
+        parsed = pd.Series(pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce"))
+        bad = parsed.isna().to_numpy() & ~missing
+    if missing.any():
+        raise fail("missing timestamp", missing, column=name)
+    if bad.any():
+        shown = _show_values(column.to_numpy(dtype=object)[bad])
+        raise fail(f"cannot parse timestamp {shown} (expected {_TIME_FORMATS})", bad, column=name)
+    out_of_range = ((parsed < _NS_MIN) | (parsed > _NS_MAX)).to_numpy()
+    if out_of_range.any():
+        raise fail(
+            f"timestamp outside {_NS_MIN.date()} to {_NS_MAX.date()}, the range of "
+            "nanosecond times",
+            out_of_range,
+            column=name,
+        )
+    return parsed.dt.as_unit("ns").reset_index(drop=True)
+
+
+def _coordinate(column: pd.Series, name: str, what: str, fail: Any) -> np.ndarray:
+    values, missing, bad = _numbers(column)
+    if missing.any():
+        raise fail(f"missing {what}", missing, column=name)
+    if bad.any():
+        shown = _show_values(column.to_numpy(dtype=object)[bad])
+        raise fail(f"{what} is not a number: {shown}", bad, column=name)
+    return values
+
+
+def _geometry_coordinates(loaded: _Loaded, fail: Any) -> tuple[np.ndarray, np.ndarray]:
+    import pyproj
+
+    geometry = loaded.geometry
+    name = loaded.geometry_column
+    missing = (geometry.isna() | geometry.is_empty).to_numpy()
+    if missing.any():
+        raise fail("missing or empty geometry", missing, column=name)
+    kinds = geometry.geom_type.to_numpy(dtype=object)
+    not_point = kinds != "Point"
+    if not_point.any():
+        found = ", ".join(dict.fromkeys(str(k) for k in kinds[not_point]))
+        raise fail(
+            f"not a Point geometry (found {found}); events must be points",
+            not_point,
+            column=name,
+        )
+    crs = geometry.crs
+    # A missing CRS is read as WGS84, the only CRS GeoJSON allows.
+    if crs is not None and not pyproj.CRS(crs).equals(
+        pyproj.CRS.from_epsg(4326), ignore_axis_order=True
+    ):
+        try:
+            geometry = geometry.to_crs(4326)
+        except Exception as exc:
+            raise fail(
+                f"cannot reproject from {crs.to_string()} to EPSG:4326: {_one_line(exc)}",
+                column=name,
+            ) from None
+    return geometry.x.to_numpy(dtype=np.float64), geometry.y.to_numpy(dtype=np.float64)
+
+
+def _check_ranges(
+    lon: np.ndarray, lat: np.ndarray, lon_col: str | None, lat_col: str | None, fail: Any
+) -> None:
+    bad_lat = ~((lat >= -90) & (lat <= 90))
+    if bad_lat.any():
+        hint = _swap_or_projected(lon, lat, bad_lat)
+        raise fail(
+            f"latitude not in [-90, 90]: {_show_values(lat[bad_lat])}{hint}",
+            bad_lat,
+            column=lat_col,
+        )
+    bad_lon = ~((lon >= -180) & (lon <= 180))
+    if bad_lon.any():
+        hint = _swap_or_projected(lon, lat, bad_lon)
+        raise fail(
+            f"longitude not in [-180, 180]: {_show_values(lon[bad_lon])}{hint}",
+            bad_lon,
+            column=lon_col,
+        )
+
+
+def _swap_or_projected(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
+    if (np.abs(lon[bad]) > 360).all() or (np.abs(lat[bad]) > 360).all():
+        return "; the coordinates look projected (metres?), not WGS84 degrees"
+    swapped = (np.abs(lon[bad]) <= 90) & (np.abs(lat[bad]) <= 180)
+    if swapped.all():
+        # weaker evidence than the area check: a typo looks the same
+        return "; latitude and longitude may be swapped"
+    return ""
+
+
+def _check_area(
+    lon: np.ndarray, lat: np.ndarray, box: tuple[float, float, float, float], fail: Any
+) -> None:
+    lon_min, lat_min, lon_max, lat_max = box
+
+    def inside(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if lon_min <= lon_max:
+            in_lon = (x >= lon_min) & (x <= lon_max)
+        else:  # across the antimeridian
+            in_lon = (x >= lon_min) | (x <= lon_max)
+        return in_lon & (y >= lat_min) & (y <= lat_max)
+
+    outside = ~inside(lon, lat)
+    if not outside.any():
+        return
+    where = f"lon [{lon_min:g}, {lon_max:g}], lat [{lat_min:g}, {lat_max:g}]"
+    count = int(outside.sum())
+    label = "event" if count == 1 else "events"
+    problem = f"{count} {label} outside the area {where}"
+    swapped = outside & inside(lat, lon)
+    if swapped[outside].all():
+        problem += "; latitude and longitude look swapped (exchanged, the events fall inside)"
+    elif swapped.any():
+        problem += (
+            "; latitude and longitude look swapped in rows "
+            f"{', '.join(str(r) for r in _row_numbers(swapped)[:10])}"
+        )
+    raise fail(problem, outside)
+
+
+def _event_ids(
+    frame: pd.DataFrame, id_column: str | None, n: int, fail: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
+    if id_column is None:
+        return np.arange(1, n + 1, dtype=np.int64), None
+    column = frame[id_column]
+    missing = _missing_mask(column)
+    if missing.any():
+        raise fail("missing event id", missing, column=id_column)
+
+    ids = _integer_ids(column)
+    if ids is not None:
+        keys: np.ndarray = ids
+        source_id = None
+    else:
+        keys = _texts(column)
+        source_id = keys
+    duplicated = pd.Series(keys).duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        values = list(dict.fromkeys(keys[duplicated].tolist()))
+        label = "id" if len(values) == 1 else "ids"
+        shown = _show_values(np.array(values, dtype=object))
+        raise fail(f"duplicate event {label} {shown}", duplicated, column=id_column)
+    if source_id is None:
+        return ids, None  # type: ignore[return-value]
+    return np.arange(1, n + 1, dtype=np.int64), source_id
+
+
+def _integer_ids(column: pd.Series) -> np.ndarray | None:
+    """The ids as int64 if every id is a whole number that fits, else None."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return None
+    if pd.api.types.is_integer_dtype(dtype):
+        return column.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(dtype):
+        values = column.to_numpy(dtype=np.float64)
+        if np.isfinite(values).all() and (values == np.round(values)).all() and (
+            np.abs(values) < 2**63
+        ).all():
+            return values.astype(np.int64)
+        return None
+    texts = column.astype("str").str.strip()
+    if not texts.str.fullmatch(_INTEGER_RE).all():
+        return None
+    as_int = [int(t) for t in texts]
+    if any(not (-(2**63) <= v < 2**63) for v in as_int):
+        return None
+    return np.array(as_int, dtype=np.int64)
+
+
+def _covariate(
+    column: pd.Series, name: str, needs_values: np.ndarray, fail: Any
+) -> np.ndarray:
+    values, missing, bad = _numbers(column)
+    if bad.any():
+        shown = _show_values(column.to_numpy(dtype=object)[bad])
+        raise fail(f"covariate is not a number: {shown}", bad, column=name)
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise fail("covariate is infinite", infinite, column=name)
+    gap = missing & needs_values
+    if gap.any():
+        raise fail(
+            "missing covariate value for treatment or control events (matching needs it)",
+            gap,
+            column=name,
+        )
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# messages
+# ---------------------------------------------------------------------------------------------
+
+
+def _row_numbers(rows: Any) -> list[int] | None:
+    """1-based data-row numbers from a boolean mask or 0-based positions."""
+    if rows is None:
+        return None
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        rows = np.flatnonzero(rows)
+    return [int(r) + 1 for r in rows]
+
+
+def _show_values(values: np.ndarray, limit: int = 3) -> str:
+    items = [v for v in values.tolist()]
+    unique = list(dict.fromkeys(repr(v) if isinstance(v, str) else f"{v}" for v in items))
+    shown = ", ".join(unique[:limit])
+    return shown + (f" and {len(unique) - limit} more" if len(unique) > limit else "")

@@ -1,0 +1,508 @@
+"""Tests of bayes_wake.events: reading, validating and summarising event files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.events import read_events, summarise_events
+
+# A small table in R's mwa layout. The covariates and coordinates are %.17g texts whose
+# doubles a sloppy parser gets wrong in the last bit; times mix the accepted formats.
+SMALL_CSV = """\
+"type","lon","lat","timestamp","match1","match2"
+"dependent",0.51959714852273498,0.335288085509092,"1994-12-24 00:00:00",1.18150381660089,0.99097009368887301
+"treatment",-0.79973203443035001,-0.80431085661303603,"1994-12-25",0.87101707588881305,1.0117162649220299
+"control",-0.73973203443034996,-0.86431085661303597,"1994-12-25T06:30:00Z",1.1071287912316601,0.99102205532884202
+"treatment",12.5,45.25,"1994-12-26T01:00:00+02:00",0.1,0.2
+"control",-179.99999999999997,-89.999999999999986,"1994-12-27 12:00:00",0.30000000000000004,3
+"dependent",179.5,89.5,"1994-12-28 00:00:00",,
+"""
+SMALL_TYPES = ["dependent", "treatment", "control", "treatment", "control", "dependent"]
+SMALL_TIMES = pd.to_datetime(
+    [
+        "1994-12-24 00:00:00",
+        "1994-12-25 00:00:00",
+        "1994-12-25 06:30:00",
+        "1994-12-25 23:00:00",
+        "1994-12-27 12:00:00",
+        "1994-12-28 00:00:00",
+    ],
+    utc=True,
+).as_unit("ns")
+
+
+def write(tmp_path: Path, text: str, name: str = "events.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def small_columns() -> dict[str, list]:
+    """The small table as plain Python values, parsed from its text by float()."""
+    rows = list(csv.DictReader(SMALL_CSV.splitlines()))
+    out: dict[str, list] = {name: [] for name in rows[0]}
+    for row in rows:
+        for name, text in row.items():
+            if name in ("type", "timestamp"):
+                out[name].append(text)
+            else:
+                out[name].append(float(text) if text else np.nan)
+    return out
+
+
+def without_source(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out.attrs = {}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the real example
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mwa_example(shared_data: Path) -> None:
+    path = shared_data / "mwa_example" / "mwa_data.csv"
+    events = read_events(path)
+
+    assert len(events) == 394
+    assert events["role"].value_counts().to_dict() == {
+        "dependent": 319,
+        "control": 50,
+        "treatment": 25,
+    }
+    assert list(events.columns) == ["event_id", "role", "time", "lon", "lat", "match1", "match2"]
+    assert events["event_id"].tolist() == list(range(1, 395))
+    assert events["event_id"].dtype == np.int64
+    assert str(events["time"].dt.tz) == "UTC"
+    assert events["time"].iloc[0] == pd.Timestamp("1901-10-02", tz="UTC")
+    assert events.attrs == {"source": str(path), "covariates": ["match1", "match2"]}
+
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for name in ("lon", "lat", "match1", "match2"):
+        expected = np.array([float(row[name]) for row in rows])
+        # bit-exact: compare the bytes, not the values
+        assert events[name].to_numpy().tobytes() == expected.tobytes(), name
+    assert events["role"].tolist() == [row["type"] for row in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# one table, four formats
+# ---------------------------------------------------------------------------------------------
+
+
+def test_small_csv(tmp_path: Path) -> None:
+    events = read_events(write(tmp_path, SMALL_CSV))
+    plain = small_columns()
+
+    assert events["role"].tolist() == SMALL_TYPES
+    assert events["role"].dtype == "str"
+    pd.testing.assert_series_equal(
+        events["time"], pd.Series(SMALL_TIMES, name="time"), check_freq=False
+    )
+    for name in ("lon", "lat", "match1", "match2"):
+        assert events[name].dtype == np.float64
+        assert events[name].to_numpy().tobytes() == np.array(plain[name]).tobytes(), name
+    # covariates may be missing for dependent events
+    assert np.isnan(events.loc[5, "match1"])
+
+
+def geo_frame(crs: str | int = 4326):
+    gpd = pytest.importorskip("geopandas")
+    plain = small_columns()
+    frame = pd.DataFrame(
+        {
+            "type": plain["type"],
+            "timestamp": plain["timestamp"],
+            "match1": plain["match1"],
+            "match2": plain["match2"],
+        }
+    )
+    geometry = gpd.points_from_xy(plain["lon"], plain["lat"], crs=4326)
+    return gpd.GeoDataFrame(frame, geometry=geometry).to_crs(crs)
+
+
+def test_formats_give_the_same_table(tmp_path: Path) -> None:
+    from_csv = read_events(write(tmp_path, SMALL_CSV))
+    plain = small_columns()
+
+    parquet = tmp_path / "events.parquet"
+    pd.DataFrame(plain).to_parquet(parquet)
+
+    gpkg = tmp_path / "events.gpkg"
+    geo_frame().to_file(gpkg, engine="pyogrio")
+
+    # GDAL's GeoJSON writer rounds coordinates to 15 digits, so write the file by hand: json
+    # writes the shortest text that round-trips.
+    geojson = tmp_path / "events.geojson"
+    features = []
+    for i in range(len(plain["type"])):
+        properties = {
+            "type": plain["type"][i],
+            "timestamp": plain["timestamp"][i],
+            "match1": None if np.isnan(plain["match1"][i]) else plain["match1"][i],
+            "match2": None if np.isnan(plain["match2"][i]) else plain["match2"][i],
+        }
+        point = {"type": "Point", "coordinates": [plain["lon"][i], plain["lat"][i]]}
+        features.append({"type": "Feature", "properties": properties, "geometry": point})
+    geojson.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+
+    for path in (parquet, gpkg, geojson):
+        other = read_events(path)
+        assert other.attrs["source"] == str(path)
+        pd.testing.assert_frame_equal(without_source(other), without_source(from_csv))
+        for name in ("lon", "lat", "match1", "match2"):
+            assert other[name].to_numpy().tobytes() == from_csv[name].to_numpy().tobytes()
+
+
+def test_in_memory_frames(tmp_path: Path) -> None:
+    from_csv = without_source(read_events(write(tmp_path, SMALL_CSV)))
+    plain = pd.DataFrame(small_columns())
+
+    events = read_events(plain)
+    assert events.attrs["source"] == "<DataFrame>"
+    pd.testing.assert_frame_equal(without_source(events), from_csv)
+    pd.testing.assert_frame_equal(without_source(read_events(geo_frame())), from_csv)
+    # datetime columns, naive read as UTC and aware converted
+    naive = plain.assign(timestamp=SMALL_TIMES.tz_localize(None))
+    pd.testing.assert_frame_equal(without_source(read_events(naive)), from_csv)
+    aware = plain.assign(timestamp=SMALL_TIMES.tz_convert("America/Chicago"))
+    pd.testing.assert_frame_equal(without_source(read_events(aware)), from_csv)
+    # the caller's frame is left alone
+    assert list(plain.columns) == ["type", "lon", "lat", "timestamp", "match1", "match2"]
+
+
+def test_other_crs_is_reprojected(tmp_path: Path) -> None:
+    path = tmp_path / "mercator.gpkg"
+    geo_frame(3857).to_file(path, engine="pyogrio")
+    events = read_events(path)
+    plain = small_columns()
+    # not the poles: Web Mercator cannot hold them
+    np.testing.assert_allclose(events["lon"][:4], plain["lon"][:4], atol=1e-9)
+    np.testing.assert_allclose(events["lat"][:4], plain["lat"][:4], atol=1e-9)
+
+
+def test_non_point_geometry_names_rows(tmp_path: Path) -> None:
+    shapely = pytest.importorskip("shapely")
+    frame = geo_frame()
+    frame.loc[[1, 4], "geometry"] = shapely.LineString([(0, 0), (1, 1)])
+    path = tmp_path / "lines.gpkg"
+    frame.to_file(path, engine="pyogrio")
+    with pytest.raises(EventDataError, match="not a Point geometry") as info:
+        read_events(path)
+    assert info.value.rows == [2, 5]
+    assert info.value.path == str(path)
+    assert "LineString" in str(info.value)
+
+
+def test_geopackage_with_two_layers_needs_a_layer(tmp_path: Path) -> None:
+    path = tmp_path / "two.gpkg"
+    geo_frame().to_file(path, layer="a", engine="pyogrio")
+    geo_frame().iloc[:3].to_file(path, layer="b", engine="pyogrio")
+    with pytest.raises(EventDataError, match="layer="):
+        read_events(path)
+    assert len(read_events(path, layer="a")) == 6
+    with pytest.raises(EventDataError, match="no layer 'c'"):
+        read_events(path, layer="c")
+
+
+# ---------------------------------------------------------------------------------------------
+# layouts and roles
+# ---------------------------------------------------------------------------------------------
+
+MAPPED_CSV = """\
+id,kind,date,x,y,income,note_code
+10,T,2020-03-01T10:00:00Z,7.1,50.2,1000,3
+11,C,2020-03-01T11:00:00Z,7.2,50.3,1100,4
+12,D,2020-03-02T00:00:00Z,7.3,50.4,,5
+13,X,2020-03-03T00:00:00Z,7.4,50.5,900,
+"""
+MAPPING = {"time": "date", "lon": "x", "lat": "y", "id": "id"}
+ROLES = {"treatment": ("kind", "T"), "control": ("kind", "C"), "dependent": ("kind", "D")}
+
+
+def test_column_mapping_and_other_role(tmp_path: Path) -> None:
+    events = read_events(write(tmp_path, MAPPED_CSV), columns=MAPPING, roles=ROLES)
+    assert list(events.columns) == [
+        "event_id",
+        "role",
+        "time",
+        "lon",
+        "lat",
+        "income",
+        "note_code",
+    ]
+    assert events["event_id"].tolist() == [10, 11, 12, 13]
+    assert events["role"].tolist() == ["treatment", "control", "dependent", "other"]
+    assert events["time"].iloc[0] == pd.Timestamp("2020-03-01 10:00", tz="UTC")
+    assert events["lon"].tolist() == [7.1, 7.2, 7.3, 7.4]
+    assert events.attrs["covariates"] == ["income", "note_code"]
+
+
+def test_explicit_covariates(tmp_path: Path) -> None:
+    path = write(tmp_path, MAPPED_CSV)
+    events = read_events(path, columns=MAPPING, roles=ROLES, covariates=["income"])
+    assert events.attrs["covariates"] == ["income"]
+    assert "note_code" not in events.columns
+    with pytest.raises(EventDataError, match="missing column 'wealth'") as info:
+        read_events(path, columns=MAPPING, roles=ROLES, covariates=["income", "wealth"])
+    assert info.value.column == "wealth"
+    assert "id, kind, date, x, y, income, note_code" in str(info.value)
+
+
+def test_numeric_selectors_match_as_text(tmp_path: Path) -> None:
+    text = "timestamp,lon,lat,group\n2020-01-01,1,1,1\n2020-01-02,2,2,0\n2020-01-03,3,3,2\n"
+    roles = {"treatment": ("group", 1), "control": ("group", "0"), "dependent": ("group", 2.0)}
+    events = read_events(write(tmp_path, text), roles=roles)
+    assert events["role"].tolist() == ["treatment", "control", "dependent"]
+    # and against an integer column in memory
+    frame = pd.read_csv(write(tmp_path, text, "again.csv"))
+    assert frame["group"].dtype == np.int64
+    assert read_events(frame, roles=roles)["role"].tolist() == ["treatment", "control", "dependent"]
+
+
+def test_non_numeric_ids_become_source_id(tmp_path: Path) -> None:
+    text = MAPPED_CSV.replace("\n10,", "\nev-a,").replace("\n11,", "\nev-b,")
+    events = read_events(write(tmp_path, text), columns=MAPPING, roles=ROLES)
+    assert events["event_id"].tolist() == [1, 2, 3, 4]
+    assert events["source_id"].tolist() == ["ev-a", "ev-b", "12", "13"]
+    assert list(events.columns)[-1] == "source_id"
+
+
+def test_two_selectors_matching_one_row(tmp_path: Path) -> None:
+    roles = {**ROLES, "dependent": ("income", "1100")}
+    with pytest.raises(EventDataError, match="more than one role selector") as info:
+        read_events(write(tmp_path, MAPPED_CSV), columns=MAPPING, roles=roles)
+    assert info.value.rows == [2]
+    assert "control ('kind' = 'C') and dependent ('income' = '1100')" in str(info.value)
+
+
+def test_bad_settings() -> None:
+    frame = pd.DataFrame(small_columns())
+    with pytest.raises(SettingsError, match="unknown key 'timestamp'"):
+        read_events(frame, columns={"timestamp": "date"})
+    with pytest.raises(SettingsError, match="no selector for 'dependent'"):
+        read_events(frame, roles={"treatment": ("type", "a"), "control": ("type", "b")})
+    with pytest.raises(SettingsError, match="area latitudes"):
+        read_events(frame, area=(0, 10, 1, 5))
+    with pytest.raises(SettingsError, match="source must be"):
+        read_events(42)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# validation errors: file, rows and column in the message
+# ---------------------------------------------------------------------------------------------
+
+
+def small_with(old: str, new: str) -> str:
+    assert old in SMALL_CSV
+    return SMALL_CSV.replace(old, new, 1)
+
+
+def raises(path: Path, match: str, **kwargs) -> EventDataError:
+    with pytest.raises(EventDataError, match=match) as info:
+        read_events(path, **kwargs)
+    assert info.value.path == str(path)
+    assert str(path) in str(info.value)
+    return info.value
+
+
+def test_unknown_role(tmp_path: Path) -> None:
+    path = write(tmp_path, small_with('"control",-0.7397', '"treatmnet",-0.7397'))
+    error = raises(path, "unknown role 'treatmnet'")
+    assert error.rows == [3]
+    assert error.column == "type"
+    assert "did you mean 'treatment'" in str(error)
+    assert "row 3, column 'type'" in str(error)
+
+
+def test_missing_columns_lists_what_is_there(tmp_path: Path) -> None:
+    path = write(tmp_path, SMALL_CSV.replace('"timestamp"', '"date"'))
+    error = raises(path, "missing column 'timestamp'")
+    assert error.column == "timestamp"
+    assert "type, lon, lat, date, match1, match2" in str(error)
+    assert "columns={'time': '<your column>'}" in str(error)
+
+    # no hint to map a column the user mapped already
+    error = raises(path, "missing column 'when'", columns={"time": "when"})
+    assert "columns=" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match", "rows"),
+    [
+        ('"1994-12-25T06:30:00Z"', '"1994-13-25"', "cannot parse timestamp '1994-13-25'", [3]),
+        ('"1994-12-25T06:30:00Z"', '""', "missing timestamp", [3]),
+        ('"1994-12-25T06:30:00Z"', '"25/12/1994"', "expected 'YYYY-MM-DD hh:mm:ss'", [3]),
+    ],
+)
+def test_bad_timestamps(tmp_path: Path, old: str, new: str, match: str, rows: list[int]) -> None:
+    error = raises(write(tmp_path, small_with(old, new)), match)
+    assert error.rows == rows
+    assert error.column == "timestamp"
+
+
+def test_bad_coordinates(tmp_path: Path) -> None:
+    def row_4(lon_lat: str) -> Path:
+        return write(tmp_path, small_with(",12.5,45.25,", lon_lat))
+
+    error = raises(row_4(",12.5,195.25,"), r"latitude not in \[-90, 90\]: 195.25")
+    assert (error.rows, error.column) == ([4], "lat")
+    assert "swapped" not in str(error)
+
+    error = raises(row_4(",181,45.25,"), r"longitude not in \[-180, 180\]: 181")
+    assert (error.rows, error.column) == ([4], "lon")
+
+    error = raises(row_4(",,45.25,"), "missing longitude")
+    assert (error.rows, error.column) == ([4], "lon")
+
+    error = raises(row_4(",12.5,north,"), "latitude is not a number: 'north'")
+    assert (error.rows, error.column) == ([4], "lat")
+
+    # latitude 100 is impossible, but as a longitude it is fine
+    error = raises(row_4(",45.25,100,"), "latitude and longitude may be swapped")
+    assert error.rows == [4]
+
+    error = raises(row_4(",1250000.0,5600000.0,"), "look projected")
+    assert error.rows == [4]
+
+
+def test_area_and_swapped_coordinates(tmp_path: Path) -> None:
+    text = (
+        "type,lon,lat,timestamp\n"
+        "treatment,7.0,50.0,2020-01-01\n"
+        "control,50.5,7.5,2020-01-02\n"  # swapped
+        "dependent,7.2,50.2,2020-01-03\n"
+        "dependent,51.0,7.0,2020-01-04\n"  # swapped
+    )
+    path = write(tmp_path, text)
+    error = raises(path, "2 events outside the area", area=(5.0, 45.0, 10.0, 55.0))
+    assert error.rows == [2, 4]
+    assert "latitude and longitude look swapped" in str(error)
+
+    # a point that is simply elsewhere is not called swapped
+    error = raises(path, "2 events outside the area", area=(5.0, 45.0, 10.0, 50.6))
+    assert error.rows == [2, 4]
+    assert "look swapped in rows 2;" not in str(error)
+    assert str(error).endswith("latitude and longitude look swapped in rows 2")
+
+    assert len(read_events(path, area=(-10.0, 0.0, 60.0, 60.0))) == 4
+    # across the antimeridian
+    assert len(read_events(path, area=(170.0, 0.0, 60.0, 60.0))) == 4
+
+
+def test_duplicate_ids(tmp_path: Path) -> None:
+    text = MAPPED_CSV.replace("\n13,", "\n11,")
+    error = raises(write(tmp_path, text), "duplicate event id 11", columns=MAPPING, roles=ROLES)
+    assert (error.rows, error.column) == ([2, 4], "id")
+
+
+def test_no_treatment_events(tmp_path: Path) -> None:
+    text = SMALL_CSV.replace('"treatment"', '"control"')
+    error = raises(write(tmp_path, text), "no treatment events: no row has 'type' = 'treatment'")
+    assert error.column == "type"
+    assert "values in 'type': 'control', 'dependent'" in str(error)
+
+    roles = {**ROLES, "control": ("kind", "c")}
+    error = raises(
+        write(tmp_path, MAPPED_CSV, "mapped.csv"),
+        "no control events: no row has 'kind' = 'c'",
+        columns=MAPPING,
+        roles=roles,
+    )
+    assert "did you mean 'C'?" in str(error)
+    assert error.column == "kind"
+
+    # no dependent events only warns: every wake counts zero, but the table is readable
+    roles = {**ROLES, "dependent": ("kind", "dependent")}
+    with pytest.warns(UserWarning, match="no dependent events: no row has 'kind' = 'dependent'"):
+        events = read_events(write(tmp_path, MAPPED_CSV, "m.csv"), columns=MAPPING, roles=roles)
+    assert events["role"].tolist() == ["treatment", "control", "other", "other"]
+
+
+def test_covariate_errors(tmp_path: Path) -> None:
+    def row_4(covariates: str) -> Path:
+        return write(tmp_path, small_with(",0.1,0.2", covariates))
+
+    error = raises(row_4(",0.1,high"), "covariate is not a number: 'high'")
+    assert (error.rows, error.column) == ([4], "match2")
+
+    # missing is fine for the dependent row 6 (see test_small_csv), not for treatment row 4
+    error = raises(row_4(",,0.2"), "missing covariate value for treatment or control events")
+    assert (error.rows, error.column) == ([4], "match1")
+
+    error = raises(row_4(",Inf,0.2"), "covariate is infinite")
+    assert (error.rows, error.column) == ([4], "match1")
+
+
+def test_r_row_names_column(tmp_path: Path) -> None:
+    lines = SMALL_CSV.splitlines()
+    text = "\n".join(['"",' + lines[0]] + [f'"{i}",{line}' for i, line in enumerate(lines[1:], 1)])
+    path = write(tmp_path, text + "\n")
+    raises(path, "column 1 has no name")
+    events = read_events(path, covariates=["match1", "match2"])
+    assert events.attrs["covariates"] == ["match1", "match2"]
+
+
+def test_semicolon_separated(tmp_path: Path) -> None:
+    text = (
+        "type;lon;lat;timestamp\n"
+        "treatment;1;2;2020-01-01\ncontrol;1;2;2020-01-02\ndependent;1;2;2020-01-03\n"
+    )
+    events = read_events(write(tmp_path, text))
+    assert events["role"].tolist() == ["treatment", "control", "dependent"]
+
+
+def test_trailing_delimiters_are_harmless(tmp_path: Path) -> None:
+    text = (
+        "type,lon,lat,timestamp\n"
+        "treatment,1,2,2020-01-01,\ncontrol,3,4,2020-01-02,\ndependent,5,6,2020-01-03,\n"
+    )
+    events = read_events(write(tmp_path, text))
+    assert events["lon"].tolist() == [1.0, 3.0, 5.0]
+    assert events.attrs["covariates"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("empty.csv", "", "the file is empty"),
+        ("header.csv", '"type","lon","lat","timestamp"\n', "no events"),
+        ("events.xlsx", "x", r"unknown file type '\.xlsx'; supported: \.csv\.gz, \.csv, \.parquet"),
+        ("broken.parquet", "not parquet at all", "cannot read as Parquet"),
+        ("broken.geojson", "{not json", "cannot read as GeoPackage/GeoJSON"),
+        ("ragged.csv", "type,lon,lat,timestamp\na,1,2,3\nb,1,2,3,4\n", "cannot read as CSV"),
+        ("wide.csv", "type,lon,lat,timestamp\na,1,2,3,4,5\n", "more fields than the header"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, name: str, content: str, match: str) -> None:
+    raises(write(tmp_path, content, name), match)
+
+
+def test_file_not_found(tmp_path: Path) -> None:
+    raises(tmp_path / "nowhere.csv", "file not found")
+
+
+# ---------------------------------------------------------------------------------------------
+# summary
+# ---------------------------------------------------------------------------------------------
+
+
+def test_summarise_events(tmp_path: Path) -> None:
+    summary = summarise_events(read_events(write(tmp_path, SMALL_CSV)))
+    assert summary["role"].tolist() == ["treatment", "control", "dependent", "all"]
+    assert summary["events"].tolist() == [2, 2, 2, 6]
+    assert summary.loc[3, "first"] == pd.Timestamp("1994-12-24", tz="UTC")
+    assert summary.loc[3, "span_days"] == 4.0
+    assert summary.loc[1, "span_days"] == pytest.approx(2.2291666666666665)
+
+    mapped = read_events(write(tmp_path, MAPPED_CSV, "m.csv"), columns=MAPPING, roles=ROLES)
+    assert summarise_events(mapped)["role"].tolist()[-2:] == ["other", "all"]
