@@ -244,8 +244,9 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
 @click.option("--out", default="bw-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fit (seconds, not minutes).")
 @_fail_cleanly
-def demo(out, seed):
+def demo(out, seed, mwa_only):
     """Run the whole path on the embedded simulated Mali-like study.
 
     Simulates a study with a known, planted effect, counts wakes on the paper's grid

@@ -1,0 +1,109 @@
+"""The command line, end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_wake.cli import main
+
+EXAMPLE_ARGS = ["--t-window", "2", "10", "2", "--spat-window", "2", "10", "2",
+                "--treatment", "type=treatment", "--control", "type=control",
+                "--dependent", "type=dependent", "--match", "match1,match2",
+                "--weighted", "--tcm"]
+
+
+def test_mwa_command_reproduces_r_and_writes_every_artefact(mwa_example_csv, mwa_reference,
+                                                            tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "bayes_wake.cli", "mwa", "--data", str(mwa_example_csv),
+         *EXAMPLE_ARGS, "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for name in ("estimates", "matching", "SUTVA", "wakes"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / f"{name}.csv"),
+                                      pd.read_csv(mwa_reference / f"{name}.csv"),
+                                      check_dtype=False, rtol=1e-8)
+    assert (out / "cube.nc").stat().st_size > 0
+    assert (out / "effect_surface.png").read_bytes()[:4] == b"\x89PNG"
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["settings"]["weighted"] is True
+    assert len(provenance["inputs"]["data"]["sha256"]) == 64
+    assert "4 of 25 windows" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--t-window", "2", "10", "3"], "does not divide"),
+    (["--t-window", "1", "9", "2"], "at least 2"),
+    (["--match", "nope"], "nope"),
+    (["--treatment", "type=treatmnet"], "no treatment"),
+])
+def test_bad_input_exits_non_zero_with_one_line_and_leaves_nothing(mwa_example_csv, tmp_path,
+                                                                    args, reason):
+    out = tmp_path / "run"
+    argv = ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS, *args, "--out", str(out)]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines and reason in lines[-1]
+    assert not out.exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failing_write_leaves_an_existing_output_folder_untouched(mwa_example_csv, tmp_path,
+                                                                    monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "estimates.csv").write_text("old\n")
+    import bayes_wake.plotting as plotting
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(plotting, "save_figure", broken)
+    result = CliRunner().invoke(main, ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS,
+                                       "--out", str(out)])
+    assert result.exit_code != 0
+    assert (out / "estimates.csv").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_bad_file_content_names_file_row_and_column(tmp_path, mwa_example_csv):
+    bad = tmp_path / "bad.csv"
+    text = mwa_example_csv.read_text().splitlines()
+    text[5] = text[5].replace("1994-12-", "1994-13-")
+    bad.write_text("\n".join(text) + "\n")
+    result = CliRunner().invoke(main, ["mwa", "--data", str(bad), *EXAMPLE_ARGS,
+                                       "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "bad.csv" in result.output and "row 5" in result.output
+    assert "timestamp" in result.output
+
+
+def test_hours_and_exact_convention_run(tmp_path, mwa_example_csv):
+    out = tmp_path / "h"
+    result = CliRunner().invoke(main, [
+        "mwa", "--data", str(mwa_example_csv), "--t-window", "24", "72", "24",
+        "--spat-window", "4", "8", "4", "--match", "match1", "--t-unit", "hours",
+        "--convention", "exact", "--vcov", "HC1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    estimates = pd.read_csv(out / "estimates.csv")
+    assert list(estimates["t_window"]) == [24, 24, 48, 48, 72, 72]
+
+
+def test_demo_runs_on_the_embedded_simulated_study(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--mwa-only"])
+    assert result.exit_code == 0, result.output
+    truth = pd.read_csv(out / "true_effect.csv")
+    estimates = pd.read_csv(out / "estimates.csv")
+    assert len(truth) == len(estimates) == 30
+    merged = estimates.merge(truth, left_on=["t_window", "spat_window"],
+                             right_on=["window", "radius"])
+    # the OLS surface tracks the planted truth on average
+    assert abs((merged["estimate"] - merged["true_effect"]).mean()) < 0.05
