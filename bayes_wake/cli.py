@@ -185,22 +185,33 @@ def main() -> None:
     """Matched wake analysis of point events and its Bayesian reanalysis."""
 
 
+def mwa_options(command: Callable) -> Callable:
+    """The options of R's matchedwake besides data and windows (shared by mwa and fit)."""
+    options = [
+        click.option("--weighted", is_flag=True, help="Weight the regression with CEM weights."),
+        click.option("--tcm", is_flag=True,
+                     help="Also match on earlier overlaps (SO_pre, MO_pre)."),
+        click.option("--no-match", is_flag=True, help="Skip matching (R: match.default = FALSE)."),
+        click.option("--delete-sutva", is_flag=True, help="Drop wakes with earlier overlaps."),
+        click.option("--formula", default="lag", show_default=True,
+                     type=click.Choice(["lag", "diff"]),
+                     help="lag: post ~ pre + treatment; diff: post - pre ~ treatment."),
+        click.option("--estimation", default="lm", show_default=True,
+                     type=click.Choice(["lm", "att"])),
+        click.option("--vcov", default="classical", show_default=True,
+                     type=click.Choice(["classical", "HC1", "HC3"]),
+                     help="Standard errors: classical (R) or heteroskedasticity-robust."),
+        click.option("--alpha", default=0.05, show_default=True, type=float),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @data_options
-@click.option("--weighted", is_flag=True, help="Weight the regression with CEM weights.")
-@click.option("--tcm", is_flag=True, help="Also match on earlier overlaps (SO_pre, MO_pre).")
-@click.option("--no-match", is_flag=True, help="Skip matching (R: match.default = FALSE).")
-@click.option("--delete-sutva", is_flag=True, help="Drop wakes with earlier overlaps.")
-@click.option("--formula", default="lag", show_default=True,
-              type=click.Choice(["lag", "diff"]),
-              help="lag: post ~ pre + treatment; diff: post - pre ~ treatment.")
-@click.option("--estimation", default="lm", show_default=True,
-              type=click.Choice(["lm", "att"]))
-@click.option("--vcov", default="classical", show_default=True,
-              type=click.Choice(["classical", "HC1", "HC3"]),
-              help="Standard errors: classical (R) or heteroskedasticity-robust.")
-@click.option("--alpha", default=0.05, show_default=True, type=float)
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@mwa_options
 @_fail_cleanly
 def mwa(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov,
@@ -276,6 +287,7 @@ def demo(out, seed, mwa_only):
         result = matched_wake_analysis(cube, match_on=covariates, weighted=True,
                                        progress=advance)
     truth = study.true_effect(windows, radii, convention="mwa")
+    fitted = None
     with staged_directory(out) as stage:
         events.to_csv(stage / "simulated_events.csv", index=False)
         truth.to_dataframe(name="true_effect").reset_index().to_csv(
@@ -283,8 +295,133 @@ def demo(out, seed, mwa_only):
         _write_mwa_outputs(stage, result, cube,
                            provenance({"command": "demo", "seed": seed,
                                        "simulation": study.settings}))
+        if not mwa_only:
+            from bayes_wake.specs import load_spec
+
+            fitted = _fit_and_write(stage, cube, result, load_spec("smooth_nb"), covariates,
+                                    False, False, console)
     _print_significant(console, result, "Matched wake analysis (simulated study)")
+    if fitted is not None:
+        _print_surface(console, fitted)
+        error_ols = float(((result.surface["estimate"] - truth) ** 2).mean() ** 0.5)
+        error_bayes = float(((fitted.surface["mean"] - truth) ** 2).mean() ** 0.5)
+        console.print(f"Against the planted truth: RMSE of the OLS surface {error_ols:.3f}, "
+                      f"of the posterior mean surface {error_bayes:.3f} (events per wake).")
     console.print(f"Wrote {out}/ in {time.perf_counter() - started:.1f} s")
+
+
+def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutva,
+                   console) -> object:
+    """Fit the Bayesian model, write effect_surface.csv, posterior.nc and the comparison
+    figure into the staging folder, and report convergence loudly."""
+    import warnings
+
+    from bayes_wake.bayes import fit_surface
+    from bayes_wake.errors import ConvergenceWarning
+    from bayes_wake.mwa import write_table
+    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, loudly
+        fit = fit_surface(cube, spec, match_on=match_cols, tcm=tcm, delete_sutva=delete_sutva,
+                          progress=console.is_terminal, log=console.print)
+    diagnostics = fit.diagnostics
+    console.print(f"sampler {spec.sampler.backend}: compile {diagnostics.compile_seconds:.1f} s,"
+                  f" sampling {diagnostics.sample_seconds:.1f} s; max R-hat "
+                  f"{diagnostics.max_r_hat:.3f}, min bulk ESS {diagnostics.min_ess_bulk:.0f}, "
+                  f"{diagnostics.divergences} divergences")
+    warning = None
+    if not diagnostics.converged:
+        warning = "NOT CONVERGED: " + "; ".join(diagnostics.problems())
+        console.print(f"[bold red]WARNING: the posterior did not converge "
+                      f"({'; '.join(diagnostics.problems())}). Do not use these numbers; "
+                      "sample longer (--draws, --tune) or change the model.[/]")
+    table = fit.table()
+    if warning:
+        table.attrs["warning"] = warning
+    write_table(table, stage / "effect_surface.csv")
+    fit.to_netcdf(stage / "posterior.nc")
+    ci = int(round(100 * fit.surface.attrs["ci_prob"]))
+    fig, _ = plot_surfaces_side_by_side(
+        result.surface, fit.surface, left_value="estimate", right_value="mean",
+        right_title=f"Bayesian posterior mean ({spec.name}, {ci}% interval)",
+        t_unit=result.cube_attrs.get("t_unit", "days"), alpha=result.settings.alpha,
+        warning=warning)
+    save_figure(fig, stage / "comparison.png")
+    if not diagnostics.converged:
+        (stage / "NOT_CONVERGED.txt").write_text(warning + "\n")
+    return fit
+
+
+def _print_surface(console, fit) -> None:
+    from rich.table import Table
+
+    table = Table(title="Posterior effect surface (extra events per treated wake)")
+    for name in ("t", "s [km]", "mean", "interval", "P(>0)", "rate ratio"):
+        table.add_column(name, justify="right")
+    for row in fit.table().to_dict("records"):
+        if row["mean"] != row["mean"]:
+            table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", "NA",
+                          "(no events near treated wakes)", "", "")
+            continue
+        table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
+                      f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]",
+                      f"{row['prob_positive']:.2f}", f"{row['rate_ratio_mean']:.2f}")
+    console.print(table)
+
+
+@main.command()
+@data_options
+@mwa_options
+@click.option("--spec", "spec_path", default="smooth_nb", show_default=True,
+              help="Model spec: a YAML file or the name of a spec in models/.")
+@click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]), default=None,
+              help="Sampler backend (default: the spec's).")
+@click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
+@click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")
+@click.option("--chains", type=click.IntRange(1), default=None)
+@click.option("--seed", type=int, default=None)
+@_fail_cleanly
+def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,
+        convention, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov, alpha,
+        out, spec_path, sampler, draws, tune, chains, seed):
+    """Bayesian reanalysis: the posterior effect surface beside the OLS table.
+
+    Writes effect_surface.csv, estimates.csv (the OLS table of `bayes-wake mwa`),
+    posterior.nc, comparison.png (OLS surface | posterior surface), the other MWA tables,
+    the cube and provenance.json to OUT.
+    """
+    from bayes_wake.artefacts import provenance, staged_directory
+    from bayes_wake.mwa import MWASettings, matched_wake_analysis
+    from bayes_wake.specs import load_spec
+
+    console = _console()
+    started = time.perf_counter()
+    spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
+                                             chains=chains, seed=seed)
+    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
+    MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
+                delete_sutva=delete_sutva, matching=not no_match, formula=formula,
+                estimation=estimation, vcov=vcov, alpha=alpha)
+    events, cube, match_cols = _load_and_count(
+        data, columns, t_window, spat_window, treatment, control, dependent, match_on,
+        t_unit, convention, console)
+    result = matched_wake_analysis(
+        cube, match_on=match_cols, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
+        matching=not no_match, formula=formula, estimation=estimation, vcov=vcov, alpha=alpha)
+    settings = {"command": "fit", "t_window": list(t_window), "spat_window": list(spat_window),
+                "treatment": treatment, "control": control, "dependent": dependent,
+                "columns": list(columns), "t_unit": t_unit, "convention": convention,
+                "spec": spec.model_dump(mode="json"),
+                **json.loads(result.surface.attrs["settings"])}
+    with staged_directory(out) as stage:
+        _write_mwa_outputs(stage, result, cube, provenance(settings, {"data": str(data)}))
+        fitted = _fit_and_write(stage, cube, result, spec, match_cols, tcm, delete_sutva,
+                                console)
+    _print_significant(console, result, "Matched wake analysis (OLS)")
+    _print_surface(console, fitted)
+    console.print(f"Wrote {out}/ (effect_surface.csv, estimates.csv, posterior.nc, "
+                  f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover

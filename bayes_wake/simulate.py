@@ -472,6 +472,7 @@ def simulate_study(
     end: str | pd.Timestamp = "2020-12-31",
     effect: PlantedEffect | float | None = PlantedEffect(),
     dated_share: float = 0.75,
+    project_sites: str = "places",
 ) -> SimulatedStudy:
     """Simulate a Mali-like matched wake study with a known, planted treatment effect.
 
@@ -496,6 +497,12 @@ def simulate_study(
     dated_share
         Share of dependent events whose time is reported as a date only (midnight UTC), as in
         ACLED; the others carry a time of day to the second. In [0, 1].
+    project_sites
+        ``places`` (default, as real project data): projects are geocoded to town centroids
+        and villages, so several treatments share a point and each catches the others'
+        spawned events (a SUTVA violation both estimators inherit). ``scattered``: projects
+        keep their exact scattered points, the design in which the planted truth is exactly
+        what a wake DiD estimates; recovery tests use it.
 
     Returns
     -------
@@ -531,6 +538,10 @@ def simulate_study(
     if not (isinstance(dated_share, (int, float, np.number)) and 0.0 <= dated_share <= 1.0):
         raise SettingsError(f"dated_share must lie in [0, 1], got {dated_share!r}")
     dated_share = float(dated_share)
+    if project_sites not in ("places", "scattered"):
+        raise SettingsError(f"project_sites must be 'places' or 'scattered', got "
+                            f"{project_sites!r}")
+    scattered = project_sites == "scattered"
     first_day, end_exclusive = _record_span(start, end)
 
     rng_places, rng_treatment, rng_control, rng_baseline, rng_spawn, rng_covariate, rng_order = (
@@ -547,9 +558,10 @@ def simulate_study(
         places,
         town_xy,
         np.array([t[4] for t in _PROJECT_TOWNS]),
-        _TREATMENT_CENTROID_SHARE,
+        0.0 if scattered else _TREATMENT_CENTROID_SHARE,
         _TREATMENT_SCATTER_KM,
         n_treatment,
+        snap=not scattered,
     )
     treatment_day = np.sort(rng_treatment.integers(0, n_days, n_treatment))
     treatment_s = first_s + _SECONDS_PER_DAY * treatment_day
@@ -558,9 +570,10 @@ def simulate_study(
         places,
         town_xy,
         np.array([t[5] for t in _PROJECT_TOWNS]),
-        _CONTROL_CENTROID_SHARE,
+        0.0 if scattered else _CONTROL_CENTROID_SHARE,
         _CONTROL_SCATTER_KM,
         n_control,
+        snap=not scattered,
     )
     control_day = np.sort(rng_control.integers(0, n_days, n_control))
     control_s = first_s + _SECONDS_PER_DAY * control_day
@@ -660,6 +673,7 @@ def simulate_study(
         "end": (end_exclusive - pd.Timedelta(days=1)).isoformat(),
         "effect": effect.to_dict(),
         "dated_share": dated_share,
+        "project_sites": project_sites,
         "earth_radius_km": EARTH_RADIUS_KM,
         "bounds": list(MALI_BOUNDS),
         "bases": {name: list(xy) for name, xy in BASES.items()},
@@ -859,14 +873,17 @@ def _place_projects(
     centroid_share: float,
     scatter_km: float,
     size: int,
+    snap: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Projects at weighted towns: some at the centroid, the rest at a place nearby."""
+    """Projects at weighted towns: some at the centroid, the rest at a place nearby (or, with
+    ``snap=False``, at their exact scattered point)."""
     k = rng.choice(len(towns), size=size, p=weights / weights.sum())
     lon, lat = towns[k, 0].copy(), towns[k, 1].copy()
     away = rng.random(size) >= centroid_share
     distance = scatter_km * np.sqrt(-2.0 * np.log1p(-rng.random(int(away.sum()))))
     bearing = rng.uniform(0.0, 2.0 * np.pi, int(away.sum()))
-    lon[away], lat[away] = places.snap(*_destination(lon[away], lat[away], bearing, distance))
+    moved = _destination(lon[away], lat[away], bearing, distance)
+    lon[away], lat[away] = places.snap(*moved) if snap else moved
     return lon, lat
 
 

@@ -1,0 +1,117 @@
+"""Real MCMC fits: recovery of a planted surface, the Gaussian twin of OLS, the fit command.
+
+All marked ``slow``; ``-m "not slow"`` skips them while working. CI runs them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_wake.bayes import SURFACE_COLUMNS, fit_surface, load_posterior
+from bayes_wake.cli import main
+from bayes_wake.errors import ConvergenceWarning
+from bayes_wake.mwa import matched_wake_analysis
+from bayes_wake.simulate import simulate_study
+from bayes_wake.specs import load_spec
+from bayes_wake.wakes import count_wakes
+
+pytestmark = pytest.mark.slow
+WINDOWS, RADII = [10, 20, 30, 40, 50, 60], [3.0, 6.0, 9.0, 12.0, 15.0]
+
+
+@pytest.fixture(scope="module")
+def recovery_runs():
+    """The default model and the OLS table on four simulated studies of the paper's size,
+    each with the planted (known) effect surface."""
+    runs = []
+    for seed in range(4):
+        study = simulate_study(seed)
+        covariates = list(study.events.attrs["covariates"])
+        cube = count_wakes(study.events, WINDOWS, RADII)
+        fit = fit_surface(cube, load_spec("smooth_nb"), match_on=covariates, progress=False)
+        ols = matched_wake_analysis(cube, match_on=covariates, weighted=True)
+        truth = study.true_effect(WINDOWS, RADII, convention="mwa")
+        runs.append((fit, ols.surface, truth))
+    return runs
+
+
+def test_posterior_surface_recovers_the_planted_truth_better_than_ols(recovery_runs):
+    bayes_rmse, ols_rmse, coverage = [], [], []
+    for fit, ols, truth in recovery_runs:
+        assert fit.diagnostics.converged, fit.diagnostics.problems()
+        common = np.isfinite(ols["estimate"]) & np.isfinite(fit.surface["mean"])
+        bayes_rmse.append(float(((fit.surface["mean"] - truth) ** 2).where(common).mean()
+                                ** 0.5))
+        ols_rmse.append(float(((ols["estimate"] - truth) ** 2).where(common).mean() ** 0.5))
+        interval = az.eti(fit.idata.posterior["additive_effect"], prob=0.9)
+        inside = (interval.sel(ci_bound="lower") <= truth) & (
+            truth <= interval.sel(ci_bound="upper"))
+        coverage.append(float(inside.mean()))
+    assert np.mean(bayes_rmse) < np.mean(ols_rmse), (bayes_rmse, ols_rmse)
+    assert np.mean(coverage) >= 0.6, coverage  # 90% intervals cover the truth in most cells
+
+
+def test_result_saves_and_reloads_with_provenance(recovery_runs, tmp_path):
+    fit, _, _ = recovery_runs[0]
+    path = fit.to_netcdf(tmp_path / "posterior.nc")
+    back = load_posterior(path)
+    posterior = back.posterior
+    assert set(posterior["additive_effect"].dims) == {"chain", "draw", "window", "radius"}
+    np.testing.assert_allclose(posterior["additive_effect"].to_numpy(),
+                               fit.idata.posterior["additive_effect"].to_numpy())
+    for key in ("spec", "data_sha256", "versions", "converged"):
+        assert key in back.attrs
+    table = fit.table()
+    assert list(table.columns) == SURFACE_COLUMNS and len(table) == 30
+    assert (table["prob_positive"].between(0, 1)).all()
+    region = fit.prob_positive(lambda w, r: (w >= 20) & (r <= 9))
+    assert 0.0 <= region <= 1.0
+
+
+def test_gaussian_twin_with_flat_priors_agrees_with_weighted_ols():
+    study = simulate_study(11, n_treatment=200, n_control=600, n_dependent=700)
+    covariates = list(study.events.attrs["covariates"])
+    cube = count_wakes(study.events, [20, 40], [6.0, 12.0])
+    fit = fit_surface(cube, load_spec("gaussian_ols"), match_on=covariates, progress=False)
+    ols = matched_wake_analysis(cube, match_on=covariates, weighted=True)
+    difference = np.abs(fit.surface["mean"] - ols.surface["estimate"])
+    # posterior means equal the WLS estimates up to Monte Carlo error
+    assert float((difference / ols.surface["std_error"]).max()) < 0.15, difference.to_numpy()
+
+
+def test_fit_command_writes_the_surface_table_posterior_and_figure(mwa_example_csv, tmp_path):
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(main, [
+        "fit", "--data", str(mwa_example_csv), "--t-window", "2", "10", "2",
+        "--spat-window", "2", "10", "2", "--match", "match1,match2", "--weighted", "--tcm",
+        "--draws", "300", "--tune", "300", "--seed", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    surface = pd.read_csv(out / "effect_surface.csv")
+    assert list(surface.columns) == SURFACE_COLUMNS and len(surface) == 25
+    estimates = pd.read_csv(out / "estimates.csv")
+    assert estimates["t_window"].tolist()[:5] == [2] * 5
+    assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    assert load_posterior(out / "posterior.nc").attrs["converged"] == 1
+    assert not (out / "NOT_CONVERGED.txt").exists()
+    # cells without a single event near a treated wake are NA, as in R
+    assert surface.loc[(surface.t_window == 2) & (surface.spat_window == 2), "mean"].isna().all()
+
+
+def test_a_non_converged_fit_is_marked_not_presented(mwa_example_csv, tmp_path):
+    out = tmp_path / "bad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = CliRunner().invoke(main, [
+            "fit", "--data", str(mwa_example_csv), "--t-window", "2", "10", "2",
+            "--spat-window", "2", "10", "2", "--match", "match1,match2",
+            "--draws", "10", "--tune", "10", "--chains", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "did not converge" in result.output
+    assert (out / "NOT_CONVERGED.txt").read_text().startswith("NOT CONVERGED")
+    assert load_posterior(out / "posterior.nc").attrs["converged"] == 0
