@@ -1,6 +1,7 @@
 """Run the benchmarks and print their tables: ``.venv/bin/python benchmarks/run.py``.
 
-Suites: ``mwa`` (counting + matching + OLS). ``--quick`` runs smaller cases.
+Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sampler).
+``--quick`` runs smaller cases.
 Speed targets live here, never in tests.
 """
 
@@ -29,9 +30,11 @@ def _table(rows: list[dict]) -> str:
 
 
 def main() -> None:
+    import bench_bayes
     import bench_mwa
 
     SUITES["mwa"] = bench_mwa.run
+    SUITES["bayes"] = bench_bayes.run
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
     parser.add_argument("--quick", action="store_true", help="smaller cases")
