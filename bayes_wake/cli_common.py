@@ -1,0 +1,259 @@
+"""Building blocks shared by the ``bayes-wake`` commands: options, error handling, progress,
+and the steps every command repeats (read and count, write the MWA outputs, fit and report).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from bayes_wake.errors import BayesWakeError
+
+_DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _fail_cleanly(command: Callable) -> Callable:
+    """Turn expected errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (BayesWakeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            if _DEBUG:
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            click.echo(f"bayes-wake: error: {message}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _parse_selector(text: str, option: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise click.BadParameter(f"expected COLUMN=VALUE (like type=treatment), got {text!r}",
+                                 param_hint=option)
+    column, value = text.split("=", 1)
+    if not column or not value:
+        raise click.BadParameter(f"expected COLUMN=VALUE, got {text!r}", param_hint=option)
+    return column, value
+
+
+def _parse_columns(pairs: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        ours, theirs = _parse_selector(pair, "--column")
+        mapping[ours] = theirs
+    return mapping
+
+
+def data_options(command: Callable) -> Callable:
+    """The data and window-grid options shared by ``mwa``, ``fit`` and ``sensitivity``."""
+    options = [
+        click.option("--data", "data", required=True,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Event file: CSV, Parquet, GeoPackage or GeoJSON."),
+        click.option("--column", "columns", multiple=True, metavar="OURS=THEIRS",
+                     help="Map a column: time=, lon=, lat=, id=, type= (repeatable)."),
+        click.option("--t-window", nargs=3, type=float, required=True,
+                     metavar="MIN MAX STEP", help="Temporal windows, in --t-unit."),
+        click.option("--spat-window", nargs=3, type=float, required=True,
+                     metavar="MIN MAX STEP", help="Spatial windows (radii), in km."),
+        click.option("--treatment", default="type=treatment", show_default=True,
+                     metavar="COLUMN=VALUE", help="Rows that are treatment events."),
+        click.option("--control", default="type=control", show_default=True,
+                     metavar="COLUMN=VALUE", help="Rows that are control events."),
+        click.option("--dependent", default="type=dependent", show_default=True,
+                     metavar="COLUMN=VALUE", help="Rows that are dependent (outcome) events."),
+        click.option("--match", "match_on", default="", metavar="COL1,COL2",
+                     help="Covariates to match on (R: matchColumns)."),
+        click.option("--t-unit", default="days", show_default=True,
+                     type=click.Choice(["days", "hours", "minutes", "seconds"])),
+        click.option("--convention", default="mwa", show_default=True,
+                     type=click.Choice(["mwa", "exact"]),
+                     help="mwa: bit-for-bit R; exact: great-circle distance, symmetric "
+                          "trend, edge wakes kept."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _load_and_count(data, columns, t_window, spat_window, treatment, control, dependent,
+                    match_on, t_unit, convention, console, extra_covariates=()):
+    """Read the events, expand the grid (checked before any counting) and count wakes."""
+    from bayes_wake.events import read_events
+    from bayes_wake.wakes import count_wakes
+    from bayes_wake.windows import expand_windows
+
+    windows = expand_windows(*t_window, name="--t-window", temporal=True)
+    radii = expand_windows(*spat_window, name="--spat-window")
+    roles = {"treatment": _parse_selector(treatment, "--treatment"),
+             "control": _parse_selector(control, "--control"),
+             "dependent": _parse_selector(dependent, "--dependent")}
+    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
+    explicit = roles != {r: ("type", r) for r in roles}
+    wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
+    events = read_events(data, columns=_parse_columns(columns) or None,
+                         roles=roles if explicit else None, covariates=wanted)
+    counts = events["role"].value_counts()
+    console.print(
+        f"[bold]{data}[/]: {counts.get('treatment', 0)} treatment, "
+        f"{counts.get('control', 0)} control, {counts.get('dependent', 0)} dependent events"
+        + (f", {counts.get('other', 0)} other rows (bound the record only)"
+           if counts.get("other", 0) else ""))
+    with _progress(console, "counting wakes") as advance:
+        cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
+                           progress=advance)
+    return events, cube, match_cols
+
+
+class _progress:
+    """A rich progress bar on stderr, as a context manager yielding ``advance(done, total)``."""
+
+    def __init__(self, console, label: str):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/"
+                             "{task.total}"), TimeElapsedColumn(), console=console,
+                             transient=True)
+        self._task = None
+
+    def __enter__(self):
+        self._bar.__enter__()
+        self._task = self._bar.add_task("", total=None)
+
+        def advance(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc):
+        return self._bar.__exit__(*exc)
+
+
+def _print_significant(console, result, title: str) -> None:
+    from rich.table import Table
+
+    significant = result.significant()
+    t_unit = result.cube_attrs.get("t_unit", "days")
+    if significant.empty:
+        console.print(f"{title}: no window reaches p <= {result.settings.alpha:g}.")
+        return
+    table = Table(title=f"{title}: {len(significant)} of {len(result.estimates)} windows "
+                        f"with p <= {result.settings.alpha:g}")
+    for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "p", "adj. R2"):
+        table.add_column(name, justify="right")
+    for row in significant.to_dict("records"):
+        r2 = row.get("adj.r.squared", float("nan"))
+        table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}",
+                      f"{row['estimate']:.3f}", f"{row['pvalue']:.3f}",
+                      "" if r2 != r2 else f"{r2:.3f}")
+    console.print(table)
+
+
+def _write_mwa_outputs(stage: Path, result, cube, provenance_record: dict) -> None:
+    from bayes_wake.artefacts import write_json
+    from bayes_wake.plotting import save_figure
+    from bayes_wake.wakes import save_cube
+
+    result.to_csv(stage)
+    save_cube(cube, stage / "cube.nc")
+    fig, _ = result.plot(title="Matched wake analysis: treatment effect per window")
+    save_figure(fig, stage / "effect_surface.png")
+    write_json(provenance_record, stage / "provenance.json")
+
+
+def mwa_options(command: Callable) -> Callable:
+    """The options of R's matchedwake besides data and windows (shared by mwa and fit)."""
+    options = [
+        click.option("--weighted", is_flag=True, help="Weight the regression with CEM weights."),
+        click.option("--tcm", is_flag=True,
+                     help="Also match on earlier overlaps (SO_pre, MO_pre)."),
+        click.option("--no-match", is_flag=True, help="Skip matching (R: match.default = FALSE)."),
+        click.option("--delete-sutva", is_flag=True, help="Drop wakes with earlier overlaps."),
+        click.option("--formula", default="lag", show_default=True,
+                     type=click.Choice(["lag", "diff"]),
+                     help="lag: post ~ pre + treatment; diff: post - pre ~ treatment."),
+        click.option("--estimation", default="lm", show_default=True,
+                     type=click.Choice(["lm", "att"])),
+        click.option("--vcov", default="classical", show_default=True,
+                     type=click.Choice(["classical", "HC1", "HC3"]),
+                     help="Standard errors: classical (R) or heteroskedasticity-robust."),
+        click.option("--alpha", default=0.05, show_default=True, type=float),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutva,
+                   console) -> object:
+    """Fit the Bayesian model, write effect_surface.csv, posterior.nc and the comparison
+    figure into the staging folder, and report convergence loudly."""
+    import warnings
+
+    from bayes_wake.bayes import fit_surface
+    from bayes_wake.errors import ConvergenceWarning
+    from bayes_wake.mwa import write_table
+    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, loudly
+        fit = fit_surface(cube, spec, match_on=match_cols, tcm=tcm, delete_sutva=delete_sutva,
+                          progress=console.is_terminal, log=console.print)
+    diagnostics = fit.diagnostics
+    console.print(f"sampler {spec.sampler.backend}: compile {diagnostics.compile_seconds:.1f} s,"
+                  f" sampling {diagnostics.sample_seconds:.1f} s; max R-hat "
+                  f"{diagnostics.max_r_hat:.3f}, min bulk ESS {diagnostics.min_ess_bulk:.0f}, "
+                  f"{diagnostics.divergences} divergences")
+    warning = None
+    if not diagnostics.converged:
+        warning = "NOT CONVERGED: " + "; ".join(diagnostics.problems())
+        console.print(f"[bold red]WARNING: the posterior did not converge "
+                      f"({'; '.join(diagnostics.problems())}). Do not use these numbers; "
+                      "sample longer (--draws, --tune) or change the model.[/]")
+    table = fit.table()
+    if warning:
+        table.attrs["warning"] = warning
+    write_table(table, stage / "effect_surface.csv")
+    fit.to_netcdf(stage / "posterior.nc")
+    ci = int(round(100 * fit.surface.attrs["ci_prob"]))
+    fig, _ = plot_surfaces_side_by_side(
+        result.surface, fit.surface, left_value="estimate", right_value="mean",
+        right_title=f"Bayesian posterior mean ({spec.name}, {ci}% interval)",
+        t_unit=result.cube_attrs.get("t_unit", "days"), alpha=result.settings.alpha,
+        warning=warning)
+    save_figure(fig, stage / "comparison.png")
+    if not diagnostics.converged:
+        (stage / "NOT_CONVERGED.txt").write_text(warning + "\n")
+    return fit
+
+
+def _print_surface(console, fit) -> None:
+    from rich.table import Table
+
+    table = Table(title="Posterior effect surface (extra events per treated wake)")
+    for name in ("t", "s [km]", "mean", "interval", "P(>0)", "rate ratio"):
+        table.add_column(name, justify="right")
+    for row in fit.table().to_dict("records"):
+        if row["mean"] != row["mean"]:
+            table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", "NA",
+                          "(no events near treated wakes)", "", "")
+            continue
+        table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
+                      f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]",
+                      f"{row['prob_positive']:.2f}", f"{row['rate_ratio_mean']:.2f}")
+    console.print(table)
