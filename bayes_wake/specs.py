@@ -86,7 +86,9 @@ class ModelSpec(_Strict):
         Priors of the cell intercepts, the cell slopes on the pre count, and the cell
         treatment effects (log rate ratios for count likelihoods).
     dispersion
-        Negative-binomial dispersion ``per_cell`` (hierarchical) or ``pooled``.
+        Negative-binomial dispersion ``per_cell`` (hierarchical) or ``pooled``, for the
+        lagged forms (``pre_count: log1p`` or ``identity``). The paired model's
+        overdispersion is its beta-binomial concentration, learned and pooled.
     matching
         ``weights``: the matched wakes of each cell with their CEM weights (estimates what
         the OLS table estimates: the effect on the matched treated wakes); ``strata``: all
