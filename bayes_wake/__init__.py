@@ -1,0 +1,43 @@
+"""bayes_wake: matched wake analysis of point events (an exact port of R's ``mwa``) and its
+Bayesian reanalysis.
+
+The pipeline, one stage per module (see ``docs/ARCHITECTURE.md``)::
+
+    read_events -> count_wakes -> matched_wake_analysis -> fit_surface -> plots and reports
+
+The names below are imported lazily, so ``import bayes_wake`` stays fast and PyMC is loaded
+only when a model is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("bayes_wake")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "unknown"
+
+_PUBLIC = {
+    "read_events": "bayes_wake.events",
+    "simulate_study": "bayes_wake.simulate",
+    "expand_windows": "bayes_wake.windows",
+    "count_wakes": "bayes_wake.wakes",
+    "save_cube": "bayes_wake.wakes",
+    "load_cube": "bayes_wake.wakes",
+    "matched_wake_analysis": "bayes_wake.mwa",
+    "load_spec": "bayes_wake.specs",
+    "fit_surface": "bayes_wake.bayes",
+    "load_posterior": "bayes_wake.bayes",
+    "plot_effect_surface": "bayes_wake.plotting",
+    "plot_surfaces_side_by_side": "bayes_wake.plotting",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'bayes_wake' has no attribute {name!r}")
