@@ -188,5 +188,10 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
                   f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")
 
 
+from bayes_wake.cli_sauter import sauter  # noqa: E402
+
+main.add_command(sauter)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

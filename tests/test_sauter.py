@@ -1,0 +1,301 @@
+"""The Sauter (2022) workflow end to end: made-up files, the real ACLED export, the report.
+
+Fast tests run the matched wake analysis only; the full command with the Bayesian fits on the
+real data is marked ``slow``. Real ACLED rows are read in place and never copied: the tests
+check counts and files, and the workflow writes no ACLED row.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from synthetic import (
+    made_up_events,
+    write_bases,
+    write_monadic,
+    write_projects,
+    write_regions,
+)
+
+from bayes_wake.cli import main
+from bayes_wake.errors import SettingsError
+from bayes_wake.sauter import reanalyze_sauter
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_GRID = {"windows": (10, 30, 10), "radii": (5.0, 15.0, 5.0)}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict[str, Path]:
+    """A made-up study: ACLED-like monadic export, regions, bases, QIP and aid files."""
+    folder = tmp_path_factory.mktemp("study")
+    events = made_up_events(400, seed=11)
+    events += made_up_events(20, seed=12, box=(-11.5, 13.0, -7.5, 15.5))  # in Kayes
+    for k, event in enumerate(events):
+        event["event_id_cnty"] = f"XYZ{k:05d}"
+    return {
+        "acled": write_monadic(folder / "acled.csv", events),
+        "boundaries": write_regions(folder / "regions.geojson"),
+        "bases": write_bases(folder / "bases.csv"),
+        "qips": write_projects(folder / "qips.csv", 60, seed=21, kind="qip"),
+        "aid": write_projects(folder / "aid.csv", 200, seed=22, kind="aid"),
+    }
+
+
+@pytest.fixture(scope="module")
+def real_projects_run(study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "report"
+    result = reanalyze_sauter(study["acled"], study["boundaries"], study["bases"], out,
+                              qips=study["qips"], aid=study["aid"], bayes=False,
+                              **SMALL_GRID)
+    return result, out
+
+
+def test_the_workflow_on_made_up_files_writes_every_artefact(real_projects_run):
+    result, out = real_projects_run
+    assert not result.any_simulated
+    assert list(result.outcomes) == ["vac", "battles_nsag", "nsag"]
+    for name in result.outcomes:
+        for file in ("estimates.csv", "matching.csv", "SUTVA.csv", "wakes.csv", "cube.nc",
+                     "effect_surface.png"):
+            assert (out / name / file).stat().st_size > 0, (name, file)
+        estimates = pd.read_csv(out / name / "estimates.csv")
+        assert len(estimates) == 9  # 3 windows x 3 radii
+    for file in ("report.html", "provenance.json", "data_summary.csv", "dropped.csv",
+                 "covariate_balance.csv", "significant_windows.csv", "projects.csv",
+                 "map.png", "qip_funding.csv"):
+        assert (out / file).stat().st_size > 0, file
+    assert not (out / "SIMULATED_PROJECTS.txt").exists()
+    html = (out / "report.html").read_text()
+    assert "SIMULATED" not in html
+    assert html.count("data:image/png;base64,") >= 4  # the map and a surface per outcome
+    assert "Violence against civilians" in html and "Table 2" in html
+
+
+def test_counts_drops_and_tables_add_up(real_projects_run, study):
+    result, out = real_projects_run
+    summary = pd.read_csv(out / "data_summary.csv")
+    total = summary.set_index("region").loc["Total"]
+    assert total["QIPs"] == (result.projects["kind"] == "qip").sum() == 60
+    assert total["Aid projects"] == 200
+    assert summary["region"].tolist()[:-1] == ["Segou", "Mopti", "Tombouctou", "Gao", "Kidal",
+                                               "Menaka"]
+    dropped = pd.read_csv(out / "dropped.csv")
+    acled = dropped[dropped["step"] == "ACLED"].set_index("reason")["events"]
+    assert acled["in another admin-1 region (outside the study area)"] == 20  # the Kayes ones
+    for item in result.outcomes.values():
+        assert total[item.outcome.label] == item.n_events
+        assert int(item.cube.attrs["n_dependent"]) == item.n_events
+    funding = pd.read_csv(out / "qip_funding.csv")
+    budgets = pd.read_csv(study["qips"], dtype=str)["budget_usd"]
+    expected = budgets.str.replace("US$ ", "").str.replace(",", "").astype(float).sum()
+    assert funding.iloc[-1]["Activity type"] == "Total"
+    assert funding.iloc[-1]["Funding"] == expected
+    balance = pd.read_csv(out / "covariate_balance.csv")
+    assert balance["Event type"].tolist()[:2] == ["Aid projects", "QIPs"]
+    assert "UN base dist. [km]" in balance.columns
+
+
+def test_the_event_table_follows_the_contract(real_projects_run, study):
+    from bayes_wake.acled import read_acled
+    from bayes_wake.sauter import _event_table
+
+    result, _ = real_projects_run
+    cube = result.outcomes["vac"].cube
+    assert json.loads(cube.attrs["covariates"]) == ["dist_base_km"] == result.covariates
+    roles = pd.Series(cube["role"].to_numpy()).value_counts().to_dict()
+    assert roles == {"control": 200, "treatment": 60}
+    assert cube.attrs["convention"] == "mwa" and "Sauter" in cube.attrs["source"]
+    # the table handed to count_wakes (read_events' contract)
+    acled = read_acled(study["acled"]).head(5).assign(dist_base_km=1.0)
+    table = _event_table(result.projects, acled, ["dist_base_km"], source="test")
+    assert table.columns.tolist() == ["event_id", "role", "time", "lon", "lat",
+                                      "dist_base_km", "source_id"]
+    assert table.attrs == {"source": "test", "covariates": ["dist_base_km"]}
+    assert str(table["time"].dtype) == "datetime64[ns, UTC]"
+    assert table["event_id"].tolist() == list(range(1, len(table) + 1))
+    assert table["role"].tolist() == ["treatment"] * 60 + ["control"] * 200 + ["dependent"] * 5
+    assert table["source_id"].iloc[0] == "QIP-000" and table["source_id"].iloc[-1] == \
+        acled["event_id_cnty"].iloc[-1]
+    assert table.dtypes[["lon", "lat", "dist_base_km"]].eq("float64").all()
+
+
+def test_missing_project_files_are_simulated_and_every_output_says_so(study, tmp_path):
+    out = tmp_path / "sim"
+    result = reanalyze_sauter(study["acled"], study["boundaries"], study["bases"], out,
+                              qips=study["qips"], aid=None, n_aid=120, seed=3, bayes=False,
+                              outcomes=["vac"], **SMALL_GRID)
+    assert result.simulated == {"qip": False, "aid": True}
+    assert (result.projects["kind"] == "aid").sum() == 120
+    html = (out / "report.html").read_text()
+    top = html[:html.index("<h2>")]
+    assert "PROJECTS ARE SIMULATED" in top and 'class="warning"' in top
+    assert "120 aid projects" in (out / "SIMULATED_PROJECTS.txt").read_text()
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["settings"]["projects"] == {"qip": "from file", "aid": "SIMULATED (seed 3)"}
+    assert "PROJECTS ARE SIMULATED" in record["WARNING"]
+    assert (pd.read_csv(out / "data_summary.csv")["projects"] == "SIMULATED").all()
+    projects = pd.read_csv(out / "projects.csv")
+    assert projects.loc[projects["kind"] == "aid", "simulated"].all()
+    assert not projects.loc[projects["kind"] == "qip", "simulated"].any()
+    # the same seed gives the same placement
+    again = reanalyze_sauter(study["acled"], study["boundaries"], study["bases"],
+                             tmp_path / "again", qips=study["qips"], n_aid=120, seed=3,
+                             bayes=False, outcomes=["vac"], **SMALL_GRID)
+    pd.testing.assert_frame_equal(result.projects[["lon", "lat", "time"]],
+                                  again.projects[["lon", "lat", "time"]])
+
+
+def test_settings_are_checked_before_any_work(study, tmp_path):
+    args = (study["acled"], study["boundaries"], study["bases"], tmp_path / "x")
+    with pytest.raises(SettingsError, match="simulated"):
+        reanalyze_sauter(*args, covariate_columns=["pop_density"], bayes=False)
+    with pytest.raises(SettingsError, match="unknown outcome"):
+        reanalyze_sauter(*args, outcomes=["riots"], bayes=False)
+    with pytest.raises(SettingsError, match="does not divide"):
+        reanalyze_sauter(*args, windows=(10, 60, 15), bayes=False)
+    with pytest.raises(SettingsError, match="'Sikasso' is not in the boundary file"):
+        reanalyze_sauter(*args, regions=["Mopti", "Sikasso"], bayes=False)
+    with pytest.raises(SettingsError, match="'riots' .* has no events"):
+        reanalyze_sauter(*args, outcomes=["riots:event_types=Riots"], bayes=False,
+                         n_qips=20, n_aid=40)
+    assert not (tmp_path / "x").exists()
+
+
+def test_command_errors_are_one_line_and_leave_nothing(study, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("event_id_cnty,event_date,latitude,longitude,event_type,inter1\n"
+                   "A1,yesterday,14,-4,Battles,1\n")
+    out = tmp_path / "out"
+    argv = ["sauter", "--acled", str(bad), "--boundaries", str(study["boundaries"]),
+            "--bases", str(study["bases"]), "--out", str(out), "--mwa-only"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2
+    last = [line for line in result.output.splitlines() if line.strip()][-1]
+    assert "bad.csv, row 1, column 'event_date': cannot parse the date 'yesterday'" in last
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_the_script_calls_the_same_workflow(study, tmp_path):
+    out = tmp_path / "script"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "reanalyze_sauter.py"), "--out", str(out),
+         "--acled", str(study["acled"]), "--boundaries", str(study["boundaries"]),
+         "--bases", str(study["bases"]), "--qips", str(study["qips"]), "--no-water",
+         "--mwa-only"], check=False, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "NOTE: projects were SIMULATED" in run.stdout  # no aid file: simulated
+    assert (out / "report.html").exists() and (out / "SIMULATED_PROJECTS.txt").exists()
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_the_report_renders_in_headless_chromium(real_projects_run, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium to run this test)")
+    _, out = real_projects_run
+    shot = tmp_path / "report.png"
+    run = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--no-first-run", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400",
+         f"--screenshot={shot}", (out / "report.html").as_uri()],
+        check=False, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    from PIL import Image
+
+    image = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert image.shape == (2400, 1200)
+    # a rendered page: text and figures, not a blank or an error page
+    assert image.std() > 20 and (image < 100).mean() > 0.01
+
+
+@pytest.fixture(scope="module")
+def real_run(shared_data, tmp_path_factory):
+    """`bayes-wake sauter --mwa-only` on the real ACLED export, projects simulated."""
+    out = tmp_path_factory.mktemp("real") / "report"
+    data = shared_data
+    argv = ["sauter",
+            "--acled", str(data / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"),
+            "--boundaries",
+            str(data / "ocha_cod_ab_mali_2015" / "mli_adm1_with_menaka_derived.geojson"),
+            "--bases", str(data / "geopko_minusma" / "minusma_bases_sauter2022_from_geopko.csv"),
+            "--rivers", str(data / "gshhg_wdbii_mali" / "mali_bbox_rivers_wdbii_full.geojson"),
+            "--rivers", str(data / "gshhg_wdbii_mali" / "mali_bbox_lakes_gshhs_full.geojson"),
+            "--out", str(out), "--mwa-only"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    return result.output, out
+
+
+def test_real_acled_export_with_simulated_projects(real_run):
+    output, out = real_run
+    assert output.count("PROJECTS ARE SIMULATED") >= 2  # console: before and after
+    summary = pd.read_csv(out / "data_summary.csv").set_index("region")
+    # PROVENANCE.md: 2,939 events in the study regions, 1,088 VAC, 939 battles, 2,622 NSAG
+    assert summary.loc["Total", "Violence against civilians"] == 1088
+    assert summary.loc["Total", "All non-state armed group activity"] == 2622
+    assert summary.loc["Total", "Battles involving a non-state armed group"] <= 939
+    assert summary.loc["Total", "QIPs"] == 364 and summary.loc["Total", "Aid projects"] == 1500
+    dropped = pd.read_csv(out / "dropped.csv").set_index("reason")["events"]
+    assert dropped["in another admin-1 region (outside the study area)"] == 3314 - 2939
+    balance = pd.read_csv(out / "covariate_balance.csv").set_index("Event type")
+    assert balance.loc["QIPs", "UN base dist. [km]"] < balance.loc["Aid projects",
+                                                                   "UN base dist. [km]"]
+    assert set(balance.columns) >= {"UN base dist. [km]", "Water dist. [km]"}
+    for name in ("vac", "battles_nsag", "nsag"):
+        assert len(pd.read_csv(out / name / "estimates.csv")) == 30
+    html = (out / "report.html").read_text()
+    assert "PROJECTS ARE SIMULATED" in html[:html.index("<h2>")]
+    assert "1,088" in html and "monadic layout" in html
+
+
+def test_no_acled_row_is_written(real_run, shared_data):
+    _, out = real_run
+    raw = pd.read_csv(shared_data / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv",
+                      dtype=str)
+    ids = set(raw["event_id_cnty"])
+    notes = raw["notes"].dropna().str[:60].tolist()[:50]
+    for path in out.rglob("*.csv"):
+        text = path.read_text()
+        assert not any(note in text for note in notes), path
+        if path.name == "projects.csv":
+            assert not ids & set(pd.read_csv(path, dtype=str)["project_id"])
+
+
+@pytest.mark.slow
+def test_full_command_with_the_bayesian_fits_on_the_real_data(shared_data, tmp_path):
+    out = tmp_path / "full"
+    data = shared_data
+    argv = ["sauter",
+            "--acled", str(data / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"),
+            "--boundaries",
+            str(data / "ocha_cod_ab_mali_2015" / "mli_adm1_with_menaka_derived.geojson"),
+            "--bases", str(data / "geopko_minusma" / "minusma_bases_sauter2022_from_geopko.csv"),
+            "--out", str(out)]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    for name in ("vac", "battles_nsag", "nsag"):
+        surface = pd.read_csv(out / name / "effect_surface.csv")
+        assert len(surface) == 30 and surface["mean"].notna().all()
+        assert (out / name / "posterior.nc").stat().st_size > 0
+        assert (out / name / "comparison.png").stat().st_size > 0
+        assert not (out / name / "NOT_CONVERGED.txt").exists()
+    html = (out / "report.html").read_text()
+    assert "MCMC diagnostics" in html and "Posterior mean" not in html[:200]
