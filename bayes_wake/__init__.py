@@ -32,6 +32,7 @@ _PUBLIC = {
     "load_posterior": "bayes_wake.bayes",
     "plot_effect_surface": "bayes_wake.plotting",
     "plot_surfaces_side_by_side": "bayes_wake.plotting",
+    "run_sensitivity": "bayes_wake.sensitivity",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -192,6 +192,10 @@ from bayes_wake.cli_sauter import sauter  # noqa: E402
 
 main.add_command(sauter)
 
+from bayes_wake.cli_sensitivity import sensitivity  # noqa: E402  (registered before __main__)
+
+main.add_command(sensitivity)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

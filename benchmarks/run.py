@@ -1,6 +1,7 @@
 """Run the benchmarks and print their tables: ``.venv/bin/python benchmarks/run.py``.
 
-Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sampler).
+Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sampler),
+``sensitivity`` (batched permutations vs a statsmodels loop; Dask with 1 and 2 workers).
 ``--quick`` runs smaller cases.
 Speed targets live here, never in tests.
 """
@@ -32,9 +33,11 @@ def _table(rows: list[dict]) -> str:
 def main() -> None:
     import bench_bayes
     import bench_mwa
+    import bench_sensitivity
 
     SUITES["mwa"] = bench_mwa.run
     SUITES["bayes"] = bench_bayes.run
+    SUITES["sensitivity"] = bench_sensitivity.run
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
     parser.add_argument("--quick", action="store_true", help="smaller cases")

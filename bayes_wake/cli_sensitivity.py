@@ -1,0 +1,130 @@
+"""``bayes-wake sensitivity``: how fragile is the pattern of per-window significance?
+
+Takes the data and window arguments of ``bayes-wake mwa`` and writes one report with a verdict
+sentence per check: multiplicity (Holm, Benjamini-Hochberg), randomisation inference (label
+permutations within matching strata, date-shift placebos) and Bayesian checks, the
+independent pieces run on Dask.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from bayes_wake.cli_common import (
+    _console,
+    _fail_cleanly,
+    _load_and_count,
+    _progress,
+    data_options,
+    mwa_options,
+)
+
+
+@click.command()
+@data_options
+@mwa_options
+@click.option("--permutations", type=int, default=1000, show_default=True,
+              help="Permutations of the treatment labels within matching strata (>= 1).")
+@click.option("--date-shifts", type=int, default=100, show_default=True,
+              help="Date-shift placebos: treatments moved by a random offset (0: none).")
+@click.option("--chunk-size", type=int, default=100, show_default=True,
+              help="Permutations per task.")
+@click.option("--seed", type=int, default=20220101, show_default=True,
+              help="Seed of every random stream.")
+@click.option("--bayes-checks", default="default", show_default=True, metavar="CHECKS",
+              help="all, none, default, or a comma list of surface, prior, prior_refit, "
+                   "likelihood, matching, sutva, regions. default: surface, prior, "
+                   "likelihood, matching, sutva (+ regions with --region-column).")
+@click.option("--grid-region", default="", metavar="CONDITIONS",
+              help="Region of the grid for P(effect > 0), e.g. 't>=20, s<=9' (t in "
+                   "--t-unit, s in km); default the whole grid.")
+@click.option("--region-column", default=None, metavar="COLUMN",
+              help="Column of the data naming each event's region (leave one region out).")
+@click.option("--regions", "leave_out", default="", metavar="A,B",
+              help="Regions to leave out one at a time (default: all).")
+@click.option("--spec", "spec_path", default="smooth_nb", show_default=True,
+              help="Reference model spec: a YAML file or the name of a spec in models/.")
+@click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
+@click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")
+@click.option("--chains", type=click.IntRange(1), default=None)
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Address of an existing Dask scheduler (default: a local cluster).")
+@click.option("--workers", type=int, default=None,
+              help="Workers of the local cluster (default: one per core); 0 runs the tasks "
+                   "in this process without Dask.")
+@_fail_cleanly
+def sensitivity(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
+                t_unit, convention, weighted, tcm, no_match, delete_sutva, formula, estimation,
+                vcov, alpha, out, permutations, date_shifts, chunk_size, seed, bayes_checks,
+                grid_region, region_column, leave_out, spec_path, draws, tune, chains,
+                scheduler, workers):
+    """Sensitivity checks of per-window significance, in one report.
+
+    Writes sensitivity_report.html (a verdict sentence per check at the top), verdicts.csv,
+    multiplicity.csv, randomisation_summary.csv, randomisation_null.csv, one
+    bayes_<check>.csv per Bayesian check (and bayes_<check>_cells.csv per cell),
+    estimates.csv, task_layout.csv and provenance.json to OUT, and keeps finished tasks in
+    OUT/tasks/ so an interrupted run resumes where it stopped: the same data and settings
+    reuse every finished task.
+    """
+    from bayes_wake.bayes_checks import resolve_checks
+    from bayes_wake.errors import SettingsError
+    from bayes_wake.mwa import MWASettings
+    from bayes_wake.sensitivity import (
+        REPORT_NAME,
+        VERDICT_LABELS,
+        SensitivitySettings,
+        read_region_column,
+        regions_of_anchors,
+        run_sensitivity,
+    )
+    from bayes_wake.specs import load_spec
+    from bayes_wake.windows import expand_windows, normalise_time_unit
+
+    console = _console()
+    started = time.perf_counter()
+    # Everything that can be checked without the data is checked before reading it.
+    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
+    mwa = MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
+                      delete_sutva=delete_sutva, matching=not no_match, formula=formula,
+                      estimation=estimation, vcov=vcov, alpha=alpha)
+    windows = expand_windows(*t_window, name="--t-window", temporal=True)
+    radii = expand_windows(*spat_window, name="--spat-window")
+    if workers is not None and workers < 0:
+        raise SettingsError(f"--workers must be 0 (no Dask) or more, got {workers}")
+    if workers is not None and scheduler:
+        raise SettingsError("--workers sizes the local cluster; an existing cluster "
+                            "(--scheduler) has its own workers")
+    spec = load_spec(spec_path).with_sampler(draws=draws, tune=tune, chains=chains)
+    checks = resolve_checks(bayes_checks, has_regions=region_column is not None)
+    names = tuple(r.strip() for r in leave_out.split(",") if r.strip())
+    settings = SensitivitySettings(
+        mwa=mwa, windows=tuple(int(w) for w in windows), radii=tuple(float(r) for r in radii),
+        t_unit=normalise_time_unit(t_unit), convention=convention, permutations=permutations,
+        date_shifts=date_shifts, chunk_size=chunk_size, seed=seed, bayes_checks=checks,
+        spec=spec.model_dump(mode="json"), grid_region=grid_region,
+        region_column=region_column, leave_out=names)
+
+    events, cube, match_cols = _load_and_count(
+        data, columns, t_window, spat_window, treatment, control, dependent, match_on,
+        t_unit, convention, console)
+    region_of_event, chosen = None, []
+    if region_column:
+        values = read_region_column(data, region_column, len(events))
+        region_of_event, chosen = regions_of_anchors(events, cube, values,
+                                                     column=region_column, leave_out=names)
+    with _progress(console, "sensitivity tasks") as advance:
+        result = run_sensitivity(
+            events, cube, settings, out, region_of_event=region_of_event, leave_out=chosen,
+            inputs={"data": str(data)}, scheduler="inline" if workers == 0 else scheduler,
+            n_workers=workers or None, log=console.print, progress=advance)
+    console.print("[bold]Verdicts[/]")
+    for check, sentence in result.verdicts:
+        console.print(f"- [bold]{VERDICT_LABELS.get(check, check)}[/]: {sentence}")
+    run = result.run
+    tables = sum(name.endswith(".csv") for name in result.files)
+    console.print(f"Wrote {out}/{REPORT_NAME} and {tables} tables "
+                  f"({len(run.computed)} tasks computed, {len(run.reused)} reused; "
+                  f"{run.where}) in {time.perf_counter() - started:.1f} s")

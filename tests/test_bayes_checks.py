@@ -1,0 +1,100 @@
+"""Bayesian checks without MCMC: which fits, the grid region, and the sentences from results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayes_wake.bayes_checks import (
+    DEFAULT_CHECKS,
+    GridRegion,
+    parse_grid_region,
+    plan_fits,
+    resolve_checks,
+    summarise_checks,
+)
+from bayes_wake.errors import SettingsError
+from bayes_wake.specs import load_spec
+
+WINDOWS, RADII = [10, 20, 30, 40, 50, 60], [3.0, 6.0, 9.0, 12.0, 15.0]
+
+
+def test_grid_region_parses_and_selects_cells():
+    region = parse_grid_region("t>=20, s<=9", windows=WINDOWS, radii=RADII)
+    mask = region.mask(WINDOWS, RADII)
+    assert mask.sum() == 5 * 3 and not mask[0].any() and not mask[:, 3:].any()
+    assert region.describe() == "t >= 20 days and s <= 9 km"
+    assert GridRegion.from_dict(region.to_dict()) == region
+    assert parse_grid_region("window > 50 and radius == 3").mask(WINDOWS, RADII).sum() == 1
+    assert parse_grid_region("").describe() == "the whole grid"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("t>=", "cannot read"), ("q<3", "unknown name 'q'"), ("t>100", "no cell"),
+])
+def test_bad_grid_regions_are_refused(text, message):
+    with pytest.raises(SettingsError, match=message):
+        parse_grid_region(text, windows=WINDOWS, radii=RADII)
+
+
+def test_which_checks():
+    assert resolve_checks("default", has_regions=False) == DEFAULT_CHECKS
+    assert resolve_checks(None, has_regions=True)[-1] == "regions"
+    assert resolve_checks("none", has_regions=True) == ()
+    assert "regions" not in resolve_checks("all", has_regions=False)
+    assert resolve_checks("sutva,surface", has_regions=False) == ("surface", "sutva")
+    with pytest.raises(SettingsError, match="did you mean 'matching'"):
+        resolve_checks("surface,matchin", has_regions=False)
+    with pytest.raises(SettingsError, match="--region-column"):
+        resolve_checks("regions", has_regions=False)
+
+
+def test_plan_fits_changes_one_thing_per_refit():
+    spec = load_spec("smooth_nb")
+    fits, skipped = plan_fits(("surface", "prior", "prior_refit", "likelihood", "matching",
+                               "sutva", "regions"), spec, match_on=("a",), delete_sutva=False,
+                              regions=("north", "south"))
+    by_name = {f.name: f for f in fits}
+    assert by_name["reference"].power_scaling and not skipped
+    assert by_name["likelihood"].spec["likelihood"] == "poisson"
+    assert by_name["matching"].spec["matching"] == "none"
+    assert by_name["sutva"].delete_sutva and not by_name["reference"].delete_sutva
+    assert by_name["prior_x0.5"].spec["effect"]["scale_sd"] == spec.effect.scale_sd / 2
+    assert by_name["without_region:south"].drop_region == "south"
+    unmatched, skipped = plan_fits(("surface", "matching"), spec, match_on=(),
+                                   delete_sutva=False)
+    assert unmatched[0].spec["matching"] == "none" and "matching" in skipped
+
+
+def _result(name, p_all, converged=True):
+    cells = {"t_window": [10, 20], "spat_window": [3.0, 3.0], "mean": [0.1, 0.2],
+             "ci_lower": [0.0, 0.1], "ci_upper": [0.2, 0.3], "prob_positive": [0.9, 0.99]}
+    return {"name": name, "spec_name": "smooth_nb", "cells": cells,
+            "region": {"all_positive": p_all, "mean_positive": 0.99, "mean_effect": 0.15,
+                       "cells": 2, "cells_without_events": 0},
+            "diagnostics": {"converged": converged, "max_r_hat": 1.0, "min_ess_bulk": 900,
+                            "divergences": 0, "problems": [] if converged else ["R-hat"]},
+            "wakes": {"treatment": 10, "control": 30}}
+
+
+def test_sentences_from_results_including_failures():
+    spec = load_spec("smooth_nb")
+    fits, _ = plan_fits(("surface", "likelihood", "regions"), spec, match_on=("a",),
+                        delete_sutva=False, regions=("north", "south"))
+    results = {"reference": _result("reference", 0.93),
+               "likelihood": _result("likelihood", 0.97, converged=False),
+               "without_region:north": _result("without_region:north", 0.41),
+               "without_region:south": {"name": "without_region:south",
+                                        "error": "no control events left"}}
+    checks = {c.name: c for c in summarise_checks(fits, results, GridRegion())}
+    assert checks["surface"].sentence.startswith(
+        "The posterior probability that the effect is positive in every one of the 2 cells "
+        "of the whole grid is 0.93")
+    assert "1 of 2 cells have P(effect > 0) >= 0.95" in checks["surface"].sentence
+    assert checks["likelihood"].sentence.startswith("With a Poisson likelihood, P(positive")
+    assert "0.97 (caution: did not converge: R-hat)" in checks["likelihood"].sentence
+    regions = checks["regions"].sentence
+    assert regions.startswith("Without north, P(positive in every cell of the whole grid) is "
+                              "0.41, against 0.93 with all regions")
+    assert "could not be fitted: no control events left" in regions
+    assert np.isnan(checks["regions"].table["P(positive in every region cell)"].iloc[2])

@@ -1,0 +1,204 @@
+"""`bayes-wake sensitivity` end to end: the report on the mwa example and on a simulated study,
+resuming, failing fast on bad settings, and (slow) the Bayesian checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_wake.cli import main
+from bayes_wake.errors import SettingsError
+from bayes_wake.mwa import MWASettings
+from bayes_wake.sensitivity import REPORT_NAME, SensitivitySettings
+from bayes_wake.simulate import simulate_study
+
+EXAMPLE_ARGS = ["--t-window", "2", "10", "2", "--spat-window", "2", "10", "2",
+                "--match", "match1,match2", "--weighted", "--tcm"]
+PAPER_ARGS = ["--t-window", "10", "60", "10", "--spat-window", "3", "15", "3",
+              "--match", "dist_base_km,dist_river_km,pop_density", "--weighted"]
+FAST = ["--workers", "0", "--bayes-checks", "none"]
+
+
+@pytest.fixture(scope="module")
+def simulated_csv(tmp_path_factory):
+    """A small simulated study (planted effect) in R's column layout, with a region column."""
+    events = simulate_study(0, n_treatment=150, n_control=450, n_dependent=500).events
+    table = events.rename(columns={"role": "type"}).drop(columns=["event_id"])
+    table["timestamp"] = events["time"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    table = table.drop(columns=["time"])
+    table["region"] = np.select([events["lon"] < -4.5, events["lon"] < -1.5],
+                                ["west", "centre"], "east")
+    path = tmp_path_factory.mktemp("simulated") / "simulated.csv"
+    table.to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def _invoke(args):
+    return CliRunner().invoke(main, ["sensitivity", *args])
+
+
+def test_report_on_the_mwa_example(mwa_example_csv, tmp_path):
+    out = tmp_path / "sens"
+    result = _invoke(["--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--permutations", "150",
+                      "--date-shifts", "5", *FAST, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in (REPORT_NAME, "verdicts.csv", "multiplicity.csv", "estimates.csv",
+                 "randomisation_summary.csv", "randomisation_null.csv", "task_layout.csv",
+                 "provenance.json"):
+        assert (out / name).is_file(), name
+    verdicts = pd.read_csv(out / "verdicts.csv")
+    assert list(verdicts["check"]) == ["multiplicity", "labels", "date_shift"]
+    multiplicity = pd.read_csv(out / "multiplicity.csv")
+    n_sig, n_holm = int(multiplicity["significant"].sum()), int(
+        multiplicity["survives_holm"].sum())
+    assert verdicts["verdict"][0].startswith(f"Of {n_sig} windows significant at p <= .05, "
+                                             f"{n_holm} survive")
+    assert "Under 150 permutations of the treatment labels within matching strata, " \
+           f"{n_sig} or more significant windows" in verdicts["verdict"][1]
+    null = pd.read_csv(out / "randomisation_null.csv")
+    assert (null["kind"] == "labels").sum() == 150 and (null["kind"] == "date_shift").sum() == 5
+    html = (out / REPORT_NAME).read_text()
+    top = html.index("<h2>Verdicts</h2>")
+    assert top < html.index("Of 4 windows significant") < html.index("1. Multiplicity")
+    assert "data:image/png;base64," in html
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["settings"]["permutations"] == 150
+    assert provenance["run"]["computed"] == provenance["run"]["tasks"] == 3
+
+
+def test_report_on_a_simulated_study_and_resume(simulated_csv, tmp_path):
+    out = tmp_path / "sens"
+    args = ["--data", str(simulated_csv), *PAPER_ARGS, "--date-shifts", "4", *FAST,
+            "--out", str(out)]
+    first = _invoke([*args, "--permutations", "200"])
+    assert first.exit_code == 0, first.output
+    summary = pd.read_csv(out / "randomisation_summary.csv")
+    observed = int(summary.loc[0, "observed"])
+    assert observed > 0
+    verdict = pd.read_csv(out / "verdicts.csv")["verdict"][1]
+    assert f"{observed} or more significant windows" in verdict
+    run = json.loads((out / "provenance.json").read_text())["run"]
+    assert (run["tasks"], run["computed"], run["reused"]) == (3, 3, 0)
+    again = _invoke([*args, "--permutations", "200"])
+    assert again.exit_code == 0
+    run = json.loads((out / "provenance.json").read_text())["run"]
+    assert (run["computed"], run["reused"]) == (0, 3)
+    more = _invoke([*args, "--permutations", "300"])  # one more chunk of 100
+    assert more.exit_code == 0
+    run = json.loads((out / "provenance.json").read_text())["run"]
+    assert (run["computed"], run["reused"]) == (1, 3)
+    assert (pd.read_csv(out / "randomisation_null.csv")["kind"] == "labels").sum() == 300
+
+
+def test_runs_on_a_dask_local_cluster(mwa_example_csv, tmp_path):
+    out = tmp_path / "sens"
+    result = _invoke(["--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--permutations", "60",
+                      "--chunk-size", "20", "--date-shifts", "3", "--bayes-checks", "none",
+                      "--workers", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["run"]["where"] == "LocalCluster" and provenance["run"]["workers"] == 1
+    layout = pd.read_csv(out / "task_layout.csv")
+    assert dict(zip(layout["kind"], layout["tasks"], strict=True)) == {"labels": 3,
+                                                                        "date_shift": 1}
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--t-window", "10", "2", "2"], "below min"),
+    (["--t-window", "2", "10", "3"], "does not divide"),
+    (["--permutations", "0"], "--permutations must be a whole number >= 1"),
+    (["--chunk-size", "0"], "--chunk-size must be"),
+    (["--workers", "-1"], "--workers must be 0"),
+    (["--region-column", "regoin"], "no column 'regoin'"),
+    (["--region-column", "type", "--regions", "Atlantis"], "unknown region 'Atlantis'"),
+    (["--bayes-checks", "prior,likelihod"], "did you mean 'likelihood'"),
+    (["--bayes-checks", "regions"], "needs --region-column"),
+    (["--grid-region", "t>=100"], "no cell of the grid"),
+    (["--grid-region", "x>=1"], "unknown name 'x'"),
+    (["--spec", "no_such_model"], "no model spec"),
+])
+def test_bad_settings_fail_fast_before_any_work_is_scheduled(mwa_example_csv, tmp_path,
+                                                             monkeypatch, args, reason):
+    from bayes_wake import sensitivity
+
+    def scheduled(*_args, **_kwargs):
+        raise AssertionError("work was scheduled")
+
+    monkeypatch.setattr(sensitivity, "run_tasks", scheduled)
+    out = tmp_path / "sens"
+    result = _invoke(["--data", str(mwa_example_csv), *EXAMPLE_ARGS, *FAST, *args,
+                      "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines and reason in lines[-1] and lines[-1].startswith("bayes-wake: error:")
+    assert not out.exists()
+
+
+def test_settings_refuse_bad_values_from_python():
+    mwa = MWASettings(match_on=("x",))
+    with pytest.raises(SettingsError, match="permutations"):
+        SensitivitySettings(mwa=mwa, windows=(10,), radii=(3.0,), permutations=0)
+    with pytest.raises(SettingsError, match="grid is empty"):
+        SensitivitySettings(mwa=mwa, windows=(), radii=(3.0,))
+    with pytest.raises(SettingsError, match="--region-column"):
+        SensitivitySettings(mwa=mwa, windows=(10,), radii=(3.0,), bayes_checks=("regions",))
+
+
+def test_a_killed_run_leaves_no_report_and_the_rerun_reuses_its_tasks(simulated_csv,
+                                                                      tmp_path):
+    out = tmp_path / "sens"
+    command = [sys.executable, "-m", "bayes_wake.cli", "sensitivity", "--data",
+               str(simulated_csv), *PAPER_ARGS, "--permutations", "100", "--date-shifts",
+               "20", *FAST, "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((out / "tasks").glob("*.json")):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    stored = list((out / "tasks").glob("*.json"))
+    assert 1 <= len(stored) < 3  # of 3 tasks: two placebo chunks run first, then labels
+    for path in stored:
+        json.loads(path.read_text())
+    assert not (out / REPORT_NAME).exists() and not (out / "verdicts.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert finished.returncode == 0, finished.stderr
+    run = json.loads((out / "provenance.json").read_text())["run"]
+    assert run["reused"] >= len(stored) and run["computed"] == run["tasks"] - run["reused"]
+    assert (out / REPORT_NAME).is_file()
+
+
+@pytest.mark.slow
+def test_bayesian_checks_on_a_simulated_study(simulated_csv, tmp_path):
+    out = tmp_path / "sens"
+    result = _invoke(["--data", str(simulated_csv), *PAPER_ARGS, "--permutations", "100",
+                      "--date-shifts", "0", "--workers", "0", "--region-column", "region",
+                      "--regions", "west,east", "--bayes-checks",
+                      "surface,prior,likelihood,regions", "--grid-region", "t>=20, s<=9",
+                      "--draws", "300", "--tune", "300", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    verdicts = pd.read_csv(out / "verdicts.csv")
+    assert list(verdicts["check"]) == ["multiplicity", "labels", "surface", "prior",
+                                       "likelihood", "regions"]
+    assert "cells of t >= 20 days and s <= 9 km is" in verdicts["verdict"][2]
+    assert "Power-scaling the top-level priors" in verdicts["verdict"][3]
+    assert "Leaving out one region at a time" in verdicts["verdict"][5]
+    surface = pd.read_csv(out / "bayes_surface.csv")
+    assert 0 <= surface.loc[0, "P(positive in every region cell)"] <= 1
+    cells = pd.read_csv(out / "bayes_surface_cells.csv")
+    assert len(cells) == 30 and cells["prob_positive"].between(0, 1).all()
+    prior = pd.read_csv(out / "bayes_prior.csv")
+    assert list(prior["prior power"]) == [1.0, 0.5, 2.0]
+    regions = pd.read_csv(out / "bayes_regions.csv")
+    assert list(regions["fit"])[1:] == ["without west", "without east"]
+    assert regions.loc[1, "treatment wakes"] < regions.loc[0, "treatment wakes"]
