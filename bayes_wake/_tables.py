@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_wake.errors import EventDataError
+from bayes_wake.errors import EventDataError, SettingsError
 
 #: Suffixes :func:`read_table` reads.
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".parquet", ".geojson", ".json", ".gpkg",
@@ -263,3 +263,27 @@ def _swap_hint(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def study_period(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """First and last day (UTC midnight) of a study period; ``None`` leaves a side open.
+
+    Raises
+    ------
+    SettingsError
+        If a date cannot be read or the end is before the start.
+    """
+    out = []
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise SettingsError(f"{name} must be a date like 2017-01-01, got {value!r}") from None
+        stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+        out.append(stamp.floor("D"))
+    if out[0] is not None and out[1] is not None and out[1] < out[0]:
+        raise SettingsError(f"end {out[1].date()} is before start {out[0].date()}")
+    return out[0], out[1]

@@ -34,6 +34,7 @@ from bayes_wake._tables import (
     parse_dates,
     parse_numbers,
     read_table,
+    study_period,
 )
 from bayes_wake.errors import EventDataError, SettingsError
 
@@ -312,7 +313,7 @@ def read_acled(
     """
     if layout not in ("auto", "monadic", "dyadic"):
         raise SettingsError(f"layout must be 'auto', 'monadic' or 'dyadic', got {layout!r}")
-    first_day, last_day = _period(start, end)
+    first_day, last_day = study_period(start, end)
     raw = read_table(path, "ACLED file")
     label = raw.attrs["source"]
     columns = {ours: find_column(raw, names) for ours, names in _COLUMNS.items()}
@@ -413,23 +414,6 @@ def read_acled(
     frame.attrs.update({"source": label, "layout": layout, "rows_read": len(raw),
                         "events_read": events_read, "dropped": dropped})
     return frame
-
-
-def _period(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    out = []
-    for name, value in (("start", start), ("end", end)):
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            stamp = pd.Timestamp(value)
-        except (ValueError, TypeError):
-            raise SettingsError(f"{name} must be a date like 2017-01-01, got {value!r}") from None
-        stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
-        out.append(stamp.floor("D"))
-    if out[0] is not None and out[1] is not None and out[1] < out[0]:
-        raise SettingsError(f"end {out[1].date()} is before start {out[0].date()}")
-    return out[0], out[1]
 
 
 def _text_in(column: pd.Series, values: Sequence[str]) -> np.ndarray:

@@ -23,6 +23,7 @@ from bayes_wake.cli_common import (
     _progress,
     _write_mwa_outputs,
     data_options,
+    model_options,
     mwa_options,
 )
 
@@ -137,13 +138,7 @@ def demo(out, seed, mwa_only):
 @main.command()
 @data_options
 @mwa_options
-@click.option("--spec", "spec_path", default="smooth_nb", show_default=True,
-              help="Model spec: a YAML file or the name of a spec in models/.")
-@click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]), default=None,
-              help="Sampler backend (default: the spec's).")
-@click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
-@click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")
-@click.option("--chains", type=click.IntRange(1), default=None)
+@model_options
 @click.option("--seed", type=int, default=None)
 @_fail_cleanly
 def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,

@@ -199,6 +199,23 @@ def mwa_options(command: Callable) -> Callable:
     return command
 
 
+def model_options(command: Callable) -> Callable:
+    """The model and sampler options shared by ``fit`` and ``sauter``."""
+    options = [
+        click.option("--spec", "spec_path", default="smooth_nb", show_default=True,
+                     help="Model spec: a YAML file or the name of a spec in models/."),
+        click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]),
+                     default=None, help="Sampler backend (default: the spec's)."),
+        click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain."),
+        click.option("--tune", type=click.IntRange(10), default=None,
+                     help="Tuning steps per chain."),
+        click.option("--chains", type=click.IntRange(1), default=None),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutva,
                    console) -> object:
     """Fit the Bayesian model, write effect_surface.csv, posterior.nc and the comparison

@@ -15,6 +15,7 @@ from bayes_wake.cli_common import (
     _fail_cleanly,
     _parse_selector,
     _print_significant,
+    model_options,
 )
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -88,13 +89,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--no-tcm", is_flag=True, help="Do not match on earlier overlapping projects.")
 @click.option("--alpha", default=0.05, show_default=True, type=float)
 @click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fits (seconds, not minutes).")
-@click.option("--spec", "spec_path", default="smooth_nb", show_default=True,
-              help="Model spec: a YAML file or the name of a spec in models/.")
-@click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]), default=None,
-              help="Sampler backend (default: the spec's).")
-@click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
-@click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")
-@click.option("--chains", type=click.IntRange(1), default=None)
+@model_options
 @click.option("--seed", type=int, default=None,
               help="Seed of the simulated placement (default 0) and of the sampler (default: "
                    "the spec's).")

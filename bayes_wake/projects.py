@@ -34,6 +34,7 @@ from bayes_wake._tables import (
     parse_dates,
     parse_numbers,
     read_table,
+    study_period,
 )
 from bayes_wake.errors import EventDataError, SettingsError
 
@@ -218,7 +219,7 @@ def read_projects(
     no_date = frame["time"].isna().to_numpy() & ~no_place
     dropped.append({"step": step, "reason": "no start date", "events": int(no_date.sum())})
     frame = frame[~no_place & ~no_date]
-    first_day, last_day = _period(start, end)
+    first_day, last_day = study_period(start, end)
     if first_day is not None:
         before = (frame["time"] < first_day).to_numpy()
         dropped.append({"step": step, "reason": f"started before the study period "
@@ -302,21 +303,6 @@ def _points(column: pd.Series, name: str, path: str) -> tuple[list[list[float]],
                              "degrees (IATI's pos order), several separated by ';'",
                              path=path, rows=[i + 1 for i in bad_rows], column=name)
     return lons, lats
-
-
-def _period(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    out = []
-    for name, value in (("start", start), ("end", end)):
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            stamp = pd.Timestamp(value)
-        except (ValueError, TypeError):
-            raise SettingsError(f"{name} must be a date like 2017-01-01, got {value!r}") from None
-        stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
-        out.append(stamp.floor("D"))
-    return out[0], out[1]
 
 
 def simulate_project_placement(
