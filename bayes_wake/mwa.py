@@ -24,9 +24,10 @@ from bayes_wake.artefacts import atomic_path
 from bayes_wake.errors import SettingsError
 from bayes_wake.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.rcompat import r_round
-from bayes_wake.regression import VCov, weighted_ols
+from bayes_wake.regression import VCovSpec, conley_kernel, parse_vcov, weighted_ols
 
-__all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame"]
+__all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
+           "matched_cells", "vcov_inputs", "standard_error_table"]
 
 Formula = Literal["lag", "diff"]
 Estimation = Literal["lm", "att"]
@@ -58,7 +59,9 @@ class MWASettings:
     estimation
         ``lm`` or ``att`` (cem's ``att`` with a linear model: the same coefficient).
     vcov
-        ``classical`` (R), ``HC1`` or ``HC3`` robust standard errors.
+        Standard errors (:func:`bayes_wake.regression.parse_vcov`): ``classical`` (R's;
+        too small on clustered count data), ``HC1``, ``HC3``, ``CR1:COLUMN`` (the column must
+        be a covariate of the cube) or ``conley:KM[:DAYS]``.
     alpha
         Significance level for summaries (R's ``alpha1``).
     """
@@ -70,7 +73,7 @@ class MWASettings:
     matching: bool = True
     formula: Formula = "lag"
     estimation: Estimation = "lm"
-    vcov: VCov = "classical"
+    vcov: str = "classical"
     alpha: float = 0.05
 
     def __post_init__(self) -> None:
@@ -78,8 +81,7 @@ class MWASettings:
             raise SettingsError(f"unknown formula {self.formula!r}; use 'lag' or 'diff'")
         if self.estimation not in ("lm", "att"):
             raise SettingsError(f"unknown estimation {self.estimation!r}; use 'lm' or 'att'")
-        if self.vcov not in ("classical", "HC1", "HC3"):
-            raise SettingsError(f"unknown vcov {self.vcov!r}; use classical, HC1 or HC3")
+        object.__setattr__(self, "vcov", str(parse_vcov(self.vcov)))
         if not 0 < self.alpha < 1:
             raise SettingsError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.matching and not self.match_on:
@@ -210,7 +212,7 @@ def matched_wake_analysis(
     matching: bool = True,
     formula: Formula = "lag",
     estimation: Estimation = "lm",
-    vcov: VCov = "classical",
+    vcov: str = "classical",
     alpha: float = 0.05,
     progress: Callable[[int, int], None] | None = None,
 ) -> MWAResult:
@@ -234,74 +236,48 @@ def matched_wake_analysis(
     settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
                            delete_sutva=delete_sutva, matching=matching, formula=formula,
                            estimation=estimation, vcov=vcov, alpha=alpha)
-    missing = [c for c in settings.match_on if c not in cube.coords]
-    if missing:
-        raise SettingsError(f"match column(s) {missing} are not covariates of the wake cube "
-                            f"(covariates: {json.loads(cube.attrs.get('covariates', '[]'))})")
     windows = cube["window"].to_numpy()
     radii = cube["radius"].to_numpy()
-    match_vars = [*settings.match_on, "dependent_trend"]
-    if tcm:
-        match_vars += ["SO_pre", "MO_pre"]
-    columns, keep = _cube_columns(cube, settings.match_on)
-    if delete_sutva:
-        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
-
+    vcov_spec = parse_vcov(settings.vcov)
+    clusters, kernel = vcov_inputs(cube, vcov_spec)
     est_rows, match_rows, sutva_rows = [], [], []
     surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
         "estimate", "std_error", "pvalue", "adj_r_squared", "intercept", "intercept_pvalue",
         "n_treated", "n_control", "L1_pre", "L1_post")}
-    total, done = len(windows) * len(radii), 0
-    for i, window in enumerate(windows):
-        for j, radius in enumerate(radii):
-            rows = keep[:, i, j]
-            cell = {k: v[:, i, j][rows] for k, v in columns.items()}
-            treated = cell["treatment"]
-            x_match = np.column_stack([cell[k] for k in match_vars]).astype(float)
-            l1_pre, cs_pre = l1_imbalance(x_match, treated)
-            if matching and len(treated):
-                cem = coarsened_exact_match(x_match, treated)
-                in_fit, weights = cem.matched, cem.weight
-            else:
-                in_fit, weights = np.ones(len(treated), dtype=bool), np.ones(len(treated))
-            if not weighted:
-                weights = in_fit.astype(float)
-            l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit])
-            y, design = _design({k: cell[k][in_fit] for k in
-                                 ("dependent_post", "dependent_pre", "treatment")}, formula)
-            fit = weighted_ols(y, design, weights[in_fit], vcov=vcov)
-            defined = fit.defined
-            row = {"t_window": int(window), "spat_window": float(radius),
-                   "estimate": fit.coef[-1] if defined else np.nan,
-                   "pvalue": fit.pvalue[-1] if defined else np.nan}
-            if estimation == "lm":
-                row["adj.r.squared"] = fit.adj_r_squared if defined else np.nan
-            row["intercept"] = fit.coef[0] if defined else np.nan
-            row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
-            est_rows.append(row)
-            n_t = int((treated[in_fit] == 1).sum())
-            n_c = int((treated[in_fit] == 0).sum())
-            match_rows.append({
-                "t_window": int(window), "spat_window": float(radius),
-                "control_pre": int((treated == 0).sum()),
-                "treatment_pre": int((treated == 1).sum()),
-                "L1_pre": r_round(l1_pre, 3)[0], "commonSupport_pre": r_round(cs_pre, 1)[0],
-                "control_post": n_c, "treatment_post": n_t,
-                "L1_post": r_round(l1_post, 3)[0], "commonSupport_post": r_round(cs_post, 1)[0],
-            })
-            sutva_rows.append({"t_window": int(window), "spat_window": float(radius),
-                               **_sutva_shares(cell)})
-            for key, value in (("estimate", row["estimate"]), ("pvalue", row["pvalue"]),
-                               ("std_error", fit.std_error[-1] if defined else np.nan),
-                               ("adj_r_squared", fit.adj_r_squared if defined else np.nan),
-                               ("intercept", row["intercept"]),
-                               ("intercept_pvalue", row["intercept.pval"]),
-                               ("n_treated", n_t), ("n_control", n_c),
-                               ("L1_pre", l1_pre), ("L1_post", l1_post)):
-                surface_vars[key][i, j] = value
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    total = len(windows) * len(radii)
+    for done, cell in enumerate(matched_cells(cube, settings), 1):
+        idx = cell.events
+        fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=vcov_spec,
+                           clusters=None if clusters is None else clusters[idx],
+                           kernel=None if kernel is None else kernel[idx][:, idx])
+        i, j = cell.index
+        defined = fit.defined
+        row = {"t_window": int(cell.window), "spat_window": float(cell.radius),
+               "estimate": fit.coef[-1] if defined else np.nan,
+               "pvalue": fit.pvalue[-1] if defined else np.nan}
+        if estimation == "lm":
+            row["adj.r.squared"] = fit.adj_r_squared if defined else np.nan
+        row["intercept"] = fit.coef[0] if defined else np.nan
+        row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
+        est_rows.append(row)
+        match_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
+                           **cell.balance})
+        sutva_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
+                           **_sutva_shares(cell.wakes)})
+        for key, value in (("estimate", row["estimate"]), ("pvalue", row["pvalue"]),
+                           ("std_error", fit.std_error[-1] if defined else np.nan),
+                           ("adj_r_squared", fit.adj_r_squared if defined else np.nan),
+                           ("intercept", row["intercept"]),
+                           ("intercept_pvalue", row["intercept.pval"]),
+                           ("n_treated", cell.balance["treatment_post"]),
+                           ("n_control", cell.balance["control_post"]),
+                           ("L1_pre", cell.l1[0]), ("L1_post", cell.l1[1])):
+            surface_vars[key][i, j] = value
+        if progress is not None:
+            progress(done, total)
+    columns, keep = _cube_columns(cube, settings.match_on)
+    if delete_sutva:
+        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
 
     # R's wake table: radius outer, window inner, events in time order.
     in_r_order = keep.transpose(2, 1, 0)
@@ -316,6 +292,7 @@ def matched_wake_analysis(
     surface.attrs.update({"estimator": "matched wake analysis (OLS DiD)",
                           "formula": FORMULAS[formula],
                           "settings": json.dumps(asdict(settings)),
+                          "standard_errors": vcov_spec.label,
                           "t_unit": cube.attrs.get("t_unit", "days"),
                           "convention": cube.attrs.get("convention", "")})
     return MWAResult(
@@ -327,6 +304,154 @@ def matched_wake_analysis(
         settings=settings,
         cube_attrs=dict(cube.attrs),
     )
+
+
+@dataclass(frozen=True)
+class MatchedCell:
+    """The matched wakes of one (window, radius) cell, ready for the regression.
+
+    Attributes
+    ----------
+    index, window, radius
+        Position (window index, radius index) and labels of the cell.
+    events
+        Positions (along the cube's ``event`` dim) of the wakes in the regression.
+    y, design, weights
+        Outcome, design matrix (intercept first, treatment last) and regression weights of
+        those wakes (CEM weights when weighted, else 1).
+    treated
+        Treatment flag of those wakes.
+    wakes
+        R's wake-table columns of all wakes of the cell before matching.
+    balance
+        R's matching-table entries of the cell.
+    l1
+        L1 imbalance before and after matching.
+    """
+
+    index: tuple[int, int]
+    window: float
+    radius: float
+    events: np.ndarray
+    y: np.ndarray
+    design: np.ndarray
+    weights: np.ndarray
+    treated: np.ndarray
+    wakes: dict
+    balance: dict
+    l1: tuple[float, float]
+
+
+def matched_cells(cube: xr.Dataset, settings: MWASettings):
+    """The per-cell matched sets of a matched wake analysis: the one matcher.
+
+    For every cell (window outer, radius inner): drop wakes with earlier overlaps under
+    ``delete_sutva``, coarsened exact matching on the covariates and the pre-trend (plus
+    ``SO_pre`` and ``MO_pre`` with ``tcm``), and the regression design of the formula.
+
+    Yields
+    ------
+    MatchedCell
+    """
+    missing = [c for c in settings.match_on if c not in cube.coords]
+    if missing:
+        raise SettingsError(f"match column(s) {missing} are not covariates of the wake cube "
+                            f"(covariates: {json.loads(cube.attrs.get('covariates', '[]'))})")
+    match_vars = [*settings.match_on, "dependent_trend"]
+    if settings.tcm:
+        match_vars += ["SO_pre", "MO_pre"]
+    columns, keep = _cube_columns(cube, settings.match_on)
+    if settings.delete_sutva:
+        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
+    for i, window in enumerate(cube["window"].to_numpy()):
+        for j, radius in enumerate(cube["radius"].to_numpy()):
+            rows = keep[:, i, j]
+            cell = {k: v[:, i, j][rows] for k, v in columns.items()}
+            treated = cell["treatment"]
+            x_match = np.column_stack([cell[k] for k in match_vars]).astype(float)
+            l1_pre, cs_pre = l1_imbalance(x_match, treated)
+            if settings.matching and len(treated):
+                cem = coarsened_exact_match(x_match, treated)
+                in_fit, weights = cem.matched, cem.weight
+            else:
+                in_fit, weights = np.ones(len(treated), dtype=bool), np.ones(len(treated))
+            if not settings.weighted:
+                weights = in_fit.astype(float)
+            l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit])
+            y, design = _design({k: cell[k][in_fit] for k in
+                                 ("dependent_post", "dependent_pre", "treatment")},
+                                settings.formula)
+            balance = {
+                "control_pre": int((treated == 0).sum()),
+                "treatment_pre": int((treated == 1).sum()),
+                "L1_pre": r_round(l1_pre, 3)[0], "commonSupport_pre": r_round(cs_pre, 1)[0],
+                "control_post": int((treated[in_fit] == 0).sum()),
+                "treatment_post": int((treated[in_fit] == 1).sum()),
+                "L1_post": r_round(l1_post, 3)[0], "commonSupport_post": r_round(cs_post, 1)[0],
+            }
+            yield MatchedCell(index=(i, j), window=window, radius=radius,
+                              events=np.flatnonzero(rows)[in_fit], y=y, design=design,
+                              weights=weights[in_fit], treated=treated[in_fit], wakes=cell,
+                              balance=balance, l1=(l1_pre, l1_post))
+
+
+def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
+    """What a standard-error choice needs from the cube: the cluster label of every event
+    (``CR1``) or the Conley kernel between events (``conley``); None otherwise.
+
+    Raises
+    ------
+    SettingsError
+        If the cluster column is not a covariate of the cube.
+    """
+    spec = parse_vcov(vcov)
+    if spec.kind == "CR1":
+        if spec.column not in cube.coords or "event" not in cube[spec.column].dims:
+            raise SettingsError(
+                f"cluster column {spec.column!r} (from {spec}) is not an event column of the "
+                f"wake cube; pass it as a covariate (covariates: "
+                f"{json.loads(cube.attrs.get('covariates', '[]'))})")
+        return cube[spec.column].to_numpy(), None
+    if spec.kind == "conley":
+        days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
+        return None, conley_kernel(cube["lat"].to_numpy(), cube["lon"].to_numpy(), spec.km,
+                                   spec.days, days)
+    return None, None
+
+
+def standard_error_table(cube: xr.Dataset, settings: MWASettings,
+                         vcovs: Sequence[str]) -> pd.DataFrame:
+    """Per cell, the OLS estimate with the standard error and p-value of several choices.
+
+    Parameters
+    ----------
+    cube, settings
+        As for :func:`matched_wake_analysis` (``settings.vcov`` is ignored).
+    vcovs
+        Standard-error choices (:func:`bayes_wake.regression.parse_vcov`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t_window``, ``spat_window``, ``estimate`` and ``std_error_<choice>``,
+        ``pvalue_<choice>`` per choice (NA where R reports NA).
+    """
+    specs = [parse_vcov(v) for v in vcovs]
+    inputs = [vcov_inputs(cube, v) for v in specs]
+    rows = []
+    for cell in matched_cells(cube, settings):
+        idx = cell.events
+        row = {"t_window": int(cell.window), "spat_window": float(cell.radius)}
+        for spec, (clusters, kernel) in zip(specs, inputs):
+            fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=spec,
+                               clusters=None if clusters is None else clusters[idx],
+                               kernel=None if kernel is None else kernel[idx][:, idx])
+            ok = fit.defined
+            row.setdefault("estimate", fit.coef[-1] if ok else np.nan)
+            row[f"std_error_{spec}"] = fit.std_error[-1] if ok else np.nan
+            row[f"pvalue_{spec}"] = fit.pvalue[-1] if ok else np.nan
+        rows.append(row)
+    return _spatial_as_int(pd.DataFrame(rows))
 
 
 def _design(rows: dict, formula: Formula) -> tuple[np.ndarray, np.ndarray]:
