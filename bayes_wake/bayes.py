@@ -314,8 +314,10 @@ def fit_surface(
     spec: ModelSpec,
     *,
     match_on: Sequence[str] = (),
+    weighted: bool = True,
     tcm: bool = False,
     delete_sutva: bool = False,
+    formula: str = "lag",
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> BayesResult:
@@ -327,8 +329,12 @@ def fit_surface(
         The wake cube.
     spec
         The model spec (with the sampler settings to use).
-    match_on, tcm, delete_sutva
-        Matching columns and options, as for the OLS table.
+    match_on, weighted, tcm, delete_sutva, formula
+        Matching columns and options, as for the OLS table (``bayes-wake fit`` passes its
+        ``--match``, ``--weighted``, ``--tcm``, ``--delete-sutva`` and ``--formula``, so the
+        command line and this function fit the same model). ``weighted`` and ``formula``
+        enter the count-scale model (``estimand: count_did``); the rate-ratio models always
+        use the CEM weights of their matching mode.
     progress
         Show the sampler's progress bar.
     log
@@ -341,6 +347,10 @@ def fit_surface(
         is returned with a :class:`~bayes_wake.errors.ConvergenceWarning`.
     """
     log = log or (lambda _message: None)
+    if spec.estimand == "count_did":
+        return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
+                              delete_sutva=delete_sutva, formula=formula, progress=progress,
+                              log=log)
     data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
     log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "
         f"unique rows; sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
@@ -367,26 +377,110 @@ def fit_surface(
         min_ess_bulk=float(np.nanmin([effect_ess.min(skipna=True),
                                       surface["ess_bulk"].min()])),
         divergences=divergences, compile_seconds=compile_s, sample_seconds=sample_s)
-    tree = xr.DataTree.from_dict({
-        "posterior": grid,
-        "sample_stats": idata.sample_stats.to_dataset(),
-    })
+    return _result(grid, idata, surface, diagnostics, spec, data_hash=_data_hash(data),
+                   model_attrs={**data.attrs, "rows": data.n_rows,
+                                "wake_terms": data.n_wake_terms})
+
+
+def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
+                   tcm: bool = False, delete_sutva: bool = False, formula: str = "lag"):
+    """The PyMC model that :func:`fit_surface` samples for this cube and spec."""
+    if spec.estimand == "count_did":
+        from bayes_wake.did_surface import build_surface_model
+
+        data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
+        return build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
+    return build_model(prepare_model_data(cube, spec, match_on, tcm=tcm,
+                                          delete_sutva=delete_sutva), spec)
+
+
+def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
+    from bayes_wake.did_surface import prepare_surface_data
+    from bayes_wake.mwa import MWASettings
+
+    settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
+                           delete_sutva=delete_sutva, matching=spec.matching != "none",
+                           formula=formula)
+    covariates: list[str] = []
+    for name in spec.covariates:
+        covariates.extend(match_on if name == "match" else [name])
+    return prepare_surface_data(cube, settings, covariates=list(dict.fromkeys(covariates)),
+                                errors=spec.errors)
+
+
+def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,
+                   progress, log) -> BayesResult:
+    """Fit the count-scale DiD surface model (:mod:`bayes_wake.did_surface`)."""
+    from bayes_wake.did_surface import build_surface_model, draw_surface
+
+    data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
+    log(f"model {spec.name}: {len(data.defined)} of {data.n_cells} cells with an OLS "
+        f"estimate, robust covariance over {data.n_clusters:,} clusters ({spec.errors}); "
+        f"sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
+    model = build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
+    idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
+    posterior = idata.posterior.to_dataset()
+    hyper = [posterior[n].to_numpy() for n in ("amplitude", "length_window", "length_radius")]
+    surface_draws = draw_surface(data, *hyper, seed=spec.sampler.seed)
+    dims = ("chain", "draw", "window", "radius")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        post = data.treated_post[None, None]
+        ratio = np.where(post - surface_draws > 0, post / (post - surface_draws), np.nan)
+    grid = posterior.assign_coords(window=data.windows, radius=data.radii).assign(
+        additive_effect=(dims, surface_draws), rate_ratio=(dims, ratio),
+        effect=(dims, np.log(ratio)))
+    grid["additive_effect"].attrs.update(
+        long_name="extra expected post-period events per matched treated wake, relative to "
+                  "the control wakes' change (count-scale DiD)", units="events per wake")
+    grid["rate_ratio"].attrs["long_name"] = ("treated wakes' mean post count over that count "
+                                             "minus the additive effect (secondary)")
+    grid["effect"].attrs["long_name"] = "log of rate_ratio"
+    surface = effect_surface_table(grid)
+    diagnostics = _diagnostics(idata, grid, ["amplitude", "length_window", "length_radius",
+                                             "additive_effect"], compile_s, sample_s)
+    return _result(grid, idata, surface, diagnostics, spec,
+                   data_hash=_array_hash(data.estimate, data.covariance),
+                   model_attrs={**data.attrs, "cells": len(data.defined),
+                                "clusters": data.n_clusters})
+
+
+def _diagnostics(idata, grid, names, compile_s, sample_s) -> Diagnostics:
+    """Worst R-hat and bulk ESS over the named variables, and the divergences."""
+    rhat = [float(az.rhat(grid[n]).max(skipna=True)) for n in names]
+    ess = [float(az.ess(grid[n], method="bulk").min(skipna=True)) for n in names]
+    divergences = int(idata.sample_stats["diverging"].sum()) \
+        if "diverging" in idata.sample_stats else 0
+    return Diagnostics(max_r_hat=float(np.nanmax(rhat)), min_ess_bulk=float(np.nanmin(ess)),
+                       divergences=divergences, compile_seconds=compile_s,
+                       sample_seconds=sample_s)
+
+
+def _array_hash(*arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return digest.hexdigest()
+
+
+def _result(grid, idata, surface, diagnostics, spec, *, data_hash, model_attrs) -> BayesResult:
+    """Assemble the DataTree with provenance and warn loudly if the fit did not converge."""
+    tree = xr.DataTree.from_dict({"posterior": grid,
+                                  "sample_stats": idata.sample_stats.to_dataset()})
     tree.attrs.update({
-        "spec": json.dumps(spec.model_dump(mode="json")),
-        "spec_digest": spec.digest(),
-        "data_sha256": _data_hash(data),
-        "versions": json.dumps(package_versions()),
+        "spec": json.dumps(spec.model_dump(mode="json")), "spec_digest": spec.digest(),
+        "data_sha256": data_hash, "versions": json.dumps(package_versions()),
         "converged": int(diagnostics.converged),
         "diagnostics": json.dumps(diagnostics.__dict__),
-        "model_data": json.dumps({**data.attrs, "rows": data.n_rows,
-                                  "wake_terms": data.n_wake_terms}),
+        "model_data": json.dumps(model_attrs),
         "ci_prob": surface.attrs["ci_prob"], "ci_kind": surface.attrs["ci_kind"],
+        "estimand": spec.estimand,
     })
     surface.attrs.update({"converged": int(diagnostics.converged),
-                          "t_unit": data.attrs.get("t_unit", "days")})
+                          "t_unit": model_attrs.get("t_unit", "days"),
+                          "estimand": spec.estimand})
     if not diagnostics.converged:
         warnings.warn("the posterior did not converge: " + "; ".join(diagnostics.problems()),
-                      ConvergenceWarning, stacklevel=2)
+                      ConvergenceWarning, stacklevel=3)
     return BayesResult(idata=tree, surface=surface, diagnostics=diagnostics, spec=spec)
 
 

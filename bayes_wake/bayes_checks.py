@@ -302,6 +302,9 @@ def plan_fits(checks: Sequence[str], spec, *, match_on: Sequence[str], delete_su
     if "likelihood" in checks:
         if base["likelihood"] == "gaussian":
             skipped["likelihood"] = "the reference model is Gaussian, not a count model"
+        elif base["likelihood"] == "robust_normal":
+            skipped["likelihood"] = ("the reference model (count-scale DiD) has no count "
+                                     "likelihood to swap; its errors are cluster-robust")
         else:
             other = "poisson" if base["likelihood"] == "negative_binomial" else \
                 "negative_binomial"
@@ -451,10 +454,9 @@ def power_scaling(fit, cube: xr.Dataset, spec, match_on: Sequence[str], tcm: boo
     from pymc.model.transform.conditioning import remove_value_transforms
     from pymc.stats import compute_log_prior
 
-    from bayes_wake.model import build_model, prepare_model_data
+    from bayes_wake.bayes import build_for_cube
 
-    data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
-    model = build_model(data, spec)
+    model = build_for_cube(cube, spec, match_on=match_on, tcm=tcm, delete_sutva=delete_sutva)
     posterior = fit.idata.posterior.to_dataset()
     sample_dims = ("chain", "draw")
     values = {}

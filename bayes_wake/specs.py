@@ -71,9 +71,21 @@ class ModelSpec(_Strict):
     ----------
     name, description
         Identify the spec in outputs.
+    estimand
+        ``count_did``: the OLS table's estimand, a difference in differences of counts
+        (extra post-period events per matched treated wake relative to the controls'
+        change; parallel trends on the count scale), pooled by
+        :mod:`bayes_wake.did_surface`. ``rate_ratio``: a difference in differences of log
+        rates (parallel trends in ratios); its additive surface is rebuilt from the treated
+        wakes' counts and differs from the OLS estimand when baselines differ.
+    errors
+        ``count_did`` only: the clusters of the robust covariance of the cell estimates,
+        ``location`` (anchors at identical coordinates), ``wake``, ``CR1:COLUMN`` or
+        ``conley:KM[:DAYS]``.
     likelihood
         ``negative_binomial`` or ``poisson`` (log link), or ``gaussian`` (identity link; the
-        Bayesian twin of the OLS table, for checks).
+        Bayesian twin of the OLS table, for checks); ``robust_normal`` for ``count_did``
+        (the cell estimates, jointly normal with their robust covariance).
     pre_count
         How the pre-period count enters. ``paired`` (default): pre and post counts are two
         draws from the wake's own rate (a gamma frailty, so each is marginally negative
@@ -111,7 +123,10 @@ class ModelSpec(_Strict):
 
     name: str
     description: str = ""
-    likelihood: Literal["negative_binomial", "poisson", "gaussian"] = "negative_binomial"
+    estimand: Literal["count_did", "rate_ratio"] = "rate_ratio"
+    likelihood: Literal["negative_binomial", "poisson", "gaussian", "robust_normal"] = \
+        "negative_binomial"
+    errors: str = "location"
     pre_count: Literal["paired", "log1p", "identity"] = "paired"
     intercept: FieldPrior = FieldPrior(pooling="hierarchical", mean_mu=-1.0, mean_sd=2.0,
                                        scale_sd=1.0)
@@ -126,6 +141,14 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
+        if (self.estimand == "count_did") != (self.likelihood == "robust_normal"):
+            raise ValueError("estimand: count_did goes with likelihood: robust_normal, and "
+                             "robust_normal only with count_did")
+        if self.estimand == "count_did":
+            from bayes_wake.did_surface import check_errors
+
+            check_errors(self.errors)
+            return self
         if self.likelihood == "gaussian" and self.pre_count != "identity":
             raise ValueError("a gaussian (identity-link) model takes pre_count: identity")
         if self.nested == "increments" and self.pre_count != "paired":
@@ -173,7 +196,7 @@ def parse_spec(data: dict, source: str = "<spec>") -> ModelSpec:
 
 
 def load_spec(path_or_name: str | Path) -> ModelSpec:
-    """Load a spec from a YAML file, or a shipped spec by name (``smooth_nb``).
+    """Load a spec from a YAML file, or a shipped spec by name (``smooth_did``).
 
     Raises
     ------
@@ -194,8 +217,8 @@ def load_spec(path_or_name: str | Path) -> ModelSpec:
 
 
 def default_spec_path() -> Path:
-    """The default model: the smooth negative-binomial spec."""
-    return MODELS_DIR / "smooth_nb.yaml"
+    """The default model: the count-scale DiD surface (``smooth_did``)."""
+    return MODELS_DIR / "smooth_did.yaml"
 
 
 def list_specs() -> list[str]:

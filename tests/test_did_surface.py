@@ -1,0 +1,72 @@
+"""The count-scale surface model's data: the OLS table's estimates, robust joint covariance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayes_wake.did_surface import grid_kernel, prepare_surface_data
+from bayes_wake.mwa import MWASettings, matched_cells, matched_wake_analysis
+from bayes_wake.regression import weighted_ols
+
+
+@pytest.fixture(scope="module")
+def cube(mwa_example_events):
+    from bayes_wake.wakes import count_wakes
+
+    return count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
+
+
+SETTINGS = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
+
+
+def test_the_estimates_are_the_ols_table(cube):
+    data = prepare_surface_data(cube, SETTINGS)
+    ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+    both = np.isfinite(data.estimate)
+    np.testing.assert_allclose(data.estimate[both], ols.surface["estimate"].to_numpy()[both],
+                               rtol=1e-10)
+    assert both.sum() >= 5
+    assert np.isfinite(ols.surface["estimate"].to_numpy()[both]).all()
+
+
+def test_the_covariance_diagonal_is_each_cells_cr1(cube):
+    """With each wake its own cluster, the diagonal is the per-cell CR1 variance with the
+    small-sample factor G/(G - 1) of all the cube's G anchors (N differs between cells)."""
+    data = prepare_surface_data(cube, SETTINGS, errors="wake")
+    n_r = len(data.radii)
+    cells = {c.index[0] * n_r + c.index[1]: c for c in matched_cells(cube, SETTINGS)}
+    for k, c in enumerate(data.defined):
+        cell = cells[c]
+        fit = weighted_ols(cell.y, cell.design, cell.weights, vcov="CR1:id",
+                           clusters=np.arange(len(cell.y)))
+        n = int((cell.weights > 0).sum())
+        raw = fit.std_error[-1] ** 2 / ((n / (n - 1)) * (n - 1) / (n - 3))
+        g = data.n_clusters
+        expected = raw * g / (g - 1)
+        assert data.covariance[k, k] == pytest.approx(expected, rel=1e-8)
+
+
+def test_nested_cells_are_positively_correlated(cube):
+    data = prepare_surface_data(cube, SETTINGS)
+    sd = np.sqrt(np.diag(data.covariance))
+    corr = data.covariance / np.outer(sd, sd)
+    # neighbouring radii at the largest window share most events
+    n_r = len(data.radii)
+    pos = {c: k for k, c in enumerate(data.defined)}
+    a, b = 4 * n_r + 3, 4 * n_r + 4
+    if a in pos and b in pos:
+        assert corr[pos[a], pos[b]] > 0.5
+    assert np.all(np.linalg.eigvalsh(data.covariance) > 0)
+
+
+def test_location_clusters_pool_anchors_at_one_place(cube):
+    moved = cube.assign_coords(lat=cube["lat"] * 0 + 1.0, lon=cube["lon"] * 0 + 1.0)
+    one = prepare_surface_data(moved, SETTINGS, errors="location")
+    assert one.n_clusters == 1
+
+
+def test_the_kernel_is_a_valid_covariance():
+    k = grid_kernel([10, 20, 30], [3.0, 6.0], 2.0, 0.5, 0.4)
+    assert k.shape == (6, 6) and np.allclose(np.diag(k), 4.0)
+    assert np.all(np.linalg.eigvalsh(k) > -1e-10)
