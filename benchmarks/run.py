@@ -2,7 +2,9 @@
 
 Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sampler),
 ``sensitivity`` (batched permutations vs a statsmodels loop; Dask with 1 and 2 workers).
-``--quick`` runs smaller cases.
+``recovery`` (the planted-effect battery of battery.yaml on the real ACLED outcomes).
+``calibration`` (size of per-window p-values per standard-error choice over placebo
+placements on the real ACLED outcomes). ``--quick`` runs smaller cases.
 Speed targets live here, never in tests.
 """
 
@@ -32,12 +34,16 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     import bench_bayes
+    import bench_calibration
     import bench_mwa
+    import bench_recovery
     import bench_sensitivity
 
     SUITES["mwa"] = bench_mwa.run
     SUITES["bayes"] = bench_bayes.run
     SUITES["sensitivity"] = bench_sensitivity.run
+    SUITES["recovery"] = bench_recovery.run
+    SUITES["calibration"] = bench_calibration.run
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
     parser.add_argument("--quick", action="store_true", help="smaller cases")

@@ -1,0 +1,90 @@
+"""The recovery battery on the real ACLED Mali outcomes: `benchmarks/run.py recovery`.
+
+Builds the Sauter-style studies (simulated placements; the outcome events are ACLED's, read
+from ../shared/data and never written into the repository), plants the scenarios of
+``battery.yaml`` on every placement, refits each method and prints the score table.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("BAYES_WAKE_SHARED", HERE.parents[1] / "shared")) / "data"
+ACLED = SHARED / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"
+BOUNDARIES = SHARED / "ocha_cod_ab_mali_2015" / "mli_adm1_with_menaka_derived.geojson"
+BASES = SHARED / "geopko_minusma" / "minusma_bases_sauter2022_from_geopko.csv"
+
+
+def sauter_studies(placement: int, outcomes=("vac", "battles_nsag")) -> dict[str, pd.DataFrame]:
+    """Event tables of the Sauter design on the real ACLED outcomes, one per outcome."""
+    from bayes_wake.acled import parse_outcome, read_acled
+    from bayes_wake.covariates import add_covariates, load_layer
+    from bayes_wake.projects import simulate_project_placement
+    from bayes_wake.sauter import _event_table
+    from bayes_wake.study_area import (STUDY_REGIONS, filter_to_regions, load_regions,
+                                       resolve_regions)
+
+    events = read_acled(ACLED, start="2017-01-01", end="2020-12-31")
+    boundary = load_regions(BOUNDARIES)
+    keep = resolve_regions(STUDY_REGIONS, boundary)
+    events, _ = filter_to_regions(events, boundary, keep, snap_km=10.0, step="ACLED")
+    projects = simulate_project_placement(placement, regions=boundary, keep_regions=keep)
+    projects, _ = filter_to_regions(projects, boundary, keep, snap_km=0.0, step="simulated")
+    everything = pd.concat([projects.assign(role=projects["kind"].map(
+        {"qip": "treatment", "aid": "control"})), events.assign(role="dependent")],
+        ignore_index=True)
+    everything = add_covariates(everything, layers={"dist_base_km": load_layer(BASES)})
+    anchors = everything[everything["role"] != "dependent"].reset_index(drop=True)
+    pool = everything[everything["role"] == "dependent"].reset_index(drop=True)
+    out = {}
+    for name in outcomes:
+        mask = parse_outcome(name).select(pool)
+        out["battles" if name.startswith("battles") else name] = _event_table(
+            anchors, pool[mask], ["dist_base_km"], source=f"battery placement {placement}")
+    return out
+
+
+def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=None):
+    """Run the battery; returns (score table, cell table)."""
+    import tempfile
+
+    from bayes_wake.recovery import RecoverySettings, load_battery, run_recovery, score_recovery
+
+    scenarios, conf = load_battery(path)
+    placements = conf.get("placements", [0, 1, 2])[: 1 if quick else None]
+    w0, w1, ws = conf.get("windows", [10, 60, 10])
+    r0, r1, rs = conf.get("radii", [3, 15, 3])
+    settings = RecoverySettings(
+        windows=tuple(int(w) for w in np.arange(w0, w1 + 1, ws)),
+        radii=tuple(float(r) for r in np.arange(r0, r1 + 1e-9, rs)),
+        mwa={"match_on": ["dist_base_km"], **conf.get("mwa", {})},
+        methods=tuple(methods or conf.get("methods", ["ols", "smooth_did"])))
+    frames, scen_all = {}, []
+    from dataclasses import replace
+    for p in placements:
+        for name, frame in sauter_studies(p).items():
+            frames[f"{name}@{p}"] = frame
+        scen_all += [replace(s, data=f"{s.data}@{p}") for s in scenarios]
+    directory = out or tempfile.mkdtemp(prefix="bw-battery-")
+    cells = run_recovery(frames, scen_all, settings, directory, replicates=1, seed=0,
+                         log=print)
+    return score_recovery(cells), cells
+
+
+def run(quick: bool = False) -> list[dict]:
+    if not ACLED.exists():
+        return [{"skipped": f"no ACLED data at {ACLED}"}]
+    start = time.perf_counter()
+    table, _ = battery(quick=quick, out=os.environ.get("BAYES_WAKE_BATTERY_DIR"))
+    keep = ["method", "scenario", "replicates", "rmse", "rmse_vs_ols", "bias_large",
+            "coverage", "width", "power", "false_positive_cells", "any_false_positive",
+            "converged"]
+    rows = table[keep].to_dict("records")
+    rows.append({"method": "total seconds", "scenario": f"{time.perf_counter() - start:.0f}"})
+    return rows

@@ -1,0 +1,163 @@
+"""Recovery batteries: planted truths checked by independent counts, scores by hand, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_wake.errors import SettingsError
+from bayes_wake.recovery import Scenario, plant, score_recovery
+
+WINDOWS = np.array([10, 20, 30])
+RADII = np.array([3.0, 6.0, 9.0])
+
+
+def _haversine_mwa_km(lat1, lon1, lat2, lon2):
+    """Central angle (haversine form) x 111.111 km per degree: R mwa's distance."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = (np.sin((p2 - p1) / 2) ** 2
+         + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2)
+    return np.degrees(2 * np.arcsin(np.sqrt(a))) * 111.111
+
+
+@pytest.fixture(scope="module")
+def study():
+    from bayes_wake.simulate import NULL_EFFECT, simulate_study
+
+    return simulate_study(3, n_treatment=60, n_control=120, n_dependent=300,
+                          effect=NULL_EFFECT).events
+
+
+def _own_counts(events, planted, treated):
+    """Per treated anchor and cell, its own planted events (nearest parent by construction:
+    planted rows are matched to the parent whose time they follow within the delay)."""
+    counts = np.zeros((len(treated), len(WINDOWS), len(RADII)))
+    t_a = pd.to_datetime(treated["time"], utc=True).dt.as_unit("ns").astype("int64")
+    t_a = t_a.to_numpy() / 8.64e13
+    for _, row in planted.iterrows():
+        t = pd.Timestamp(row["time"]).value / 8.64e13
+        d = _haversine_mwa_km(treated["lat"].to_numpy(), treated["lon"].to_numpy(),
+                              row["lat"], row["lon"])
+        lag = t - t_a
+        k = int(np.argmin(np.where((lag > 0) & (d < 20), d + 1e3 * (lag > 60), np.inf)))
+        counts[k] += ((np.floor(lag[k]) >= 1) & (np.floor(lag[k]) <= WINDOWS))[:, None] \
+            * (d[k] <= RADII)[None, :]
+    return counts
+
+
+def test_planted_additive_events_fall_where_the_truth_says(study):
+    scenario = Scenario("a", form="additive", size=8.0, delay=(5, 25), distance=(1, 7))
+    out, truth = plant(study, scenario, np.random.default_rng(1), WINDOWS, RADII)
+    planted = out.iloc[len(study):]
+    treated = study[study["role"] == "treatment"]
+    assert len(planted) == pytest.approx(8.0 * len(treated), rel=0.1)
+    observed = _own_counts(study, planted, treated).mean(axis=0)
+    # uniform delay on [5, 25], distance on [1, 7]: the window 10 holds (11 - 5)/20 of the
+    # delays, radius 3 holds (3 - 1)/6 of the distances
+    assert truth[0, 0] == pytest.approx(8.0 * 6 / 20 * 2 / 6)
+    assert truth[2, 2] == pytest.approx(8.0)
+    se = np.sqrt(np.maximum(truth, 0.1) / len(treated))
+    assert np.all(np.abs(observed - truth) < 4 * se)
+
+
+def test_controls_and_proportional_truths_have_the_right_sign_and_scale(study):
+    rng = np.random.default_rng(2)
+    _, truth = plant(study, Scenario("c", form="controls", size=0.5), rng, WINDOWS, RADII)
+    assert np.all(truth <= 0) and truth.min() < 0
+    out, truth = plant(study, Scenario("p", form="proportional", size=2.0, delay=(1, 30),
+                                       distance=(0, 9)), rng, WINDOWS, RADII)
+    assert truth[-1, -1] > 0
+    assert len(out) - len(study) == pytest.approx(truth[-1, -1] * 60 / (30 / 30), rel=0.5)
+
+
+def test_thinning_removes_only_events_inside_treated_profiles(study):
+    scenario = Scenario("t", form="thinning", size=1.0, delay=(1, 30), distance=(0, 9))
+    out, truth = plant(study, scenario, np.random.default_rng(4), WINDOWS, RADII)
+    removed = len(study) - len(out)
+    assert removed > 0 and truth[-1, -1] < 0
+    # with a share of 1 every removed event lies in some treated profile, and a treated
+    # wake's loss in the largest cell is at least the removed events divided by the wakes
+    treated = (study["role"] == "treatment").sum()
+    assert -truth[-1, -1] * treated >= removed - 1e-9
+    assert (out["role"] != "dependent").sum() == (study["role"] != "dependent").sum()
+
+
+def test_a_null_plants_nothing(study):
+    out, truth = plant(study, Scenario("n", form="null", size=0), np.random.default_rng(0),
+                       WINDOWS, RADII)
+    assert out is study and not truth.any()
+
+
+@pytest.mark.parametrize("fields", [dict(form="bogus"), dict(size=-1.0),
+                                    dict(form="thinning", size=2.0), dict(delay=(0, 10)),
+                                    dict(distance=(5, 2))])
+def test_bad_scenarios_are_refused(fields):
+    with pytest.raises(SettingsError, match="scenario"):
+        Scenario("x", **fields)
+
+
+def test_scores_against_a_hand_worked_table():
+    rows = []
+    for method, means, half in (("ols", [0.1, 0.3, 0.0, 0.2], 0.25),
+                                ("m", [0.2, 0.2, 0.05, 0.0], 0.1)):
+        for k, (truth, mean) in enumerate(zip([0.2, 0.2, 0.0, 0.0], means)):
+            rows.append({"method": method, "scenario": "s", "replicate": "r0", "t_window": k,
+                         "spat_window": 1.0, "truth": truth, "mean": mean,
+                         "lower": mean - half, "upper": mean + half, "converged": 1})
+    table = score_recovery(pd.DataFrame(rows)).set_index("method")
+    assert table.loc["ols", "rmse"] == pytest.approx(np.sqrt((0.01 + 0.01 + 0 + 0.04) / 4))
+    assert table.loc["m", "rmse"] == pytest.approx(np.sqrt((0 + 0 + 0.0025 + 0) / 4))
+    assert table.loc["m", "coverage"] == pytest.approx(1.0)
+    assert table.loc["ols", "coverage"] == pytest.approx(1.0)
+    # m: cells 0, 1 exclude 0 and are truly positive; ols: none excludes 0 except cell 1
+    assert table.loc["m", "power"] == pytest.approx(1.0)
+    assert table.loc["ols", "power"] == pytest.approx(0.5)
+    assert table.loc["m", "false_positive_cells"] == 0
+    assert table.loc["m", "rmse_vs_ols"] == pytest.approx(0.05 / np.sqrt(0.06))
+
+
+def test_the_recovery_command_writes_scores_that_match_its_cells(tmp_path, mwa_example_csv):
+    from bayes_wake.cli import main
+
+    out = tmp_path / "rec"
+    result = CliRunner().invoke(main, [
+        "recovery", "--data", str(mwa_example_csv), "--t-window", "2", "10", "4",
+        "--spat-window", "2", "10", "4", "--match", "match1,match2", "--weighted",
+        "--scenario", "form=additive,size=2,delay=1:8,distance=0:8,name=big",
+        "--scenario", "form=null,size=0,name=none", "--methods", "ols", "--replicates", "2",
+        "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    cells = pd.read_csv(out / "recovery_cells.csv")
+    summary = pd.read_csv(out / "recovery_summary.csv")
+    assert set(summary["scenario"]) == {"big", "none"}
+    again = score_recovery(cells).set_index("scenario")
+    np.testing.assert_allclose(summary.set_index("scenario").loc[again.index, "rmse"],
+                               again["rmse"])
+    assert (cells.loc[cells["scenario"] == "none", "truth"] == 0).all()
+    big = cells[cells["scenario"] == "big"]
+    assert big["truth"].max() == pytest.approx(2.0 * (min(11, 8) - 1) / 7)
+    assert json.loads((out / "provenance.json").read_text())["settings"]["command"] == \
+        "recovery"
+    # a rerun reuses every finished replicate
+    again = CliRunner().invoke(main, [
+        "recovery", "--data", str(mwa_example_csv), "--t-window", "2", "10", "4",
+        "--spat-window", "2", "10", "4", "--match", "match1,match2", "--weighted",
+        "--scenario", "form=additive,size=2,delay=1:8,distance=0:8,name=big",
+        "--scenario", "form=null,size=0,name=none", "--methods", "ols", "--replicates", "2",
+        "--out", str(out)])
+    assert again.exit_code == 0 and "4 of 4 tasks already done" in again.output
+
+
+def test_a_bad_scenario_text_names_the_part(tmp_path, mwa_example_csv):
+    from bayes_wake.cli import main
+
+    result = CliRunner().invoke(main, [
+        "recovery", "--data", str(mwa_example_csv), "--t-window", "2", "10", "4",
+        "--spat-window", "2", "10", "4", "--match", "match1", "--scenario", "form=additive,"
+        "when=3", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "unknown key 'when'" in result.output
+    assert not (tmp_path / "x").exists()
