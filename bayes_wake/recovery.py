@@ -409,7 +409,9 @@ def recovery_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
                               function=replicate_task,
                               args=(Shared(f"events:{scen.data}"), Shared("sites"),
                                     asdict(scen), rep, seed, asdict(settings)),
-                              label=f"{scen.name} #{rep}", kind="recovery", priority=1))
+                              label=f"{scen.name} #{rep}" + (
+                                  f" on {scen.data}" if scen.data != "default" else ""),
+                              kind="recovery", priority=1))
     return tasks
 
 
