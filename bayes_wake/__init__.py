@@ -11,8 +11,14 @@ only when a model is built.
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import PackageNotFoundError, version
+import sys
+
+if sys.version_info < (3, 12):  # before anything that needs 3.12, so this is what users see
+    raise ImportError(f"bayes_wake needs Python >= 3.12 (this is {sys.version_info[0]}."
+                      f"{sys.version_info[1]})")
+
+import importlib  # noqa: E402
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 try:
     __version__ = version("bayes_wake")

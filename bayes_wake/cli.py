@@ -14,17 +14,23 @@ from pathlib import Path
 import click
 
 from bayes_wake.cli_common import (
+    RCommand,
+    _check_alpha2,
     _console,
+    _event_checks,
     _fail_cleanly,
     _fit_and_write,
+    _guard_output,
     _load_and_count,
     _print_significant,
     _print_surface,
     _progress,
     _write_mwa_outputs,
+    alpha2_option,
     data_options,
     model_options,
     mwa_options,
+    overwrite_option,
 )
 
 
@@ -34,18 +40,22 @@ def main() -> None:
     """Matched wake analysis of point events and its Bayesian reanalysis."""
 
 
-@main.command()
+@main.command(cls=RCommand)
 @data_options
 @mwa_options
+@alpha2_option
 @_fail_cleanly
+@_guard_output
 def mwa(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov,
-        alpha, out):
+        t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula,
+        estimation, vcov, alpha, out, alpha2):
     """Matched wake analysis, as R's mwa::matchedwake.
 
     Writes estimates.csv, matching.csv, SUTVA.csv and wakes.csv (R's columns and row order),
     cube.nc (the wake cube), effect_surface.png and provenance.json to OUT.
     """
+    from rich.markup import escape
+
     from bayes_wake.artefacts import provenance, staged_directory
     from bayes_wake.mwa import MWASettings, matched_wake_analysis
 
@@ -55,9 +65,10 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,  # fail fast
                 delete_sutva=delete_sutva, matching=not no_match, formula=formula,
                 estimation=estimation, vcov=vcov, alpha=alpha)
+    _check_alpha2(alpha, alpha2)
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console)
+        t_unit, convention, console, drop_duplicates=drop_duplicates)
     with _progress(console, "matching and fitting") as advance:
         result = matched_wake_analysis(
             cube, match_on=match_cols, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
@@ -66,22 +77,28 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     settings = {"command": "mwa", "t_window": list(t_window), "spat_window": list(spat_window),
                 "treatment": treatment, "control": control, "dependent": dependent,
                 "columns": list(columns), "t_unit": t_unit, "convention": convention,
+                "drop_duplicates": drop_duplicates, "alpha2": alpha2,
                 **json.loads(result.surface.attrs["settings"])}
+    record = provenance(settings, {"data": str(data)})
+    record["events"] = _event_checks(events)
     with staged_directory(out) as stage:
-        _write_mwa_outputs(stage, result, cube, provenance(settings, {"data": str(data)}))
-    _print_significant(console, result, "Matched wake analysis")
+        _write_mwa_outputs(stage, result, cube, record)
+    _print_significant(console, result, "Matched wake analysis", alpha2)
     if no_match:
         console.print("[yellow]ATTENTION: matching was switched off; data were not matched.")
-    console.print(f"Wrote {out}/ (estimates.csv, matching.csv, SUTVA.csv, wakes.csv, cube.nc, "
-                  f"effect_surface.png) in {time.perf_counter() - started:.1f} s")
+    console.print(f"Wrote {escape(str(out))}/ (estimates.csv, matching.csv, SUTVA.csv, "
+                  f"wakes.csv, cube.nc, effect_surface.png) in "
+                  f"{time.perf_counter() - started:.1f} s")
 
 
 @main.command()
 @click.option("--out", default="bw-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
+@overwrite_option
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fit (seconds, not minutes).")
 @_fail_cleanly
+@_guard_output
 def demo(out, seed, mwa_only):
     """Run the whole path on the embedded simulated Mali-like study.
 
@@ -89,7 +106,9 @@ def demo(out, seed, mwa_only):
     (t = 10..60 days by 10, s = 3..15 km by 3), runs the matched wake analysis and writes
     the tables, the cube and the figures to OUT.
     """
-    from bayes_wake.artefacts import provenance, staged_directory
+    from rich.markup import escape
+
+    from bayes_wake.artefacts import provenance, staged_directory, write_table
     from bayes_wake.mwa import matched_wake_analysis
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
@@ -114,9 +133,9 @@ def demo(out, seed, mwa_only):
     truth = study.true_effect(windows, radii, convention="mwa")
     fitted = None
     with staged_directory(out) as stage:
-        events.to_csv(stage / "simulated_events.csv", index=False)
-        truth.to_dataframe(name="true_effect").reset_index().to_csv(
-            stage / "true_effect.csv", index=False)
+        write_table(events, stage / "simulated_events.csv", float_format=None)
+        write_table(truth.to_dataframe(name="true_effect").reset_index(),
+                    stage / "true_effect.csv", float_format=None)
         _write_mwa_outputs(stage, result, cube,
                            provenance({"command": "demo", "seed": seed,
                                        "simulation": study.settings}))
@@ -132,24 +151,28 @@ def demo(out, seed, mwa_only):
         error_bayes = float(((fitted.surface["mean"] - truth) ** 2).mean() ** 0.5)
         console.print(f"Against the planted truth: RMSE of the OLS surface {error_ols:.3f}, "
                       f"of the posterior mean surface {error_bayes:.3f} (events per wake).")
-    console.print(f"Wrote {out}/ in {time.perf_counter() - started:.1f} s")
+    console.print(f"Wrote {escape(str(out))}/ in {time.perf_counter() - started:.1f} s")
 
 
-@main.command()
+@main.command(cls=RCommand)
 @data_options
 @mwa_options
+@alpha2_option
 @model_options
 @click.option("--seed", type=int, default=None)
 @_fail_cleanly
+@_guard_output
 def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,
-        convention, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov, alpha,
-        out, spec_path, sampler, draws, tune, chains, seed):
+        convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula, estimation,
+        vcov, alpha, out, alpha2, spec_path, sampler, draws, tune, chains, seed):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
     Writes effect_surface.csv, estimates.csv (the OLS table of `bayes-wake mwa`),
     posterior.nc, comparison.png (OLS surface | posterior surface), the other MWA tables,
     the cube and provenance.json to OUT.
     """
+    from rich.markup import escape
+
     from bayes_wake.artefacts import provenance, staged_directory
     from bayes_wake.mwa import MWASettings, matched_wake_analysis
     from bayes_wake.specs import load_spec
@@ -162,24 +185,28 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
                 delete_sutva=delete_sutva, matching=not no_match, formula=formula,
                 estimation=estimation, vcov=vcov, alpha=alpha)
+    _check_alpha2(alpha, alpha2)
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console)
+        t_unit, convention, console, drop_duplicates=drop_duplicates)
     result = matched_wake_analysis(
         cube, match_on=match_cols, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
         matching=not no_match, formula=formula, estimation=estimation, vcov=vcov, alpha=alpha)
     settings = {"command": "fit", "t_window": list(t_window), "spat_window": list(spat_window),
                 "treatment": treatment, "control": control, "dependent": dependent,
                 "columns": list(columns), "t_unit": t_unit, "convention": convention,
+                "drop_duplicates": drop_duplicates, "alpha2": alpha2,
                 "spec": spec.model_dump(mode="json"),
                 **json.loads(result.surface.attrs["settings"])}
+    record = provenance(settings, {"data": str(data)})
+    record["events"] = _event_checks(events)
     with staged_directory(out) as stage:
-        _write_mwa_outputs(stage, result, cube, provenance(settings, {"data": str(data)}))
+        _write_mwa_outputs(stage, result, cube, record)
         fitted = _fit_and_write(stage, cube, result, spec, match_cols, tcm, delete_sutva,
                                 console)
-    _print_significant(console, result, "Matched wake analysis (OLS)")
+    _print_significant(console, result, "Matched wake analysis (OLS)", alpha2)
     _print_surface(console, fitted)
-    console.print(f"Wrote {out}/ (effect_surface.csv, estimates.csv, posterior.nc, "
+    console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "
                   f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")
 
 

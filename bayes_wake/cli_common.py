@@ -40,6 +40,64 @@ def _fail_cleanly(command: Callable) -> Callable:
     return wrapper
 
 
+def _guard_output(command: Callable) -> Callable:
+    """Check ``--out`` before any work and apply ``--overwrite`` (see
+    :func:`bayes_wake.artefacts.prepared_output`); goes right under :func:`_fail_cleanly`."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from bayes_wake.artefacts import prepared_output
+
+        with prepared_output(kwargs["out"], overwrite=kwargs.pop("overwrite")):
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
+def overwrite_option(command: Callable) -> Callable:
+    return click.option(
+        "--overwrite", is_flag=True,
+        help="Replace an existing --out folder whole, even one bayes-wake did not write "
+             "(without it such a folder is refused; a folder bayes-wake wrote is always "
+             "replaced whole, never mixed).")(command)
+
+
+class RCommand(click.Command):
+    """A command that also takes R's ``matchColumns = c("a", "b")`` as ``--match a b``:
+    the words after ``--match`` up to the next option are joined with commas."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _join_match_words(args))
+
+
+def _join_match_words(args: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            out += args[i:]
+            break
+        if word == "--match" and i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        elif word.startswith("--match="):
+            value, i = word.split("=", 1)[1], i + 1
+        else:
+            out.append(word)
+            i += 1
+            continue
+        while i < len(args) and not args[i].startswith("-"):
+            value, i = f"{value},{args[i]}", i + 1
+        out += ["--match", value]
+    return out
+
+
+def _canonical_time_unit(_ctx, _param, value: str) -> str:
+    from bayes_wake.windows import normalise_time_unit
+
+    return normalise_time_unit(value)
+
+
 def _parse_selector(text: str, option: str) -> tuple[str, str]:
     if "=" not in text:
         raise click.BadParameter(f"expected COLUMN=VALUE (like type=treatment), got {text!r}",
@@ -77,13 +135,22 @@ def data_options(command: Callable) -> Callable:
         click.option("--dependent", default="type=dependent", show_default=True,
                      metavar="COLUMN=VALUE", help="Rows that are dependent (outcome) events."),
         click.option("--match", "match_on", default="", metavar="COL1,COL2",
-                     help="Covariates to match on (R: matchColumns)."),
+                     help="Covariates to match on (R: matchColumns), comma or space "
+                          "separated."),
         click.option("--t-unit", default="days", show_default=True,
-                     type=click.Choice(["days", "hours", "minutes", "seconds"])),
+                     type=click.Choice(["days", "hours", "minutes", "seconds", "mins",
+                                        "secs"]),
+                     callback=_canonical_time_unit,
+                     help="Time unit of --t-window (R's mins and secs are minutes and "
+                          "seconds)."),
         click.option("--convention", default="mwa", show_default=True,
                      type=click.Choice(["mwa", "exact"]),
                      help="mwa: bit-for-bit R; exact: great-circle distance, symmetric "
                           "trend, edge wakes kept."),
+        click.option("--drop-duplicates", is_flag=True,
+                     help="Drop exact duplicate rows of the event file (they are always "
+                          "reported; kept by default, as distinct events can share place "
+                          "and date)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -91,9 +158,15 @@ def data_options(command: Callable) -> Callable:
 
 
 def _load_and_count(data, columns, t_window, spat_window, treatment, control, dependent,
-                    match_on, t_unit, convention, console, extra_covariates=()):
+                    match_on, t_unit, convention, console, extra_covariates=(),
+                    drop_duplicates=False):
     """Read the events, expand the grid (checked before any counting) and count wakes."""
-    from bayes_wake.events import read_events
+    import warnings
+
+    from rich.markup import escape
+
+    from bayes_wake.errors import DuplicateRowsWarning
+    from bayes_wake.events import duplicate_rows_message, read_events
     from bayes_wake.wakes import count_wakes
     from bayes_wake.windows import expand_windows
 
@@ -105,11 +178,18 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
     explicit = roles != {r: ("type", r) for r in roles}
     wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
-    events = read_events(data, columns=_parse_columns(columns) or None,
-                         roles=roles if explicit else None, covariates=wanted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DuplicateRowsWarning)  # printed below
+        events = read_events(data, columns=_parse_columns(columns) or None,
+                             roles=roles if explicit else None, covariates=wanted,
+                             drop_duplicates=drop_duplicates)
+    repeats = events.attrs["duplicate_rows"]
+    if repeats:
+        message = duplicate_rows_message(str(data), repeats, drop_duplicates)
+        console.print(f"[yellow]warning: {escape(message)}[/]")
     counts = events["role"].value_counts()
     console.print(
-        f"[bold]{data}[/]: {counts.get('treatment', 0)} treatment, "
+        f"[bold]{escape(str(data))}[/]: {counts.get('treatment', 0)} treatment, "
         f"{counts.get('control', 0)} control, {counts.get('dependent', 0)} dependent events"
         + (f", {counts.get('other', 0)} other rows (bound the record only)"
            if counts.get("other", 0) else ""))
@@ -117,6 +197,15 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
                            progress=advance)
     return events, cube, match_cols
+
+
+def _event_checks(events) -> dict:
+    """What the reader found in the event file, for the provenance record."""
+    repeats = events.attrs.get("duplicate_rows", ())
+    return {"rows_read": len(events) + (len(repeats) if events.attrs.get("duplicates_dropped")
+                                        else 0),
+            "duplicate_rows": len(repeats), "duplicate_row_numbers": list(repeats[:1000]),
+            "duplicates_dropped": bool(events.attrs.get("duplicates_dropped"))}
 
 
 class _progress:
@@ -143,16 +232,26 @@ class _progress:
         return self._bar.__exit__(*exc)
 
 
-def _print_significant(console, result, title: str) -> None:
+def _print_significant(console, result, title: str, alpha2: float | None = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     significant = result.significant()
     t_unit = result.cube_attrs.get("t_unit", "days")
+    title = escape(title)
+    alpha = result.settings.alpha
+    if alpha2 is not None:
+        between = int(((result.estimates["pvalue"] > alpha)
+                       & (result.estimates["pvalue"] <= alpha2)).sum())
+        window = "window" if between == 1 else "windows"
+        note = f"; {between} more {window} with {alpha:g} < p <= {alpha2:g} (R's alpha2)"
+    else:
+        note = ""
     if significant.empty:
-        console.print(f"{title}: no window reaches p <= {result.settings.alpha:g}.")
+        console.print(f"{title}: no window reaches p <= {alpha:g}{note}.")
         return
     table = Table(title=f"{title}: {len(significant)} of {len(result.estimates)} windows "
-                        f"with p <= {result.settings.alpha:g}")
+                        f"with p <= {alpha:g}{note}")
     for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "p", "adj. R2"):
         table.add_column(name, justify="right")
     for row in significant.to_dict("records"):
@@ -164,11 +263,11 @@ def _print_significant(console, result, title: str) -> None:
 
 
 def _write_mwa_outputs(stage: Path, result, cube, provenance_record: dict) -> None:
-    from bayes_wake.artefacts import write_json
+    from bayes_wake.artefacts import write_json, write_mwa_tables
     from bayes_wake.plotting import save_figure
     from bayes_wake.wakes import save_cube
 
-    result.to_csv(stage)
+    write_mwa_tables(result, stage)
     save_cube(cube, stage / "cube.nc")
     fig, _ = result.plot(title="Matched wake analysis: treatment effect per window")
     save_figure(fig, stage / "effect_surface.png")
@@ -191,12 +290,31 @@ def mwa_options(command: Callable) -> Callable:
         click.option("--vcov", default="classical", show_default=True,
                      type=click.Choice(["classical", "HC1", "HC3"]),
                      help="Standard errors: classical (R) or heteroskedasticity-robust."),
-        click.option("--alpha", default=0.05, show_default=True, type=float),
+        click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
+                     type=float, help="Significance level (R: alpha1)."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+        overwrite_option,
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def alpha2_option(command: Callable) -> Callable:
+    """R's ``alpha2``, the second (looser) significance level, for ``mwa`` and ``fit``."""
+    return click.option(
+        "--alpha2", type=float, default=None,
+        help="R's second significance level (R's default 0.1): the summary also counts the "
+             "windows with alpha < p <= alpha2 (R's plot() shades them with dotted "
+             "lines).")(command)
+
+
+def _check_alpha2(alpha: float, alpha2: float | None) -> None:
+    from bayes_wake.errors import SettingsError
+
+    if alpha2 is not None and not alpha < alpha2 < 1:
+        raise SettingsError(f"--alpha2 must lie between --alpha ({alpha:g}) and 1, "
+                            f"got {alpha2:g}")
 
 
 def model_options(command: Callable) -> Callable:
@@ -222,9 +340,9 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
     figure into the staging folder, and report convergence loudly."""
     import warnings
 
+    from bayes_wake.artefacts import write_table
     from bayes_wake.bayes import fit_surface
     from bayes_wake.errors import ConvergenceWarning
-    from bayes_wake.mwa import write_table
     from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
 
     with warnings.catch_warnings():

@@ -13,9 +13,11 @@ import click
 from bayes_wake.cli_common import (
     _console,
     _fail_cleanly,
+    _guard_output,
     _parse_selector,
     _print_significant,
     model_options,
+    overwrite_option,
 )
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -40,6 +42,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
               help="MINUSMA bases: CSV with latitude/longitude, or a vector file of points.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder for the report and the artefacts.")
+@overwrite_option
 @click.option("--qips", type=_FILE, default=None,
               help="QIP file (treatments). Without it, QIPs are SIMULATED.")
 @click.option("--aid", type=_FILE, default=None,
@@ -94,6 +97,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
               help="Seed of the simulated placement (default 0) and of the sampler (default: "
                    "the spec's).")
 @_fail_cleanly
+@_guard_output
 def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, rivers,
            rivers_where, roads, roads_where, layers, rasters, covariate_columns, outcomes,
            t_window, spat_window, regions, merge_menaka, snap_km, start, end, n_qips, n_aid,
@@ -107,6 +111,8 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
     the Bayesian wake model. Writes OUT/report.html (self-contained) with the CSV and netCDF
     artefacts beside it.
     """
+    from rich.markup import escape
+
     from bayes_wake.acled import parse_outcome
     from bayes_wake.sauter import DEFAULT_OUTCOMES, reanalyze_sauter
     from bayes_wake.specs import load_spec
@@ -160,4 +166,4 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
                           f"{float(surface['mean'].max()):.3f} events per wake{state}")
     if simulated:
         console.print(f"[bold red]{banner}[/]")
-    console.print(f"Report: {Path(out) / 'report.html'} ({result.seconds:.1f} s)")
+    console.print(f"Report: {escape(str(Path(out) / 'report.html'))} ({result.seconds:.1f} s)")

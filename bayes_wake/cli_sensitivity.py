@@ -13,8 +13,11 @@ import time
 import click
 
 from bayes_wake.cli_common import (
+    RCommand,
     _console,
+    _event_checks,
     _fail_cleanly,
+    _guard_output,
     _load_and_count,
     _progress,
     data_options,
@@ -22,7 +25,7 @@ from bayes_wake.cli_common import (
 )
 
 
-@click.command()
+@click.command(cls=RCommand)
 @data_options
 @mwa_options
 @click.option("--permutations", type=int, default=1000, show_default=True,
@@ -55,11 +58,12 @@ from bayes_wake.cli_common import (
               help="Workers of the local cluster (default: one per core); 0 runs the tasks "
                    "in this process without Dask.")
 @_fail_cleanly
+@_guard_output
 def sensitivity(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-                t_unit, convention, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                vcov, alpha, out, permutations, date_shifts, chunk_size, seed, bayes_checks,
-                grid_region, region_column, leave_out, spec_path, draws, tune, chains,
-                scheduler, workers):
+                t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
+                formula, estimation, vcov, alpha, out, permutations, date_shifts, chunk_size,
+                seed, bayes_checks, grid_region, region_column, leave_out, spec_path, draws,
+                tune, chains, scheduler, workers):
     """Sensitivity checks of per-window significance, in one report.
 
     Writes sensitivity_report.html (a verdict sentence per check at the top), verdicts.csv,
@@ -69,6 +73,12 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     OUT/tasks/ so an interrupted run resumes where it stopped: the same data and settings
     reuse every finished task.
     """
+    import json
+
+    import numpy as np
+    from rich.markup import escape
+
+    from bayes_wake.artefacts import write_json
     from bayes_wake.bayes_checks import resolve_checks
     from bayes_wake.errors import SettingsError
     from bayes_wake.mwa import MWASettings
@@ -109,22 +119,32 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
 
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console)
+        t_unit, convention, console, drop_duplicates=drop_duplicates)
+    checks_record = _event_checks(events)
     region_of_event, chosen = None, []
     if region_column:
-        values = read_region_column(data, region_column, len(events))
+        values = read_region_column(data, region_column, checks_record["rows_read"])
+        if events.attrs["duplicates_dropped"]:  # the rows read_events kept
+            values = np.delete(values, np.asarray(events.attrs["duplicate_rows"]) - 1)
         region_of_event, chosen = regions_of_anchors(events, cube, values,
                                                      column=region_column, leave_out=names)
     with _progress(console, "sensitivity tasks") as advance:
         result = run_sensitivity(
             events, cube, settings, out, region_of_event=region_of_event, leave_out=chosen,
             inputs={"data": str(data)}, scheduler="inline" if workers == 0 else scheduler,
-            n_workers=workers or None, log=console.print, progress=advance)
+            n_workers=workers or None, log=lambda line: console.print(line, markup=False),
+            progress=advance)
+    # what the reader found goes beside the settings run_sensitivity records
+    record_path = out / "provenance.json"
+    record = json.loads(record_path.read_text())
+    record["settings"]["drop_duplicates"] = drop_duplicates
+    record["events"] = checks_record
+    write_json(record, record_path)
     console.print("[bold]Verdicts[/]")
     for check, sentence in result.verdicts:
-        console.print(f"- [bold]{VERDICT_LABELS.get(check, check)}[/]: {sentence}")
+        console.print(f"- [bold]{VERDICT_LABELS.get(check, check)}[/]: {escape(sentence)}")
     run = result.run
     tables = sum(name.endswith(".csv") for name in result.files)
-    console.print(f"Wrote {out}/{REPORT_NAME} and {tables} tables "
+    console.print(f"Wrote {escape(str(out))}/{REPORT_NAME} and {tables} tables "
                   f"({len(run.computed)} tasks computed, {len(run.reused)} reused; "
                   f"{run.where}) in {time.perf_counter() - started:.1f} s")

@@ -61,8 +61,16 @@ class EventDataError(BayesWakeError, ValueError):
         return f"{prefix}: {self.problem}" if prefix else self.problem
 
 
+class OutputFolderError(BayesWakeError):
+    """An output folder that cannot or must not be written (``--out``)."""
+
+
 class ModelSpecError(BayesWakeError, ValueError):
     """A model specification file that does not follow the schema."""
+
+
+class DuplicateRowsWarning(UserWarning):
+    """An event file holds exact duplicate rows (kept unless ``drop_duplicates=True``)."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
 
 __all__ = [
     "DEFAULT_COLUMNS",
     "DEFAULT_ROLES",
     "ROLES",
     "SUPPORTED_SUFFIXES",
+    "duplicate_rows_message",
     "read_events",
     "summarise_events",
 ]
@@ -83,6 +84,11 @@ _UNNAMED_RE = re.compile(r"^Unnamed: \d+(?:_level_\d+)?$")
 _NS_MIN = pd.Timestamp.min.tz_localize("UTC")
 _NS_MAX = pd.Timestamp.max.tz_localize("UTC")
 _TIME_FORMATS = "'YYYY-MM-DD hh:mm:ss', 'YYYY-MM-DD' or ISO 8601"
+# A time zone at the end of a timestamp: an offset or Z after the clock time, or a zone name
+# (R's format(x, usetz = TRUE) writes "2020-01-01 UTC" or "2020-01-01 10:00:00 UTC").
+_ZONE_RE = (
+    r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)|\s(?:UTC|GMT))$"
+)
 
 
 @dataclass
@@ -108,6 +114,7 @@ def read_events(
     covariates: Sequence[str] | None = None,
     area: tuple[float, float, float, float] | None = None,
     layer: str | None = None,
+    drop_duplicates: bool = False,
 ) -> pd.DataFrame:
     """Read an event file and validate it into the event table.
 
@@ -145,6 +152,11 @@ def read_events(
         error. ``lon_min > lon_max`` means an area across the antimeridian.
     layer
         The layer of a GeoPackage with more than one layer.
+    drop_duplicates
+        Exact duplicate rows (every column, and the geometry, equal to an earlier row's) are
+        always reported with a :class:`~bayes_wake.errors.DuplicateRowsWarning` naming them.
+        They are kept by default, as ACLED-like data can hold distinct events with the same
+        place and date; True drops every repeat and keeps the first occurrence.
 
     Returns
     -------
@@ -159,15 +171,20 @@ def read_events(
         - one float64 column per covariate, in file order (or the order of ``covariates``);
         - ``source_id`` (str), last, only when the mapped id column is not integer-like.
 
-        ``attrs["source"]`` is the path as given (or ``"<DataFrame>"``) and
-        ``attrs["covariates"]`` the list of covariate names.
+        ``attrs["source"]`` is the path as given (or ``"<DataFrame>"``),
+        ``attrs["covariates"]`` the list of covariate names, ``attrs["duplicate_rows"]`` the
+        1-based data rows that repeat an earlier row exactly (a tuple, empty when there are
+        none) and ``attrs["duplicates_dropped"]`` whether they were dropped. Event ids made
+        from row order (no id column) count the rows that are kept.
 
     Raises
     ------
     EventDataError
         The file is missing, empty, of an unknown type or unreadable, or its content is not a
-        valid event table (missing columns, unknown roles, bad or missing times, coordinates or
-        covariates, duplicate ids, events outside ``area``, no treatment or no control events).
+        valid event table (missing columns, unknown roles, bad or missing times, times with
+        and without a UTC offset in one column, non-finite coordinates, bad or missing
+        covariates or a covariate name with ``/``, duplicate ids, events outside ``area``, no
+        treatment or no control events).
     SettingsError
         ``columns``, ``roles``, ``covariates`` or ``area`` themselves are malformed.
     """
@@ -186,6 +203,7 @@ def read_events(
     loaded = _load(source, layer)
     frame, label = loaded.frame, loaded.label
     n = len(frame)
+    repeats = _duplicate_rows(loaded)
 
     def fail(problem: str, rows: Any = None, column: str | None = None) -> EventDataError:
         return EventDataError(problem, path=label, rows=_row_numbers(rows), column=column)
@@ -209,7 +227,8 @@ def read_events(
     _check_ranges(lon, lat, lon_col, lat_col, fail)
     if box is not None:
         _check_area(lon, lat, box, fail)
-    event_id, source_id = _event_ids(frame, names.get("id"), n, fail)
+    keep = ~repeats if drop_duplicates else np.ones(n, dtype=bool)
+    event_id, source_id = _event_ids(frame, names.get("id"), keep, repeats, fail)
 
     out = pd.DataFrame(
         {
@@ -228,9 +247,32 @@ def read_events(
         out[name] = _covariate(frame[name], name, needs_values, fail)
     if source_id is not None:
         out["source_id"] = pd.array(source_id, dtype="str")
+    rows = tuple(_row_numbers(repeats) or ())
+    if rows:
+        warnings.warn(duplicate_rows_message(label, rows, drop_duplicates),
+                      DuplicateRowsWarning, stacklevel=2)
+    if drop_duplicates and rows:
+        out = out[keep].reset_index(drop=True)
     out.attrs["source"] = label
     out.attrs["covariates"] = list(cov_names)
+    out.attrs["duplicate_rows"] = rows
+    out.attrs["duplicates_dropped"] = bool(drop_duplicates and rows)
     return out
+
+
+def duplicate_rows_message(label: str, rows: Sequence[int], dropped: bool) -> str:
+    """The one-line report of exact duplicate rows (1-based data rows that repeat an earlier
+    row), as :func:`read_events` warns it and the command line prints it."""
+    shown = ", ".join(str(r) for r in rows[:10])
+    more = f" and {len(rows) - 10:,} more" if len(rows) > 10 else ""
+    if len(rows) == 1:
+        what = f"1 exact duplicate row (row {shown} repeats an earlier row)"
+    else:
+        what = f"{len(rows):,} exact duplicate rows (rows {shown}{more} repeat earlier rows)"
+    if dropped:
+        return f"{label}: {what}; dropped, the first occurrence of each kept"
+    return (f"{label}: {what}; kept (distinct events can share place and date); drop them "
+            "with drop_duplicates=True (command line: --drop-duplicates)")
 
 
 def summarise_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -438,16 +480,60 @@ def _csv(path: Path, label: str, sep: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise EventDataError("the file is empty", path=label) from None
     except UnicodeDecodeError as exc:
-        raise EventDataError(
-            f"cannot read as {what}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-            "save the file as UTF-8",
-            path=label,
-        ) from None
+        raise _not_utf8(path, label, what, sep, exc) from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         if isinstance(exc, EventDataError):
             raise
         raise EventDataError(f"cannot read as {what}: {_one_line(exc)}", path=label) from None
     return frame
+
+
+def _not_utf8(
+    path: Path, label: str, what: str, sep: str, exc: UnicodeDecodeError
+) -> EventDataError:
+    """The error for a file that is not UTF-8: the offset of the first bad byte in the file
+    (pandas reports it within one of its buffers), and the row and column it falls in."""
+    import codecs
+    import csv
+    import gzip
+    import io
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, reason, parts = exc.start, exc.reason, []
+    with opener(path, "rb") as handle:
+        consumed = 0
+        while True:
+            chunk = handle.read(1 << 20)
+            carried = len(decoder.getstate()[0])  # bytes of a character split by the chunk
+            try:
+                parts.append(decoder.decode(chunk, final=not chunk))
+            except UnicodeDecodeError as error:
+                offset, reason = consumed - carried + error.start, error.reason
+                parts.append(error.object[: error.start].decode("utf-8"))
+                break
+            if not chunk:  # pragma: no cover - pandas found a bad byte, so there is one
+                break
+            consumed += len(chunk)
+    before = "".join(parts)
+    line = before.count("\n") + 1
+    rows, column = None, None
+    records = list(csv.reader(io.StringIO(before), delimiter=sep))
+    if before.endswith(("\n", "\r")) or not records:
+        records.append([""])  # the bad byte starts a new record
+    if len(records) > 1:
+        rows = [len(records) - 1]
+        header = records[0]
+        field = len(records[-1]) - 1
+        column = header[field] if field < len(header) else None
+    where = "in the header" if rows is None else f"line {line}"
+    return EventDataError(
+        f"cannot read as {what}: not UTF-8 text ({reason} at byte {offset}, {where}); save "
+        "the file as UTF-8 (a Latin-1 or Windows-1252 export?)",
+        path=label,
+        rows=rows,
+        column=column,
+    )
 
 
 def _read_parquet(path: Path, label: str) -> _Loaded:
@@ -523,6 +609,17 @@ def _one_line(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _duplicate_rows(loaded: _Loaded) -> np.ndarray:
+    """Rows equal in every column (and the geometry) to an earlier row, as a boolean mask."""
+    frame = loaded.frame
+    if loaded.geometry is not None:
+        frame = frame.assign(**{"\0geometry": loaded.geometry.to_wkb().to_numpy()})
+    try:
+        return frame.duplicated(keep="first").to_numpy(dtype=bool)
+    except TypeError:  # unhashable cells (lists in a Parquet column): compare their text
+        return frame.astype(str).duplicated(keep="first").to_numpy(dtype=bool)
+
+
 def _check_required(
     frame: pd.DataFrame,
     names: Mapping[str, str],
@@ -593,6 +690,12 @@ def _choose_covariates(
         "lat": names["lat"] == "lat" and not use_geometry,
     }
     for name in chosen:
+        if "/" in name:
+            raise fail(
+                f"covariate name {name!r} contains '/', which the wake cube (netCDF, cube.nc) "
+                "cannot store; rename the column",
+                column=name,
+            )
         if name in _OUTPUT_COLUMNS and not same_data.get(name, False):
             raise fail(
                 f"column {name!r} has the name of a column of the event table "
@@ -776,6 +879,7 @@ def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
         parsed = pd.Series(pd.to_datetime(column, utc=True))
         missing = parsed.isna().to_numpy()
         bad = np.zeros(len(column), dtype=bool)
+        zoned = None  # one time zone for the whole column
     elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         raise fail(
             f"the timestamps are numbers, not dates; expected text like {_TIME_FORMATS} "
@@ -788,11 +892,13 @@ def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
         if all(isinstance(v, str) for v in raw[~missing]):
             # R's format(x, usetz = TRUE) writes "... UTC"; the ISO parser wants no zone name
             text = column.astype("str").str.strip()
+            zoned = text.str.contains(_ZONE_RE, regex=True).to_numpy(dtype=bool)
             if text.str.endswith(("UTC", "GMT")).any():
                 text = text.str.replace(r"\s+(?:UTC|GMT)$", "", regex=True)
             values = pd.Series(np.where(missing, None, text.to_numpy(dtype=object)), dtype=object)
         else:  # datetime or date objects, e.g. from an in-memory frame
             values = pd.Series(np.where(missing, None, raw), dtype=object)
+            zoned = np.array([getattr(v, "tzinfo", None) is not None for v in raw])
         parsed = pd.Series(pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce"))
         bad = parsed.isna().to_numpy() & ~missing
     if missing.any():
@@ -800,6 +906,8 @@ def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
     if bad.any():
         shown = _show_values(column.to_numpy(dtype=object)[bad])
         raise fail(f"cannot parse timestamp {shown} (expected {_TIME_FORMATS})", bad, column=name)
+    if zoned is not None:
+        _check_one_kind_of_time(column, zoned & ~missing, ~zoned & ~missing, name, fail)
     out_of_range = ((parsed < _NS_MIN) | (parsed > _NS_MAX)).to_numpy()
     if out_of_range.any():
         raise fail(
@@ -809,6 +917,30 @@ def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
             column=name,
         )
     return parsed.dt.as_unit("ns").reset_index(drop=True)
+
+
+def _check_one_kind_of_time(
+    column: pd.Series, zoned: np.ndarray, naive: np.ndarray, name: str, fail: Any
+) -> None:
+    """Times with a UTC offset and times without one do not mix: text without an offset is
+    read as UTC, so the two kinds would silently disagree by the offset."""
+    if not (zoned.any() and naive.any()):
+        return
+    raw = column.to_numpy(dtype=object)
+
+    def example(mask: np.ndarray) -> str:
+        row = int(np.flatnonzero(mask)[0])
+        return f"{int(mask.sum()):,}, e.g. row {row + 1}: {str(raw[row])!r}"
+
+    fewer, kind = (zoned, "with") if zoned.sum() <= naive.sum() else (naive, "without")
+    raise fail(
+        f"mixes timestamps with a UTC offset ({example(zoned)}) and without one "
+        f"({example(naive)}); text without an offset is read as UTC, so the two kinds "
+        f"disagree by the offset: give every timestamp an offset, or none (the rows named "
+        f"are the {int(fewer.sum()):,} {kind} an offset)",
+        fewer,
+        column=name,
+    )
 
 
 def _coordinate(column: pd.Series, name: str, what: str, fail: Any) -> np.ndarray:
@@ -856,6 +988,14 @@ def _geometry_coordinates(loaded: _Loaded, fail: Any) -> tuple[np.ndarray, np.nd
 def _check_ranges(
     lon: np.ndarray, lat: np.ndarray, lon_col: str | None, lat_col: str | None, fail: Any
 ) -> None:
+    for values, column, what in ((lat, lat_col, "latitude"), (lon, lon_col, "longitude")):
+        infinite = ~np.isfinite(values)
+        if infinite.any():
+            raise fail(
+                f"non-finite coordinate: {what} {_show_values(values[infinite])}",
+                infinite,
+                column=column,
+            )
     bad_lat = ~((lat >= -90) & (lat <= 90))
     if bad_lat.any():
         hint = _swap_or_projected(lon, lat, bad_lat)
@@ -915,10 +1055,16 @@ def _check_area(
 
 
 def _event_ids(
-    frame: pd.DataFrame, id_column: str | None, n: int, fail: Any
+    frame: pd.DataFrame, id_column: str | None, keep: np.ndarray, repeats: np.ndarray,
+    fail: Any,
 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ids of every row; ids from row order count only the rows in ``keep``, and only those
+    rows must have distinct ids (dropped repeats share their original's)."""
+    n = len(frame)
+    order = np.zeros(n, dtype=np.int64)
+    order[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int64)
     if id_column is None:
-        return np.arange(1, n + 1, dtype=np.int64), None
+        return order, None
     column = frame[id_column]
     missing = _missing_mask(column)
     if missing.any():
@@ -931,15 +1077,20 @@ def _event_ids(
     else:
         keys = _texts(column)
         source_id = keys
-    duplicated = pd.Series(keys).duplicated(keep=False).to_numpy()
+    duplicated = np.zeros(n, dtype=bool)
+    duplicated[keep] = pd.Series(keys[keep]).duplicated(keep=False).to_numpy()
     if duplicated.any():
         values = list(dict.fromkeys(keys[duplicated].tolist()))
         label = "id" if len(values) == 1 else "ids"
         shown = _show_values(np.array(values, dtype=object))
-        raise fail(f"duplicate event {label} {shown}", duplicated, column=id_column)
+        hint = ""
+        if (duplicated & repeats).any():
+            hint = ("; some of these rows repeat earlier rows exactly (drop them with "
+                    "drop_duplicates=True, command line: --drop-duplicates)")
+        raise fail(f"duplicate event {label} {shown}{hint}", duplicated, column=id_column)
     if source_id is None:
         return ids, None  # type: ignore[return-value]
-    return np.arange(1, n + 1, dtype=np.int64), source_id
+    return order, source_id
 
 
 def _integer_ids(column: pd.Series) -> np.ndarray | None:

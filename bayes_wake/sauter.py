@@ -25,10 +25,17 @@ import pandas as pd
 import xarray as xr
 
 from bayes_wake.acled import Outcome, parse_outcome, read_acled
-from bayes_wake.artefacts import provenance, staged_directory, write_json
+from bayes_wake.artefacts import (
+    check_output_folder,
+    provenance,
+    staged_directory,
+    write_json,
+    write_mwa_tables,
+    write_table,
+)
 from bayes_wake.covariates import add_covariates, load_layer
 from bayes_wake.errors import ConvergenceWarning, SettingsError
-from bayes_wake.mwa import MWAResult, matched_wake_analysis, write_table
+from bayes_wake.mwa import MWAResult, matched_wake_analysis
 from bayes_wake.projects import read_projects, simulate_project_placement
 from bayes_wake.study_area import (
     STUDY_REGIONS,
@@ -259,11 +266,15 @@ def reanalyze_sauter(
         Bad input files (naming file, rows and column).
     SettingsError
         Bad settings (grid, outcomes, regions, covariates).
+    OutputFolderError
+        ``out`` cannot be written, or is a non-empty folder that bayes_wake did not write
+        (checked before any work).
     """
     from bayes_wake.specs import ModelSpec, load_spec
 
     started = time.perf_counter()
     say = log or (lambda _line: None)
+    check_output_folder(out)
     window_grid = expand_windows(*windows, name="windows", temporal=True)
     radius_grid = expand_windows(*radii, name="radii")
     chosen = [o if isinstance(o, Outcome) else parse_outcome(o) for o in outcomes]
@@ -429,14 +440,15 @@ def reanalyze_sauter(
         for name, item in results.items():
             folder = stage / name
             folder.mkdir()
-            item.mwa.to_csv(folder)
+            write_mwa_tables(item.mwa, folder)
             save_cube(item.cube, folder / "cube.nc")
             _save(_ols_figure(item, sim_kinds), folder / "effect_surface.png")
             if model_spec is not None:
                 say(f"{item.outcome.label}: fitting the Bayesian model ({model_spec.name})")
                 item.bayes = _fit(item, model_spec, covariates, tcm, progress, say)
                 _write_fit(item, folder, sim_kinds, alpha)
-        _project_table(projects, covariates).to_csv(stage / "projects.csv", index=False)
+        write_table(_project_table(projects, covariates), stage / "projects.csv",
+                    float_format=None)
         write_table(summary, stage / "data_summary.csv")
         write_table(dropped_table, stage / "dropped.csv")
         write_table(balance, stage / "covariate_balance.csv")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayes_wake.artefacts import atomic_path
+from bayes_wake.artefacts import atomic_path, keep_in_output
 from bayes_wake.errors import BayesWakeError, SettingsError
 
 __all__ = [
@@ -252,6 +252,7 @@ def run_tasks(
     if len(set(keys)) != len(keys):
         raise SettingsError("two tasks have the same key")
     store = TaskStore(directory)
+    keep_in_output(store.root)  # the task store outlives the run's staged output folder
     store.root.mkdir(parents=True, exist_ok=True)
     stale = store.clean_stale()
     if stale:

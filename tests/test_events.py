@@ -10,17 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
 from bayes_wake.events import read_events, summarise_events
 
 # A small table in R's mwa layout. The covariates and coordinates are %.17g texts whose
-# doubles a sloppy parser gets wrong in the last bit; times mix the accepted formats.
+# doubles a sloppy parser gets wrong in the last bit; times mix the accepted formats (all
+# without a UTC offset: a file that mixes times with and without one is an error).
 SMALL_CSV = """\
 "type","lon","lat","timestamp","match1","match2"
 "dependent",0.51959714852273498,0.335288085509092,"1994-12-24 00:00:00",1.18150381660089,0.99097009368887301
 "treatment",-0.79973203443035001,-0.80431085661303603,"1994-12-25",0.87101707588881305,1.0117162649220299
-"control",-0.73973203443034996,-0.86431085661303597,"1994-12-25T06:30:00Z",1.1071287912316601,0.99102205532884202
-"treatment",12.5,45.25,"1994-12-26T01:00:00+02:00",0.1,0.2
+"control",-0.73973203443034996,-0.86431085661303597,"1994-12-25T06:30:00",1.1071287912316601,0.99102205532884202
+"treatment",12.5,45.25,"1994-12-25T23:00:00",0.1,0.2
 "control",-179.99999999999997,-89.999999999999986,"1994-12-27 12:00:00",0.30000000000000004,3
 "dependent",179.5,89.5,"1994-12-28 00:00:00",,
 """
@@ -83,7 +84,8 @@ def test_mwa_example(shared_data: Path) -> None:
     assert events["event_id"].dtype == np.int64
     assert str(events["time"].dt.tz) == "UTC"
     assert events["time"].iloc[0] == pd.Timestamp("1901-10-02", tz="UTC")
-    assert events.attrs == {"source": str(path), "covariates": ["match1", "match2"]}
+    assert events.attrs == {"source": str(path), "covariates": ["match1", "match2"],
+                            "duplicate_rows": (), "duplicates_dropped": False}
 
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -339,9 +341,9 @@ def test_missing_columns_lists_what_is_there(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "match", "rows"),
     [
-        ('"1994-12-25T06:30:00Z"', '"1994-13-25"', "cannot parse timestamp '1994-13-25'", [3]),
-        ('"1994-12-25T06:30:00Z"', '""', "missing timestamp", [3]),
-        ('"1994-12-25T06:30:00Z"', '"25/12/1994"', "expected 'YYYY-MM-DD hh:mm:ss'", [3]),
+        ('"1994-12-25T06:30:00"', '"1994-13-25"', "cannot parse timestamp '1994-13-25'", [3]),
+        ('"1994-12-25T06:30:00"', '""', "missing timestamp", [3]),
+        ('"1994-12-25T06:30:00"', '"25/12/1994"', "expected 'YYYY-MM-DD hh:mm:ss'", [3]),
     ],
 )
 def test_bad_timestamps(tmp_path: Path, old: str, new: str, match: str, rows: list[int]) -> None:
@@ -506,3 +508,91 @@ def test_summarise_events(tmp_path: Path) -> None:
 
     mapped = read_events(write(tmp_path, MAPPED_CSV, "m.csv"), columns=MAPPING, roles=ROLES)
     assert summarise_events(mapped)["role"].tolist()[-2:] == ["other", "all"]
+
+
+# ---------------------------------------------------------------------------------------------
+# no silent damage: duplicate rows, mixed time zones, non-finite coordinates, encodings
+# ---------------------------------------------------------------------------------------------
+
+
+def test_exact_duplicate_rows_are_reported_kept_and_dropped_on_request(tmp_path: Path) -> None:
+    lines = SMALL_CSV.splitlines()
+    # rows 7 and 8 repeat rows 2 and 4 exactly; row 9 differs from row 2 in one digit
+    text = "\n".join([*lines, lines[2], lines[4], lines[2].replace("0.87101", "0.87102")]) + "\n"
+    path = write(tmp_path, text)
+    with pytest.warns(DuplicateRowsWarning) as record:
+        events = read_events(path)
+    message = str(record[0].message)
+    assert str(path) in message and "2 exact duplicate rows (rows 7, 8 repeat" in message
+    assert "--drop-duplicates" in message
+    assert len(events) == 9
+    assert events.attrs["duplicate_rows"] == (7, 8)
+    assert events.attrs["duplicates_dropped"] is False
+
+    with pytest.warns(DuplicateRowsWarning, match="dropped"):
+        dropped = read_events(path, drop_duplicates=True)
+    assert len(dropped) == 7
+    assert dropped["event_id"].tolist() == list(range(1, 8))
+    assert dropped.attrs["duplicates_dropped"] is True
+    pd.testing.assert_frame_equal(without_source(dropped.iloc[:6]),
+                                  without_source(read_events(write(tmp_path, SMALL_CSV, "s.csv"))))
+
+
+def test_duplicate_rows_with_an_id_column_are_dropped_only_on_request(tmp_path: Path) -> None:
+    lines = MAPPED_CSV.splitlines()
+    path = write(tmp_path, "\n".join([*lines, lines[2]]) + "\n")
+    error = raises(path, "duplicate event id 11", columns=MAPPING, roles=ROLES)
+    assert error.rows == [2, 5] and "--drop-duplicates" in str(error)
+    with pytest.warns(DuplicateRowsWarning, match="row 5 repeats"):
+        events = read_events(path, columns=MAPPING, roles=ROLES, drop_duplicates=True)
+    assert events["event_id"].tolist() == [10, 11, 12, 13]
+
+
+def test_timestamps_with_and_without_an_offset_do_not_mix(tmp_path: Path) -> None:
+    path = write(tmp_path, small_with('"1994-12-25T23:00:00"', '"1994-12-26T01:00:00+02:00"'))
+    error = raises(path, "mixes timestamps with a UTC offset")
+    assert (error.rows, error.column) == ([4], "timestamp")
+    assert "'1994-12-26T01:00:00+02:00'" in str(error) and "without one (5" in str(error)
+
+    # a date-only value is a time without an offset too; the rarer kind is named
+    text = SMALL_CSV
+    for old in ('"1994-12-24 00:00:00"', '"1994-12-25T06:30:00"', '"1994-12-25T23:00:00"',
+                '"1994-12-27 12:00:00"', '"1994-12-28 00:00:00"'):
+        text = text.replace(old, old[:-1] + 'Z"')
+    error = raises(write(tmp_path, text, "mostly.csv"), "mixes timestamps")
+    assert error.rows == [2]
+
+    # every time with an offset (or R's " UTC") is fine and converted to UTC
+    text = text.replace('"1994-12-25"', '"1994-12-25 00:00:00 UTC"').replace(
+        '"1994-12-25T23:00:00Z"', '"1994-12-26T01:00:00+02:00"')
+    events = read_events(write(tmp_path, text, "zoned.csv"))
+    assert (events["time"] == SMALL_TIMES).all()
+
+
+def test_an_infinite_coordinate_is_named_non_finite(tmp_path: Path) -> None:
+    error = raises(write(tmp_path, small_with(",12.5,45.25,", ",12.5,inf,")),
+                   "non-finite coordinate: latitude inf")
+    assert (error.rows, error.column) == ([4], "lat")
+    assert "projected" not in str(error)
+    error = raises(write(tmp_path, small_with(",12.5,45.25,", ",-Infinity,45.25,"), "b.csv"),
+                   "non-finite coordinate: longitude -inf")
+    assert (error.rows, error.column) == ([4], "lon")
+
+
+def test_a_covariate_name_with_a_slash_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, SMALL_CSV.replace('"match1"', '"m/x"'))
+    error = raises(path, "covariate name 'm/x' contains '/'")
+    assert error.column == "m/x"
+    raises(path, "contains '/'", covariates=["m/x"])
+    assert read_events(path, covariates=["match2"]).attrs["covariates"] == ["match2"]
+
+
+def test_a_latin1_file_is_named_at_its_true_byte_row_and_column(tmp_path: Path) -> None:
+    lines = SMALL_CSV.splitlines()
+    body = [lines[0]] + [lines[1 + i % 6] for i in range(3000)]  # longer than pandas' buffer
+    body[2500] = body[2500].replace('"treatment"', '"traitement-é"')  # data row 2500
+    data = ("\n".join(body) + "\n").encode("latin-1")
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(data)
+    error = raises(path, f"not UTF-8 text .* at byte {data.index(b'\xe9')}, line 2501")
+    assert (error.rows, error.column) == ([2500], "type")

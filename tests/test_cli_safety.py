@@ -1,0 +1,338 @@
+"""What a user meets on the command line: no silent damage to inputs or outputs, one-line
+errors (exit 2, nothing written) instead of tracebacks, and R's spellings of the options."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_wake.artefacts import MARKER, csv_header_name, write_table
+from bayes_wake.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--t-window", "2", "4", "2", "--spat-window", "2", "4", "2"]
+
+
+def run(*argv: str):
+    return CliRunner().invoke(main, [str(a) for a in argv])
+
+
+def last_line(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def mwa(data, out, *extra):
+    return run("mwa", "--data", data, *SMALL, "--match", "match1,match2", *extra, "--out", out)
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# input files
+# ---------------------------------------------------------------------------------------------
+
+
+def test_duplicate_rows_are_reported_kept_and_dropped_with_the_flag(mwa_example_csv, tmp_path):
+    lines = lines_of(mwa_example_csv)
+    treated = [i for i, line in enumerate(lines) if line.startswith('"treatment"')][:2]
+    data = write_lines(tmp_path / "dup.csv", [*lines, *(lines[i] for i in treated)])
+    kept = mwa(data, tmp_path / "kept")
+    assert kept.exit_code == 0, kept.output
+    said = " ".join(kept.output.split())
+    assert "2 exact duplicate rows (rows 395, 396 repeat earlier rows); kept" in said
+    assert "--drop-duplicates" in said
+    record = json.loads((tmp_path / "kept" / "provenance.json").read_text())
+    assert record["events"]["duplicate_rows"] == 2
+    assert record["events"]["duplicate_row_numbers"] == [395, 396]
+    assert record["events"]["duplicates_dropped"] is False
+    assert record["settings"]["drop_duplicates"] is False
+
+    dropped = mwa(data, tmp_path / "dropped", "--drop-duplicates")
+    assert dropped.exit_code == 0, dropped.output
+    record = json.loads((tmp_path / "dropped" / "provenance.json").read_text())
+    assert record["events"] == {"rows_read": 396, "duplicate_rows": 2,
+                                "duplicate_row_numbers": [395, 396], "duplicates_dropped": True}
+    original = mwa(mwa_example_csv, tmp_path / "original")
+    assert original.exit_code == 0
+    for name in ("wakes.csv", "estimates.csv"):
+        same = pd.read_csv(tmp_path / "dropped" / name)
+        pd.testing.assert_frame_equal(same, pd.read_csv(tmp_path / "original" / name))
+        assert len(pd.read_csv(tmp_path / "kept" / name)) > len(same) or name != "wakes.csv"
+
+
+def test_the_sensitivity_command_reads_duplicates_the_same_way(mwa_example_csv, tmp_path):
+    lines = lines_of(mwa_example_csv)
+    data = write_lines(tmp_path / "dup.csv", [*lines, lines[7]])
+    out = tmp_path / "sens"
+    result = run("sensitivity", "--data", data, *SMALL, "--match", "match1", "match2",
+                 "--permutations", "20", "--date-shifts", "0", "--workers", "0",
+                 "--bayes-checks", "none", "--drop-duplicates", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "1 exact duplicate row (row 395 repeats an earlier row); dropped" in \
+        " ".join(result.output.split())
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["events"]["duplicate_rows"] == 1 and record["events"]["duplicates_dropped"]
+    assert record["settings"]["drop_duplicates"] is True
+    assert record["settings"]["mwa"]["match_on"] == ["match1", "match2"]
+
+
+def test_mixed_utc_offsets_are_an_error_naming_file_rows_and_column(mwa_example_csv, tmp_path):
+    lines = lines_of(mwa_example_csv)
+    lines[3] = lines[3].replace(' 00:00:00"', ' 00:00:00+02:00"')
+    data = write_lines(tmp_path / "mixed.csv", lines)
+    out = tmp_path / "o"
+    result = mwa(data, out)
+    assert result.exit_code == 2
+    assert re.search(r"mixed\.csv, row 3, column 'timestamp': mixes timestamps with a UTC "
+                     r"offset", last_line(result))
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.csv"]
+
+
+@pytest.mark.parametrize(("old", "new", "row", "match", "expected"), [
+    ("0.335288085509092", "inf", 1, "match1",
+     "bad.csv, row 1, column 'lat': non-finite coordinate: latitude inf"),
+    ('"match1"', '"m/x"', 0, "m/x", "bad.csv, column 'm/x': covariate name 'm/x' contains '/'"),
+])
+def test_bad_values_are_one_line_errors(mwa_example_csv, tmp_path, old, new, row, match,
+                                        expected):
+    lines = lines_of(mwa_example_csv)
+    lines[row] = lines[row].replace(old, new)
+    data = write_lines(tmp_path / "bad.csv", lines)
+    result = run("mwa", "--data", data, *SMALL, "--match", match, "--out", tmp_path / "o")
+    assert result.exit_code == 2, result.output
+    assert expected in last_line(result)
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_a_latin1_file_names_its_true_byte_offset(mwa_example_csv, tmp_path):
+    lines = lines_of(mwa_example_csv)
+    lines[300] = lines[300].replace('"dependent"', '"dépendent"')
+    raw = ("\n".join(lines) + "\n").encode("latin-1")
+    data = tmp_path / "latin1.csv"
+    data.write_bytes(raw)
+    result = mwa(data, tmp_path / "o")
+    assert result.exit_code == 2
+    assert (f"latin1.csv, row 300, column 'type': cannot read as CSV: not UTF-8 text (invalid "
+            f"continuation byte at byte {raw.index(b'\xe9')}, line 301)") in last_line(result)
+
+
+def test_file_names_are_printed_as_they_are_not_as_markup(mwa_example_csv, tmp_path):
+    data = tmp_path / "[red]X.csv"
+    shutil.copy(mwa_example_csv, data)
+    result = mwa(data, tmp_path / "[bold]out")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "[red]X.csv: 25 treatment" in said
+    assert "Wrote " + str(tmp_path / "[bold]out") in said
+
+
+# ---------------------------------------------------------------------------------------------
+# the output folder
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("out", ["file/sub", "/dev/null/x", "/proc/x"])
+def test_an_impossible_out_is_refused_before_any_work(tmp_path, out):
+    (tmp_path / "file").write_text("a file\n")
+    out = tmp_path / out if out.startswith("file") else Path(out)
+    bad_data = tmp_path / "bad.csv"  # would fail if it were read: --out is checked first
+    bad_data.write_text("nothing useful\n")
+    result = run("mwa", "--data", bad_data, *SMALL, "--out", out)
+    assert result.exit_code == 2, result.output
+    line = last_line(result)
+    assert line.startswith(f"bayes-wake: error: --out {out}: ")
+    assert "not a folder" in line or "cannot create a folder in /proc" in line
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "file"]
+
+
+def test_a_folder_bayes_wake_did_not_write_is_refused_and_replaced_only_on_request(
+        mwa_example_csv, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work\n")
+    result = mwa(mwa_example_csv, out)
+    assert result.exit_code == 2
+    assert last_line(result) == (
+        f"bayes-wake: error: --out {out}: the folder is not empty and was not written by "
+        "bayes-wake; choose another folder, or pass --overwrite to replace it whole")
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+    result = mwa(mwa_example_csv, out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (out / "thesis.tex").exists()
+    assert (out / "estimates.csv").is_file() and (out / MARKER).is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no folder set aside is left
+
+
+def test_a_new_run_replaces_an_earlier_run_whole(mwa_example_csv, tmp_path):
+    out = tmp_path / "run"
+    assert mwa(mwa_example_csv, out).exit_code == 0
+    # what a `fit` run leaves and an `mwa` run does not write
+    (out / "posterior.nc").write_bytes(b"5x5 posterior")
+    (out / "NOT_CONVERGED.txt").write_text("NOT CONVERGED\n")
+    (out / "figures").mkdir()
+    (out / "figures" / "old.png").write_bytes(b"png")
+    result = run("mwa", "--data", mwa_example_csv, "--t-window", "2", "6", "2",
+                 "--spat-window", "2", "4", "2", "--match", "match1", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [MARKER, "SUTVA.csv", "cube.nc", "effect_surface.png", "estimates.csv",
+         "matching.csv", "provenance.json", "wakes.csv"])
+    assert len(pd.read_csv(out / "estimates.csv")) == 6
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_failing_run_leaves_the_old_folder_as_it_was(mwa_example_csv, tmp_path, monkeypatch,
+                                                       overwrite):
+    out = tmp_path / "run"
+    assert mwa(mwa_example_csv, out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    import bayes_wake.plotting as plotting
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(plotting, "save_figure", broken)
+    result = mwa(mwa_example_csv, out, *(["--overwrite"] if overwrite else []))
+    assert result.exit_code != 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_stale_staging_folders_of_killed_runs_are_removed(mwa_example_csv, tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        stale = [tmp_path / ".run.staging-k2j3h4g5", tmp_path / f".run.staging-p{dead}-x1",
+                 tmp_path / f".run.staging-p{dead}-old-x2"]
+        live = tmp_path / f".run.staging-p{sleeper.pid}-x3"  # a run still going
+        other = tmp_path / ".other.staging-k2j3h4g5"  # beside another folder
+        for path in [*stale, live, other]:
+            path.mkdir()
+            (path / "estimates.csv").write_text("half written\n")
+        result = mwa(mwa_example_csv, tmp_path / "run")
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [live.name, other.name, "run"])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_spreadsheet_formulas_in_column_names_are_escaped(mwa_example_csv, tmp_path):
+    lines = lines_of(mwa_example_csv)
+    lines[0] = lines[0].replace('"match1"', '"=HYPERLINK(1)"').replace('"match2"', '"@sum"')
+    data = write_lines(tmp_path / "formula.csv", lines)
+    out = tmp_path / "o"
+    result = run("mwa", "--data", data, *SMALL, "--match", "=HYPERLINK(1),@sum", "--out", out)
+    assert result.exit_code == 0, result.output
+    header = (out / "wakes.csv").read_text().splitlines()[0]
+    assert header.endswith(",'=HYPERLINK(1),'@sum")
+    for path in out.glob("*.csv"):
+        names = path.read_text().splitlines()[0].split(",")
+        assert not [n for n in names if n.lstrip('"').startswith(("=", "+", "-", "@"))], path
+
+
+def test_the_one_csv_writer_escapes_every_formula_start(tmp_path):
+    table = pd.DataFrame({"=a": [1.0], "+b": [2], "-c": [3], "@d": [4], "\te": [5], "ok": [6],
+                          "x=y": [7]})
+    write_table(table, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == \
+        "'=a,'+b,'-c,'@d,'\te,ok,x=y"
+    assert csv_header_name("-") == "'-" and csv_header_name("a-b") == "a-b"
+
+
+# ---------------------------------------------------------------------------------------------
+# R's spellings
+# ---------------------------------------------------------------------------------------------
+
+
+def test_r_time_units_match_columns_and_alphas_are_accepted(mwa_example_csv, tmp_path):
+    hours = ["--t-window", "48", "96", "48", "--spat-window", "4", "8", "4"]
+    ours = run("mwa", "--data", mwa_example_csv, *hours, "--t-unit", "minutes",
+               "--match", "match1,match2", "--alpha", "0.05", "--out", tmp_path / "ours")
+    theirs = run("mwa", "--data", mwa_example_csv, *hours, "--t-unit", "mins",
+                 "--match", "match1", "match2", "--alpha1", "0.05", "--alpha2", "0.1",
+                 "--out", tmp_path / "r")
+    assert ours.exit_code == 0 and theirs.exit_code == 0, theirs.output
+    for name in ("estimates.csv", "wakes.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ours" / name),
+                                      pd.read_csv(tmp_path / "r" / name))
+    settings = json.loads((tmp_path / "r" / "provenance.json").read_text())["settings"]
+    assert settings["t_unit"] == "minutes" and settings["alpha2"] == 0.1
+    assert settings["match_on"] == ["match1", "match2"]
+    assert "with 0.05 < p <= 0.1 (R's alpha2)" in " ".join(theirs.output.split())
+    secs = run("mwa", "--data", mwa_example_csv, "--t-window", "172800", "172800", "1",
+               "--spat-window", "4", "4", "1", "--t-unit", "secs", "--match", "match1",
+               "--out", tmp_path / "secs")
+    assert secs.exit_code == 0, secs.output
+
+    bad = run("mwa", "--data", mwa_example_csv, *hours, "--match", "match1", "--alpha2",
+              "0.01", "--out", tmp_path / "bad")
+    assert bad.exit_code == 2
+    assert "--alpha2 must lie between --alpha (0.05) and 1" in last_line(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Python version, README, .gitignore
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_old_python_gets_a_clear_message_on_import():
+    source = (REPO / "bayes_wake" / "__init__.py").read_text()
+    ast.parse(source, feature_version=(3, 8))  # the check itself runs on old Pythons
+    code = ("import sys; sys.version_info = (3, 11, 9, 'final', 0)\n"
+            "try:\n    import bayes_wake\nexcept ImportError as e:\n    print(e)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert done.stdout.strip() == "bayes_wake needs Python >= 3.12 (this is 3.11)"
+    old = shutil.which("python3.11")
+    if old:  # a real old Python, where this machine has one
+        done = subprocess.run([old, "-c", "import bayes_wake"], capture_output=True, text=True,
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode != 0
+        assert done.stderr.strip().splitlines()[-1] == (
+            "ImportError: bayes_wake needs Python >= 3.12 (this is 3.11)")
+    readme = (REPO / "README.md").read_text().splitlines()[:5]
+    assert any("Needs Python >= 3.12" in line for line in readme)
+
+
+def test_output_folders_the_readme_writes_are_ignored_by_git():
+    if not (REPO / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    outs = sorted({out for block in blocks for out in re.findall(r"--out\s+(\S+)", block)})
+    assert "mwa-example" in outs and "bw-demo" in outs
+    for out in outs:
+        path = out if "." in Path(out).name else f"{out}/x"
+        done = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
+        assert done.returncode == 0, f"{out} (written by the README) is not in .gitignore"
