@@ -142,7 +142,7 @@ def demo(out, seed, mwa_only):
         if not mwa_only:
             from bayes_wake.specs import load_spec
 
-            fitted = _fit_and_write(stage, cube, result, load_spec("smooth_nb"), covariates,
+            fitted = _fit_and_write(stage, cube, result, load_spec("smooth_did"), covariates,
                                     False, False, console)
     _print_significant(console, result, "Matched wake analysis (simulated study)")
     if fitted is not None:
@@ -217,6 +217,10 @@ main.add_command(sauter)
 from bayes_wake.cli_sensitivity import sensitivity  # noqa: E402  (registered before __main__)
 
 main.add_command(sensitivity)
+
+from bayes_wake.cli_recovery import recovery  # noqa: E402
+
+main.add_command(recovery)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -320,7 +320,7 @@ def _check_alpha2(alpha: float, alpha2: float | None) -> None:
 def model_options(command: Callable) -> Callable:
     """The model and sampler options shared by ``fit`` and ``sauter``."""
     options = [
-        click.option("--spec", "spec_path", default="smooth_nb", show_default=True,
+        click.option("--spec", "spec_path", default="smooth_did", show_default=True,
                      help="Model spec: a YAML file or the name of a spec in models/."),
         click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]),
                      default=None, help="Sampler backend (default: the spec's)."),
@@ -347,7 +347,8 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, loudly
-        fit = fit_surface(cube, spec, match_on=match_cols, tcm=tcm, delete_sutva=delete_sutva,
+        fit = fit_surface(cube, spec, match_on=match_cols, weighted=result.settings.weighted,
+                          tcm=tcm, delete_sutva=delete_sutva, formula=result.settings.formula,
                           progress=console.is_terminal, log=console.print)
     diagnostics = fit.diagnostics
     console.print(f"sampler {spec.sampler.backend}: compile {diagnostics.compile_seconds:.1f} s,"

@@ -47,7 +47,7 @@ from bayes_wake.cli_common import (
               help="Column of the data naming each event's region (leave one region out).")
 @click.option("--regions", "leave_out", default="", metavar="A,B",
               help="Regions to leave out one at a time (default: all).")
-@click.option("--spec", "spec_path", default="smooth_nb", show_default=True,
+@click.option("--spec", "spec_path", default="smooth_did", show_default=True,
               help="Reference model spec: a YAML file or the name of a spec in models/.")
 @click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
 @click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")

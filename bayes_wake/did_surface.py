@@ -84,7 +84,7 @@ class SurfaceData:
 
 def check_errors(errors: str) -> None:
     """Raise ``ValueError`` unless ``errors`` is a valid choice for the model's covariance."""
-    if errors in ("location", "wake"):
+    if errors in ("location", "wake", "classical"):
         return
     try:
         kind = parse_vcov(errors).kind
@@ -97,6 +97,8 @@ def check_errors(errors: str) -> None:
 
 def _clusters(cube: xr.Dataset, errors: str) -> tuple[np.ndarray | None, object]:
     """Cluster labels per event (``location``: identical coordinates) or a Conley kernel."""
+    if errors == "classical":
+        return None, None
     if errors == "location":
         coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
         return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
@@ -123,7 +125,8 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
         Event covariates added to each cell's regression (before the treatment column).
     errors
         ``location`` (clusters of anchors with identical coordinates), ``wake`` (each anchor
-        its own cluster), ``CR1:COLUMN`` or ``conley:KM[:DAYS]``.
+        its own cluster), ``CR1:COLUMN``, ``conley:KM[:DAYS]``, or ``classical`` (the joint
+        version of R's ``summary.lm`` errors: homoskedastic within each pair of cells).
 
     Returns
     -------
@@ -139,6 +142,9 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
         if covariates else np.zeros((n_e, 0))
     post = cube["dependent"].sel(period="post").transpose("event", "window", "radius").to_numpy()
     influence = np.zeros((n_e, n_c))
+    lever = np.zeros((n_e, n_c))  # influence per unit residual, for classical errors
+    resid = np.zeros((n_e, n_c))
+    weight = np.zeros((n_e, n_c))
     estimate = np.full(n_c, np.nan)
     treated_post = np.full(n_c, np.nan)
     for cell in matched_cells(cube, settings):
@@ -154,10 +160,17 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
             continue  # a perfect fit carries no estimate of its own noise
         estimate[c] = coef[-1]
         influence[idx, c] = infl[:, -1]
+        resid[idx, c] = cell.y - x @ coef
+        weight[idx, c] = w
+        lever[idx, c] = np.linalg.solve((x * w[:, None]).T @ x, (x * w[:, None]).T)[-1]
         treated_post[c] = np.average(post[idx, cell.index[0], cell.index[1]][t], weights=w[t])
     defined = np.flatnonzero(np.isfinite(estimate))
     psi = influence[:, defined]
-    if kernel is not None:
+    classical = _classical_joint(lever[:, defined], resid[:, defined], weight[:, defined],
+                                 x.shape[1]) if errors == "classical" else None
+    if errors == "classical":
+        cov, n_clusters = classical, n_e
+    elif kernel is not None:
         cov = psi.T @ (kernel @ psi)
         n_clusters = n_e
     else:
@@ -177,6 +190,23 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
                               "convention": cube.attrs.get("convention", "")})
 
 
+def _classical_joint(lever, resid, weight, p) -> np.ndarray:
+    """Joint classical (homoskedastic within cell pairs) covariance of the cell estimates.
+
+    ``Cov(c, c') = sum_i a_ic a_ic' s_cc' / sqrt(w_ic w_ic')`` with ``a`` the estimates'
+    weights on each wake's outcome and ``s_cc'`` the weighted residual cross-moment over the
+    wakes in both cells (df n - p); the diagonal is R's ``summary.lm`` variance.
+    """
+    root = np.sqrt(weight)
+    both = (weight[:, :, None] > 0) & (weight[:, None, :] > 0)
+    n = both.sum(axis=0)
+    cross = (root * resid).T @ (root * resid)
+    s = cross / np.maximum(n - p, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(root > 0, lever / root, 0.0)
+    return (scaled.T @ scaled) * s
+
+
 def _nearest_psd(cov: np.ndarray) -> np.ndarray:
     """Symmetrise and clip negative eigenvalues (a Conley kernel need not be PSD)."""
     cov = (cov + cov.T) / 2
@@ -188,7 +218,8 @@ def _nearest_psd(cov: np.ndarray) -> np.ndarray:
 
 
 def grid_kernel(windows, radii, amplitude, length_t, length_s, *, module=np):
-    """Product Matern 5/2 kernel over the grid's cells, coordinates scaled to [0, 1].
+    """Product Matern 5/2 kernel over the grid's cells, coordinates scaled to [0, 1], each
+    cell's prior sd scaled by (window / max window) x (radius / max radius).
 
     Works on numpy values or PyTensor variables (``module=pt``).
     """
@@ -201,7 +232,10 @@ def grid_kernel(windows, radii, amplitude, length_t, length_s, *, module=np):
         r = np.sqrt(5.0) * d / length
         return (1 + r + r**2 / 3) * module.exp(-r)
 
-    return amplitude**2 * matern(dt, length_t) * matern(ds, length_s)
+    # a cumulative effect grows with the window and the radius (from nothing at the origin):
+    # the prior sd of a cell is proportional to (window / max) x (radius / max)
+    growth = t * s
+    return amplitude**2 * np.outer(growth, growth) * matern(dt, length_t) * matern(ds, length_s)
 
 
 def scale_reference(data: SurfaceData) -> float:

@@ -61,7 +61,8 @@ class MWASettings:
     vcov
         Standard errors (:func:`bayes_wake.regression.parse_vcov`): ``classical`` (R's;
         too small on clustered count data), ``HC1``, ``HC3``, ``CR1:COLUMN`` (the column must
-        be a covariate of the cube) or ``conley:KM[:DAYS]``.
+        be a covariate of the cube; ``CR1:location`` clusters anchors at identical
+        coordinates) or ``conley:KM[:DAYS]``.
     alpha
         Significance level for summaries (R's ``alpha1``).
     """
@@ -405,6 +406,9 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
         If the cluster column is not a covariate of the cube.
     """
     spec = parse_vcov(vcov)
+    if spec.kind == "CR1" and spec.column == "location" and "location" not in cube.coords:
+        coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
+        return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
     if spec.kind == "CR1":
         if spec.column not in cube.coords or "event" not in cube[spec.column].dims:
             raise SettingsError(

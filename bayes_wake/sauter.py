@@ -35,7 +35,7 @@ from bayes_wake.artefacts import (
 )
 from bayes_wake.covariates import add_covariates, load_layer
 from bayes_wake.errors import ConvergenceWarning, SettingsError
-from bayes_wake.mwa import MWAResult, matched_wake_analysis
+from bayes_wake.mwa import MWAResult, matched_wake_analysis, standard_error_table
 from bayes_wake.projects import read_projects, simulate_project_placement
 from bayes_wake.study_area import (
     STUDY_REGIONS,
@@ -94,6 +94,9 @@ class OutcomeResult:
         The matched wake analysis (R's tables, the OLS surface).
     bayes
         The Bayesian fit (:class:`bayes_wake.bayes.BayesResult`), or None when skipped.
+    robust
+        Per window, the p-values of the robust standard errors :data:`ROBUST_ERRORS`
+        (:func:`bayes_wake.mwa.standard_error_table`).
     """
 
     outcome: Outcome
@@ -101,6 +104,13 @@ class OutcomeResult:
     cube: xr.Dataset
     mwa: MWAResult
     bayes: object | None = None
+    robust: pd.DataFrame | None = None
+
+
+#: Robust standard errors reported beside R's classical ones: heteroskedasticity-robust,
+#: clustered by project location (projects geocoded to one town share their wakes) and
+#: Conley's spatial HAC with a 25 km cutoff.
+ROBUST_ERRORS = ("HC1", "CR1:location", "conley:25")
 
 
 @dataclass
@@ -186,7 +196,7 @@ def reanalyze_sauter(
     weighted: bool = True,
     tcm: bool = True,
     alpha: float = 0.05,
-    spec: object = "smooth_nb",
+    spec: object = "smooth_did",
     bayes: bool = True,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -394,7 +404,12 @@ def reanalyze_sauter(
         n_sig = len(result.significant())
         say(f"{outcome.label}: {int(mask.sum()):,} events; {n_sig} of {len(result.estimates)} "
             f"windows with p <= {alpha:g} (OLS)")
+        robust = standard_error_table(cube, result.settings, ROBUST_ERRORS)
+        survive = {v: int((robust[f"pvalue_{v}"] <= alpha).sum()) for v in ROBUST_ERRORS}
+        say(f"{outcome.label}: with robust errors " + ", ".join(
+            f"{n} ({v})" for v, n in survive.items()) + " windows")
         results[outcome.name] = OutcomeResult(outcome=outcome, n_events=int(mask.sum()),
+                                              robust=robust,
                                               cube=cube, mwa=result)
 
     summary = _summary(projects, outcome_pool, selections, chosen, keep_regions)
@@ -598,6 +613,11 @@ def _windows_table(item: OutcomeResult, alpha: float, *, bayes_columns: bool,
     significant = item.mwa.significant(alpha)
     keep = ["t_window", "spat_window", "estimate", "pvalue", "adj.r.squared"]
     table = significant[[c for c in keep if c in significant.columns]].copy()
+    if item.robust is not None and len(table):
+        robust = item.robust.set_index(["t_window", "spat_window"])
+        index = list(zip(table["t_window"], table["spat_window"], strict=True))
+        for v in ROBUST_ERRORS:
+            table[f"pvalue_{v}"] = robust[f"pvalue_{v}"].reindex(index).to_numpy()
     if bayes_columns and item.bayes is not None and len(table):
         surface = item.bayes.surface
         cells = [surface.sel(window=int(t), radius=float(s)) for t, s in
@@ -609,7 +629,9 @@ def _windows_table(item: OutcomeResult, alpha: float, *, bayes_columns: bool,
     if raw:
         return table.reset_index(drop=True)
     names = {"t_window": "Time [days]", "spat_window": "Space [km]", "estimate": "Effect size",
-             "pvalue": "p-value", "adj.r.squared": "Adj. R2", "posterior_mean":
+             "pvalue": "p-value (classical)", **{f"pvalue_{v}": f"p ({v})" for v in
+                                                 ROBUST_ERRORS},
+             "adj.r.squared": "Adj. R2", "posterior_mean":
              "Posterior mean", "prob_positive": "P(effect > 0)"}
     if "ci_lower" in table:
         ci = round(100 * item.bayes.surface.attrs["ci_prob"])
@@ -647,8 +669,9 @@ def _fit(item: OutcomeResult, spec, covariates: list[str], tcm: bool, progress: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported in the outputs
-        fit = fit_surface(item.cube, spec, match_on=covariates, tcm=tcm, progress=progress,
-                          log=say)
+        fit = fit_surface(item.cube, spec, match_on=covariates,
+                          weighted=item.mwa.settings.weighted, tcm=tcm,
+                          formula=item.mwa.settings.formula, progress=progress, log=say)
     d = fit.diagnostics
     say(f"{item.outcome.label}: sampling {d.sample_seconds:.1f} s (compile "
         f"{d.compile_seconds:.1f} s); max R-hat {d.max_r_hat:.3f}, min bulk ESS "

@@ -110,7 +110,7 @@ class SensitivitySettings:
     bayes_checks
         The Bayesian checks (see :mod:`bayes_wake.bayes_checks`); empty for none.
     spec
-        The reference model spec as a dict (default: the shipped ``smooth_nb``).
+        The reference model spec as a dict (default: the shipped ``smooth_did``).
     grid_region
         The region of the grid for P(effect > 0), e.g. ``"t>=20, s<=9"``; empty for the
         whole grid.
@@ -165,7 +165,7 @@ class SensitivitySettings:
         """The reference :class:`~bayes_wake.specs.ModelSpec`."""
         from bayes_wake.specs import load_spec, parse_spec
 
-        return load_spec("smooth_nb") if self.spec is None else parse_spec(self.spec,
+        return load_spec("smooth_did") if self.spec is None else parse_spec(self.spec,
                                                                             "--spec")
 
     def region(self) -> GridRegion:

@@ -80,8 +80,8 @@ class ModelSpec(_Strict):
         wakes' counts and differs from the OLS estimand when baselines differ.
     errors
         ``count_did`` only: the clusters of the robust covariance of the cell estimates,
-        ``location`` (anchors at identical coordinates), ``wake``, ``CR1:COLUMN`` or
-        ``conley:KM[:DAYS]``.
+        ``location`` (anchors at identical coordinates), ``wake``, ``CR1:COLUMN``,
+        ``conley:KM[:DAYS]`` or ``classical``.
     likelihood
         ``negative_binomial`` or ``poisson`` (log link), or ``gaussian`` (identity link; the
         Bayesian twin of the OLS table, for checks); ``robust_normal`` for ``count_did``
