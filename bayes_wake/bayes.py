@@ -422,6 +422,11 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
     posterior = idata.posterior.to_dataset()
     hyper = [posterior[n].to_numpy() for n in ("amplitude", "length_window", "length_radius")]
     surface_draws = draw_surface(data, *hyper, seed=spec.sampler.seed)
+    # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
+    # is reported only where the paper's estimand is defined
+    undefined = np.ones(data.n_cells, bool)
+    undefined[data.defined] = False
+    surface_draws[..., undefined.reshape(len(data.windows), len(data.radii))] = np.nan
     dims = ("chain", "draw", "window", "radius")
     with np.errstate(divide="ignore", invalid="ignore"):
         post = data.treated_post[None, None]

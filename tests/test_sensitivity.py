@@ -185,6 +185,8 @@ def test_bayesian_checks_on_a_simulated_study(simulated_csv, tmp_path):
                       "--date-shifts", "0", "--workers", "0", "--region-column", "region",
                       "--regions", "west,east", "--bayes-checks",
                       "surface,prior,likelihood,regions", "--grid-region", "t>=20, s<=9",
+                      # the likelihood check swaps a count likelihood: the rate-ratio model
+                      "--spec", "smooth_nb",
                       "--draws", "300", "--tune", "300", "--out", str(out)])
     assert result.exit_code == 0, result.output
     verdicts = pd.read_csv(out / "verdicts.csv")
@@ -202,3 +204,19 @@ def test_bayesian_checks_on_a_simulated_study(simulated_csv, tmp_path):
     regions = pd.read_csv(out / "bayes_regions.csv")
     assert list(regions["fit"])[1:] == ["without west", "without east"]
     assert regions.loc[1, "treatment wakes"] < regions.loc[0, "treatment wakes"]
+
+
+@pytest.mark.slow
+def test_bayesian_checks_of_the_count_scale_default(simulated_csv, tmp_path):
+    out = tmp_path / "sens"
+    result = _invoke(["--data", str(simulated_csv), *PAPER_ARGS, "--permutations", "100",
+                      "--date-shifts", "0", "--workers", "0", "--bayes-checks",
+                      "surface,prior,likelihood", "--draws", "300", "--tune", "300",
+                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    verdicts = pd.read_csv(out / "verdicts.csv").set_index("check")["verdict"]
+    assert "Power-scaling the top-level priors" in verdicts["prior"]
+    assert verdicts["likelihood"].startswith("The likelihood check was not run")
+    assert "no count likelihood to swap" in verdicts["likelihood"]
+    cells = pd.read_csv(out / "bayes_surface_cells.csv")
+    assert len(cells) == 30 and cells["prob_positive"].dropna().between(0, 1).all()
