@@ -119,7 +119,14 @@ class BayesResult:
         where
             A boolean DataArray over (window, radius), or a callable taking the surface's
             window and radius coordinates and returning one; None means the whole grid.
-            The probability is that the effect is positive in *every* selected cell.
+            The probability is that the effect is positive in *every* selected cell with
+            an estimate; NA cells (no estimate, as in the OLS table) are left out, with a
+            warning that counts them.
+
+        Raises
+        ------
+        SettingsError
+            If the region holds no cell with an estimate.
         """
         effect = self.idata.posterior["additive_effect"]
         if where is None:
@@ -128,7 +135,18 @@ class BayesResult:
             mask = where(effect["window"], effect["radius"])
         else:
             mask = where
-        selected = (effect > 0).where(mask, True)
+        mask = xr.DataArray(mask).astype(bool) if not isinstance(mask, xr.DataArray) else \
+            mask.astype(bool)
+        defined = effect.notnull().all(("chain", "draw"))
+        use = mask & defined
+        left_out = int((mask & ~defined).sum())
+        if not bool(use.any()):
+            raise SettingsError(f"the region selects no cell with an estimate ({int(mask.sum())} "
+                                f"cells selected, {left_out} of them NA)")
+        if left_out:
+            warnings.warn(f"prob_positive: {left_out} NA cell(s) of the region left out",
+                          stacklevel=2)
+        selected = (effect > 0).where(use, True)
         return float(selected.all(("window", "radius")).mean())
 
 

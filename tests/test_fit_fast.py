@@ -1,0 +1,111 @@
+"""One real, small MCMC fit in the fast suite: the default model on R's example.
+
+The fit (a few seconds; nutpie's compilation most of it) is shared by the session. Every
+summary is recomputed from the posterior draws, and the command line fits the same model as
+the Python API.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bayes_wake.errors import SettingsError
+
+GRID = dict(windows=[2, 6, 10], radii=[2, 6, 10])
+ARGS = ["--t-window", "2", "10", "4", "--spat-window", "2", "10", "4", "--match",
+        "match1,match2", "--weighted", "--tcm", "--draws", "200", "--tune", "200",
+        "--chains", "2", "--seed", "7"]
+
+
+@pytest.fixture(scope="session")
+def small_fit(mwa_example_events):
+    from bayes_wake.bayes import fit_surface
+    from bayes_wake.mwa import matched_wake_analysis
+    from bayes_wake.specs import load_spec
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, GRID["windows"], GRID["radii"])
+    spec = load_spec("smooth_did").with_sampler(draws=200, tune=200, chains=2, seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_surface(cube, spec, match_on=["match1", "match2"], weighted=True, tcm=True,
+                          progress=False)
+    ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+    return fit, ols
+
+
+def test_the_table_is_the_posterior_draws_summarised(small_fit):
+    import arviz as az
+
+    fit, _ = small_fit
+    draws = fit.idata.posterior["additive_effect"].to_numpy()  # chain, draw, window, radius
+    flat = draws.reshape(-1, *draws.shape[2:])
+    table = fit.surface
+    np.testing.assert_allclose(table["mean"].to_numpy(), flat.mean(axis=0), rtol=1e-12)
+    defined = np.isfinite(flat).all(axis=0)
+    np.testing.assert_allclose(table["prob_positive"].to_numpy()[defined],
+                               (flat > 0).mean(axis=0)[defined])
+    prob = az.rcParams["stats.ci_prob"]
+    if az.rcParams["stats.ci_kind"] == "eti":
+        lo = np.quantile(flat, (1 - prob) / 2, axis=0)
+        np.testing.assert_allclose(table["ci_lower"].to_numpy()[defined], lo[defined],
+                                   rtol=1e-6, atol=1e-9)
+    assert (table["ci_lower"] <= table["mean"]).where(table["mean"].notnull(), True).all()
+
+
+def test_cells_are_na_exactly_where_the_ols_table_is(small_fit):
+    fit, ols = small_fit
+    na_bayes = fit.surface["mean"].isnull().to_numpy()
+    na_ols = ols.surface["estimate"].isnull().to_numpy()
+    assert np.all(na_ols <= na_bayes)  # every OLS NA is NA here (perfect fits are too)
+    assert (~na_bayes).sum() >= 2
+
+
+def test_the_posterior_mean_stays_near_the_ols_estimates(small_fit):
+    fit, ols = small_fit
+    both = fit.surface["mean"].notnull() & ols.surface["estimate"].notnull()
+    gap = np.abs(fit.surface["mean"] - ols.surface["estimate"]).where(both)
+    assert float((gap / ols.surface["std_error"]).max()) < 3
+
+
+def test_prob_positive_over_a_region_recomputed_and_guarded(small_fit):
+    fit, _ = small_fit
+    draws = fit.idata.posterior["additive_effect"]
+    defined = draws.notnull().all(("chain", "draw"))
+    expected = float((draws > 0).where(defined, True).all(("window", "radius")).mean())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fit.prob_positive() == pytest.approx(expected)
+    with pytest.warns(UserWarning, match="NA cell"):
+        fit.prob_positive()
+    nowhere = (draws["window"] > 100) & (draws["radius"] > 100)
+    with pytest.raises(SettingsError, match="no cell with an estimate"):
+        fit.prob_positive(nowhere)
+
+
+def test_the_command_line_fits_the_same_surface(small_fit, mwa_example_csv, tmp_path):
+    from bayes_wake.cli import main
+
+    fit, _ = small_fit
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(main, ["fit", "--data", str(mwa_example_csv), *ARGS,
+                                       "--out", str(out), "--allow-unconverged"]
+                                if "--allow-unconverged" in _fit_help() else
+                                ["fit", "--data", str(mwa_example_csv), *ARGS, "--out",
+                                 str(out)])
+    assert result.exit_code in (0, 3), result.output
+    table = pd.read_csv(out / "effect_surface.csv")
+    api = fit.table()
+    np.testing.assert_allclose(table["mean"].to_numpy(), api["mean"].to_numpy(), rtol=1e-10,
+                               equal_nan=True)
+
+
+def _fit_help() -> str:
+    from bayes_wake.cli import main
+
+    return CliRunner().invoke(main, ["fit", "--help"]).output
