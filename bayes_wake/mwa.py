@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.artefacts import atomic_path
+from bayes_wake.artefacts import write_table
 from bayes_wake.errors import SettingsError
 from bayes_wake.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.rcompat import r_round
@@ -143,13 +143,6 @@ class MWAResult:
         kwargs.setdefault("t_unit", self.cube_attrs.get("t_unit", "days"))
         kwargs.setdefault("alpha", self.settings.alpha)
         return plot_effect_surface(self.surface, value="estimate", **kwargs)
-
-
-def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a CSV atomically with R-like numbers (15 significant digits, NA empty)."""
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.15g", na_rep="")
-    return Path(path)
 
 
 _WAKE_COLUMNS = ("eventID", "t_window", "spat_window", "treatment", "dependent_pre",
