@@ -31,7 +31,9 @@ from bayes_wake.cli_common import (
 @click.option("--permutations", type=int, default=1000, show_default=True,
               help="Permutations of the treatment labels within matching strata (>= 1).")
 @click.option("--date-shifts", type=int, default=100, show_default=True,
-              help="Date-shift placebos: treatments moved by a random offset (0: none).")
+              help="Date-shift placebos: treatments moved by a random offset within the "
+                   "span of the treatment/control events, cut to the 1%-99% quantiles of the "
+                   "outcome dates (0: none). Fewer than 20 valid draws give no p-value.")
 @click.option("--chunk-size", type=int, default=100, show_default=True,
               help="Permutations per task.")
 @click.option("--seed", type=int, default=20220101, show_default=True,

@@ -137,10 +137,10 @@ def l1_imbalance(covariates: np.ndarray, treated: np.ndarray) -> tuple[float, fl
         ``L1`` = 1/2 * sum over cells of |treated share - control share|, in [0, 1]; and the
         common support, 100 * cells holding both groups / occupied cells. NaN for no wakes.
     """
-    covariates = np.asarray(covariates, dtype=float).reshape(len(treated), -1)
     treated = np.asarray(treated).astype(bool)
-    if len(treated) == 0:
+    if len(treated) == 0:  # e.g. a cell where matching kept no wake
         return float("nan"), float("nan")
+    covariates = np.asarray(covariates, dtype=float).reshape(len(treated), -1)
     codes = []
     for j in range(covariates.shape[1]):
         x = covariates[:, j]

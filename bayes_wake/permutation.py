@@ -14,8 +14,15 @@ window grid:
   dependence between overlapping windows is kept. Each cell on its own gets a uniformly random
   within-stratum permutation.
 - **Date-shift placebos.** All treatment events move by one random offset (whole time units,
-  circularly within the study period, never less than twice the longest window so a placebo
-  wake cannot overlap its own real wake), the wakes are counted again and matched again.
+  circularly within the span of the treatment and control events cut to the core of the
+  outcome record, see :func:`date_shift_span`; never less than twice the longest window so a
+  placebo wake cannot overlap its own real wake), the wakes are counted again and matched
+  again.
+
+A null distribution can be degenerate: every draw the same (the placebos did not change
+what the fits see), most draws with an essentially perfect fit or a near-infinite t, or too
+few draws with a statistic at all. :class:`RandomisationTest` then says the check is not
+informative, and why, instead of giving a p-value; every verdict gives its valid draws.
 
 The regressions of all permutations of a cell are solved at once: the weighted normal
 equations (3 x 3 for ``post ~ pre + treatment``, 2 x 2 for ``post - pre ~ treatment``) for
@@ -50,9 +57,11 @@ __all__ = [
     "GridDesign",
     "GridStatistics",
     "RandomisationTest",
+    "ShiftSpan",
     "chunk_rng",
     "date_shift_chunk",
     "date_shift_range",
+    "date_shift_span",
     "draw_offsets",
     "grid_design",
     "label_permutation_chunk",
@@ -65,7 +74,13 @@ _QR_TOL2 = 1e-7**2  # lm's tol on column norms, squared: the pivots are squared 
 _BORDERLINE = (1e-2, 1e2)  # pivot / tol band in which the exact QR fit decides
 LABEL_STREAM, DATE_SHIFT_STREAM = 0, 1
 #: Version of the null statistics a chunk returns; part of the chunks' task keys.
-RESULT_FORMAT = 2
+RESULT_FORMAT = 3
+#: Fewest valid null draws for a p-value.
+MIN_VALID_DRAWS = 20
+#: A |t| at least this large is a near-perfect fit (rounding), not evidence.
+HUGE_T = 1e6
+#: Largest share of draws with a perfect fit or near-infinite t for an informative null.
+MAX_ARTEFACT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,26 @@ class GridStatistics:
         """Largest |t| over the grid per permutation, leaving out NA cells and essentially
         perfect fits (0 when none is left)."""
         return self.informative_t.max(axis=(1, 2))
+
+    #: The columns of :meth:`null_rows`.
+    NULL_COLUMNS = ("n_significant", "n_significant_positive", "max_abs_t", "n_perfect_fits",
+                    "n_defined")
+
+    def null_rows(self) -> dict[str, list]:
+        """The statistics a null draw keeps, one JSON-ready list entry per permutation:
+        ``n_significant``, ``n_significant_positive``, ``max_abs_t``, ``n_perfect_fits``
+        (essentially perfect fits, left out of max |t|) and ``n_defined`` (cells with a
+        p-value)."""
+        return {"n_significant": self.n_significant.tolist(),
+                "n_significant_positive": self.n_significant_positive.tolist(),
+                "max_abs_t": self.max_abs_t.tolist(),
+                "n_perfect_fits": self.n_perfect.tolist(),
+                "n_defined": self.n_defined.tolist()}
+
+    @property
+    def n_defined(self) -> np.ndarray:
+        """Cells with a p-value (not NA) per permutation."""
+        return np.isfinite(self.pvalue).sum(axis=(1, 2))
 
     @property
     def n_perfect(self) -> np.ndarray:
@@ -462,8 +497,7 @@ def label_permutation_chunk(design: GridDesign, chunk: int, size: int, seed: int
     Returns
     -------
     dict
-        JSON-ready lists ``n_significant``, ``n_significant_positive``, ``max_abs_t`` and
-        ``n_perfect_fits`` (essentially perfect fits, left out of max |t|).
+        JSON-ready lists of :meth:`GridStatistics.null_rows`.
     """
     from threadpoolctl import threadpool_limits
 
@@ -474,11 +508,7 @@ def label_permutation_chunk(design: GridDesign, chunk: int, size: int, seed: int
     # the products are small: BLAS threads only contend (badly, on a busy machine)
     with threadpool_limits(limits=1, user_api="blas"):
         stats_ = design.statistics(permuted_labels(design, keys))
-    return {"kind": "labels", "chunk": chunk,
-            "n_significant": stats_.n_significant.tolist(),
-            "n_significant_positive": stats_.n_significant_positive.tolist(),
-            "max_abs_t": stats_.max_abs_t.tolist(),
-            "n_perfect_fits": stats_.n_perfect.tolist()}
+    return {"kind": "labels", "chunk": chunk, **stats_.null_rows()}
 
 
 @dataclass(frozen=True)
@@ -508,34 +538,109 @@ class DateShiftSettings:
                 "mwa": asdict(self.mwa)}
 
 
+#: Central share of the outcome events' dates that bounds the date shifts: the outcome rows
+#: outside it are edge rows (R's example has sentinels in 1901 and 2100), not the record.
+OUTCOME_SPAN_QUANTILES = (0.01, 0.99)
+
+
+@dataclass(frozen=True)
+class ShiftSpan:
+    """The stretch of time within which date-shift placebos move the treatments.
+
+    Attributes
+    ----------
+    start, end
+        First and last instant of the span (UTC timestamps of real events).
+    period
+        Its length in whole ``t_unit`` (``end - start``, rounded down, plus one).
+    t_unit
+        The time unit.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    period: int
+    t_unit: str
+
+    def describe(self) -> str:
+        """The span in words, e.g. ``1995-01-01 to 1995-02-28 (59 days)``."""
+        return (f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} "
+                f"({self.period:,} {self.t_unit})").replace(" 00:00", "")
+
+
+def date_shift_span(events: pd.DataFrame, t_unit: str) -> ShiftSpan:
+    """The span of the treatment and control events, cut to the core of the outcome record.
+
+    The rule: from the earliest to the latest treatment or control event, intersected with
+    the outcome events' dates from their 1st to their 99th percentile
+    (:data:`OUTCOME_SPAN_QUANTILES`, taken at real event dates). A few isolated outcome rows
+    at the edges of the record (R's example has one in 1901 and one in 2100) therefore
+    neither stretch the span nor let a placebo land where no outcome was recorded.
+
+    Parameters
+    ----------
+    events
+        The event table (rows of role ``other`` are ignored).
+    t_unit
+        ``days``, ``hours``, ``minutes`` or ``seconds``.
+
+    Returns
+    -------
+    ShiftSpan
+
+    Raises
+    ------
+    SettingsError
+        The anchors' span and the core of the outcome record do not overlap.
+    """
+    times = pd.to_datetime(events["time"], utc=True)
+    role = events["role"]
+    anchors = times[role.isin(["treatment", "control"]).to_numpy()]
+    outcomes = times[(role == "dependent").to_numpy()]
+    start, end = anchors.min(), anchors.max()
+    if len(outcomes):
+        low, high = OUTCOME_SPAN_QUANTILES
+        start = max(start, outcomes.quantile(low, interpolation="lower"))
+        end = min(end, outcomes.quantile(high, interpolation="higher"))
+    if end < start:
+        raise SettingsError("date-shift placebos: the treatment/control events lie outside "
+                            "the core of the outcome record (its 1st to 99th percentile)")
+    unit_ns = TIME_UNITS[t_unit] * 1_000_000_000
+    period = int((end - start).value // unit_ns) + 1
+    return ShiftSpan(start=start, end=end, period=period, t_unit=t_unit)
+
+
 def date_shift_range(events: pd.DataFrame, windows: Sequence[int], t_unit: str
                      ) -> tuple[int, int, int]:
-    """The admissible circular date offsets.
+    """The admissible circular date offsets within :func:`date_shift_span`.
 
     Returns
     -------
     tuple of int
-        ``(smallest, largest, period)`` offset in whole ``t_unit``: the study period is
-        ``period`` units long, and an offset keeps a placebo wake clear of its own real wake
-        (at least twice the longest window, plus one unit, either way round the circle).
+        ``(smallest, largest, period)`` offset in whole ``t_unit``: the span is ``period``
+        units long, and an offset keeps a placebo wake clear of its own real wake (at least
+        twice the longest window, plus one unit, either way round the circle).
+
+    Raises
+    ------
+    SettingsError
+        The span is too short for such an offset.
     """
-    unit_ns = TIME_UNITS[t_unit] * 1_000_000_000
-    times = pd.to_datetime(events["time"], utc=True)
-    t_first, t_last = times.min(), times.max()
-    period = int((t_last - t_first).value // unit_ns) + 1
+    span = date_shift_span(events, t_unit)
     guard = 2 * int(max(windows)) + 1
-    lo, hi = guard, period - guard
+    lo, hi = guard, span.period - guard
     if hi < lo:
         raise SettingsError(
-            f"the study period ({period} {t_unit}) is too short for date-shift placebos: an "
-            f"offset must keep at least {guard} {t_unit} (twice the longest window + 1) from "
-            "the real date both ways; use --date-shifts 0 or shorter windows")
-    return lo, hi, period
+            f"the span of the treatment/control events ({span.describe()}) is too short "
+            f"for date-shift placebos: an offset must keep at least {guard} {t_unit} (twice "
+            "the longest window + 1) from the real date both ways; use --date-shifts 0 or "
+            "shorter windows")
+    return lo, hi, span.period
 
 
 def shift_treatment_dates(events: pd.DataFrame, offset: int, t_unit: str) -> pd.DataFrame:
-    """Move every treatment event ``offset`` whole ``t_unit`` later, circularly within the
-    study period (from the first event's time; the time of day is kept).
+    """Move every treatment event ``offset`` whole ``t_unit`` later, circularly within
+    :func:`date_shift_span` (the time of day is kept).
 
     Parameters
     ----------
@@ -549,24 +654,24 @@ def shift_treatment_dates(events: pd.DataFrame, offset: int, t_unit: str) -> pd.
     Returns
     -------
     pandas.DataFrame
-        A copy with the treatments' ``time`` shifted and every other column unchanged, plus
-        two rows of role ``other`` at the first and last time of the real record: they are
-        never counted but hold the record's bounds where they were (as in R, ``other`` rows
-        bound the record), so a placebo wake is complete exactly when a real one would be.
+        A copy with the treatments' ``time`` shifted into the span (a treatment outside it
+        lands inside it too) and every other column unchanged, plus two rows of role
+        ``other`` at the first and last time of the real record: they are never counted but
+        hold the record's bounds where they were (as in R, ``other`` rows bound the record),
+        so a placebo wake is complete exactly when a real one would be.
     """
+    span = date_shift_span(events, t_unit)
     unit_ns = TIME_UNITS[t_unit] * 1_000_000_000
+    period_ns = span.period * unit_ns
     times = pd.to_datetime(events["time"], utc=True)
-    first, last = times.min().value, times.max().value
-    period_ns = ((last - first) // unit_ns + 1) * unit_ns
     treated = (events["role"] == "treatment").to_numpy()
     ns = times.dt.tz_localize(None).to_numpy("datetime64[ns]").astype(np.int64).copy()
-    # (t - first + offset) mod period, written so that no intermediate overflows int64 (a
+    # (t - start + offset) mod period, written so that no intermediate overflows int64 (a
     # record of two centuries in nanoseconds is a third of the int64 range)
-    since = ns[treated] - first
-    step = (int(offset) % (period_ns // unit_ns)) * unit_ns
-    with np.errstate(over="ignore"):
-        ns[treated] = first + np.where(since >= period_ns - step, since - (period_ns - step),
-                                       since + step)
+    since = np.mod(ns[treated] - span.start.value, period_ns)
+    step = (int(offset) % span.period) * unit_ns
+    ns[treated] = span.start.value + np.where(since >= period_ns - step,
+                                              since - (period_ns - step), since + step)
     shifted = events.copy()
     shifted["time"] = pd.to_datetime(ns, utc=True).as_unit("ns")
     pins = events.iloc[[int(np.argmin(times.to_numpy())), int(np.argmax(times.to_numpy()))]]
@@ -581,7 +686,8 @@ def shift_treatment_dates(events: pd.DataFrame, offset: int, t_unit: str) -> pd.
 
 def draw_offsets(events: pd.DataFrame, settings: DateShiftSettings, chunk: int, size: int,
                  seed: int) -> np.ndarray:
-    """The random offsets (whole ``t_unit``) of one chunk of date-shift placebos."""
+    """The random offsets (whole ``t_unit``) of one chunk of date-shift placebos, uniform on
+    :func:`date_shift_range` (so within :func:`date_shift_span`)."""
     lo, hi, _ = date_shift_range(events, settings.windows, settings.t_unit)
     return chunk_rng(seed, DATE_SHIFT_STREAM, chunk).integers(lo, hi + 1, size)
 
@@ -593,8 +699,8 @@ def date_shift_chunk(events: pd.DataFrame, settings: DateShiftSettings, chunk: i
     Returns
     -------
     dict
-        JSON-ready lists ``offset`` (whole ``t_unit``), ``n_significant``,
-        ``n_significant_positive``, ``max_abs_t``.
+        JSON-ready lists ``offset`` (whole ``t_unit``, drawn by :func:`draw_offsets`) and
+        those of :meth:`GridStatistics.null_rows`.
     """
     from bayes_wake.wakes import count_wakes
 
@@ -602,23 +708,28 @@ def date_shift_chunk(events: pd.DataFrame, settings: DateShiftSettings, chunk: i
         raise SettingsError("a date-shift chunk needs at least one placebo")
     offsets = draw_offsets(events, settings, chunk, size, seed)
     covariates = list(settings.mwa.match_on)
-    rows = {"n_significant": [], "n_significant_positive": [], "max_abs_t": [],
-            "n_perfect_fits": []}
+    rows: dict[str, list] = {}
     for offset in offsets:
         cube = count_wakes(shift_treatment_dates(events, int(offset), settings.t_unit),
                            list(settings.windows), list(settings.radii), t_unit=settings.t_unit,
                            convention=settings.convention, covariates=covariates)
-        observed = grid_design(cube, settings.mwa).statistics()
-        rows["n_significant"].append(int(observed.n_significant[0]))
-        rows["n_significant_positive"].append(int(observed.n_significant_positive[0]))
-        rows["max_abs_t"].append(float(observed.max_abs_t[0]))
-        rows["n_perfect_fits"].append(int(observed.n_perfect[0]))
+        for name, values in grid_design(cube, settings.mwa).statistics().null_rows().items():
+            rows.setdefault(name, []).extend(values)
     return {"kind": "date_shift", "chunk": chunk, "offset": [int(o) for o in offsets], **rows}
 
 
 @dataclass(frozen=True)
 class RandomisationTest:
     """The observed pattern of significance against a null distribution.
+
+    A null draw is *valid* when its grid has at least one window with a p-value and a finite
+    max |t| below :data:`HUGE_T` (larger is a near-perfect fit, a rounding artefact). The
+    p-values use the valid draws only. The check is *not informative*, and gives no p-value,
+    when fewer than :data:`MIN_VALID_DRAWS` draws are valid, when more than
+    :data:`MAX_ARTEFACT_SHARE` of the draws have a near-infinite t, or when every valid draw
+    is the same (the placebos did not change what the fits see). The count of significant
+    windows alone is not informative when more than that share of the valid draws, or the
+    observed grid, has an essentially perfect fit, which R counts as significant.
 
     Attributes
     ----------
@@ -627,8 +738,8 @@ class RandomisationTest:
     observed
         The observed grid statistics (one row).
     null
-        One row per null draw: ``n_significant``, ``n_significant_positive``, ``max_abs_t``
-        (and ``offset`` for date shifts).
+        One row per null draw: the columns of :meth:`GridStatistics.null_rows` (and
+        ``offset`` for date shifts).
     t_unit
         The time unit (for sentences).
     """
@@ -644,6 +755,29 @@ class RandomisationTest:
         return len(self.null)
 
     @property
+    def huge(self) -> np.ndarray:
+        """Per null draw: max |t| is not finite or at least :data:`HUGE_T`."""
+        t = self.null["max_abs_t"].to_numpy(dtype=float)
+        return ~(np.abs(t) < HUGE_T)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Per null draw: it has a statistic (see the class notes)."""
+        if "n_defined" in self.null:
+            defined = self.null["n_defined"].to_numpy() > 0
+        else:  # results without the column: an all-NA grid has max |t| 0
+            defined = self.null["max_abs_t"].to_numpy(dtype=float) > 0
+        return defined & ~self.huge
+
+    @property
+    def n_valid(self) -> int:
+        """Valid null draws."""
+        return int(self.valid.sum())
+
+    def _null(self, stat: str) -> pd.Series:
+        return self.null.loc[self.valid, stat]
+
+    @property
     def observed_count(self) -> int:
         """Observed number of significant windows."""
         return int(self.observed.n_significant[0])
@@ -653,29 +787,90 @@ class RandomisationTest:
         """Observed largest |t| over the grid."""
         return float(self.observed.max_abs_t[0])
 
+    def problem(self) -> str | None:
+        """Why the whole check is not informative (None when it is)."""
+        b, v = self.n_draws, self.n_valid
+        huge = int(self.huge.sum())
+        if b and huge > MAX_ARTEFACT_SHARE * b:
+            return (f"{huge:,} of {b:,} draws have a near-infinite t (a near-perfect fit, "
+                    f"|t| >= {HUGE_T:g}), a rounding artefact")
+        if v < MIN_VALID_DRAWS:
+            return (f"only {v:,} of {b:,} draws are valid (at least {MIN_VALID_DRAWS} are "
+                    "needed; a draw without any estimable window or with a near-infinite t "
+                    "is not)")
+        count, max_t = self._null("n_significant"), self._null("max_abs_t")
+        if count.nunique() == 1 and np.ptp(max_t) <= 1e-9 * max(1.0, float(max_t.max())):
+            return (f"all {v:,} valid draws are identical ({int(count.iloc[0])} significant "
+                    f"windows, max |t| {float(max_t.iloc[0]):.2f}): the null has no spread, "
+                    "so the draws did not change what the fits see")
+        return None
+
+    def count_problem(self) -> str | None:
+        """Why the count of significant windows is not informative (None when it is)."""
+        if self.problem():
+            return self.problem()
+        observed = int(self.observed.n_perfect[0])
+        if observed:
+            return (f"the observed grid has {observed} essentially perfect fit(s), which R "
+                    "counts as significant")
+        perfect = int((self._null("n_perfect_fits") > 0).sum()) \
+            if "n_perfect_fits" in self.null else 0
+        if perfect > MAX_ARTEFACT_SHARE * self.n_valid:
+            return (f"{perfect:,} of {self.n_valid:,} valid draws have an essentially perfect "
+                    "fit, which R counts as significant")
+        return None
+
+    def max_t_problem(self) -> str | None:
+        """Why max |t| is not informative (None when it is)."""
+        if self.problem():
+            return self.problem()
+        if not abs(self.observed_max_abs_t) < HUGE_T:
+            return "the observed max |t| is a near-perfect fit (a rounding artefact)"
+        return None
+
+    @property
+    def informative(self) -> bool:
+        """Whether the null supports any p-value (:meth:`problem` is None)."""
+        return self.problem() is None
+
     def share_at_least_count(self) -> float:
-        """Share of null draws with at least the observed number of significant windows."""
-        return float((self.null["n_significant"] >= self.observed_count).mean())
+        """Share of valid null draws with at least the observed number of significant
+        windows (NaN when the count is not informative)."""
+        if self.count_problem():
+            return float("nan")
+        return float((self._null("n_significant") >= self.observed_count).mean())
 
     def share_at_least_max_t(self) -> float:
-        """Share of null draws with at least the observed max |t|."""
-        return float((self.null["max_abs_t"] >= self.observed_max_abs_t).mean())
+        """Share of valid null draws with at least the observed max |t| (NaN when max |t| is
+        not informative)."""
+        if self.max_t_problem():
+            return float("nan")
+        return float((self._null("max_abs_t") >= self.observed_max_abs_t).mean())
 
     def pvalue_count(self) -> float:
-        """Family-wise p-value of "this many windows are significant": (1 + k) / (1 + B)."""
-        k = int((self.null["n_significant"] >= self.observed_count).sum())
-        return (1 + k) / (1 + self.n_draws)
+        """Family-wise p-value of "this many windows are significant": (1 + k) / (1 + B)
+        over the B valid draws; NaN when the count is not informative."""
+        if self.count_problem():
+            return float("nan")
+        k = int((self._null("n_significant") >= self.observed_count).sum())
+        return (1 + k) / (1 + self.n_valid)
 
     def pvalue_max_t(self) -> float:
-        """Family-wise p-value of the largest |t| (the max-T test)."""
-        k = int((self.null["max_abs_t"] >= self.observed_max_abs_t).sum())
-        return (1 + k) / (1 + self.n_draws)
+        """Family-wise p-value of the largest |t| (the max-T test) over the valid draws; NaN
+        when max |t| is not informative."""
+        if self.max_t_problem():
+            return float("nan")
+        k = int((self._null("max_abs_t") >= self.observed_max_abs_t).sum())
+        return (1 + k) / (1 + self.n_valid)
 
     def adjusted_pvalues(self) -> np.ndarray:
         """Westfall-Young single-step max-T adjusted p-value per cell, shape (windows, radii):
-        (1 + #{draws with max |t| >= |t_cell|}) / (1 + B); NaN for NA cells."""
-        null_max = np.sort(self.null["max_abs_t"].to_numpy())
+        (1 + #{valid draws with max |t| >= |t_cell|}) / (1 + B); NaN for NA cells, and
+        everywhere when max |t| is not informative."""
         t_obs = self.observed.informative_t[0]
+        if self.max_t_problem():
+            return np.full(t_obs.shape, np.nan)
+        null_max = np.sort(self._null("max_abs_t").to_numpy(dtype=float))
         at_least = len(null_max) - np.searchsorted(null_max, t_obs, "left")
         undefined = np.isnan(self.observed.t[0])
         if self.observed.perfect is not None:
@@ -683,15 +878,17 @@ class RandomisationTest:
         return np.where(undefined, np.nan, (1 + at_least) / (1 + len(null_max)))
 
     def quantiles(self) -> dict[str, float]:
-        """Median and 95th percentile of the null counts and max |t|."""
-        return {"n_significant_median": float(self.null["n_significant"].median()),
-                "n_significant_q95": float(self.null["n_significant"].quantile(0.95)),
-                "max_abs_t_median": float(self.null["max_abs_t"].median()),
-                "max_abs_t_q95": float(self.null["max_abs_t"].quantile(0.95))}
+        """Median and 95th percentile of the valid null counts and max |t|."""
+        count, max_t = self._null("n_significant"), self._null("max_abs_t")
+        return {"n_significant_median": float(count.median()),
+                "n_significant_q95": float(count.quantile(0.95)),
+                "max_abs_t_median": float(max_t.median()),
+                "max_abs_t_q95": float(max_t.quantile(0.95))}
 
     def summary(self) -> pd.DataFrame:
-        """A short table: observed value, null median and 95th percentile, share of null
-        draws at least as extreme, and the family-wise p-value, per statistic."""
+        """A short table: observed value, null median and 95th percentile, share of valid
+        null draws at least as extreme, the family-wise p-value (NaN where not informative)
+        and why not, the valid and all draws, per statistic."""
         q = self.quantiles()
         return pd.DataFrame({
             "statistic": ["significant windows", "max |t|"],
@@ -701,32 +898,54 @@ class RandomisationTest:
             "share_at_least_observed": [self.share_at_least_count(),
                                         self.share_at_least_max_t()],
             "familywise_p": [self.pvalue_count(), self.pvalue_max_t()],
+            "not_informative_because": [self.count_problem() or "",
+                                        self.max_t_problem() or ""],
+            "valid_draws": [self.n_valid] * 2,
             "draws": [self.n_draws] * 2,
         })
 
     def sentence(self) -> str:
-        """The verdict in one plain sentence."""
+        """The verdict in one plain sentence, ending with the valid draws."""
         b = self.n_draws
         what = (f"{b:,} permutations of the treatment labels within matching strata"
                 if self.kind == "labels" else
                 f"{b:,} random shifts of the treatment dates (placebos)")
-        k = self.observed_count
+        draws = f"({self.n_valid:,} valid draws of {b:,}{self._distinct_offsets()})"
+        if self.problem():
+            return f"Under {what}, the check is not informative, because {self.problem()} " \
+                   f"{draws}."
+        return f"Under {what}, {self._count_words()}; {self._max_t_words()} {draws}."
+
+    def _distinct_offsets(self) -> str:
+        """``, from N distinct offsets`` when date shifts repeat offsets (a short span)."""
+        if "offset" not in self.null:
+            return ""
+        distinct = int(self.null.loc[self.valid, "offset"].nunique())
+        return f", from {distinct:,} distinct offsets" if distinct < self.n_valid else ""
+
+    def _count_words(self) -> str:
+        k, v = self.observed_count, self.n_valid
+        if self.count_problem():
+            return (f"the count of significant windows is not informative, because "
+                    f"{self.count_problem()}")
         if k == 0:
-            count = "no window is significant, so the count of significant windows says nothing"
-        elif self.share_at_least_count() > 0:
-            count = (f"{k} or more significant windows occur with probability "
-                     f"{_probability(self.share_at_least_count())} (family-wise p = "
-                     f"{self.pvalue_count():.3f})")
-        else:
-            count = (f"{k} or more significant windows never occur (0 of {b:,} draws; "
-                     f"family-wise p = {self.pvalue_count():.3f})")
+            return "no window is significant, so the count of significant windows says nothing"
+        if self.share_at_least_count() > 0:
+            return (f"{k} or more significant windows occur with probability "
+                    f"{_probability(self.share_at_least_count())} (family-wise p = "
+                    f"{self.pvalue_count():.3f})")
+        return (f"{k} or more significant windows never occur (0 of {v:,} valid draws; "
+                f"family-wise p = {self.pvalue_count():.3f})")
+
+    def _max_t_words(self) -> str:
+        if self.max_t_problem():
+            return f"max |t| is not informative, because {self.max_t_problem()}"
         t_obs = self.observed_max_abs_t
         if self.share_at_least_max_t() > 0:
-            max_t = (f"a max |t| of {t_obs:.2f} or more occurs with probability "
-                     f"{_probability(self.share_at_least_max_t())}")
-        else:
-            max_t = f"a max |t| of {t_obs:.2f} or more never occurs"
-        return f"Under {what}, {count}; {max_t}."
+            return (f"a max |t| of {t_obs:.2f} or more occurs with probability "
+                    f"{_probability(self.share_at_least_max_t())}")
+        return (f"a max |t| of {t_obs:.2f} or more never occurs (family-wise p = "
+                f"{self.pvalue_max_t():.3f})")
 
 
 def _probability(share: float) -> str:
@@ -743,7 +962,7 @@ def randomisation_test(kind: str, observed: GridStatistics, chunks: Sequence[dic
         frame.insert(0, "chunk", result["chunk"])
         frames.append(frame)
     null = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        {"chunk": [], "n_significant": [], "n_significant_positive": [], "max_abs_t": []})
+        {"chunk": [], **{k: [] for k in GridStatistics.NULL_COLUMNS}})
     null.insert(0, "draw", np.arange(len(null)))
     null.insert(0, "kind", kind)
     return RandomisationTest(kind=kind, observed=observed, null=null, t_unit=t_unit)

@@ -1,11 +1,12 @@
-"""Effect surfaces over the (temporal window, spatial window) grid.
+"""Effect surfaces over the (temporal window, spatial window) grid, and null distributions.
 
 The paper's Figure 6 draws the point estimate of every (window, radius) cell as a shaded
 surface and hatches the cells that are not significant. :func:`plot_effect_surface` draws one
 such surface, from the OLS table of the matched wake analysis (``estimate``, ``pvalue``) or from
 a posterior summary (``mean``, ``ci_lower``, ``ci_upper``) or from posterior draws (a variable
 with ``chain``/``draw`` dims); :func:`plot_surfaces_side_by_side` puts two on one colour scale;
-:func:`save_figure` writes a figure atomically.
+:func:`save_figure` writes a figure atomically. :func:`plot_null_distributions` draws the
+null distributions of the randomisation checks of ``bayes-wake sensitivity``.
 
 Cells are drawn in grid-index space (every cell the same size, whatever the spacing of the
 windows), with tick labels at the cell centres giving the actual window and radius.
@@ -44,9 +45,12 @@ from bayes_wake.errors import SettingsError
 __all__ = [
     "HATCH_GID",
     "NA_GID",
+    "NULL_TEXT_GID",
     "VALUE_GID",
     "WARNING_GID",
+    "null_distribution_caption",
     "plot_effect_surface",
+    "plot_null_distributions",
     "plot_surfaces_side_by_side",
     "save_figure",
 ]
@@ -859,3 +863,107 @@ def _format_value(v: float) -> str:
 def _format_coordinate(v: Hashable) -> str:
     v = float(v)
     return f"{v:g}".replace("-", _MINUS)
+
+
+# --------------------------------------------------------------------------------------------
+# Null distributions of the randomisation checks
+
+NULL_TEXT_GID = "bayes_wake.null_text"
+"""``gid`` of the text of a null-distribution panel whose check is not informative."""
+
+_NULL_NAMES = {"labels": "Label permutations", "date_shift": "Date-shift placebos"}
+_NULL_COLOURS = {"labels": "#3467b3", "date_shift": "#d9822b"}
+_NULL_STATS = {"n_significant": "significant windows (p <= alpha)",
+               "max_abs_t": "max |t| over the grid"}
+
+
+def plot_null_distributions(tests) -> tuple[Figure, dict[str, Axes]]:
+    """Histograms of the null distributions of the randomisation checks, one row per check.
+
+    Each row has two panels, the number of significant windows and max |t|, drawn from the
+    check's valid draws only (so the x axis is finite: draws without an estimable window or
+    with a near-infinite t are left out, and :func:`null_distribution_caption` says how
+    many). The y axis is the share of the valid draws per bin; the black line is the observed
+    value. A check, or a statistic, that is not informative gets a text panel saying why.
+
+    Parameters
+    ----------
+    tests
+        :class:`~bayes_wake.permutation.RandomisationTest` by kind (``labels``,
+        ``date_shift``), in row order.
+
+    Returns
+    -------
+    tuple
+        The figure and its axes by ``"<kind>:<statistic>"`` (``"<kind>:text"`` for a check
+        that is not informative as a whole).
+    """
+    if not tests:
+        raise SettingsError("no randomisation check to draw")
+    mosaic = [[f"{kind}:text"] * 2 if test.problem() else
+              [f"{kind}:n_significant", f"{kind}:max_abs_t"] for kind, test in tests.items()]
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(10, 3.2 * len(mosaic)),
+                                   layout="constrained")
+    for name, ax in axes.items():
+        kind, stat = name.split(":")
+        test = tests[kind]
+        title = _NULL_NAMES.get(kind, kind)
+        problem = test.problem() if stat == "text" else (
+            test.count_problem() if stat == "n_significant" else test.max_t_problem())
+        if problem:
+            heading = title if stat == "text" else f"{title}: {_NULL_STATS[stat]}"
+            _null_text_panel(ax, f"{heading}: not informative", problem, test,
+                             width=110 if stat == "text" else 55)
+        else:
+            _null_histogram(ax, test, stat, _NULL_COLOURS.get(kind, "#555555"))
+            ax.set_title(f"{title}: {_NULL_STATS[stat]}", fontsize=_FS_TITLE)
+    return fig, axes
+
+
+def _null_histogram(ax: Axes, test, stat: str, colour: str) -> None:
+    """One statistic's valid null draws as shares per bin, with the observed value."""
+    values = test.null.loc[test.valid, stat].to_numpy(dtype=float)
+    observed = float(test.observed_count if stat == "n_significant" else
+                     test.observed_max_abs_t)
+    if stat == "n_significant":
+        bins = np.arange(-0.5, max(values.max(initial=0), observed) + 1.5)
+    else:
+        bins = np.histogram_bin_edges(np.append(values, observed), bins=30)
+    ax.hist(values, bins=bins, weights=np.full(len(values), 1 / len(values)), color=colour,
+            alpha=0.75, label=f"{test.n_valid:,} valid draws of {test.n_draws:,}")
+    text = f"{observed:g}" if stat == "n_significant" else f"{observed:.2f}"
+    ax.axvline(observed, color="black", lw=2, label=f"observed ({text})")
+    ax.set_xlabel(_NULL_STATS[stat], fontsize=_FS_LABEL)
+    ax.set_ylabel("share of valid draws", fontsize=_FS_LABEL)
+    ax.legend(fontsize=_FS_LEGEND)
+
+
+def _null_text_panel(ax: Axes, title: str, reason: str, test, *, width: int) -> None:
+    """A panel that says why a check (or one of its statistics) is not informative."""
+    import textwrap
+
+    body = textwrap.fill(f"Not informative, because {reason} ({test.n_valid:,} valid draws "
+                         f"of {test.n_draws:,}).", width=width)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=_FS_TITLE)
+    ax.text(0.5, 0.5, body, ha="center", va="center", fontsize=_FS_LABEL,
+            transform=ax.transAxes, gid=NULL_TEXT_GID,
+            bbox={"boxstyle": "round", "facecolor": "#f4f4f4", "edgecolor": "#999999"})
+
+
+def null_distribution_caption(tests) -> str:
+    """The caption of :func:`plot_null_distributions`: what is drawn and what was left out."""
+    from bayes_wake.permutation import HUGE_T
+
+    left_out = [f"{_NULL_NAMES.get(kind, kind).lower()} {test.n_draws - test.n_valid:,} of "
+                f"{test.n_draws:,}" for kind, test in tests.items()
+                if test.n_draws > test.n_valid]
+    out = ("Null distributions of the number of significant windows and of max |t|, as the "
+           "share of each check's valid draws per bin; the black line is the observed value. "
+           "A check that is not informative shows why instead.")
+    if left_out:
+        out += (" Left out as invalid (no estimable window, or a near-perfect fit with "
+                f"|t| >= {HUGE_T:g} or not finite): {'; '.join(left_out)} draws.")
+    else:
+        out += " No draw was left out."
+    return out

@@ -49,10 +49,16 @@ from bayes_wake.multiplicity import MultiplicitySummary, summarise_multiplicity
 from bayes_wake.mwa import MWASettings, matched_wake_analysis, write_table
 from bayes_wake.permutation import RESULT_FORMAT as NULL_FORMAT
 from bayes_wake.permutation import (
+    HUGE_T,
+    MAX_ARTEFACT_SHARE,
+    MIN_VALID_DRAWS,
+    OUTCOME_SPAN_QUANTILES,
     DateShiftSettings,
     RandomisationTest,
+    ShiftSpan,
     date_shift_chunk,
     date_shift_range,
+    date_shift_span,
     grid_design,
     label_permutation_chunk,
     randomisation_test,
@@ -426,8 +432,10 @@ def run_sensitivity(
         raise SettingsError("leave-one-region-out needs the region of every anchor")
     if region_of_event is not None and not leave_out:
         leave_out = sorted(set(map(str, region_of_event)))
+    span = None
     if settings.date_shifts:
         date_shift_range(events, settings.windows, settings.t_unit)  # fail fast
+        span = date_shift_span(events, settings.t_unit)
     mwa = settings.mwa
     result = matched_wake_analysis(
         cube, match_on=mwa.match_on, weighted=mwa.weighted, tcm=mwa.tcm,
@@ -464,7 +472,8 @@ def run_sensitivity(
     record = provenance({"command": "sensitivity", **settings.to_dict()}, inputs or {})
     record["run"] = {"tasks": len(tasks), "computed": len(run.computed),
                      "reused": len(run.reused), "where": run.where, "workers": run.workers,
-                     "wall_seconds": run.wall_seconds, "data_sha256": event_table_sha256(events)}
+                     "wall_seconds": run.wall_seconds, "data_sha256": event_table_sha256(events),
+                     "date_shift_span": None if span is None else span.describe()}
     files: list[str] = []
     with staged_directory(out) as stage:
         files += _write_tables(stage, result, multiplicity, tests, bayes, verdicts, task_layout,
@@ -472,7 +481,7 @@ def run_sensitivity(
         write_json(record, stage / "provenance.json")
         files.append("provenance.json")
         _write_report(stage / REPORT_NAME, settings, result, multiplicity, tests, bayes,
-                      verdicts, task_layout, run, inputs or {})
+                      verdicts, task_layout, run, inputs or {}, span=span)
         files.append(REPORT_NAME)
     return SensitivityResult(verdicts=verdicts, multiplicity=multiplicity, tests=tests,
                              bayes=bayes, run=run, layout=task_layout, out=Path(out),
@@ -501,8 +510,8 @@ def _write_tables(stage: Path, result, multiplicity, tests, bayes, verdicts, tas
     if tests:
         put(pd.concat([t.summary().assign(null=kind) for kind, t in tests.items()],
                       ignore_index=True), "randomisation_summary.csv")
-        put(pd.concat([t.null for t in tests.values()], ignore_index=True),
-            "randomisation_null.csv")
+        put(pd.concat([t.null.assign(valid=t.valid) for t in tests.values()],
+                      ignore_index=True), "randomisation_null.csv")
     for check in bayes:  # one short table per check, and its per-cell table if any
         if len(check.table):
             put(check.table, f"bayes_{check.name}.csv")
@@ -510,33 +519,6 @@ def _write_tables(stage: Path, result, multiplicity, tests, bayes, verdicts, tas
             put(check.cells, f"bayes_{check.name}_cells.csv")
     put(task_layout, "task_layout.csv")
     return written
-
-
-def _null_figure(tests: dict[str, RandomisationTest]):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    names = {"labels": "label permutations", "date_shift": "date-shift placebos"}
-    colours = {"labels": "#3467b3", "date_shift": "#d9822b"}
-    for ax, stat, xlabel in ((axes[0], "n_significant", "significant windows (p <= alpha)"),
-                             (axes[1], "max_abs_t", "max |t| over the grid")):
-        for kind, test in tests.items():
-            values = test.null[stat].to_numpy(dtype=float)
-            if stat == "n_significant":
-                bins = np.arange(-0.5, max(values.max(initial=0), test.observed_count) + 1.5)
-            else:
-                bins = 30
-            ax.hist(values, bins=bins, alpha=0.55, density=True, color=colours[kind],
-                    label=f"{names[kind]} ({len(values):,})")
-        first = next(iter(tests.values()))
-        observed = first.observed_count if stat == "n_significant" else \
-            first.observed_max_abs_t
-        ax.axvline(observed, color="black", lw=2, label=f"observed ({observed:g})"
-                   if stat == "n_significant" else f"observed ({observed:.2f})")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("share of null draws")
-        ax.legend(fontsize=8)
-    return fig
 
 
 def _grid_table(frame: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -547,8 +529,13 @@ def _grid_table(frame: pd.DataFrame, value: str) -> pd.DataFrame:
 
 
 def _write_report(path: Path, settings: SensitivitySettings, result, multiplicity, tests,
-                  bayes, verdicts, task_layout, run: RunReport, inputs: dict) -> None:
-    from bayes_wake.plotting import plot_effect_surface
+                  bayes, verdicts, task_layout, run: RunReport, inputs: dict, *,
+                  span: ShiftSpan | None = None) -> None:
+    from bayes_wake.plotting import (
+        null_distribution_caption,
+        plot_effect_surface,
+        plot_null_distributions,
+    )
     from bayes_wake.report import HtmlReport
 
     t_unit = settings.t_unit
@@ -592,21 +579,9 @@ def _write_report(path: Path, settings: SensitivitySettings, result, multiplicit
         report.paragraph(test.sentence(), kind="verdict")
         report.table(test.summary())
     if tests:
-        report.figure(_null_figure(tests), caption="Null distributions of the number of "
-                      "significant windows and of max |t|; the black line is the observed "
-                      "value.")
-        report.paragraph(
-            "Label permutations keep the observed matching: within each cell's CEM strata the "
-            "treated labels are reshuffled, so each stratum keeps its numbers of treated and "
-            "control wakes and its weights. One random key per anchor event decides the "
-            "shuffle in every cell, so overlapping windows stay dependent as in the data. "
-            "Date-shift placebos move all treatments by one random whole number of "
-            f"{t_unit} (circularly within the study period, at least twice the longest window "
-            "away from the real date), then count, match and fit again. A window whose fit is "
-            "NA is never significant. An essentially perfect fit (R's summary.lm warning) "
-            "counts as significant, as in R's table, but its t is a rounding artefact and is "
-            "left out of max |t|. Family-wise p = (1 + draws at least as extreme) / "
-            "(1 + draws).", kind="note")
+        fig, _ = plot_null_distributions(tests)
+        report.figure(fig, caption=null_distribution_caption(tests))
+        report.paragraph(_randomisation_note(tests, span, t_unit), kind="note")
         perfect = {kind: int((t.null["n_perfect_fits"] > 0).sum()) for kind, t in tests.items()
                    if "n_perfect_fits" in t.null}
         if any(perfect.values()):
@@ -640,6 +615,35 @@ def _write_report(path: Path, settings: SensitivitySettings, result, multiplicit
         kind="note")
     report.table(task_layout)
     report.write(path)
+
+
+def _randomisation_note(tests: dict[str, RandomisationTest], span: ShiftSpan | None,
+                        t_unit: str) -> str:
+    """How the null draws were made and judged, for the report."""
+    out = ("Label permutations keep the observed matching: within each cell's CEM strata the "
+           "treated labels are reshuffled, so each stratum keeps its numbers of treated and "
+           "control wakes and its weights. One random key per anchor event decides the "
+           "shuffle in every cell, so overlapping windows stay dependent as in the data. ")
+    if "date_shift" in tests and span is not None:
+        low, high = (round(100 * q) for q in OUTCOME_SPAN_QUANTILES)
+        out += ("Date-shift placebos move all treatments by one random whole number of "
+                f"{t_unit}, circularly within {span.describe()}: the span of "
+                "the treatment and control events, cut to the outcome events' dates between "
+                f"their {low}% and {high}% quantiles, so that isolated rows "
+                "at the edges of the record do not stretch it; the offset keeps at least twice "
+                "the longest window from the real date. Each placebo is counted, matched and "
+                "fitted again. ")
+    out += ("A window whose fit is NA is never significant. An essentially perfect fit (R's "
+            "summary.lm warning) counts as significant, as in R's table, but its t is a "
+            "rounding artefact and is left out of max |t|. A draw is valid when at least one "
+            f"window is estimable and its max |t| is finite and below {HUGE_T:g}. Family-wise "
+            "p = (1 + valid draws at least as extreme) / (1 + valid draws). A check is not "
+            f"informative (no p-value) with fewer than {MIN_VALID_DRAWS} valid draws, with "
+            f"more than {MAX_ARTEFACT_SHARE:.0%} of the draws near-infinite, or when all valid "
+            "draws are identical; its count of significant windows is not informative when "
+            f"more than {MAX_ARTEFACT_SHARE:.0%} of the valid draws (or the observed grid) "
+            "have an essentially perfect fit.")
+    return out
 
 
 def _mwa_words(settings: MWASettings) -> str:

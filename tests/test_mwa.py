@@ -104,6 +104,8 @@ def test_l1_is_zero_for_identical_groups_and_one_for_disjoint():
     assert l1_imbalance(x, treated) == (0.0, 100.0)
     x2 = np.concatenate([np.zeros(5), np.full(5, 100.0)])[:, None]
     assert l1_imbalance(x2, np.repeat([0, 1], 5))[0] == 1.0
+    # a cell where matching kept no wake (as some date-shift placebos do)
+    assert np.isnan(l1_imbalance(np.zeros((0, 3)), np.zeros(0, bool))).all()
 
 
 def test_options_change_what_they_should(mwa_example_events):

@@ -13,9 +13,12 @@ from bayes_wake.permutation import (
     CellDesign,
     DateShiftSettings,
     GridDesign,
+    GridStatistics,
     _batched_wls,
     date_shift_chunk,
     date_shift_range,
+    date_shift_span,
+    draw_offsets,
     grid_design,
     label_permutation_chunk,
     permuted_labels,
@@ -185,8 +188,9 @@ def test_date_shift_moves_only_treatments_circularly(mwa_example_events):
     pd.testing.assert_series_equal(shifted_rows.loc[~treated, "time"],
                                    events.loc[~treated, "time"])
     moved = shifted_rows.loc[treated, "time"]
-    assert (moved >= events["time"].min()).all()
-    assert (moved < events["time"].min() + pd.Timedelta(days=period)).all()
+    span = date_shift_span(events, "days")
+    assert (moved >= span.start).all()
+    assert (moved < span.start + pd.Timedelta(days=period)).all()
     assert (moved != events.loc[treated, "time"]).all()
     back = shift_treatment_dates(shifted, period - hi, "days")
     pd.testing.assert_series_equal(back["time"].iloc[:n], events["time"])
@@ -242,3 +246,171 @@ def test_an_essentially_perfect_fit_counts_as_in_r_but_not_in_max_t():
     assert observed.perfect[0, 0, 0] and not observed.perfect[0, 0, 1]
     assert observed.significant[0, 0, 0] and observed.n_perfect[0] == 1
     assert observed.max_abs_t[0] == pytest.approx(abs(observed.t[0, 0, 1]))
+
+
+# --------------------------------------------------------------------------------------------
+# checks that guard themselves (issue 9, item 3)
+
+EXAMPLE = DateShiftSettings(windows=(2, 4, 6, 8, 10), radii=(2.0, 4.0, 6.0, 8.0, 10.0),
+                            t_unit="days", convention="mwa",
+                            mwa=MWASettings(match_on=("match1", "match2"), weighted=True,
+                                            tcm=True))
+
+
+def _anchor_span(events):
+    anchors = events.loc[events["role"].isin(["treatment", "control"]), "time"]
+    return anchors.min(), anchors.max()
+
+
+def test_date_shifts_stay_inside_the_events_span_on_r_example(mwa_example_events):
+    events = mwa_example_events
+    first, last = _anchor_span(events)
+    # the outcome record's core (1% to 99%) is wider than the anchors': the anchors decide
+    outcome = events.loc[events["role"] == "dependent", "time"].sort_values().tolist()
+    assert outcome[0].year == 1901 and outcome[-1].year == 2100  # the sentinel rows
+    assert outcome[int(0.01 * len(outcome))] <= first
+    assert outcome[int(np.ceil(0.99 * (len(outcome) - 1)))] >= last
+    span = date_shift_span(events, "days")
+    assert (span.start, span.end) == (first, last) and span.period == (last - first).days + 1
+    lo, hi, period = date_shift_range(events, EXAMPLE.windows, "days")
+    assert (lo, hi, period) == (21, span.period - 21, span.period)
+    offsets = np.concatenate([draw_offsets(events, EXAMPLE, c, 50, 7) for c in range(20)])
+    assert lo <= offsets.min() and offsets.max() <= hi and len(np.unique(offsets)) > 10
+    treated = (events["role"] == "treatment").to_numpy()
+    for offset in np.unique(offsets):
+        moved = shift_treatment_dates(events, int(offset), "days")["time"].iloc[:len(events)]
+        assert moved[treated].between(first, last).all()
+
+
+def test_date_shift_null_draws_differ_on_r_example(mwa_example_events):
+    chunks = [date_shift_chunk(mwa_example_events, EXAMPLE, c, 10, 20220101) for c in range(3)]
+    cube = count_wakes(mwa_example_events, list(EXAMPLE.windows), list(EXAMPLE.radii),
+                       covariates=["match1", "match2"])
+    test = randomisation_test("date_shift", grid_design(cube, EXAMPLE.mwa).statistics(), chunks)
+    assert test.null[["n_significant", "max_abs_t"]].drop_duplicates().shape[0] > 5
+    assert test.n_valid == 30 and test.informative
+    assert "(30 valid draws of 30, from " in test.sentence()
+
+
+def test_one_placebo_draw_equals_an_independent_count_and_fit(mwa_example_events):
+    events = mwa_example_events
+    result = date_shift_chunk(events, EXAMPLE, 2, 10, seed=11)
+    draw = next(i for i, n in enumerate(result["n_perfect_fits"]) if n == 0)
+    offset = result["offset"][draw]
+    # shift by hand: circularly within the anchors' span, in whole days
+    first, last = _anchor_span(events)
+    period = pd.Timedelta(days=(last - first).days + 1)
+    shifted = events.copy()
+    treated = shifted["role"] == "treatment"
+    since = shifted.loc[treated, "time"] - first + pd.Timedelta(days=offset)
+    shifted.loc[treated, "time"] = first + since % period
+    cube = count_wakes(shifted, list(EXAMPLE.windows), list(EXAMPLE.radii),
+                       covariates=["match1", "match2"])
+    table = matched_wake_analysis(cube, match_on=("match1", "match2"), weighted=True,
+                                  tcm=True).surface
+    p, estimate = table["pvalue"].to_numpy(), table["estimate"].to_numpy()
+    t = np.abs(estimate / table["std_error"].to_numpy())
+    assert result["n_significant"][draw] == int((p <= 0.05).sum())
+    assert result["n_significant_positive"][draw] == int(((p <= 0.05) & (estimate > 0)).sum())
+    assert result["n_defined"][draw] == int(np.isfinite(p).sum())
+    assert result["max_abs_t"][draw] == pytest.approx(float(np.nanmax(t)), rel=1e-9)
+
+
+def _observed(count=3, max_t=4.0, perfect=0):
+    shape = (1, 2, 2)
+    pvalue = np.full(shape, 0.5)
+    pvalue.flat[:count] = 0.01
+    t = np.full(shape, 1.0)
+    t.flat[0] = max_t
+    flags = np.zeros(shape, bool)
+    flags.flat[1:1 + perfect] = True
+    return GridStatistics(estimate=t.copy(), std_error=np.ones(shape), t=t, pvalue=pvalue,
+                          alpha=0.05, perfect=flags)
+
+
+def _chunk(count, max_t, perfect=0, defined=4):
+    n = len(count)
+    return {"chunk": 0, "n_significant": list(count), "n_significant_positive": list(count),
+            "max_abs_t": list(max_t), "n_perfect_fits": [perfect] * n if np.isscalar(perfect)
+            else list(perfect), "n_defined": [defined] * n if np.isscalar(defined)
+            else list(defined)}
+
+
+def _assert_not_informative(test, because):
+    sentence = test.sentence()
+    assert "the check is not informative, because" in sentence and because in sentence
+    assert f"({test.n_valid:,} valid draws of {test.n_draws:,})" in sentence
+    assert "p =" not in sentence
+    assert np.isnan(test.pvalue_count()) and np.isnan(test.pvalue_max_t())
+    assert np.isnan(test.adjusted_pvalues()).all()
+    assert test.summary()["familywise_p"].isna().all()
+
+
+def test_a_null_of_identical_draws_is_not_informative():
+    # as on R's example before the span rule: 100 placebos, all 3 windows and max |t| 4.51
+    # (equal up to rounding)
+    same = _chunk([3] * 100, 4.51324043310889 + np.tile([0, 4e-14], 50), perfect=1)
+    test = randomisation_test("date_shift", _observed(count=3, max_t=4.0), [same])
+    _assert_not_informative(test, "all 100 valid draws are identical")
+
+
+def test_too_few_valid_draws_are_not_informative():
+    rng = np.random.default_rng(0)
+    few = _chunk(rng.integers(0, 5, 10), rng.uniform(1, 4, 10))
+    _assert_not_informative(randomisation_test("labels", _observed(), [few]),
+                            "only 10 of 10 draws are valid")
+    # 100 draws, but 85 without any estimable window
+    none = _chunk(rng.integers(0, 5, 100), rng.uniform(1, 4, 100),
+                  defined=[0] * 85 + [4] * 15)
+    _assert_not_informative(randomisation_test("labels", _observed(), [none]),
+                            "only 15 of 100 draws are valid")
+
+
+def test_mostly_near_infinite_t_is_not_informative():
+    rng = np.random.default_rng(1)
+    max_t = np.where(np.arange(100) < 60, 1.2e15, rng.uniform(1, 4, 100))
+    test = randomisation_test("date_shift", _observed(),
+                              [_chunk(rng.integers(0, 5, 100), max_t)])
+    _assert_not_informative(test, "60 of 100 draws have a near-infinite t")
+
+
+def test_mostly_perfect_fits_make_only_the_count_not_informative():
+    rng = np.random.default_rng(2)
+    test = randomisation_test("date_shift", _observed(), [_chunk(
+        rng.integers(0, 5, 100), rng.uniform(1, 5, 100), perfect=[1] * 70 + [0] * 30)])
+    sentence = test.sentence()
+    assert "the count of significant windows is not informative, because 70 of 100 valid " \
+           "draws have an essentially perfect fit" in sentence
+    assert "a max |t| of 4.00 or more occurs with probability" in sentence
+    assert np.isnan(test.pvalue_count()) and 0 < test.pvalue_max_t() < 1
+    observed_perfect = randomisation_test("labels", _observed(perfect=1), [_chunk(
+        rng.integers(0, 5, 100), rng.uniform(1, 5, 100))])
+    assert "the observed grid has 1 essentially perfect fit" in observed_perfect.sentence()
+
+
+def test_verdicts_carry_the_valid_draws_and_p_values_use_only_them():
+    rng = np.random.default_rng(3)
+    max_t = rng.uniform(1, 5, 100)
+    max_t[[4, 50]] = [np.inf, 3e16]  # near-perfect fits
+    defined = np.full(100, 4)
+    defined[7] = 0  # nothing estimable
+    count = rng.integers(0, 5, 100)
+    test = randomisation_test("labels", _observed(count=3, max_t=4.0),
+                              [_chunk(count, np.nan_to_num(max_t, posinf=1e308),
+                                      defined=defined)])
+    assert test.n_valid == 97
+    assert test.sentence().endswith("(97 valid draws of 100).")
+    keep = np.ones(100, bool)
+    keep[[4, 7, 50]] = False
+    assert test.pvalue_count() == (1 + (count[keep] >= 3).sum()) / 98
+    assert test.pvalue_max_t() == (1 + (max_t[keep] >= 4.0).sum()) / 98
+    summary = test.summary()
+    assert (summary["valid_draws"] == 97).all() and (summary["draws"] == 100).all()
+
+
+def test_verdicts_of_the_study_carry_the_valid_draws(study_cube):
+    _, cube = study_cube
+    design = grid_design(cube, MWASettings(match_on=COVARIATES, weighted=True))
+    chunks = [label_permutation_chunk(design, c, 50, seed=1) for c in range(2)]
+    test = randomisation_test("labels", design.statistics(), chunks)
+    assert test.sentence().endswith("(100 valid draws of 100).")

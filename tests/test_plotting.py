@@ -20,6 +20,7 @@ from bayes_wake.errors import SettingsError  # noqa: E402
 from bayes_wake.plotting import (  # noqa: E402
     HATCH_GID,
     NA_GID,
+    NULL_TEXT_GID,
     VALUE_GID,
     WARNING_GID,
     plot_effect_surface,
@@ -486,3 +487,56 @@ def test_save_figure_refuses_unknown_formats(tmp_path):
         save_figure(fig, tmp_path / "surface.jpg")
     assert list(tmp_path.iterdir()) == []
     assert not plt.fignum_exists(fig.number)
+
+
+# --------------------------------------------------------------------------------------------
+# null distributions of the randomisation checks
+
+
+def _randomisation(kind, count, max_t, n_defined=None):
+    from bayes_wake.permutation import GridStatistics, randomisation_test
+
+    shape = (1, 2, 2)
+    t = np.array([[[4.0, 1.0], [0.5, 2.0]]])
+    observed = GridStatistics(estimate=t, std_error=np.ones(shape), t=t,
+                              pvalue=np.array([[[0.01, 0.3], [0.6, 0.04]]]), alpha=0.05,
+                              perfect=np.zeros(shape, bool))
+    n = len(count)
+    chunk = {"chunk": 0, "n_significant": list(count), "n_significant_positive": list(count),
+             "max_abs_t": list(max_t), "n_perfect_fits": [0] * n,
+             "n_defined": [4] * n if n_defined is None else list(n_defined)}
+    return randomisation_test(kind, observed, [chunk])
+
+
+def test_null_histograms_show_shares_on_a_finite_axis_and_say_what_they_leave_out():
+    from bayes_wake.plotting import null_distribution_caption, plot_null_distributions
+
+    rng = np.random.default_rng(0)
+    max_t = rng.uniform(0.5, 4.5, 200)
+    max_t[:3] = [1.5e15, 1e308, 2e7]  # near-perfect fits: left out, the axis stays finite
+    labels = _randomisation("labels", rng.integers(0, 4, 200), max_t)
+    shifts = _randomisation("date_shift", [2] * 50, [3.2] * 50)  # all draws the same
+    fig, axes = plot_null_distributions({"labels": labels, "date_shift": shifts})
+    assert set(axes) == {"labels:n_significant", "labels:max_abs_t", "date_shift:text"}
+    for name in ("labels:n_significant", "labels:max_abs_t"):
+        ax = axes[name]
+        assert ax.get_ylabel() == "share of valid draws"
+        heights = [p.get_height() for p in ax.patches]
+        assert sum(heights) == pytest.approx(1.0)
+        low, high = ax.get_xlim()
+        assert np.isfinite([low, high]).all() and high < 10
+    text = [t for t in axes["date_shift:text"].texts if t.get_gid() == NULL_TEXT_GID]
+    assert len(text) == 1 and "all 50 valid draws are identical" in text[0].get_text()
+    assert "(50 valid draws of 50)" in text[0].get_text().replace("\n", " ")
+    caption = null_distribution_caption({"labels": labels, "date_shift": shifts})
+    assert "label permutations 3 of 200 draws" in caption and "share" in caption
+
+
+def test_every_check_draws_something_even_without_a_valid_draw():
+    from bayes_wake.plotting import plot_null_distributions
+
+    nothing = _randomisation("date_shift", [0] * 30, [0.0] * 30, n_defined=[0] * 30)
+    fig, axes = plot_null_distributions({"date_shift": nothing})
+    (ax,) = axes.values()
+    (text,) = [t for t in ax.texts if t.get_gid() == NULL_TEXT_GID]
+    assert "only 0 of 30 draws are valid" in text.get_text().replace("\n", " ")

@@ -64,14 +64,21 @@ def test_report_on_the_mwa_example(mwa_example_csv, tmp_path):
                                              f"{n_holm} survive")
     assert "Under 150 permutations of the treatment labels within matching strata, " \
            f"{n_sig} or more significant windows" in verdicts["verdict"][1]
+    assert verdicts["verdict"][1].endswith("(150 valid draws of 150).")
+    # five placebos are too few for a p-value: the check says so, with its valid draws
+    assert "the check is not informative, because only 5 of 5 draws are valid" in \
+        verdicts["verdict"][2]
     null = pd.read_csv(out / "randomisation_null.csv")
     assert (null["kind"] == "labels").sum() == 150 and (null["kind"] == "date_shift").sum() == 5
+    assert null["valid"].all()
     html = (out / REPORT_NAME).read_text()
     top = html.index("<h2>Verdicts</h2>")
     assert top < html.index("Of 4 windows significant") < html.index("1. Multiplicity")
     assert "data:image/png;base64," in html
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["settings"]["permutations"] == 150
+    # the sentinel rows of 1901 and 2100 do not stretch the span of the placebos
+    assert provenance["run"]["date_shift_span"] == "1995-01-01 to 1995-02-28 (59 days)"
     assert provenance["run"]["computed"] == provenance["run"]["tasks"] == 3
 
 
