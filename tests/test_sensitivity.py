@@ -55,7 +55,7 @@ def test_report_on_the_mwa_example(mwa_example_csv, tmp_path):
                  "randomisation_summary.csv", "randomisation_null.csv", "task_layout.csv",
                  "provenance.json"):
         assert (out / name).is_file(), name
-    verdicts = pd.read_csv(out / "verdicts.csv")
+    verdicts = _after_robust(pd.read_csv(out / "verdicts.csv"))
     assert list(verdicts["check"]) == ["multiplicity", "labels", "date_shift"]
     multiplicity = pd.read_csv(out / "multiplicity.csv")
     n_sig, n_holm = int(multiplicity["significant"].sum()), int(
@@ -91,7 +91,7 @@ def test_report_on_a_simulated_study_and_resume(simulated_csv, tmp_path):
     summary = pd.read_csv(out / "randomisation_summary.csv")
     observed = int(summary.loc[0, "observed"])
     assert observed > 0
-    verdict = pd.read_csv(out / "verdicts.csv")["verdict"][1]
+    verdict = _after_robust(pd.read_csv(out / "verdicts.csv"))["verdict"][1]
     assert f"{observed} or more significant windows" in verdict
     run = json.loads((out / "provenance.json").read_text())["run"]
     assert (run["tasks"], run["computed"], run["reused"]) == (3, 3, 0)
@@ -196,7 +196,7 @@ def test_bayesian_checks_on_a_simulated_study(simulated_csv, tmp_path):
                       "--spec", "smooth_nb",
                       "--draws", "300", "--tune", "300", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    verdicts = pd.read_csv(out / "verdicts.csv")
+    verdicts = _after_robust(pd.read_csv(out / "verdicts.csv"))
     assert list(verdicts["check"]) == ["multiplicity", "labels", "surface", "prior",
                                        "likelihood", "regions"]
     assert "cells of t >= 20 days and s <= 9 km is" in verdicts["verdict"][2]
@@ -227,3 +227,27 @@ def test_bayesian_checks_of_the_count_scale_default(simulated_csv, tmp_path):
     assert "no count likelihood to swap" in verdicts["likelihood"]
     cells = pd.read_csv(out / "bayes_surface_cells.csv")
     assert len(cells) == 30 and cells["prob_positive"].dropna().between(0, 1).all()
+
+
+def _after_robust(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Check the first verdict (robust standard errors) and return the others."""
+    assert verdicts.loc[0, "check"] == "standard_errors"
+    assert "with classical (R's) standard errors" in verdicts.loc[0, "verdict"]
+    assert "with HC1" in verdicts.loc[0, "verdict"]
+    return verdicts.iloc[1:].reset_index(drop=True)
+
+
+def test_the_robust_verdict_counts_surviving_windows(mwa_example_events):
+    from bayes_wake.mwa import MWASettings, standard_error_table
+    from bayes_wake.sensitivity import robust_survival
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
+    mwa = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
+    table = standard_error_table(cube, mwa, ["classical", "HC1"])
+    n_classical = int((table["pvalue_classical"] <= 0.05).sum())
+    both = int(((table["pvalue_classical"] <= 0.05) & (table["pvalue_HC1"] <= 0.05)).sum())
+    sentence = robust_survival(cube, mwa, ["HC1"])
+    assert sentence.startswith(f"Of {n_classical} windows significant")
+    assert f"{both} with HC1 stay significant" in sentence
+    assert n_classical == 4  # R's reference: 4 significant windows on the example
