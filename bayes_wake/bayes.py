@@ -35,7 +35,7 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 MAX_RHAT, MIN_ESS = 1.01, 400
 SURFACE_COLUMNS = ["t_window", "spat_window", "mean", "sd", "ci_lower", "ci_upper",
                    "prob_positive", "rate_ratio_mean", "rate_ratio_ci_lower",
-                   "rate_ratio_ci_upper", "r_hat", "ess_bulk"]
+                   "rate_ratio_ci_upper", "r_hat", "ess_bulk", "converged"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ class BayesResult:
     spec: ModelSpec
 
     def table(self) -> pd.DataFrame:
-        """The surface as the ``effect_surface.csv`` table (t_window outer, spat_window inner)."""
+        """The surface as the ``effect_surface.csv`` table (t_window outer, spat_window inner);
+        its ``converged`` column (1 or 0, the same in every row) says whether the fit passed
+        the convergence rule."""
         frame = self.surface.to_dataframe().reset_index()
         frame = frame.rename(columns={"window": "t_window", "radius": "spat_window"})
         return frame[SURFACE_COLUMNS]
@@ -296,11 +298,20 @@ def _cumulative_effects(grid: xr.Dataset, data: ModelData, spec: ModelSpec) -> x
     return out
 
 
-def effect_surface_table(posterior: xr.Dataset) -> xr.Dataset:
+def effect_surface_table(posterior: xr.Dataset, converged: bool | None = None) -> xr.Dataset:
     """Per-cell summary of the additive effect and the rate ratio.
 
     Intervals are ArviZ's default (``arviz.rcParams["stats.ci_prob"]`` and ``ci_kind``); the
     interval probability is recorded in the attrs.
+
+    Parameters
+    ----------
+    posterior
+        Draws of ``additive_effect`` and ``rate_ratio`` (dims chain, draw, window, radius).
+    converged
+        Whether the fit passed the convergence rule (:attr:`Diagnostics.converged`); None
+        judges it from this table alone (R-hat and bulk ESS of the additive effect, without
+        the divergences). It fills the ``converged`` column (1 or 0, the same in every cell).
     """
     ci_prob = az.rcParams["stats.ci_prob"]
     ci_kind = az.rcParams["stats.ci_kind"]
@@ -322,6 +333,9 @@ def effect_surface_table(posterior: xr.Dataset) -> xr.Dataset:
         "r_hat": az.rhat(additive),
         "ess_bulk": az.ess(additive, method="bulk"),
     })
+    if converged is None:
+        converged = bool(table["r_hat"].max() <= MAX_RHAT and table["ess_bulk"].min() >= MIN_ESS)
+    table["converged"] = xr.full_like(table["mean"], int(converged), dtype=np.int64)
     table.attrs.update({"ci_prob": ci_prob, "ci_kind": ci_kind,
                         "scale": "mean, sd, ci_*: extra post-period events per treated wake"})
     return table
@@ -498,6 +512,8 @@ def _result(grid, idata, surface, diagnostics, spec, *, data_hash, model_attrs) 
         "ci_prob": surface.attrs["ci_prob"], "ci_kind": surface.attrs["ci_kind"],
         "estimand": spec.estimand,
     })
+    surface["converged"] = xr.full_like(surface["mean"], int(diagnostics.converged),
+                                        dtype=np.int64)
     surface.attrs.update({"converged": int(diagnostics.converged),
                           "t_unit": model_attrs.get("t_unit", "days"),
                           "estimand": spec.estimand})

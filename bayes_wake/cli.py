@@ -2,7 +2,10 @@
 
 ``bayes-wake mwa`` mirrors R's ``matchedwake`` call so R users recognise it; every command
 exits non-zero with a one-line reason on bad input and leaves no partial files behind.
-Shared options and steps live in :mod:`bayes_wake.cli_common`.
+Exit statuses (:data:`~bayes_wake.cli_common.EXIT_CODES`): 0 done, 2 bad input or settings,
+3 a Bayesian fit (``fit``, ``sauter``) did not converge, after writing its outputs marked NOT
+CONVERGED (``--allow-unconverged`` exits 0). Shared options and steps live in
+:mod:`bayes_wake.cli_common`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from pathlib import Path
 import click
 
 from bayes_wake.cli_common import (
+    EXIT_CODES,
     RCommand,
     _check_alpha2,
     _console,
+    _convergence_status,
     _event_checks,
     _fail_cleanly,
     _fit_and_write,
@@ -34,7 +39,7 @@ from bayes_wake.cli_common import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(package_name="bayes_wake")
 def main() -> None:
     """Matched wake analysis of point events and its Bayesian reanalysis."""
@@ -154,7 +159,7 @@ def demo(out, seed, mwa_only):
     console.print(f"Wrote {escape(str(out))}/ in {time.perf_counter() - started:.1f} s")
 
 
-@main.command(cls=RCommand)
+@main.command(cls=RCommand, epilog=EXIT_CODES)
 @data_options
 @mwa_options
 @alpha2_option
@@ -164,12 +169,15 @@ def demo(out, seed, mwa_only):
 @_guard_output
 def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,
         convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula, estimation,
-        vcov, alpha, out, alpha2, spec_path, sampler, draws, tune, chains, seed):
+        vcov, alpha, out, alpha2, spec_path, sampler, draws, tune, chains, allow_unconverged,
+        seed):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
     Writes effect_surface.csv, estimates.csv (the OLS table of `bayes-wake mwa`),
     posterior.nc, comparison.png (OLS surface | posterior surface), the other MWA tables,
-    the cube and provenance.json to OUT.
+    the cube and provenance.json to OUT. A fit that fails the convergence rule (R-hat <= 1.01,
+    bulk ESS >= 400, no divergences) is still written, marked NOT CONVERGED (the converged
+    column, NOT_CONVERGED.txt, a banner on the figure), and the command exits with status 3.
     """
     from rich.markup import escape
 
@@ -208,6 +216,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     _print_surface(console, fitted)
     console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "
                   f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")
+    return _convergence_status(console, [fitted], allow_unconverged)
 
 
 from bayes_wake.cli_sauter import sauter  # noqa: E402

@@ -16,6 +16,16 @@ from bayes_wake.errors import BayesWakeError
 
 _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
 
+#: Exit status of a command whose inputs or settings are bad (one line on stderr says why).
+EXIT_BAD_INPUT = 2
+#: Exit status of a run whose Bayesian fit failed the convergence rule (outputs written and
+#: marked NOT CONVERGED); ``--allow-unconverged`` exits 0 instead.
+EXIT_NOT_CONVERGED = 3
+#: The exit statuses, for the commands' help.
+EXIT_CODES = ("Exit status: 0 done; 2 bad input or settings (one line says why; nothing is "
+              "written); 3 a Bayesian fit did not converge (everything is written and marked "
+              "NOT CONVERGED; --allow-unconverged exits 0).")
+
 
 def _console():
     from rich.console import Console
@@ -24,18 +34,21 @@ def _console():
 
 
 def _fail_cleanly(command: Callable) -> Callable:
-    """Turn expected errors into one line on stderr and exit status 2."""
+    """Turn expected errors into one line on stderr and exit status 2, and a non-zero int
+    that the command returns (after its outputs are in place) into that exit status."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            status = command(*args, **kwargs)
         except (BayesWakeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             if _DEBUG:
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"bayes-wake: error: {message}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_BAD_INPUT)
+        if isinstance(status, int) and not isinstance(status, bool) and status:
+            sys.exit(status)
 
     return wrapper
 
@@ -328,10 +341,31 @@ def model_options(command: Callable) -> Callable:
         click.option("--tune", type=click.IntRange(10), default=None,
                      help="Tuning steps per chain."),
         click.option("--chains", type=click.IntRange(1), default=None),
+        click.option("--allow-unconverged", is_flag=True,
+                     help="Exit 0 when a fit fails the convergence rule (its outputs stay "
+                          "marked NOT CONVERGED); without it such a run exits with status "
+                          f"{EXIT_NOT_CONVERGED}."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _convergence_status(console, fits, allow_unconverged: bool) -> int:
+    """The exit status of a run with these Bayesian fits: :data:`EXIT_NOT_CONVERGED` when one
+    failed the convergence rule (said on the console), unless ``allow_unconverged``."""
+    failed = sum(not fit.diagnostics.converged for fit in fits)
+    if not failed:
+        return 0
+    what = f"{failed} of {len(fits)} Bayesian fits" if len(fits) > 1 else "the Bayesian fit"
+    if allow_unconverged:
+        console.print(f"[bold red]{what} did not converge; exit status 0 because of "
+                      "--allow-unconverged (the outputs are marked NOT CONVERGED).[/]")
+        return 0
+    console.print(f"[bold red]{what} did not converge: exit status {EXIT_NOT_CONVERGED} (the "
+                  "outputs are written and marked NOT CONVERGED; --allow-unconverged exits "
+                  "0).[/]")
+    return EXIT_NOT_CONVERGED
 
 
 def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutva,

@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from bayes_wake.cli_common import (
+    EXIT_CODES,
     _console,
+    _convergence_status,
     _fail_cleanly,
     _guard_output,
     _parse_selector,
@@ -33,7 +35,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return out
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES)
 @click.option("--acled", required=True, type=_FILE,
               help="ACLED export, monadic (Export Tool) or dyadic layout.")
 @click.option("--boundaries", required=True, type=_FILE,
@@ -102,14 +104,16 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
            rivers_where, roads, roads_where, layers, rasters, covariate_columns, outcomes,
            t_window, spat_window, regions, merge_menaka, snap_km, start, end, n_qips, n_aid,
            convention, unweighted, no_tcm, alpha, mwa_only, spec_path, sampler, draws, tune,
-           chains, seed):
+           chains, allow_unconverged, seed):
     """The Sauter (2022) reanalysis: MINUSMA QIPs and violence in Mali, one report.
 
     Reads the ACLED export, keeps the study period and regions, reads the project files (or
     SIMULATES the projects a user does not have, and says so everywhere), measures the
     covariates, and for each outcome runs the matched wake analysis on the paper's grid and
     the Bayesian wake model. Writes OUT/report.html (self-contained) with the CSV and netCDF
-    artefacts beside it.
+    artefacts beside it. When a fit fails the convergence rule the report and the outcome's
+    folder (NOT_CONVERGED.txt, the converged column) say so and the command exits with
+    status 3.
     """
     from rich.markup import escape
 
@@ -167,3 +171,5 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
     if simulated:
         console.print(f"[bold red]{banner}[/]")
     console.print(f"Report: {escape(str(Path(out) / 'report.html'))} ({result.seconds:.1f} s)")
+    fits = [item.bayes for item in result.outcomes.values() if item.bayes is not None]
+    return _convergence_status(console, fits, allow_unconverged)

@@ -85,33 +85,56 @@ def test_gaussian_twin_with_flat_priors_agrees_with_weighted_ols():
     assert float((difference / ols.surface["std_error"]).max()) < 0.15, difference.to_numpy()
 
 
+def _fit(data, out, *sampler):
+    """``bayes-wake fit`` on R's example with these sampler options."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return CliRunner().invoke(main, [
+            "fit", "--data", str(data), "--t-window", "2", "10", "2",
+            "--spat-window", "2", "10", "2", "--match", "match1,match2", "--weighted", "--tcm",
+            *sampler, "--out", str(out)])
+
+
+#: Far too few draws for R-hat <= 1.01 and bulk ESS >= 400: a fit that does not converge.
+TOO_SHORT = ("--draws", "10", "--tune", "10", "--chains", "2")
+
+
 def test_fit_command_writes_the_surface_table_posterior_and_figure(mwa_example_csv, tmp_path):
     out = tmp_path / "fit"
-    result = CliRunner().invoke(main, [
-        "fit", "--data", str(mwa_example_csv), "--t-window", "2", "10", "2",
-        "--spat-window", "2", "10", "2", "--match", "match1,match2", "--weighted", "--tcm",
-        "--draws", "300", "--tune", "300", "--seed", "3", "--out", str(out)])
+    # an earlier run into the same folder that did not converge leaves its marker ...
+    assert _fit(mwa_example_csv, out, *TOO_SHORT).exit_code == 3
+    assert (out / "NOT_CONVERGED.txt").exists()
+    result = _fit(mwa_example_csv, out, "--draws", "300", "--tune", "300", "--seed", "3")
     assert result.exit_code == 0, result.output
     surface = pd.read_csv(out / "effect_surface.csv")
     assert list(surface.columns) == SURFACE_COLUMNS and len(surface) == 25
+    assert (surface["converged"] == 1).all()
     estimates = pd.read_csv(out / "estimates.csv")
     assert estimates["t_window"].tolist()[:5] == [2] * 5
     assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert load_posterior(out / "posterior.nc").attrs["converged"] == 1
-    assert not (out / "NOT_CONVERGED.txt").exists()
+    assert not (out / "NOT_CONVERGED.txt").exists()  # ... which the converged rerun removes
     # cells without a single event near a treated wake are NA, as in R
     assert surface.loc[(surface.t_window == 2) & (surface.spat_window == 2), "mean"].isna().all()
 
 
-def test_a_non_converged_fit_is_marked_not_presented(mwa_example_csv, tmp_path):
+def test_a_non_converged_fit_exits_3_after_writing_its_marked_outputs(mwa_example_csv,
+                                                                     tmp_path):
     out = tmp_path / "bad"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        result = CliRunner().invoke(main, [
-            "fit", "--data", str(mwa_example_csv), "--t-window", "2", "10", "2",
-            "--spat-window", "2", "10", "2", "--match", "match1,match2",
-            "--draws", "10", "--tune", "10", "--chains", "2", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "did not converge" in result.output
+    result = _fit(mwa_example_csv, out, *TOO_SHORT)
+    assert result.exit_code == 3, result.output
+    assert "did not converge" in result.output and "exit status 3" in result.output
     assert (out / "NOT_CONVERGED.txt").read_text().startswith("NOT CONVERGED")
     assert load_posterior(out / "posterior.nc").attrs["converged"] == 0
+    surface = pd.read_csv(out / "effect_surface.csv")
+    assert len(surface) == 25 and (surface["converged"] == 0).all()
+    assert (out / "comparison.png").stat().st_size > 0 and (out / "estimates.csv").is_file()
+
+
+def test_allow_unconverged_exits_0_and_keeps_the_marks(mwa_example_csv, tmp_path):
+    out = tmp_path / "allowed"
+    result = _fit(mwa_example_csv, out, *TOO_SHORT, "--allow-unconverged")
+    assert result.exit_code == 0, result.output
+    assert "--allow-unconverged" in result.output
+    assert (out / "NOT_CONVERGED.txt").exists()
+    assert (pd.read_csv(out / "effect_surface.csv")["converged"] == 0).all()

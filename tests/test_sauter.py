@@ -279,17 +279,20 @@ def test_no_acled_row_is_written(real_run, shared_data):
             assert not ids & set(pd.read_csv(path, dtype=str)["project_id"])
 
 
-@pytest.mark.slow
-def test_full_command_with_the_bayesian_fits_on_the_real_data(shared_data, tmp_path):
-    out = tmp_path / "full"
-    data = shared_data
-    argv = ["sauter",
+def _real_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    """`bayes-wake sauter` on the real ACLED export, bases and boundaries, into ``out``."""
+    return ["sauter",
             "--acled", str(data / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"),
             "--boundaries",
             str(data / "ocha_cod_ab_mali_2015" / "mli_adm1_with_menaka_derived.geojson"),
             "--bases", str(data / "geopko_minusma" / "minusma_bases_sauter2022_from_geopko.csv"),
-            "--out", str(out)]
-    result = CliRunner().invoke(main, argv)
+            *extra, "--out", str(out)]
+
+
+@pytest.mark.slow
+def test_full_command_with_the_bayesian_fits_on_the_real_data(shared_data, tmp_path):
+    out = tmp_path / "full"
+    result = CliRunner().invoke(main, _real_argv(shared_data, out))
     assert result.exit_code == 0, result.output
     for name in ("vac", "battles_nsag", "nsag"):
         surface = pd.read_csv(out / name / "effect_surface.csv")
@@ -299,3 +302,17 @@ def test_full_command_with_the_bayesian_fits_on_the_real_data(shared_data, tmp_p
         assert not (out / name / "NOT_CONVERGED.txt").exists()
     html = (out / "report.html").read_text()
     assert "MCMC diagnostics" in html and "Posterior mean" not in html[:200]
+
+
+@pytest.mark.slow
+def test_a_sauter_fit_that_does_not_converge_exits_3_after_writing_the_report(shared_data,
+                                                                               tmp_path):
+    out = tmp_path / "short"
+    result = CliRunner().invoke(main, _real_argv(shared_data, out, "--outcome", "vac",
+                                                 "--draws", "10", "--tune", "10",
+                                                 "--chains", "2"))
+    assert result.exit_code == 3, result.output
+    assert "exit status 3" in result.output
+    assert (out / "report.html").is_file()
+    assert (out / "vac" / "NOT_CONVERGED.txt").read_text().startswith("NOT CONVERGED")
+    assert (pd.read_csv(out / "vac" / "effect_surface.csv")["converged"] == 0).all()
