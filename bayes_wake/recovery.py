@@ -30,7 +30,6 @@ treated wake inside it (minus for ``controls``; for ``thinning`` the realised re
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
