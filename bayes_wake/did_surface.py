@@ -147,7 +147,7 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
     weight = np.zeros((n_e, n_c))
     estimate = np.full(n_c, np.nan)
     treated_post = np.full(n_c, np.nan)
-    for cell in matched_cells(cube, settings):
+    for cell in matched_cells(cube, settings, balance=False):
         c = cell.index[0] * len(radii) + cell.index[1]
         idx = cell.events
         x = np.column_stack([cell.design[:, :-1], extra[idx], cell.design[:, -1]])

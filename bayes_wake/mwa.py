@@ -313,8 +313,8 @@ class MatchedCell:
     y, design, weights
         Outcome, design matrix (intercept first, treatment last) and regression weights of
         those wakes (CEM weights when weighted, else 1).
-    treated
-        Treatment flag of those wakes.
+    treated, pre, stratum
+        Treatment flag, pre count and CEM stratum (0 without matching) of those wakes.
     wakes
         R's wake-table columns of all wakes of the cell before matching.
     balance
@@ -331,17 +331,21 @@ class MatchedCell:
     design: np.ndarray
     weights: np.ndarray
     treated: np.ndarray
+    pre: np.ndarray
+    stratum: np.ndarray
     wakes: dict
     balance: dict
     l1: tuple[float, float]
 
 
-def matched_cells(cube: xr.Dataset, settings: MWASettings):
+def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = True):
     """The per-cell matched sets of a matched wake analysis: the one matcher.
 
     For every cell (window outer, radius inner): drop wakes with earlier overlaps under
     ``delete_sutva``, coarsened exact matching on the covariates and the pre-trend (plus
     ``SO_pre`` and ``MO_pre`` with ``tcm``), and the regression design of the formula.
+    ``balance=False`` skips the L1 imbalance (NaN in ``balance`` and ``l1``), which costs
+    more than the matching itself, for callers that only fit.
 
     Yields
     ------
@@ -363,19 +367,21 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings):
             cell = {k: v[:, i, j][rows] for k, v in columns.items()}
             treated = cell["treatment"]
             x_match = np.column_stack([cell[k] for k in match_vars]).astype(float)
-            l1_pre, cs_pre = l1_imbalance(x_match, treated)
+            l1_pre, cs_pre = l1_imbalance(x_match, treated) if balance else (np.nan, np.nan)
             if settings.matching and len(treated):
                 cem = coarsened_exact_match(x_match, treated)
-                in_fit, weights = cem.matched, cem.weight
+                in_fit, weights, stratum = cem.matched, cem.weight, cem.stratum
             else:
                 in_fit, weights = np.ones(len(treated), dtype=bool), np.ones(len(treated))
+                stratum = np.zeros(len(treated), dtype=np.int64)
             if not settings.weighted:
                 weights = in_fit.astype(float)
-            l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit])
+            l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit]) if balance \
+                else (np.nan, np.nan)
             y, design = _design({k: cell[k][in_fit] for k in
                                  ("dependent_post", "dependent_pre", "treatment")},
                                 settings.formula)
-            balance = {
+            table = {
                 "control_pre": int((treated == 0).sum()),
                 "treatment_pre": int((treated == 1).sum()),
                 "L1_pre": r_round(l1_pre, 3)[0], "commonSupport_pre": r_round(cs_pre, 1)[0],
@@ -385,8 +391,10 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings):
             }
             yield MatchedCell(index=(i, j), window=window, radius=radius,
                               events=np.flatnonzero(rows)[in_fit], y=y, design=design,
-                              weights=weights[in_fit], treated=treated[in_fit], wakes=cell,
-                              balance=balance, l1=(l1_pre, l1_post))
+                              weights=weights[in_fit], treated=treated[in_fit],
+                              pre=cell["dependent_pre"][in_fit], stratum=stratum[in_fit],
+                              wakes=cell,
+                              balance=table, l1=(l1_pre, l1_post))
 
 
 def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
@@ -436,7 +444,7 @@ def standard_error_table(cube: xr.Dataset, settings: MWASettings,
     specs = [parse_vcov(v) for v in vcovs]
     inputs = [vcov_inputs(cube, v) for v in specs]
     rows = []
-    for cell in matched_cells(cube, settings):
+    for cell in matched_cells(cube, settings, balance=False):
         idx = cell.events
         row = {"t_window": int(cell.window), "spat_window": float(cell.radius)}
         for spec, (clusters, kernel) in zip(specs, inputs):

@@ -44,8 +44,7 @@ import xarray as xr
 from scipy import stats
 
 from bayes_wake.errors import SettingsError
-from bayes_wake.matching import coarsened_exact_match
-from bayes_wake.mwa import MWASettings, _cube_columns
+from bayes_wake.mwa import MWASettings, matched_cells
 from bayes_wake.regression import weighted_ols
 from bayes_wake.windows import TIME_UNITS
 
@@ -268,42 +267,22 @@ def grid_design(cube: xr.Dataset, settings: MWASettings) -> GridDesign:
     -------
     GridDesign
     """
-    missing = [c for c in settings.match_on if c not in cube.coords]
-    if missing:
-        raise SettingsError(f"match column(s) {missing} are not covariates of the wake cube")
-    match_vars = [*settings.match_on, "dependent_trend"]
-    if settings.tcm:
-        match_vars += ["SO_pre", "MO_pre"]
-    columns, keep = _cube_columns(cube, settings.match_on)
-    if settings.delete_sutva:
-        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
-    windows, radii = cube["window"].to_numpy(), cube["radius"].to_numpy()
     cells = []
-    for i, window in enumerate(windows):
-        for j, radius in enumerate(radii):
-            rows = np.flatnonzero(keep[:, i, j])
-            treated = columns["treatment"][rows, i, j].astype(bool)
-            if settings.matching and len(rows):
-                x_match = np.column_stack([columns[k][rows, i, j] for k in match_vars]
-                                          ).astype(float)
-                cem = coarsened_exact_match(x_match, treated)
-                in_fit = cem.matched
-                _, stratum = np.unique(cem.stratum[in_fit], return_inverse=True)
-                stratum = stratum.ravel().astype(np.int64)
-                weight = cem.weight[in_fit] if settings.weighted else np.ones(in_fit.sum())
-                control = ~treated[in_fit]
-                control_weight = np.ones(int(stratum.max()) + 1 if len(stratum) else 0)
-                control_weight[stratum[control]] = weight[control]
-            else:
-                in_fit = np.ones(len(rows), dtype=bool)
-                stratum = np.zeros(len(rows), dtype=np.int64)
-                control_weight = np.ones(1)
-            post = columns["dependent_post"][rows, i, j][in_fit].astype(float)
-            pre = columns["dependent_pre"][rows, i, j][in_fit].astype(float)
-            cells.append(CellDesign(
-                window=float(window), radius=float(radius), event=rows[in_fit],
-                outcome=post if settings.formula == "lag" else post - pre, pre=pre,
-                treated=treated[in_fit], stratum=stratum, control_weight=control_weight))
+    for cell in matched_cells(cube, settings, balance=False):
+        treated = cell.treated.astype(bool)
+        if settings.matching and len(cell.events):
+            _, stratum = np.unique(cell.stratum, return_inverse=True)
+            stratum = stratum.ravel().astype(np.int64)
+            control_weight = np.ones(int(stratum.max()) + 1 if len(stratum) else 0)
+            control_weight[stratum[~treated]] = cell.weights[~treated]
+        else:
+            stratum = np.zeros(len(cell.events), dtype=np.int64)
+            control_weight = np.ones(1)
+        cells.append(CellDesign(
+            window=float(cell.window), radius=float(cell.radius), event=cell.events,
+            outcome=cell.y.astype(float), pre=cell.pre.astype(float), treated=treated,
+            stratum=stratum, control_weight=control_weight))
+    windows, radii = cube["window"].to_numpy(), cube["radius"].to_numpy()
     return GridDesign(windows=windows, radii=radii, cells=tuple(cells),
                       n_events=int(cube.sizes["event"]), settings=settings)
 
