@@ -124,12 +124,12 @@ def test_the_recovery_command_writes_scores_that_match_its_cells(tmp_path, mwa_e
     from bayes_wake.cli import main
 
     out = tmp_path / "rec"
-    result = CliRunner().invoke(main, [
-        "recovery", "--data", str(mwa_example_csv), "--t-window", "2", "10", "4",
-        "--spat-window", "2", "10", "4", "--match", "match1,match2", "--weighted",
-        "--scenario", "form=additive,size=2,delay=1:8,distance=0:8,name=big",
-        "--scenario", "form=null,size=0,name=none", "--methods", "ols", "--replicates", "2",
-        "--out", str(out)])
+    argv = ["recovery", "--data", str(mwa_example_csv), "--t-window", "2", "10", "4",
+            "--spat-window", "2", "10", "4", "--match", "match1,match2", "--weighted",
+            "--scenario", "form=additive,size=2,delay=1:8,distance=0:8,name=big",
+            "--scenario", "form=null,size=0,name=none", "--methods", "ols",
+            "--replicates", "2", "--out", str(out)]
+    result = CliRunner().invoke(main, argv)
     assert result.exit_code == 0, result.output
     cells = pd.read_csv(out / "recovery_cells.csv")
     summary = pd.read_csv(out / "recovery_summary.csv")
@@ -143,12 +143,7 @@ def test_the_recovery_command_writes_scores_that_match_its_cells(tmp_path, mwa_e
     assert json.loads((out / "provenance.json").read_text())["settings"]["command"] == \
         "recovery"
     # a rerun reuses every finished replicate
-    again = CliRunner().invoke(main, [
-        "recovery", "--data", str(mwa_example_csv), "--t-window", "2", "10", "4",
-        "--spat-window", "2", "10", "4", "--match", "match1,match2", "--weighted",
-        "--scenario", "form=additive,size=2,delay=1:8,distance=0:8,name=big",
-        "--scenario", "form=null,size=0,name=none", "--methods", "ols", "--replicates", "2",
-        "--out", str(out)])
+    again = CliRunner().invoke(main, argv)
     assert again.exit_code == 0 and "4 of 4 tasks already done" in again.output
 
 
