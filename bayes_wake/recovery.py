@@ -23,8 +23,13 @@ Forms of planted effect (:class:`Scenario`):
     nothing planted (with ``placebo`` sites: the placements are re-drawn).
 
 Delays are uniform on ``delay`` (days after the anchor), distances uniform on ``distance``
-(km), bearings uniform. The truth of a cell is the expected number of planted events per
-treated wake inside it (minus for ``controls``; for ``thinning`` the realised removals).
+(km), bearings uniform. :func:`plant` gives each treated wake its own effect per cell: the
+expected number of events planted around it inside the cell (minus ``size`` x share around
+each control for ``controls``; for ``thinning`` the realised removals inside its wake). The
+truth of a cell is the estimand of the OLS table (CEM's sample ATT): the weighted mean of those
+effects over the treated wakes *matched* in that cell (:func:`matched_truth`); matching drops
+treated wakes without a control in their stratum, and with baseline-proportional effects they
+are the busy ones. The mean over all treated wakes is kept beside it (``truth_all``).
 """
 
 from __future__ import annotations
@@ -38,10 +43,10 @@ import pandas as pd
 import xarray as xr
 
 from bayes_wake.errors import SettingsError
-from bayes_wake.mwa import MWASettings, matched_wake_analysis
+from bayes_wake.mwa import MWASettings, matched_cells, matched_wake_analysis
 from bayes_wake.wakes import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA, count_wakes
 
-__all__ = ["calibration_table", "Scenario", "plant", "placebo_placement", "recovery_tasks", "run_recovery",
+__all__ = ["calibration_table", "Scenario", "plant", "matched_truth", "placebo_placement", "recovery_tasks", "run_recovery",
            "score_recovery", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
@@ -193,12 +198,14 @@ def plant(events: pd.DataFrame, scenario: Scenario, rng: np.random.Generator, wi
     -------
     events : pandas.DataFrame
         The table with planted rows added (or real outcome rows removed).
-    truth : numpy.ndarray
-        The true effect per cell, shape (windows, radii), events per treated wake.
+    effects : numpy.ndarray
+        The true effect on each treated wake (rows in the order of the table's treatment
+        rows) per cell, shape (treated, windows, radii), events per wake.
     """
     share = scenario.share(windows, radii)
+    n_treated = int((events["role"] == "treatment").sum())
     if scenario.form == "null" or scenario.size == 0:
-        return events, np.zeros_like(share)
+        return events, np.zeros((n_treated,) + share.shape)
     if scenario.form == "thinning":
         return _thin(events, scenario, rng, windows, radii, convention)
     parents = events[events["role"] == ("control" if scenario.form == "controls"
@@ -223,8 +230,8 @@ def plant(events: pd.DataFrame, scenario: Scenario, rng: np.random.Generator, wi
     out = pd.concat([events, planted[events.columns]], ignore_index=True)
     out.attrs = dict(events.attrs)
     if scenario.form == "controls":
-        return out, -scenario.size * share
-    return out, float(mean.mean() if len(mean) else 0.0) * share
+        return out, np.broadcast_to(-scenario.size * share, (n_treated,) + share.shape).copy()
+    return out, mean[:, None, None] * share[None]
 
 
 def _thin(events, scenario, rng, windows, radii, convention):
@@ -247,16 +254,53 @@ def _thin(events, scenario, rng, windows, radii, convention):
         pairs.append((k, hit, lag[hit], d[(d >= scenario.distance[0])
                                            & (d <= scenario.distance[1])]))
     removed = inside & (rng.random(len(dep)) < scenario.size)
-    truth = np.zeros((len(windows), len(radii)))
-    for _, hit, lag, d in pairs:
+    effects = np.zeros((len(treated), len(windows), len(radii)))
+    for k, hit, lag, d in pairs:
         gone = removed[hit]
         for i, w in enumerate(windows):
             for j, r in enumerate(radii):
-                truth[i, j] -= np.sum(gone & (np.floor(lag) >= 1) & (np.floor(lag) <= w)
-                                      & (d <= r))
+                effects[k, i, j] -= np.sum(gone & (np.floor(lag) >= 1)
+                                           & (np.floor(lag) <= w) & (d <= r))
     out = events.drop(index=events.index[dep[removed]]).reset_index(drop=True)
     out.attrs = dict(events.attrs)
-    return out, truth / max(len(treated), 1)
+    return out, effects
+
+
+def matched_truth(cube: xr.Dataset, settings: MWASettings, events: pd.DataFrame,
+                  effects: np.ndarray) -> np.ndarray:
+    """The estimand of the OLS table: per cell, the weighted mean effect over the treated
+    wakes matched in that cell (the mean over all treated wakes where no cell is estimable).
+
+    Parameters
+    ----------
+    cube
+        The wake cube of the planted study.
+    settings
+        The matching of the OLS table.
+    events
+        The event table :func:`plant` was given (its treatment rows, in order, are the rows
+        of ``effects``; the cube's ``source_id`` finds them).
+    effects
+        From :func:`plant`, shape (treated, windows, radii), events per wake.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (windows, radii), events per matched treated wake.
+    """
+    truth = effects.mean(axis=0) if len(effects) else np.zeros(effects.shape[1:])
+    is_treated = (events["role"] == "treatment").to_numpy()
+    ids = events["event_id"].to_numpy()[is_treated] if "event_id" in events.columns \
+        else np.flatnonzero(is_treated) + 1  # the cube's source_id (count_wakes)
+    row = pd.Series(np.arange(len(ids)), index=ids)
+    position = row.reindex(cube["source_id"].to_numpy()).to_numpy()
+    for cell in matched_cells(cube, settings, balance=False):
+        t = cell.treated == 1
+        k = position[cell.events[t]]
+        if t.any() and np.all(np.isfinite(k)):
+            i, j = cell.index
+            truth[i, j] = np.average(effects[k.astype(int), i, j], weights=cell.weights[t])
+    return truth
 
 
 def placebo_placement(events: pd.DataFrame, sites: pd.DataFrame, rng: np.random.Generator,
@@ -328,7 +372,7 @@ class RecoverySettings:
     extra: dict = field(default_factory=dict)
 
 
-def _fit_methods(events: pd.DataFrame, settings: RecoverySettings) -> dict:
+def _fit_methods(cube: xr.Dataset, settings: RecoverySettings) -> dict:
     """OLS (95% CI, classical and HC1) and each spec's posterior (90% interval) per cell."""
     import warnings
 
@@ -337,9 +381,7 @@ def _fit_methods(events: pd.DataFrame, settings: RecoverySettings) -> dict:
     from bayes_wake.bayes import fit_surface
     from bayes_wake.specs import load_spec
 
-    cube = count_wakes(events, np.array(settings.windows), np.array(settings.radii),
-                       convention=settings.convention)
-    mwa = MWASettings(**{**settings.mwa, "match_on": tuple(settings.mwa["match_on"])})
+    mwa = _mwa_settings(settings)
     out = {}
     for method in settings.methods:
         if method == "ols":
@@ -378,10 +420,18 @@ def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: d
             raise SettingsError(f"scenario {scen.name!r} re-draws placements: give the "
                                 "candidate sites (--placebo-sites)")
         events = placebo_placement(events, sites, rng, weight=settings_.placebo_weight)
-    planted, truth = plant(events, scen, rng, settings_.windows, settings_.radii,
-                           convention=settings_.convention)
+    planted, effects = plant(events, scen, rng, settings_.windows, settings_.radii,
+                             convention=settings_.convention)
+    cube = count_wakes(planted, np.array(settings_.windows), np.array(settings_.radii),
+                       convention=settings_.convention)
+    truth = matched_truth(cube, _mwa_settings(settings_), events, effects)
     return {"scenario": scen.name, "replicate": replicate, "truth": truth.tolist(),
-            "methods": _fit_methods(planted, settings_)}
+            "truth_all": effects.mean(axis=0).tolist(),
+            "methods": _fit_methods(cube, settings_)}
+
+
+def _mwa_settings(settings: RecoverySettings) -> MWASettings:
+    return MWASettings(**{**settings.mwa, "match_on": tuple(settings.mwa["match_on"])})
 
 
 def _stable_int(text: str) -> int:
@@ -437,12 +487,14 @@ def run_recovery(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario]
     for task in tasks:
         result = report.results[task.key]
         truth = np.asarray(result["truth"], float)
+        truth_all = np.asarray(result.get("truth_all", truth), float)
         for method, fit in result["methods"].items():
             for i, w in enumerate(settings.windows):
                 for j, r in enumerate(settings.radii):
                     rows.append({"method": method, "scenario": result["scenario"],
                                  "replicate": f"{task.label}", "t_window": w,
                                  "spat_window": r, "truth": truth[i, j],
+                                 "truth_all": truth_all[i, j],
                                  "mean": fit["mean"][i][j], "lower": fit["lower"][i][j],
                                  "upper": fit["upper"][i][j],
                                  "converged": fit.get("converged", 1)})

@@ -51,7 +51,8 @@ def _own_counts(events, planted, treated):
 
 def test_planted_additive_events_fall_where_the_truth_says(study):
     scenario = Scenario("a", form="additive", size=8.0, delay=(5, 25), distance=(1, 7))
-    out, truth = plant(study, scenario, np.random.default_rng(1), WINDOWS, RADII)
+    out, effects = plant(study, scenario, np.random.default_rng(1), WINDOWS, RADII)
+    truth = effects.mean(axis=0)
     planted = out.iloc[len(study):]
     treated = study[study["role"] == "treatment"]
     assert len(planted) == pytest.approx(8.0 * len(treated), rel=0.1)
@@ -67,9 +68,11 @@ def test_planted_additive_events_fall_where_the_truth_says(study):
 def test_controls_and_proportional_truths_have_the_right_sign_and_scale(study):
     rng = np.random.default_rng(2)
     _, truth = plant(study, Scenario("c", form="controls", size=0.5), rng, WINDOWS, RADII)
+    truth = truth.mean(axis=0)
     assert np.all(truth <= 0) and truth.min() < 0
     out, truth = plant(study, Scenario("p", form="proportional", size=2.0, delay=(1, 30),
                                        distance=(0, 9)), rng, WINDOWS, RADII)
+    truth = truth.mean(axis=0)
     assert truth[-1, -1] > 0
     assert len(out) - len(study) == pytest.approx(truth[-1, -1] * 60 / (30 / 30), rel=0.5)
 
@@ -77,6 +80,7 @@ def test_controls_and_proportional_truths_have_the_right_sign_and_scale(study):
 def test_thinning_removes_only_events_inside_treated_profiles(study):
     scenario = Scenario("t", form="thinning", size=1.0, delay=(1, 30), distance=(0, 9))
     out, truth = plant(study, scenario, np.random.default_rng(4), WINDOWS, RADII)
+    truth = truth.mean(axis=0)
     removed = len(study) - len(out)
     assert removed > 0 and truth[-1, -1] < 0
     # with a share of 1 every removed event lies in some treated profile, and a treated
