@@ -427,23 +427,30 @@ def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
 
 
 def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
-    from bayes_wake.did_surface import prepare_surface_data
+    from dataclasses import replace
+
+    from bayes_wake.did_surface import prepare_surface_data, restrict
     from bayes_wake.mwa import MWASettings
 
     settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
                            delete_sutva=delete_sutva, matching=spec.matching != "none",
-                           formula=formula)
+                           formula=spec.formula or formula)
     covariates: list[str] = []
     for name in spec.covariates:
         covariates.extend(match_on if name == "match" else [name])
-    return prepare_surface_data(cube, settings, covariates=list(dict.fromkeys(covariates)),
-                                errors=spec.errors)
+    covariates = list(dict.fromkeys(covariates))
+    data = prepare_surface_data(cube, settings, covariates=covariates, errors=spec.errors)
+    if settings.formula == formula:
+        return data
+    table = prepare_surface_data(cube, replace(settings, formula=formula),
+                                 covariates=covariates, errors="wake")
+    return restrict(data, table.defined)  # NA wherever the OLS table is NA
 
 
 def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,
                    progress, log) -> BayesResult:
     """Fit the count-scale DiD surface model (:mod:`bayes_wake.did_surface`)."""
-    from bayes_wake.did_surface import build_surface_model, draw_surface
+    from bayes_wake.did_surface import HYPERPARAMETERS, build_surface_model, draw_surface
 
     data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
     log(f"model {spec.name}: {len(data.defined)} of {data.n_cells} cells with an OLS "
@@ -452,7 +459,7 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
     model = build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
     idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
     posterior = idata.posterior.to_dataset()
-    hyper = [posterior[n].to_numpy() for n in ("amplitude", "length_window", "length_radius")]
+    hyper = [posterior[n].to_numpy() for n in HYPERPARAMETERS]
     surface_draws = draw_surface(data, *hyper, seed=spec.sampler.seed)
     # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
     # is reported only where the paper's estimand is defined
@@ -473,8 +480,8 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
                                              "minus the additive effect (secondary)")
     grid["effect"].attrs["long_name"] = "log of rate_ratio"
     surface = effect_surface_table(grid)
-    diagnostics = _diagnostics(idata, grid, ["amplitude", "length_window", "length_radius",
-                                             "additive_effect"], compile_s, sample_s)
+    diagnostics = _diagnostics(idata, grid, [*HYPERPARAMETERS, "additive_effect"], compile_s,
+                               sample_s)
     return _result(grid, idata, surface, diagnostics, spec,
                    data_hash=_array_hash(data.estimate, data.covariance),
                    model_attrs={**data.attrs, "cells": len(data.defined),

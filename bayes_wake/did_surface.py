@@ -11,11 +11,11 @@ wake relative to the control wakes' change, on the count scale. The model has tw
    wake holds the 3 km wake's events); ``V`` carries those correlations, so every event
    counts once as evidence. Clusters are, by default, anchors at the same location (projects
    geocoded to one town share their wakes); ``CR1:COLUMN`` or ``conley:KM`` choose others.
-2. **Pooling.** The cumulative surface gets a Gaussian-process prior over (window, radius)
-   (a product of Matern 5/2 kernels on the grid scaled to [0, 1]; amplitude and length
-   scales learned). Real effects spread smoothly over lags and distances, sampling noise
-   does not, so the pooled surface keeps the cumulative signal that shrinking each ring x
-   interval increment on its own would erase. The amplitude and length scales are sampled
+2. **Pooling.** The ring x interval increments get a Gaussian-process prior (a common mean
+   plus a product of Matern 5/2 kernels over their indices; level, amplitude and length
+   scales learned) and the cumulative surface is their sum (:func:`grid_kernel`). Real
+   effects spread smoothly over lags and distances, sampling noise does not; the common
+   mean carries the signal that only shows once the increments are summed. The amplitude and length scales are sampled
    by NUTS on the marginal likelihood (the surface integrated out); the surface is then
    drawn exactly from its Gaussian conditional for every draw.
 
@@ -25,7 +25,7 @@ secondary output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pymc as pm
@@ -190,6 +190,17 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
                               "convention": cube.attrs.get("convention", "")})
 
 
+def restrict(data: SurfaceData, cells: np.ndarray) -> SurfaceData:
+    """The same data with only the defined cells that are also in ``cells`` (flat indices):
+    the model is reported where the OLS table is defined, whatever regression it pools."""
+    keep = np.isin(data.defined, cells)
+    estimate = data.estimate.copy().ravel()
+    estimate[data.defined[~keep]] = np.nan
+    return replace(data, estimate=estimate.reshape(data.estimate.shape),
+                   covariance=data.covariance[np.ix_(keep, keep)],
+                   defined=data.defined[keep])
+
+
 def _classical_joint(lever, resid, weight, p) -> np.ndarray:
     """Joint classical (homoskedastic within cell pairs) covariance of the cell estimates.
 
@@ -217,14 +228,23 @@ def _nearest_psd(cov: np.ndarray) -> np.ndarray:
     return (vectors * np.maximum(values, floor)) @ vectors.T
 
 
-def grid_kernel(windows, radii, amplitude, length_t, length_s, *, module=np):
-    """Product Matern 5/2 kernel over the grid's cells, coordinates scaled to [0, 1], each
-    cell's prior sd scaled by (window / max window) x (radius / max radius).
+def grid_kernel(windows, radii, amplitude, level, length_t, length_s, *, module=np):
+    """Prior covariance of the cumulative cells: a Gaussian process on the ring x interval
+    increments, summed into the cumulative cells.
+
+    Each increment's effect is ``mean + f`` with a common mean ~ N(0, ``level``^2) (an
+    effect that spreads evenly over lags and distances) and ``f`` a product Matern 5/2
+    process over the increments' (interval, ring) indices scaled to [0, 1] (amplitude
+    ``amplitude``, length scales ``length_t``, ``length_s``). A cumulative cell is the sum
+    of the increments inside it, so its prior covariance is ``A (amplitude^2 M + level^2)
+    A'`` with ``A`` the cumulative-sum operator: a cell's prior sd grows with the
+    increments it holds, and nested cells share their inner increments.
 
     Works on numpy values or PyTensor variables (``module=pt``).
     """
-    t = np.repeat(np.asarray(windows, float) / float(np.max(windows)), len(radii))
-    s = np.tile(np.asarray(radii, float) / float(np.max(radii)), len(windows))
+    n_w, n_r = len(windows), len(radii)
+    t = np.repeat(np.arange(n_w) / max(n_w - 1, 1), n_r)
+    s = np.tile(np.arange(n_r) / max(n_r - 1, 1), n_w)
     dt = np.abs(t[:, None] - t[None, :])
     ds = np.abs(s[:, None] - s[None, :])
 
@@ -232,10 +252,9 @@ def grid_kernel(windows, radii, amplitude, length_t, length_s, *, module=np):
         r = np.sqrt(5.0) * d / length
         return (1 + r + r**2 / 3) * module.exp(-r)
 
-    # a cumulative effect grows with the window and the radius (from nothing at the origin):
-    # the prior sd of a cell is proportional to (window / max) x (radius / max)
-    growth = t * s
-    return amplitude**2 * np.outer(growth, growth) * matern(dt, length_t) * matern(ds, length_s)
+    cumulative = np.kron(np.tril(np.ones((n_w, n_w))), np.tril(np.ones((n_r, n_r))))
+    increments = amplitude**2 * matern(dt, length_t) * matern(ds, length_s) + level**2
+    return module.dot(module.dot(cumulative, increments), cumulative.T)
 
 
 def scale_reference(data: SurfaceData) -> float:
@@ -252,8 +271,9 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
     data
         From :func:`prepare_surface_data`.
     amplitude_sd
-        Sd of the half-normal prior on the GP amplitude, in units of the largest cell
-        standard error (:func:`scale_reference`).
+        Sd of the half-normal prior on the increments' GP amplitude, in units of a third of
+        the largest cell standard error (:func:`scale_reference`); the common increment
+        mean ``level`` has a half-normal prior of sd one such error.
     """
     if len(data.defined) == 0:
         raise SettingsError("no cell of the grid has a defined OLS estimate (too few matched "
@@ -261,10 +281,13 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
     y = data.estimate.ravel()[data.defined]
     ref = scale_reference(data)
     with pm.Model() as model:
-        amplitude = pm.HalfNormal("amplitude", amplitude_sd * ref)
+        # the prior unit is the largest cell's standard error; that cell sums all increments
+        amplitude = pm.HalfNormal("amplitude", amplitude_sd * ref / 3)
+        level = pm.HalfNormal("level", ref)
         length_t = pm.InverseGamma("length_window", 4.0, 1.5)
         length_s = pm.InverseGamma("length_radius", 4.0, 1.5)
-        k = grid_kernel(data.windows, data.radii, amplitude, length_t, length_s, module=pt)
+        k = grid_kernel(data.windows, data.radii, amplitude, level, length_t, length_s,
+                        module=pt)
         k = k[data.defined][:, data.defined]
         cov = k + data.covariance + 1e-10 * ref**2 * np.eye(len(y))
         pm.Potential("weighted_loglik", pm.logp(pm.MvNormal.dist(mu=np.zeros(len(y)),
@@ -272,13 +295,17 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
     return model
 
 
-def draw_surface(data: SurfaceData, amplitude, length_t, length_s, seed) -> np.ndarray:
+HYPERPARAMETERS = ("amplitude", "level", "length_window", "length_radius")
+
+
+def draw_surface(data: SurfaceData, amplitude, level, length_t, length_s,
+                 seed) -> np.ndarray:
     """Exact draws of the cumulative surface given each hyperparameter draw.
 
     Parameters
     ----------
-    amplitude, length_t, length_s
-        Hyperparameter draws, shape (chain, draw).
+    amplitude, level, length_t, length_s
+        Hyperparameter draws (:data:`HYPERPARAMETERS`), shape (chain, draw).
     seed
         Seed of the draws.
 
@@ -294,8 +321,8 @@ def draw_surface(data: SurfaceData, amplitude, length_t, length_s, seed) -> np.n
     out = np.empty(shape + (data.n_cells,))
     jitter = 1e-10 * scale_reference(data) ** 2
     for index in np.ndindex(shape):
-        k = grid_kernel(data.windows, data.radii, amplitude[index], length_t[index],
-                        length_s[index])
+        k = grid_kernel(data.windows, data.radii, amplitude[index], level[index],
+                        length_t[index], length_s[index])
         k_dd = k[np.ix_(d, d)]
         chol = linalg.cho_factor(k_dd + data.covariance + jitter * np.eye(len(d)))
         cross = k[:, d]

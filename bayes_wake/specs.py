@@ -82,6 +82,10 @@ class ModelSpec(_Strict):
         ``count_did`` only: the clusters of the robust covariance of the cell estimates,
         ``location`` (anchors at identical coordinates), ``wake``, ``CR1:COLUMN``,
         ``conley:KM[:DAYS]`` or ``classical``.
+    formula
+        ``count_did`` only: the per-cell regression whose estimates the model pools,
+        ``diff`` (post - pre on the treatment: the difference in differences of counts) or
+        ``lag`` (the paper's post on pre and treatment); unset, the OLS table's formula.
     likelihood
         ``negative_binomial`` or ``poisson`` (log link), or ``gaussian`` (identity link; the
         Bayesian twin of the OLS table, for checks); ``robust_normal`` for ``count_did``
@@ -127,6 +131,7 @@ class ModelSpec(_Strict):
     likelihood: Literal["negative_binomial", "poisson", "gaussian", "robust_normal"] = \
         "negative_binomial"
     errors: str = "location"
+    formula: Literal["diff", "lag"] | None = None
     pre_count: Literal["paired", "log1p", "identity"] = "paired"
     intercept: FieldPrior = FieldPrior(pooling="hierarchical", mean_mu=-1.0, mean_sd=2.0,
                                        scale_sd=1.0)

@@ -67,8 +67,11 @@ def test_location_clusters_pool_anchors_at_one_place(cube):
 
 
 def test_the_kernel_is_a_valid_covariance():
-    k = grid_kernel([10, 20, 30], [3.0, 6.0], 2.0, 0.5, 0.4)
-    assert k.shape == (6, 6) and np.isclose(k[-1, -1], 4.0)
+    k = grid_kernel([10, 20, 30], [3.0, 6.0], 2.0, 0.0, 0.5, 0.4)
+    assert k.shape == (6, 6) and np.isclose(k[0, 0], 4.0)
+    # a common increment mean alone: each cell's sd is level x the increments it holds
+    flat = grid_kernel([10, 20, 30], [3.0, 6.0], 0.0, 1.0, 0.5, 0.4)
+    np.testing.assert_allclose(np.sqrt(np.diag(flat)), [1, 2, 2, 4, 3, 6])
     assert np.all(np.linalg.eigvalsh(k) > -1e-10)
 
 
