@@ -160,3 +160,32 @@ def test_a_bad_scenario_text_names_the_part(tmp_path, mwa_example_csv):
         "when=3", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "unknown key 'when'" in result.output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("with_ids", [True, False])
+def test_the_truth_averages_only_the_matched_treated_wakes(mwa_example_events, with_ids):
+    """An effect on treated wakes the matching drops does not enter the truth; one on a
+    matched treated wake enters with its share of the treated weights."""
+    from bayes_wake.mwa import MWASettings, matched_cells
+    from bayes_wake.recovery import matched_truth
+    from bayes_wake.wakes import count_wakes
+
+    events = mwa_example_events if with_ids or "event_id" not in mwa_example_events \
+        else mwa_example_events.drop(columns="event_id")
+    cube = count_wakes(events, [4, 8], [4.0, 8.0])
+    settings = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
+    cell = next(c for c in matched_cells(cube, settings, balance=False) if c.index == (1, 1))
+    treated_ids = cube["source_id"].to_numpy()[cell.events[cell.treated == 1]]
+    ids = events["event_id"].to_numpy() if "event_id" in events else np.arange(len(events)) + 1
+    treated_rows = ids[(events["role"] == "treatment").to_numpy()]
+    matched = np.isin(treated_rows, treated_ids)
+    assert matched.any() and not matched.all()  # the example drops some treated wakes
+    effects = np.zeros((len(treated_rows), 2, 2))
+    effects[~matched, 1, 1] = 100.0
+    assert matched_truth(cube, settings, events, effects)[1, 1] == 0.0
+    first = np.flatnonzero(matched)[0]
+    effects[first, 1, 1] = 1.0
+    weights = cell.weights[cell.treated == 1]
+    position = np.flatnonzero(treated_ids == treated_rows[first])[0]
+    assert matched_truth(cube, settings, events, effects)[1, 1] == pytest.approx(
+        weights[position] / weights.sum())
