@@ -429,7 +429,7 @@ def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
 def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
     from dataclasses import replace
 
-    from bayes_wake.did_surface import prepare_surface_data, restrict
+    from bayes_wake.did_surface import prepare_surface_data, restrict, table_cells
     from bayes_wake.mwa import MWASettings
 
     settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
@@ -442,9 +442,8 @@ def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
     data = prepare_surface_data(cube, settings, covariates=covariates, errors=spec.errors)
     if settings.formula == formula:
         return data
-    table = prepare_surface_data(cube, replace(settings, formula=formula),
-                                 covariates=covariates, errors="wake")
-    return restrict(data, table.defined)  # NA wherever the OLS table is NA
+    # NA wherever the OLS table is NA
+    return restrict(data, table_cells(cube, replace(settings, formula=formula), covariates))
 
 
 def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,

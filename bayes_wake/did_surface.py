@@ -9,15 +9,16 @@ wake relative to the control wakes' change, on the count scale. The model has tw
    normal around the true surface with a *robust* covariance ``V``: the sum over clusters of
    the wakes' influence on every cell's estimate. Nested cells reuse the same events (a 9 km
    wake holds the 3 km wake's events); ``V`` carries those correlations, so every event
-   counts once as evidence. Clusters are, by default, anchors at the same location (projects
-   geocoded to one town share their wakes); ``CR1:COLUMN`` or ``conley:KM`` choose others.
+   counts once as evidence. ``errors`` chooses the clusters: each wake on its own (the
+   default spec's choice, measured best calibrated on the battery), anchors at one location
+   (projects geocoded to one town share their wakes), ``CR1:COLUMN`` or ``conley:KM``.
 2. **Pooling.** The ring x interval increments get a Gaussian-process prior (a common mean
    plus a product of Matern 5/2 kernels over their indices; level, amplitude and length
    scales learned) and the cumulative surface is their sum (:func:`grid_kernel`). Real
    effects spread smoothly over lags and distances, sampling noise does not; the common
-   mean carries the signal that only shows once the increments are summed. The amplitude and length scales are sampled
-   by NUTS on the marginal likelihood (the surface integrated out); the surface is then
-   drawn exactly from its Gaussian conditional for every draw.
+   mean carries the signal that only shows once the increments are summed. The
+   hyperparameters are sampled by NUTS on the marginal likelihood (the surface integrated
+   out); the surface is then drawn exactly from its Gaussian conditional for every draw.
 
 The rate ratio (treated wakes' mean post count over that count minus the effect) is a
 secondary output.
@@ -38,7 +39,7 @@ from bayes_wake.mwa import MWASettings, matched_cells, vcov_inputs
 from bayes_wake.regression import coefficient_influence, parse_vcov, weighted_ols
 
 __all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
-           "grid_kernel"]
+           "grid_kernel", "restrict", "table_cells"]
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,7 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
     windows, radii = cube["window"].to_numpy(), cube["radius"].to_numpy()
     n_e, n_c = cube.sizes["event"], len(windows) * len(radii)
     clusters, kernel = _clusters(cube, errors)
-    extra = np.column_stack([cube[c].to_numpy().astype(float) for c in covariates]) \
-        if covariates else np.zeros((n_e, 0))
+    extra = _covariate_columns(cube, covariates)
     post = cube["dependent"].sel(period="post").transpose("event", "window", "radius").to_numpy()
     influence = np.zeros((n_e, n_c))
     lever = np.zeros((n_e, n_c))  # influence per unit residual, for classical errors
@@ -150,10 +150,10 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
     for cell in matched_cells(cube, settings, balance=False):
         c = cell.index[0] * len(radii) + cell.index[1]
         idx = cell.events
-        x = np.column_stack([cell.design[:, :-1], extra[idx], cell.design[:, -1]])
+        x = _design(cell, extra)
         w = cell.weights
         t = cell.treated == 1
-        if t.sum() < 2 or (~t).sum() < 2 or not weighted_ols(cell.y, x, w).defined:
+        if not _estimable(cell, x):
             continue  # NA in the OLS table (R's rule): no evidence, not certainty
         coef, infl = coefficient_influence(cell.y, x, w)
         if not np.any(infl[:, -1]):
@@ -188,6 +188,30 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
                        attrs={"errors": errors, "covariates": list(covariates),
                               "t_unit": cube.attrs.get("t_unit", "days"),
                               "convention": cube.attrs.get("convention", "")})
+
+
+def _covariate_columns(cube: xr.Dataset, covariates) -> np.ndarray:
+    return np.column_stack([cube[c].to_numpy().astype(float) for c in covariates]) \
+        if covariates else np.zeros((cube.sizes["event"], 0))
+
+
+def _design(cell, extra: np.ndarray) -> np.ndarray:
+    """The cell's design with the covariates inserted before the treatment column."""
+    return np.column_stack([cell.design[:, :-1], extra[cell.events], cell.design[:, -1]])
+
+
+def _estimable(cell, x: np.ndarray) -> bool:
+    """R's rule for a cell of the OLS table: >= 2 treated, >= 2 controls, full rank."""
+    t = cell.treated == 1
+    return t.sum() >= 2 and (~t).sum() >= 2 and weighted_ols(cell.y, x, cell.weights).defined
+
+
+def table_cells(cube: xr.Dataset, settings: MWASettings, covariates=()) -> np.ndarray:
+    """Flat indices (window outer) of the cells the OLS table of ``settings`` estimates."""
+    extra = _covariate_columns(cube, covariates)
+    return np.array([cell.index[0] * cube.sizes["radius"] + cell.index[1]
+                     for cell in matched_cells(cube, settings, balance=False)
+                     if _estimable(cell, _design(cell, extra))], dtype=int)
 
 
 def restrict(data: SurfaceData, cells: np.ndarray) -> SurfaceData:

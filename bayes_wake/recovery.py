@@ -46,8 +46,8 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa import MWASettings, matched_cells, matched_wake_analysis
 from bayes_wake.wakes import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA, count_wakes
 
-__all__ = ["calibration_table", "Scenario", "plant", "matched_truth", "placebo_placement", "recovery_tasks", "run_recovery",
-           "score_recovery", "FORMS", "load_battery"]
+__all__ = ["calibration_table", "Scenario", "plant", "matched_truth", "placebo_placement",
+           "recovery_tasks", "run_recovery", "score_recovery", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
 _DAY_NS = 86_400 * 10**9
