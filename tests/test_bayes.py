@@ -104,7 +104,7 @@ def test_fit_command_writes_the_surface_table_posterior_and_figure(mwa_example_c
     # an earlier run into the same folder that did not converge leaves its marker ...
     assert _fit(mwa_example_csv, out, *TOO_SHORT).exit_code == 3
     assert (out / "NOT_CONVERGED.txt").exists()
-    result = _fit(mwa_example_csv, out, "--draws", "300", "--tune", "300", "--seed", "3")
+    result = _fit(mwa_example_csv, out, "--seed", "3")
     assert result.exit_code == 0, result.output
     surface = pd.read_csv(out / "effect_surface.csv")
     assert list(surface.columns) == SURFACE_COLUMNS and len(surface) == 25
