@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_WINDOWS",
     "OutcomeResult",
     "SauterResult",
+    "battery_studies",
     "reanalyze_sauter",
 ]
 
@@ -490,6 +491,51 @@ def reanalyze_sauter(
 # ---------------------------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------------------------
+
+
+def battery_studies(data_dir: str | os.PathLike, placement: int,
+                    outcomes: Sequence[str] = ("vac", "battles_nsag")) -> dict[str, pd.DataFrame]:
+    """Sauter-design event tables on the real ACLED outcomes with simulated placements.
+
+    The studies of the recovery battery: ACLED Mali 2017-2020 in the six study regions,
+    364 simulated QIPs near MINUSMA bases and 1,500 aid projects at settlements (placement
+    seed ``placement``), distance to the nearest base (km) as covariate.
+
+    Parameters
+    ----------
+    data_dir
+        The shared data folder (``../shared/data``) with the ACLED export, the admin-1
+        boundaries and the MINUSMA bases.
+    placement
+        Seed of the simulated project placement.
+    outcomes
+        Outcome names (:func:`bayes_wake.acled.parse_outcome`); battles keys are shortened
+        to ``battles``.
+
+    Returns
+    -------
+    dict
+        Event table per outcome, ready for :func:`bayes_wake.wakes.count_wakes`.
+    """
+    data_dir = Path(data_dir)
+    events = read_acled(data_dir / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv",
+                        start="2017-01-01", end="2020-12-31")
+    boundary = load_regions(data_dir / "ocha_cod_ab_mali_2015"
+                            / "mli_adm1_with_menaka_derived.geojson")
+    keep = resolve_regions(STUDY_REGIONS, boundary)
+    events, _ = filter_to_regions(events, boundary, keep, snap_km=10.0, step="ACLED")
+    projects = simulate_project_placement(placement, regions=boundary, keep_regions=keep)
+    projects, _ = filter_to_regions(projects, boundary, keep, snap_km=0.0, step="simulated")
+    roles = projects["kind"].map({"qip": "treatment", "aid": "control"})
+    everything = pd.concat([projects.assign(role=roles), events.assign(role="dependent")],
+                           ignore_index=True)
+    bases = data_dir / "geopko_minusma" / "minusma_bases_sauter2022_from_geopko.csv"
+    everything = add_covariates(everything, layers={"dist_base_km": load_layer(bases)})
+    anchors = everything[everything["role"] != "dependent"].reset_index(drop=True)
+    pool = everything[everything["role"] == "dependent"].reset_index(drop=True)
+    return {("battles" if name.startswith("battles") else name): _event_table(
+        anchors, pool[parse_outcome(name).select(pool)], ["dist_base_km"],
+        source=f"battery placement {placement}") for name in outcomes}
 
 
 def _event_table(projects: pd.DataFrame, outcome_events: pd.DataFrame, covariates: list[str],

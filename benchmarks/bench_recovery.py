@@ -17,37 +17,13 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("BAYES_WAKE_SHARED", HERE.parents[1] / "shared")) / "data"
 ACLED = SHARED / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"
-BOUNDARIES = SHARED / "ocha_cod_ab_mali_2015" / "mli_adm1_with_menaka_derived.geojson"
-BASES = SHARED / "geopko_minusma" / "minusma_bases_sauter2022_from_geopko.csv"
 
 
 def sauter_studies(placement: int, outcomes=("vac", "battles_nsag")) -> dict[str, pd.DataFrame]:
     """Event tables of the Sauter design on the real ACLED outcomes, one per outcome."""
-    from bayes_wake.acled import parse_outcome, read_acled
-    from bayes_wake.covariates import add_covariates, load_layer
-    from bayes_wake.projects import simulate_project_placement
-    from bayes_wake.sauter import _event_table
-    from bayes_wake.study_area import (STUDY_REGIONS, filter_to_regions, load_regions,
-                                       resolve_regions)
+    from bayes_wake.sauter import battery_studies
 
-    events = read_acled(ACLED, start="2017-01-01", end="2020-12-31")
-    boundary = load_regions(BOUNDARIES)
-    keep = resolve_regions(STUDY_REGIONS, boundary)
-    events, _ = filter_to_regions(events, boundary, keep, snap_km=10.0, step="ACLED")
-    projects = simulate_project_placement(placement, regions=boundary, keep_regions=keep)
-    projects, _ = filter_to_regions(projects, boundary, keep, snap_km=0.0, step="simulated")
-    everything = pd.concat([projects.assign(role=projects["kind"].map(
-        {"qip": "treatment", "aid": "control"})), events.assign(role="dependent")],
-        ignore_index=True)
-    everything = add_covariates(everything, layers={"dist_base_km": load_layer(BASES)})
-    anchors = everything[everything["role"] != "dependent"].reset_index(drop=True)
-    pool = everything[everything["role"] == "dependent"].reset_index(drop=True)
-    out = {}
-    for name in outcomes:
-        mask = parse_outcome(name).select(pool)
-        out["battles" if name.startswith("battles") else name] = _event_table(
-            anchors, pool[mask], ["dist_base_km"], source=f"battery placement {placement}")
-    return out
+    return battery_studies(SHARED, placement, outcomes)
 
 
 def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=None):
