@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -330,6 +330,12 @@ def _check_alpha2(alpha: float, alpha2: float | None) -> None:
                             f"got {alpha2:g}")
 
 
+allow_unconverged_option = click.option(
+    "--allow-unconverged", is_flag=True,
+    help="Exit 0 when a fit fails the convergence rule (its outputs stay marked NOT "
+         f"CONVERGED); without it such a run exits with status {EXIT_NOT_CONVERGED}.")
+
+
 def model_options(command: Callable) -> Callable:
     """The model and sampler options shared by ``fit`` and ``sauter``."""
     options = [
@@ -341,23 +347,22 @@ def model_options(command: Callable) -> Callable:
         click.option("--tune", type=click.IntRange(10), default=None,
                      help="Tuning steps per chain."),
         click.option("--chains", type=click.IntRange(1), default=None),
-        click.option("--allow-unconverged", is_flag=True,
-                     help="Exit 0 when a fit fails the convergence rule (its outputs stay "
-                          "marked NOT CONVERGED); without it such a run exits with status "
-                          f"{EXIT_NOT_CONVERGED}."),
+        allow_unconverged_option,
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _convergence_status(console, fits, allow_unconverged: bool) -> int:
-    """The exit status of a run with these Bayesian fits: :data:`EXIT_NOT_CONVERGED` when one
-    failed the convergence rule (said on the console), unless ``allow_unconverged``."""
-    failed = sum(not fit.diagnostics.converged for fit in fits)
+def _convergence_status(console, converged: Sequence[bool], allow_unconverged: bool) -> int:
+    """The exit status of a run whose Bayesian fits passed the convergence rule or not
+    (``converged``, one flag per fit): :data:`EXIT_NOT_CONVERGED` when one failed (said on
+    the console), unless ``allow_unconverged``."""
+    failed = list(converged).count(False)
     if not failed:
         return 0
-    what = f"{failed} of {len(fits)} Bayesian fits" if len(fits) > 1 else "the Bayesian fit"
+    what = (f"{failed} of {len(converged)} Bayesian fits" if len(converged) > 1
+            else "the Bayesian fit")
     if allow_unconverged:
         console.print(f"[bold red]{what} did not converge; exit status 0 because of "
                       "--allow-unconverged (the outputs are marked NOT CONVERGED).[/]")

@@ -171,5 +171,6 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
     if simulated:
         console.print(f"[bold red]{banner}[/]")
     console.print(f"Report: {escape(str(Path(out) / 'report.html'))} ({result.seconds:.1f} s)")
-    fits = [item.bayes for item in result.outcomes.values() if item.bayes is not None]
-    return _convergence_status(console, fits, allow_unconverged)
+    converged = [item.bayes.diagnostics.converged for item in result.outcomes.values()
+                 if item.bayes is not None]
+    return _convergence_status(console, converged, allow_unconverged)

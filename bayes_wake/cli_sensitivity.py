@@ -13,19 +13,22 @@ import time
 import click
 
 from bayes_wake.cli_common import (
+    EXIT_CODES,
     RCommand,
     _console,
+    _convergence_status,
     _event_checks,
     _fail_cleanly,
     _guard_output,
     _load_and_count,
     _progress,
+    allow_unconverged_option,
     data_options,
     mwa_options,
 )
 
 
-@click.command(cls=RCommand)
+@click.command(cls=RCommand, epilog=EXIT_CODES)
 @data_options
 @mwa_options
 @click.option("--permutations", type=int, default=1000, show_default=True,
@@ -54,6 +57,7 @@ from bayes_wake.cli_common import (
 @click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
 @click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")
 @click.option("--chains", type=click.IntRange(1), default=None)
+@allow_unconverged_option
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Address of an existing Dask scheduler (default: a local cluster).")
 @click.option("--workers", type=int, default=None,
@@ -65,7 +69,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
                 t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
                 formula, estimation, vcov, alpha, out, permutations, date_shifts, chunk_size,
                 seed, bayes_checks, grid_region, region_column, leave_out, spec_path, draws,
-                tune, chains, scheduler, workers):
+                tune, chains, allow_unconverged, scheduler, workers):
     """Sensitivity checks of per-window significance, in one report.
 
     Writes sensitivity_report.html (a verdict sentence per check at the top), verdicts.csv,
@@ -150,3 +154,4 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     console.print(f"Wrote {escape(str(out))}/{REPORT_NAME} and {tables} tables "
                   f"({len(run.computed)} tasks computed, {len(run.reused)} reused; "
                   f"{run.where}) in {time.perf_counter() - started:.1f} s")
+    return _convergence_status(console, result.converged, allow_unconverged)

@@ -226,6 +226,11 @@ class SensitivityResult:
         The task layout table (per task kind).
     out
         The output folder.
+    files
+        The files written into ``out``.
+    converged
+        Per Bayesian fit: whether it passed the convergence rule (False also when the fit
+        failed).
     """
 
     verdicts: list[tuple[str, str]]
@@ -236,6 +241,7 @@ class SensitivityResult:
     layout: pd.DataFrame
     out: Path
     files: list[str] = field(default_factory=list)
+    converged: list[bool] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,8 +488,10 @@ def run_sensitivity(
         tests["date_shift"] = randomisation_test("date_shift", observed,
                                                  by_kind.get("date_shift", []), t_unit)
     region = settings.region()
-    bayes = summarise_checks(fits, {name: run.results[key] for name, key in fit_tasks.items()},
-                             region, skipped)
+    fit_results = {name: run.results[key] for name, key in fit_tasks.items()}
+    bayes = summarise_checks(fits, fit_results, region, skipped)
+    converged = [("error" not in r and r["diagnostics"]["converged"])
+                 for r in fit_results.values()]
     verdicts = [("standard_errors", robust_survival(cube, mwa)),
                 ("multiplicity", multiplicity.sentence())]
     verdicts += [(kind, test.sentence()) for kind, test in tests.items()]
@@ -502,11 +510,12 @@ def run_sensitivity(
         write_json(record, stage / "provenance.json")
         files.append("provenance.json")
         _write_report(stage / REPORT_NAME, settings, result, multiplicity, tests, bayes,
-                      verdicts, task_layout, run, inputs or {}, span=span)
+                      verdicts, task_layout, run, inputs or {}, span=span,
+                      unconverged=converged.count(False))
         files.append(REPORT_NAME)
     return SensitivityResult(verdicts=verdicts, multiplicity=multiplicity, tests=tests,
                              bayes=bayes, run=run, layout=task_layout, out=Path(out),
-                             files=files)
+                             files=files, converged=converged)
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,7 +560,7 @@ def _grid_table(frame: pd.DataFrame, value: str) -> pd.DataFrame:
 
 def _write_report(path: Path, settings: SensitivitySettings, result, multiplicity, tests,
                   bayes, verdicts, task_layout, run: RunReport, inputs: dict, *,
-                  span: ShiftSpan | None = None) -> None:
+                  span: ShiftSpan | None = None, unconverged: int = 0) -> None:
     from bayes_wake.plotting import (
         null_distribution_caption,
         plot_effect_surface,
@@ -568,11 +577,9 @@ def _write_report(path: Path, settings: SensitivitySettings, result, multiplicit
     report.heading("Verdicts")
     for check, sentence in verdicts:
         report.paragraph(f"{VERDICT_LABELS.get(check, check)}: {sentence}", kind="verdict")
-    not_converged = [c for c in bayes if "did not converge" in c.sentence
-                     or "not converged" in c.sentence]
-    if not_converged:
-        report.paragraph("Some Bayesian fits did not converge; their numbers are flagged "
-                         "above and in the tables.", kind="warning")
+    if unconverged:
+        report.paragraph(f"{unconverged} Bayesian fit(s) did not converge or failed; their "
+                         "numbers are flagged above and in the tables.", kind="warning")
 
     report.heading("1. Multiplicity over the window grid")
     report.paragraph(multiplicity.sentence(), kind="verdict")

@@ -194,7 +194,8 @@ def test_bayesian_checks_on_a_simulated_study(simulated_csv, tmp_path):
                       "surface,prior,likelihood,regions", "--grid-region", "t>=20, s<=9",
                       # the likelihood check swaps a count likelihood: the rate-ratio model
                       "--spec", "smooth_nb",
-                      "--draws", "300", "--tune", "300", "--out", str(out)])
+                      "--draws", "300", "--tune", "300", "--allow-unconverged",
+                      "--out", str(out)])
     assert result.exit_code == 0, result.output
     verdicts = _after_robust(pd.read_csv(out / "verdicts.csv"))
     assert list(verdicts["check"]) == ["multiplicity", "labels", "surface", "prior",
@@ -219,7 +220,7 @@ def test_bayesian_checks_of_the_count_scale_default(simulated_csv, tmp_path):
     result = _invoke(["--data", str(simulated_csv), *PAPER_ARGS, "--permutations", "100",
                       "--date-shifts", "0", "--workers", "0", "--bayes-checks",
                       "surface,prior,likelihood", "--draws", "300", "--tune", "300",
-                      "--out", str(out)])
+                      "--allow-unconverged", "--out", str(out)])
     assert result.exit_code == 0, result.output
     verdicts = pd.read_csv(out / "verdicts.csv").set_index("check")["verdict"]
     assert "Power-scaling the top-level priors" in verdicts["prior"]
@@ -227,6 +228,22 @@ def test_bayesian_checks_of_the_count_scale_default(simulated_csv, tmp_path):
     assert "no count likelihood to swap" in verdicts["likelihood"]
     cells = pd.read_csv(out / "bayes_surface_cells.csv")
     assert len(cells) == 30 and cells["prob_positive"].dropna().between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_a_sensitivity_run_whose_bayesian_fit_does_not_converge_exits_3(simulated_csv, tmp_path):
+    out = tmp_path / "sens"
+    args = ["--data", str(simulated_csv), *PAPER_ARGS, "--permutations", "20",
+            "--date-shifts", "0", "--workers", "0", "--bayes-checks", "surface",
+            "--draws", "10", "--tune", "10", "--chains", "2", "--out", str(out)]
+    result = _invoke(args)
+    assert result.exit_code == 3, result.output
+    assert "did not converge: exit status 3" in " ".join(result.output.split())
+    assert (out / REPORT_NAME).is_file()  # written before the exit status
+    assert "did not converge" in pd.read_csv(out / "verdicts.csv").set_index(
+        "check").loc["surface", "verdict"]
+    assert "Bayesian fit(s) did not converge" in (out / REPORT_NAME).read_text()
+    assert _invoke([*args, "--allow-unconverged"]).exit_code == 0
 
 
 def _after_robust(verdicts: pd.DataFrame) -> pd.DataFrame:
