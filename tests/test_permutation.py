@@ -414,3 +414,18 @@ def test_verdicts_of_the_study_carry_the_valid_draws(study_cube):
     chunks = [label_permutation_chunk(design, c, 50, seed=1) for c in range(2)]
     test = randomisation_test("labels", design.statistics(), chunks)
     assert test.sentence().endswith("(100 valid draws of 100).")
+
+
+def test_ties_with_the_observed_statistic_count_as_at_least_as_extreme():
+    # 30 valid draws; the observed grid has 3 significant windows and max |t| 4.0 in cell 0
+    count = [3] * 5 + [2] * 10 + [5] * 2 + [0] * 13  # 5 ties, 2 above
+    max_t = [4.0] * 4 + [3.0] * 6 + [6.0] + [1.0] * 19  # 4 ties, 1 above
+    test = randomisation_test("labels", _observed(count=3, max_t=4.0),
+                              [_chunk(count, max_t)])
+    assert test.n_valid == 30
+    assert test.pvalue_count() == (1 + 7) / 31
+    assert test.pvalue_max_t() == (1 + 5) / 31
+    adjusted = test.adjusted_pvalues().ravel()
+    # cell 0 (|t| 4.0): 5 null maxima >= 4.0; the cells with |t| 1.0: every draw ties or beats
+    assert adjusted[0] == (1 + 5) / 31
+    assert list(adjusted[1:]) == [1.0, 1.0, 1.0]
