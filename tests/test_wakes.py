@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.wakes import count_wakes, load_cube, save_cube
-from oracle import haversine_km, walk_counts
+from oracle import haversine_km, java_distance_km, walk_counts
 
 UNIT_S = {"days": 86_400, "hours": 3_600}
 
@@ -186,3 +186,37 @@ def test_bad_settings_and_data_fail_with_clear_errors():
     no_control = events.assign(role=["treatment", "dependent", "dependent"])
     with pytest.raises(EventDataError, match="no control"):
         count_wakes(no_control, [2], [1.0])
+
+
+def test_events_exactly_on_a_radius_or_a_window_are_inside_the_wake():
+    """R counts distance <= radius and days <= window. The radii here are the oracle's own
+    distances from the treatment to two dependent events, and one event lies exactly one
+    window before, so a strict inequality anywhere changes a count."""
+    # the last two events, far away, make the record cover every wake (R's "complete")
+    lat = [14.0, 14.01, 14.0, 14.03, 14.0, 15.0, 16.0, 16.0]
+    lon = [-3.0, -3.0, -2.98, -3.0, -3.0, -3.0, -3.0, -3.0]
+    days = [10, 13, 8, 12, 5, 30, 0, 40]  # anchor on day 10; event 4 is 5 days (= window 5) before
+    roles = ["treatment", "dependent", "dependent", "dependent", "dependent", "control",
+             "dependent", "dependent"]
+    near = java_distance_km(lat[0], lon[0], lat[1], lon[1])
+    far = java_distance_km(lat[0], lon[0], lat[2], lon[2])
+    assert near < far
+    radii = [near, far]
+    seconds = [d * 86_400 for d in days]
+    cube = count_wakes(_events(seconds, lat, lon, roles), [3, 5], radii)
+    s_sec, s_lat, s_lon, s_role = _sorted_frame(seconds, lat, lon, roles)
+    oracle = walk_counts(s_sec, s_lat, s_lon, s_role, [3, 5], radii, 86_400)
+    anchor = int(np.argsort(seconds, kind="stable").tolist().index(0))  # the cube's event
+    assert cube["event"].to_numpy().tolist() == [anchor + 1, 7]  # is the time-order position
+    for T in (3, 5):
+        for S in radii:
+            assert oracle[(anchor, T, S)]["complete"] and bool(
+                cube.sel(event=anchor + 1, window=T, radius=S)["complete"])
+            cell = cube.sel(event=anchor + 1, window=T, radius=S)["dependent"]
+            assert [int(cell.sel(period=p)) for p in ("pre", "post")] == [
+                oracle[(anchor, T, S)]["dep_pre"], oracle[(anchor, T, S)]["dep_post"]], (T, S)
+    # by hand: the event on the inner radius 3 days after, the one on the outer radius
+    # 2 days before; at window 5 also the one 5 days before (0 km)
+    assert int(cube.sel(event=anchor + 1, window=3, radius=near, period="post")["dependent"]) == 1
+    assert int(cube.sel(event=anchor + 1, window=3, radius=far, period="pre")["dependent"]) == 1
+    assert int(cube.sel(event=anchor + 1, window=5, radius=near, period="pre")["dependent"]) == 1
