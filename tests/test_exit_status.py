@@ -5,7 +5,6 @@ The real fits that do not converge are in test_bayes.py (slow)."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import click
 import numpy as np
@@ -47,15 +46,11 @@ def test_the_surface_table_says_whether_the_fit_converged_in_every_row():
     assert (effect_surface_table(stuck)["converged"] == 0).all()
 
 
-def _fake_fits(*converged):
-    return [SimpleNamespace(diagnostics=SimpleNamespace(converged=c)) for c in converged]
-
-
 def test_the_convergence_status_is_3_unless_allowed():
     console = _console()
-    assert _convergence_status(console, _fake_fits(True, True), False) == 0
-    assert _convergence_status(console, _fake_fits(True, False), False) == EXIT_NOT_CONVERGED
-    assert _convergence_status(console, _fake_fits(False), True) == 0
+    assert _convergence_status(console, [True, True], False) == 0
+    assert _convergence_status(console, [True, False], False) == EXIT_NOT_CONVERGED
+    assert _convergence_status(console, [False], True) == 0
     assert _convergence_status(console, [], False) == 0
 
 
