@@ -151,7 +151,8 @@ def count_wakes(
         ``days``, ``hours``, ``minutes`` or ``seconds``.
     convention
         ``mwa`` reproduces R's mwa 0.5.0 bit for bit (111.111 km per degree on coordinates
-        rounded to 7 significant digits, the integer-division trend, wakes that run off the
+        rounded as R's ``format(x, digits = 7)`` rounds a column, which can keep more than 7
+        significant digits; the integer-division trend; wakes that run off the
         record marked incomplete and later dropped). ``exact`` uses the great-circle distance
         on the mean Earth radius and a symmetric trend, and keeps edge wakes (flagged by
         ``complete == False``).
@@ -342,7 +343,7 @@ def count_wakes(
         "convention": convention,
         "distance_rule": (
             f"atan2 great-circle central angle x {KM_PER_DEGREE_MWA} km per degree, on "
-            "coordinates rounded to 7 significant digits (R mwa)"
+            "coordinates rounded as R's format(x, digits = 7) rounds a column (R mwa)"
             if convention == "mwa" else
             f"great-circle distance on a sphere of radius {EARTH_RADIUS_KM} km"),
         "counting": ("pre: 0 <= floor((t_anchor - t)/unit) <= window, earlier in time order; "
