@@ -38,12 +38,14 @@ def main() -> None:
     import bench_mwa
     import bench_recovery
     import bench_sensitivity
+    import bench_simulator
 
     SUITES["mwa"] = bench_mwa.run
     SUITES["bayes"] = bench_bayes.run
     SUITES["sensitivity"] = bench_sensitivity.run
     SUITES["recovery"] = bench_recovery.run
     SUITES["calibration"] = bench_calibration.run
+    SUITES["simulator"] = bench_simulator.run
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
     parser.add_argument("--quick", action="store_true", help="smaller cases")
