@@ -405,10 +405,9 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
         table.attrs["warning"] = warning
     write_table(table, stage / "effect_surface.csv")
     fit.to_netcdf(stage / "posterior.nc")
-    ci = int(round(100 * fit.surface.attrs["ci_prob"]))
     fig, _ = plot_surfaces_side_by_side(
         result.surface, fit.surface, left_value="estimate", right_value="mean",
-        right_title=f"Bayesian posterior mean ({spec.name}, {ci}% interval)",
+        right_title=f"Bayesian posterior mean ({spec.name})",
         t_unit=result.cube_attrs.get("t_unit", "days"), alpha=result.settings.alpha,
         warning=warning)
     save_figure(fig, stage / "comparison.png")
