@@ -336,3 +336,29 @@ def test_output_folders_the_readme_writes_are_ignored_by_git():
         path = out if "." in Path(out).name else f"{out}/x"
         done = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
         assert done.returncode == 0, f"{out} (written by the README) is not in .gitignore"
+
+
+@pytest.mark.slow
+def test_the_readme_python_blocks_run_as_written(mwa_example_csv, tmp_path, monkeypatch):
+    """The README's Python, in order, beside a copy of R's example data (the file name it
+    reads), with the sampler shortened; every call must work and the region it asks about must
+    hold cells with an estimate."""
+    import warnings
+
+    from bayes_wake import specs
+
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert len(blocks) >= 2 and "prob_positive" in blocks[-1]
+    shutil.copy(mwa_example_csv, tmp_path / "mwa_data.csv")
+    monkeypatch.chdir(tmp_path)
+    real = specs.load_spec
+    monkeypatch.setattr(specs, "load_spec", lambda name: real(name).with_sampler(
+        draws=200, tune=300, chains=2, seed=1))
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in blocks:
+            exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    fit = namespace["fit"]
+    assert 0.0 <= fit.prob_positive(lambda w, r: (w >= 8) & (r >= 8)) <= 1.0
+    assert (tmp_path / "posterior.nc").is_file()
