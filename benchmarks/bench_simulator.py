@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-WINDOWS = [10, 20, 30, 40, 50, 60]
-RADII = [3.0, 6.0, 9.0, 12.0, 15.0]
+from bench_bayes import RADII, WINDOWS
+
 SPECS = ("smooth_did", "smooth_nb")
 
 
