@@ -27,7 +27,7 @@ from bayes_wake.rcompat import r_round
 from bayes_wake.regression import VCovSpec, conley_kernel, parse_vcov, weighted_ols
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
-           "matched_cells", "vcov_inputs", "standard_error_table"]
+           "matched_cells", "vcov_inputs", "standard_error_table", "ROBUST_ERRORS"]
 
 Formula = Literal["lag", "diff"]
 Estimation = Literal["lm", "att"]
@@ -62,7 +62,8 @@ class MWASettings:
         Standard errors (:func:`bayes_wake.regression.parse_vcov`): ``classical`` (R's;
         too small on clustered count data), ``HC1``, ``HC3``, ``CR1:COLUMN`` (the column must
         be a covariate of the cube; ``CR1:location`` clusters anchors at identical
-        coordinates) or ``conley:KM[:DAYS]``.
+        coordinates), ``conley:KM[:DAYS]``, or their Bell-McCaffrey small-sample versions
+        ``CR2:COLUMN`` and ``conley-bm:KM[:DAYS]`` (calibrated on placebo placements).
     alpha
         Significance level for summaries (R's ``alpha1``).
     """
@@ -399,7 +400,8 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
 
 def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
     """What a standard-error choice needs from the cube: the cluster label of every event
-    (``CR1``) or the Conley kernel between events (``conley``); None otherwise.
+    (``CR1``, ``CR2``) or the Conley kernel between events (``conley``, ``conley-bm``); None
+    otherwise.
 
     Raises
     ------
@@ -407,21 +409,29 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
         If the cluster column is not a covariate of the cube.
     """
     spec = parse_vcov(vcov)
-    if spec.kind == "CR1" and spec.column == "location" and "location" not in cube.coords:
+    if spec.clustered and spec.column == "location" and "location" not in cube.coords:
         coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
         return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
-    if spec.kind == "CR1":
+    if spec.clustered:
         if spec.column not in cube.coords or "event" not in cube[spec.column].dims:
             raise SettingsError(
                 f"cluster column {spec.column!r} (from {spec}) is not an event column of the "
                 f"wake cube; pass it as a covariate (covariates: "
                 f"{json.loads(cube.attrs.get('covariates', '[]'))})")
         return cube[spec.column].to_numpy(), None
-    if spec.kind == "conley":
+    if spec.spatial:
         days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
         return None, conley_kernel(cube["lat"].to_numpy(), cube["lon"].to_numpy(), spec.km,
                                    spec.days, days)
     return None, None
+
+
+#: The robust standard errors reported beside R's classical ones (the Sauter report, the
+#: sensitivity report's first verdict): heteroskedasticity-robust, clustered by project
+#: location (projects geocoded to one town share their wakes) and Conley's spatial HAC with a
+#: 25 km cutoff, the last two in their Bell-McCaffrey versions, which hold their size on
+#: placebo placements where CR1 and plain Conley do not (``benchmarks/run.py calibration``).
+ROBUST_ERRORS = ("HC1", "CR2:location", "conley-bm:25")
 
 
 def standard_error_table(cube: xr.Dataset, settings: MWASettings,

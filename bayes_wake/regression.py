@@ -8,9 +8,20 @@ dependent on the earlier ones (tolerance 1e-7), and R's adjusted R-squared is we
 Standard errors (:class:`VCovSpec`): ``classical`` (R's ``summary.lm``; it assumes
 independent, homoskedastic wakes, which clustered count data are not, so its p-values are too
 small), ``HC1`` and ``HC3`` (heteroskedasticity-robust), ``CR1:COLUMN`` (cluster-robust by an
-event column, Stata's small-sample factor, t with G - 1 df) and ``conley:KM[:DAYS]``
+event column, Stata's small-sample factor, t with G - 1 df), ``conley:KM[:DAYS]``
 (Conley's spatial HAC: scores of wakes whose anchors lie within KM km, and optionally DAYS
-days, of each other are correlated; uniform kernel, normal p-values).
+days, of each other are correlated; uniform kernel, normal p-values), and their small-sample
+versions ``CR2:COLUMN`` and ``conley-bm:KM[:DAYS]``.
+
+CR1 and Conley are what Stata and ``conleyreg`` report, and on MWA data they are too small:
+a few busy wakes carry most of the residual variance and the residuals of a cluster that
+holds both treated and control wakes cancel. The Bell-McCaffrey versions fix both halves of
+that: the variance is made unbiased when the errors are independent and homoskedastic (CR2's
+cluster-wise ``(I - H_gg)^(-1/2)`` residual adjustment; for Conley a scaling by
+``q'q / tr(QM)``), and the t test takes Satterthwaite degrees of freedom
+``tr(QM)^2 / tr(QMQM)`` of the variance as a quadratic form ``e'Qe`` in the residuals
+(Bell & McCaffrey 2002; Imbens & Kolesar 2016; Pustejovsky & Tipton 2018, R's clubSandwich).
+Those df are often a few tens where CR1 claims hundreds of clusters.
 """
 
 from __future__ import annotations
@@ -28,7 +39,10 @@ __all__ = ["OLSFit", "weighted_ols", "VCov", "VCovSpec", "parse_vcov", "conley_k
 
 VCov = Literal["classical", "HC1", "HC3"]
 _QR_TOL = 1e-7  # lm's default tol
-_KINDS = ("classical", "HC1", "HC3", "CR1", "conley")
+_KINDS = ("classical", "HC1", "HC3", "CR1", "CR2", "conley", "conley-bm")
+_CLUSTERED = ("CR1", "CR2")
+_SPATIAL = ("conley", "conley-bm")
+_PINV_TOL = 1e-10  # eigenvalues of I - H_gg below this are treated as 0 (pseudo-inverse)
 
 
 @dataclass(frozen=True)
@@ -38,11 +52,12 @@ class VCovSpec:
     Attributes
     ----------
     kind
-        ``classical``, ``HC1``, ``HC3``, ``CR1`` or ``conley``.
+        ``classical``, ``HC1``, ``HC3``, ``CR1``, ``CR2``, ``conley`` or ``conley-bm``.
     column
-        ``CR1``: the event column whose values are the clusters.
+        ``CR1``, ``CR2``: the event column whose values are the clusters.
     km, days
-        ``conley``: the distance cutoff (km) and the optional time cutoff (days).
+        ``conley``, ``conley-bm``: the distance cutoff (km) and the optional time cutoff
+        (days).
     """
 
     kind: str = "classical"
@@ -51,25 +66,38 @@ class VCovSpec:
     days: float | None = None
 
     def __str__(self) -> str:
-        if self.kind == "CR1":
-            return f"CR1:{self.column}"
-        if self.kind == "conley":
-            return f"conley:{self.km:g}" + (f":{self.days:g}" if self.days is not None else "")
+        if self.kind in _CLUSTERED:
+            return f"{self.kind}:{self.column}"
+        if self.kind in _SPATIAL:
+            return f"{self.kind}:{self.km:g}" + (
+                f":{self.days:g}" if self.days is not None else "")
         return self.kind
+
+    @property
+    def clustered(self) -> bool:
+        """True for the cluster-robust kinds (they need the cluster of every row)."""
+        return self.kind in _CLUSTERED
+
+    @property
+    def spatial(self) -> bool:
+        """True for the Conley kinds (they need the kernel between rows)."""
+        return self.kind in _SPATIAL
 
     @property
     def label(self) -> str:
         """Words for tables and reports."""
-        if self.kind == "CR1":
-            return f"cluster-robust by {self.column}"
-        if self.kind == "conley":
+        small = ", Bell-McCaffrey" if self.kind in ("CR2", "conley-bm") else ""
+        if self.kind in _CLUSTERED:
+            return f"cluster-robust by {self.column} ({self.kind})"
+        if self.kind in _SPATIAL:
             return f"Conley spatial HAC, {self.km:g} km" + (
-                f" and {self.days:g} days" if self.days is not None else "")
+                f" and {self.days:g} days" if self.days is not None else "") + small
         return {"classical": "classical (R's lm)"}.get(self.kind, self.kind)
 
 
 def parse_vcov(text: "str | VCovSpec") -> VCovSpec:
-    """Parse ``classical``, ``HC1``, ``HC3``, ``CR1:COLUMN`` or ``conley:KM[:DAYS]``.
+    """Parse ``classical``, ``HC1``, ``HC3``, ``CR1:COLUMN``, ``CR2:COLUMN``,
+    ``conley:KM[:DAYS]`` or ``conley-bm:KM[:DAYS]``.
 
     Raises
     ------
@@ -80,23 +108,25 @@ def parse_vcov(text: "str | VCovSpec") -> VCovSpec:
         return text
     parts = str(text).strip().split(":")
     kind = {k.lower(): k for k in _KINDS}.get(parts[0].lower())
-    usage = ("use classical, HC1, HC3, CR1:COLUMN (cluster by an event column) or "
-             "conley:KM[:DAYS] (spatial HAC with a cutoff in km, optionally days)")
+    usage = ("use classical, HC1, HC3, CR1:COLUMN or CR2:COLUMN (cluster by an event "
+             "column) or conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial HAC with a cutoff "
+             "in km, optionally days)")
     if kind is None:
         raise SettingsError(f"unknown standard errors {text!r}; {usage}")
-    if kind == "CR1":
+    if kind in _CLUSTERED:
         if len(parts) != 2 or not parts[1]:
-            raise SettingsError(f"{text!r}: CR1 needs the cluster column, e.g. CR1:site_id")
-        return VCovSpec("CR1", column=parts[1])
-    if kind == "conley":
+            raise SettingsError(f"{text!r}: {kind} needs the cluster column, e.g. "
+                                f"{kind}:site_id")
+        return VCovSpec(kind, column=parts[1])
+    if kind in _SPATIAL:
         try:
             cut = [float(p) for p in parts[1:]]
         except ValueError:
             cut = []
         if len(cut) not in (1, 2) or not all(np.isfinite(c) and c > 0 for c in cut):
-            raise SettingsError(f"{text!r}: conley needs a cutoff in km > 0 and optionally "
-                                "days > 0, e.g. conley:25 or conley:25:180")
-        return VCovSpec("conley", km=cut[0], days=cut[1] if len(cut) == 2 else None)
+            raise SettingsError(f"{text!r}: {kind} needs a cutoff in km > 0 and optionally "
+                                f"days > 0, e.g. {kind}:25 or {kind}:25:180")
+        return VCovSpec(kind, km=cut[0], days=cut[1] if len(cut) == 2 else None)
     if len(parts) != 1:
         raise SettingsError(f"unknown standard errors {text!r}; {usage}")
     return VCovSpec(kind)
@@ -226,18 +256,19 @@ def weighted_ols(
         Case weights (R's ``lm(weights = )``); rows with weight 0 are left out.
     vcov
         ``classical`` (R's ``summary.lm``), heteroskedasticity-robust ``HC1`` or ``HC3``,
-        ``CR1`` (needs ``clusters``) or ``conley`` (needs ``kernel``); a string or a
-        :class:`VCovSpec`.
+        ``CR1`` or ``CR2`` (need ``clusters``), ``conley`` or ``conley-bm`` (need
+        ``kernel``); a string or a :class:`VCovSpec`.
     clusters
-        Cluster label of each row (``CR1``).
+        Cluster label of each row (``CR1``, ``CR2``).
     kernel
         Conley kernel between the rows, shape (n, n) (:func:`conley_kernel`).
 
     Returns
     -------
     OLSFit
-        Coefficients, standard errors, two-sided t-test p-values (df = n - p) and R's
-        adjusted R-squared.
+        Coefficients, standard errors, two-sided p-values (t with n - p df; G - 1 for CR1,
+        Satterthwaite df for CR2 and conley-bm; normal for conley) and R's adjusted
+        R-squared.
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
@@ -245,11 +276,11 @@ def weighted_ols(
     spec = parse_vcov(vcov)
     keep = w > 0
     y, x, w = y[keep], x[keep], w[keep]
-    if spec.kind == "CR1":
+    if spec.kind in _CLUSTERED:
         if clusters is None:
-            raise SettingsError("CR1 standard errors need the cluster of every row")
+            raise SettingsError(f"{spec.kind} standard errors need the cluster of every row")
         clusters = np.asarray(clusters)[keep]
-    if spec.kind == "conley":
+    if spec.kind in _SPATIAL:
         if kernel is None:
             raise SettingsError("Conley standard errors need the kernel between rows")
         kernel = sparse.csr_matrix(kernel)[keep][:, keep]
@@ -275,7 +306,9 @@ def weighted_ols(
         if df_test is None:
             pvalue = 2 * stats.norm.sf(np.abs(t))
         else:
-            pvalue = 2 * stats.t.sf(np.abs(t), df_test) if df_test > 0 else nan
+            df_test = np.broadcast_to(np.asarray(df_test, dtype=float), t.shape)
+            pvalue = np.where(df_test > 0, 2 * stats.t.sf(np.abs(t), np.maximum(df_test, 1e-300)),
+                              np.nan)
         intercept = bool(np.all(x[:, 0] == 1))
         if intercept:
             mean_fit = np.sum(w * fitted) / np.sum(w)
@@ -288,7 +321,8 @@ def weighted_ols(
 
 
 def _covariance(spec: VCovSpec, xw, e, r_inv, bread, rss, df, clusters, kernel):
-    """The coefficients' covariance and the df of the t test (None: normal).
+    """The coefficients' covariance and the df of the t test (None: normal; an array: one
+    per coefficient).
 
     ``xw`` and ``e`` are the design and residuals of the weighted (transformed) problem, so a
     row's score is ``xw_i e_i``.
@@ -305,12 +339,69 @@ def _covariance(spec: VCovSpec, xw, e, r_inv, bread, rss, df, clusters, kernel):
             factor = 1 / (1 - leverage) ** 2
         meat = (scores * factor[:, None]).T @ scores
         return bread @ meat @ bread, df
-    if spec.kind == "CR1":
+    if spec.kind in _CLUSTERED:
         _, group = np.unique(clusters, return_inverse=True)
+        group = group.ravel()
         g = int(group.max()) + 1 if n else 0
+        if spec.kind == "CR2":
+            return _cr2(xw, e, r_inv, bread, group, g)
         summed = np.zeros((g, p))
-        np.add.at(summed, group.ravel(), scores)
+        np.add.at(summed, group, scores)
         factor = g / (g - 1) * (n - 1) / (n - p) if g > 1 and n > p else np.nan
         return factor * (bread @ (summed.T @ summed) @ bread), g - 1
-    meat = scores.T @ (kernel @ scores)
-    return bread @ meat @ bread, None
+    kernel = sparse.csr_matrix(kernel)
+    cov = bread @ (scores.T @ (kernel @ scores)) @ bread
+    if spec.kind == "conley":
+        return cov, None
+    influence = xw @ bread  # column k: the rows' weights q in coefficient k
+    scale, dof = np.empty(p), np.empty(p)
+    for k in range(p):
+        q = sparse.diags(influence[:, k])
+        trace_qm, dof[k] = _satterthwaite(q @ kernel @ q, xw, bread)
+        scale[k] = influence[:, k] @ influence[:, k] / trace_qm
+    root = np.sqrt(scale)
+    return cov * np.outer(root, root), dof
+
+
+def _cr2(xw, e, r_inv, bread, group, g):
+    """Bell-McCaffrey CR2: covariance with cluster-wise ``(I - H_gg)^(-1/2)``-adjusted
+    residuals, and the Satterthwaite df of each coefficient (Imbens & Kolesar 2016)."""
+    n, p = xw.shape
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(g + 1))
+    influence = xw @ bread
+    summed = np.zeros((g, p))
+    blocks = [[] for _ in range(p)]  # per coefficient: the adjusted influence of each row
+    for c in range(g):
+        rows = order[bounds[c]:bounds[c + 1]]
+        u, sv, _ = np.linalg.svd(xw[rows] @ r_inv, full_matrices=False)  # H_gg = u sv^2 u'
+        rest = 1 - sv**2
+        power = np.where(rest > _PINV_TOL, np.abs(rest) ** -0.5, 0.0) - 1
+
+        def adjust(v, u=u, power=power):
+            return v + u @ (power * (u.T @ v))
+
+        summed[c] = xw[rows].T @ adjust(e[rows])
+        for k in range(p):
+            blocks[k].append((rows, adjust(influence[rows, k])))
+    dof = np.empty(p)
+    for k in range(p):
+        rows = np.concatenate([r for r, _ in blocks[k]])
+        cols = np.concatenate([np.full(len(r), c) for c, (r, _) in enumerate(blocks[k])])
+        factor = sparse.csr_matrix((np.concatenate([v for _, v in blocks[k]]), (rows, cols)),
+                                   shape=(n, g))
+        dof[k] = _satterthwaite(factor @ factor.T, xw, bread)[1]
+    return bread @ (summed.T @ summed) @ bread, dof
+
+
+def _satterthwaite(q, xw, bread) -> tuple[float, float]:
+    """``tr(QM)`` and the Satterthwaite df ``tr(QM)^2 / tr(QMQM)`` of a variance estimate
+    ``e'Qe`` in the residuals ``e = M y``, ``M = I - X(X'X)^-1 X'``, under independent
+    homoskedastic errors (Bell & McCaffrey 2002). ``q`` is sparse and symmetric, (n, n)."""
+    q = sparse.csr_matrix(q)
+    qx = np.asarray(q @ xw)
+    xqx = bread @ (xw.T @ qx)
+    trace_qm = q.diagonal().sum() - np.trace(xqx)
+    trace_qmqm = (q.multiply(q).sum() - 2 * np.trace(bread @ (qx.T @ qx))
+                  + np.trace(xqx @ xqx))
+    return float(trace_qm), float(trace_qm**2 / trace_qmqm) if trace_qmqm > 0 else np.nan

@@ -35,7 +35,7 @@ from bayes_wake.artefacts import (
 )
 from bayes_wake.covariates import add_covariates, load_layer
 from bayes_wake.errors import ConvergenceWarning, SettingsError
-from bayes_wake.mwa import MWAResult, matched_wake_analysis, standard_error_table
+from bayes_wake.mwa import ROBUST_ERRORS, MWAResult, matched_wake_analysis, standard_error_table
 from bayes_wake.projects import read_projects, simulate_project_placement
 from bayes_wake.study_area import (
     STUDY_REGIONS,
@@ -96,7 +96,7 @@ class OutcomeResult:
     bayes
         The Bayesian fit (:class:`bayes_wake.bayes.BayesResult`), or None when skipped.
     robust
-        Per window, the p-values of the robust standard errors :data:`ROBUST_ERRORS`
+        Per window, the p-values of the robust standard errors :data:`bayes_wake.mwa.ROBUST_ERRORS`
         (:func:`bayes_wake.mwa.standard_error_table`).
     """
 
@@ -108,10 +108,6 @@ class OutcomeResult:
     robust: pd.DataFrame | None = None
 
 
-#: Robust standard errors reported beside R's classical ones: heteroskedasticity-robust,
-#: clustered by project location (projects geocoded to one town share their wakes) and
-#: Conley's spatial HAC with a 25 km cutoff.
-ROBUST_ERRORS = ("HC1", "CR1:location", "conley:25")
 
 
 @dataclass

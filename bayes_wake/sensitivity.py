@@ -46,7 +46,13 @@ from bayes_wake.bayes_checks import (
 from bayes_wake.bayes_checks import RESULT_FORMAT as FIT_FORMAT
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.multiplicity import MultiplicitySummary, summarise_multiplicity
-from bayes_wake.mwa import MWASettings, matched_wake_analysis, write_table
+from bayes_wake.mwa import (
+    ROBUST_ERRORS,
+    MWASettings,
+    matched_wake_analysis,
+    standard_error_table,
+    write_table,
+)
 from bayes_wake.permutation import RESULT_FORMAT as NULL_FORMAT
 from bayes_wake.permutation import (
     HUGE_T,
@@ -94,16 +100,10 @@ VERDICT_LABELS = {"standard_errors": "Robust standard errors",
                   "sutva": "Overlapping wakes", "regions": "Leave one region out"}
 
 
-#: Robust standard errors whose verdict heads the report (the Sauter report shows the same).
-ROBUST_CHOICES = ("HC1", "CR1:location", "conley:25")
-
-
 def robust_survival(cube: xr.Dataset, mwa: MWASettings,
-                    choices: Sequence[str] = ROBUST_CHOICES) -> str:
+                    choices: Sequence[str] = ROBUST_ERRORS) -> str:
     """How many of the classical significant windows stay significant under each robust
     standard-error choice, in one sentence."""
-    from bayes_wake.mwa import standard_error_table
-
     table = standard_error_table(cube, mwa, ("classical", *choices))
     classical = table["pvalue_classical"] <= mwa.alpha
     parts = [f"{int((classical & (table[f'pvalue_{c}'] <= mwa.alpha)).sum())} with {c}"

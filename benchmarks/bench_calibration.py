@@ -14,7 +14,8 @@ import numpy as np
 
 from bench_recovery import ACLED, sauter_studies
 
-CHOICES = ("classical", "HC1", "CR1:site", "CR1:cell10km", "conley:25")
+CHOICES = ("classical", "HC1", "CR1:site", "CR2:site", "CR1:cell10km", "CR2:cell10km",
+           "conley:25", "conley-bm:25")
 
 
 def size_table(placements=range(20), choices=CHOICES, alpha=0.05) -> list[dict]:

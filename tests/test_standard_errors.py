@@ -1,10 +1,12 @@
-"""Robust standard errors: CR1 against statsmodels, Conley against a brute-force pair sum."""
+"""Robust standard errors: CR1 and HC2 (CR2 with one row per cluster) against statsmodels,
+Conley against a brute-force pair sum, CR2 and conley-bm against dense matrix formulas."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from scipy import stats
 
 from bayes_wake.errors import SettingsError
 from bayes_wake.regression import conley_kernel, parse_vcov, weighted_ols
@@ -79,13 +81,83 @@ def test_the_kernel_counts_a_pair_at_exactly_the_cutoff():
     assert conley_kernel(lat, lon, 9.99).toarray().sum() == 2
 
 
-@pytest.mark.parametrize("text", ["CR2:x", "CR1", "conley", "conley:-3", "conley:a", "HC9"])
+def _dense_parts(y, x, w):
+    """The weighted problem as dense matrices: design, residuals, (X'WX)^-1, M = I - H."""
+    keep = w > 0
+    sw = np.sqrt(w[keep])
+    a, yw = x[keep] * sw[:, None], y[keep] * sw
+    bread = np.linalg.inv(a.T @ a)
+    m = np.eye(len(yw)) - a @ bread @ a.T
+    return a, m @ yw, bread, m, keep
+
+
+def _inverse_root(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    root = np.where(values > 1e-10, np.abs(values) ** -0.5, 0.0)
+    return vectors @ np.diag(root) @ vectors.T
+
+
+def test_cr2_with_one_row_per_cluster_is_statsmodels_hc2():
+    y, x, w, _ = _data(4)
+    fit = weighted_ols(y, x, w, vcov="CR2:row", clusters=np.arange(len(y)))
+    keep = w > 0
+    ref = sm.WLS(y[keep], x[keep], weights=w[keep]).fit(cov_type="HC2")
+    np.testing.assert_allclose(fit.std_error, ref.bse, rtol=1e-10)
+
+
+def test_cr2_equals_the_dense_bell_mccaffrey_formulas():
+    y, x, w, groups = _data(5)
+    fit = weighted_ols(y, x, w, vcov="CR2:site", clusters=groups)
+    a, e, bread, m, keep = _dense_parts(y, x, w)
+    g = groups[keep]
+    meat = np.zeros((3, 3))
+    roots = {c: _inverse_root(m[np.ix_(g == c, g == c)]) for c in np.unique(g)}
+    for c, root in roots.items():
+        score = a[g == c].T @ root @ e[g == c]
+        meat += np.outer(score, score)
+    cov = bread @ meat @ bread
+    np.testing.assert_allclose(fit.std_error, np.sqrt(np.diag(cov)), rtol=1e-9)
+    for k in range(3):  # Imbens & Kolesar's df: eigenvalues of G'G
+        cols = [m[:, g == c] @ root @ a[g == c] @ bread[:, k] for c, root in roots.items()]
+        lam = np.linalg.eigvalsh(np.column_stack(cols).T @ np.column_stack(cols))
+        dof = lam.sum() ** 2 / (lam**2).sum()
+        t = fit.coef[k] / fit.std_error[k]
+        assert fit.pvalue[k] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-8)
+        # CR2 is exactly unbiased under independent homoskedastic errors
+        q = sum(np.outer(v, v) for v in cols)
+        assert np.trace(q) == pytest.approx(bread[k, k], rel=1e-9)
+    assert 2 < dof < len(np.unique(g)) - 1
+
+
+def test_conley_bm_equals_the_dense_formulas():
+    y, x, w, _ = _data(6, n=60)
+    rng = np.random.default_rng(7)
+    lat, lon = 14 + rng.uniform(0, 0.5, 60), -3 + rng.uniform(0, 0.5, 60)
+    kernel = conley_kernel(lat, lon, 20)
+    fit = weighted_ols(y, x, w, vcov="conley-bm:20", kernel=kernel)
+    plain = weighted_ols(y, x, w, vcov="conley:20", kernel=kernel)
+    a, e, bread, m, keep = _dense_parts(y, x, w)
+    k_dense = kernel.toarray()[np.ix_(keep, keep)]
+    for k in range(3):
+        q = a @ bread[:, k]
+        big_q = np.diag(q) @ k_dense @ np.diag(q)
+        qm = big_q @ m
+        variance = (e @ big_q @ e) * (q @ q) / np.trace(qm)
+        dof = np.trace(qm) ** 2 / np.trace(qm @ qm)
+        assert fit.std_error[k] == pytest.approx(np.sqrt(variance), rel=1e-9)
+        assert plain.std_error[k] == pytest.approx(np.sqrt(e @ big_q @ e), rel=1e-9)
+        t = fit.coef[k] / fit.std_error[k]
+        assert fit.pvalue[k] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-8)
+
+
+@pytest.mark.parametrize("text", ["CR3:x", "CR1", "CR2", "conley-bm", "conley", "conley:-3", "conley:a", "HC9"])
 def test_bad_choices_are_refused_with_the_accepted_forms(text):
-    with pytest.raises(SettingsError, match="CR1|conley|classical"):
+    with pytest.raises(SettingsError, match="CR1|CR2|conley|classical"):
         parse_vcov(text)
 
 
 def test_choices_round_trip():
-    for text in ("classical", "HC1", "HC3", "CR1:admin2", "conley:25", "conley:25:180"):
+    for text in ("classical", "HC1", "HC3", "CR1:admin2", "CR2:admin2", "conley:25",
+                 "conley:25:180", "conley-bm:25", "conley-bm:25:180"):
         assert str(parse_vcov(text)) == text
     assert str(parse_vcov("hc1")) == "HC1"
