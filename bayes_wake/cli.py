@@ -74,7 +74,7 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     _check_alpha2(alpha, alpha2)
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console, drop_duplicates=drop_duplicates)
+        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     with _progress(console, "matching and fitting") as advance:
         result = matched_wake_analysis(
             cube, match_on=match_cols, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
@@ -201,7 +201,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     _check_alpha2(alpha, alpha2)
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console, drop_duplicates=drop_duplicates)
+        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     result = matched_wake_analysis(
         cube, match_on=match_cols, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
         matching=not no_match, formula=formula, estimation=estimation, vcov=vcov, alpha=alpha)

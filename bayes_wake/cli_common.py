@@ -111,6 +111,25 @@ def _canonical_time_unit(_ctx, _param, value: str) -> str:
     return normalise_time_unit(value)
 
 
+def _canonical_vcov(_ctx, _param, value: str) -> str:
+    """``--vcov``: any standard-error choice of :func:`bayes_wake.regression.parse_vcov`."""
+    from bayes_wake.errors import SettingsError
+    from bayes_wake.regression import parse_vcov
+
+    try:
+        return str(parse_vcov(value))
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _vcov_columns(vcov: str) -> list[str]:
+    """The event column a cluster-robust choice clusters on (none for ``location``)."""
+    from bayes_wake.regression import parse_vcov
+
+    spec = parse_vcov(vcov)
+    return [spec.column] if spec.clustered and spec.column != "location" else []
+
+
 def _parse_selector(text: str, option: str) -> tuple[str, str]:
     if "=" not in text:
         raise click.BadParameter(f"expected COLUMN=VALUE (like type=treatment), got {text!r}",
@@ -172,8 +191,11 @@ def data_options(command: Callable) -> Callable:
 
 def _load_and_count(data, columns, t_window, spat_window, treatment, control, dependent,
                     match_on, t_unit, convention, console, extra_covariates=(),
-                    drop_duplicates=False):
-    """Read the events, expand the grid (checked before any counting) and count wakes."""
+                    drop_duplicates=False, vcov="classical"):
+    """Read the events, expand the grid (checked before any counting) and count wakes.
+
+    The cube carries the match columns, ``extra_covariates`` and the cluster column of a
+    cluster-robust ``vcov``."""
     import warnings
 
     from rich.markup import escape
@@ -195,7 +217,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
         warnings.simplefilter("ignore", DuplicateRowsWarning)  # printed below
         events = read_events(data, columns=_parse_columns(columns) or None,
                              roles=roles if explicit else None, covariates=wanted,
-                             drop_duplicates=drop_duplicates)
+                             drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov))
     repeats = events.attrs["duplicate_rows"]
     if repeats:
         message = duplicate_rows_message(str(data), repeats, drop_duplicates)
@@ -301,8 +323,12 @@ def mwa_options(command: Callable) -> Callable:
         click.option("--estimation", default="lm", show_default=True,
                      type=click.Choice(["lm", "att"])),
         click.option("--vcov", default="classical", show_default=True,
-                     type=click.Choice(["classical", "HC1", "HC3"]),
-                     help="Standard errors: classical (R) or heteroskedasticity-robust."),
+                     callback=_canonical_vcov,
+                     help="Standard errors: classical (R's lm; too small on clustered count "
+                          "data), HC1, HC3, CR1:COLUMN or CR2:COLUMN (cluster-robust by an "
+                          "event column; CR1:location = anchors at identical coordinates), "
+                          "conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial HAC). CR2 and "
+                          "conley-bm are the Bell-McCaffrey small-sample versions."),
         click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
                      type=float, help="Significance level (R: alpha1)."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),

@@ -135,7 +135,7 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
         placebo_weight=placebo_weight)
     events, _, _ = _load_and_count(data, columns, t_window, spat_window, treatment, control,
                                    dependent, match_on, t_unit, convention, console,
-                                   drop_duplicates=drop_duplicates)
+                                   drop_duplicates=drop_duplicates, vcov=vcov)
     n_tasks = sum(placebos if s.placebo else replicates for s in scenarios)
     console.print(f"{len(scenarios)} scenario(s), {n_tasks} replicate(s), methods "
                   f"{', '.join(method_list)}")

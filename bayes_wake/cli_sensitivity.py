@@ -96,6 +96,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
         regions_of_anchors,
         run_sensitivity,
     )
+    from bayes_wake.permutation import check_permutation_vcov
     from bayes_wake.specs import load_spec
     from bayes_wake.windows import expand_windows, normalise_time_unit
 
@@ -106,6 +107,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     mwa = MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
                       delete_sutva=delete_sutva, matching=not no_match, formula=formula,
                       estimation=estimation, vcov=vcov, alpha=alpha)
+    check_permutation_vcov(vcov)
     windows = expand_windows(*t_window, name="--t-window", temporal=True)
     radii = expand_windows(*spat_window, name="--spat-window")
     if workers is not None and workers < 0:
@@ -125,7 +127,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
 
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console, drop_duplicates=drop_duplicates)
+        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     checks_record = _event_checks(events)
     region_of_event, chosen = None, []
     if region_column:

@@ -115,6 +115,7 @@ def read_events(
     area: tuple[float, float, float, float] | None = None,
     layer: str | None = None,
     drop_duplicates: bool = False,
+    labels: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read an event file and validate it into the event table.
 
@@ -157,6 +158,12 @@ def read_events(
         always reported with a :class:`~bayes_wake.errors.DuplicateRowsWarning` naming them.
         They are kept by default, as ACLED-like data can hold distinct events with the same
         place and date; True drops every repeat and keeps the first occurrence.
+    labels
+        Columns of group labels (text or numbers, e.g. admin2 names or site ids) that
+        cluster-robust standard errors group on: each becomes a float64 column of codes
+        0, 1, ... in order of first appearance, listed with the covariates so that the wake
+        cube carries it. Required for treatment and control events. A label column that is
+        also a covariate stays the covariate.
 
     Returns
     -------
@@ -168,7 +175,8 @@ def read_events(
         - ``role`` (str): ``treatment``, ``control``, ``dependent`` or ``other``;
         - ``time`` (``datetime64[ns, UTC]``): text without an offset is read as UTC;
         - ``lon``, ``lat`` (float64, WGS84 degrees): values from a CSV come back bit-exact;
-        - one float64 column per covariate, in file order (or the order of ``covariates``);
+        - one float64 column per covariate, in file order (or the order of ``covariates``),
+          then one per label column not among them (codes);
         - ``source_id`` (str), last, only when the mapped id column is not integer-like.
 
         ``attrs["source"]`` is the path as given (or ``"<DataFrame>"``),
@@ -210,10 +218,10 @@ def read_events(
 
     user_mapped = set(columns or {})
     use_geometry = loaded.geometry is not None and not ({"lon", "lat"} & user_mapped)
-    _check_required(
-        frame, names, user_mapped, default_roles, selectors, use_geometry, covariates, fail
-    )
+    _check_required(frame, names, user_mapped, default_roles, selectors, use_geometry,
+                    [*(covariates or ()), *labels], fail)
     cov_names = _choose_covariates(frame, names, selectors, use_geometry, covariates, fail)
+    label_names = [str(c) for c in dict.fromkeys(labels) if c not in cov_names]
 
     role = _assign_roles(frame, selectors, default_roles, fail)
     time = _parse_time(frame[names["time"]], names["time"], fail)
@@ -245,6 +253,8 @@ def read_events(
             # a covariate that is the lon or lat column itself: already there, validated
             continue
         out[name] = _covariate(frame[name], name, needs_values, fail)
+    for name in label_names:
+        out[name] = _label_codes(frame[name], name, needs_values, fail)
     if source_id is not None:
         out["source_id"] = pd.array(source_id, dtype="str")
     rows = tuple(_row_numbers(repeats) or ())
@@ -254,7 +264,7 @@ def read_events(
     if drop_duplicates and rows:
         out = out[keep].reset_index(drop=True)
     out.attrs["source"] = label
-    out.attrs["covariates"] = list(cov_names)
+    out.attrs["covariates"] = [*cov_names, *label_names]
     out.attrs["duplicate_rows"] = rows
     out.attrs["duplicates_dropped"] = bool(drop_duplicates and rows)
     return out
@@ -1134,6 +1144,20 @@ def _covariate(
             column=name,
         )
     return values
+
+
+def _label_codes(
+    column: pd.Series, name: str, needs_values: np.ndarray, fail: Any
+) -> np.ndarray:
+    """Group labels as float codes 0, 1, ... in order of first appearance (NaN: missing)."""
+    texts = column.astype("str").str.strip()
+    missing = column.isna().to_numpy() | texts.str.lower().isin(_MISSING_TEXT).to_numpy()
+    gap = missing & needs_values
+    if gap.any():
+        raise fail("missing group label for treatment or control events (cluster-robust "
+                   "standard errors group on it)", gap, column=name)
+    codes = pd.Series(np.where(missing, None, texts), dtype=object).factorize()[0]
+    return np.where(codes < 0, np.nan, codes).astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ __all__ = [
     "GridStatistics",
     "RandomisationTest",
     "ShiftSpan",
+    "check_permutation_vcov",
     "chunk_rng",
     "date_shift_chunk",
     "date_shift_range",
@@ -252,6 +253,16 @@ class GridStatistics:
         return self.perfect.sum(axis=(1, 2))
 
 
+def check_permutation_vcov(vcov: str) -> None:
+    """Raise :class:`SettingsError` unless the randomisation checks can refit with ``vcov``:
+    their batched refits know classical, HC1 and HC3 errors only."""
+    if str(vcov) not in ("classical", "HC1", "HC3"):
+        raise SettingsError(
+            f"the randomisation checks refit every cell thousands of times with classical, "
+            f"HC1 or HC3 errors; {vcov} is not available there (choose --vcov HC1; the "
+            f"cluster-robust and Conley p-values are in the report's first verdict)")
+
+
 def grid_design(cube: xr.Dataset, settings: MWASettings) -> GridDesign:
     """Match every cell as :func:`bayes_wake.mwa.matched_wake_analysis` does and keep what
     the batched regressions need.
@@ -266,7 +277,14 @@ def grid_design(cube: xr.Dataset, settings: MWASettings) -> GridDesign:
     Returns
     -------
     GridDesign
+
+    Raises
+    ------
+    SettingsError
+        For cluster-robust or Conley errors: the batched refits of the randomisation checks
+        know classical, HC1 and HC3 only.
     """
+    check_permutation_vcov(settings.vcov)
     cells = []
     for cell in matched_cells(cube, settings, balance=False):
         treated = cell.treated.astype(bool)

@@ -96,6 +96,49 @@ def test_hours_and_exact_convention_run(tmp_path, mwa_example_csv):
     assert list(estimates["t_window"]) == [24, 24, 48, 48, 72, 72]
 
 
+def test_cluster_robust_errors_on_a_text_column_match_the_python_api(tmp_path,
+                                                                      mwa_example_csv):
+    """``--vcov CR2:zone`` clusters on a column of names; the API clusters on the same names."""
+    import numpy as np
+
+    from bayes_wake.events import read_events
+    from bayes_wake.mwa import MWASettings, matched_cells
+    from bayes_wake.regression import weighted_ols
+    from bayes_wake.wakes import count_wakes
+
+    frame = pd.read_csv(mwa_example_csv)
+    frame["zone"] = np.where(frame["lon"] < 0.5, "west", "east")
+    frame["zone"] += np.where(frame["lat"] < 0.5, " south", " north")
+    data = tmp_path / "zones.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "cr2"
+    result = CliRunner().invoke(main, ["mwa", "--data", str(data), *EXAMPLE_ARGS,
+                                       "--vcov", "cr2:zone", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out / "estimates.csv")
+    events = read_events(data, covariates=["match1", "match2"])
+    cube = count_wakes(events, range(2, 11, 2), np.arange(2.0, 10.1, 2.0))
+    names = frame["zone"].to_numpy()[cube["event"].to_numpy() - 1]  # event ids: file rows
+    pvalues = []
+    for cell in matched_cells(cube, MWASettings(match_on=("match1", "match2"), weighted=True,
+                                                tcm=True), balance=False):
+        fit = weighted_ols(cell.y, cell.design, cell.weights, vcov="CR2:zone",
+                           clusters=names[cell.events])
+        pvalues.append(fit.pvalue[-1] if fit.defined else np.nan)
+    np.testing.assert_allclose(written["pvalue"], pvalues, rtol=1e-9)
+    assert len(set(names)) == 4 and np.isfinite(pvalues).sum() >= 4  # R leaves 19 NA
+    assert json.loads((out / "provenance.json").read_text())["settings"]["vcov"] == "CR2:zone"
+
+
+def test_a_standard_error_choice_the_package_does_not_know_is_refused(mwa_example_csv,
+                                                                      tmp_path):
+    result = CliRunner().invoke(main, ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS,
+                                       "--vcov", "CR3:zone", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "CR2:COLUMN" in result.output and "conley-bm" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_demo_runs_on_the_embedded_simulated_study(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--mwa-only"])

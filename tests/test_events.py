@@ -260,6 +260,21 @@ def test_explicit_covariates(tmp_path: Path) -> None:
     assert "id, kind, date, x, y, income, note_code" in str(info.value)
 
 
+def test_label_columns_become_codes_in_order_of_first_appearance(tmp_path: Path) -> None:
+    lines = SMALL_CSV.strip().splitlines()
+    zones = ["", "Gao", "Mopti", " Gao", "Kidal", "NA"]  # the dependent events have none
+    text = "\n".join([lines[0] + ',"zone"'] + [f"{line},{z}" for line, z in
+                                                zip(lines[1:], zones, strict=True)])
+    events = read_events(write(tmp_path, text), covariates=["match1"], labels=["zone"])
+    np.testing.assert_array_equal(events["zone"], [np.nan, 0, 1, 0, 2, np.nan])
+    assert events.attrs["covariates"] == ["match1", "zone"]
+    text = text.replace("0.87101707588881305,1.0117162649220299,Gao",
+                        "0.87101707588881305,1.0117162649220299,")
+    with pytest.raises(EventDataError, match="missing group label") as info:
+        read_events(write(tmp_path, text, "gap.csv"), covariates=["match1"], labels=["zone"])
+    assert info.value.column == "zone" and "row 2" in str(info.value)
+
+
 def test_numeric_selectors_match_as_text(tmp_path: Path) -> None:
     text = "timestamp,lon,lat,group\n2020-01-01,1,1,1\n2020-01-02,2,2,0\n2020-01-03,3,3,2\n"
     roles = {"treatment": ("group", 1), "control": ("group", "0"), "dependent": ("group", 2.0)}
