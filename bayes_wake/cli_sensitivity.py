@@ -52,6 +52,19 @@ from bayes_wake.cli_common import (
               help="Column of the data naming each event's region (leave one region out).")
 @click.option("--regions", "leave_out", default="", metavar="A,B",
               help="Regions to leave out one at a time (default: all).")
+@click.option("--placebo-sites", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE",
+              help="Candidate sites (CSV, Parquet or points; lat, lon and the match columns) "
+                   "for the placebo-placement calibration: the size of every standard-error "
+                   "choice on these data.")
+@click.option("--placebos", type=click.IntRange(1), default=None,
+              help="Placebo placements of the calibration (default 20 with --placebo-sites).")
+@click.option("--placebo-weight", default=None, metavar="COLUMN",
+              help="Column of the sites weighting where placebo treatments are drawn "
+                   "(e.g. nearness to a base; default uniform).")
+@click.option("--placebo-bayes", is_flag=True,
+              help="Also fit the reference model on every placebo placement (one MCMC fit "
+                   "each) for the size of its posterior intervals.")
 @click.option("--spec", "spec_path", default="smooth_did", show_default=True,
               help="Reference model spec: a YAML file or the name of a spec in models/.")
 @click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
@@ -68,14 +81,16 @@ from bayes_wake.cli_common import (
 def sensitivity(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
                 t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
                 formula, estimation, vcov, alpha, out, permutations, date_shifts, chunk_size,
-                seed, bayes_checks, grid_region, region_column, leave_out, spec_path, draws,
-                tune, chains, allow_unconverged, scheduler, workers):
+                seed, bayes_checks, grid_region, region_column, leave_out, placebo_sites,
+                placebos, placebo_weight, placebo_bayes, spec_path, draws, tune, chains,
+                allow_unconverged, scheduler, workers):
     """Sensitivity checks of per-window significance, in one report.
 
     Writes sensitivity_report.html (a verdict sentence per check at the top), verdicts.csv,
     multiplicity.csv, randomisation_summary.csv, randomisation_null.csv, one
     bayes_<check>.csv per Bayesian check (and bayes_<check>_cells.csv per cell),
-    estimates.csv, task_layout.csv and provenance.json to OUT, and keeps finished tasks in
+    estimates.csv, task_layout.csv, provenance.json and, with --placebo-sites,
+    placebo_size.csv and placebo_cells.csv to OUT, and keeps finished tasks in
     OUT/tasks/ so an interrupted run resumes where it stopped: the same data and settings
     reuse every finished task.
     """
@@ -86,6 +101,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
 
     from bayes_wake.artefacts import write_json
     from bayes_wake.bayes_checks import resolve_checks
+    from bayes_wake.calibration import read_placebo_sites
     from bayes_wake.errors import SettingsError
     from bayes_wake.mwa import MWASettings
     from bayes_wake.sensitivity import (
@@ -123,12 +139,19 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
         t_unit=normalise_time_unit(t_unit), convention=convention, permutations=permutations,
         date_shifts=date_shifts, chunk_size=chunk_size, seed=seed, bayes_checks=checks,
         spec=spec.model_dump(mode="json"), grid_region=grid_region,
-        region_column=region_column, leave_out=names)
+        region_column=region_column, leave_out=names,
+        placebos=_placebo_count(placebo_sites, placebos), placebo_weight=placebo_weight,
+        placebo_bayes=placebo_bayes)
 
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     checks_record = _event_checks(events)
+    sites = None
+    if placebo_sites:
+        sites = read_placebo_sites(placebo_sites, events.attrs["covariates"], placebo_weight)
+        console.print(f"{escape(placebo_sites)}: {len(sites):,} candidate sites for "
+                      f"{settings.placebos} placebo placements")
     region_of_event, chosen = None, []
     if region_column:
         values = read_region_column(data, region_column, checks_record["rows_read"])
@@ -139,7 +162,8 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     with _progress(console, "sensitivity tasks") as advance:
         result = run_sensitivity(
             events, cube, settings, out, region_of_event=region_of_event, leave_out=chosen,
-            inputs={"data": str(data)}, scheduler="inline" if workers == 0 else scheduler,
+            sites=sites, inputs={"data": str(data), **(
+                {"placebo_sites": str(placebo_sites)} if placebo_sites else {})}, scheduler="inline" if workers == 0 else scheduler,
             n_workers=workers or None, log=lambda line: console.print(line, markup=False),
             progress=advance)
     # what the reader found goes beside the settings run_sensitivity records
@@ -157,3 +181,13 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
                   f"({len(run.computed)} tasks computed, {len(run.reused)} reused; "
                   f"{run.where}) in {time.perf_counter() - started:.1f} s")
     return _convergence_status(console, result.converged, allow_unconverged)
+
+
+def _placebo_count(sites, placebos: int | None) -> int:
+    """The number of placebo placements: 20 by default with sites, none without."""
+    from bayes_wake.errors import SettingsError
+
+    if placebos is not None and not sites:
+        raise SettingsError("--placebos re-draws placements over candidate sites: give "
+                            "--placebo-sites FILE")
+    return (20 if placebos is None else placebos) if sites else 0

@@ -46,7 +46,7 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa import MWASettings, matched_cells, matched_wake_analysis
 from bayes_wake.wakes import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA, count_wakes
 
-__all__ = ["calibration_table", "Scenario", "plant", "matched_truth", "placebo_placement",
+__all__ = ["Scenario", "plant", "matched_truth", "placebo_placement", "posterior_cells",
            "recovery_tasks", "run_recovery", "score_recovery", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
@@ -374,11 +374,6 @@ class RecoverySettings:
 
 def _fit_methods(cube: xr.Dataset, settings: RecoverySettings) -> dict:
     """OLS (95% CI, classical and HC1) and each spec's posterior (90% interval) per cell."""
-    import warnings
-
-    import arviz as az
-
-    from bayes_wake.bayes import fit_surface
     from bayes_wake.specs import load_spec
 
     mwa = _mwa_settings(settings)
@@ -392,21 +387,32 @@ def _fit_methods(cube: xr.Dataset, settings: RecoverySettings) -> dict:
             continue
         spec = load_spec(method).with_sampler(draws=settings.draws, tune=settings.tune,
                                               chains=settings.chains)
-        with warnings.catch_warnings(), az.rc_context({"stats.ci_prob": 0.9,
-                                                       "stats.ci_kind": "eti"}):
-            warnings.simplefilter("ignore")
-            fit = fit_surface(cube, spec, match_on=mwa.match_on, weighted=mwa.weighted,
-                              tcm=mwa.tcm, delete_sutva=mwa.delete_sutva,
-                              formula=mwa.formula, progress=False)
-        s = fit.surface
-        d = fit.diagnostics
-        out[method] = {"mean": s["mean"].to_numpy(), "lower": s["ci_lower"].to_numpy(),
-                       "upper": s["ci_upper"].to_numpy(), "converged": int(d.converged),
-                       "max_r_hat": d.max_r_hat, "min_ess_bulk": d.min_ess_bulk,
-                       "divergences": d.divergences,
-                       "seconds": d.compile_seconds + d.sample_seconds}
+        out[method] = posterior_cells(cube, spec, mwa)
     return {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv)
                 for kk, vv in v.items()} for k, v in out.items()}
+
+
+def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
+    """Fit ``spec`` (a :class:`bayes_wake.specs.ModelSpec`) with the matching of ``mwa``;
+    per cell the posterior mean and 90% equal-tailed interval (arrays, window x radius),
+    with the convergence diagnostics."""
+    import warnings
+
+    import arviz as az
+
+    from bayes_wake.bayes import fit_surface
+
+    with warnings.catch_warnings(), az.rc_context({"stats.ci_prob": 0.9,
+                                                   "stats.ci_kind": "eti"}):
+        warnings.simplefilter("ignore")
+        fit = fit_surface(cube, spec, match_on=mwa.match_on, weighted=mwa.weighted,
+                          tcm=mwa.tcm, delete_sutva=mwa.delete_sutva,
+                          formula=mwa.formula, progress=False)
+    s, d = fit.surface, fit.diagnostics
+    return {"mean": s["mean"].to_numpy(), "lower": s["ci_lower"].to_numpy(),
+            "upper": s["ci_upper"].to_numpy(), "converged": int(d.converged),
+            "max_r_hat": d.max_r_hat, "min_ess_bulk": d.min_ess_bulk,
+            "divergences": d.divergences, "seconds": d.compile_seconds + d.sample_seconds}
 
 
 def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: dict,
@@ -609,16 +615,3 @@ def recovery_verdict(summary: pd.DataFrame) -> str:
                      f"(at most OLS's in {wins} of {len(planted)} scenarios), 90% intervals "
                      f"cover the truth in {g['coverage'].mean():.0%} of cells")
     return "; ".join(parts) + "." if parts else "Only OLS was run."
-
-
-def calibration_table(cube: xr.Dataset, match_on: Sequence[str], vcovs: Sequence[str], *,
-                      weighted: bool = True, tcm: bool = True, **labels) -> pd.DataFrame:
-    """Per cell of one placement: the OLS estimate and the p-value of every standard-error
-    choice (:func:`bayes_wake.mwa.standard_error_table`), with ``labels`` as columns."""
-    from bayes_wake.mwa import standard_error_table
-
-    settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm)
-    table = standard_error_table(cube, settings, vcovs)
-    for key, value in labels.items():
-        table[key] = value
-    return table

@@ -44,6 +44,12 @@ from bayes_wake.bayes_checks import (
     summarise_checks,
 )
 from bayes_wake.bayes_checks import RESULT_FORMAT as FIT_FORMAT
+from bayes_wake.calibration import (
+    CALIBRATION_CHOICES,
+    calibration_sentence,
+    placebo_calibration_task,
+    placebo_size,
+)
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.multiplicity import MultiplicitySummary, summarise_multiplicity
 from bayes_wake.mwa import (
@@ -97,7 +103,8 @@ VERDICT_LABELS = {"standard_errors": "Robust standard errors",
                   "date_shift": "Date-shift placebos", "surface": "Posterior surface",
                   "prior": "Prior (power-scaling)", "prior_refit": "Prior (refits)",
                   "likelihood": "Likelihood", "matching": "Matching",
-                  "sutva": "Overlapping wakes", "regions": "Leave one region out"}
+                  "sutva": "Overlapping wakes", "regions": "Leave one region out",
+                  "calibration": "Placebo placements"}
 
 
 def robust_survival(cube: xr.Dataset, mwa: MWASettings,
@@ -144,6 +151,12 @@ class SensitivitySettings:
         Column of the data file naming each event's region (for leave-one-region-out).
     leave_out
         Regions to leave out one at a time (empty: every region).
+    placebos
+        Placebo placements of the calibration (0: none; needs candidate sites).
+    placebo_weight
+        Column of the sites weighting where placebo treatments are drawn (None: uniform).
+    placebo_bayes
+        Also fit the reference model on every placebo placement (one MCMC fit each).
     """
 
     mwa: MWASettings
@@ -161,6 +174,9 @@ class SensitivitySettings:
     grid_region: str = ""
     region_column: str | None = None
     leave_out: tuple[str, ...] = ()
+    placebos: int = 0
+    placebo_weight: str | None = None
+    placebo_bayes: bool = False
 
     def __post_init__(self) -> None:
         def whole(name: str, value, minimum: int) -> None:
@@ -173,6 +189,10 @@ class SensitivitySettings:
         whole("--chunk-size", self.chunk_size, 1)
         whole("date-shift chunk size", self.date_shift_chunk, 1)
         whole("--seed", self.seed, 0)
+        whole("--placebos", self.placebos, 0)
+        if self.placebo_bayes and not self.placebos:
+            raise SettingsError("--placebo-bayes fits the model on placebo placements: give "
+                                "--placebo-sites")
         if len(self.windows) == 0 or len(self.radii) == 0:
             raise SettingsError("the window grid is empty")
         unknown = [c for c in self.bayes_checks if c not in CHECKS]
@@ -357,7 +377,8 @@ def event_table_sha256(events: pd.DataFrame, extra: Sequence | None = None) -> s
 
 
 def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
-          region_of_event: np.ndarray | None, leave_out: Sequence[str]):
+          region_of_event: np.ndarray | None, leave_out: Sequence[str],
+          sites: pd.DataFrame | None = None):
     """Every task of the run, in a fixed order."""
     data_hash = event_table_sha256(events)
     base = {"mwa": asdict(settings.mwa), "windows": list(map(int, settings.windows)),
@@ -401,7 +422,28 @@ def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
                     f"fit: {variant.label}", "fit", priority=10)
         tasks.append(task)
         fit_tasks[variant.name] = key
+    if settings.placebos:
+        tasks += _placebo_tasks(data_hash, settings, sites, spec)
     return tasks, fits, skipped, fit_tasks, shift
+
+
+def _placebo_tasks(data_hash: str, settings: SensitivitySettings, sites: pd.DataFrame,
+                   spec) -> list[Task]:
+    """One task per placebo placement of the calibration, keyed by data, sites and settings."""
+    config = {"windows": list(map(int, settings.windows)),
+              "radii": list(map(float, settings.radii)), "t_unit": settings.t_unit,
+              "convention": settings.convention, "mwa": asdict(settings.mwa),
+              "vcovs": list(CALIBRATION_CHOICES), "weight": settings.placebo_weight,
+              "spec": spec.model_dump(mode="json") if settings.placebo_bayes else None}
+    sites_hash = hashlib.sha256(pd.util.hash_pandas_object(sites, index=False).to_numpy()
+                                .tobytes()).hexdigest()
+    return [Task(task_key(data_hash, {"kind": "placebo", "placement": i, "sites": sites_hash,
+                                      "seed": settings.seed, **config}),
+                 placebo_calibration_task, (Shared("events"), Shared("sites"), i,
+                                            settings.seed, config),
+                 f"placebo placement {i}", "placebo",
+                 priority=10 if settings.placebo_bayes else 5)
+            for i in range(settings.placebos)]
 
 
 def run_sensitivity(
@@ -412,6 +454,7 @@ def run_sensitivity(
     *,
     region_of_event: np.ndarray | None = None,
     leave_out: Sequence[str] = (),
+    sites: pd.DataFrame | None = None,
     inputs: dict | None = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
@@ -434,6 +477,10 @@ def run_sensitivity(
         so that a rerun resumes).
     region_of_event, leave_out
         From :func:`regions_of_anchors`, for leave-one-region-out.
+    sites
+        Candidate sites of the placebo calibration
+        (:func:`bayes_wake.calibration.read_placebo_sites`); needed when
+        ``settings.placebos`` > 0.
     inputs
         Input files for the provenance record (``{"data": path}``).
     scheduler, n_workers
@@ -456,6 +503,8 @@ def run_sensitivity(
         raise SettingsError("the wake cube was counted on another grid than the settings name")
     if "regions" in settings.bayes_checks and region_of_event is None:
         raise SettingsError("leave-one-region-out needs the region of every anchor")
+    if settings.placebos and sites is None:
+        raise SettingsError("the placebo calibration needs candidate sites (--placebo-sites)")
     if region_of_event is not None and not leave_out:
         leave_out = sorted(set(map(str, region_of_event)))
     span = None
@@ -471,10 +520,12 @@ def run_sensitivity(
     design = grid_design(cube, mwa)
     observed = design.statistics()
     tasks, fits, skipped, fit_tasks, _ = _plan(events, cube, settings, region_of_event,
-                                               leave_out)
+                                               leave_out, sites)
     log(f"{len(tasks)} tasks: {settings.permutations:,} label permutations, "
-        f"{settings.date_shifts:,} date-shift placebos, {len(fits)} Bayesian fit(s)")
-    shared = {"design": design, "events": events, "cube": cube, "regions": region_of_event}
+        f"{settings.date_shifts:,} date-shift placebos, {len(fits)} Bayesian fit(s), "
+        f"{settings.placebos:,} placebo placement(s)")
+    shared = {"design": design, "events": events, "cube": cube, "regions": region_of_event,
+              "sites": sites}
     run = run_tasks(tasks, out, shared=shared, scheduler=scheduler, n_workers=n_workers,
                     progress=progress, log=log)
 
@@ -496,6 +547,13 @@ def run_sensitivity(
                 ("multiplicity", multiplicity.sentence())]
     verdicts += [(kind, test.sentence()) for kind, test in tests.items()]
     verdicts += [(check.name, check.sentence) for check in bayes]
+    calibration = None
+    if settings.placebos:
+        placebo = by_kind["placebo"]
+        calibration = placebo_size(placebo, CALIBRATION_CHOICES, mwa.alpha)
+        verdicts.append(("calibration", calibration_sentence(calibration, settings.placebos,
+                                                             len(sites))))
+        converged += [r["converged"] for r in placebo if r["converged"] is not None]
     task_layout = pd.DataFrame(layout(tasks, run))
 
     record = provenance({"command": "sensitivity", **settings.to_dict()}, inputs or {})
@@ -507,11 +565,16 @@ def run_sensitivity(
     with staged_directory(out) as stage:
         files += _write_tables(stage, result, multiplicity, tests, bayes, verdicts, task_layout,
                                design)
+        if calibration is not None:
+            write_table(calibration, stage / "placebo_size.csv")
+            write_table(pd.concat([pd.DataFrame(r["cells"]) for r in by_kind["placebo"]],
+                                  ignore_index=True), stage / "placebo_cells.csv")
+            files += ["placebo_size.csv", "placebo_cells.csv"]
         write_json(record, stage / "provenance.json")
         files.append("provenance.json")
         _write_report(stage / REPORT_NAME, settings, result, multiplicity, tests, bayes,
                       verdicts, task_layout, run, inputs or {}, span=span,
-                      unconverged=converged.count(False))
+                      unconverged=converged.count(False), calibration=calibration)
         files.append(REPORT_NAME)
     return SensitivityResult(verdicts=verdicts, multiplicity=multiplicity, tests=tests,
                              bayes=bayes, run=run, layout=task_layout, out=Path(out),
@@ -560,7 +623,8 @@ def _grid_table(frame: pd.DataFrame, value: str) -> pd.DataFrame:
 
 def _write_report(path: Path, settings: SensitivitySettings, result, multiplicity, tests,
                   bayes, verdicts, task_layout, run: RunReport, inputs: dict, *,
-                  span: ShiftSpan | None = None, unconverged: int = 0) -> None:
+                  span: ShiftSpan | None = None, unconverged: int = 0,
+                  calibration: pd.DataFrame | None = None) -> None:
     from bayes_wake.plotting import (
         null_distribution_caption,
         plot_effect_surface,
@@ -634,6 +698,20 @@ def _write_report(path: Path, settings: SensitivitySettings, result, multiplicit
             report.table(_grid_table(check.cells, "prior_sensitivity"),
                          caption="Prior sensitivity per cell (power-scaling; > 0.05 "
                                  "sensitive)")
+
+    if calibration is not None:
+        report.heading("4. Placebo-placement calibration")
+        report.paragraph(dict(verdicts)["calibration"], kind="verdict")
+        report.table(calibration, caption="Per choice: the share of windows flagged when "
+                     "there is no effect (size; nominal level beside it), its Monte Carlo "
+                     "standard error over placements, windows flagged per placement, and the "
+                     "share of flagged estimates that are positive", digits=3)
+        report.paragraph(
+            "Each placebo re-draws the treatments (weighted by "
+            f"{settings.placebo_weight or 'nothing: uniform'}) and the controls over the "
+            "candidate sites, with dates uniform over the real anchors' span, keeps the real "
+            "outcome events and reruns the matched wake analysis; the truth is no effect "
+            "everywhere.", kind="note")
 
     report.heading("Where the work ran")
     report.paragraph(

@@ -19,17 +19,25 @@ CHOICES = ("classical", "HC1", "CR1:site", "CR2:site", "CR1:cell10km", "CR2:cell
 
 
 def size_table(placements=range(20), choices=CHOICES, alpha=0.05) -> list[dict]:
-    from bayes_wake.recovery import calibration_table
+    from bayes_wake.calibration import calibration_table, placebo_size
+    from bayes_wake.mwa import MWASettings
     from bayes_wake.wakes import count_wakes
 
-    tables = []
+    settings = MWASettings(match_on=("dist_base_km",), weighted=True, tcm=True)
+    results = []
     for p in placements:
         events = sauter_studies(p, outcomes=("vac",))["vac"]
         events = _with_clusters(events)
         cube = count_wakes(events, np.arange(10, 61, 10), np.arange(3.0, 15.1, 3.0),
                            covariates=["dist_base_km", "site", "cell10km"])
-        tables.append(calibration_table(cube, ["dist_base_km"], choices, placement=p))
-    return _summarise(tables, choices, alpha)
+        table = calibration_table(cube, settings, choices, placement=p)
+        results.append({"cells": table.to_dict("list")})
+    size = placebo_size(results, choices, alpha)
+    return [{"standard errors": r.choice, "placements": r.placements,
+             "size (nominal 0.05)": r.size, "Monte Carlo SE": r.mc_se,
+             "mean significant of 30": r.mean_flagged, "max significant": r.max_flagged,
+             "positive share of false positives": r.positive_share}
+            for r in size.itertuples()]
 
 
 def _with_clusters(events):
@@ -44,25 +52,6 @@ def _with_clusters(events):
     events["cell10km"] = cell.factorize()[0].astype(float)
     events.attrs["covariates"] = ["dist_base_km", "site", "cell10km"]
     return events
-
-
-def _summarise(tables, choices, alpha):
-    import pandas as pd
-
-    frame = pd.concat(tables, ignore_index=True)
-    rows = []
-    for choice in choices:
-        p = frame[f"pvalue_{choice}"]
-        sig = (p <= alpha).groupby(frame["placement"]).sum()
-        rows.append({"standard errors": choice, "placements": int(sig.size),
-                     "size (nominal 0.05)": float((p[p.notna()] <= alpha).mean()),
-                     "mean significant of 30": float(sig.mean()),
-                     "max significant": int(sig.max()),
-                     "placements with >= 5": int((sig >= 5).sum()),
-                     "positive share of false positives": float(
-                         (frame["estimate"][p <= alpha] > 0).mean()) if (p <= alpha).any()
-                     else float("nan")})
-    return rows
 
 
 def run(quick: bool = False) -> list[dict]:

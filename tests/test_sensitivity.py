@@ -268,3 +268,91 @@ def test_the_robust_verdict_counts_surviving_windows(mwa_example_events):
     assert sentence.startswith(f"Of {n_classical} windows significant")
     assert f"{both} with HC1 stay significant" in sentence
     assert n_classical == 4  # R's reference: 4 significant windows on the example
+
+
+def _example_sites(mwa_example_csv, path):
+    """Candidate sites near the example's anchors, with their match values and a weight."""
+    frame = pd.read_csv(mwa_example_csv)
+    anchors = frame[frame["type"] != "dependent"]
+    rng = np.random.default_rng(0)
+    sites = pd.DataFrame({"latitude": anchors["lat"] + rng.normal(0, 0.02, len(anchors)),
+                          "lon": anchors["lon"] + rng.normal(0, 0.02, len(anchors)),
+                          "match1": anchors["match1"], "match2": anchors["match2"],
+                          "near": rng.uniform(0, 1, len(anchors))}).reset_index(drop=True)
+    sites.to_csv(path, index=False)
+    return sites
+
+
+def test_the_placebo_calibration_sizes_every_choice_and_resumes(mwa_example_csv, tmp_path):
+    from bayes_wake.calibration import CALIBRATION_CHOICES
+
+    sites = _example_sites(mwa_example_csv, tmp_path / "sites.csv")
+    out = tmp_path / "calibrated"
+    args = ["--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--permutations", "20",
+            "--date-shifts", "0", *FAST, "--placebo-sites", str(tmp_path / "sites.csv"),
+            "--placebos", "6", "--placebo-weight", "near", "--out", str(out)]
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    cells = pd.read_csv(out / "placebo_cells.csv")
+    size = pd.read_csv(out / "placebo_size.csv").set_index("choice")
+    assert sorted(cells["placement"].unique()) == list(range(6))
+    assert list(size.index) == list(CALIBRATION_CHOICES)
+    for choice in CALIBRATION_CHOICES:  # the size is the share of defined cells flagged
+        p = cells[f"pvalue_{choice}"].dropna()
+        assert size.loc[choice, "size"] == pytest.approx((p <= 0.05).mean())
+        per = (cells[f"pvalue_{choice}"] <= 0.05).groupby(cells["placement"]).sum()
+        assert size.loc[choice, "max_flagged"] == per.max()
+    # the placements differ from one another and from the real anchors
+    by = cells.groupby("placement")["estimate"].apply(lambda e: tuple(e.round(12)))
+    assert by.nunique() == 6
+    verdict = pd.read_csv(out / "verdicts.csv").set_index("check").loc["calibration",
+                                                                        "verdict"]
+    assert verdict.startswith(f"On 6 of 6 placebo placements") and f"{len(sites)} candidate" \
+        in verdict
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert len(provenance["inputs"]["placebo_sites"]["sha256"]) == 64
+    again = _invoke(args)
+    assert again.exit_code == 0 and "0 tasks computed" in again.output
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.drop(columns=["match2"]), "missing column 'match2'"),
+    (lambda s: s.assign(lon=s["lon"].astype(object).where(s.index != 3, "east")),
+     "row 4"),
+    (lambda s: s.assign(near=-s["near"]), "weights must be >= 0"),
+])
+def test_bad_placebo_sites_are_refused_naming_file_row_and_column(mwa_example_csv, tmp_path,
+                                                                  edit, message):
+    sites = edit(_example_sites(mwa_example_csv, tmp_path / "sites.csv"))
+    sites.to_csv(tmp_path / "bad_sites.csv", index=False)
+    result = _invoke(["--data", str(mwa_example_csv), *EXAMPLE_ARGS, *FAST,
+                      "--placebo-sites", str(tmp_path / "bad_sites.csv"),
+                      "--placebo-weight", "near", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "bad_sites.csv" in result.output and message in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_placebos_without_sites_are_refused(mwa_example_csv, tmp_path):
+    result = _invoke(["--data", str(mwa_example_csv), *EXAMPLE_ARGS, *FAST, "--placebos", "5",
+                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--placebo-sites" in result.output
+
+
+@pytest.mark.slow
+def test_the_placebo_calibration_sizes_the_posterior_too(mwa_example_csv, tmp_path):
+    _example_sites(mwa_example_csv, tmp_path / "sites.csv")
+    out = tmp_path / "bayes_calibrated"
+    result = _invoke(["--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--permutations", "20",
+                      "--date-shifts", "0", "--workers", "0", "--bayes-checks", "surface",
+                      "--placebo-sites", str(tmp_path / "sites.csv"), "--placebos", "2",
+                      "--placebo-bayes", "--allow-unconverged", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    cells = pd.read_csv(out / "placebo_cells.csv")
+    size = pd.read_csv(out / "placebo_size.csv").set_index("choice")
+    row = size.loc["posterior 90% interval"]
+    assert row["nominal"] == pytest.approx(0.1)
+    fitted = cells.dropna(subset=["bayes_lower"])
+    assert len(fitted) >= 2 and (fitted["bayes_lower"] <= fitted["bayes_upper"]).all()
+    excludes = (fitted["bayes_lower"] > 0) | (fitted["bayes_upper"] < 0)
+    assert row["size"] == pytest.approx(excludes.mean())
