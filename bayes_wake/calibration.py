@@ -27,7 +27,8 @@ from bayes_wake.recovery import placebo_placement, posterior_cells
 from bayes_wake.wakes import count_wakes
 
 __all__ = ["CALIBRATION_CHOICES", "calibration_table", "read_placebo_sites",
-           "placebo_calibration_task", "placebo_size", "calibration_sentence"]
+           "placebo_calibration_task", "placebo_size", "placebo_shift",
+           "calibration_sentence"]
 
 #: The standard-error choices a calibration sizes; none needs a column of the sites
 #: (``location`` clusters anchors at identical coordinates).
@@ -35,6 +36,8 @@ CALIBRATION_CHOICES = ("classical", "HC1", "HC3", "CR1:location", "CR2:location"
                        "conley:25", "conley-bm:25")
 #: A choice "holds its size" when it flags at most this multiple of the nominal level.
 SIZE_TOLERANCE = 1.4
+#: |t| of the mean placebo estimate above which the verdict reports a bias.
+SHIFT_T = 3.0
 #: The posterior interval whose exclusion of 0 counts as a Bayesian false positive.
 BAYES_INTERVAL = 0.9
 
@@ -181,8 +184,21 @@ def placebo_size(results: Sequence[dict], vcovs: Sequence[str], alpha: float) ->
     return pd.DataFrame(rows)
 
 
-def calibration_sentence(size: pd.DataFrame, n_placements: int, n_sites: int) -> str:
-    """The verdict: each choice's size beside the nominal level, and which hold it."""
+def placebo_shift(results: Sequence[dict]) -> tuple[float, float]:
+    """The mean OLS estimate under no effect (events per wake, averaged over each
+    placement's defined cells, then over placements) and its t over placements; a large
+    t means the placement is confounded with outcome trends that the matching leaves."""
+    frame = pd.concat([pd.DataFrame(r["cells"]) for r in results], ignore_index=True)
+    per = frame["estimate"].astype(float).groupby(frame["placement"]).mean().dropna()
+    if len(per) < 2 or per.std(ddof=1) == 0:
+        return float(per.mean()) if len(per) else np.nan, np.nan
+    return float(per.mean()), float(per.mean() / (per.std(ddof=1) / np.sqrt(len(per))))
+
+
+def calibration_sentence(size: pd.DataFrame, n_placements: int, n_sites: int,
+                         shift: tuple[float, float] | None = None) -> str:
+    """The verdict: each choice's size beside the nominal level, which hold it, and (with
+    :func:`placebo_shift`) whether the placebo estimates are off 0."""
     valid = int(size["placements"].max()) if len(size) else 0
     if valid < 2:
         return (f"Not informative, because only {valid} of {n_placements} placebo placements "
@@ -199,4 +215,14 @@ def calibration_sentence(size: pd.DataFrame, n_placements: int, n_sites: int) ->
                 if bayes else "") + ") is "
             + ", ".join(parts) + f" (Monte Carlo error up to {mc:.1%}). "
             + (f"Within {SIZE_TOLERANCE:g} x nominal on these data: {', '.join(holds)}."
-               if holds else f"None stays within {SIZE_TOLERANCE:g} x nominal on these data."))
+               if holds else f"None stays within {SIZE_TOLERANCE:g} x nominal on these data.")
+            + _shift_words(shift))
+
+
+def _shift_words(shift: tuple[float, float] | None) -> str:
+    if shift is None or not np.isfinite(shift[1]) or abs(shift[1]) < SHIFT_T:
+        return ""
+    return (f" The placebo estimates average {shift[0]:+.3f} events per wake (t = "
+            f"{shift[1]:.1f} over placements), not 0: the placement is confounded with "
+            "outcome trends that the matching leaves, and that bias, which no standard "
+            "error removes, is part of every choice's excess.")

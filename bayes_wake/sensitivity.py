@@ -48,6 +48,7 @@ from bayes_wake.calibration import (
     CALIBRATION_CHOICES,
     calibration_sentence,
     placebo_calibration_task,
+    placebo_shift,
     placebo_size,
 )
 from bayes_wake.errors import EventDataError, SettingsError
@@ -551,8 +552,8 @@ def run_sensitivity(
     if settings.placebos:
         placebo = by_kind["placebo"]
         calibration = placebo_size(placebo, CALIBRATION_CHOICES, mwa.alpha)
-        verdicts.append(("calibration", calibration_sentence(calibration, settings.placebos,
-                                                             len(sites))))
+        verdicts.append(("calibration", calibration_sentence(
+            calibration, settings.placebos, len(sites), placebo_shift(placebo))))
         converged += [r["converged"] for r in placebo if r["converged"] is not None]
     task_layout = pd.DataFrame(layout(tasks, run))
 
