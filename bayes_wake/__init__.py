@@ -26,19 +26,19 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "unknown"
 
 _PUBLIC = {
-    "read_events": "bayes_wake.events",
+    "read_events": "bayes_wake.io.events",
     "simulate_study": "bayes_wake.simulate",
-    "expand_windows": "bayes_wake.windows",
+    "expand_windows": "bayes_wake.core.windows",
     "count_wakes": "bayes_wake.wakes",
     "save_cube": "bayes_wake.wakes",
     "load_cube": "bayes_wake.wakes",
-    "matched_wake_analysis": "bayes_wake.mwa",
-    "load_spec": "bayes_wake.specs",
-    "fit_surface": "bayes_wake.bayes",
-    "load_posterior": "bayes_wake.bayes",
+    "matched_wake_analysis": "bayes_wake.mwa.analysis",
+    "load_spec": "bayes_wake.bayes.spec",
+    "fit_surface": "bayes_wake.bayes.fit",
+    "load_posterior": "bayes_wake.bayes.fit",
     "plot_effect_surface": "bayes_wake.plotting",
     "plot_surfaces_side_by_side": "bayes_wake.plotting",
-    "run_sensitivity": "bayes_wake.sensitivity",
+    "run_sensitivity": "bayes_wake.checks.sensitivity",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -889,7 +889,7 @@ def plot_null_distributions(tests) -> tuple[Figure, dict[str, Axes]]:
     Parameters
     ----------
     tests
-        :class:`~bayes_wake.permutation.RandomisationTest` by kind (``labels``,
+        :class:`~bayes_wake.checks.randomisation.RandomisationTest` by kind (``labels``,
         ``date_shift``), in row order.
 
     Returns
@@ -951,10 +951,9 @@ def _null_text_panel(ax: Axes, title: str, reason: str, test, *, width: int) -> 
             bbox={"boxstyle": "round", "facecolor": "#f4f4f4", "edgecolor": "#999999"})
 
 
-def null_distribution_caption(tests) -> str:
-    """The caption of :func:`plot_null_distributions`: what is drawn and what was left out."""
-    from bayes_wake.permutation import HUGE_T
-
+def null_distribution_caption(tests, huge_t: float) -> str:
+    """The caption of :func:`plot_null_distributions`: what is drawn and what was left out
+    (``huge_t``: the |t| from which a draw counts as a near-perfect fit)."""
     left_out = [f"{_NULL_NAMES.get(kind, kind).lower()} {test.n_draws - test.n_valid:,} of "
                 f"{test.n_draws:,}" for kind, test in tests.items()
                 if test.n_draws > test.n_valid]
@@ -963,7 +962,7 @@ def null_distribution_caption(tests) -> str:
            "A check that is not informative shows why instead.")
     if left_out:
         out += (" Left out as invalid (no estimable window, or a near-perfect fit with "
-                f"|t| >= {HUGE_T:g} or not finite): {'; '.join(left_out)} draws.")
+                f"|t| >= {huge_t:g} or not finite): {'; '.join(left_out)} draws.")
     else:
         out += " No draw was left out."
     return out

@@ -378,7 +378,7 @@ class SimulatedStudy:
     Attributes
     ----------
     events
-        The event table (the contract of `bayes_wake.events.read_events`): columns
+        The event table (the contract of `bayes_wake.io.events.read_events`): columns
         ``event_id`` (int64, 1..n), ``role`` (``treatment``, ``control``, ``dependent``),
         ``time`` (datetime64[ns, UTC]), ``lon``, ``lat`` (WGS84 degrees) and the covariates
         ``dist_base_km`` (km to the nearest MINUSMA base), ``dist_river_km`` (km to the river)

@@ -26,10 +26,10 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from bayes_wake.artefacts import atomic_path
+from bayes_wake.io.artefacts import atomic_path
 from bayes_wake.errors import EventDataError, SettingsError
-from bayes_wake.rcompat import format_digits7
-from bayes_wake.windows import TIME_UNITS, normalise_time_unit
+from bayes_wake.core.rcompat import format_digits7
+from bayes_wake.core.windows import TIME_UNITS, normalise_time_unit
 
 __all__ = [
     "count_wakes",
@@ -140,7 +140,7 @@ def count_wakes(
     Parameters
     ----------
     events
-        The event table (see :func:`bayes_wake.events.read_events`): columns ``role``,
+        The event table (see :func:`bayes_wake.io.events.read_events`): columns ``role``,
         ``time`` (UTC), ``lon``, ``lat`` (degrees) and covariates. Rows with role ``other``
         are not counted but, as in R, bound the record and take row numbers.
     windows

@@ -25,7 +25,7 @@ def _study():
 
 
 def _row(label: str, spec, cube, covariates) -> dict:
-    from bayes_wake.bayes import fit_surface
+    from bayes_wake.bayes.fit import fit_surface
     from bayes_wake.errors import ConvergenceWarning
 
     start = time.perf_counter()
@@ -43,7 +43,7 @@ def _row(label: str, spec, cube, covariates) -> dict:
 
 
 def run(quick: bool = False) -> list[dict]:
-    from bayes_wake.specs import load_spec
+    from bayes_wake.bayes.spec import load_spec
 
     cube, covariates = _study()
     spec = load_spec("smooth_nb")

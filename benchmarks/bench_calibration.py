@@ -19,8 +19,8 @@ CHOICES = ("classical", "HC1", "CR1:site", "CR2:site", "CR1:cell10km", "CR2:cell
 
 
 def size_table(placements=range(20), choices=CHOICES, alpha=0.05) -> list[dict]:
-    from bayes_wake.calibration import calibration_table, placebo_size
-    from bayes_wake.mwa import MWASettings
+    from bayes_wake.checks.calibration import calibration_table, placebo_size
+    from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.wakes import count_wakes
 
     settings = MWASettings(match_on=("dist_base_km",), weighted=True, tcm=True)
@@ -62,8 +62,8 @@ def site_table(placements=range(20), choices=SITE_CHOICES, alpha=0.05) -> list[d
     """The package's own placebo machinery (``sensitivity --placebo-sites``): anchors re-drawn
     over the settlements of the study regions, treatments weighted by exp(-distance to the
     nearest MINUSMA base / 30 km), the real ACLED violence against civilians kept."""
-    from bayes_wake.calibration import placebo_calibration_task, placebo_shift, placebo_size
-    from bayes_wake.mwa import MWASettings
+    from bayes_wake.checks.calibration import placebo_calibration_task, placebo_shift, placebo_size
+    from bayes_wake.mwa.analysis import MWASettings
 
     events = sauter_studies(0, outcomes=("vac",))["vac"]  # its anchors are re-drawn
     sites = _settlement_sites()
@@ -88,8 +88,8 @@ def _settlement_sites():
     """Settlements of the six study regions with distance to base, admin-2 code, weight."""
     import pandas as pd
 
-    from bayes_wake.covariates import add_covariates, load_layer
-    from bayes_wake.study_area import (STUDY_REGIONS, filter_to_regions, load_regions,
+    from bayes_wake.io.covariates import add_covariates, load_layer
+    from bayes_wake.io.study_area import (STUDY_REGIONS, filter_to_regions, load_regions,
                                        resolve_regions)
 
     admin = SHARED / "ocha_cod_ab_mali_2015"

@@ -33,7 +33,7 @@ def _best_of(fn, repeat: int) -> tuple[float, object]:
 
 
 def paper_case(repeat: int = 5) -> dict:
-    from bayes_wake.mwa import matched_wake_analysis
+    from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
 
@@ -77,7 +77,7 @@ def large_case_in_child(n_anchor: int = 100_000, n_outcome: int = 1_000_000) -> 
 
 
 def _large_case(n_anchor: int, n_outcome: int) -> dict:
-    from bayes_wake.mwa import matched_wake_analysis
+    from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.wakes import count_wakes
 
     events = _large_events(n_anchor, n_outcome)

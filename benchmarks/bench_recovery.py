@@ -21,7 +21,7 @@ ACLED = SHARED / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"
 
 def sauter_studies(placement: int, outcomes=("vac", "battles_nsag")) -> dict[str, pd.DataFrame]:
     """Event tables of the Sauter design on the real ACLED outcomes, one per outcome."""
-    from bayes_wake.sauter import battery_studies
+    from bayes_wake.studies.sauter.workflow import battery_studies
 
     return battery_studies(SHARED, placement, outcomes)
 
@@ -30,7 +30,7 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
     """Run the battery; returns (score table, cell table)."""
     import tempfile
 
-    from bayes_wake.recovery import RecoverySettings, load_battery, run_recovery, score_recovery
+    from bayes_wake.checks.recovery import RecoverySettings, load_battery, run_recovery, score_recovery
 
     scenarios, conf = load_battery(path)
     placements = conf.get("placements", [0, 1, 2])[: 1 if quick else None]

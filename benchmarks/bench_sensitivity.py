@@ -6,7 +6,7 @@ t = 10..60 days by 10 x s = 3..15 km by 3 (30 windows), matched on the three cov
 weighted, classical errors (R's table).
 
 - ``permutations``: 1,000 within-stratum label permutations, every one refitting the 30
-  windows. Batched: :func:`bayes_wake.permutation.label_permutation_chunk` (labels and all
+  windows. Batched: :func:`bayes_wake.checks.randomisation.label_permutation_chunk` (labels and all
   fits in NumPy). Loops: the same permuted labels fitted one window at a time with statsmodels
   ``WLS`` and with bayes_wake's ``weighted_ols`` (R's rules), timed on a subset and scaled to
   1,000; the t-values of all three agree.
@@ -38,8 +38,8 @@ COVARIATES = ("dist_base_km", "dist_river_km", "pop_density")
 
 
 def _study():
-    from bayes_wake.mwa import MWASettings
-    from bayes_wake.permutation import grid_design
+    from bayes_wake.mwa.analysis import MWASettings
+    from bayes_wake.checks.randomisation import grid_design
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
 
@@ -52,12 +52,12 @@ def _study():
 def permutation_rows(design, n_permutations: int = 1000, n_loop: int = 100) -> list[dict]:
     import statsmodels.api as sm
 
-    from bayes_wake.permutation import (
+    from bayes_wake.checks.randomisation import (
         chunk_rng,
         label_permutation_chunk,
         permuted_labels,
     )
-    from bayes_wake.regression import weighted_ols
+    from bayes_wake.core.regression import weighted_ols
 
     label_permutation_chunk(design, 0, 10, seed=1)  # warm-up
     start = time.perf_counter()
@@ -108,7 +108,7 @@ def permutation_rows(design, n_permutations: int = 1000, n_loop: int = 100) -> l
 
 
 def _tasks(events, cube, settings, design, permutations: int, date_shifts: int, fits: bool):
-    from bayes_wake.sensitivity import SensitivitySettings, _plan
+    from bayes_wake.checks.sensitivity import SensitivitySettings, _plan
 
     checks = ("surface", "likelihood", "matching", "sutva") if fits else ()
     sensitivity = SensitivitySettings(mwa=settings, windows=tuple(WINDOWS), radii=tuple(RADII),
@@ -121,7 +121,7 @@ def _tasks(events, cube, settings, design, permutations: int, date_shifts: int, 
 
 def dask_rows(events, cube, settings, design, permutations: int, shifts: int, fits: bool,
               with_layout: bool) -> list[dict]:
-    from bayes_wake.scaleout import layout, run_tasks
+    from bayes_wake.checks.scaleout import layout, run_tasks
 
     tasks, shared = _tasks(events, cube, settings, design, permutations, shifts, fits=fits)
     what = (f"{permutations:,} permutations + {shifts} date shifts"

@@ -21,10 +21,10 @@ SPECS = ("smooth_did", "smooth_nb")
 def _row(spec_name: str, seed: int) -> dict:
     import arviz as az
 
-    from bayes_wake.bayes import fit_surface
-    from bayes_wake.mwa import matched_wake_analysis
+    from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.simulate import simulate_study
-    from bayes_wake.specs import load_spec
+    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.wakes import count_wakes
 
     study = simulate_study(seed)

@@ -1,6 +1,6 @@
 """Reanalyse Sauter (2022) on the shared data: the script form of ``bayes-wake sauter``.
 
-Runs :func:`bayes_wake.sauter.reanalyze_sauter` (the function behind the command) on the data
+Runs :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter` (the function behind the command) on the data
 in ``../shared/data`` beside the repository: the ACLED Mali 2017-2020 export, the OCHA admin-1
 boundaries with Ménaka split out, the six MINUSMA bases of Geo-PKO, and the GSHHG/WDBII rivers
 and lakes. Projects come from ``--qips``/``--aid`` or are simulated (and the report says so).
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from bayes_wake.errors import BayesWakeError
-from bayes_wake.sauter import reanalyze_sauter
+from bayes_wake.studies.sauter.workflow import reanalyze_sauter
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ACLED = DATA / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"

@@ -35,6 +35,6 @@ def mwa_reference(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def mwa_example_events(mwa_example_csv):
     """The example data read as an event table."""
-    from bayes_wake.events import read_events
+    from bayes_wake.io.events import read_events
 
     return read_events(mwa_example_csv)

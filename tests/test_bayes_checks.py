@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_wake.bayes_checks import (
+from bayes_wake.checks.bayesian import (
     DEFAULT_CHECKS,
     GridRegion,
     parse_grid_region,
@@ -14,7 +14,7 @@ from bayes_wake.bayes_checks import (
     summarise_checks,
 )
 from bayes_wake.errors import SettingsError
-from bayes_wake.specs import load_spec
+from bayes_wake.bayes.spec import load_spec
 
 WINDOWS, RADII = [10, 20, 30, 40, 50, 60], [3.0, 6.0, 9.0, 12.0, 15.0]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_wake.calibration import (
+from bayes_wake.checks.calibration import (
     calibration_sentence,
     placebo_shift,
     placebo_size,

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bayes_wake.artefacts import MARKER, csv_header_name, write_table
+from bayes_wake.io.artefacts import MARKER, csv_header_name, write_table
 from bayes_wake.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -345,7 +345,7 @@ def test_the_readme_python_blocks_run_as_written(mwa_example_csv, tmp_path, monk
     hold cells with an estimate."""
     import warnings
 
-    from bayes_wake import specs
+    from bayes_wake.bayes import spec as specs
 
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
     assert len(blocks) >= 2 and "prob_positive" in blocks[-1]

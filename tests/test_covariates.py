@@ -12,7 +12,7 @@ import pytest
 from shapely.geometry import LineString, Point, Polygon
 from synthetic import write_bases
 
-from bayes_wake.covariates import (
+from bayes_wake.io.covariates import (
     add_covariates,
     distance_error_bound,
     distance_to_layer,

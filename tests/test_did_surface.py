@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_wake.did_surface import grid_kernel, prepare_surface_data
-from bayes_wake.mwa import MWASettings, matched_cells, matched_wake_analysis
-from bayes_wake.regression import weighted_ols
+from bayes_wake.bayes.did_surface import grid_kernel, prepare_surface_data
+from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
+from bayes_wake.core.regression import weighted_ols
 
 
 @pytest.fixture(scope="module")

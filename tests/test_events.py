@@ -1,4 +1,4 @@
-"""Tests of bayes_wake.events: reading, validating and summarising event files."""
+"""Tests of bayes_wake.io.events: reading, validating and summarising event files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
-from bayes_wake.events import read_events, summarise_events
+from bayes_wake.io.events import read_events, summarise_events
 
 # A small table in R's mwa layout. The covariates and coordinates are %.17g texts whose
 # doubles a sloppy parser gets wrong in the last bit; times mix the accepted formats (all

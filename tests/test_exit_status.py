@@ -12,9 +12,9 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from bayes_wake.bayes import SURFACE_COLUMNS, effect_surface_table
+from bayes_wake.bayes.fit import SURFACE_COLUMNS, effect_surface_table
 from bayes_wake.cli import main
-from bayes_wake.cli_common import (
+from bayes_wake.cli.common import (
     EXIT_NOT_CONVERGED,
     _convergence_status,
     _console,
@@ -56,7 +56,7 @@ def test_the_convergence_status_is_3_unless_allowed():
 
 @pytest.mark.parametrize("status", [0, EXIT_NOT_CONVERGED])
 def test_a_returned_status_exits_after_the_outputs_are_in_place(tmp_path, status):
-    from bayes_wake.artefacts import staged_directory
+    from bayes_wake.io.artefacts import staged_directory
 
     @click.command()
     @click.option("--out", type=click.Path(path_type=Path))

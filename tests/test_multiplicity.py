@@ -8,7 +8,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from bayes_wake.errors import SettingsError
-from bayes_wake.multiplicity import (
+from bayes_wake.mwa.multiplicity import (
     adjust_pvalues,
     benjamini_hochberg,
     holm,

@@ -494,7 +494,7 @@ def test_save_figure_refuses_unknown_formats(tmp_path):
 
 
 def _randomisation(kind, count, max_t, n_defined=None):
-    from bayes_wake.permutation import GridStatistics, randomisation_test
+    from bayes_wake.checks.randomisation import GridStatistics, randomisation_test
 
     shape = (1, 2, 2)
     t = np.array([[[4.0, 1.0], [0.5, 2.0]]])
@@ -509,6 +509,7 @@ def _randomisation(kind, count, max_t, n_defined=None):
 
 
 def test_null_histograms_show_shares_on_a_finite_axis_and_say_what_they_leave_out():
+    from bayes_wake.checks.randomisation import HUGE_T
     from bayes_wake.plotting import null_distribution_caption, plot_null_distributions
 
     rng = np.random.default_rng(0)
@@ -528,7 +529,7 @@ def test_null_histograms_show_shares_on_a_finite_axis_and_say_what_they_leave_ou
     text = [t for t in axes["date_shift:text"].texts if t.get_gid() == NULL_TEXT_GID]
     assert len(text) == 1 and "all 50 valid draws are identical" in text[0].get_text()
     assert "(50 valid draws of 50)" in text[0].get_text().replace("\n", " ")
-    caption = null_distribution_caption({"labels": labels, "date_shift": shifts})
+    caption = null_distribution_caption({"labels": labels, "date_shift": shifts}, HUGE_T)
     assert "label permutations 3 of 200 draws" in caption and "share" in caption
 
 

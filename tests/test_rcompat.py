@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayes_wake.errors import SettingsError
-from bayes_wake.rcompat import (
+from bayes_wake.core.rcompat import (
     format_digits7,
     nclass_scott,
     nclass_sturges,
@@ -15,7 +15,7 @@ from bayes_wake.rcompat import (
     r_round,
     r_seq_length_out,
 )
-from bayes_wake.windows import expand_windows
+from bayes_wake.core.windows import expand_windows
 
 
 def test_format_digits7_rounds_the_whole_column_to_common_decimals():
@@ -68,7 +68,7 @@ def test_window_grid_follows_r_rules():
 
 def _format_digits7_by_text(x):
     """The slow definition: format each value as text, R's rules for the column."""
-    from bayes_wake.rcompat import _sci_parts
+    from bayes_wake.core.rcompat import _sci_parts
 
     parts = [_sci_parts(float(v), 7) for v in x]
     decimals = max(max(0, n - k - 1) for n, k in parts)

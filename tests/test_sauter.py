@@ -27,7 +27,7 @@ from synthetic import (
 
 from bayes_wake.cli import main
 from bayes_wake.errors import SettingsError
-from bayes_wake.sauter import reanalyze_sauter
+from bayes_wake.studies.sauter.workflow import reanalyze_sauter
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_GRID = {"windows": (10, 30, 10), "radii": (5.0, 15.0, 5.0)}
@@ -105,8 +105,8 @@ def test_counts_drops_and_tables_add_up(real_projects_run, study):
 
 
 def test_the_event_table_follows_the_contract(real_projects_run, study):
-    from bayes_wake.acled import read_acled
-    from bayes_wake.sauter import _event_table
+    from bayes_wake.io.acled import read_acled
+    from bayes_wake.studies.sauter.workflow import _event_table
 
     result, _ = real_projects_run
     cube = result.outcomes["vac"].cube

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayes_wake.mwa import MWASettings
-from bayes_wake.permutation import grid_design, label_permutation_chunk
-from bayes_wake.scaleout import (
+from bayes_wake.mwa.analysis import MWASettings
+from bayes_wake.checks.randomisation import grid_design, label_permutation_chunk
+from bayes_wake.checks.scaleout import (
     Shared,
     Task,
     TaskFailed,
@@ -119,7 +119,7 @@ def test_duplicate_keys_and_bad_chunks_are_refused(tmp_path):
 KILLABLE = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from bayes_wake.scaleout import Task, run_tasks, task_key
+    from bayes_wake.checks.scaleout import Task, run_tasks, task_key
 
     def slow(n):
         Path(sys.argv[2], f"ran-{n}-{os.getpid()}").touch()  # one file per execution

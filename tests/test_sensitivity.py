@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from bayes_wake.cli import main
 from bayes_wake.errors import SettingsError
-from bayes_wake.mwa import MWASettings
-from bayes_wake.sensitivity import REPORT_NAME, SensitivitySettings
+from bayes_wake.mwa.analysis import MWASettings
+from bayes_wake.checks.sensitivity import REPORT_NAME, SensitivitySettings
 from bayes_wake.simulate import simulate_study
 
 EXAMPLE_ARGS = ["--t-window", "2", "10", "2", "--spat-window", "2", "10", "2",
@@ -135,7 +135,7 @@ def test_runs_on_a_dask_local_cluster(mwa_example_csv, tmp_path):
 ])
 def test_bad_settings_fail_fast_before_any_work_is_scheduled(mwa_example_csv, tmp_path,
                                                              monkeypatch, args, reason):
-    from bayes_wake import sensitivity
+    from bayes_wake.checks import sensitivity
 
     def scheduled(*_args, **_kwargs):
         raise AssertionError("work was scheduled")
@@ -255,8 +255,8 @@ def _after_robust(verdicts: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_the_robust_verdict_counts_surviving_windows(mwa_example_events):
-    from bayes_wake.mwa import MWASettings, standard_error_table
-    from bayes_wake.sensitivity import robust_survival
+    from bayes_wake.mwa.analysis import MWASettings, standard_error_table
+    from bayes_wake.checks.sensitivity import robust_survival
     from bayes_wake.wakes import count_wakes
 
     cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
@@ -284,7 +284,7 @@ def _example_sites(mwa_example_csv, path):
 
 
 def test_the_placebo_calibration_sizes_every_choice_and_resumes(mwa_example_csv, tmp_path):
-    from bayes_wake.calibration import CALIBRATION_CHOICES
+    from bayes_wake.checks.calibration import CALIBRATION_CHOICES
 
     sites = _example_sites(mwa_example_csv, tmp_path / "sites.csv")
     out = tmp_path / "calibrated"

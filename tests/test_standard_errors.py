@@ -9,7 +9,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from bayes_wake.errors import SettingsError
-from bayes_wake.regression import conley_kernel, parse_vcov, weighted_ols
+from bayes_wake.core.regression import conley_kernel, parse_vcov, weighted_ols
 
 
 def _data(seed=0, n=120):

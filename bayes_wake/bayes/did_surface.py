@@ -1,0 +1,358 @@
+"""The count-scale surface model: the paper's difference in differences, pooled over the grid.
+
+The estimand is the one of the OLS table (Sauter 2022; ``mwa::matchedwake``): per
+(window, radius) cell, the expected additional post-period outcome events per matched treated
+wake relative to the control wakes' change, on the count scale. The model has two layers:
+
+1. **Likelihood.** Each cell's matched weighted OLS estimate (the same matched sets, weights
+   and formula as the OLS table, optionally with covariates) is, jointly over all cells,
+   normal around the true surface with a *robust* covariance ``V``: the sum over clusters of
+   the wakes' influence on every cell's estimate. Nested cells reuse the same events (a 9 km
+   wake holds the 3 km wake's events); ``V`` carries those correlations, so every event
+   counts once as evidence. ``errors`` chooses the clusters: each wake on its own (the
+   default spec's choice, measured best calibrated on the battery), anchors at one location
+   (projects geocoded to one town share their wakes), ``CR1:COLUMN`` or ``conley:KM``.
+2. **Pooling.** The ring x interval increments get a Gaussian-process prior (a common mean
+   plus a product of Matern 5/2 kernels over their indices; level, amplitude and length
+   scales learned) and the cumulative surface is their sum (:func:`grid_kernel`). Real
+   effects spread smoothly over lags and distances, sampling noise does not; the common
+   mean carries the signal that only shows once the increments are summed. The
+   hyperparameters are sampled by NUTS on the marginal likelihood (the surface integrated
+   out); the surface is then drawn exactly from its Gaussian conditional for every draw.
+
+The rate ratio (treated wakes' mean post count over that count minus the effect) is a
+secondary output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from scipy import linalg
+
+from bayes_wake.errors import SettingsError
+from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
+from bayes_wake.core.regression import coefficient_influence, parse_vcov, weighted_ols
+
+__all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
+           "grid_kernel", "restrict", "table_cells"]
+
+
+@dataclass(frozen=True)
+class SurfaceData:
+    """The per-cell DiD estimates and their joint robust covariance.
+
+    Attributes
+    ----------
+    windows, radii
+        The grid (``t_unit`` and km).
+    estimate
+        Matched OLS estimate per cell, shape (windows, radii), events per treated wake (NaN
+        where the OLS table is NA).
+    covariance
+        Joint covariance of the defined cells' estimates, shape (m, m), events^2 per wake^2.
+    defined
+        Flat indices (window outer) of the defined cells.
+    treated_post
+        Weighted mean post count of the matched treated wakes per cell (for the rate ratio).
+    n_clusters
+        Number of clusters in ``covariance``.
+    """
+
+    windows: np.ndarray
+    radii: np.ndarray
+    estimate: np.ndarray
+    covariance: np.ndarray
+    defined: np.ndarray
+    treated_post: np.ndarray
+    n_clusters: int
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def n_cells(self) -> int:
+        """Number of (window, radius) cells."""
+        return len(self.windows) * len(self.radii)
+
+    @property
+    def std_error(self) -> np.ndarray:
+        """Robust standard error per defined cell."""
+        return np.sqrt(np.diag(self.covariance))
+
+
+def check_errors(errors: str) -> None:
+    """Raise ``ValueError`` unless ``errors`` is a valid choice for the model's covariance."""
+    if errors in ("location", "wake", "classical"):
+        return
+    try:
+        kind = parse_vcov(errors).kind
+    except SettingsError as exc:
+        raise ValueError(str(exc)) from None
+    if kind not in ("CR1", "conley"):
+        raise ValueError(f"errors {errors!r}: use location, wake, CR1:COLUMN or "
+                         "conley:KM[:DAYS]")
+
+
+def _clusters(cube: xr.Dataset, errors: str) -> tuple[np.ndarray | None, object]:
+    """Cluster labels per event (``location``: identical coordinates) or a Conley kernel."""
+    if errors == "classical":
+        return None, None
+    if errors == "location":
+        coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
+        return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
+    if errors == "wake":
+        return np.arange(cube.sizes["event"]), None
+    spec = parse_vcov(errors)
+    if spec.kind not in ("CR1", "conley"):
+        raise SettingsError(f"model errors {errors!r}: use location, wake, CR1:COLUMN or "
+                            "conley:KM[:DAYS]")
+    return vcov_inputs(cube, spec)
+
+
+def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=(),
+                         errors: str = "location") -> SurfaceData:
+    """Per-cell matched OLS estimates and their joint robust covariance.
+
+    Parameters
+    ----------
+    cube
+        The wake cube.
+    settings
+        The matched wake analysis settings (matching, weights, formula) of the OLS table.
+    covariates
+        Event covariates added to each cell's regression (before the treatment column).
+    errors
+        ``location`` (clusters of anchors with identical coordinates), ``wake`` (each anchor
+        its own cluster), ``CR1:COLUMN``, ``conley:KM[:DAYS]``, or ``classical`` (the joint
+        version of R's ``summary.lm`` errors: homoskedastic within each pair of cells).
+
+    Returns
+    -------
+    SurfaceData
+    """
+    missing = [c for c in covariates if c not in cube.coords]
+    if missing:
+        raise SettingsError(f"covariate(s) {missing} are not in the wake cube")
+    windows, radii = cube["window"].to_numpy(), cube["radius"].to_numpy()
+    n_e, n_c = cube.sizes["event"], len(windows) * len(radii)
+    clusters, kernel = _clusters(cube, errors)
+    extra = _covariate_columns(cube, covariates)
+    post = cube["dependent"].sel(period="post").transpose("event", "window", "radius").to_numpy()
+    influence = np.zeros((n_e, n_c))
+    lever = np.zeros((n_e, n_c))  # influence per unit residual, for classical errors
+    resid = np.zeros((n_e, n_c))
+    weight = np.zeros((n_e, n_c))
+    estimate = np.full(n_c, np.nan)
+    treated_post = np.full(n_c, np.nan)
+    for cell in matched_cells(cube, settings, balance=False):
+        c = cell.index[0] * len(radii) + cell.index[1]
+        idx = cell.events
+        x = _design(cell, extra)
+        w = cell.weights
+        t = cell.treated == 1
+        if not _estimable(cell, x):
+            continue  # NA in the OLS table (R's rule): no evidence, not certainty
+        coef, infl = coefficient_influence(cell.y, x, w)
+        if not np.any(infl[:, -1]):
+            continue  # a perfect fit carries no estimate of its own noise
+        estimate[c] = coef[-1]
+        influence[idx, c] = infl[:, -1]
+        resid[idx, c] = cell.y - x @ coef
+        weight[idx, c] = w
+        lever[idx, c] = np.linalg.solve((x * w[:, None]).T @ x, (x * w[:, None]).T)[-1]
+        treated_post[c] = np.average(post[idx, cell.index[0], cell.index[1]][t], weights=w[t])
+    defined = np.flatnonzero(np.isfinite(estimate))
+    psi = influence[:, defined]
+    classical = _classical_joint(lever[:, defined], resid[:, defined], weight[:, defined],
+                                 x.shape[1]) if errors == "classical" else None
+    if errors == "classical":
+        cov, n_clusters = classical, n_e
+    elif kernel is not None:
+        cov = psi.T @ (kernel @ psi)
+        n_clusters = n_e
+    else:
+        _, group = np.unique(clusters, return_inverse=True)
+        n_clusters = int(group.max()) + 1
+        summed = np.zeros((n_clusters, len(defined)))
+        np.add.at(summed, group.ravel(), psi)
+        cov = summed.T @ summed * (n_clusters / max(n_clusters - 1, 1))
+    cov = _nearest_psd(cov)
+    return SurfaceData(windows=windows, radii=radii,
+                       estimate=estimate.reshape(len(windows), len(radii)), covariance=cov,
+                       defined=defined, treated_post=treated_post.reshape(len(windows),
+                                                                          len(radii)),
+                       n_clusters=n_clusters,
+                       attrs={"errors": errors, "covariates": list(covariates),
+                              "t_unit": cube.attrs.get("t_unit", "days"),
+                              "convention": cube.attrs.get("convention", "")})
+
+
+def _covariate_columns(cube: xr.Dataset, covariates) -> np.ndarray:
+    return np.column_stack([cube[c].to_numpy().astype(float) for c in covariates]) \
+        if covariates else np.zeros((cube.sizes["event"], 0))
+
+
+def _design(cell, extra: np.ndarray) -> np.ndarray:
+    """The cell's design with the covariates inserted before the treatment column."""
+    return np.column_stack([cell.design[:, :-1], extra[cell.events], cell.design[:, -1]])
+
+
+def _estimable(cell, x: np.ndarray) -> bool:
+    """R's rule for a cell of the OLS table: >= 2 treated, >= 2 controls, full rank."""
+    t = cell.treated == 1
+    return t.sum() >= 2 and (~t).sum() >= 2 and weighted_ols(cell.y, x, cell.weights).defined
+
+
+def table_cells(cube: xr.Dataset, settings: MWASettings, covariates=()) -> np.ndarray:
+    """Flat indices (window outer) of the cells the OLS table of ``settings`` estimates."""
+    extra = _covariate_columns(cube, covariates)
+    return np.array([cell.index[0] * cube.sizes["radius"] + cell.index[1]
+                     for cell in matched_cells(cube, settings, balance=False)
+                     if _estimable(cell, _design(cell, extra))], dtype=int)
+
+
+def restrict(data: SurfaceData, cells: np.ndarray) -> SurfaceData:
+    """The same data with only the defined cells that are also in ``cells`` (flat indices):
+    the model is reported where the OLS table is defined, whatever regression it pools."""
+    keep = np.isin(data.defined, cells)
+    estimate = data.estimate.copy().ravel()
+    estimate[data.defined[~keep]] = np.nan
+    return replace(data, estimate=estimate.reshape(data.estimate.shape),
+                   covariance=data.covariance[np.ix_(keep, keep)],
+                   defined=data.defined[keep])
+
+
+def _classical_joint(lever, resid, weight, p) -> np.ndarray:
+    """Joint classical (homoskedastic within cell pairs) covariance of the cell estimates.
+
+    ``Cov(c, c') = sum_i a_ic a_ic' s_cc' / sqrt(w_ic w_ic')`` with ``a`` the estimates'
+    weights on each wake's outcome and ``s_cc'`` the weighted residual cross-moment over the
+    wakes in both cells (df n - p); the diagonal is R's ``summary.lm`` variance.
+    """
+    root = np.sqrt(weight)
+    both = (weight[:, :, None] > 0) & (weight[:, None, :] > 0)
+    n = both.sum(axis=0)
+    cross = (root * resid).T @ (root * resid)
+    s = cross / np.maximum(n - p, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(root > 0, lever / root, 0.0)
+    return (scaled.T @ scaled) * s
+
+
+def _nearest_psd(cov: np.ndarray) -> np.ndarray:
+    """Symmetrise and clip negative eigenvalues (a Conley kernel need not be PSD)."""
+    cov = (cov + cov.T) / 2
+    if not len(cov):
+        return cov
+    values, vectors = np.linalg.eigh(cov)
+    floor = 1e-9 * max(values.max(), 1e-12)
+    return (vectors * np.maximum(values, floor)) @ vectors.T
+
+
+def grid_kernel(windows, radii, amplitude, level, length_t, length_s, *, module=np):
+    """Prior covariance of the cumulative cells: a Gaussian process on the ring x interval
+    increments, summed into the cumulative cells.
+
+    Each increment's effect is ``mean + f`` with a common mean ~ N(0, ``level``^2) (an
+    effect that spreads evenly over lags and distances) and ``f`` a product Matern 5/2
+    process over the increments' (interval, ring) indices scaled to [0, 1] (amplitude
+    ``amplitude``, length scales ``length_t``, ``length_s``). A cumulative cell is the sum
+    of the increments inside it, so its prior covariance is ``A (amplitude^2 M + level^2)
+    A'`` with ``A`` the cumulative-sum operator: a cell's prior sd grows with the
+    increments it holds, and nested cells share their inner increments.
+
+    Works on numpy values or PyTensor variables (``module=pt``).
+    """
+    n_w, n_r = len(windows), len(radii)
+    t = np.repeat(np.arange(n_w) / max(n_w - 1, 1), n_r)
+    s = np.tile(np.arange(n_r) / max(n_r - 1, 1), n_w)
+    dt = np.abs(t[:, None] - t[None, :])
+    ds = np.abs(s[:, None] - s[None, :])
+
+    def matern(d, length):
+        r = np.sqrt(5.0) * d / length
+        return (1 + r + r**2 / 3) * module.exp(-r)
+
+    cumulative = np.kron(np.tril(np.ones((n_w, n_w))), np.tril(np.ones((n_r, n_r))))
+    increments = amplitude**2 * matern(dt, length_t) * matern(ds, length_s) + level**2
+    return module.dot(module.dot(cumulative, increments), cumulative.T)
+
+
+def scale_reference(data: SurfaceData) -> float:
+    """The largest robust standard error of a cell (events per wake), the prior's unit."""
+    se = data.std_error
+    return float(se.max()) if len(se) and se.max() > 0 else 1.0
+
+
+def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Model:
+    """The marginal model of the hyperparameters: estimates ~ N(0, V + K(theta)).
+
+    Parameters
+    ----------
+    data
+        From :func:`prepare_surface_data`.
+    amplitude_sd
+        Sd of the half-normal prior on the increments' GP amplitude, in units of a third of
+        the largest cell standard error (:func:`scale_reference`); the common increment
+        mean ``level`` has a half-normal prior of sd one such error.
+    """
+    if len(data.defined) == 0:
+        raise SettingsError("no cell of the grid has a defined OLS estimate (too few matched "
+                            "treated or control wakes); the surface model has no data")
+    y = data.estimate.ravel()[data.defined]
+    ref = scale_reference(data)
+    with pm.Model() as model:
+        # the prior unit is the largest cell's standard error; that cell sums all increments
+        amplitude = pm.HalfNormal("amplitude", amplitude_sd * ref / 3)
+        level = pm.HalfNormal("level", ref)
+        length_t = pm.InverseGamma("length_window", 4.0, 1.5)
+        length_s = pm.InverseGamma("length_radius", 4.0, 1.5)
+        k = grid_kernel(data.windows, data.radii, amplitude, level, length_t, length_s,
+                        module=pt)
+        k = k[data.defined][:, data.defined]
+        cov = k + data.covariance + 1e-10 * ref**2 * np.eye(len(y))
+        pm.Potential("weighted_loglik", pm.logp(pm.MvNormal.dist(mu=np.zeros(len(y)),
+                                                                  cov=cov), y))
+    return model
+
+
+HYPERPARAMETERS = ("amplitude", "level", "length_window", "length_radius")
+
+
+def draw_surface(data: SurfaceData, amplitude, level, length_t, length_s,
+                 seed) -> np.ndarray:
+    """Exact draws of the cumulative surface given each hyperparameter draw.
+
+    Parameters
+    ----------
+    amplitude, level, length_t, length_s
+        Hyperparameter draws (:data:`HYPERPARAMETERS`), shape (chain, draw).
+    seed
+        Seed of the draws.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (chain, draw, windows, radii), events per treated wake.
+    """
+    rng = np.random.default_rng(seed)
+    y = data.estimate.ravel()[data.defined]
+    d = data.defined
+    shape = np.shape(amplitude)
+    out = np.empty(shape + (data.n_cells,))
+    jitter = 1e-10 * scale_reference(data) ** 2
+    for index in np.ndindex(shape):
+        k = grid_kernel(data.windows, data.radii, amplitude[index], level[index],
+                        length_t[index], length_s[index])
+        k_dd = k[np.ix_(d, d)]
+        chol = linalg.cho_factor(k_dd + data.covariance + jitter * np.eye(len(d)))
+        cross = k[:, d]
+        mean = cross @ linalg.cho_solve(chol, y)
+        cov = k - cross @ linalg.cho_solve(chol, cross.T)
+        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+        root = vectors * np.sqrt(np.clip(values, 0, None))
+        out[index] = mean + root @ rng.standard_normal(data.n_cells)
+    return out.reshape(shape + (len(data.windows), len(data.radii)))

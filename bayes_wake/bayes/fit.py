@@ -1,0 +1,534 @@
+"""Fit the Bayesian wake model and report its posterior effect surface.
+
+Build and fit are separate steps (:func:`bayes_wake.bayes.model.build_model`, then
+:func:`sample_model`); :func:`fit_surface` runs both on a wake cube. Results are ArviZ
+DataTrees whose effect variables have dims ``window`` x ``radius``, like the OLS surface, so the
+two plot side by side without reshaping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_wake.io.artefacts import atomic_path, package_versions
+from bayes_wake.errors import ConvergenceWarning, SettingsError
+from bayes_wake.bayes.model import ModelData, build_model, prepare_model_data
+from bayes_wake.bayes.spec import ModelSpec
+
+__all__ = ["BayesResult", "fit_surface", "sample_model", "effect_surface_table",
+           "load_posterior", "SAMPLERS", "Diagnostics"]
+
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+#: Convergence thresholds (Vehtari et al. 2021).
+MAX_RHAT, MIN_ESS = 1.01, 400
+SURFACE_COLUMNS = ["t_window", "spat_window", "mean", "sd", "ci_lower", "ci_upper",
+                   "prob_positive", "rate_ratio_mean", "rate_ratio_ci_lower",
+                   "rate_ratio_ci_upper", "r_hat", "ess_bulk", "converged"]
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """MCMC diagnostics over the effect cells.
+
+    Attributes
+    ----------
+    max_r_hat, min_ess_bulk, divergences
+        Worst rank-normalised R-hat and bulk ESS over the effect cells, and the number of
+        divergent transitions.
+    compile_seconds, sample_seconds
+        Wall time of compilation and sampling.
+    """
+
+    max_r_hat: float
+    min_ess_bulk: float
+    divergences: int
+    compile_seconds: float
+    sample_seconds: float
+
+    @property
+    def converged(self) -> bool:
+        """R-hat <= 1.01, bulk ESS >= 400 in every cell, and no divergences."""
+        return (self.max_r_hat <= MAX_RHAT and self.min_ess_bulk >= MIN_ESS
+                and self.divergences == 0)
+
+    def problems(self) -> list[str]:
+        """What is wrong, in words (empty when converged)."""
+        out = []
+        if self.max_r_hat > MAX_RHAT:
+            out.append(f"max R-hat {self.max_r_hat:.3f} > {MAX_RHAT}")
+        if self.min_ess_bulk < MIN_ESS:
+            out.append(f"min bulk ESS {self.min_ess_bulk:.0f} < {MIN_ESS}")
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions")
+        return out
+
+
+@dataclass
+class BayesResult:
+    """A fitted wake model.
+
+    Attributes
+    ----------
+    idata
+        The ArviZ DataTree: ``posterior`` holds ``effect`` (log rate ratio),
+        ``rate_ratio`` and ``additive_effect`` (extra post events per treated wake) with dims
+        chain x draw x window x radius, plus the other parameters.
+    surface
+        The per-cell summary (:func:`effect_surface_table`) as an :class:`xarray.Dataset`
+        with dims ``window`` x ``radius``.
+    diagnostics
+        Convergence diagnostics.
+    spec
+        The model spec.
+    """
+
+    idata: xr.DataTree
+    surface: xr.Dataset
+    diagnostics: Diagnostics
+    spec: ModelSpec
+
+    def table(self) -> pd.DataFrame:
+        """The surface as the ``effect_surface.csv`` table (t_window outer, spat_window inner);
+        its ``converged`` column (1 or 0, the same in every row) says whether the fit passed
+        the convergence rule."""
+        frame = self.surface.to_dataframe().reset_index()
+        frame = frame.rename(columns={"window": "t_window", "radius": "spat_window"})
+        return frame[SURFACE_COLUMNS]
+
+    def to_netcdf(self, path: str | os.PathLike) -> Path:
+        """Save the DataTree atomically (the pointwise log-likelihood is never stored)."""
+        with atomic_path(path) as tmp:
+            self.idata.to_netcdf(tmp, engine="h5netcdf")
+        return Path(path)
+
+    def prob_positive(self, where=None) -> float:
+        """Posterior probability that the additive effect is positive over a grid region.
+
+        Parameters
+        ----------
+        where
+            A boolean DataArray over (window, radius), or a callable taking the surface's
+            window and radius coordinates and returning one; None means the whole grid.
+            The probability is that the effect is positive in *every* selected cell with
+            an estimate; NA cells (no estimate, as in the OLS table) are left out, with a
+            warning that counts them.
+
+        Raises
+        ------
+        SettingsError
+            If the region holds no cell with an estimate.
+        """
+        effect = self.idata.posterior["additive_effect"]
+        if where is None:
+            mask = xr.ones_like(effect.isel(chain=0, draw=0), dtype=bool)
+        elif callable(where):
+            mask = where(effect["window"], effect["radius"])
+        else:
+            mask = where
+        mask = xr.DataArray(mask).astype(bool) if not isinstance(mask, xr.DataArray) else \
+            mask.astype(bool)
+        defined = effect.notnull().all(("chain", "draw"))
+        use = mask & defined
+        left_out = int((mask & ~defined).sum())
+        if not bool(use.any()):
+            raise SettingsError(f"the region selects no cell with an estimate ({int(mask.sum())} "
+                                f"cells selected, {left_out} of them NA)")
+        if left_out:
+            warnings.warn(f"prob_positive: {left_out} NA cell(s) of the region left out",
+                          stacklevel=2)
+        selected = (effect > 0).where(use, True)
+        return float(selected.all(("window", "radius")).mean())
+
+
+def _data_hash(data: ModelData) -> str:
+    digest = hashlib.sha256()
+    for array in (data.cell, data.pre, data.post, data.treated, data.weight, data.covariates):
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return digest.hexdigest()
+
+
+def sample_model(model, spec: ModelSpec, *, progress: bool = True) -> tuple[xr.DataTree, float,
+                                                                             float]:
+    """Sample a built model with the spec's sampler settings.
+
+    Returns
+    -------
+    tuple
+        The DataTree, compile seconds and sample seconds.
+    """
+    settings = spec.sampler
+    if settings.backend not in SAMPLERS:
+        raise SettingsError(f"unknown sampler {settings.backend!r}; use {', '.join(SAMPLERS)}")
+    cores = min(settings.chains, os.cpu_count() or 1)
+    start = time.perf_counter()
+    if settings.backend == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
+                              chains=settings.chains, cores=cores, seed=settings.seed,
+                              target_accept=settings.target_accept, progress_bar=progress)
+        return idata, compile_s, time.perf_counter() - start
+    import pymc as pm
+
+    kwargs = {}
+    if settings.backend == "numpyro":
+        try:
+            import numpyro  # noqa: F401
+        except ImportError:
+            raise SettingsError("the numpyro sampler needs `pip install -e .[numpyro]` "
+                                "(numpyro and jax)") from None
+        kwargs["nuts_sampler"] = "numpyro"
+    else:
+        kwargs["nuts_sampler"] = "pymc"
+    with model:
+        idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                          cores=cores, random_seed=settings.seed,
+                          target_accept=settings.target_accept, progressbar=progress,
+                          compute_convergence_checks=False, **kwargs)
+    # PyMC compiles inside pm.sample; its time is counted as sampling time here.
+    return idata, 0.0, time.perf_counter() - start
+
+
+def _to_grid(posterior: xr.Dataset, data: ModelData) -> xr.Dataset:
+    """Reshape every ``cell`` dim of the posterior into ``window`` x ``radius``."""
+    out = {}
+    for name, var in posterior.data_vars.items():
+        if name == "effect_grid":
+            continue
+        if "cell" in var.dims:
+            values = var.transpose(..., "cell").to_numpy()
+            shape = values.shape[:-1] + (len(data.windows), len(data.radii))
+            dims = [d for d in var.dims if d != "cell"] + ["window", "radius"]
+            out[name] = (dims, values.reshape(shape))
+        else:
+            out[name] = var
+    grid = xr.Dataset(out, coords={"window": data.windows, "radius": data.radii})
+    for dim in ("chain", "draw"):
+        grid = grid.assign_coords({dim: posterior[dim].to_numpy()})
+    return grid
+
+
+def _treated_means(grid: xr.Dataset, data: ModelData, spec: ModelSpec):
+    """Per cell and draw: the treated wakes' expected post count with treatment (``fitted``)
+    and without it (``counterfactual``), averaged over the treated wakes the effect is for."""
+    n_w, n_r = len(data.windows), len(data.radii)
+    stacked = grid.stack(sample=("chain", "draw"))
+    n_samples = stacked.sizes["sample"]
+    paired = spec.pre_count == "paired"
+    pre = np.log1p(data.pre) if spec.pre_count == "log1p" else data.pre
+    fitted = np.full((n_samples, n_w, n_r), np.nan)
+    counterfactual = np.full((n_samples, n_w, n_r), np.nan)
+    events = np.zeros((n_w, n_r))  # events (pre + post) of the treated wakes per cell
+    coef = stacked["covariate_coef"].transpose("covariate", "sample").to_numpy() \
+        if "covariate_coef" in stacked else None
+    strata = None
+    if "stratum_raw" in stacked:
+        strata = (stacked["stratum_sd"].to_numpy()[None, :]
+                  * stacked["stratum_raw"].transpose("stratum", "sample").to_numpy())
+    for c in range(data.n_cells):
+        i, j = divmod(c, n_r)
+        in_cell = (data.cell == c) & (data.treated == 1)
+        n_treated = data.treated_rows[in_cell].sum()
+        rows = np.flatnonzero(in_cell & (data.treated_rows > 0))
+        if n_treated == 0:
+            continue
+        a = stacked["intercept"].isel(window=i, radius=j).to_numpy()
+        tau = stacked["effect"].isel(window=i, radius=j).to_numpy()
+        if paired:  # E[post | n] = n * p for a treated wake; untreated, that over RR
+            eta = a[None, :] + tau[None, :]
+            if coef is not None and coef.shape[0]:
+                eta = eta + data.covariates[rows] @ coef
+            mu1 = (data.pre + data.post)[rows, None] / (1 + np.exp(-eta))
+        else:
+            b = stacked["slope"].isel(window=i, radius=j).to_numpy()
+            eta0 = a[None, :] + b[None, :] * pre[rows, None]
+            if coef is not None and coef.shape[0]:
+                eta0 = eta0 + data.covariates[rows] @ coef
+            if strata is not None:
+                eta0 = eta0 + strata[data.stratum[rows]]
+            mu1 = np.exp(eta0 + tau[None, :])
+        n = data.treated_rows[rows][:, None]
+        events[i, j] = float((data.treated_rows[rows] * (data.pre + data.post)[rows]).sum())
+        fitted[:, i, j] = (n * mu1).sum(axis=0) / n_treated
+        counterfactual[:, i, j] = (n * mu1 * np.exp(-tau)[None, :]).sum(axis=0) / n_treated
+    return fitted, counterfactual, events
+
+
+def _cumulative_effects(grid: xr.Dataset, data: ModelData, spec: ModelSpec) -> xr.Dataset:
+    """Additive effect, rate ratio and log rate ratio per cumulative (window, radius) cell."""
+    dims = ("chain", "draw", "window", "radius")
+    shape = (grid.sizes["chain"], grid.sizes["draw"], len(data.windows), len(data.radii))
+    coords = {"chain": grid["chain"], "draw": grid["draw"], "window": data.windows,
+              "radius": data.radii}
+    if spec.likelihood == "gaussian":
+        effect = grid["effect"]
+        return xr.Dataset({"additive_effect": effect, "effect": effect,
+                           "rate_ratio": xr.full_like(effect, np.nan)})
+    fitted, counterfactual, events = _treated_means(grid, data, spec)
+    if spec.nested == "increments":  # the cumulative cell is the sum of its increments
+        fitted = np.nancumsum(np.nancumsum(fitted, axis=1), axis=2)
+        counterfactual = np.nancumsum(np.nancumsum(counterfactual, axis=1), axis=2)
+        events = events.cumsum(axis=0).cumsum(axis=1)
+    if spec.pre_count == "paired":
+        # no event in any treated wake: the conditional likelihood says nothing (R: NA)
+        fitted[:, events == 0] = np.nan
+        counterfactual[:, events == 0] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = fitted / counterfactual
+    out = xr.Dataset({
+        "additive_effect": (dims, (fitted - counterfactual).reshape(shape)),
+        "rate_ratio": (dims, ratio.reshape(shape)),
+        "effect": (dims, np.log(ratio).reshape(shape)),
+    }, coords=coords)
+    return out
+
+
+def effect_surface_table(posterior: xr.Dataset, converged: bool | None = None) -> xr.Dataset:
+    """Per-cell summary of the additive effect and the rate ratio.
+
+    Intervals are ArviZ's default (``arviz.rcParams["stats.ci_prob"]`` and ``ci_kind``); the
+    interval probability is recorded in the attrs.
+
+    Parameters
+    ----------
+    posterior
+        Draws of ``additive_effect`` and ``rate_ratio`` (dims chain, draw, window, radius).
+    converged
+        Whether the fit passed the convergence rule (:attr:`Diagnostics.converged`); None
+        judges it from this table alone (R-hat and bulk ESS of the additive effect, without
+        the divergences). It fills the ``converged`` column (1 or 0, the same in every cell).
+    """
+    ci_prob = az.rcParams["stats.ci_prob"]
+    ci_kind = az.rcParams["stats.ci_kind"]
+    interval = az.hdi if ci_kind == "hdi" else az.eti
+    additive = posterior["additive_effect"]
+    ratio = posterior["rate_ratio"]
+    add_ci = interval(additive, prob=ci_prob)
+    ratio_ci = interval(ratio, prob=ci_prob)
+    table = xr.Dataset({
+        "mean": additive.mean(("chain", "draw")),
+        "sd": additive.std(("chain", "draw"), ddof=1),
+        "ci_lower": add_ci.sel(ci_bound="lower", drop=True),
+        "ci_upper": add_ci.sel(ci_bound="upper", drop=True),
+        "prob_positive": (additive > 0).mean(("chain", "draw")).where(
+            additive.notnull().all(("chain", "draw"))),
+        "rate_ratio_mean": ratio.mean(("chain", "draw")),
+        "rate_ratio_ci_lower": ratio_ci.sel(ci_bound="lower", drop=True),
+        "rate_ratio_ci_upper": ratio_ci.sel(ci_bound="upper", drop=True),
+        "r_hat": az.rhat(additive),
+        "ess_bulk": az.ess(additive, method="bulk"),
+    })
+    if converged is None:
+        converged = bool(table["r_hat"].max() <= MAX_RHAT and table["ess_bulk"].min() >= MIN_ESS)
+    table["converged"] = xr.full_like(table["mean"], int(converged), dtype=np.int64)
+    table.attrs.update({"ci_prob": ci_prob, "ci_kind": ci_kind,
+                        "scale": "mean, sd, ci_*: extra post-period events per treated wake"})
+    return table
+
+
+def fit_surface(
+    cube: xr.Dataset,
+    spec: ModelSpec,
+    *,
+    match_on: Sequence[str] = (),
+    weighted: bool = True,
+    tcm: bool = False,
+    delete_sutva: bool = False,
+    formula: str = "lag",
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> BayesResult:
+    """Fit the spec's model to a wake cube and summarise the posterior effect surface.
+
+    Parameters
+    ----------
+    cube
+        The wake cube.
+    spec
+        The model spec (with the sampler settings to use).
+    match_on, weighted, tcm, delete_sutva, formula
+        Matching columns and options, as for the OLS table (``bayes-wake fit`` passes its
+        ``--match``, ``--weighted``, ``--tcm``, ``--delete-sutva`` and ``--formula``, so the
+        command line and this function fit the same model). ``weighted`` and ``formula``
+        enter the count-scale model (``estimand: count_did``); the rate-ratio models always
+        use the CEM weights of their matching mode.
+    progress
+        Show the sampler's progress bar.
+    log
+        Called with short status lines.
+
+    Returns
+    -------
+    BayesResult
+        Posterior, surface table and diagnostics. A fit that fails the convergence checks
+        is returned with a :class:`~bayes_wake.errors.ConvergenceWarning`.
+    """
+    log = log or (lambda _message: None)
+    if spec.estimand == "count_did":
+        return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
+                              delete_sutva=delete_sutva, formula=formula, progress=progress,
+                              log=log)
+    data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
+    log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "
+        f"unique rows; sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
+    model = build_model(data, spec)
+    idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
+    grid = _to_grid(idata.posterior.to_dataset(), data)
+    cumulative = _cumulative_effects(grid, data, spec)
+    if spec.nested == "increments":
+        grid = grid.rename({"effect": "increment_effect"})
+        grid["increment_effect"].attrs["long_name"] = (
+            "log rate ratio in the disjoint ring x interval increment")
+    grid = grid.drop_vars("effect", errors="ignore").assign(cumulative)
+    grid["effect"].attrs["long_name"] = "treatment effect (log rate ratio)"
+    grid["additive_effect"].attrs.update(
+        long_name="extra expected post-period events per treated wake",
+        units="events per wake")
+    surface = effect_surface_table(grid)
+    divergences = int(idata.sample_stats["diverging"].sum()) \
+        if "diverging" in idata.sample_stats else 0
+    effect_rhat = az.rhat(grid["effect"])
+    effect_ess = az.ess(grid["effect"], method="bulk")
+    diagnostics = Diagnostics(
+        max_r_hat=float(np.nanmax([effect_rhat.max(skipna=True), surface["r_hat"].max()])),
+        min_ess_bulk=float(np.nanmin([effect_ess.min(skipna=True),
+                                      surface["ess_bulk"].min()])),
+        divergences=divergences, compile_seconds=compile_s, sample_seconds=sample_s)
+    return _result(grid, idata, surface, diagnostics, spec, data_hash=_data_hash(data),
+                   model_attrs={**data.attrs, "rows": data.n_rows,
+                                "wake_terms": data.n_wake_terms})
+
+
+def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
+                   tcm: bool = False, delete_sutva: bool = False, formula: str = "lag"):
+    """The PyMC model that :func:`fit_surface` samples for this cube and spec."""
+    if spec.estimand == "count_did":
+        from bayes_wake.bayes.did_surface import build_surface_model
+
+        data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
+        return build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
+    return build_model(prepare_model_data(cube, spec, match_on, tcm=tcm,
+                                          delete_sutva=delete_sutva), spec)
+
+
+def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
+    from dataclasses import replace
+
+    from bayes_wake.bayes.did_surface import prepare_surface_data, restrict, table_cells
+    from bayes_wake.mwa.analysis import MWASettings
+
+    settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
+                           delete_sutva=delete_sutva, matching=spec.matching != "none",
+                           formula=spec.formula or formula)
+    covariates: list[str] = []
+    for name in spec.covariates:
+        covariates.extend(match_on if name == "match" else [name])
+    covariates = list(dict.fromkeys(covariates))
+    data = prepare_surface_data(cube, settings, covariates=covariates, errors=spec.errors)
+    if settings.formula == formula:
+        return data
+    # NA wherever the OLS table is NA
+    return restrict(data, table_cells(cube, replace(settings, formula=formula), covariates))
+
+
+def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,
+                   progress, log) -> BayesResult:
+    """Fit the count-scale DiD surface model (:mod:`bayes_wake.bayes.did_surface`)."""
+    from bayes_wake.bayes.did_surface import HYPERPARAMETERS, build_surface_model, draw_surface
+
+    data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
+    log(f"model {spec.name}: {len(data.defined)} of {data.n_cells} cells with an OLS "
+        f"estimate, robust covariance over {data.n_clusters:,} clusters ({spec.errors}); "
+        f"sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
+    model = build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
+    idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
+    posterior = idata.posterior.to_dataset()
+    hyper = [posterior[n].to_numpy() for n in HYPERPARAMETERS]
+    surface_draws = draw_surface(data, *hyper, seed=spec.sampler.seed)
+    # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
+    # is reported only where the paper's estimand is defined
+    undefined = np.ones(data.n_cells, bool)
+    undefined[data.defined] = False
+    surface_draws[..., undefined.reshape(len(data.windows), len(data.radii))] = np.nan
+    dims = ("chain", "draw", "window", "radius")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        post = data.treated_post[None, None]
+        ratio = np.where(post - surface_draws > 0, post / (post - surface_draws), np.nan)
+    grid = posterior.assign_coords(window=data.windows, radius=data.radii).assign(
+        additive_effect=(dims, surface_draws), rate_ratio=(dims, ratio),
+        effect=(dims, np.log(ratio)))
+    grid["additive_effect"].attrs.update(
+        long_name="extra expected post-period events per matched treated wake, relative to "
+                  "the control wakes' change (count-scale DiD)", units="events per wake")
+    grid["rate_ratio"].attrs["long_name"] = ("treated wakes' mean post count over that count "
+                                             "minus the additive effect (secondary)")
+    grid["effect"].attrs["long_name"] = "log of rate_ratio"
+    surface = effect_surface_table(grid)
+    diagnostics = _diagnostics(idata, grid, [*HYPERPARAMETERS, "additive_effect"], compile_s,
+                               sample_s)
+    return _result(grid, idata, surface, diagnostics, spec,
+                   data_hash=_array_hash(data.estimate, data.covariance),
+                   model_attrs={**data.attrs, "cells": len(data.defined),
+                                "clusters": data.n_clusters})
+
+
+def _diagnostics(idata, grid, names, compile_s, sample_s) -> Diagnostics:
+    """Worst R-hat and bulk ESS over the named variables, and the divergences."""
+    rhat = [float(az.rhat(grid[n]).max(skipna=True)) for n in names]
+    ess = [float(az.ess(grid[n], method="bulk").min(skipna=True)) for n in names]
+    divergences = int(idata.sample_stats["diverging"].sum()) \
+        if "diverging" in idata.sample_stats else 0
+    return Diagnostics(max_r_hat=float(np.nanmax(rhat)), min_ess_bulk=float(np.nanmin(ess)),
+                       divergences=divergences, compile_seconds=compile_s,
+                       sample_seconds=sample_s)
+
+
+def _array_hash(*arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return digest.hexdigest()
+
+
+def _result(grid, idata, surface, diagnostics, spec, *, data_hash, model_attrs) -> BayesResult:
+    """Assemble the DataTree with provenance and warn loudly if the fit did not converge."""
+    tree = xr.DataTree.from_dict({"posterior": grid,
+                                  "sample_stats": idata.sample_stats.to_dataset()})
+    tree.attrs.update({
+        "spec": json.dumps(spec.model_dump(mode="json")), "spec_digest": spec.digest(),
+        "data_sha256": data_hash, "versions": json.dumps(package_versions()),
+        "converged": int(diagnostics.converged),
+        "diagnostics": json.dumps(diagnostics.__dict__),
+        "model_data": json.dumps(model_attrs),
+        "ci_prob": surface.attrs["ci_prob"], "ci_kind": surface.attrs["ci_kind"],
+        "estimand": spec.estimand,
+    })
+    surface["converged"] = xr.full_like(surface["mean"], int(diagnostics.converged),
+                                        dtype=np.int64)
+    surface.attrs.update({"converged": int(diagnostics.converged),
+                          "t_unit": model_attrs.get("t_unit", "days"),
+                          "estimand": spec.estimand})
+    if not diagnostics.converged:
+        warnings.warn("the posterior did not converge: " + "; ".join(diagnostics.problems()),
+                      ConvergenceWarning, stacklevel=3)
+    return BayesResult(idata=tree, surface=surface, diagnostics=diagnostics, spec=spec)
+
+
+def load_posterior(path: str | os.PathLike) -> xr.DataTree:
+    """Load a posterior written by :meth:`BayesResult.to_netcdf`."""
+    return az.from_netcdf(path, engine="h5netcdf")

@@ -1,0 +1,231 @@
+"""Declarative model specifications: a strict schema for the YAML files in ``models/``.
+
+A spec says what the model is (likelihood, pooling, priors, how matching enters) and how to
+sample it; the model code lives in :mod:`bayes_wake.bayes.model`. Unknown keys are rejected with the
+nearest valid key suggested, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bayes_wake.errors import ModelSpecError
+
+__all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs"]
+
+#: The shipped specs: ``models/`` beside the package in a source checkout.
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldPrior(_Strict):
+    """Prior of a grid field (intercepts, slopes or effects over window x radius cells).
+
+    Attributes
+    ----------
+    pooling
+        ``smooth``: a BYM2-type field on the grid graph (neighbouring windows and radii share
+        strength; the mix of smooth and rough parts and the overall scale are learned);
+        ``hierarchical``: exchangeable cells around a common mean; ``none``: independent
+        cells with a fixed prior.
+    mean_sd
+        Sd of the normal prior on the grid-wide mean (log scale for count likelihoods).
+    mean_mu
+        Mean of that prior.
+    scale_sd
+        Sd of the half-normal prior on the field's scale (``smooth`` and ``hierarchical``);
+        for ``none`` the fixed prior sd of each cell.
+    """
+
+    pooling: Literal["smooth", "hierarchical", "none"] = "hierarchical"
+    mean_mu: float = 0.0
+    mean_sd: float = Field(1.0, gt=0)
+    scale_sd: float = Field(0.5, gt=0)
+
+
+class SamplerSpec(_Strict):
+    """How to sample: backend, draws, tuning, chains, target acceptance, seed."""
+
+    backend: Literal["nutpie", "pymc", "numpyro"] = "nutpie"
+    draws: int = Field(500, ge=10)
+    tune: int = Field(500, ge=10)
+    chains: int = Field(4, ge=1)
+    target_accept: float = Field(0.9, gt=0.5, lt=1.0)
+    seed: int = 20220101
+
+
+class ModelSpec(_Strict):
+    """A Bayesian wake model.
+
+    Attributes
+    ----------
+    name, description
+        Identify the spec in outputs.
+    estimand
+        ``count_did``: the OLS table's estimand, a difference in differences of counts
+        (extra post-period events per matched treated wake relative to the controls'
+        change; parallel trends on the count scale), pooled by
+        :mod:`bayes_wake.bayes.did_surface`. ``rate_ratio``: a difference in differences of log
+        rates (parallel trends in ratios); its additive surface is rebuilt from the treated
+        wakes' counts and differs from the OLS estimand when baselines differ.
+    errors
+        ``count_did`` only: the clusters of the robust covariance of the cell estimates,
+        ``location`` (anchors at identical coordinates), ``wake``, ``CR1:COLUMN``,
+        ``conley:KM[:DAYS]`` or ``classical``.
+    formula
+        ``count_did`` only: the per-cell regression whose estimates the model pools,
+        ``diff`` (post - pre on the treatment: the difference in differences of counts) or
+        ``lag`` (the paper's post on pre and treatment); unset, the OLS table's formula.
+    likelihood
+        ``negative_binomial`` or ``poisson`` (log link), or ``gaussian`` (identity link; the
+        Bayesian twin of the OLS table, for checks); ``robust_normal`` for ``count_did``
+        (the cell estimates, jointly normal with their robust covariance).
+    pre_count
+        How the pre-period count enters. ``paired`` (default): pre and post counts are two
+        draws from the wake's own rate (a gamma frailty, so each is marginally negative
+        binomial); the exact conditional likelihood of post given pre + post is beta-binomial
+        (binomial for ``poisson``), so the wake's baseline cancels and the effect is a
+        difference in differences on the log scale. ``log1p`` or ``identity``: post is
+        regressed on the pre count, like the OLS table (which attenuates the adjustment,
+        since one wake's pre count measures its baseline with noise).
+    intercept, slope, effect
+        Priors of the cell intercepts, the cell slopes on the pre count, and the cell
+        treatment effects (log rate ratios for count likelihoods).
+    dispersion
+        Negative-binomial dispersion ``per_cell`` (hierarchical) or ``pooled``, for the
+        lagged forms (``pre_count: log1p`` or ``identity``). The paired model's
+        overdispersion is its beta-binomial concentration, learned and pooled.
+    matching
+        ``weights``: the matched wakes of each cell with their CEM weights (estimates what
+        the OLS table estimates: the effect on the matched treated wakes); ``strata``: all
+        wakes, with random effects for the coarsened-covariate strata; ``none``: all wakes,
+        covariates only.
+    nested
+        Nested windows reuse the same events (a 9 km wake holds the 3 km wake's events), so
+        the cell likelihoods are not independent evidence. ``increments`` (default, needs
+        ``pre_count: paired``): the coherent wake model, fitted on disjoint rings x time
+        intervals so every event counts once, the cumulative surface being the sum of its
+        increments. ``temper``: cumulative cells, every term scaled by (events in the
+        largest cell) / (events summed over cells). ``independent``: cumulative cells as if
+        independent (overconfident when pooled).
+    covariates
+        Covariates in the linear predictor (standardised; one coefficient each, shared over
+        cells). ``match`` stands for the matching columns.
+    sampler
+        Sampler settings.
+    """
+
+    name: str
+    description: str = ""
+    estimand: Literal["count_did", "rate_ratio"] = "rate_ratio"
+    likelihood: Literal["negative_binomial", "poisson", "gaussian", "robust_normal"] = \
+        "negative_binomial"
+    errors: str = "location"
+    formula: Literal["diff", "lag"] | None = None
+    pre_count: Literal["paired", "log1p", "identity"] = "paired"
+    intercept: FieldPrior = FieldPrior(pooling="hierarchical", mean_mu=-1.0, mean_sd=2.0,
+                                       scale_sd=1.0)
+    slope: FieldPrior = FieldPrior(pooling="hierarchical", mean_sd=1.0, scale_sd=0.5)
+    effect: FieldPrior = FieldPrior(pooling="smooth", mean_sd=0.5, scale_sd=0.5)
+    covariate_sd: float = Field(0.5, gt=0)
+    dispersion: Literal["per_cell", "pooled"] = "pooled"
+    matching: Literal["weights", "strata", "none"] = "weights"
+    nested: Literal["increments", "temper", "independent"] = "increments"
+    covariates: tuple[str, ...] = ("match",)
+    sampler: SamplerSpec = SamplerSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if (self.estimand == "count_did") != (self.likelihood == "robust_normal"):
+            raise ValueError("estimand: count_did goes with likelihood: robust_normal, and "
+                             "robust_normal only with count_did")
+        if self.estimand == "count_did":
+            from bayes_wake.bayes.did_surface import check_errors
+
+            check_errors(self.errors)
+            return self
+        if self.likelihood == "gaussian" and self.pre_count != "identity":
+            raise ValueError("a gaussian (identity-link) model takes pre_count: identity")
+        if self.nested == "increments" and self.pre_count != "paired":
+            raise ValueError("nested: increments needs pre_count: paired")
+        return self
+
+    def digest(self) -> str:
+        """A short hash of the spec's content, for result keys and provenance."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_sampler(self, **changes) -> ModelSpec:
+        """A copy with sampler settings changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        return self.model_copy(update={"sampler": self.sampler.model_copy(update=changes)})
+
+
+def _near_miss(error: dict, data: dict) -> str:
+    """Render one pydantic error, suggesting the nearest valid key for unknown keys."""
+    location = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent: type[BaseModel] = ModelSpec
+        for part in error["loc"][:-1]:
+            annotation = parent.model_fields[str(part)].annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                parent = annotation
+        valid = list(parent.model_fields)
+        close = difflib.get_close_matches(str(error["loc"][-1]), valid, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+        return f"unknown key '{location}'{hint}"
+    return f"'{location}': {error['msg']}"
+
+
+def parse_spec(data: dict, source: str = "<spec>") -> ModelSpec:
+    """Validate a spec given as a dict; raise :class:`ModelSpecError` naming the source."""
+    if not isinstance(data, dict):
+        raise ModelSpecError(f"{source}: a model spec must be a mapping of keys to values")
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_near_miss(e, data) for e in exc.errors())
+        raise ModelSpecError(f"{source}: {problems}") from None
+
+
+def load_spec(path_or_name: str | Path) -> ModelSpec:
+    """Load a spec from a YAML file, or a shipped spec by name (``smooth_did``).
+
+    Raises
+    ------
+    ModelSpecError
+        If the file is missing, is not YAML, or does not follow the schema.
+    """
+    path = Path(path_or_name)
+    if not path.suffix and not path.exists():
+        path = MODELS_DIR / f"{path_or_name}.yaml"
+    if not path.is_file():
+        shipped = ", ".join(list_specs()) or "none found"
+        raise ModelSpecError(f"no model spec at {path_or_name} (shipped specs: {shipped})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ModelSpecError(f"{path}: not valid YAML ({exc})") from None
+    return parse_spec(data, str(path))
+
+
+def default_spec_path() -> Path:
+    """The default model: the count-scale DiD surface (``smooth_did``)."""
+    return MODELS_DIR / "smooth_did.yaml"
+
+
+def list_specs() -> list[str]:
+    """Names of the shipped specs."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml")) if MODELS_DIR.is_dir() else []

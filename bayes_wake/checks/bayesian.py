@@ -1,0 +1,689 @@
+"""Bayesian sensitivity checks of the effect surface.
+
+One reference fit of the Bayesian wake model (:func:`bayes_wake.bayes.fit.fit_surface`) and refits
+that each change one thing, every one summarised by the posterior probability that the
+effect is positive over a region of the grid the user names (``t >= 20 and s <= 9``):
+
+========================  ===============================================================
+check                     what changes
+========================  ===============================================================
+``surface``               nothing: per-cell P(effect > 0) and P(positive over the region)
+``prior``                 power-scaling of the top-level priors (Kallioinen et al. 2024,
+                          ArviZ's ``psense``), by importance weighting: no refit
+``prior_refit``           refits with the effect prior half and twice as wide
+``likelihood``            Poisson instead of negative binomial (or the other way round)
+``matching``              no matching (all wakes, no CEM weights)
+``sutva``                 wakes with earlier overlapping anchors left out (or kept)
+``regions``               leave one region out: its anchors' wakes are dropped
+========================  ===============================================================
+
+Each fit is an independent task (:func:`fit_variant`) that returns a JSON-ready summary, so
+the fits fan out over Dask like the permutation chunks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_wake.errors import SettingsError
+
+__all__ = [
+    "CHECKS",
+    "DEFAULT_CHECKS",
+    "BayesCheck",
+    "FitVariant",
+    "GridRegion",
+    "fit_variant",
+    "parse_grid_region",
+    "plan_fits",
+    "power_scaling",
+    "resolve_checks",
+    "summarise_checks",
+]
+
+CHECKS = ("surface", "prior", "prior_refit", "likelihood", "matching", "sutva", "regions")
+#: Run by default: one reference fit (with power-scaling) and three refits; ``regions`` is
+#: added when a region column is given.
+DEFAULT_CHECKS = ("surface", "prior", "likelihood", "matching", "sutva")
+#: Power-scaling exponents of the prior reported in the table (1 is the fitted prior).
+PRIOR_POWERS = (0.5, 2.0)
+#: Pareto k above which an importance-weighted estimate is not to be trusted.
+KHAT_LIMIT = 0.7
+#: A cell counts as clearly positive when P(effect > 0) reaches this.
+CLEAR = 0.95
+#: Version of what a fit task returns; part of the fits' task keys.
+RESULT_FORMAT = 1
+_OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less,
+        "==": np.equal, "=": np.equal}
+_NAMES = {"t": "window", "s": "radius"}
+
+
+# --------------------------------------------------------------------------------------------
+# the region of the grid
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridRegion:
+    """A region of the (window, radius) grid: conditions joined by "and".
+
+    Attributes
+    ----------
+    conditions
+        ``(name, operator, value)`` with name ``t`` (temporal window, ``t_unit``) or ``s``
+        (radius, km), operator one of ``>= <= > < ==``.
+    t_unit
+        Unit of ``t`` (for sentences).
+    """
+
+    conditions: tuple[tuple[str, str, float], ...] = ()
+    t_unit: str = "days"
+
+    def mask(self, windows: Sequence[float], radii: Sequence[float]) -> np.ndarray:
+        """Bool array (windows, radii): True for the cells in the region."""
+        w = np.asarray(windows, dtype=float)[:, None]
+        r = np.asarray(radii, dtype=float)[None, :]
+        mask = np.ones((w.shape[0], r.shape[1]), dtype=bool)
+        for name, op, value in self.conditions:
+            mask &= _OPS[op](w if name == "t" else r, value)
+        return mask
+
+    def describe(self) -> str:
+        """In words: ``t >= 20 days and s <= 9 km`` (or ``the whole grid``)."""
+        if not self.conditions:
+            return "the whole grid"
+        parts = [f"{name} {op if op != '=' else '=='} {value:g} "
+                 f"{self.t_unit if name == 't' else 'km'}"
+                 for name, op, value in self.conditions]
+        return " and ".join(parts)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (for task keys)."""
+        return {"conditions": [list(c) for c in self.conditions], "t_unit": self.t_unit}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GridRegion:
+        """Inverse of :meth:`to_dict`."""
+        return cls(tuple((str(n), str(o), float(v)) for n, o, v in data["conditions"]),
+                   data.get("t_unit", "days"))
+
+
+def parse_grid_region(text: str | None, *, windows: Sequence[float] | None = None,
+                      radii: Sequence[float] | None = None, t_unit: str = "days"
+                      ) -> GridRegion:
+    """Parse a grid region like ``"t>=20, s<=9"`` (conditions joined by commas or "and").
+
+    Parameters
+    ----------
+    text
+        The conditions; ``t`` is the temporal window (``t_unit``), ``s`` the radius (km).
+        None or empty means the whole grid.
+    windows, radii
+        The grid; when given, a region holding no cell is an error.
+    t_unit
+        The unit of ``t``.
+
+    Returns
+    -------
+    GridRegion
+
+    Raises
+    ------
+    SettingsError
+        A condition that does not parse, or a region without cells.
+    """
+    if text is None or not text.strip():
+        region = GridRegion((), t_unit)
+    else:
+        parts = [p.strip() for p in re.split(r",|\band\b|&", text) if p.strip()]
+        conditions = []
+        for part in parts:
+            match = re.fullmatch(r"([A-Za-z_]+)\s*(>=|<=|==|=|>|<)\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)",
+                                 part)
+            if not match:
+                raise SettingsError(f"--grid-region: cannot read {part!r}; write conditions "
+                                    "like 't>=20, s<=9' (t: window, s: radius in km)")
+            name, op, value = match.groups()
+            name = {"window": "t", "t_window": "t", "radius": "s", "spat_window": "s"}.get(
+                name, name)
+            if name not in _NAMES:
+                raise SettingsError(f"--grid-region: unknown name {match.group(1)!r}; use t "
+                                    "(temporal window) or s (radius, km)")
+            try:
+                number = float(value)
+            except ValueError:
+                raise SettingsError(f"--grid-region: {value!r} is not a number") from None
+            conditions.append((name, op, number))
+        region = GridRegion(tuple(conditions), t_unit)
+    if windows is not None and radii is not None and not region.mask(windows, radii).any():
+        raise SettingsError(f"--grid-region: no cell of the grid has {region.describe()}")
+    return region
+
+
+# --------------------------------------------------------------------------------------------
+# which fits
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_checks(text: str | Sequence[str] | None, *, has_regions: bool) -> tuple[str, ...]:
+    """The Bayesian checks to run, from ``all``, ``none``, ``default`` or a comma list.
+
+    ``default`` (also None) is :data:`DEFAULT_CHECKS`, plus ``regions`` when a region column
+    is given; ``all`` is every check (``regions`` only with a region column).
+
+    Raises
+    ------
+    SettingsError
+        An unknown check (the nearest name is suggested), or ``regions`` without a region
+        column.
+    """
+    if text is None:
+        text = "default"
+    names = [p.strip() for p in (text.split(",") if isinstance(text, str) else text)
+             if p.strip()]
+    if names == ["none"]:
+        return ()
+    if names in (["default"], []):
+        chosen = list(DEFAULT_CHECKS) + (["regions"] if has_regions else [])
+    elif names == ["all"]:
+        chosen = [c for c in CHECKS if c != "regions" or has_regions]
+    else:
+        chosen = []
+        for name in names:
+            if name not in CHECKS:
+                close = difflib.get_close_matches(name, [*CHECKS, "all", "none", "default"],
+                                                  n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise SettingsError(f"--bayes-checks: unknown check {name!r}{hint} "
+                                    f"(checks: {', '.join(CHECKS)}, or all, none, default)")
+            chosen.append(name)
+        if "regions" in chosen and not has_regions:
+            raise SettingsError("--bayes-checks regions (leave one region out) needs "
+                                "--region-column naming each event's region")
+    return tuple(c for c in CHECKS if c in chosen)
+
+
+@dataclass(frozen=True)
+class FitVariant:
+    """One Bayesian fit of the checks.
+
+    Attributes
+    ----------
+    name
+        Unique name (``reference``, ``likelihood``, ``without_region:Gao``, ...).
+    check
+        The check it belongs to (``surface`` for the reference fit).
+    label
+        In words, for tables (``Poisson likelihood``).
+    spec
+        The model spec as a dict (validated again on the worker).
+    delete_sutva
+        Drop wakes with earlier overlapping anchors.
+    drop_region
+        Leave this region's anchors out.
+    power_scaling
+        Also compute the power-scaling prior sensitivity (reference fit only).
+    """
+
+    name: str
+    check: str
+    label: str
+    spec: dict
+    delete_sutva: bool = False
+    drop_region: str | None = None
+    power_scaling: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (for task keys)."""
+        return {"name": self.name, "check": self.check, "spec": self.spec,
+                "delete_sutva": self.delete_sutva, "drop_region": self.drop_region,
+                "power_scaling": self.power_scaling}
+
+
+def plan_fits(checks: Sequence[str], spec, *, match_on: Sequence[str], delete_sutva: bool,
+              regions: Sequence[str] = ()) -> tuple[list[FitVariant], dict[str, str]]:
+    """The fits the checks need.
+
+    Parameters
+    ----------
+    checks
+        From :func:`resolve_checks`.
+    spec
+        The reference :class:`~bayes_wake.bayes.spec.ModelSpec`.
+    match_on
+        The matching columns (empty: the reference fit is unmatched).
+    delete_sutva
+        Whether the reference analysis drops overlapping wakes.
+    regions
+        The regions to leave out one at a time.
+
+    Returns
+    -------
+    tuple
+        The fit variants, and the checks skipped with the reason.
+    """
+    from bayes_wake.bayes.spec import parse_spec
+
+    skipped: dict[str, str] = {}
+    if not checks:
+        return [], skipped
+    base = spec.model_dump(mode="json")
+    if not match_on and base["matching"] != "none":
+        base["matching"] = "none"
+        base["name"] = f"{spec.name} (unmatched)"
+    parse_spec(base, spec.name)
+    fits = [FitVariant("reference", "surface", f"reference ({base['name']})", base,
+                       delete_sutva=delete_sutva, power_scaling="prior" in checks)]
+
+    def variant(name: str, check: str, label: str, **changes) -> FitVariant:
+        data = {**base, **changes.pop("spec", {})}
+        parse_spec(data, f"{check} variant of {spec.name}")
+        return FitVariant(name, check, label, data,
+                          delete_sutva=changes.get("delete_sutva", delete_sutva),
+                          drop_region=changes.get("drop_region"))
+
+    if "prior_refit" in checks:
+        for factor, words in ((0.5, "half"), (2.0, "twice")):
+            effect = dict(base["effect"])
+            effect["mean_sd"] = effect["mean_sd"] * factor
+            effect["scale_sd"] = effect["scale_sd"] * factor
+            fits.append(variant(f"prior_x{factor:g}", "prior_refit",
+                                f"with the effect prior {words} as wide",
+                                spec={"effect": effect, "name": f"{base['name']}, effect prior "
+                                      f"x{factor:g}"}))
+    if "likelihood" in checks:
+        if base["likelihood"] == "gaussian":
+            skipped["likelihood"] = "the reference model is Gaussian, not a count model"
+        elif base["likelihood"] == "robust_normal":
+            skipped["likelihood"] = ("the reference model (count-scale DiD) has no count "
+                                     "likelihood to swap; its errors are cluster-robust")
+        else:
+            other = "poisson" if base["likelihood"] == "negative_binomial" else \
+                "negative_binomial"
+            words = "Poisson" if other == "poisson" else "negative-binomial"
+            fits.append(variant("likelihood", "likelihood", f"with a {words} likelihood",
+                                spec={"likelihood": other,
+                                      "name": f"{base['name']}, {other} likelihood"}))
+    if "matching" in checks:
+        if not match_on:
+            skipped["matching"] = "no matching columns were given (--match), so there is no " \
+                                  "matched fit to compare"
+        else:
+            fits.append(variant("matching", "matching", "without matching",
+                                spec={"matching": "none",
+                                      "name": f"{base['name']}, unmatched"}))
+    if "sutva" in checks:
+        label = ("with the overlapping wakes kept" if delete_sutva
+                 else "without wakes that overlap earlier anchors (SUTVA)")
+        fits.append(variant("sutva", "sutva", label, delete_sutva=not delete_sutva))
+    if "regions" in checks:
+        for region in regions:
+            fits.append(variant(f"without_region:{region}", "regions", f"without {region}",
+                                drop_region=str(region)))
+    return fits, skipped
+
+
+# --------------------------------------------------------------------------------------------
+# one fit (a task)
+# --------------------------------------------------------------------------------------------
+
+
+def fit_variant(cube: xr.Dataset, variant: dict, match_on: Sequence[str], tcm: bool,
+                region_of_event: np.ndarray | None, grid_region: dict) -> dict:
+    """Fit one variant and summarise it (a task; runs on a Dask worker).
+
+    Parameters
+    ----------
+    cube
+        The wake cube.
+    variant
+        :meth:`FitVariant.to_dict`.
+    match_on, tcm
+        Matching columns and the TCM option.
+    region_of_event
+        Region label per anchor on the cube's ``event`` dim (for ``drop_region``).
+    grid_region
+        :meth:`GridRegion.to_dict`.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``cells`` (per cell: window, radius, mean, ci_lower, ci_upper,
+        prob_positive), ``region`` (``all_positive``, ``mean_positive``, ``mean_effect``,
+        cells), ``diagnostics``, ``wakes`` and, if asked, ``power_scaling``; or ``error``
+        when the variant cannot be fitted on these data (no treated wakes left, ...).
+    """
+    from bayes_wake.errors import BayesWakeError
+
+    try:
+        return _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region)
+    except BayesWakeError as exc:  # bad data for this variant: report it, keep the others
+        return {"name": variant["name"], "error": str(exc).splitlines()[0]}
+
+
+def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> dict:
+    from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.errors import ConvergenceWarning
+    from bayes_wake.bayes.spec import parse_spec
+
+    spec = parse_spec(variant["spec"], variant["name"])
+    if variant.get("drop_region") is not None:
+        if region_of_event is None:
+            raise SettingsError("leave-one-region-out needs the region of every event")
+        keep = np.asarray(region_of_event).astype(str) != str(variant["drop_region"])
+        cube = cube.isel(event=np.flatnonzero(keep))
+        if not (cube["treated"] == 1).any() or not (cube["treated"] == 0).any():
+            raise SettingsError(f"without region {variant['drop_region']!r} there are no "
+                                "treatment or no control events left")
+    match_cols = list(match_on) if spec.matching != "none" or "match" in spec.covariates \
+        else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = fit_surface(cube, spec, match_on=match_cols, tcm=tcm,
+                          delete_sutva=bool(variant.get("delete_sutva")), progress=False)
+    region = GridRegion.from_dict(grid_region)
+    surface = fit.surface
+    windows, radii = surface["window"].to_numpy(), surface["radius"].to_numpy()
+    effect = fit.idata.posterior["additive_effect"]
+    summary = _region_probabilities(effect, region.mask(windows, radii))
+    cells = fit.table()[["t_window", "spat_window", "mean", "ci_lower", "ci_upper",
+                         "prob_positive"]]
+    d = fit.diagnostics
+    out = {
+        "name": variant["name"], "spec_name": spec.name,
+        "cells": {k: cells[k].tolist() for k in cells.columns},
+        "region": summary,
+        "diagnostics": {"converged": d.converged, "max_r_hat": d.max_r_hat,
+                        "min_ess_bulk": d.min_ess_bulk, "divergences": d.divergences,
+                        "problems": d.problems(), "seconds": d.compile_seconds
+                        + d.sample_seconds},
+        "wakes": {"treatment": int((cube["treated"] == 1).sum()),
+                  "control": int((cube["treated"] == 0).sum())},
+        "ci_prob": float(surface.attrs.get("ci_prob", float("nan"))),
+    }
+    if variant.get("power_scaling"):
+        try:
+            out["power_scaling"] = power_scaling(fit, cube, spec, match_cols, tcm,
+                                                 bool(variant.get("delete_sutva")), region)
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal: the others stand
+            out["power_scaling"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def _region_probabilities(effect: xr.DataArray, mask: np.ndarray) -> dict:
+    """P(effect > 0 in every cell of the region), P(region mean > 0), the posterior mean of
+    the region mean; cells without events (NA effect) are left out and counted."""
+    defined = effect.notnull().all(("chain", "draw")).to_numpy()
+    use = mask & defined
+    values = effect.to_numpy()[..., use]  # (chain, draw, cells)
+    if values.shape[-1] == 0:
+        return {"all_positive": None, "mean_positive": None, "mean_effect": None,
+                "cells": 0, "cells_without_events": int((mask & ~defined).sum())}
+    return {"all_positive": float((values > 0).all(axis=-1).mean()),
+            "mean_positive": float((values.mean(axis=-1) > 0).mean()),
+            "mean_effect": float(values.mean()),
+            "cells": int(use.sum()), "cells_without_events": int((mask & ~defined).sum())}
+
+
+def power_scaling(fit, cube: xr.Dataset, spec, match_on: Sequence[str], tcm: bool,
+                  delete_sutva: bool, region: GridRegion) -> dict:
+    """Power-scaling sensitivity of the additive effect surface to the top-level priors.
+
+    The log prior of the top-level parameters (means, scales, mixing weights, dispersion; not
+    the standard-normal latent fields of the non-centred parameterisation, as Kallioinen et
+    al. advise for hierarchical models) and the log likelihood are evaluated on every draw;
+    ArviZ's ``psense`` then gives each cell's prior and likelihood sensitivity (above 0.05:
+    sensitive), and Pareto-smoothed importance weights give the region probability under the
+    prior raised to the powers :data:`PRIOR_POWERS`, without refitting.
+
+    Returns
+    -------
+    dict
+        ``cells`` (window, radius, prior, likelihood sensitivity), ``powers`` (alpha, region
+        probability, Pareto k), ``priors`` (the parameters scaled).
+    """
+    from arviz_stats import psense
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from pymc.stats import compute_log_prior
+
+    from bayes_wake.bayes.fit import build_for_cube
+
+    model = build_for_cube(cube, spec, match_on=match_on, tcm=tcm, delete_sutva=delete_sutva)
+    posterior = fit.idata.posterior.to_dataset()
+    sample_dims = ("chain", "draw")
+    values = {}
+    for rv in model.free_RVs:
+        var = posterior[rv.name]
+        if "window" in var.dims and "radius" in var.dims:  # back to the model's cell dim
+            var = var.stack(cell=("window", "radius")).drop_vars(["cell", "window", "radius"])
+            var = var.transpose(*sample_dims, "cell", ...)
+        values[rv.name] = var
+    draws = xr.Dataset(values)
+    log_prior = compute_log_prior(xr.DataTree.from_dict({"posterior": draws}), model=model,
+                                     extend_inferencedata=False, progressbar=False)
+    top = [name for name in log_prior.data_vars
+           if not name.endswith(("_iid", "_gmrf", "_raw"))]
+    prior_total = sum(log_prior[n].sum([d for d in log_prior[n].dims if d not in sample_dims])
+                      for n in top)
+    plain = remove_value_transforms(model)
+    loglik_graph = plain.replace_rvs_by_values([sum(plain.potentials)])[0]
+    loglik_fn = plain.compile_fn(loglik_graph, inputs=plain.value_vars,
+                                 on_unused_input="ignore", point_fn=True)
+    n_chain, n_draw = draws.sizes["chain"], draws.sizes["draw"]
+    flat = {k: v.to_numpy().reshape((n_chain * n_draw,) + v.shape[2:]) for k, v in
+            values.items()}
+    loglik = np.array([loglik_fn({k: flat[k][i] for k in flat})
+                       for i in range(n_chain * n_draw)]).reshape(n_chain, n_draw)
+    loglik_da = xr.DataArray(loglik, dims=sample_dims, coords={d: posterior[d] for d in
+                                                                 sample_dims})
+    effect = posterior["additive_effect"]
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"additive_effect": effect}),
+        "log_prior": xr.Dataset({"prior": prior_total}),
+        "log_likelihood": xr.Dataset({"wakes": loglik_da})})
+    prior_sense = psense(tree, var_names=["additive_effect"], group="prior")["additive_effect"]
+    like_sense = psense(tree, var_names=["additive_effect"], group="likelihood")[
+        "additive_effect"]
+    mask = region.mask(effect["window"].to_numpy(), effect["radius"].to_numpy())
+    defined = effect.notnull().all(sample_dims).to_numpy()
+    use = mask & defined
+    inside = effect.to_numpy()[..., use]
+    all_positive = (inside > 0).all(axis=-1) if inside.shape[-1] else None
+    powers = []
+    for alpha in PRIOR_POWERS:
+        log_weights, khat = ((alpha - 1.0) * prior_total).azstats.psislw(dim=list(sample_dims))
+        weights = np.exp(log_weights.to_numpy() - float(log_weights.max()))
+        weights /= weights.sum()
+        powers.append({"alpha": alpha,
+                       "all_positive": None if all_positive is None
+                       else float((weights * all_positive).sum()),
+                       "pareto_k": float(khat)})
+    cells = []
+    for i, window in enumerate(effect["window"].to_numpy()):
+        for j, radius in enumerate(effect["radius"].to_numpy()):
+            cells.append({"t_window": float(window), "spat_window": float(radius),
+                          "prior_sensitivity": float(prior_sense[i, j]),
+                          "likelihood_sensitivity": float(like_sense[i, j])})
+    return {"cells": cells, "powers": powers, "priors": top,
+            "all_positive": None if all_positive is None else float(all_positive.mean())}
+
+
+# --------------------------------------------------------------------------------------------
+# summaries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BayesCheck:
+    """A check's short table and its sentence.
+
+    Attributes
+    ----------
+    name
+        The check (``surface``, ``prior``, ...).
+    title
+        A heading.
+    table
+        The short table.
+    sentence
+        The verdict in one plain sentence.
+    cells
+        Optional per-cell table (window x radius) for the report.
+    """
+
+    name: str
+    title: str
+    table: pd.DataFrame
+    sentence: str
+    cells: pd.DataFrame | None = field(default=None, repr=False)
+
+
+def _p(value) -> str:
+    return "NA" if value is None or np.isnan(value) else f"{value:.2f}"
+
+
+def _caveat(result: dict) -> str:
+    if "error" in result:
+        return f" (could not be fitted: {result['error']})"
+    d = result["diagnostics"]
+    return "" if d["converged"] else f" (caution: did not converge: {'; '.join(d['problems'])})"
+
+
+def _all_positive(result: dict) -> float | None:
+    return None if "error" in result else result["region"]["all_positive"]
+
+
+def _variant_row(variant: FitVariant, result: dict) -> dict:
+    if "error" in result:
+        return {"fit": variant.label, "P(positive in every region cell)": None,
+                "converged": f"failed: {result['error']}"}
+    region, d = result["region"], result["diagnostics"]
+    probs = np.asarray([np.nan if p is None else p for p in result["cells"]["prob_positive"]])
+    return {"fit": variant.label, "P(positive in every region cell)": region["all_positive"],
+            "P(region mean > 0)": region["mean_positive"],
+            "region mean effect": region["mean_effect"],
+            f"cells with P(>0) >= {CLEAR}": int((probs >= CLEAR).sum()),
+            "treatment wakes": result["wakes"]["treatment"],
+            "control wakes": result["wakes"]["control"],
+            "converged": "yes" if d["converged"] else "NO", "max R-hat": d["max_r_hat"]}
+
+
+def summarise_checks(fits: Sequence[FitVariant], results: dict[str, dict], region: GridRegion,
+                     skipped: dict[str, str] | None = None) -> list[BayesCheck]:
+    """One :class:`BayesCheck` per check, from the fits' results (keyed by variant name)."""
+    skipped = dict(skipped or {})
+    out: list[BayesCheck] = []
+    by_check: dict[str, list[FitVariant]] = {}
+    for variant in fits:
+        by_check.setdefault(variant.check, []).append(variant)
+    if "surface" not in by_check:
+        return out
+    reference = by_check["surface"][0]
+    ref = results[reference.name]
+    where = region.describe()
+    if "error" in ref:
+        return [BayesCheck("surface", "Posterior P(effect > 0)", pd.DataFrame(),
+                           f"The reference Bayesian fit could not be run: {ref['error']}.")]
+    ref_p = ref["region"]["all_positive"]
+    cells = pd.DataFrame(ref["cells"])
+    probs = cells["prob_positive"].to_numpy(dtype=float)
+    n_cells, n_clear = int(np.isfinite(probs).sum()), int((probs >= CLEAR).sum())
+    region_cells = ref["region"]["cells"]
+    na = (f"; {ref['region']['cells_without_events']} cell(s) of the region without events "
+          "are left out" if ref["region"]["cells_without_events"] else "")
+    out.append(BayesCheck(
+        "surface", "Posterior P(effect > 0): per cell and over the region",
+        pd.DataFrame([_variant_row(reference, ref)]),
+        f"The posterior probability that the effect is positive in every one of the "
+        f"{region_cells} cells of {where} is {_p(ref_p)} (that their average effect is "
+        f"positive: {_p(ref['region']['mean_positive'])}); {n_clear} of {n_cells} cells have "
+        f"P(effect > 0) >= {CLEAR} ({ref['spec_name']}){na}{_caveat(ref)}.",
+        cells=cells))
+
+    if reference.power_scaling:
+        ps = ref.get("power_scaling", {})
+        if "error" in ps:
+            out.append(BayesCheck("prior", "Prior sensitivity (power-scaling)", pd.DataFrame(),
+                                  f"Power-scaling could not be computed: {ps['error']}."))
+        else:
+            ps_cells = pd.DataFrame(ps["cells"])
+            worst = float(ps_cells["prior_sensitivity"].max())
+            sensitive = int((ps_cells["prior_sensitivity"] > 0.05).sum())
+            judged = int(ps_cells["prior_sensitivity"].notna().sum())  # cells with events
+            powers = pd.DataFrame(ps["powers"])
+            table = pd.DataFrame({
+                "prior power": [1.0, *powers["alpha"]],
+                "P(positive in every region cell)": [ref_p, *powers["all_positive"]],
+                "Pareto k": [np.nan, *powers["pareto_k"]]})
+            shaky = (powers["pareto_k"] > KHAT_LIMIT).any()
+            lo, hi = powers["all_positive"].min(), powers["all_positive"].max()
+            verdict = ("barely moves" if sensitive == 0 else "moves")
+            powers_text = f"{PRIOR_POWERS[0]:g} or {PRIOR_POWERS[-1]:g}"
+            moved = (f"stays at {_p(lo)}" if _p(lo) == _p(hi) == _p(ref_p)
+                     else f"is {_p(lo)} to {_p(hi)} ({_p(ref_p)} as fitted)")
+            sentence = (f"Power-scaling the top-level priors {verdict} the effect surface: "
+                        f"prior sensitivity exceeds 0.05 in {sensitive} of {judged} "
+                        f"cells (largest {worst:.3f}), and P(positive in every cell of "
+                        f"{where}) {moved} with the prior raised to the power {powers_text}")
+            sentence += (" - but the importance weights are unreliable there (Pareto k > "
+                         f"{KHAT_LIMIT}); run the prior_refit check." if shaky else ".")
+            out.append(BayesCheck("prior", "Prior sensitivity (power-scaling)", table, sentence,
+                                  cells=ps_cells))
+
+    def comparison(check: str, title: str, suffix: str) -> None:
+        variants = by_check.get(check, [])
+        if not variants:
+            return
+        rows = [_variant_row(reference, ref)] + [_variant_row(v, results[v.name])
+                                                 for v in variants]
+        table = pd.DataFrame(rows)
+        if check == "regions":
+            probs_ = [(_all_positive(results[v.name]), v) for v in variants]
+            defined = [(p, v) for p, v in probs_ if p is not None]
+            if not defined:
+                sentence = "Leaving out one region at a time leaves no region cell to judge."
+            elif len(defined) == 1:
+                only_p, only = defined[0]
+                sentence = (f"{only.label[0].upper()}{only.label[1:]}, P(positive in every "
+                            f"cell of {where}) is {_p(only_p)}, against {_p(ref_p)} with all "
+                            "regions.")
+            else:
+                low, high = min(defined, key=lambda x: x[0]), max(defined, key=lambda x: x[0])
+                holds = sum(p >= CLEAR for p, _ in defined)
+                sentence = (f"Leaving out one region at a time, P(positive in every cell of "
+                            f"{where}) ranges from {_p(low[0])} ({low[1].label}) to "
+                            f"{_p(high[0])} ({high[1].label}), against {_p(ref_p)} with all "
+                            f"regions; it reaches {CLEAR} in {holds} of {len(variants)} "
+                            "cases.")
+            bad = [f"{v.label}{_caveat(results[v.name])}" for v in variants
+                   if _caveat(results[v.name])]
+            if bad:
+                sentence = sentence[:-1] + f"; {'; '.join(bad)}."
+        else:
+            first, *rest = variants
+            sentence = (f"{first.label[0].upper()}{first.label[1:]}, P(positive in every cell "
+                        f"of {where}) is {_p(_all_positive(results[first.name]))}"
+                        f"{_caveat(results[first.name])}")
+            for v in rest:
+                sentence += (f"; {v.label}, {_p(_all_positive(results[v.name]))}"
+                             f"{_caveat(results[v.name])}")
+            sentence += f" (reference fit{suffix}: {_p(ref_p)})."
+        out.append(BayesCheck(check, title, table, sentence))
+
+    comparison("prior_refit", "Alternative effect priors (refits)", "")
+    comparison("likelihood", "Poisson vs negative binomial", f", {ref['spec_name']}")
+    comparison("matching", "With and without matching", "")
+    comparison("sutva", "Overlapping wakes (SUTVA)", "")
+    comparison("regions", "Leave one region out", "")
+    for check, reason in skipped.items():
+        out.append(BayesCheck(check, f"{check}: not run", pd.DataFrame(),
+                              f"The {check} check was not run: {reason}."))
+    return out

@@ -1,0 +1,765 @@
+"""How fragile is the pattern of per-window significance? One run, one report.
+
+:func:`run_sensitivity` takes the event table and its wake cube, runs every check and writes
+a self-contained HTML report with one verdict sentence per check at the top, and the tables
+behind them as CSV:
+
+1. multiplicity (:mod:`bayes_wake.mwa.multiplicity`): Holm and Benjamini-Hochberg adjusted
+   p-values, and how many significant windows survive each;
+2. randomisation inference (:mod:`bayes_wake.checks.randomisation`): label permutations within the
+   matching strata and date-shift placebos, the null distribution of the number of
+   significant windows and of max |t|, family-wise p-values, Westfall-Young adjusted p-values;
+3. Bayesian checks (:mod:`bayes_wake.checks.bayesian`): per-cell P(effect > 0), P(positive over
+   a region of the grid), power-scaling prior sensitivity, Poisson vs negative binomial, with
+   and without matching, without overlapping wakes, leave one region out.
+
+Every permutation chunk, placebo chunk and model fit is a task keyed by the hash of the data
+and its settings and run on Dask (:mod:`bayes_wake.checks.scaleout`); finished tasks are stored in
+``OUT/tasks/`` as they finish, so an interrupted run resumes where it stopped. The report and
+the tables are written through a staging folder: a run that fails or is killed leaves no
+half-written report.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_wake.checks.bayesian import (
+    CHECKS,
+    DEFAULT_CHECKS,
+    BayesCheck,
+    GridRegion,
+    fit_variant,
+    parse_grid_region,
+    plan_fits,
+    summarise_checks,
+)
+from bayes_wake.checks.bayesian import RESULT_FORMAT as FIT_FORMAT
+from bayes_wake.checks.calibration import (
+    CALIBRATION_CHOICES,
+    calibration_sentence,
+    placebo_calibration_task,
+    placebo_shift,
+    placebo_size,
+)
+from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.mwa.multiplicity import MultiplicitySummary, summarise_multiplicity
+from bayes_wake.mwa.analysis import (
+    ROBUST_ERRORS,
+    MWASettings,
+    matched_wake_analysis,
+    standard_error_table,
+    write_table,
+)
+from bayes_wake.checks.randomisation import RESULT_FORMAT as NULL_FORMAT
+from bayes_wake.checks.randomisation import (
+    HUGE_T,
+    MAX_ARTEFACT_SHARE,
+    MIN_VALID_DRAWS,
+    OUTCOME_SPAN_QUANTILES,
+    DateShiftSettings,
+    RandomisationTest,
+    ShiftSpan,
+    date_shift_chunk,
+    date_shift_range,
+    date_shift_span,
+    grid_design,
+    label_permutation_chunk,
+    randomisation_test,
+)
+from bayes_wake.checks.scaleout import (
+    RunReport,
+    Shared,
+    Task,
+    chunk_sizes,
+    layout,
+    run_tasks,
+    task_key,
+)
+
+__all__ = [
+    "REPORT_NAME",
+    "VERDICT_LABELS",
+    "SensitivityResult",
+    "SensitivitySettings",
+    "event_table_sha256",
+    "read_region_column",
+    "regions_of_anchors",
+    "run_sensitivity",
+]
+
+REPORT_NAME = "sensitivity_report.html"
+#: Short names of the checks at the head of the verdicts.
+VERDICT_LABELS = {"standard_errors": "Robust standard errors",
+                  "multiplicity": "Multiplicity", "labels": "Label permutations",
+                  "date_shift": "Date-shift placebos", "surface": "Posterior surface",
+                  "prior": "Prior (power-scaling)", "prior_refit": "Prior (refits)",
+                  "likelihood": "Likelihood", "matching": "Matching",
+                  "sutva": "Overlapping wakes", "regions": "Leave one region out",
+                  "calibration": "Placebo placements"}
+
+
+def robust_survival(cube: xr.Dataset, mwa: MWASettings,
+                    choices: Sequence[str] = ROBUST_ERRORS) -> str:
+    """How many of the classical significant windows stay significant under each robust
+    standard-error choice, in one sentence."""
+    table = standard_error_table(cube, mwa, ("classical", *choices))
+    classical = table["pvalue_classical"] <= mwa.alpha
+    parts = [f"{int((classical & (table[f'pvalue_{c}'] <= mwa.alpha)).sum())} with {c}"
+             for c in choices]
+    return (f"Of {int(classical.sum())} windows significant at p <= {mwa.alpha:g} with "
+            f"classical (R's) standard errors, which assume independent wakes and overstate "
+            f"the evidence on clustered count data, " + ", ".join(parts) + " stay significant.")
+
+
+@dataclass(frozen=True)
+class SensitivitySettings:
+    """Everything a sensitivity run needs besides the data.
+
+    Attributes
+    ----------
+    mwa
+        The matched wake analysis settings (as ``bayes-wake mwa``).
+    windows, radii
+        The grid: temporal windows (``t_unit``) and radii (km).
+    t_unit, convention
+        As for :func:`bayes_wake.wakes.count_wakes` (date-shift placebos recount wakes).
+    permutations
+        Label permutations (at least 1).
+    date_shifts
+        Date-shift placebos (0 to skip them).
+    chunk_size, date_shift_chunk
+        Permutations per task, placebos per task.
+    seed
+        Seed of every random stream (each chunk has its own stream from it).
+    bayes_checks
+        The Bayesian checks (see :mod:`bayes_wake.checks.bayesian`); empty for none.
+    spec
+        The reference model spec as a dict (default: the shipped ``smooth_did``).
+    grid_region
+        The region of the grid for P(effect > 0), e.g. ``"t>=20, s<=9"``; empty for the
+        whole grid.
+    region_column
+        Column of the data file naming each event's region (for leave-one-region-out).
+    leave_out
+        Regions to leave out one at a time (empty: every region).
+    placebos
+        Placebo placements of the calibration (0: none; needs candidate sites).
+    placebo_weight
+        Column of the sites weighting where placebo treatments are drawn (None: uniform).
+    placebo_bayes
+        Also fit the reference model on every placebo placement (one MCMC fit each).
+    """
+
+    mwa: MWASettings
+    windows: tuple[int, ...]
+    radii: tuple[float, ...]
+    t_unit: str = "days"
+    convention: str = "mwa"
+    permutations: int = 1000
+    date_shifts: int = 100
+    chunk_size: int = 100
+    date_shift_chunk: int = 10
+    seed: int = 20220101
+    bayes_checks: tuple[str, ...] = DEFAULT_CHECKS
+    spec: dict | None = None
+    grid_region: str = ""
+    region_column: str | None = None
+    leave_out: tuple[str, ...] = ()
+    placebos: int = 0
+    placebo_weight: str | None = None
+    placebo_bayes: bool = False
+
+    def __post_init__(self) -> None:
+        def whole(name: str, value, minimum: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < minimum:
+                raise SettingsError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+        whole("--permutations", self.permutations, 1)
+        whole("--date-shifts", self.date_shifts, 0)
+        whole("--chunk-size", self.chunk_size, 1)
+        whole("date-shift chunk size", self.date_shift_chunk, 1)
+        whole("--seed", self.seed, 0)
+        whole("--placebos", self.placebos, 0)
+        if self.placebo_bayes and not self.placebos:
+            raise SettingsError("--placebo-bayes fits the model on placebo placements: give "
+                                "--placebo-sites")
+        if len(self.windows) == 0 or len(self.radii) == 0:
+            raise SettingsError("the window grid is empty")
+        unknown = [c for c in self.bayes_checks if c not in CHECKS]
+        if unknown:
+            raise SettingsError(f"unknown Bayesian check(s) {unknown}; checks: "
+                                f"{', '.join(CHECKS)}")
+        if "regions" in self.bayes_checks and not self.region_column:
+            raise SettingsError("leave-one-region-out needs --region-column")
+        if self.leave_out and not self.region_column:
+            raise SettingsError("--regions needs --region-column")
+        parse_grid_region(self.grid_region, windows=self.windows, radii=self.radii,
+                          t_unit=self.t_unit)
+        self.model_spec()  # validates
+
+    def model_spec(self):
+        """The reference :class:`~bayes_wake.bayes.spec.ModelSpec`."""
+        from bayes_wake.bayes.spec import load_spec, parse_spec
+
+        return load_spec("smooth_did") if self.spec is None else parse_spec(self.spec,
+                                                                            "--spec")
+
+    def region(self) -> GridRegion:
+        """The parsed grid region."""
+        return parse_grid_region(self.grid_region, windows=self.windows, radii=self.radii,
+                                 t_unit=self.t_unit)
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings (provenance)."""
+        out = asdict(self)
+        out["spec"] = self.model_spec().model_dump(mode="json")
+        return out
+
+
+@dataclass
+class SensitivityResult:
+    """What :func:`run_sensitivity` found and wrote.
+
+    Attributes
+    ----------
+    verdicts
+        ``(check, sentence)`` in report order.
+    multiplicity
+        The multiplicity summary.
+    tests
+        The randomisation tests by kind (``labels``, ``date_shift``).
+    bayes
+        The Bayesian checks.
+    run
+        What the task runner did (computed and reused tasks, workers, seconds).
+    layout
+        The task layout table (per task kind).
+    out
+        The output folder.
+    files
+        The files written into ``out``.
+    converged
+        Per Bayesian fit: whether it passed the convergence rule (False also when the fit
+        failed).
+    """
+
+    verdicts: list[tuple[str, str]]
+    multiplicity: MultiplicitySummary
+    tests: dict[str, RandomisationTest]
+    bayes: list[BayesCheck]
+    run: RunReport
+    layout: pd.DataFrame
+    out: Path
+    files: list[str] = field(default_factory=list)
+    converged: list[bool] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# data: regions and hashes
+# --------------------------------------------------------------------------------------------
+
+
+def read_region_column(path: str | os.PathLike, column: str, n_rows: int) -> np.ndarray:
+    """Read one column of an event file, row-aligned with :func:`read_events`' table.
+
+    Raises
+    ------
+    EventDataError
+        The column is not in the file (its columns and the nearest name are listed).
+    """
+    from bayes_wake.io.events import (
+        _load,  # same reader, so rows line up with the event table
+    )
+
+    loaded = _load(path, None)
+    columns = [str(c) for c in loaded.frame.columns]
+    if column not in columns:
+        close = difflib.get_close_matches(column, columns, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise EventDataError(f"--region-column: no column '{column}'{hint} (columns: "
+                             f"{', '.join(columns)})", path=str(path))
+    values = loaded.frame[column]
+    if len(values) != n_rows:  # pragma: no cover - the reader guarantees it
+        raise EventDataError("the region column does not line up with the events",
+                             path=str(path))
+    return values.to_numpy(dtype=object)
+
+
+def regions_of_anchors(events: pd.DataFrame, cube: xr.Dataset, region_of_row: Sequence,
+                       *, column: str = "region", leave_out: Sequence[str] = ()
+                       ) -> tuple[np.ndarray, list[str]]:
+    """The region of every anchor on the cube's ``event`` dim, and the regions to leave out.
+
+    Parameters
+    ----------
+    events
+        The event table (row-aligned with ``region_of_row``).
+    cube
+        Its wake cube.
+    region_of_row
+        The region of every row of the event table (dependent rows may be empty).
+    column
+        The column's name, for messages.
+    leave_out
+        Regions to leave out (empty: all regions of the anchors).
+
+    Returns
+    -------
+    tuple
+        Region label per anchor (str array), and the regions to leave out in order.
+
+    Raises
+    ------
+    EventDataError
+        A treatment or control event has no region.
+    SettingsError
+        A region to leave out is not among the anchors' regions, or only one region exists.
+    """
+    values = pd.Series(region_of_row, dtype=object)
+    text = values.map(lambda v: "" if v is None or pd.isna(v) else str(v).strip())
+    row_of_id = pd.Series(np.arange(len(events)), index=events["event_id"].to_numpy())
+    rows = row_of_id.loc[cube["source_id"].to_numpy()].to_numpy()
+    anchor_regions = text.to_numpy()[rows].astype(str)
+    missing = anchor_regions == ""
+    if missing.any():
+        bad = sorted(rows[missing] + 1)
+        raise EventDataError(f"{int(missing.sum())} treatment/control event(s) have no region",
+                             path=events.attrs.get("source"), rows=bad, column=column)
+    known = sorted(set(anchor_regions))
+    if leave_out:
+        unknown = [r for r in leave_out if r not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SettingsError(f"--regions: unknown region {unknown[0]!r}{hint} (regions of "
+                                f"the anchors in '{column}': {', '.join(known)})")
+        chosen = list(dict.fromkeys(leave_out))
+    else:
+        chosen = known
+    if len(known) < 2:
+        raise SettingsError(f"leave-one-region-out needs at least two regions; '{column}' has "
+                            f"{known}")
+    return anchor_regions, chosen
+
+
+def event_table_sha256(events: pd.DataFrame, extra: Sequence | None = None) -> str:
+    """SHA-256 of an event table's content (ids, roles, times, coordinates, covariates), in a
+    canonical byte form independent of the file format or path it came from."""
+    digest = hashlib.sha256()
+    for name in sorted(map(str, events.columns)):
+        column = events[name]
+        digest.update(name.encode() + b"\x00")
+        if pd.api.types.is_datetime64_any_dtype(column):
+            values = pd.to_datetime(column, utc=True).dt.tz_localize(None)
+            digest.update(values.to_numpy("datetime64[ns]").astype(np.int64).tobytes())
+        elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            digest.update(column.to_numpy(dtype=float).tobytes())
+        else:
+            digest.update("\x1f".join(map(str, column.tolist())).encode())
+    if extra is not None:
+        digest.update(b"extra\x00" + "\x1f".join(map(str, list(extra))).encode())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+
+
+def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
+          region_of_event: np.ndarray | None, leave_out: Sequence[str],
+          sites: pd.DataFrame | None = None):
+    """Every task of the run, in a fixed order."""
+    data_hash = event_table_sha256(events)
+    base = {"mwa": asdict(settings.mwa), "windows": list(map(int, settings.windows)),
+            "radii": list(map(float, settings.radii)), "t_unit": settings.t_unit,
+            "convention": settings.convention, "seed": settings.seed,
+            "format": NULL_FORMAT}
+    tasks: list[Task] = []
+    for chunk, size in enumerate(chunk_sizes(settings.permutations, settings.chunk_size)):
+        key = task_key(data_hash, {**base, "kind": "labels", "chunk": chunk, "size": size})
+        tasks.append(Task(key, label_permutation_chunk,
+                          (Shared("design"), chunk, size, settings.seed),
+                          f"label permutations, chunk {chunk}", "labels", priority=0))
+    shift = DateShiftSettings(tuple(int(w) for w in settings.windows),
+                              tuple(float(r) for r in settings.radii), settings.t_unit,
+                              settings.convention, settings.mwa)
+    if settings.date_shifts:
+        for chunk, size in enumerate(chunk_sizes(settings.date_shifts,
+                                                 settings.date_shift_chunk)):
+            key = task_key(data_hash, {**base, "kind": "date_shift", "chunk": chunk,
+                                       "size": size})
+            tasks.append(Task(key, date_shift_chunk,
+                              (Shared("events"), shift, chunk, size, settings.seed),
+                              f"date-shift placebos, chunk {chunk}", "date_shift",
+                              priority=5))
+    spec = settings.model_spec()
+    fits, skipped = plan_fits(settings.bayes_checks, spec, match_on=settings.mwa.match_on,
+                              delete_sutva=settings.mwa.delete_sutva, regions=leave_out)
+    region = settings.region()
+    region_hash = (hashlib.sha256("\x1f".join(region_of_event).encode()).hexdigest()
+                   if region_of_event is not None else None)
+    fit_tasks = {}
+    for variant in fits:
+        key = task_key(data_hash, {**base, "format": FIT_FORMAT, "kind": "fit",
+                                   "variant": variant.to_dict(),
+                                   "grid_region": region.to_dict(),
+                                   "regions": region_hash if variant.drop_region else None})
+        task = Task(key, fit_variant,
+                    (Shared("cube"), variant.to_dict(), list(settings.mwa.match_on),
+                     settings.mwa.tcm, Shared("regions") if variant.drop_region else None,
+                     region.to_dict()),
+                    f"fit: {variant.label}", "fit", priority=10)
+        tasks.append(task)
+        fit_tasks[variant.name] = key
+    if settings.placebos:
+        tasks += _placebo_tasks(data_hash, settings, sites, spec)
+    return tasks, fits, skipped, fit_tasks, shift
+
+
+def _placebo_tasks(data_hash: str, settings: SensitivitySettings, sites: pd.DataFrame,
+                   spec) -> list[Task]:
+    """One task per placebo placement of the calibration, keyed by data, sites and settings."""
+    config = {"windows": list(map(int, settings.windows)),
+              "radii": list(map(float, settings.radii)), "t_unit": settings.t_unit,
+              "convention": settings.convention, "mwa": asdict(settings.mwa),
+              "vcovs": list(CALIBRATION_CHOICES), "weight": settings.placebo_weight,
+              "spec": spec.model_dump(mode="json") if settings.placebo_bayes else None}
+    sites_hash = hashlib.sha256(pd.util.hash_pandas_object(sites, index=False).to_numpy()
+                                .tobytes()).hexdigest()
+    return [Task(task_key(data_hash, {"kind": "placebo", "placement": i, "sites": sites_hash,
+                                      "seed": settings.seed, **config}),
+                 placebo_calibration_task, (Shared("events"), Shared("sites"), i,
+                                            settings.seed, config),
+                 f"placebo placement {i}", "placebo",
+                 priority=10 if settings.placebo_bayes else 5)
+            for i in range(settings.placebos)]
+
+
+def run_sensitivity(
+    events: pd.DataFrame,
+    cube: xr.Dataset,
+    settings: SensitivitySettings,
+    out: str | os.PathLike,
+    *,
+    region_of_event: np.ndarray | None = None,
+    leave_out: Sequence[str] = (),
+    sites: pd.DataFrame | None = None,
+    inputs: dict | None = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SensitivityResult:
+    """Run every sensitivity check and write the report.
+
+    Parameters
+    ----------
+    events
+        The event table (for date-shift placebos).
+    cube
+        Its wake cube, counted on ``settings.windows`` x ``settings.radii``.
+    settings
+        The run's settings.
+    out
+        Output folder: ``sensitivity_report.html``, the CSV tables and ``provenance.json``
+        (written only when the whole run succeeded), and ``tasks/`` (finished tasks, kept
+        so that a rerun resumes).
+    region_of_event, leave_out
+        From :func:`regions_of_anchors`, for leave-one-region-out.
+    sites
+        Candidate sites of the placebo calibration
+        (:func:`bayes_wake.checks.calibration.read_placebo_sites`); needed when
+        ``settings.placebos`` > 0.
+    inputs
+        Input files for the provenance record (``{"data": path}``).
+    scheduler, n_workers
+        Where the tasks run (see :func:`bayes_wake.checks.scaleout.run_tasks`): None for a new
+        LocalCluster, ``"inline"`` for this process, or a scheduler address.
+    log, progress
+        Status lines, and ``progress(done, total)`` over tasks.
+
+    Returns
+    -------
+    SensitivityResult
+    """
+    from bayes_wake.io.artefacts import provenance, staged_directory, write_json
+
+    log = log or (lambda _message: None)
+    windows = cube["window"].to_numpy()
+    radii = cube["radius"].to_numpy()
+    if not (np.array_equal(windows, np.asarray(settings.windows))
+            and np.allclose(radii, np.asarray(settings.radii, dtype=float))):
+        raise SettingsError("the wake cube was counted on another grid than the settings name")
+    if "regions" in settings.bayes_checks and region_of_event is None:
+        raise SettingsError("leave-one-region-out needs the region of every anchor")
+    if settings.placebos and sites is None:
+        raise SettingsError("the placebo calibration needs candidate sites (--placebo-sites)")
+    if region_of_event is not None and not leave_out:
+        leave_out = sorted(set(map(str, region_of_event)))
+    span = None
+    if settings.date_shifts:
+        date_shift_range(events, settings.windows, settings.t_unit)  # fail fast
+        span = date_shift_span(events, settings.t_unit)
+    mwa = settings.mwa
+    result = matched_wake_analysis(
+        cube, match_on=mwa.match_on, weighted=mwa.weighted, tcm=mwa.tcm,
+        delete_sutva=mwa.delete_sutva, matching=mwa.matching, formula=mwa.formula,
+        estimation=mwa.estimation, vcov=mwa.vcov, alpha=mwa.alpha)
+    multiplicity = summarise_multiplicity(result.estimates, alpha=mwa.alpha)
+    design = grid_design(cube, mwa)
+    observed = design.statistics()
+    tasks, fits, skipped, fit_tasks, _ = _plan(events, cube, settings, region_of_event,
+                                               leave_out, sites)
+    log(f"{len(tasks)} tasks: {settings.permutations:,} label permutations, "
+        f"{settings.date_shifts:,} date-shift placebos, {len(fits)} Bayesian fit(s), "
+        f"{settings.placebos:,} placebo placement(s)")
+    shared = {"design": design, "events": events, "cube": cube, "regions": region_of_event,
+              "sites": sites}
+    run = run_tasks(tasks, out, shared=shared, scheduler=scheduler, n_workers=n_workers,
+                    progress=progress, log=log)
+
+    by_kind: dict[str, list[dict]] = {}
+    for task in tasks:
+        by_kind.setdefault(task.kind, []).append(run.results[task.key])
+    t_unit = settings.t_unit
+    tests = {"labels": randomisation_test("labels", observed, by_kind.get("labels", []),
+                                          t_unit)}
+    if settings.date_shifts:
+        tests["date_shift"] = randomisation_test("date_shift", observed,
+                                                 by_kind.get("date_shift", []), t_unit)
+    region = settings.region()
+    fit_results = {name: run.results[key] for name, key in fit_tasks.items()}
+    bayes = summarise_checks(fits, fit_results, region, skipped)
+    converged = [("error" not in r and r["diagnostics"]["converged"])
+                 for r in fit_results.values()]
+    verdicts = [("standard_errors", robust_survival(cube, mwa)),
+                ("multiplicity", multiplicity.sentence())]
+    verdicts += [(kind, test.sentence()) for kind, test in tests.items()]
+    verdicts += [(check.name, check.sentence) for check in bayes]
+    calibration = None
+    if settings.placebos:
+        placebo = by_kind["placebo"]
+        calibration = placebo_size(placebo, CALIBRATION_CHOICES, mwa.alpha)
+        verdicts.append(("calibration", calibration_sentence(
+            calibration, settings.placebos, len(sites), placebo_shift(placebo))))
+        converged += [r["converged"] for r in placebo if r["converged"] is not None]
+    task_layout = pd.DataFrame(layout(tasks, run))
+
+    record = provenance({"command": "sensitivity", **settings.to_dict()}, inputs or {})
+    record["run"] = {"tasks": len(tasks), "computed": len(run.computed),
+                     "reused": len(run.reused), "where": run.where, "workers": run.workers,
+                     "wall_seconds": run.wall_seconds, "data_sha256": event_table_sha256(events),
+                     "date_shift_span": None if span is None else span.describe()}
+    files: list[str] = []
+    with staged_directory(out) as stage:
+        files += _write_tables(stage, result, multiplicity, tests, bayes, verdicts, task_layout,
+                               design)
+        if calibration is not None:
+            write_table(calibration, stage / "placebo_size.csv")
+            write_table(pd.concat([pd.DataFrame(r["cells"]) for r in by_kind["placebo"]],
+                                  ignore_index=True), stage / "placebo_cells.csv")
+            files += ["placebo_size.csv", "placebo_cells.csv"]
+        write_json(record, stage / "provenance.json")
+        files.append("provenance.json")
+        _write_report(stage / REPORT_NAME, settings, result, multiplicity, tests, bayes,
+                      verdicts, task_layout, run, inputs or {}, span=span,
+                      unconverged=converged.count(False), calibration=calibration)
+        files.append(REPORT_NAME)
+    return SensitivityResult(verdicts=verdicts, multiplicity=multiplicity, tests=tests,
+                             bayes=bayes, run=run, layout=task_layout, out=Path(out),
+                             files=files, converged=converged)
+
+
+# --------------------------------------------------------------------------------------------
+# outputs
+# --------------------------------------------------------------------------------------------
+
+
+def _write_tables(stage: Path, result, multiplicity, tests, bayes, verdicts, task_layout,
+                  design) -> list[str]:
+    written = []
+
+    def put(frame: pd.DataFrame, name: str) -> None:
+        write_table(frame, stage / name)
+        written.append(name)
+
+    put(pd.DataFrame(verdicts, columns=["check", "verdict"]), "verdicts.csv")
+    put(result.estimates, "estimates.csv")
+    table = multiplicity.table.copy()
+    if "labels" in tests:
+        table["p_westfall_young"] = tests["labels"].adjusted_pvalues().ravel()
+    put(table, "multiplicity.csv")
+    if tests:
+        put(pd.concat([t.summary().assign(null=kind) for kind, t in tests.items()],
+                      ignore_index=True), "randomisation_summary.csv")
+        put(pd.concat([t.null.assign(valid=t.valid) for t in tests.values()],
+                      ignore_index=True), "randomisation_null.csv")
+    for check in bayes:  # one short table per check, and its per-cell table if any
+        if len(check.table):
+            put(check.table, f"bayes_{check.name}.csv")
+        if check.cells is not None:
+            put(check.cells, f"bayes_{check.name}_cells.csv")
+    put(task_layout, "task_layout.csv")
+    return written
+
+
+def _grid_table(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+    wide = frame.pivot(index="t_window", columns="spat_window", values=value)
+    wide.columns = [f"s = {c:g} km" for c in wide.columns]
+    wide.index = [f"t = {i:g}" for i in wide.index]
+    return wide.reset_index(names="window")
+
+
+def _write_report(path: Path, settings: SensitivitySettings, result, multiplicity, tests,
+                  bayes, verdicts, task_layout, run: RunReport, inputs: dict, *,
+                  span: ShiftSpan | None = None, unconverged: int = 0,
+                  calibration: pd.DataFrame | None = None) -> None:
+    from bayes_wake.plotting import (
+        null_distribution_caption,
+        plot_effect_surface,
+        plot_null_distributions,
+    )
+    from bayes_wake.io.html import HtmlReport
+
+    t_unit = settings.t_unit
+    report = HtmlReport("Sensitivity of per-window significance")
+    source = inputs.get("data", "the events")
+    report.paragraph(f"Data: {source}. Grid: t = {', '.join(f'{w:g}' for w in settings.windows)}"
+                     f" {t_unit}; s = {', '.join(f'{r:g}' for r in settings.radii)} km. "
+                     f"{_mwa_words(settings.mwa)}", kind="note")
+    report.heading("Verdicts")
+    for check, sentence in verdicts:
+        report.paragraph(f"{VERDICT_LABELS.get(check, check)}: {sentence}", kind="verdict")
+    if unconverged:
+        report.paragraph(f"{unconverged} Bayesian fit(s) did not converge or failed; their "
+                         "numbers are flagged above and in the tables.", kind="warning")
+
+    report.heading("1. Multiplicity over the window grid")
+    report.paragraph(multiplicity.sentence(), kind="verdict")
+    report.table(multiplicity.summary())
+    table = multiplicity.table.copy()
+    if "labels" in tests:
+        table["p_westfall_young"] = tests["labels"].adjusted_pvalues().ravel()
+    report.table(table, caption="Per window: unadjusted, Holm, Benjamini-Hochberg and (from "
+                 "the label permutations) Westfall-Young max-T adjusted p-values", digits=4)
+    holm = xr.DataArray(multiplicity.table["survives_holm"].to_numpy().reshape(
+        len(settings.windows), len(settings.radii)),
+        dims=("window", "radius"), coords={"window": result.surface["window"],
+                                           "radius": result.surface["radius"]})
+    fig, _ = plot_effect_surface(result.surface, value="estimate", significant=holm,
+                                 t_unit=t_unit, alpha=settings.mwa.alpha,
+                                 hatch_label="does not survive Holm",
+                                 title="OLS estimates; hatched: not significant after Holm")
+    report.figure(fig, caption="Matched wake analysis estimate per window (events per wake); "
+                  "cells that do not survive Holm's correction are hatched.")
+
+    report.heading("2. Randomisation inference")
+    for kind, test in tests.items():
+        report.heading("Label permutations within matching strata" if kind == "labels"
+                       else "Date-shift placebos", level=3)
+        report.paragraph(test.sentence(), kind="verdict")
+        report.table(test.summary())
+    if tests:
+        fig, _ = plot_null_distributions(tests)
+        report.figure(fig, caption=null_distribution_caption(tests, HUGE_T))
+        report.paragraph(_randomisation_note(tests, span, t_unit), kind="note")
+        perfect = {kind: int((t.null["n_perfect_fits"] > 0).sum()) for kind, t in tests.items()
+                   if "n_perfect_fits" in t.null}
+        if any(perfect.values()):
+            report.paragraph("Draws with at least one essentially perfect fit: " + ", ".join(
+                f"{kind} {n:,}" for kind, n in perfect.items()) + ".", kind="note")
+
+    report.heading("3. Bayesian checks")
+    if not bayes:
+        report.paragraph("No Bayesian check was run (--bayes-checks none).", kind="note")
+    for check in bayes:
+        report.heading(check.title, level=3)
+        report.paragraph(check.sentence, kind="verdict")
+        if len(check.table):
+            report.table(check.table)
+        if check.name == "surface" and check.cells is not None:
+            report.table(_grid_table(check.cells, "prob_positive"),
+                         caption="Posterior P(effect > 0) per cell")
+            report.table(_grid_table(check.cells, "mean"),
+                         caption="Posterior mean additive effect (extra events per treated "
+                                 "wake)")
+        if check.name == "prior" and check.cells is not None:
+            report.table(_grid_table(check.cells, "prior_sensitivity"),
+                         caption="Prior sensitivity per cell (power-scaling; > 0.05 "
+                                 "sensitive)")
+
+    if calibration is not None:
+        report.heading("4. Placebo-placement calibration")
+        report.paragraph(dict(verdicts)["calibration"], kind="verdict")
+        report.table(calibration, caption="Per choice: the share of windows flagged when "
+                     "there is no effect (size; nominal level beside it), its Monte Carlo "
+                     "standard error over placements, windows flagged per placement, and the "
+                     "share of flagged estimates that are positive", digits=3)
+        report.paragraph(
+            "Each placebo re-draws the treatments (weighted by "
+            f"{settings.placebo_weight or 'nothing: uniform'}) and the controls over the "
+            "candidate sites, with dates uniform over the real anchors' span, keeps the real "
+            "outcome events and reruns the matched wake analysis; the truth is no effect "
+            "everywhere.", kind="note")
+
+    report.heading("Where the work ran")
+    report.paragraph(
+        f"{len(run.results)} tasks: {len(run.computed)} computed in this "
+        f"run, {len(run.reused)} reused from an earlier run (keyed by the hash of data and "
+        f"settings); workers: {run.workers} ({run.where}); wall time {run.wall_seconds:.1f} s.",
+        kind="note")
+    report.table(task_layout)
+    report.write(path)
+
+
+def _randomisation_note(tests: dict[str, RandomisationTest], span: ShiftSpan | None,
+                        t_unit: str) -> str:
+    """How the null draws were made and judged, for the report."""
+    out = ("Label permutations keep the observed matching: within each cell's CEM strata the "
+           "treated labels are reshuffled, so each stratum keeps its numbers of treated and "
+           "control wakes and its weights. One random key per anchor event decides the "
+           "shuffle in every cell, so overlapping windows stay dependent as in the data. ")
+    if "date_shift" in tests and span is not None:
+        low, high = (round(100 * q) for q in OUTCOME_SPAN_QUANTILES)
+        out += ("Date-shift placebos move all treatments by one random whole number of "
+                f"{t_unit}, circularly within {span.describe()}: the span of "
+                "the treatment and control events, cut to the outcome events' dates between "
+                f"their {low}% and {high}% quantiles, so that isolated rows "
+                "at the edges of the record do not stretch it; the offset keeps at least twice "
+                "the longest window from the real date. Each placebo is counted, matched and "
+                "fitted again. ")
+    out += ("A window whose fit is NA is never significant. An essentially perfect fit (R's "
+            "summary.lm warning) counts as significant, as in R's table, but its t is a "
+            "rounding artefact and is left out of max |t|. A draw is valid when at least one "
+            f"window is estimable and its max |t| is finite and below {HUGE_T:g}. Family-wise "
+            "p = (1 + valid draws at least as extreme) / (1 + valid draws). A check is not "
+            f"informative (no p-value) with fewer than {MIN_VALID_DRAWS} valid draws, with "
+            f"more than {MAX_ARTEFACT_SHARE:.0%} of the draws near-infinite, or when all valid "
+            "draws are identical; its count of significant windows is not informative when "
+            f"more than {MAX_ARTEFACT_SHARE:.0%} of the valid draws (or the observed grid) "
+            "have an essentially perfect fit.")
+    return out
+
+
+def _mwa_words(settings: MWASettings) -> str:
+    if settings.matching:
+        match = (f"Matched on {', '.join(settings.match_on)} and the pre-trend"
+                 f"{' and earlier overlaps' if settings.tcm else ''}, "
+                 f"{'weighted' if settings.weighted else 'unweighted'}")
+    else:
+        match = "Not matched"
+    return (f"{match}; formula {settings.formula}; {settings.vcov} standard errors; "
+            f"alpha {settings.alpha:g}"
+            f"{'; overlapping wakes dropped' if settings.delete_sutva else ''}.")

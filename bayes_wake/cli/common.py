@@ -1,0 +1,459 @@
+"""Building blocks shared by the ``bayes-wake`` commands: options, error handling, progress,
+and the steps every command repeats (read and count, write the MWA outputs, fit and report).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+
+from bayes_wake.errors import BayesWakeError
+
+_DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
+
+#: Exit status of a command whose inputs or settings are bad (one line on stderr says why).
+EXIT_BAD_INPUT = 2
+#: Exit status of a run whose Bayesian fit failed the convergence rule (outputs written and
+#: marked NOT CONVERGED); ``--allow-unconverged`` exits 0 instead.
+EXIT_NOT_CONVERGED = 3
+#: The exit statuses, for the commands' help.
+EXIT_CODES = ("Exit status: 0 done; 2 bad input or settings (one line says why; nothing is "
+              "written); 3 a Bayesian fit did not converge (everything is written and marked "
+              "NOT CONVERGED; --allow-unconverged exits 0).")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _fail_cleanly(command: Callable) -> Callable:
+    """Turn expected errors into one line on stderr and exit status 2, and a non-zero int
+    that the command returns (after its outputs are in place) into that exit status."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            status = command(*args, **kwargs)
+        except (BayesWakeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            if _DEBUG:
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            click.echo(f"bayes-wake: error: {message}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        if isinstance(status, int) and not isinstance(status, bool) and status:
+            sys.exit(status)
+
+    return wrapper
+
+
+def _guard_output(command: Callable) -> Callable:
+    """Check ``--out`` before any work and apply ``--overwrite`` (see
+    :func:`bayes_wake.io.artefacts.prepared_output`); goes right under :func:`_fail_cleanly`."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from bayes_wake.io.artefacts import prepared_output
+
+        with prepared_output(kwargs["out"], overwrite=kwargs.pop("overwrite")):
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
+def overwrite_option(command: Callable) -> Callable:
+    return click.option(
+        "--overwrite", is_flag=True,
+        help="Replace an existing --out folder whole, even one bayes-wake did not write "
+             "(without it such a folder is refused; a folder bayes-wake wrote is always "
+             "replaced whole, never mixed).")(command)
+
+
+class RCommand(click.Command):
+    """A command that also takes R's ``matchColumns = c("a", "b")`` as ``--match a b``:
+    the words after ``--match`` up to the next option are joined with commas."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _join_match_words(args))
+
+
+def _join_match_words(args: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            out += args[i:]
+            break
+        if word == "--match" and i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        elif word.startswith("--match="):
+            value, i = word.split("=", 1)[1], i + 1
+        else:
+            out.append(word)
+            i += 1
+            continue
+        while i < len(args) and not args[i].startswith("-"):
+            value, i = f"{value},{args[i]}", i + 1
+        out += ["--match", value]
+    return out
+
+
+def _canonical_time_unit(_ctx, _param, value: str) -> str:
+    from bayes_wake.core.windows import normalise_time_unit
+
+    return normalise_time_unit(value)
+
+
+def _canonical_vcov(_ctx, _param, value: str) -> str:
+    """``--vcov``: any standard-error choice of :func:`bayes_wake.core.regression.parse_vcov`."""
+    from bayes_wake.errors import SettingsError
+    from bayes_wake.core.regression import parse_vcov
+
+    try:
+        return str(parse_vcov(value))
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _vcov_columns(vcov: str) -> list[str]:
+    """The event column a cluster-robust choice clusters on (none for ``location``)."""
+    from bayes_wake.core.regression import parse_vcov
+
+    spec = parse_vcov(vcov)
+    return [spec.column] if spec.clustered and spec.column != "location" else []
+
+
+def _parse_selector(text: str, option: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise click.BadParameter(f"expected COLUMN=VALUE (like type=treatment), got {text!r}",
+                                 param_hint=option)
+    column, value = text.split("=", 1)
+    if not column or not value:
+        raise click.BadParameter(f"expected COLUMN=VALUE, got {text!r}", param_hint=option)
+    return column, value
+
+
+def _parse_columns(pairs: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        ours, theirs = _parse_selector(pair, "--column")
+        mapping[ours] = theirs
+    return mapping
+
+
+def data_options(command: Callable) -> Callable:
+    """The data and window-grid options shared by ``mwa``, ``fit`` and ``sensitivity``."""
+    options = [
+        click.option("--data", "data", required=True,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Event file: CSV, Parquet, GeoPackage or GeoJSON."),
+        click.option("--column", "columns", multiple=True, metavar="OURS=THEIRS",
+                     help="Map a column: time=, lon=, lat=, id=, type= (repeatable)."),
+        click.option("--t-window", nargs=3, type=float, required=True,
+                     metavar="MIN MAX STEP", help="Temporal windows, in --t-unit."),
+        click.option("--spat-window", nargs=3, type=float, required=True,
+                     metavar="MIN MAX STEP", help="Spatial windows (radii), in km."),
+        click.option("--treatment", default="type=treatment", show_default=True,
+                     metavar="COLUMN=VALUE", help="Rows that are treatment events."),
+        click.option("--control", default="type=control", show_default=True,
+                     metavar="COLUMN=VALUE", help="Rows that are control events."),
+        click.option("--dependent", default="type=dependent", show_default=True,
+                     metavar="COLUMN=VALUE", help="Rows that are dependent (outcome) events."),
+        click.option("--match", "match_on", default="", metavar="COL1,COL2",
+                     help="Covariates to match on (R: matchColumns), comma or space "
+                          "separated."),
+        click.option("--t-unit", default="days", show_default=True,
+                     type=click.Choice(["days", "hours", "minutes", "seconds", "mins",
+                                        "secs"]),
+                     callback=_canonical_time_unit,
+                     help="Time unit of --t-window (R's mins and secs are minutes and "
+                          "seconds)."),
+        click.option("--convention", default="mwa", show_default=True,
+                     type=click.Choice(["mwa", "exact"]),
+                     help="mwa: bit-for-bit R; exact: great-circle distance, symmetric "
+                          "trend, edge wakes kept."),
+        click.option("--drop-duplicates", is_flag=True,
+                     help="Drop exact duplicate rows of the event file (they are always "
+                          "reported; kept by default, as distinct events can share place "
+                          "and date)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _load_and_count(data, columns, t_window, spat_window, treatment, control, dependent,
+                    match_on, t_unit, convention, console, extra_covariates=(),
+                    drop_duplicates=False, vcov="classical"):
+    """Read the events, expand the grid (checked before any counting) and count wakes.
+
+    The cube carries the match columns, ``extra_covariates`` and the cluster column of a
+    cluster-robust ``vcov``."""
+    import warnings
+
+    from rich.markup import escape
+
+    from bayes_wake.errors import DuplicateRowsWarning
+    from bayes_wake.io.events import duplicate_rows_message, read_events
+    from bayes_wake.wakes import count_wakes
+    from bayes_wake.core.windows import expand_windows
+
+    windows = expand_windows(*t_window, name="--t-window", temporal=True)
+    radii = expand_windows(*spat_window, name="--spat-window")
+    roles = {"treatment": _parse_selector(treatment, "--treatment"),
+             "control": _parse_selector(control, "--control"),
+             "dependent": _parse_selector(dependent, "--dependent")}
+    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
+    explicit = roles != {r: ("type", r) for r in roles}
+    wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DuplicateRowsWarning)  # printed below
+        events = read_events(data, columns=_parse_columns(columns) or None,
+                             roles=roles if explicit else None, covariates=wanted,
+                             drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov))
+    repeats = events.attrs["duplicate_rows"]
+    if repeats:
+        message = duplicate_rows_message(str(data), repeats, drop_duplicates)
+        console.print(f"[yellow]warning: {escape(message)}[/]")
+    counts = events["role"].value_counts()
+    console.print(
+        f"[bold]{escape(str(data))}[/]: {counts.get('treatment', 0)} treatment, "
+        f"{counts.get('control', 0)} control, {counts.get('dependent', 0)} dependent events"
+        + (f", {counts.get('other', 0)} other rows (bound the record only)"
+           if counts.get("other", 0) else ""))
+    with _progress(console, "counting wakes") as advance:
+        cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
+                           progress=advance)
+    return events, cube, match_cols
+
+
+def _event_checks(events) -> dict:
+    """What the reader found in the event file, for the provenance record."""
+    repeats = events.attrs.get("duplicate_rows", ())
+    return {"rows_read": len(events) + (len(repeats) if events.attrs.get("duplicates_dropped")
+                                        else 0),
+            "duplicate_rows": len(repeats), "duplicate_row_numbers": list(repeats[:1000]),
+            "duplicates_dropped": bool(events.attrs.get("duplicates_dropped"))}
+
+
+class _progress:
+    """A rich progress bar on stderr, as a context manager yielding ``advance(done, total)``."""
+
+    def __init__(self, console, label: str):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/"
+                             "{task.total}"), TimeElapsedColumn(), console=console,
+                             transient=True)
+        self._task = None
+
+    def __enter__(self):
+        self._bar.__enter__()
+        self._task = self._bar.add_task("", total=None)
+
+        def advance(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc):
+        return self._bar.__exit__(*exc)
+
+
+def _print_significant(console, result, title: str, alpha2: float | None = None) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    significant = result.significant()
+    t_unit = result.cube_attrs.get("t_unit", "days")
+    title = escape(title)
+    alpha = result.settings.alpha
+    if alpha2 is not None:
+        between = int(((result.estimates["pvalue"] > alpha)
+                       & (result.estimates["pvalue"] <= alpha2)).sum())
+        window = "window" if between == 1 else "windows"
+        note = f"; {between} more {window} with {alpha:g} < p <= {alpha2:g} (R's alpha2)"
+    else:
+        note = ""
+    if significant.empty:
+        console.print(f"{title}: no window reaches p <= {alpha:g}{note}.")
+        return
+    table = Table(title=f"{title}: {len(significant)} of {len(result.estimates)} windows "
+                        f"with p <= {alpha:g}{note}")
+    for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "p", "adj. R2"):
+        table.add_column(name, justify="right")
+    for row in significant.to_dict("records"):
+        r2 = row.get("adj.r.squared", float("nan"))
+        table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}",
+                      f"{row['estimate']:.3f}", f"{row['pvalue']:.3f}",
+                      "" if r2 != r2 else f"{r2:.3f}")
+    console.print(table)
+
+
+def _write_mwa_outputs(stage: Path, result, cube, provenance_record: dict) -> None:
+    from bayes_wake.io.artefacts import write_json, write_mwa_tables
+    from bayes_wake.plotting import save_figure
+    from bayes_wake.wakes import save_cube
+
+    write_mwa_tables(result, stage)
+    save_cube(cube, stage / "cube.nc")
+    fig, _ = result.plot(title="Matched wake analysis: treatment effect per window")
+    save_figure(fig, stage / "effect_surface.png")
+    write_json(provenance_record, stage / "provenance.json")
+
+
+def mwa_options(command: Callable) -> Callable:
+    """The options of R's matchedwake besides data and windows (shared by mwa and fit)."""
+    options = [
+        click.option("--weighted", is_flag=True, help="Weight the regression with CEM weights."),
+        click.option("--tcm", is_flag=True,
+                     help="Also match on earlier overlaps (SO_pre, MO_pre)."),
+        click.option("--no-match", is_flag=True, help="Skip matching (R: match.default = FALSE)."),
+        click.option("--delete-sutva", is_flag=True, help="Drop wakes with earlier overlaps."),
+        click.option("--formula", default="lag", show_default=True,
+                     type=click.Choice(["lag", "diff"]),
+                     help="lag: post ~ pre + treatment; diff: post - pre ~ treatment."),
+        click.option("--estimation", default="lm", show_default=True,
+                     type=click.Choice(["lm", "att"])),
+        click.option("--vcov", default="classical", show_default=True,
+                     callback=_canonical_vcov,
+                     help="Standard errors: classical (R's lm; too small on clustered count "
+                          "data), HC1, HC3, CR1:COLUMN or CR2:COLUMN (cluster-robust by an "
+                          "event column; CR1:location = anchors at identical coordinates), "
+                          "conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial HAC). CR2 and "
+                          "conley-bm are the Bell-McCaffrey small-sample versions."),
+        click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
+                     type=float, help="Significance level (R: alpha1)."),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
+        overwrite_option,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def alpha2_option(command: Callable) -> Callable:
+    """R's ``alpha2``, the second (looser) significance level, for ``mwa`` and ``fit``."""
+    return click.option(
+        "--alpha2", type=float, default=None,
+        help="R's second significance level (R's default 0.1): the summary also counts the "
+             "windows with alpha < p <= alpha2 (R's plot() shades them with dotted "
+             "lines).")(command)
+
+
+def _check_alpha2(alpha: float, alpha2: float | None) -> None:
+    from bayes_wake.errors import SettingsError
+
+    if alpha2 is not None and not alpha < alpha2 < 1:
+        raise SettingsError(f"--alpha2 must lie between --alpha ({alpha:g}) and 1, "
+                            f"got {alpha2:g}")
+
+
+allow_unconverged_option = click.option(
+    "--allow-unconverged", is_flag=True,
+    help="Exit 0 when a fit fails the convergence rule (its outputs stay marked NOT "
+         f"CONVERGED); without it such a run exits with status {EXIT_NOT_CONVERGED}.")
+
+
+def model_options(command: Callable) -> Callable:
+    """The model and sampler options shared by ``fit`` and ``sauter``."""
+    options = [
+        click.option("--spec", "spec_path", default="smooth_did", show_default=True,
+                     help="Model spec: a YAML file or the name of a spec in models/."),
+        click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]),
+                     default=None, help="Sampler backend (default: the spec's)."),
+        click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain."),
+        click.option("--tune", type=click.IntRange(10), default=None,
+                     help="Tuning steps per chain."),
+        click.option("--chains", type=click.IntRange(1), default=None),
+        allow_unconverged_option,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _convergence_status(console, converged: Sequence[bool], allow_unconverged: bool) -> int:
+    """The exit status of a run whose Bayesian fits passed the convergence rule or not
+    (``converged``, one flag per fit): :data:`EXIT_NOT_CONVERGED` when one failed (said on
+    the console), unless ``allow_unconverged``."""
+    failed = list(converged).count(False)
+    if not failed:
+        return 0
+    what = (f"{failed} of {len(converged)} Bayesian fits" if len(converged) > 1
+            else "the Bayesian fit")
+    if allow_unconverged:
+        console.print(f"[bold red]{what} did not converge; exit status 0 because of "
+                      "--allow-unconverged (the outputs are marked NOT CONVERGED).[/]")
+        return 0
+    console.print(f"[bold red]{what} did not converge: exit status {EXIT_NOT_CONVERGED} (the "
+                  "outputs are written and marked NOT CONVERGED; --allow-unconverged exits "
+                  "0).[/]")
+    return EXIT_NOT_CONVERGED
+
+
+def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutva,
+                   console) -> object:
+    """Fit the Bayesian model, write effect_surface.csv, posterior.nc and the comparison
+    figure into the staging folder, and report convergence loudly."""
+    import warnings
+
+    from bayes_wake.io.artefacts import write_table
+    from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.errors import ConvergenceWarning
+    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, loudly
+        fit = fit_surface(cube, spec, match_on=match_cols, weighted=result.settings.weighted,
+                          tcm=tcm, delete_sutva=delete_sutva, formula=result.settings.formula,
+                          progress=console.is_terminal, log=console.print)
+    diagnostics = fit.diagnostics
+    console.print(f"sampler {spec.sampler.backend}: compile {diagnostics.compile_seconds:.1f} s,"
+                  f" sampling {diagnostics.sample_seconds:.1f} s; max R-hat "
+                  f"{diagnostics.max_r_hat:.3f}, min bulk ESS {diagnostics.min_ess_bulk:.0f}, "
+                  f"{diagnostics.divergences} divergences")
+    warning = None
+    if not diagnostics.converged:
+        warning = "NOT CONVERGED: " + "; ".join(diagnostics.problems())
+        console.print(f"[bold red]WARNING: the posterior did not converge "
+                      f"({'; '.join(diagnostics.problems())}). Do not use these numbers; "
+                      "sample longer (--draws, --tune) or change the model.[/]")
+    table = fit.table()
+    if warning:
+        table.attrs["warning"] = warning
+    write_table(table, stage / "effect_surface.csv")
+    fit.to_netcdf(stage / "posterior.nc")
+    fig, _ = plot_surfaces_side_by_side(
+        result.surface, fit.surface, left_value="estimate", right_value="mean",
+        right_title=f"Bayesian posterior mean ({spec.name})",
+        t_unit=result.cube_attrs.get("t_unit", "days"), alpha=result.settings.alpha,
+        warning=warning)
+    save_figure(fig, stage / "comparison.png")
+    if not diagnostics.converged:
+        (stage / "NOT_CONVERGED.txt").write_text(warning + "\n")
+    return fit
+
+
+def _print_surface(console, fit) -> None:
+    from rich.table import Table
+
+    table = Table(title="Posterior effect surface (extra events per treated wake)")
+    for name in ("t", "s [km]", "mean", "interval", "P(>0)", "rate ratio"):
+        table.add_column(name, justify="right")
+    for row in fit.table().to_dict("records"):
+        if row["mean"] != row["mean"]:
+            table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", "NA",
+                          "(no events near treated wakes)", "", "")
+            continue
+        table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
+                      f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]",
+                      f"{row['prob_positive']:.2f}", f"{row['rate_ratio_mean']:.2f}")
+    console.print(table)

@@ -1,0 +1,176 @@
+"""``bayes-wake sauter``: the Sauter (2022) reanalysis with one command.
+
+A thin layer over :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter`; ``scripts/reanalyze_sauter.py``
+calls the same function. Registered in :mod:`bayes_wake.cli` with ``main.add_command(sauter)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bayes_wake.cli.common import (
+    EXIT_CODES,
+    _console,
+    _convergence_status,
+    _fail_cleanly,
+    _guard_output,
+    _parse_selector,
+    _print_significant,
+    model_options,
+    overwrite_option,
+)
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for text in values:
+        key, value = _parse_selector(text, option)
+        if key in out:
+            raise click.BadParameter(f"{key!r} is given twice", param_hint=option)
+        out[key] = value
+    return out
+
+
+@click.command(epilog=EXIT_CODES)
+@click.option("--acled", required=True, type=_FILE,
+              help="ACLED export, monadic (Export Tool) or dyadic layout.")
+@click.option("--boundaries", required=True, type=_FILE,
+              help="Admin-1 polygons (GeoJSON, GeoPackage, Shapefile).")
+@click.option("--bases", required=True, type=_FILE,
+              help="MINUSMA bases: CSV with latitude/longitude, or a vector file of points.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for the report and the artefacts.")
+@overwrite_option
+@click.option("--qips", type=_FILE, default=None,
+              help="QIP file (treatments). Without it, QIPs are SIMULATED.")
+@click.option("--aid", type=_FILE, default=None,
+              help="Aid-project file (controls; IATI/d-portal). Without it, aid projects are "
+                   "SIMULATED.")
+@click.option("--qip-column", "qip_columns", multiple=True, metavar="OURS=THEIRS",
+              help="Map a QIP column: id=, start=, lon=, lat=, point=, budget=, "
+                   "activity_type=, title= (repeatable).")
+@click.option("--aid-column", "aid_columns", multiple=True, metavar="OURS=THEIRS",
+              help="Map an aid-file column, as --qip-column (repeatable).")
+@click.option("--rivers", multiple=True, type=_FILE,
+              help="River/lake layer(s): covariate dist_water_km (repeatable; features pooled).")
+@click.option("--rivers-where", default=None, metavar="QUERY",
+              help="Select river features, e.g. 'level <= 3' (GSHHG major rivers).")
+@click.option("--roads", multiple=True, type=_FILE,
+              help="Road layer(s): covariate dist_road_km (repeatable).")
+@click.option("--roads-where", default=None, metavar="QUERY", help="Select road features.")
+@click.option("--layer", "layers", multiple=True, metavar="NAME=FILE",
+              help="Another distance covariate: km to the nearest feature of FILE.")
+@click.option("--raster", "rasters", multiple=True, metavar="NAME=FILE",
+              help="A raster covariate sampled at the events, e.g. pop_density=worldpop.tif.")
+@click.option("--covariate-column", "covariate_columns", multiple=True, metavar="NAME",
+              help="A covariate taken from a column of both project files.")
+@click.option("--outcome", "outcomes", multiple=True, metavar="NAME[:FIELD=VALUE;...]",
+              help="Outcome(s) to analyse: vac, battles_nsag, nsag (default: all three), "
+                   "optionally overridden, e.g. 'nsag:inter_codes=2,3'.")
+@click.option("--t-window", nargs=3, type=float, default=(10, 60, 10), show_default=True,
+              metavar="MIN MAX STEP", help="Temporal windows, days.")
+@click.option("--spat-window", nargs=3, type=float, default=(3, 15, 3), show_default=True,
+              metavar="MIN MAX STEP", help="Spatial windows (radii), km.")
+@click.option("--regions", default="Segou,Mopti,Tombouctou,Gao,Kidal,Menaka", show_default=True,
+              help="Study regions, comma-separated, any spelling.")
+@click.option("--merge-menaka", is_flag=True, help="Count Ménaka as part of Gao (pre-2016).")
+@click.option("--snap-km", default=10.0, show_default=True, type=click.FloatRange(0),
+              help="Give points this close outside every region the nearest region.")
+@click.option("--start", default="2017-01-01", show_default=True, help="First day of the study.")
+@click.option("--end", default="2020-12-31", show_default=True, help="Last day of the study.")
+@click.option("--n-qips", default=364, show_default=True, type=click.IntRange(1),
+              help="Simulated QIPs (only without --qips).")
+@click.option("--n-aid", default=1500, show_default=True, type=click.IntRange(1),
+              help="Simulated aid projects (only without --aid).")
+@click.option("--convention", default="mwa", show_default=True,
+              type=click.Choice(["mwa", "exact"]),
+              help="mwa: R's counting (as the paper); exact: great-circle distances, edge "
+                   "wakes kept.")
+@click.option("--unweighted", is_flag=True, help="OLS without the CEM weights.")
+@click.option("--no-tcm", is_flag=True, help="Do not match on earlier overlapping projects.")
+@click.option("--alpha", default=0.05, show_default=True, type=float)
+@click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fits (seconds, not minutes).")
+@model_options
+@click.option("--seed", type=int, default=None,
+              help="Seed of the simulated placement (default 0) and of the sampler (default: "
+                   "the spec's).")
+@_fail_cleanly
+@_guard_output
+def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, rivers,
+           rivers_where, roads, roads_where, layers, rasters, covariate_columns, outcomes,
+           t_window, spat_window, regions, merge_menaka, snap_km, start, end, n_qips, n_aid,
+           convention, unweighted, no_tcm, alpha, mwa_only, spec_path, sampler, draws, tune,
+           chains, allow_unconverged, seed):
+    """The Sauter (2022) reanalysis: MINUSMA QIPs and violence in Mali, one report.
+
+    Reads the ACLED export, keeps the study period and regions, reads the project files (or
+    SIMULATES the projects a user does not have, and says so everywhere), measures the
+    covariates, and for each outcome runs the matched wake analysis on the paper's grid and
+    the Bayesian wake model. Writes OUT/report.html (self-contained) with the CSV and netCDF
+    artefacts beside it. When a fit fails the convergence rule the report and the outcome's
+    folder (NOT_CONVERGED.txt, the converged column) say so and the command exits with
+    status 3.
+    """
+    from rich.markup import escape
+
+    from bayes_wake.io.acled import parse_outcome
+    from bayes_wake.studies.sauter.workflow import DEFAULT_OUTCOMES, reanalyze_sauter
+    from bayes_wake.bayes.spec import load_spec
+
+    console = _console()
+    spec = None
+    if not mwa_only:
+        spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
+                                                 chains=chains, seed=seed)
+    chosen = [parse_outcome(text) for text in (outcomes or DEFAULT_OUTCOMES)]
+    simulated = [name for name, path in (("QIPs", qips), ("aid projects", aid)) if path is None]
+    banner = (f"PROJECTS ARE SIMULATED ({' and '.join(simulated)}; seed "
+              f"{0 if seed is None else seed}): effects are a placebo, not findings about QIPs. "
+              "Give --qips and --aid to analyse real projects.")
+    if simulated:
+        console.print(f"[bold red]{banner}[/]")
+
+    def log(line: str) -> None:
+        console.print(line, markup=False, highlight=False)
+
+    result = reanalyze_sauter(
+        acled, boundaries, bases, out, qips=qips, aid=aid,
+        qip_columns=_pairs(qip_columns, "--qip-column") or None,
+        aid_columns=_pairs(aid_columns, "--aid-column") or None,
+        rivers=list(rivers), rivers_where=rivers_where, roads=list(roads),
+        roads_where=roads_where, layers=_pairs(layers, "--layer") or None,
+        rasters=_pairs(rasters, "--raster") or None,
+        covariate_columns=list(covariate_columns), outcomes=chosen,
+        windows=t_window, radii=spat_window, regions=regions.split(","),
+        merge_menaka=merge_menaka, snap_km=snap_km, start=start, end=end,
+        seed=0 if seed is None else seed, n_qips=n_qips, n_aid=n_aid,
+        convention=convention, weighted=not unweighted, tcm=not no_tcm, alpha=alpha,
+        spec=spec, bayes=not mwa_only, progress=console.is_terminal, log=log)
+
+    dropped = result.dropped[result.dropped["events"] > 0]
+    for row in dropped.itertuples(index=False):
+        log(f"  {row.step}: {row.events:,} {row.reason}")
+    for item in result.outcomes.values():
+        _print_significant(console, item.mwa,
+                           f"{item.outcome.label} ({item.n_events:,} events)")
+        if item.bayes is not None:
+            surface = item.bayes.surface
+            ci = round(100 * surface.attrs["ci_prob"])
+            above = int((surface["ci_lower"] > 0).sum())
+            below = int((surface["ci_upper"] < 0).sum())
+            state = "" if item.bayes.diagnostics.converged else \
+                " [bold red]NOT CONVERGED: " + "; ".join(item.bayes.diagnostics.problems()) + "[/]"
+            console.print(f"  Bayesian ({item.bayes.spec.name}): {above} cells with the {ci}% "
+                          f"interval above 0, {below} below 0; posterior mean "
+                          f"{float(surface['mean'].min()):.3f} to "
+                          f"{float(surface['mean'].max()):.3f} events per wake{state}")
+    if simulated:
+        console.print(f"[bold red]{banner}[/]")
+    console.print(f"Report: {escape(str(Path(out) / 'report.html'))} ({result.seconds:.1f} s)")
+    converged = [item.bayes.diagnostics.converged for item in result.outcomes.values()
+                 if item.bayes is not None]
+    return _convergence_status(console, converged, allow_unconverged)

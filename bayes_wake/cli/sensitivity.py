@@ -1,0 +1,193 @@
+"""``bayes-wake sensitivity``: how fragile is the pattern of per-window significance?
+
+Takes the data and window arguments of ``bayes-wake mwa`` and writes one report with a verdict
+sentence per check: multiplicity (Holm, Benjamini-Hochberg), randomisation inference (label
+permutations within matching strata, date-shift placebos) and Bayesian checks, the
+independent pieces run on Dask.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from bayes_wake.cli.common import (
+    EXIT_CODES,
+    RCommand,
+    _console,
+    _convergence_status,
+    _event_checks,
+    _fail_cleanly,
+    _guard_output,
+    _load_and_count,
+    _progress,
+    allow_unconverged_option,
+    data_options,
+    mwa_options,
+)
+
+
+@click.command(cls=RCommand, epilog=EXIT_CODES)
+@data_options
+@mwa_options
+@click.option("--permutations", type=int, default=1000, show_default=True,
+              help="Permutations of the treatment labels within matching strata (>= 1).")
+@click.option("--date-shifts", type=int, default=100, show_default=True,
+              help="Date-shift placebos: treatments moved by a random offset within the "
+                   "span of the treatment/control events, cut to the 1%-99% quantiles of the "
+                   "outcome dates (0: none). Fewer than 20 valid draws give no p-value.")
+@click.option("--chunk-size", type=int, default=100, show_default=True,
+              help="Permutations per task.")
+@click.option("--seed", type=int, default=20220101, show_default=True,
+              help="Seed of every random stream.")
+@click.option("--bayes-checks", default="default", show_default=True, metavar="CHECKS",
+              help="all, none, default, or a comma list of surface, prior, prior_refit, "
+                   "likelihood, matching, sutva, regions. default: surface, prior, "
+                   "likelihood, matching, sutva (+ regions with --region-column).")
+@click.option("--grid-region", default="", metavar="CONDITIONS",
+              help="Region of the grid for P(effect > 0), e.g. 't>=20, s<=9' (t in "
+                   "--t-unit, s in km); default the whole grid.")
+@click.option("--region-column", default=None, metavar="COLUMN",
+              help="Column of the data naming each event's region (leave one region out).")
+@click.option("--regions", "leave_out", default="", metavar="A,B",
+              help="Regions to leave out one at a time (default: all).")
+@click.option("--placebo-sites", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE",
+              help="Candidate sites (CSV, Parquet or points; lat, lon and the match columns) "
+                   "for the placebo-placement calibration: the size of every standard-error "
+                   "choice on these data.")
+@click.option("--placebos", type=click.IntRange(1), default=None,
+              help="Placebo placements of the calibration (default 20 with --placebo-sites).")
+@click.option("--placebo-weight", default=None, metavar="COLUMN",
+              help="Column of the sites weighting where placebo treatments are drawn "
+                   "(e.g. nearness to a base; default uniform).")
+@click.option("--placebo-bayes", is_flag=True,
+              help="Also fit the reference model on every placebo placement (one MCMC fit "
+                   "each) for the size of its posterior intervals.")
+@click.option("--spec", "spec_path", default="smooth_did", show_default=True,
+              help="Reference model spec: a YAML file or the name of a spec in models/.")
+@click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
+@click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")
+@click.option("--chains", type=click.IntRange(1), default=None)
+@allow_unconverged_option
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Address of an existing Dask scheduler (default: a local cluster).")
+@click.option("--workers", type=int, default=None,
+              help="Workers of the local cluster (default: one per core); 0 runs the tasks "
+                   "in this process without Dask.")
+@_fail_cleanly
+@_guard_output
+def sensitivity(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
+                t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
+                formula, estimation, vcov, alpha, out, permutations, date_shifts, chunk_size,
+                seed, bayes_checks, grid_region, region_column, leave_out, placebo_sites,
+                placebos, placebo_weight, placebo_bayes, spec_path, draws, tune, chains,
+                allow_unconverged, scheduler, workers):
+    """Sensitivity checks of per-window significance, in one report.
+
+    Writes sensitivity_report.html (a verdict sentence per check at the top), verdicts.csv,
+    multiplicity.csv, randomisation_summary.csv, randomisation_null.csv, one
+    bayes_<check>.csv per Bayesian check (and bayes_<check>_cells.csv per cell),
+    estimates.csv, task_layout.csv, provenance.json and, with --placebo-sites,
+    placebo_size.csv and placebo_cells.csv to OUT, and keeps finished tasks in
+    OUT/tasks/ so an interrupted run resumes where it stopped: the same data and settings
+    reuse every finished task.
+    """
+    import json
+
+    import numpy as np
+    from rich.markup import escape
+
+    from bayes_wake.io.artefacts import write_json
+    from bayes_wake.checks.bayesian import resolve_checks
+    from bayes_wake.checks.calibration import read_placebo_sites
+    from bayes_wake.errors import SettingsError
+    from bayes_wake.mwa.analysis import MWASettings
+    from bayes_wake.checks.sensitivity import (
+        REPORT_NAME,
+        VERDICT_LABELS,
+        SensitivitySettings,
+        read_region_column,
+        regions_of_anchors,
+        run_sensitivity,
+    )
+    from bayes_wake.checks.randomisation import check_permutation_vcov
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.core.windows import expand_windows, normalise_time_unit
+
+    console = _console()
+    started = time.perf_counter()
+    # Everything that can be checked without the data is checked before reading it.
+    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
+    mwa = MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
+                      delete_sutva=delete_sutva, matching=not no_match, formula=formula,
+                      estimation=estimation, vcov=vcov, alpha=alpha)
+    check_permutation_vcov(vcov)
+    windows = expand_windows(*t_window, name="--t-window", temporal=True)
+    radii = expand_windows(*spat_window, name="--spat-window")
+    if workers is not None and workers < 0:
+        raise SettingsError(f"--workers must be 0 (no Dask) or more, got {workers}")
+    if workers is not None and scheduler:
+        raise SettingsError("--workers sizes the local cluster; an existing cluster "
+                            "(--scheduler) has its own workers")
+    spec = load_spec(spec_path).with_sampler(draws=draws, tune=tune, chains=chains)
+    checks = resolve_checks(bayes_checks, has_regions=region_column is not None)
+    names = tuple(r.strip() for r in leave_out.split(",") if r.strip())
+    settings = SensitivitySettings(
+        mwa=mwa, windows=tuple(int(w) for w in windows), radii=tuple(float(r) for r in radii),
+        t_unit=normalise_time_unit(t_unit), convention=convention, permutations=permutations,
+        date_shifts=date_shifts, chunk_size=chunk_size, seed=seed, bayes_checks=checks,
+        spec=spec.model_dump(mode="json"), grid_region=grid_region,
+        region_column=region_column, leave_out=names,
+        placebos=_placebo_count(placebo_sites, placebos), placebo_weight=placebo_weight,
+        placebo_bayes=placebo_bayes)
+
+    events, cube, match_cols = _load_and_count(
+        data, columns, t_window, spat_window, treatment, control, dependent, match_on,
+        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
+    checks_record = _event_checks(events)
+    sites = None
+    if placebo_sites:
+        sites = read_placebo_sites(placebo_sites, events.attrs["covariates"], placebo_weight)
+        console.print(f"{escape(placebo_sites)}: {len(sites):,} candidate sites for "
+                      f"{settings.placebos} placebo placements")
+    region_of_event, chosen = None, []
+    if region_column:
+        values = read_region_column(data, region_column, checks_record["rows_read"])
+        if events.attrs["duplicates_dropped"]:  # the rows read_events kept
+            values = np.delete(values, np.asarray(events.attrs["duplicate_rows"]) - 1)
+        region_of_event, chosen = regions_of_anchors(events, cube, values,
+                                                     column=region_column, leave_out=names)
+    with _progress(console, "sensitivity tasks") as advance:
+        result = run_sensitivity(
+            events, cube, settings, out, region_of_event=region_of_event, leave_out=chosen,
+            sites=sites, inputs={"data": str(data), **(
+                {"placebo_sites": str(placebo_sites)} if placebo_sites else {})}, scheduler="inline" if workers == 0 else scheduler,
+            n_workers=workers or None, log=lambda line: console.print(line, markup=False),
+            progress=advance)
+    # what the reader found goes beside the settings run_sensitivity records
+    record_path = out / "provenance.json"
+    record = json.loads(record_path.read_text())
+    record["settings"]["drop_duplicates"] = drop_duplicates
+    record["events"] = checks_record
+    write_json(record, record_path)
+    console.print("[bold]Verdicts[/]")
+    for check, sentence in result.verdicts:
+        console.print(f"- [bold]{VERDICT_LABELS.get(check, check)}[/]: {escape(sentence)}")
+    run = result.run
+    tables = sum(name.endswith(".csv") for name in result.files)
+    console.print(f"Wrote {escape(str(out))}/{REPORT_NAME} and {tables} tables "
+                  f"({len(run.computed)} tasks computed, {len(run.reused)} reused; "
+                  f"{run.where}) in {time.perf_counter() - started:.1f} s")
+    return _convergence_status(console, result.converged, allow_unconverged)
+
+
+def _placebo_count(sites, placebos: int | None) -> int:
+    """The number of placebo placements: 20 by default with sites, none without."""
+    from bayes_wake.errors import SettingsError
+
+    if placebos is not None and not sites:
+        raise SettingsError("--placebos re-draws placements over candidate sites: give "
+                            "--placebo-sites FILE")
+    return (20 if placebos is None else placebos) if sites else 0

@@ -1,0 +1,430 @@
+"""Project files as treatment and control events: QIPs, aid projects, or a simulated placement.
+
+Sauter (2022) takes MINUSMA's Quick Impact Projects (QIPs, from the UN Peace and Security Data
+Hub) as treatments and other aid projects (IATI d-portal with the OECD CRS) as controls; each
+project is one event at its **start date** and **point location**. :func:`read_projects` reads
+either kind from a CSV (or Parquet, or a vector file of points), finding the columns by their
+usual names (:data:`QIP_COLUMNS`, :data:`AID_COLUMNS`) unless a mapping is given, and keeps the
+budget and the activity type as attributes (the paper's Table 1).
+
+A project with several locations is one event per location: either one row per location, or
+an IATI-style ``point`` column holding ``"lat lon"`` positions separated by ``;`` or ``|``.
+
+When a user has no QIP or no aid file, :func:`simulate_project_placement` places projects as
+:func:`bayes_wake.simulate.simulate_study` does (documented there): QIPs at the MINUSMA base
+towns and camps, aid projects following the population of the study area's towns, both
+geocoded to places, start dates uniform over the period, so that QIPs lie nearer to the bases
+than aid projects, as in the paper's Table 2 (59 km against 95 km). Simulated projects carry
+``simulated = True``, and every output of the Sauter workflow says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayes_wake.io.tables import (
+    check_coordinates,
+    find_column,
+    missing_mask,
+    parse_dates,
+    parse_numbers,
+    read_table,
+    study_period,
+)
+from bayes_wake.errors import EventDataError, SettingsError
+
+__all__ = [
+    "AID_COLUMNS",
+    "PROJECT_COLUMNS",
+    "QIP_COLUMNS",
+    "read_projects",
+    "simulate_project_placement",
+]
+
+_LON = ("longitude", "lon", "lng", "long", "x", "location_longitude")
+_LAT = ("latitude", "lat", "y", "location_latitude")
+
+#: Column names tried, in order, for a QIP file (UN Peace and Security Data Hub and the like).
+QIP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "id": ("project_id", "qip_id", "project_code", "project_number", "reference", "code",
+           "id"),
+    "start": ("start_date", "project_start_date", "actual_start_date", "date_start",
+              "startdate", "start", "planned_start_date", "approval_date", "date"),
+    "lon": _LON,
+    "lat": _LAT,
+    "point": ("location_point_pos", "point_pos", "pos", "point", "coordinates"),
+    "budget": ("budget_usd", "budget", "amount_usd", "amount", "funding", "total_budget",
+               "approved_budget", "cost", "value_usd", "value"),
+    "activity_type": ("activity_type", "type_of_activity", "activity", "project_type",
+                      "category", "sector", "type"),
+    "title": ("title", "project_title", "project_name", "name", "description"),
+}
+#: Column names tried, in order, for an aid file (IATI datastore / d-portal exports, OECD CRS).
+AID_COLUMNS: dict[str, tuple[str, ...]] = {
+    "id": ("iati_identifier", "iati_id", "aid", "activity_identifier", "identifier",
+           "project_id", "crs_id", "id"),
+    "start": ("activity_date_start_actual", "actual_start_date", "start_actual", "day_start",
+              "activity_date_start_planned", "planned_start_date", "start_planned",
+              "start_date", "start", "date"),
+    "lon": _LON,
+    "lat": _LAT,
+    "point": ("location_point_pos", "location_pos", "point_pos", "pos", "point",
+              "coordinates"),
+    "budget": ("budget_value_usd", "budget_value", "budget_usd", "budget", "commitment_usd",
+               "commitment", "total_commitment", "usd_commitment", "value_usd", "value",
+               "amount"),
+    "activity_type": ("sector_narrative", "sector_name", "sector", "sector_code",
+                      "activity_type", "purpose_name", "aid_type", "category", "type"),
+    "title": ("title_narrative", "title", "project_title", "project_name", "name"),
+}
+#: The keys of a column mapping: our names for what a project file holds.
+PROJECT_COLUMNS: tuple[str, ...] = tuple(QIP_COLUMNS)
+
+_KINDS = {"qip": ("QIP file", QIP_COLUMNS), "aid": ("aid file", AID_COLUMNS)}
+_OUTPUT = ["project_id", "kind", "time", "lon", "lat", "budget", "activity_type", "title",
+           "simulated", "file_row"]
+
+
+def read_projects(
+    path: str | os.PathLike,
+    *,
+    kind: str = "qip",
+    columns: Mapping[str, str] | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    keep: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read a file of projects (QIPs or aid projects) into one row per project location.
+
+    Parameters
+    ----------
+    path
+        CSV (comma, semicolon or tab), Parquet, or a vector file of points.
+    kind
+        ``"qip"`` (treatments) or ``"aid"`` (controls): picks the default column names
+        (:data:`QIP_COLUMNS`, :data:`AID_COLUMNS`) and the words of messages.
+    columns
+        Our names mapped to the file's columns, overriding the defaults: ``id``, ``start``
+        (start date; the event time), ``lon`` and ``lat`` (WGS84 degrees) or ``point`` (IATI's
+        ``"lat lon"`` text, several separated by ``;`` or ``|``), ``budget`` (a number,
+        currency marks and thousands separators allowed), ``activity_type``, ``title``.
+        Only the start date and a location are required.
+    start, end
+        First and last day of the study period (inclusive); projects starting outside are
+        dropped and counted.
+    keep
+        More columns of the file to carry along unchanged (e.g. covariates such as
+        ``pop_density``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per project location, in file order, with columns ``project_id`` (str; the
+        id column, else ``"<kind>-<row>"``), ``kind`` (``qip``/``aid``), ``time``
+        (``datetime64[ns, UTC]``, midnight of the start date), ``lon``, ``lat`` (float64,
+        WGS84 degrees), ``budget`` (float64, the file's currency; US$ in the QIP data),
+        ``activity_type``, ``title`` (str), ``simulated`` (bool, False) and ``file_row``
+        (int64, 1-based data row), then the ``keep`` columns. ``attrs``: ``source``,
+        ``kind``, ``columns`` (the mapping used), ``rows_read`` and ``dropped`` (a list of
+        ``{"step", "reason", "events"}`` records: no location, no start date, outside the
+        period).
+
+    Raises
+    ------
+    EventDataError
+        Unreadable file; no start-date or location column; a bad date, coordinate, budget or
+        point text (naming file, rows and column).
+    SettingsError
+        Unknown ``kind`` or mapping key.
+    """
+    if kind not in _KINDS:
+        raise SettingsError(f"kind must be 'qip' or 'aid', got {kind!r}")
+    what, defaults = _KINDS[kind]
+    raw = read_table(path, what)
+    label = raw.attrs["source"]
+    mapping = _resolve_columns(raw, defaults, columns, label, what)
+    if mapping.get("start") is None:
+        raise EventDataError(f"no start-date column in the {what}; name it with "
+                             f"columns={{'start': ...}} (tried: {', '.join(defaults['start'])})",
+                             path=label)
+    if mapping.get("point") is None and (mapping.get("lon") is None or mapping.get("lat") is None):
+        raise EventDataError(f"no location columns in the {what}: need longitude and latitude "
+                             "(or an IATI 'lat lon' point column); name them with columns="
+                             "{'lon': ..., 'lat': ...}", path=label)
+    for name in keep:
+        if name not in raw.columns:
+            raise SettingsError(f"column {name!r} to keep is not in {label} (columns: "
+                                f"{', '.join(raw.columns)})")
+    n = len(raw)
+    rows = np.arange(1, n + 1, dtype=np.int64)
+    time = parse_dates(raw[mapping["start"]], name=mapping["start"], path=label)
+    if mapping.get("point") is not None and (mapping.get("lon") is None
+                                             or mapping.get("lat") is None):
+        lon_lists, lat_lists = _points(raw[mapping["point"]], mapping["point"], label)
+    else:
+        lon = parse_numbers(raw[mapping["lon"]], name=mapping["lon"], path=label,
+                            what="longitude")
+        lat = parse_numbers(raw[mapping["lat"]], name=mapping["lat"], path=label,
+                            what="latitude")
+        check_coordinates(lon, lat, lon_name=mapping["lon"], lat_name=mapping["lat"],
+                          path=label)
+        lon_lists = [[x] if np.isfinite(x) else [] for x in lon]
+        lat_lists = [[y] if np.isfinite(y) else [] for y in lat]
+    budget = (parse_numbers(raw[mapping["budget"]], name=mapping["budget"], path=label,
+                            what="budget", money=True)
+              if mapping.get("budget") else np.full(n, np.nan))
+    if np.any(budget < 0):
+        bad = np.flatnonzero(budget < 0) + 1
+        raise EventDataError("negative budget", path=label, rows=list(bad),
+                             column=mapping["budget"])
+
+    def text(key: str) -> pd.Series:
+        name = mapping.get(key)
+        if name is None:
+            return pd.Series(pd.array([None] * n, dtype="str"))
+        values = raw[name].astype("str").str.strip()
+        return values.where(~missing_mask(values), None)
+
+    ids = text("id")
+    ids = ids.where(ids.notna(), pd.Series([f"{kind}-{r}" for r in rows], dtype="str"))
+    counts = np.array([len(v) for v in lon_lists])
+    repeat = np.maximum(counts, 1)
+    frame = pd.DataFrame({
+        "project_id": np.repeat(ids.to_numpy(dtype=object), repeat),
+        "kind": kind,
+        "time": np.repeat(time.to_numpy(), repeat),
+        "lon": np.concatenate([v if v else [np.nan] for v in lon_lists]),
+        "lat": np.concatenate([v if v else [np.nan] for v in lat_lists]),
+        "budget": np.repeat(budget, repeat),
+        "activity_type": np.repeat(text("activity_type").to_numpy(dtype=object), repeat),
+        "title": np.repeat(text("title").to_numpy(dtype=object), repeat),
+        "simulated": False,
+        "file_row": np.repeat(rows, repeat),
+    })
+    for name in keep:
+        frame[name] = np.repeat(raw[name].to_numpy(dtype=object), repeat)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.as_unit("ns")
+    for column in ("project_id", "kind", "activity_type", "title"):
+        frame[column] = frame[column].astype("str")
+    step = "QIPs" if kind == "qip" else "aid projects"
+    dropped = []
+    no_place = (frame["lon"].isna() | frame["lat"].isna()).to_numpy()
+    dropped.append({"step": step, "reason": "no location (not geocoded)",
+                    "events": int(no_place.sum())})
+    no_date = frame["time"].isna().to_numpy() & ~no_place
+    dropped.append({"step": step, "reason": "no start date", "events": int(no_date.sum())})
+    frame = frame[~no_place & ~no_date]
+    first_day, last_day = study_period(start, end)
+    if first_day is not None:
+        before = (frame["time"] < first_day).to_numpy()
+        dropped.append({"step": step, "reason": f"started before the study period "
+                                                f"({first_day.date()})",
+                        "events": int(before.sum())})
+        frame = frame[~before]
+    if last_day is not None:
+        after = (frame["time"] > last_day).to_numpy()
+        dropped.append({"step": step, "reason": f"started after the study period "
+                                                f"({last_day.date()})",
+                        "events": int(after.sum())})
+        frame = frame[~after]
+    frame = frame.reset_index(drop=True)
+    frame.attrs.update({"source": label, "kind": kind, "columns": mapping, "rows_read": n,
+                        "dropped": dropped})
+    return frame
+
+
+def _resolve_columns(raw: pd.DataFrame, defaults: Mapping[str, tuple[str, ...]],
+                     columns: Mapping[str, str] | None, label: str,
+                     what: str) -> dict[str, str | None]:
+    columns = dict(columns or {})
+    unknown = [key for key in columns if key not in defaults]
+    if unknown:
+        raise SettingsError(f"unknown key {unknown[0]!r} in the column mapping of the {what}; "
+                            f"the keys are {', '.join(defaults)}")
+    mapping: dict[str, str | None] = {}
+    for key, candidates in defaults.items():
+        if key in columns:
+            name = columns[key]
+            if name not in raw.columns:
+                found = find_column(raw, [name])
+                if found is None:
+                    raise EventDataError(f"no column {name!r} (mapped to {key!r}) in the "
+                                         f"{what} (columns: {', '.join(raw.columns)})",
+                                         path=label, column=name)
+                name = found
+            mapping[key] = name
+        else:
+            mapping[key] = find_column(raw, candidates)
+    if "lon" in columns or "lat" in columns:
+        mapping["point"] = columns.get("point")
+    return mapping
+
+
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_POS_RE = re.compile(rf"^\s*({_NUMBER})\s*[,\s]\s*({_NUMBER})\s*$")
+
+
+def _points(column: pd.Series, name: str, path: str) -> tuple[list[list[float]],
+                                                               list[list[float]]]:
+    """IATI positions: ``"lat lon"`` (GML pos order), several separated by ``;`` or ``|``."""
+    lons: list[list[float]] = []
+    lats: list[list[float]] = []
+    missing = missing_mask(column)
+    bad_rows = []
+    for i, (value, absent) in enumerate(zip(column.tolist(), missing, strict=True)):
+        if absent:
+            lons.append([])
+            lats.append([])
+            continue
+        row_lon, row_lat = [], []
+        for part in re.split(r"[;|]", str(value)):
+            if not part.strip():
+                continue
+            match = _POS_RE.match(part)
+            if match is None:
+                bad_rows.append(i)
+                break
+            lat, lon = float(match.group(1)), float(match.group(2))
+            if abs(lat) > 90 or abs(lon) > 180:
+                bad_rows.append(i)
+                break
+            row_lat.append(lat)
+            row_lon.append(lon)
+        lons.append(row_lon)
+        lats.append(row_lat)
+    if bad_rows:
+        shown = ", ".join(repr(column.iloc[i]) for i in bad_rows[:3])
+        raise EventDataError(f"cannot read the point {shown}: expected 'lat lon' in WGS84 "
+                             "degrees (IATI's pos order), several separated by ';'",
+                             path=path, rows=[i + 1 for i in bad_rows], column=name)
+    return lons, lats
+
+
+def simulate_project_placement(
+    seed: int = 0,
+    *,
+    n_qips: int = 364,
+    n_aid: int = 1500,
+    start: str | pd.Timestamp = "2017-01-01",
+    end: str | pd.Timestamp = "2020-12-31",
+    regions=None,
+    keep_regions: Sequence[str] | None = None,
+    kinds: Sequence[str] = ("qip", "aid"),
+) -> pd.DataFrame:
+    """Simulated QIPs and aid projects for users without the project files.
+
+    The placement is that of :func:`bayes_wake.simulate.simulate_study` (no outcome events, no
+    planted effect): QIPs at MINUSMA's base towns and smaller camps (half at the town's
+    centroid, the rest at a place within ~15 km), aid projects at the study area's towns
+    weighted by population (40% at the centroid, the rest at places within ~30 km), so that
+    QIPs lie nearer to the bases than aid projects as in the paper's Table 2 (59 km against
+    95 km on average); start dates uniform over the period. It says nothing about where real
+    projects are: results on it are a placebo, not findings.
+
+    Parameters
+    ----------
+    seed
+        Seed; the same seed gives the same projects.
+    n_qips, n_aid
+        Number of projects of each kind (the paper has 364 QIPs; its number of aid projects
+        is not given).
+    start, end
+        First and last possible start date (inclusive).
+    regions, keep_regions
+        Admin-1 regions (:func:`bayes_wake.io.study_area.load_regions`) and the names of those
+        to keep: projects falling outside them are replaced by other draws of the same seed,
+        so the counts hold. ``None``: no area filter.
+    kinds
+        Which kinds to simulate (``("aid",)`` when the user has a QIP file but no aid file).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`read_projects`, ``simulated`` True, ``budget`` NaN and
+        ``activity_type`` ``"simulated"``; rows of each kind sorted by start date.
+        ``attrs``: ``source`` (``"simulated placement (seed=...)"``), ``seed``,
+        ``dropped`` (empty) and ``settings``.
+
+    Raises
+    ------
+    SettingsError
+        Bad counts or dates, or regions where the placement puts no project.
+    """
+    from bayes_wake.simulate import simulate_study
+    from bayes_wake.io.study_area import STUDY_REGIONS, filter_to_regions
+
+    kinds = tuple(kinds)
+    if not kinds or any(k not in _KINDS for k in kinds):
+        raise SettingsError(f"kinds must be among 'qip', 'aid', got {kinds!r}")
+    wanted = {"qip": int(n_qips) if "qip" in kinds else 0,
+              "aid": int(n_aid) if "aid" in kinds else 0}
+    if any(v < 0 for v in wanted.values()) or not sum(wanted.values()):
+        raise SettingsError(f"the numbers of projects must be >= 0 and not all 0, got {wanted}")
+    factor = 1.0 if regions is None else 1.1
+    rng = np.random.default_rng([int(seed), 7])
+    for _attempt in range(4):
+        n_draw = {k: int(np.ceil(v * factor)) + (5 if v and regions is not None else 0)
+                  for k, v in wanted.items()}
+        study = simulate_study(int(seed), n_treatment=n_draw["qip"], n_control=n_draw["aid"],
+                               n_dependent=0, effect=None, start=start, end=end)
+        events = study.events[["role", "time", "lon", "lat"]].copy()
+        events["kind"] = np.where(events["role"] == "treatment", "qip", "aid")
+        if regions is not None:
+            events, _ = filter_to_regions(events, regions, keep_regions or STUDY_REGIONS,
+                                          snap_km=0.0, step="simulated")
+        have = events["kind"].value_counts()
+        short = {k: v for k, v in wanted.items() if v and have.get(k, 0) < v}
+        if not short:
+            break
+        ratio = max(v / max(have.get(k, 0), 1) for k, v in short.items())
+        factor = factor * ratio * 1.2
+        if factor > 50:
+            break
+    else:  # pragma: no cover - the loop breaks
+        pass
+    parts = []
+    for kind in ("qip", "aid"):
+        if not wanted[kind]:
+            continue
+        rows = events[events["kind"] == kind]
+        if len(rows) < wanted[kind]:
+            raise SettingsError(f"the simulated placement puts only {len(rows)} {kind} "
+                                f"projects in the regions {list(keep_regions or [])}; choose "
+                                "other regions or give a project file")
+        pick = np.sort(rng.choice(len(rows), size=wanted[kind], replace=False))
+        parts.append(rows.iloc[pick])
+    chosen = pd.concat(parts, ignore_index=True)
+    n = len(chosen)
+    labels = np.where(chosen["kind"] == "qip", "QIP", "AID")
+    counters = chosen.groupby("kind").cumcount().to_numpy() + 1
+    frame = pd.DataFrame({
+        "project_id": pd.array([f"SIM-{a}-{i:04d}" for a, i in zip(labels, counters,
+                                                                    strict=True)], dtype="str"),
+        "kind": pd.array(chosen["kind"].to_numpy(), dtype="str"),
+        "time": chosen["time"].to_numpy(),
+        "lon": chosen["lon"].to_numpy(dtype=float),
+        "lat": chosen["lat"].to_numpy(dtype=float),
+        "budget": np.full(n, np.nan),
+        "activity_type": pd.array(["simulated"] * n, dtype="str"),
+        "title": pd.array(["simulated placement"] * n, dtype="str"),
+        "simulated": True,
+        "file_row": np.zeros(n, dtype=np.int64),
+    })
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.as_unit("ns")
+    frame.attrs.update({
+        "source": f"simulated placement (seed={int(seed)})",
+        "kind": "+".join(kinds),
+        "seed": int(seed),
+        "dropped": [],
+        "settings": {"seed": int(seed), "n_qips": wanted["qip"], "n_aid": wanted["aid"],
+                     "start": str(pd.Timestamp(start).date()),
+                     "end": str(pd.Timestamp(end).date()),
+                     "placement": "bayes_wake.simulate.simulate_study (projects only)",
+                     "regions": list(keep_regions) if keep_regions else None},
+    })
+    return frame

@@ -1,0 +1,289 @@
+"""Reading the tabular inputs of the study adapters (ACLED, projects, point layers).
+
+Private helpers shared by :mod:`bayes_wake.io.acled`, :mod:`bayes_wake.io.projects` and
+:mod:`bayes_wake.io.covariates`: every file is read as text, so that each bad cell can be named by
+file, 1-based data row (the header is not counted) and column in an
+:class:`~bayes_wake.errors.EventDataError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes_wake.errors import EventDataError, SettingsError
+
+#: Suffixes :func:`read_table` reads.
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".parquet", ".geojson", ".json", ".gpkg",
+                  ".shp")
+
+_DATE_FORMATS = ("%d %B %Y", "%d-%B-%Y", "%d %b %Y", "%d-%b-%Y", "%B %d, %Y", "%d/%m/%Y")
+DATE_FORMATS_TEXT = ("ISO 8601 ('2020-12-31'), '31 December 2020', '31-December-2020', "
+                     "'31 Dec 2020' or '31/12/2020' (day first)")
+_MISSING = frozenset({"", "na", "nan", "null", "none", "n/a", "<na>"})
+
+
+def header_key(name: str) -> str:
+    """A column name reduced for matching: ASCII, lower case, runs of non-letters as ``_``."""
+    text = unicodedata.normalize("NFKD", str(name))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+
+
+def read_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """Read a CSV, Parquet or vector file into a frame of text columns.
+
+    Parameters
+    ----------
+    path
+        The file. CSV (comma, semicolon or tab separated, UTF-8 with or without a byte-order
+        mark, else Windows-1252), Parquet, or a vector file (GeoJSON, GeoPackage, Shapefile)
+        of points, whose x and y become the columns ``longitude`` and ``latitude`` (WGS84
+        degrees) unless the file has such columns.
+    what
+        What the file holds, for messages (``"ACLED file"``, ``"QIP file"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every column as text (``str`` dtype, missing cells NaN), a fresh ``RangeIndex``;
+        ``attrs["source"]`` is the path.
+
+    Raises
+    ------
+    EventDataError
+        Missing, empty, unreadable or unknown file.
+    """
+    label = os.fspath(path)
+    path = Path(label)
+    if not path.exists():
+        raise EventDataError(f"{what} not found", path=label)
+    if path.is_dir():
+        raise EventDataError(f"is a directory, not a {what}", path=label)
+    if path.stat().st_size == 0:
+        raise EventDataError(f"the {what} is empty", path=label)
+    lower = path.name.lower()
+    if lower.endswith((".xlsx", ".xls")):
+        raise EventDataError(f"the {what} is a spreadsheet; save it as CSV (UTF-8) and "
+                             "pass that", path=label)
+    if not lower.endswith(TABLE_SUFFIXES):
+        raise EventDataError(f"unknown file type {path.suffix or '(no suffix)'!r} for the "
+                             f"{what}; supported: {', '.join(TABLE_SUFFIXES)}", path=label)
+    if lower.endswith(".parquet"):
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many kinds for a damaged file
+            raise EventDataError(f"cannot read the {what} as Parquet: {_one_line(exc)}",
+                                 path=label) from None
+        frame = _as_text(frame)
+    elif lower.endswith((".geojson", ".json", ".gpkg", ".shp")):
+        frame = _read_vector_points(path, label, what)
+    else:
+        frame = _read_csv(path, label, what)
+    if len(frame) == 0:
+        raise EventDataError(f"the {what} has no data rows", path=label)
+    frame = frame.reset_index(drop=True)
+    frame.attrs["source"] = label
+    return frame
+
+
+def _read_csv(path: Path, label: str, what: str) -> pd.DataFrame:
+    last_error: Exception | None = None
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            frame = _csv_with_sep(path, encoding)
+        except UnicodeDecodeError as exc:
+            last_error = exc
+            continue
+        except pd.errors.EmptyDataError:
+            raise EventDataError(f"the {what} is empty", path=label) from None
+        except (pd.errors.ParserError, ValueError, OSError) as exc:
+            raise EventDataError(f"cannot read the {what} as CSV: {_one_line(exc)}",
+                                 path=label) from None
+        if encoding != "utf-8-sig":
+            warnings.warn(f"{label}: not UTF-8; read as Windows-1252", UserWarning,
+                          stacklevel=4)
+        return frame
+    raise EventDataError(f"cannot read the {what}: not UTF-8 or Windows-1252 text "
+                         f"({last_error})", path=label)
+
+
+def _csv_with_sep(path: Path, encoding: str) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype=str, encoding=encoding, keep_default_na=False,
+                        na_values=[""], index_col=False)
+    if frame.shape[1] == 1:
+        header = str(frame.columns[0])
+        for sep in (";", "\t"):
+            if sep in header:
+                return pd.read_csv(path, dtype=str, encoding=encoding, sep=sep,
+                                   keep_default_na=False, na_values=[""], index_col=False)
+    return frame
+
+
+def _read_vector_points(path: Path, label: str, what: str) -> pd.DataFrame:
+    import geopandas as gpd
+
+    try:
+        layer = gpd.read_file(path)
+    except Exception as exc:  # pyogrio's DataSourceError and friends
+        raise EventDataError(f"cannot read the {what} as a vector file: {_one_line(exc)}",
+                             path=label) from None
+    geometry = layer.geometry
+    frame = _as_text(pd.DataFrame(layer.drop(columns=layer.geometry.name)))
+    keys = {header_key(c) for c in frame.columns}
+    if geometry is None or ({"longitude", "lon"} & keys and {"latitude", "lat"} & keys):
+        return frame
+    if layer.crs is not None and not layer.crs.equals("EPSG:4326"):
+        geometry = geometry.to_crs(4326)
+    not_point = ~(geometry.geom_type.isin(["Point"]) | geometry.isna())
+    if not_point.any():
+        raise EventDataError(f"the {what} must hold points; found "
+                             f"{', '.join(sorted(set(geometry.geom_type[not_point])))}",
+                             path=label, rows=list(np.flatnonzero(not_point.to_numpy()) + 1))
+    frame["longitude"] = pd.array([None if g is None else repr(g.x) for g in geometry],
+                                  dtype="str")
+    frame["latitude"] = pd.array([None if g is None else repr(g.y) for g in geometry],
+                                 dtype="str")
+    return frame
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            text = column.dt.strftime("%Y-%m-%dT%H:%M:%S")
+        elif pd.api.types.is_float_dtype(column.dtype):
+            text = column.map(lambda v: None if pd.isna(v) else repr(float(v)))
+        else:
+            text = column.map(lambda v: None if v is None or (isinstance(v, float) and
+                                                               np.isnan(v)) else str(v))
+        out[str(name)] = pd.array(text, dtype="str")
+    return pd.DataFrame(out)
+
+
+def find_column(frame: pd.DataFrame, candidates: Iterable[str]) -> str | None:
+    """The first column of ``frame`` whose :func:`header_key` is among ``candidates``."""
+    keys = {header_key(c): c for c in reversed(list(frame.columns))}
+    for candidate in candidates:
+        hit = keys.get(header_key(candidate))
+        if hit is not None:
+            return hit
+    return None
+
+
+def missing_mask(column: pd.Series) -> np.ndarray:
+    """Cells that are missing: NaN or text that spells a missing value."""
+    text = column.astype("str")
+    return (column.isna() | text.str.strip().str.lower().isin(_MISSING)).to_numpy(dtype=bool)
+
+
+def parse_numbers(column: pd.Series, *, name: str, path: str | None, what: str,
+                  money: bool = False) -> np.ndarray:
+    """Parse a text column as float64; NaN where missing.
+
+    With ``money``, currency marks (``$``, ``US$``, ``USD``), spaces and thousands separators
+    (``1,604,488``) are removed first.
+
+    Raises
+    ------
+    EventDataError
+        A cell holds text that is not a number (naming the rows and the column).
+    """
+    missing = missing_mask(column)
+    text = column.astype("str").str.strip()
+    if money:
+        text = text.str.replace(r"(?i)US\$|USD|\$|\s|,", "", regex=True)
+    values = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values) & ~missing
+    if bad.any():
+        shown = ", ".join(repr(v) for v in dict.fromkeys(column[bad].tolist()[:3]))
+        raise EventDataError(f"{what} is not a number: {shown}", path=path,
+                             rows=list(np.flatnonzero(bad) + 1), column=name)
+    return values
+
+
+def parse_dates(column: pd.Series, *, name: str, path: str | None) -> pd.Series:
+    """Parse a column of dates (a time of day, if any, is dropped) to midnight UTC.
+
+    Accepts ISO 8601 and the day-first spellings of ACLED's exports (see
+    :data:`DATE_FORMATS_TEXT`). Missing cells give NaT.
+
+    Raises
+    ------
+    EventDataError
+        A cell holds text that is no date in those formats (naming the rows and the column).
+    """
+    missing = missing_mask(column)
+    text = column.astype("str").str.strip().where(~missing, None)
+    parsed = pd.Series(pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True))
+    for fmt in _DATE_FORMATS:
+        todo = parsed.isna().to_numpy() & ~missing
+        if not todo.any():
+            break
+        parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy() & ~missing
+    if bad.any():
+        shown = ", ".join(repr(v) for v in dict.fromkeys(column[bad].tolist()[:3]))
+        raise EventDataError(f"cannot parse the date {shown} (expected {DATE_FORMATS_TEXT})",
+                             path=path, rows=list(np.flatnonzero(bad) + 1), column=name)
+    return parsed.dt.floor("D").dt.as_unit("ns").reset_index(drop=True)
+
+
+def check_coordinates(lon: np.ndarray, lat: np.ndarray, *, lon_name: str, lat_name: str,
+                      path: str | None) -> None:
+    """Raise for coordinates outside [-180, 180] x [-90, 90] (NaN is allowed: missing)."""
+    bad_lat = np.abs(lat) > 90
+    if bad_lat.any():
+        raise EventDataError(f"latitude not in [-90, 90]: {lat[bad_lat][:3].tolist()}"
+                             + _swap_hint(lon, lat, bad_lat), path=path,
+                             rows=list(np.flatnonzero(bad_lat) + 1), column=lat_name)
+    bad_lon = np.abs(lon) > 180
+    if bad_lon.any():
+        raise EventDataError(f"longitude not in [-180, 180]: {lon[bad_lon][:3].tolist()}",
+                             path=path, rows=list(np.flatnonzero(bad_lon) + 1), column=lon_name)
+
+
+def _swap_hint(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
+    if (np.abs(lon[bad]) <= 90).all() and (np.abs(lat[bad]) <= 180).all():
+        return "; latitude and longitude may be swapped"
+    if (np.abs(lat[bad]) > 360).all():
+        return "; the coordinates look projected (metres?), not WGS84 degrees"
+    return ""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def study_period(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """First and last day (UTC midnight) of a study period; ``None`` leaves a side open.
+
+    Raises
+    ------
+    SettingsError
+        If a date cannot be read or the end is before the start.
+    """
+    out = []
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise SettingsError(f"{name} must be a date like 2017-01-01, got {value!r}") from None
+        stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+        out.append(stamp.floor("D"))
+    if out[0] is not None and out[1] is not None and out[1] < out[0]:
+        raise SettingsError(f"end {out[1].date()} is before start {out[0].date()}")
+    return out[0], out[1]

@@ -1,0 +1,499 @@
+"""Matched wake analysis: R's ``mwa::matchedwake`` on a wake cube.
+
+For every (window, radius) cell: optionally drop wakes with earlier overlapping anchors
+(``delete_sutva``), match treatment and control wakes by coarsened exact matching on the
+covariates and the pre-trend (plus the overlap counts with ``tcm``), and fit the
+difference-in-differences regression ``dependent_post ~ dependent_pre + treatment`` by
+(weighted) OLS. The tables keep R's column names and row order so R users can diff them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_wake.io.artefacts import write_table
+from bayes_wake.errors import SettingsError
+from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
+from bayes_wake.core.rcompat import r_round
+from bayes_wake.core.regression import VCovSpec, conley_kernel, parse_vcov, weighted_ols
+
+__all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
+           "matched_cells", "vcov_inputs", "standard_error_table", "ROBUST_ERRORS"]
+
+Formula = Literal["lag", "diff"]
+Estimation = Literal["lm", "att"]
+FORMULAS = {
+    "lag": "dependent_post ~ dependent_pre + treatment",
+    "diff": "dependent_post - dependent_pre ~ treatment",
+}
+
+
+@dataclass(frozen=True)
+class MWASettings:
+    """The settings of one matched wake analysis (R's ``matchedwake`` arguments).
+
+    Attributes
+    ----------
+    match_on
+        Covariates to match on (R's ``matchColumns``); the pre-trend is always added.
+    weighted
+        Weight the regression with the CEM weights (R's ``weighted``).
+    tcm
+        Also match on the earlier overlap counts ``SO_pre`` and ``MO_pre`` (R's ``TCM``).
+    delete_sutva
+        Drop wakes with any earlier same- or other-type anchor in the pre window.
+    matching
+        False skips matching (R's ``match.default = FALSE``): all wakes, weight 1.
+    formula
+        ``lag`` (``dependent_post ~ dependent_pre + treatment``) or ``diff``
+        (``dependent_post - dependent_pre ~ treatment``).
+    estimation
+        ``lm`` or ``att`` (cem's ``att`` with a linear model: the same coefficient).
+    vcov
+        Standard errors (:func:`bayes_wake.core.regression.parse_vcov`): ``classical`` (R's;
+        too small on clustered count data), ``HC1``, ``HC3``, ``CR1:COLUMN`` (the column must
+        be a covariate of the cube; ``CR1:location`` clusters anchors at identical
+        coordinates), ``conley:KM[:DAYS]``, or their Bell-McCaffrey small-sample versions
+        ``CR2:COLUMN`` and ``conley-bm:KM[:DAYS]`` (calibrated on placebo placements).
+    alpha
+        Significance level for summaries (R's ``alpha1``).
+    """
+
+    match_on: tuple[str, ...] = ()
+    weighted: bool = False
+    tcm: bool = False
+    delete_sutva: bool = False
+    matching: bool = True
+    formula: Formula = "lag"
+    estimation: Estimation = "lm"
+    vcov: str = "classical"
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.formula not in FORMULAS:
+            raise SettingsError(f"unknown formula {self.formula!r}; use 'lag' or 'diff'")
+        if self.estimation not in ("lm", "att"):
+            raise SettingsError(f"unknown estimation {self.estimation!r}; use 'lm' or 'att'")
+        object.__setattr__(self, "vcov", str(parse_vcov(self.vcov)))
+        if not 0 < self.alpha < 1:
+            raise SettingsError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.matching and not self.match_on:
+            raise SettingsError("name at least one covariate to match on (R: matchColumns), "
+                                "or switch matching off")
+
+
+@dataclass
+class MWAResult:
+    """The result of :func:`matched_wake_analysis`.
+
+    Attributes
+    ----------
+    estimates, matching, sutva, wakes
+        R's four tables (``estimates``, ``matching``, ``SUTVA``, ``wakes``), same columns and
+        row order.
+    surface
+        The estimates as an :class:`xarray.Dataset` with dims ``window`` x ``radius``
+        (variables ``estimate``, ``std_error``, ``pvalue``, ``adj_r_squared``,
+        ``intercept``, ``intercept_pvalue``, ``n_treated``, ``n_control``).
+    settings
+        The settings used.
+    cube_attrs
+        Attributes of the wake cube (unit, convention, provenance).
+    """
+
+    estimates: pd.DataFrame
+    matching: pd.DataFrame
+    sutva: pd.DataFrame
+    wakes: pd.DataFrame
+    surface: xr.Dataset
+    settings: MWASettings
+    cube_attrs: dict = field(default_factory=dict)
+
+    def significant(self, alpha: float | None = None) -> pd.DataFrame:
+        """Rows of the estimates table with ``pvalue <= alpha`` (R's ``summary``)."""
+        alpha = self.settings.alpha if alpha is None else alpha
+        return self.estimates[self.estimates["pvalue"] <= alpha].reset_index(drop=True)
+
+    def to_csv(self, directory: str | os.PathLike) -> dict[str, Path]:
+        """Write ``estimates.csv``, ``matching.csv``, ``SUTVA.csv`` and ``wakes.csv``.
+
+        Numbers are written with 15 significant digits and NA as an empty cell; each file
+        is written to a temporary name and renamed into place.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for name, table in (("estimates", self.estimates), ("matching", self.matching),
+                            ("SUTVA", self.sutva), ("wakes", self.wakes)):
+            written[name] = write_table(table, directory / f"{name}.csv")
+        return written
+
+    def plot(self, **kwargs):
+        """Draw the effect surface (Figure 6 style); returns ``(fig, ax)``."""
+        from bayes_wake.plotting import plot_effect_surface
+
+        kwargs.setdefault("t_unit", self.cube_attrs.get("t_unit", "days"))
+        kwargs.setdefault("alpha", self.settings.alpha)
+        return plot_effect_surface(self.surface, value="estimate", **kwargs)
+
+
+_WAKE_COLUMNS = ("eventID", "t_window", "spat_window", "treatment", "dependent_pre",
+                 "dependent_trend", "SO_pre", "MO_pre", "dependent_post", "SO_post", "MO_post")
+
+
+def _cube_columns(cube: xr.Dataset, match_on: Sequence[str]) -> tuple[dict, np.ndarray]:
+    """R's wake-table columns as arrays of shape (event, window, radius), and the mask of
+    wakes that enter the analysis (complete ones in the ``mwa`` convention)."""
+    order = ("event", "window", "radius")
+    n_e, n_w, n_r = (cube.sizes[d] for d in order)
+
+    def grid(name: str, period: str | None = None) -> np.ndarray:
+        var = cube[name] if period is None else cube[name].sel(period=period)
+        return var.transpose(*order).to_numpy()
+
+    def per_event(values) -> np.ndarray:
+        return np.broadcast_to(np.asarray(values)[:, None, None], (n_e, n_w, n_r))
+
+    columns = {
+        "eventID": per_event(cube["event"].to_numpy()),
+        "t_window": np.broadcast_to(cube["window"].to_numpy()[None, :, None], (n_e, n_w, n_r)),
+        "spat_window": np.broadcast_to(cube["radius"].to_numpy()[None, None, :],
+                                       (n_e, n_w, n_r)),
+        "treatment": per_event(cube["treated"].to_numpy().astype(np.int64)),
+        "dependent_pre": grid("dependent", "pre"),
+        "dependent_trend": grid("trend"),
+        "SO_pre": grid("same_type", "pre"),
+        "MO_pre": grid("other_type", "pre"),
+        "dependent_post": grid("dependent", "post"),
+        "SO_post": grid("same_type", "post"),
+        "MO_post": grid("other_type", "post"),
+    }
+    for name in match_on:
+        columns[name] = per_event(cube[name].to_numpy())
+    if cube.attrs.get("convention") == "mwa":
+        keep = np.broadcast_to(cube["complete"].transpose("event", "window").to_numpy()[
+            :, :, None], (n_e, n_w, n_r))
+    else:
+        keep = np.ones((n_e, n_w, n_r), dtype=bool)
+    return columns, keep
+
+
+def cell_frame(cube: xr.Dataset, window, radius, match_on: Sequence[str] = ()) -> pd.DataFrame:
+    """The wakes of one (window, radius) cell as rows of R's wake table (only the complete
+    wakes in the ``mwa`` convention)."""
+    columns, keep = _cube_columns(cube, match_on)
+    i = int(np.flatnonzero(cube["window"].to_numpy() == window)[0])
+    j = int(np.flatnonzero(cube["radius"].to_numpy() == radius)[0])
+    rows = keep[:, i, j]
+    return pd.DataFrame({k: v[:, i, j][rows] for k, v in columns.items()})
+
+
+def matched_wake_analysis(
+    cube: xr.Dataset,
+    *,
+    match_on: Sequence[str] = (),
+    weighted: bool = False,
+    tcm: bool = False,
+    delete_sutva: bool = False,
+    matching: bool = True,
+    formula: Formula = "lag",
+    estimation: Estimation = "lm",
+    vcov: str = "classical",
+    alpha: float = 0.05,
+    progress: Callable[[int, int], None] | None = None,
+) -> MWAResult:
+    """Matched wake analysis over the whole window grid, as R's ``matchedwake``.
+
+    Parameters
+    ----------
+    cube
+        The wake cube from :func:`bayes_wake.wakes.count_wakes`.
+    match_on, weighted, tcm, delete_sutva, matching, formula, estimation, vcov, alpha
+        See :class:`MWASettings`.
+    progress
+        Called as ``progress(done, total)`` after each cell.
+
+    Returns
+    -------
+    MWAResult
+        R's four tables and the effect surface. A cell whose regression has an aliased
+        coefficient or an undefined p-value is NA in every estimate column, as in R.
+    """
+    settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
+                           delete_sutva=delete_sutva, matching=matching, formula=formula,
+                           estimation=estimation, vcov=vcov, alpha=alpha)
+    windows = cube["window"].to_numpy()
+    radii = cube["radius"].to_numpy()
+    vcov_spec = parse_vcov(settings.vcov)
+    clusters, kernel = vcov_inputs(cube, vcov_spec)
+    est_rows, match_rows, sutva_rows = [], [], []
+    surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
+        "estimate", "std_error", "pvalue", "adj_r_squared", "intercept", "intercept_pvalue",
+        "n_treated", "n_control", "L1_pre", "L1_post")}
+    total = len(windows) * len(radii)
+    for done, cell in enumerate(matched_cells(cube, settings), 1):
+        idx = cell.events
+        fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=vcov_spec,
+                           clusters=None if clusters is None else clusters[idx],
+                           kernel=None if kernel is None else kernel[idx][:, idx])
+        i, j = cell.index
+        defined = fit.defined
+        row = {"t_window": int(cell.window), "spat_window": float(cell.radius),
+               "estimate": fit.coef[-1] if defined else np.nan,
+               "pvalue": fit.pvalue[-1] if defined else np.nan}
+        if estimation == "lm":
+            row["adj.r.squared"] = fit.adj_r_squared if defined else np.nan
+        row["intercept"] = fit.coef[0] if defined else np.nan
+        row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
+        est_rows.append(row)
+        match_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
+                           **cell.balance})
+        sutva_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
+                           **_sutva_shares(cell.wakes)})
+        for key, value in (("estimate", row["estimate"]), ("pvalue", row["pvalue"]),
+                           ("std_error", fit.std_error[-1] if defined else np.nan),
+                           ("adj_r_squared", fit.adj_r_squared if defined else np.nan),
+                           ("intercept", row["intercept"]),
+                           ("intercept_pvalue", row["intercept.pval"]),
+                           ("n_treated", cell.balance["treatment_post"]),
+                           ("n_control", cell.balance["control_post"]),
+                           ("L1_pre", cell.l1[0]), ("L1_post", cell.l1[1])):
+            surface_vars[key][i, j] = value
+        if progress is not None:
+            progress(done, total)
+    columns, keep = _cube_columns(cube, settings.match_on)
+    if delete_sutva:
+        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
+
+    # R's wake table: radius outer, window inner, events in time order.
+    in_r_order = keep.transpose(2, 1, 0)
+    wakes_table = pd.DataFrame({k: v.transpose(2, 1, 0)[in_r_order]
+                                for k, v in columns.items()})
+    surface = xr.Dataset(
+        {k: (("window", "radius"), v) for k, v in surface_vars.items()},
+        coords={"window": windows, "radius": radii},
+    )
+    surface["window"].attrs = dict(cube["window"].attrs)
+    surface["radius"].attrs = dict(cube["radius"].attrs)
+    surface.attrs.update({"estimator": "matched wake analysis (OLS DiD)",
+                          "formula": FORMULAS[formula],
+                          "settings": json.dumps(asdict(settings)),
+                          "standard_errors": vcov_spec.label,
+                          "t_unit": cube.attrs.get("t_unit", "days"),
+                          "convention": cube.attrs.get("convention", "")})
+    return MWAResult(
+        estimates=_spatial_as_int(pd.DataFrame(est_rows)),
+        matching=_spatial_as_int(pd.DataFrame(match_rows)),
+        sutva=_spatial_as_int(pd.DataFrame(sutva_rows)),
+        wakes=_spatial_as_int(wakes_table),
+        surface=surface,
+        settings=settings,
+        cube_attrs=dict(cube.attrs),
+    )
+
+
+@dataclass(frozen=True)
+class MatchedCell:
+    """The matched wakes of one (window, radius) cell, ready for the regression.
+
+    Attributes
+    ----------
+    index, window, radius
+        Position (window index, radius index) and labels of the cell.
+    events
+        Positions (along the cube's ``event`` dim) of the wakes in the regression.
+    y, design, weights
+        Outcome, design matrix (intercept first, treatment last) and regression weights of
+        those wakes (CEM weights when weighted, else 1).
+    treated, pre, stratum
+        Treatment flag, pre count and CEM stratum (0 without matching) of those wakes.
+    wakes
+        R's wake-table columns of all wakes of the cell before matching.
+    balance
+        R's matching-table entries of the cell.
+    l1
+        L1 imbalance before and after matching.
+    """
+
+    index: tuple[int, int]
+    window: float
+    radius: float
+    events: np.ndarray
+    y: np.ndarray
+    design: np.ndarray
+    weights: np.ndarray
+    treated: np.ndarray
+    pre: np.ndarray
+    stratum: np.ndarray
+    wakes: dict
+    balance: dict
+    l1: tuple[float, float]
+
+
+def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = True):
+    """The per-cell matched sets of a matched wake analysis: the one matcher.
+
+    For every cell (window outer, radius inner): drop wakes with earlier overlaps under
+    ``delete_sutva``, coarsened exact matching on the covariates and the pre-trend (plus
+    ``SO_pre`` and ``MO_pre`` with ``tcm``), and the regression design of the formula.
+    ``balance=False`` skips the L1 imbalance (NaN in ``balance`` and ``l1``), which costs
+    more than the matching itself, for callers that only fit.
+
+    Yields
+    ------
+    MatchedCell
+    """
+    missing = [c for c in settings.match_on if c not in cube.coords]
+    if missing:
+        raise SettingsError(f"match column(s) {missing} are not covariates of the wake cube "
+                            f"(covariates: {json.loads(cube.attrs.get('covariates', '[]'))})")
+    match_vars = [*settings.match_on, "dependent_trend"]
+    if settings.tcm:
+        match_vars += ["SO_pre", "MO_pre"]
+    columns, keep = _cube_columns(cube, settings.match_on)
+    if settings.delete_sutva:
+        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
+    for i, window in enumerate(cube["window"].to_numpy()):
+        for j, radius in enumerate(cube["radius"].to_numpy()):
+            rows = keep[:, i, j]
+            cell = {k: v[:, i, j][rows] for k, v in columns.items()}
+            treated = cell["treatment"]
+            x_match = np.column_stack([cell[k] for k in match_vars]).astype(float)
+            l1_pre, cs_pre = l1_imbalance(x_match, treated) if balance else (np.nan, np.nan)
+            if settings.matching and len(treated):
+                cem = coarsened_exact_match(x_match, treated)
+                in_fit, weights, stratum = cem.matched, cem.weight, cem.stratum
+            else:
+                in_fit, weights = np.ones(len(treated), dtype=bool), np.ones(len(treated))
+                stratum = np.zeros(len(treated), dtype=np.int64)
+            if not settings.weighted:
+                weights = in_fit.astype(float)
+            l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit]) if balance \
+                else (np.nan, np.nan)
+            y, design = _design({k: cell[k][in_fit] for k in
+                                 ("dependent_post", "dependent_pre", "treatment")},
+                                settings.formula)
+            table = {
+                "control_pre": int((treated == 0).sum()),
+                "treatment_pre": int((treated == 1).sum()),
+                "L1_pre": r_round(l1_pre, 3)[0], "commonSupport_pre": r_round(cs_pre, 1)[0],
+                "control_post": int((treated[in_fit] == 0).sum()),
+                "treatment_post": int((treated[in_fit] == 1).sum()),
+                "L1_post": r_round(l1_post, 3)[0], "commonSupport_post": r_round(cs_post, 1)[0],
+            }
+            yield MatchedCell(index=(i, j), window=window, radius=radius,
+                              events=np.flatnonzero(rows)[in_fit], y=y, design=design,
+                              weights=weights[in_fit], treated=treated[in_fit],
+                              pre=cell["dependent_pre"][in_fit], stratum=stratum[in_fit],
+                              wakes=cell,
+                              balance=table, l1=(l1_pre, l1_post))
+
+
+def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
+    """What a standard-error choice needs from the cube: the cluster label of every event
+    (``CR1``, ``CR2``) or the Conley kernel between events (``conley``, ``conley-bm``); None
+    otherwise.
+
+    Raises
+    ------
+    SettingsError
+        If the cluster column is not a covariate of the cube.
+    """
+    spec = parse_vcov(vcov)
+    if spec.clustered and spec.column == "location" and "location" not in cube.coords:
+        coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
+        return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
+    if spec.clustered:
+        if spec.column not in cube.coords or "event" not in cube[spec.column].dims:
+            raise SettingsError(
+                f"cluster column {spec.column!r} (from {spec}) is not an event column of the "
+                f"wake cube; pass it as a covariate (covariates: "
+                f"{json.loads(cube.attrs.get('covariates', '[]'))})")
+        return cube[spec.column].to_numpy(), None
+    if spec.spatial:
+        days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
+        return None, conley_kernel(cube["lat"].to_numpy(), cube["lon"].to_numpy(), spec.km,
+                                   spec.days, days)
+    return None, None
+
+
+#: The robust standard errors reported beside R's classical ones (the Sauter report, the
+#: sensitivity report's first verdict): heteroskedasticity-robust, clustered by project
+#: location (projects geocoded to one town share their wakes) and Conley's spatial HAC with a
+#: 25 km cutoff, the last two in their Bell-McCaffrey versions, which hold their size on
+#: placebo placements where CR1 and plain Conley do not (``benchmarks/run.py calibration``).
+ROBUST_ERRORS = ("HC1", "CR2:location", "conley-bm:25")
+
+
+def standard_error_table(cube: xr.Dataset, settings: MWASettings,
+                         vcovs: Sequence[str]) -> pd.DataFrame:
+    """Per cell, the OLS estimate with the standard error and p-value of several choices.
+
+    Parameters
+    ----------
+    cube, settings
+        As for :func:`matched_wake_analysis` (``settings.vcov`` is ignored).
+    vcovs
+        Standard-error choices (:func:`bayes_wake.core.regression.parse_vcov`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t_window``, ``spat_window``, ``estimate`` and ``std_error_<choice>``,
+        ``pvalue_<choice>`` per choice (NA where R reports NA).
+    """
+    specs = [parse_vcov(v) for v in vcovs]
+    inputs = [vcov_inputs(cube, v) for v in specs]
+    rows = []
+    for cell in matched_cells(cube, settings, balance=False):
+        idx = cell.events
+        row = {"t_window": int(cell.window), "spat_window": float(cell.radius)}
+        for spec, (clusters, kernel) in zip(specs, inputs):
+            fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=spec,
+                               clusters=None if clusters is None else clusters[idx],
+                               kernel=None if kernel is None else kernel[idx][:, idx])
+            ok = fit.defined
+            row.setdefault("estimate", fit.coef[-1] if ok else np.nan)
+            row[f"std_error_{spec}"] = fit.std_error[-1] if ok else np.nan
+            row[f"pvalue_{spec}"] = fit.pvalue[-1] if ok else np.nan
+        rows.append(row)
+    return _spatial_as_int(pd.DataFrame(rows))
+
+
+def _design(rows: dict, formula: Formula) -> tuple[np.ndarray, np.ndarray]:
+    post = np.asarray(rows["dependent_post"], dtype=float)
+    pre = np.asarray(rows["dependent_pre"], dtype=float)
+    treated = np.asarray(rows["treatment"], dtype=float)
+    ones = np.ones(len(post))
+    if formula == "lag":
+        return post, np.column_stack([ones, pre, treated])
+    return post - pre, np.column_stack([ones, treated])
+
+
+def _sutva_shares(wakes: dict) -> dict[str, float]:
+    n = len(wakes["SO_pre"])
+    out = {}
+    for prefix in ("SO", "MO"):
+        pre, post = wakes[f"{prefix}_pre"] > 0, wakes[f"{prefix}_post"] > 0
+        for name, flag in ((f"{prefix}_pre", pre), (f"{prefix}_post", post),
+                           (prefix, pre | post)):
+            out[name] = r_round(flag.sum() / n, 3)[0] if n else np.nan
+    return out
+
+
+def _spatial_as_int(table: pd.DataFrame) -> pd.DataFrame:
+    """R prints whole-number radii without decimals; keep them integers when they are."""
+    if "spat_window" in table and len(table):
+        values = table["spat_window"].to_numpy(dtype=float)
+        if np.all(values == np.round(values)):
+            table = table.assign(spat_window=values.astype(np.int64))
+    return table
