@@ -20,8 +20,22 @@ from bayes_wake.errors import ModelSpecError
 
 __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs"]
 
-#: The shipped specs: ``models/`` beside the package in a source checkout.
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def _models_dir() -> Path:
+    """The shipped specs: the ``bayes_wake.models`` package (the repository's ``models/``
+    folder, mapped into the wheel by ``pyproject.toml``), or ``models/`` beside the package
+    in a checkout that is not installed."""
+    import importlib.util
+
+    found = importlib.util.find_spec("bayes_wake.models")
+    if found is not None and found.submodule_search_locations:
+        return Path(next(iter(found.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+#: The folder of the shipped specs (:func:`_models_dir`).
+MODELS_DIR = _models_dir()
 
 
 class _Strict(BaseModel):
