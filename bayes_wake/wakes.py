@@ -26,10 +26,10 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from bayes_wake.io.artefacts import atomic_path
-from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.core.rcompat import format_digits7
 from bayes_wake.core.windows import TIME_UNITS, normalise_time_unit
+from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.io.artefacts import atomic_path
 
 __all__ = [
     "count_wakes",

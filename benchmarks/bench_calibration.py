@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from bench_recovery import ACLED, SHARED, sauter_studies
 
 CHOICES = ("classical", "HC1", "CR1:site", "CR2:site", "CR1:cell10km", "CR2:cell10km",
@@ -89,8 +88,12 @@ def _settlement_sites():
     import pandas as pd
 
     from bayes_wake.io.covariates import add_covariates, load_layer
-    from bayes_wake.io.study_area import (STUDY_REGIONS, filter_to_regions, load_regions,
-                                       resolve_regions)
+    from bayes_wake.io.study_area import (
+        STUDY_REGIONS,
+        filter_to_regions,
+        load_regions,
+        resolve_regions,
+    )
 
     admin = SHARED / "ocha_cod_ab_mali_2015"
     places = pd.read_csv(admin / "settlements_cod_populated_places.csv")

@@ -30,7 +30,12 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
     """Run the battery; returns (score table, cell table)."""
     import tempfile
 
-    from bayes_wake.checks.recovery import RecoverySettings, load_battery, run_recovery, score_recovery
+    from bayes_wake.checks.recovery import (
+        RecoverySettings,
+        load_battery,
+        run_recovery,
+        score_recovery,
+    )
 
     scenarios, conf = load_battery(path)
     placements = conf.get("placements", [0, 1, 2])[: 1 if quick else None]

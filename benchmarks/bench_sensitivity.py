@@ -38,8 +38,8 @@ COVARIATES = ("dist_base_km", "dist_river_km", "pop_density")
 
 
 def _study():
-    from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.checks.randomisation import grid_design
+    from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
 

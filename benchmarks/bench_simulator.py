@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from bench_bayes import RADII, WINDOWS
 
 SPECS = ("smooth_did", "smooth_nb")
@@ -22,9 +21,9 @@ def _row(spec_name: str, seed: int) -> dict:
     import arviz as az
 
     from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.simulate import simulate_study
-    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.wakes import count_wakes
 
     study = simulate_study(seed)

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_wake.bayes.fit import SURFACE_COLUMNS, fit_surface, load_posterior
+from bayes_wake.bayes.spec import load_spec
 from bayes_wake.cli import main
 from bayes_wake.errors import ConvergenceWarning
 from bayes_wake.mwa.analysis import matched_wake_analysis
 from bayes_wake.simulate import simulate_study
-from bayes_wake.bayes.spec import load_spec
 from bayes_wake.wakes import count_wakes
 
 pytestmark = pytest.mark.slow

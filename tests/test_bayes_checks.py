@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bayes_wake.bayes.spec import load_spec
 from bayes_wake.checks.bayesian import (
     DEFAULT_CHECKS,
     GridRegion,
@@ -14,7 +15,6 @@ from bayes_wake.checks.bayesian import (
     summarise_checks,
 )
 from bayes_wake.errors import SettingsError
-from bayes_wake.bayes.spec import load_spec
 
 WINDOWS, RADII = [10, 20, 30, 40, 50, 60], [3.0, 6.0, 9.0, 12.0, 15.0]
 

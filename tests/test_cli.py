@@ -101,9 +101,9 @@ def test_cluster_robust_errors_on_a_text_column_match_the_python_api(tmp_path,
     """``--vcov CR2:zone`` clusters on a column of names; the API clusters on the same names."""
     import numpy as np
 
+    from bayes_wake.core.regression import weighted_ols
     from bayes_wake.io.events import read_events
     from bayes_wake.mwa.analysis import MWASettings, matched_cells
-    from bayes_wake.core.regression import weighted_ols
     from bayes_wake.wakes import count_wakes
 
     frame = pd.read_csv(mwa_example_csv)

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bayes_wake.io.artefacts import MARKER, csv_header_name, write_table
 from bayes_wake.cli import main
+from bayes_wake.io.artefacts import MARKER, csv_header_name, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--t-window", "2", "4", "2", "--spat-window", "2", "4", "2"]

@@ -12,6 +12,7 @@ import pytest
 from shapely.geometry import LineString, Point, Polygon
 from synthetic import write_bases
 
+from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.covariates import (
     add_covariates,
     distance_error_bound,
@@ -19,7 +20,6 @@ from bayes_wake.io.covariates import (
     load_layer,
     sample_raster,
 )
-from bayes_wake.errors import EventDataError, SettingsError
 
 GEOD = pyproj.Geod(ellps="WGS84")
 

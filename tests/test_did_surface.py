@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bayes_wake.bayes.did_surface import grid_kernel, prepare_surface_data
-from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
 from bayes_wake.core.regression import weighted_ols
+from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from bayes_wake.bayes.fit import SURFACE_COLUMNS, effect_surface_table
 from bayes_wake.cli import main
 from bayes_wake.cli.common import (
     EXIT_NOT_CONVERGED,
-    _convergence_status,
     _console,
+    _convergence_status,
     _fail_cleanly,
     _guard_output,
     overwrite_option,

@@ -25,8 +25,8 @@ ARGS = ["--t-window", "2", "10", "4", "--spat-window", "2", "10", "4", "--match"
 @pytest.fixture(scope="session")
 def small_fit(mwa_example_events):
     from bayes_wake.bayes.fit import fit_surface
-    from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.wakes import count_wakes
 
     cube = count_wakes(mwa_example_events, GRID["windows"], GRID["radii"])

@@ -7,10 +7,10 @@ import pymc as pm
 import pytest
 from scipy import stats
 
-from bayes_wake.errors import ModelSpecError
 from bayes_wake.bayes.model import _increments, build_model, grid_field_basis, prepare_model_data
-from bayes_wake.simulate import simulate_study
 from bayes_wake.bayes.spec import MODELS_DIR, list_specs, load_spec, parse_spec
+from bayes_wake.errors import ModelSpecError
+from bayes_wake.simulate import simulate_study
 from bayes_wake.wakes import count_wakes
 
 WINDOWS, RADII = [10, 20, 30], [3.0, 6.0, 9.0]

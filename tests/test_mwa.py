@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from bayes_wake.errors import SettingsError
 from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
-from bayes_wake.mwa.analysis import matched_wake_analysis
 from bayes_wake.core.regression import weighted_ols
+from bayes_wake.errors import SettingsError
+from bayes_wake.mwa.analysis import matched_wake_analysis
 from bayes_wake.wakes import count_wakes
 
 TABLES = {"estimates": "estimates", "matching": "matching", "SUTVA": "sutva", "wakes": "wakes"}

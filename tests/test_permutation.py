@@ -7,8 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_wake.core.matching import coarsened_exact_match
-from bayes_wake.mwa.analysis import MWASettings, _cube_columns, matched_wake_analysis
 from bayes_wake.checks.randomisation import (
     CellDesign,
     DateShiftSettings,
@@ -25,7 +23,9 @@ from bayes_wake.checks.randomisation import (
     randomisation_test,
     shift_treatment_dates,
 )
+from bayes_wake.core.matching import coarsened_exact_match
 from bayes_wake.core.regression import weighted_ols
+from bayes_wake.mwa.analysis import MWASettings, _cube_columns, matched_wake_analysis
 from bayes_wake.simulate import simulate_study
 from bayes_wake.wakes import count_wakes
 

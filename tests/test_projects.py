@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from synthetic import write_projects, write_regions
 
-from bayes_wake.io.covariates import distance_to_layer
 from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.io.covariates import distance_to_layer
 from bayes_wake.io.projects import read_projects, simulate_project_placement
-from bayes_wake.simulate import BASES
 from bayes_wake.io.study_area import load_regions
+from bayes_wake.simulate import BASES
 
 
 def test_qip_file_with_default_columns(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_wake.errors import SettingsError
 from bayes_wake.core.rcompat import (
     format_digits7,
     nclass_scott,
@@ -16,6 +15,7 @@ from bayes_wake.core.rcompat import (
     r_seq_length_out,
 )
 from bayes_wake.core.windows import expand_windows
+from bayes_wake.errors import SettingsError
 
 
 def test_format_digits7_rounds_the_whole_column_to_common_decimals():

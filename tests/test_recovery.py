@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bayes_wake.errors import SettingsError
 from bayes_wake.checks.recovery import Scenario, plant, score_recovery
+from bayes_wake.errors import SettingsError
 
 WINDOWS = np.array([10, 20, 30])
 RADII = np.array([3.0, 6.0, 9.0])
@@ -166,8 +166,8 @@ def test_a_bad_scenario_text_names_the_part(tmp_path, mwa_example_csv):
 def test_the_truth_averages_only_the_matched_treated_wakes(mwa_example_events, with_ids):
     """An effect on treated wakes the matching drops does not enter the truth; one on a
     matched treated wake enters with its share of the treated weights."""
-    from bayes_wake.mwa.analysis import MWASettings, matched_cells
     from bayes_wake.checks.recovery import matched_truth
+    from bayes_wake.mwa.analysis import MWASettings, matched_cells
     from bayes_wake.wakes import count_wakes
 
     events = mwa_example_events if with_ids or "event_id" not in mwa_example_events \

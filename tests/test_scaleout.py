@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.checks.randomisation import grid_design, label_permutation_chunk
 from bayes_wake.checks.scaleout import (
     Shared,
@@ -25,6 +24,7 @@ from bayes_wake.checks.scaleout import (
     run_tasks,
     task_key,
 )
+from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.wakes import count_wakes
 
 EXECUTED: list[int] = []

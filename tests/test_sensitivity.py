@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from bayes_wake.checks.sensitivity import REPORT_NAME, SensitivitySettings
 from bayes_wake.cli import main
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings
-from bayes_wake.checks.sensitivity import REPORT_NAME, SensitivitySettings
 from bayes_wake.simulate import simulate_study
 
 EXAMPLE_ARGS = ["--t-window", "2", "10", "2", "--spat-window", "2", "10", "2",
@@ -255,8 +255,8 @@ def _after_robust(verdicts: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_the_robust_verdict_counts_surviving_windows(mwa_example_events):
-    from bayes_wake.mwa.analysis import MWASettings, standard_error_table
     from bayes_wake.checks.sensitivity import robust_survival
+    from bayes_wake.mwa.analysis import MWASettings, standard_error_table
     from bayes_wake.wakes import count_wakes
 
     cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])

@@ -8,8 +8,8 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from bayes_wake.errors import SettingsError
 from bayes_wake.core.regression import conley_kernel, parse_vcov, weighted_ols
+from bayes_wake.errors import SettingsError
 
 
 def _data(seed=0, n=120):

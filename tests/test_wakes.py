@@ -8,10 +8,10 @@ import pytest
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle import haversine_km, java_distance_km, walk_counts
 
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.wakes import count_wakes, load_cube, save_cube
-from oracle import haversine_km, java_distance_km, walk_counts
 
 UNIT_S = {"days": 86_400, "hours": 3_600}
 

@@ -34,9 +34,9 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import linalg
 
+from bayes_wake.core.regression import coefficient_influence, parse_vcov, weighted_ols
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
-from bayes_wake.core.regression import coefficient_influence, parse_vcov, weighted_ols
 
 __all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
            "grid_kernel", "restrict", "table_cells"]

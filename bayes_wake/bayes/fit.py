@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.io.artefacts import atomic_path, package_versions
-from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.bayes.model import ModelData, build_model, prepare_model_data
 from bayes_wake.bayes.spec import ModelSpec
+from bayes_wake.errors import ConvergenceWarning, SettingsError
+from bayes_wake.io.artefacts import atomic_path, package_versions
 
 __all__ = ["BayesResult", "fit_surface", "sample_model", "effect_surface_table",
            "load_posterior", "SAMPLERS", "Diagnostics"]

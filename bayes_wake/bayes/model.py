@@ -24,9 +24,9 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from bayes_wake.errors import SettingsError
-from bayes_wake.core.matching import cem_coarsen, coarsened_exact_match
 from bayes_wake.bayes.spec import FieldPrior, ModelSpec
+from bayes_wake.core.matching import cem_coarsen, coarsened_exact_match
+from bayes_wake.errors import SettingsError
 
 __all__ = ["ModelData", "prepare_model_data", "build_model", "grid_field_basis"]
 

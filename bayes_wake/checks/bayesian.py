@@ -371,8 +371,8 @@ def fit_variant(cube: xr.Dataset, variant: dict, match_on: Sequence[str], tcm: b
 
 def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> dict:
     from bayes_wake.bayes.fit import fit_surface
-    from bayes_wake.errors import ConvergenceWarning
     from bayes_wake.bayes.spec import parse_spec
+    from bayes_wake.errors import ConvergenceWarning
 
     spec = parse_spec(variant["spec"], variant["name"])
     if variant.get("drop_region") is not None:

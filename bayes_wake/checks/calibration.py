@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.io.tables import check_coordinates, find_column, parse_numbers, read_table
-from bayes_wake.errors import EventDataError
-from bayes_wake.mwa.analysis import MWASettings, standard_error_table
 from bayes_wake.checks.recovery import placebo_placement, posterior_cells
+from bayes_wake.errors import EventDataError
+from bayes_wake.io.tables import check_coordinates, find_column, parse_numbers, read_table
+from bayes_wake.mwa.analysis import MWASettings, standard_error_table
 from bayes_wake.wakes import count_wakes
 
 __all__ = ["CALIBRATION_CHOICES", "calibration_table", "read_placebo_sites",

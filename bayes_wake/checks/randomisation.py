@@ -43,10 +43,10 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayes_wake.errors import SettingsError
-from bayes_wake.mwa.analysis import MWASettings, matched_cells
 from bayes_wake.core.regression import weighted_ols
 from bayes_wake.core.windows import TIME_UNITS
+from bayes_wake.errors import SettingsError
+from bayes_wake.mwa.analysis import MWASettings, matched_cells
 
 __all__ = [
     "DATE_SHIFT_STREAM",

@@ -583,8 +583,8 @@ def write_recovery(out, summary: pd.DataFrame, cells: pd.DataFrame, *, settings:
     """Write recovery_summary.csv, recovery_cells.csv, recovery.png, recovery_report.html
     and provenance.json into ``out`` (the task store in ``out/tasks`` stays)."""
     from bayes_wake.io.artefacts import provenance, staged_directory, write_json, write_table
-    from bayes_wake.plotting import save_figure
     from bayes_wake.io.html import HtmlReport
+    from bayes_wake.plotting import save_figure
 
     with staged_directory(out) as stage:
         write_table(summary, stage / "recovery_summary.csv")

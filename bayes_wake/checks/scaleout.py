@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayes_wake.io.artefacts import atomic_path, keep_in_output
 from bayes_wake.errors import BayesWakeError, SettingsError
+from bayes_wake.io.artefacts import atomic_path, keep_in_output
 
 __all__ = [
     "TASK_FORMAT",

@@ -51,16 +51,6 @@ from bayes_wake.checks.calibration import (
     placebo_shift,
     placebo_size,
 )
-from bayes_wake.errors import EventDataError, SettingsError
-from bayes_wake.mwa.multiplicity import MultiplicitySummary, summarise_multiplicity
-from bayes_wake.mwa.analysis import (
-    ROBUST_ERRORS,
-    MWASettings,
-    matched_wake_analysis,
-    standard_error_table,
-    write_table,
-)
-from bayes_wake.checks.randomisation import RESULT_FORMAT as NULL_FORMAT
 from bayes_wake.checks.randomisation import (
     HUGE_T,
     MAX_ARTEFACT_SHARE,
@@ -76,6 +66,7 @@ from bayes_wake.checks.randomisation import (
     label_permutation_chunk,
     randomisation_test,
 )
+from bayes_wake.checks.randomisation import RESULT_FORMAT as NULL_FORMAT
 from bayes_wake.checks.scaleout import (
     RunReport,
     Shared,
@@ -85,6 +76,15 @@ from bayes_wake.checks.scaleout import (
     run_tasks,
     task_key,
 )
+from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.mwa.analysis import (
+    ROBUST_ERRORS,
+    MWASettings,
+    matched_wake_analysis,
+    standard_error_table,
+    write_table,
+)
+from bayes_wake.mwa.multiplicity import MultiplicitySummary, summarise_multiplicity
 
 __all__ = [
     "REPORT_NAME",
@@ -92,7 +92,6 @@ __all__ = [
     "SensitivityResult",
     "SensitivitySettings",
     "event_table_sha256",
-    "read_region_column",
     "regions_of_anchors",
     "run_sensitivity",
 ]
@@ -268,32 +267,6 @@ class SensitivityResult:
 # --------------------------------------------------------------------------------------------
 # data: regions and hashes
 # --------------------------------------------------------------------------------------------
-
-
-def read_region_column(path: str | os.PathLike, column: str, n_rows: int) -> np.ndarray:
-    """Read one column of an event file, row-aligned with :func:`read_events`' table.
-
-    Raises
-    ------
-    EventDataError
-        The column is not in the file (its columns and the nearest name are listed).
-    """
-    from bayes_wake.io.events import (
-        _load,  # same reader, so rows line up with the event table
-    )
-
-    loaded = _load(path, None)
-    columns = [str(c) for c in loaded.frame.columns]
-    if column not in columns:
-        close = difflib.get_close_matches(column, columns, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise EventDataError(f"--region-column: no column '{column}'{hint} (columns: "
-                             f"{', '.join(columns)})", path=str(path))
-    values = loaded.frame[column]
-    if len(values) != n_rows:  # pragma: no cover - the reader guarantees it
-        raise EventDataError("the region column does not line up with the events",
-                             path=str(path))
-    return values.to_numpy(dtype=object)
 
 
 def regions_of_anchors(events: pd.DataFrame, cube: xr.Dataset, region_of_row: Sequence,
@@ -626,12 +599,12 @@ def _write_report(path: Path, settings: SensitivitySettings, result, multiplicit
                   bayes, verdicts, task_layout, run: RunReport, inputs: dict, *,
                   span: ShiftSpan | None = None, unconverged: int = 0,
                   calibration: pd.DataFrame | None = None) -> None:
+    from bayes_wake.io.html import HtmlReport
     from bayes_wake.plotting import (
         null_distribution_caption,
         plot_effect_surface,
         plot_null_distributions,
     )
-    from bayes_wake.io.html import HtmlReport
 
     t_unit = settings.t_unit
     report = HtmlReport("Sensitivity of per-window significance")

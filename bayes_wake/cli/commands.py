@@ -116,11 +116,11 @@ def demo(out, seed, mwa_only, allow_unconverged):
     """
     from rich.markup import escape
 
+    from bayes_wake.core.windows import expand_windows
     from bayes_wake.io.artefacts import provenance, staged_directory, write_table
     from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
-    from bayes_wake.core.windows import expand_windows
 
     console = _console()
     started = time.perf_counter()
@@ -186,9 +186,9 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     """
     from rich.markup import escape
 
+    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.io.artefacts import provenance, staged_directory
     from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
-    from bayes_wake.bayes.spec import load_spec
 
     console = _console()
     started = time.perf_counter()

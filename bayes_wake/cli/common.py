@@ -113,8 +113,8 @@ def _canonical_time_unit(_ctx, _param, value: str) -> str:
 
 def _canonical_vcov(_ctx, _param, value: str) -> str:
     """``--vcov``: any standard-error choice of :func:`bayes_wake.core.regression.parse_vcov`."""
-    from bayes_wake.errors import SettingsError
     from bayes_wake.core.regression import parse_vcov
+    from bayes_wake.errors import SettingsError
 
     try:
         return str(parse_vcov(value))
@@ -200,10 +200,10 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
 
     from rich.markup import escape
 
+    from bayes_wake.core.windows import expand_windows
     from bayes_wake.errors import DuplicateRowsWarning
     from bayes_wake.io.events import duplicate_rows_message, read_events
     from bayes_wake.wakes import count_wakes
-    from bayes_wake.core.windows import expand_windows
 
     windows = expand_windows(*t_window, name="--t-window", temporal=True)
     radii = expand_windows(*spat_window, name="--spat-window")
@@ -405,9 +405,9 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
     figure into the staging folder, and report convergence loudly."""
     import warnings
 
-    from bayes_wake.io.artefacts import write_table
     from bayes_wake.bayes.fit import fit_surface
     from bayes_wake.errors import ConvergenceWarning
+    from bayes_wake.io.artefacts import write_table
     from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
 
     with warnings.catch_warnings():

@@ -26,8 +26,8 @@ from bayes_wake.cli.common import (
 
 def _parse_scenario(text: str):
     """``form=additive,size=0.3,delay=20:60,distance=2:9[,name=...][,placebo=1]``."""
-    from bayes_wake.errors import SettingsError
     from bayes_wake.checks.recovery import Scenario
+    from bayes_wake.errors import SettingsError
 
     fields: dict = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -98,12 +98,18 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     import pandas as pd
     from rich.markup import escape
 
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.checks.recovery import (
+        RecoverySettings,
+        Scenario,
+        load_battery,
+        run_recovery,
+        score_recovery,
+        write_recovery,
+    )
+    from bayes_wake.core.windows import expand_windows
     from bayes_wake.errors import SettingsError
     from bayes_wake.mwa.analysis import MWASettings
-    from bayes_wake.checks.recovery import (RecoverySettings, Scenario, load_battery,
-                                     run_recovery, score_recovery, write_recovery)
-    from bayes_wake.bayes.spec import load_spec
-    from bayes_wake.core.windows import expand_windows
 
     console = _console()
     started = time.perf_counter()

@@ -117,9 +117,9 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
     """
     from rich.markup import escape
 
+    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.io.acled import parse_outcome
     from bayes_wake.studies.sauter.workflow import DEFAULT_OUTCOMES, reanalyze_sauter
-    from bayes_wake.bayes.spec import load_spec
 
     console = _console()
     spec = None

@@ -99,22 +99,22 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     import numpy as np
     from rich.markup import escape
 
-    from bayes_wake.io.artefacts import write_json
+    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.checks.bayesian import resolve_checks
     from bayes_wake.checks.calibration import read_placebo_sites
-    from bayes_wake.errors import SettingsError
-    from bayes_wake.mwa.analysis import MWASettings
+    from bayes_wake.checks.randomisation import check_permutation_vcov
     from bayes_wake.checks.sensitivity import (
         REPORT_NAME,
         VERDICT_LABELS,
         SensitivitySettings,
-        read_region_column,
         regions_of_anchors,
         run_sensitivity,
     )
-    from bayes_wake.checks.randomisation import check_permutation_vcov
-    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.core.windows import expand_windows, normalise_time_unit
+    from bayes_wake.errors import SettingsError
+    from bayes_wake.io.artefacts import write_json
+    from bayes_wake.io.events import read_region_column
+    from bayes_wake.mwa.analysis import MWASettings
 
     console = _console()
     started = time.perf_counter()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import (
     check_coordinates,
     find_column,
@@ -36,7 +37,6 @@ from bayes_wake.io.tables import (
     read_table,
     study_period,
 )
-from bayes_wake.errors import EventDataError, SettingsError
 
 __all__ = [
     "INTER_CODES",

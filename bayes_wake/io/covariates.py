@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bayes_wake.io.tables import check_coordinates, find_column, parse_numbers, read_table
 from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.io.tables import check_coordinates, find_column, parse_numbers, read_table
 
 __all__ = [
     "add_covariates",

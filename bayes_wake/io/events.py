@@ -30,6 +30,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "duplicate_rows_message",
     "read_events",
+    "read_region_column",
     "summarise_events",
 ]
 
@@ -1158,6 +1159,28 @@ def _label_codes(
                    "standard errors group on it)", gap, column=name)
     codes = pd.Series(np.where(missing, None, texts), dtype=object).factorize()[0]
     return np.where(codes < 0, np.nan, codes).astype(np.float64)
+
+
+def read_region_column(path: str | os.PathLike, column: str, n_rows: int) -> np.ndarray:
+    """Read one column of an event file, row-aligned with :func:`read_events`' table.
+
+    Raises
+    ------
+    EventDataError
+        The column is not in the file (its columns and the nearest name are listed).
+    """
+    loaded = _load(path, None)  # the reader of read_events, so rows line up
+    columns = [str(c) for c in loaded.frame.columns]
+    if column not in columns:
+        close = difflib.get_close_matches(column, columns, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise EventDataError(f"--region-column: no column '{column}'{hint} (columns: "
+                             f"{', '.join(columns)})", path=str(path))
+    values = loaded.frame[column]
+    if len(values) != n_rows:  # pragma: no cover - the reader guarantees it
+        raise EventDataError("the region column does not line up with the events",
+                             path=str(path))
+    return values.to_numpy(dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import (
     check_coordinates,
     find_column,
@@ -36,7 +37,6 @@ from bayes_wake.io.tables import (
     read_table,
     study_period,
 )
-from bayes_wake.errors import EventDataError, SettingsError
 
 __all__ = [
     "AID_COLUMNS",
@@ -355,8 +355,8 @@ def simulate_project_placement(
     SettingsError
         Bad counts or dates, or regions where the placement puts no project.
     """
-    from bayes_wake.simulate import simulate_study
     from bayes_wake.io.study_area import STUDY_REGIONS, filter_to_regions
+    from bayes_wake.simulate import simulate_study
 
     kinds = tuple(kinds)
     if not kinds or any(k not in _KINDS for k in kinds):

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bayes_wake.io.tables import header_key
 from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.io.tables import header_key
 
 __all__ = [
     "MALI_REGIONS",

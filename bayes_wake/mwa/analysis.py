@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.io.artefacts import write_table
-from bayes_wake.errors import SettingsError
 from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.core.rcompat import r_round
 from bayes_wake.core.regression import VCovSpec, conley_kernel, parse_vcov, weighted_ols
+from bayes_wake.errors import SettingsError
+from bayes_wake.io.artefacts import write_table
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
            "matched_cells", "vcov_inputs", "standard_error_table", "ROBUST_ERRORS"]

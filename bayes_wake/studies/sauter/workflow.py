@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_wake.core.windows import expand_windows
+from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.io.acled import Outcome, parse_outcome, read_acled
 from bayes_wake.io.artefacts import (
     check_output_folder,
@@ -34,8 +36,6 @@ from bayes_wake.io.artefacts import (
     write_table,
 )
 from bayes_wake.io.covariates import add_covariates, load_layer
-from bayes_wake.errors import ConvergenceWarning, SettingsError
-from bayes_wake.mwa.analysis import ROBUST_ERRORS, MWAResult, matched_wake_analysis, standard_error_table
 from bayes_wake.io.projects import read_projects, simulate_project_placement
 from bayes_wake.io.study_area import (
     STUDY_REGIONS,
@@ -44,8 +44,13 @@ from bayes_wake.io.study_area import (
     normalise_region_name,
     resolve_regions,
 )
+from bayes_wake.mwa.analysis import (
+    ROBUST_ERRORS,
+    MWAResult,
+    matched_wake_analysis,
+    standard_error_table,
+)
 from bayes_wake.wakes import count_wakes, save_cube
-from bayes_wake.core.windows import expand_windows
 
 __all__ = [
     "DEFAULT_OUTCOMES",
