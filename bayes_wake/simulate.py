@@ -38,12 +38,13 @@ import pandas as pd
 import xarray as xr
 from scipy import spatial, special
 
+from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
+from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
 from bayes_wake.errors import SettingsError
 
 __all__ = [
     "BASES",
     "COVARIATES",
-    "EARTH_RADIUS_KM",
     "MALI_BOUNDS",
     "NIGER_RIVER",
     "NULL_EFFECT",
@@ -52,8 +53,6 @@ __all__ = [
     "simulate_study",
 ]
 
-EARTH_RADIUS_KM = 6371.0088
-"""Mean Earth radius (IUGG), km: the sphere of the ``exact`` distance convention."""
 
 MALI_BOUNDS = (-12.0, 4.5, 10.0, 25.0)
 """Rough bounding box of Mali as (lon_min, lon_max, lat_min, lat_max), WGS84 degrees."""
@@ -216,13 +215,12 @@ DistanceKernel = Literal["rayleigh", "halfnormal"]
 TimeUnit = Literal["days", "hours", "minutes", "seconds"]
 DistanceConvention = Literal["exact", "mwa"]
 
-# R's mwa measures distance as 111.111 km per degree of central angle; the sphere of the
-# exact convention has this many km per degree.
-_KM_PER_DEGREE_MWA = 111.111
+# R's mwa measures distance as KM_PER_DEGREE_MWA km per degree of central angle; the sphere
+# of the exact convention has this many km per degree.
 _KM_PER_DEGREE_EXACT = EARTH_RADIUS_KM * math.pi / 180.0
 
-_PAPER_WINDOWS = np.arange(10, 61, 10)
-_PAPER_RADII = np.arange(3.0, 15.1, 3.0)
+_PAPER_WINDOWS = expand_windows(*PAPER_WINDOWS, temporal=True)
+_PAPER_RADII = expand_windows(*PAPER_RADII)
 
 
 @dataclass(frozen=True)
@@ -1010,7 +1008,7 @@ def _true_effect(
         whole_days >= 1, effect.delay_cdf(whole_days + 1.0) - effect.delay_cdf(1.0), 0.0
     )
     p_time = (1.0 - dated_share) * timed + dated_share * dated
-    reach = radius if convention == "exact" else radius * _KM_PER_DEGREE_EXACT / _KM_PER_DEGREE_MWA
+    reach = radius if convention == "exact" else radius * _KM_PER_DEGREE_EXACT / KM_PER_DEGREE_MWA
     p_space = effect.distance_cdf(reach)
     values = effect.rate * p_time[:, None] * p_space[None, :]
     return xr.DataArray(

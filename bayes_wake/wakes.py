@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +25,8 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from bayes_wake import __version__
+from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
 from bayes_wake.core.rcompat import format_digits7
 from bayes_wake.core.windows import TIME_UNITS, normalise_time_unit
 from bayes_wake.errors import EventDataError, SettingsError
@@ -36,14 +37,8 @@ __all__ = [
     "save_cube",
     "load_cube",
     "central_angle_deg",
-    "KM_PER_DEGREE_MWA",
-    "EARTH_RADIUS_KM",
 ]
 
-#: R's mwa turns degrees of central angle into km with this factor (a known quirk).
-KM_PER_DEGREE_MWA = 111.111
-#: IUGG mean Earth radius (km), used by the ``exact`` convention.
-EARTH_RADIUS_KM = 6371.0088
 
 Convention = Literal["mwa", "exact"]
 _ANCHOR_ROLES = ("treatment", "control")
@@ -52,12 +47,6 @@ _RESERVED = {"event", "event_id", "source_id", "role", "treated", "time", "lon",
              "radius", "window", "period", "dependent", "same_type", "other_type", "trend",
              "complete"}
 
-
-def _package_version() -> str:
-    try:
-        return version("bayes_wake")
-    except PackageNotFoundError:  # running from a source tree without installation
-        return "unknown"
 
 
 def central_angle_deg(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
@@ -358,7 +347,7 @@ def count_wakes(
         "n_dependent": int((roles == "dependent").sum()),
         "n_other": int((roles == "other").sum()),
         "source": str(events.attrs.get("source", "")),
-        "bayes_wake_version": _package_version(),
+        "bayes_wake_version": __version__,
     })
     return ds
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bayes_wake.core.geo import EARTH_RADIUS_KM
 from bayes_wake.errors import SettingsError
 from bayes_wake.simulate import (
     BASES,
-    EARTH_RADIUS_KM,
     MALI_BOUNDS,
     NIGER_RIVER,
     PlantedEffect,

@@ -42,9 +42,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
-from bayes_wake.wakes import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA, count_wakes
+from bayes_wake.wakes import count_wakes
 
 __all__ = ["Scenario", "plant", "matched_truth", "placebo_placement", "posterior_cells",
            "recovery_tasks", "run_recovery", "score_recovery", "FORMS", "load_battery"]

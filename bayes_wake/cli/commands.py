@@ -116,7 +116,7 @@ def demo(out, seed, mwa_only, allow_unconverged):
     """
     from rich.markup import escape
 
-    from bayes_wake.core.windows import expand_windows
+    from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
     from bayes_wake.io.artefacts import provenance, staged_directory, write_table
     from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.simulate import simulate_study
@@ -127,8 +127,8 @@ def demo(out, seed, mwa_only, allow_unconverged):
     study = simulate_study(seed)
     events = study.events
     covariates = list(events.attrs["covariates"])
-    windows = expand_windows(10, 60, 10, temporal=True)
-    radii = expand_windows(3, 15, 3)
+    windows = expand_windows(*PAPER_WINDOWS, temporal=True)
+    radii = expand_windows(*PAPER_RADII)
     counts = events["role"].value_counts()
     console.print(f"Simulated study (seed {seed}): {counts['treatment']} treatment, "
                   f"{counts['control']} control, {counts['dependent']} dependent events; "

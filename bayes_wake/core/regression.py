@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 from scipy import sparse, stats
 
+from bayes_wake.core.geo import EARTH_RADIUS_KM
 from bayes_wake.errors import SettingsError
 
 __all__ = ["OLSFit", "weighted_ols", "VCov", "VCovSpec", "parse_vcov", "conley_kernel",
@@ -156,7 +157,7 @@ def conley_kernel(lat, lon, km: float, days: float | None = None,
 
     lat, lon = np.radians(np.asarray(lat, float)), np.radians(np.asarray(lon, float))
     xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-    chord = 2 * np.sin(km / 6371.0088 / 2)
+    chord = 2 * np.sin(km / EARTH_RADIUS_KM / 2)
     pairs = cKDTree(xyz).query_pairs(chord * (1 + 1e-12), output_type="ndarray")
     if days is not None and len(pairs):
         t = np.asarray(time_days, float)

@@ -8,7 +8,12 @@ import numpy as np
 
 from bayes_wake.errors import SettingsError
 
-__all__ = ["expand_windows", "TIME_UNITS", "normalise_time_unit"]
+__all__ = ["expand_windows", "TIME_UNITS", "normalise_time_unit", "PAPER_WINDOWS",
+           "PAPER_RADII"]
+
+#: Sauter's (2022) grid as (min, max, step): t = 10..60 days by 10, s = 3..15 km by 3.
+PAPER_WINDOWS: tuple[int, int, int] = (10, 60, 10)
+PAPER_RADII: tuple[float, float, float] = (3.0, 15.0, 3.0)
 
 #: Time units and their length in seconds.
 TIME_UNITS: dict[str, int] = {"days": 86_400, "hours": 3_600, "minutes": 60, "seconds": 1}

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bayes_wake.core.geo import EARTH_RADIUS_KM
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import check_coordinates, find_column, parse_numbers, read_table
 
@@ -41,7 +42,6 @@ __all__ = [
     "sample_raster",
 ]
 
-_EARTH_RADIUS_KM = 6371.0088
 _SEGMENT_DEG = 0.02  # longest segment (degrees) of a feature before it is projected
 _VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".parquet")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
@@ -177,7 +177,7 @@ def distance_error_bound(lon: np.ndarray, lat: np.ndarray,
     cos_angle = np.clip(np.sin(phi1) * np.sin(phi2)
                         + np.cos(phi1) * np.cos(phi2) * np.cos(dlam), -1, 1)
     reach = np.broadcast_to(np.nan_to_num(np.asarray(reach_km, dtype=float)), lon.shape)
-    angle = float(np.nanmax(np.arccos(cos_angle) + reach / _EARTH_RADIUS_KM))
+    angle = float(np.nanmax(np.arccos(cos_angle) + reach / EARTH_RADIUS_KM))
     return angle / math.sin(angle) - 1.0 if angle > 0 else 0.0
 
 
@@ -245,7 +245,7 @@ def distance_to_layer(lon: np.ndarray, lat: np.ndarray, layer, *,
     # nearest feature point is their true distance from the centre.
     ends = shapely.get_coordinates(shapely.shortest_line(points[source], features[target]))
     radius_km = np.hypot(ends[:, 0], ends[:, 1]).max() / 1000.0
-    angle = radius_km / _EARTH_RADIUS_KM
+    angle = radius_km / EARTH_RADIUS_KM
     return out, (angle / math.sin(angle) - 1.0 if angle > 0 else 0.0)
 
 

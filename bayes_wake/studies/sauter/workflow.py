@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.core.windows import expand_windows
+from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.io.acled import Outcome, parse_outcome, read_acled
 from bayes_wake.io.artefacts import (
@@ -63,8 +63,7 @@ __all__ = [
 ]
 
 #: The paper's grid as (min, max, step): t = 10..60 days by 10, s = 3..15 km by 3 (30 cells).
-DEFAULT_WINDOWS: tuple[int, int, int] = (10, 60, 10)
-DEFAULT_RADII: tuple[float, float, float] = (3.0, 15.0, 3.0)
+DEFAULT_WINDOWS, DEFAULT_RADII = PAPER_WINDOWS, PAPER_RADII
 #: The paper's three outcomes, main one first.
 DEFAULT_OUTCOMES: tuple[str, ...] = ("vac", "battles_nsag", "nsag")
 
