@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
+from bayes_wake.io.tables import MISSING_TEXT, one_line
 
 __all__ = [
     "DEFAULT_COLUMNS",
@@ -79,7 +80,6 @@ _NUMBER_RE = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf|infinity)"
 _INTEGER_RE = r"[+-]?\d+"
 # Spellings of a missing value in in-memory or Parquet text columns (read_csv already turns
 # these into NaN for CSV files).
-_MISSING_TEXT = frozenset({"", "na", "nan", "null", "none", "<na>", "n/a"})
 _UNNAMED_RE = re.compile(r"^Unnamed: \d+(?:_level_\d+)?$")
 
 _NS_MIN = pd.Timestamp.min.tz_localize("UTC")
@@ -495,7 +495,7 @@ def _csv(path: Path, label: str, sep: str) -> pd.DataFrame:
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         if isinstance(exc, EventDataError):
             raise
-        raise EventDataError(f"cannot read as {what}: {_one_line(exc)}", path=label) from None
+        raise EventDataError(f"cannot read as {what}: {one_line(exc)}", path=label) from None
     return frame
 
 
@@ -560,7 +560,7 @@ def _read_parquet(path: Path, label: str) -> _Loaded:
             frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many kinds for a damaged file
         raise EventDataError(
-            f"cannot read as Parquet: {_one_line(exc)}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
+            f"cannot read as Parquet: {one_line(exc)}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
             path=label,
         ) from None
     return _from_frame(frame, label)
@@ -574,7 +574,7 @@ def _read_geo(path: Path, label: str, layer: str | None) -> _Loaded:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     except Exception as exc:  # pyogrio.errors.DataSourceError and friends
         raise EventDataError(
-            f"cannot read as GeoPackage/GeoJSON: {_one_line(exc)}", path=label
+            f"cannot read as GeoPackage/GeoJSON: {one_line(exc)}", path=label
         ) from None
     if layer is None and len(layers) > 1:
         raise EventDataError(
@@ -592,7 +592,7 @@ def _read_geo(path: Path, label: str, layer: str | None) -> _Loaded:
         frame = gpd.read_file(path, layer=layer, engine="pyogrio", datetime_as_string=True)
     except Exception as exc:
         raise EventDataError(
-            f"cannot read as GeoPackage/GeoJSON: {_one_line(exc)}", path=label
+            f"cannot read as GeoPackage/GeoJSON: {one_line(exc)}", path=label
         ) from None
     return _from_frame(frame, label)
 
@@ -608,11 +608,6 @@ def _from_frame(frame: pd.DataFrame, label: str) -> _Loaded:
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     return _Loaded(frame=frame, label=label, geometry=geometry, geometry_column=geometry_column)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -860,7 +855,7 @@ def _missing_mask(column: pd.Series) -> np.ndarray:
     ):
         return column.isna().to_numpy(dtype=bool)
     texts = column.astype("str")
-    spelled = texts.str.strip().str.lower().isin(_MISSING_TEXT)
+    spelled = texts.str.strip().str.lower().isin(MISSING_TEXT)
     return (texts.isna() | spelled).to_numpy(dtype=bool)
 
 
@@ -990,7 +985,7 @@ def _geometry_coordinates(loaded: _Loaded, fail: Any) -> tuple[np.ndarray, np.nd
             geometry = geometry.to_crs(4326)
         except Exception as exc:
             raise fail(
-                f"cannot reproject from {crs.to_string()} to EPSG:4326: {_one_line(exc)}",
+                f"cannot reproject from {crs.to_string()} to EPSG:4326: {one_line(exc)}",
                 column=name,
             ) from None
     return geometry.x.to_numpy(dtype=np.float64), geometry.y.to_numpy(dtype=np.float64)
@@ -1152,7 +1147,7 @@ def _label_codes(
 ) -> np.ndarray:
     """Group labels as float codes 0, 1, ... in order of first appearance (NaN: missing)."""
     texts = column.astype("str").str.strip()
-    missing = column.isna().to_numpy() | texts.str.lower().isin(_MISSING_TEXT).to_numpy()
+    missing = column.isna().to_numpy() | texts.str.lower().isin(MISSING_TEXT).to_numpy()
     gap = missing & needs_values
     if gap.any():
         raise fail("missing group label for treatment or control events (cluster-robust "

@@ -27,7 +27,8 @@ TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".parquet", ".geojson", ".j
 _DATE_FORMATS = ("%d %B %Y", "%d-%B-%Y", "%d %b %Y", "%d-%b-%Y", "%B %d, %Y", "%d/%m/%Y")
 DATE_FORMATS_TEXT = ("ISO 8601 ('2020-12-31'), '31 December 2020', '31-December-2020', "
                      "'31 Dec 2020' or '31/12/2020' (day first)")
-_MISSING = frozenset({"", "na", "nan", "null", "none", "n/a", "<na>"})
+#: Cell texts that mean "missing" (compared stripped and lower-cased), for every reader.
+MISSING_TEXT = frozenset({"", "na", "nan", "null", "none", "n/a", "<na>"})
 
 
 def header_key(name: str) -> str:
@@ -80,7 +81,7 @@ def read_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
         try:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many kinds for a damaged file
-            raise EventDataError(f"cannot read the {what} as Parquet: {_one_line(exc)}",
+            raise EventDataError(f"cannot read the {what} as Parquet: {one_line(exc)}",
                                  path=label) from None
         frame = _as_text(frame)
     elif lower.endswith((".geojson", ".json", ".gpkg", ".shp")):
@@ -105,7 +106,7 @@ def _read_csv(path: Path, label: str, what: str) -> pd.DataFrame:
         except pd.errors.EmptyDataError:
             raise EventDataError(f"the {what} is empty", path=label) from None
         except (pd.errors.ParserError, ValueError, OSError) as exc:
-            raise EventDataError(f"cannot read the {what} as CSV: {_one_line(exc)}",
+            raise EventDataError(f"cannot read the {what} as CSV: {one_line(exc)}",
                                  path=label) from None
         if encoding != "utf-8-sig":
             warnings.warn(f"{label}: not UTF-8; read as Windows-1252", UserWarning,
@@ -133,7 +134,7 @@ def _read_vector_points(path: Path, label: str, what: str) -> pd.DataFrame:
     try:
         layer = gpd.read_file(path)
     except Exception as exc:  # pyogrio's DataSourceError and friends
-        raise EventDataError(f"cannot read the {what} as a vector file: {_one_line(exc)}",
+        raise EventDataError(f"cannot read the {what} as a vector file: {one_line(exc)}",
                              path=label) from None
     geometry = layer.geometry
     frame = _as_text(pd.DataFrame(layer.drop(columns=layer.geometry.name)))
@@ -182,7 +183,7 @@ def find_column(frame: pd.DataFrame, candidates: Iterable[str]) -> str | None:
 def missing_mask(column: pd.Series) -> np.ndarray:
     """Cells that are missing: NaN or text that spells a missing value."""
     text = column.astype("str")
-    return (column.isna() | text.str.strip().str.lower().isin(_MISSING)).to_numpy(dtype=bool)
+    return (column.isna() | text.str.strip().str.lower().isin(MISSING_TEXT)).to_numpy(dtype=bool)
 
 
 def parse_numbers(column: pd.Series, *, name: str, path: str | None, what: str,
@@ -260,9 +261,10 @@ def _swap_hint(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
     return ""
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace runs joined), for error messages."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 def study_period(start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:

@@ -50,6 +50,8 @@ from bayes_wake.mwa.analysis import (
     matched_wake_analysis,
     standard_error_table,
 )
+from bayes_wake.mwa.multiplicity import benjamini_hochberg
+from bayes_wake.mwa.multiplicity import holm as holm_adjusted
 from bayes_wake.wakes import count_wakes, save_cube
 
 __all__ = [
@@ -856,8 +858,6 @@ def _study_map(boundary, keep_regions, bases, projects, pool, selections, outcom
 def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, boundary,
                   keep_regions, disagree: int, sim_text: str, covariate_notes: dict,
                   settings: dict, record: dict, alpha: float, spec, inputs: dict) -> None:
-    from statsmodels.stats.multitest import multipletests
-
     from bayes_wake.io.html import HtmlReport
 
     report = HtmlReport("Sauter (2022) reanalysis: MINUSMA Quick Impact Projects and violence "
@@ -943,10 +943,8 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
         k = len(significant)
         pvalues = item.mwa.estimates["pvalue"].to_numpy(dtype=float)
         finite = np.isfinite(pvalues)
-        bh = int(multipletests(pvalues[finite], alpha=alpha, method="fdr_bh")[0].sum()) \
-            if finite.any() else 0
-        holm = int(multipletests(pvalues[finite], alpha=alpha, method="holm")[0].sum()) \
-            if finite.any() else 0
+        bh = int((benjamini_hochberg(pvalues) <= alpha).sum())
+        holm = int((holm_adjusted(pvalues) <= alpha).sum())
         report.paragraph(
             f"{item.n_events:,} outcome events. {k} of {int(finite.sum())} windows reach "
             f"p <= {alpha:g}; with {int(finite.sum())} independent tests about "
