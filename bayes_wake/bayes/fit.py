@@ -74,6 +74,18 @@ class Diagnostics:
             out.append(f"{self.divergences} divergent transitions")
         return out
 
+    def summary(self) -> str:
+        """One line: times, worst R-hat and ESS, divergences, and NOT CONVERGED if so."""
+        return (f"sampling {self.sample_seconds:.1f} s (compile {self.compile_seconds:.1f} s); "
+                f"max R-hat {self.max_r_hat:.3f}, min bulk ESS {self.min_ess_bulk:.0f}, "
+                f"{self.divergences} divergences"
+                + ("" if self.converged else " -- NOT CONVERGED: " + "; ".join(self.problems())))
+
+    @property
+    def warning(self) -> str | None:
+        """``NOT CONVERGED: ...`` for outputs of a fit that failed the rule, else None."""
+        return None if self.converged else "NOT CONVERGED: " + "; ".join(self.problems())
+
 
 @dataclass
 class BayesResult:
@@ -106,6 +118,22 @@ class BayesResult:
         frame = self.surface.to_dataframe().reset_index()
         frame = frame.rename(columns={"window": "t_window", "radius": "spat_window"})
         return frame[SURFACE_COLUMNS]
+
+    def write_outputs(self, folder: str | os.PathLike) -> str | None:
+        """Write ``effect_surface.csv`` and ``posterior.nc`` into ``folder`` and, for a fit
+        that failed the convergence rule, ``NOT_CONVERGED.txt`` (the table's header says so
+        too). Returns the warning (None when converged)."""
+        from bayes_wake.io.artefacts import write_table
+
+        folder = Path(folder)
+        warning = self.diagnostics.warning
+        table = self.table()
+        if warning:
+            table.attrs["warning"] = warning
+            (folder / "NOT_CONVERGED.txt").write_text(warning + "\n")
+        write_table(table, folder / "effect_surface.csv")
+        self.to_netcdf(folder / "posterior.nc")
+        return warning
 
     def to_netcdf(self, path: str | os.PathLike) -> Path:
         """Save the DataTree atomically (the pointwise log-likelihood is never stored)."""

@@ -407,7 +407,6 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
 
     from bayes_wake.bayes.fit import fit_surface
     from bayes_wake.errors import ConvergenceWarning
-    from bayes_wake.io.artefacts import write_table
     from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
 
     with warnings.catch_warnings():
@@ -416,29 +415,18 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
                           tcm=tcm, delete_sutva=delete_sutva, formula=result.settings.formula,
                           progress=console.is_terminal, log=console.print)
     diagnostics = fit.diagnostics
-    console.print(f"sampler {spec.sampler.backend}: compile {diagnostics.compile_seconds:.1f} s,"
-                  f" sampling {diagnostics.sample_seconds:.1f} s; max R-hat "
-                  f"{diagnostics.max_r_hat:.3f}, min bulk ESS {diagnostics.min_ess_bulk:.0f}, "
-                  f"{diagnostics.divergences} divergences")
-    warning = None
+    console.print(f"sampler {spec.sampler.backend}: {diagnostics.summary()}", markup=False)
     if not diagnostics.converged:
-        warning = "NOT CONVERGED: " + "; ".join(diagnostics.problems())
         console.print(f"[bold red]WARNING: the posterior did not converge "
                       f"({'; '.join(diagnostics.problems())}). Do not use these numbers; "
                       "sample longer (--draws, --tune) or change the model.[/]")
-    table = fit.table()
-    if warning:
-        table.attrs["warning"] = warning
-    write_table(table, stage / "effect_surface.csv")
-    fit.to_netcdf(stage / "posterior.nc")
+    warning = fit.write_outputs(stage)
     fig, _ = plot_surfaces_side_by_side(
         result.surface, fit.surface, left_value="estimate", right_value="mean",
         right_title=f"Bayesian posterior mean ({spec.name})",
         t_unit=result.cube_attrs.get("t_unit", "days"), alpha=result.settings.alpha,
         warning=warning)
     save_figure(fig, stage / "comparison.png")
-    if not diagnostics.converged:
-        (stage / "NOT_CONVERGED.txt").write_text(warning + "\n")
     return fit
 
 

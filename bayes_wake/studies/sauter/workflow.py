@@ -720,11 +720,7 @@ def _fit(item: OutcomeResult, spec, covariates: list[str], tcm: bool, progress: 
         fit = fit_surface(item.cube, spec, match_on=covariates,
                           weighted=item.mwa.settings.weighted, tcm=tcm,
                           formula=item.mwa.settings.formula, progress=progress, log=say)
-    d = fit.diagnostics
-    say(f"{item.outcome.label}: sampling {d.sample_seconds:.1f} s (compile "
-        f"{d.compile_seconds:.1f} s); max R-hat {d.max_r_hat:.3f}, min bulk ESS "
-        f"{d.min_ess_bulk:.0f}, {d.divergences} divergences"
-        + ("" if d.converged else " -- NOT CONVERGED: " + "; ".join(d.problems())))
+    say(f"{item.outcome.label}: {fit.diagnostics.summary()}")
     return fit
 
 
@@ -732,15 +728,7 @@ def _write_fit(item: OutcomeResult, folder: Path, sim_kinds: list[str], alpha: f
     from bayes_wake.plotting import plot_surfaces_side_by_side
 
     fit = item.bayes
-    warning = None
-    if not fit.diagnostics.converged:
-        warning = "NOT CONVERGED: " + "; ".join(fit.diagnostics.problems())
-        (folder / "NOT_CONVERGED.txt").write_text(warning + "\n")
-    table = fit.table()
-    if warning:
-        table.attrs["warning"] = warning
-    write_table(table, folder / "effect_surface.csv")
-    fit.to_netcdf(folder / "posterior.nc")
+    warning = fit.write_outputs(folder)
     ci = round(100 * fit.surface.attrs["ci_prob"])
     label = item.outcome.label
     if sim_kinds:
