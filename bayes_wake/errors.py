@@ -69,6 +69,11 @@ class ModelSpecError(BayesWakeError, ValueError):
     """A model specification file that does not follow the schema."""
 
 
+class TaskFailed(BayesWakeError):
+    """A task of a scaled-out run raised; the finished tasks are stored and a rerun resumes
+    from them."""
+
+
 class DuplicateRowsWarning(UserWarning):
     """An event file holds exact duplicate rows (kept unless ``drop_duplicates=True``)."""
 

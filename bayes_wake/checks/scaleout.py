@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayes_wake.errors import BayesWakeError, SettingsError
+from bayes_wake.errors import BayesWakeError, SettingsError, TaskFailed
 from bayes_wake.io.artefacts import atomic_path, keep_in_output
 
 __all__ = [
@@ -50,10 +50,6 @@ __all__ = [
 
 #: Version of the stored task format; part of every key.
 TASK_FORMAT = 1
-
-
-class TaskFailed(BayesWakeError):
-    """A task raised; the finished tasks are stored and a rerun resumes from them."""
 
 
 @dataclass(frozen=True)
