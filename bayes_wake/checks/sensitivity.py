@@ -11,7 +11,10 @@ behind them as CSV:
    significant windows and of max |t|, family-wise p-values, Westfall-Young adjusted p-values;
 3. Bayesian checks (:mod:`bayes_wake.checks.bayesian`): per-cell P(effect > 0), P(positive over
    a region of the grid), power-scaling prior sensitivity, Poisson vs negative binomial, with
-   and without matching, without overlapping wakes, leave one region out.
+   and without matching, without overlapping wakes, leave one region out;
+4. placebo-placement calibration (:mod:`bayes_wake.checks.calibration`, with candidate
+   sites): the empirical size of every standard-error choice, and of the posterior's
+   intervals, on the user's own outcomes.
 
 Every permutation chunk, placebo chunk and model fit is a task keyed by the hash of the data
 and its settings and run on Dask (:mod:`bayes_wake.checks.scaleout`); finished tasks are stored in
