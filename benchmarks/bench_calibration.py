@@ -32,6 +32,11 @@ def size_table(placements=range(20), choices=CHOICES, alpha=0.05) -> list[dict]:
         table = calibration_table(cube, settings, choices, placement=p)
         results.append({"cells": table.to_dict("list")})
     size = placebo_size(results, choices, alpha)
+    return _rows(size)
+
+
+def _rows(size) -> list[dict]:
+    """The size table of :func:`bayes_wake.checks.calibration.placebo_size` as printed."""
     return [{"standard errors": r.choice, "placements": r.placements,
              "size (nominal 0.05)": r.size, "Monte Carlo SE": r.mc_se,
              "mean significant of 30": r.mean_flagged, "max significant": r.max_flagged,
@@ -74,11 +79,7 @@ def site_table(placements=range(20), choices=SITE_CHOICES, alpha=0.05) -> list[d
               "weight": "weight", "spec": None}
     results = [placebo_calibration_task(events, sites, p, 0, config) for p in placements]
     size = placebo_size(results, choices, alpha)
-    return [{"standard errors": r.choice, "placements": r.placements,
-             "size (nominal 0.05)": r.size, "Monte Carlo SE": r.mc_se,
-             "mean significant of 30": r.mean_flagged, "max significant": r.max_flagged,
-             "positive share of false positives": r.positive_share}
-            for r in size.itertuples()] + [
+    return _rows(size) + [
         {"standard errors": f"({len(sites):,} sites; mean placebo estimate "
                             "{:+.3f}, t = {:.1f})".format(*placebo_shift(results))}]
 

@@ -400,22 +400,20 @@ def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
         tasks.append(task)
         fit_tasks[variant.name] = key
     if settings.placebos:
-        tasks += _placebo_tasks(data_hash, settings, sites, spec)
+        tasks += _placebo_tasks(data_hash, base, settings, sites, spec)
     return tasks, fits, skipped, fit_tasks, shift
 
 
-def _placebo_tasks(data_hash: str, settings: SensitivitySettings, sites: pd.DataFrame,
-                   spec) -> list[Task]:
-    """One task per placebo placement of the calibration, keyed by data, sites and settings."""
-    config = {"windows": list(map(int, settings.windows)),
-              "radii": list(map(float, settings.radii)), "t_unit": settings.t_unit,
-              "convention": settings.convention, "mwa": asdict(settings.mwa),
-              "vcovs": list(CALIBRATION_CHOICES), "weight": settings.placebo_weight,
+def _placebo_tasks(data_hash: str, base: dict, settings: SensitivitySettings,
+                   sites: pd.DataFrame, spec) -> list[Task]:
+    """One task per placebo placement of the calibration, keyed by data, sites and settings
+    (``base``: the grid, counting and MWA settings every task of the run shares)."""
+    config = {**base, "vcovs": list(CALIBRATION_CHOICES), "weight": settings.placebo_weight,
               "spec": spec.model_dump(mode="json") if settings.placebo_bayes else None}
     sites_hash = hashlib.sha256(pd.util.hash_pandas_object(sites, index=False).to_numpy()
                                 .tobytes()).hexdigest()
-    return [Task(task_key(data_hash, {"kind": "placebo", "placement": i, "sites": sites_hash,
-                                      "seed": settings.seed, **config}),
+    return [Task(task_key(data_hash, {**config, "kind": "placebo", "placement": i,
+                                      "sites": sites_hash}),
                  placebo_calibration_task, (Shared("events"), Shared("sites"), i,
                                             settings.seed, config),
                  f"placebo placement {i}", "placebo",

@@ -27,6 +27,7 @@ from bayes_wake.cli.common import (
     _fit_and_write,
     _guard_output,
     _load_and_count,
+    _mwa_settings,
     _print_significant,
     _print_surface,
     _progress,
@@ -63,14 +64,12 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     from rich.markup import escape
 
     from bayes_wake.io.artefacts import provenance, staged_directory
-    from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
+    from bayes_wake.mwa.analysis import matched_wake_analysis
 
     console = _console()
     started = time.perf_counter()
-    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
-    MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,  # fail fast
-                delete_sutva=delete_sutva, matching=not no_match, formula=formula,
-                estimation=estimation, vcov=vcov, alpha=alpha)
+    _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov,
+                  alpha)  # fail fast
     _check_alpha2(alpha, alpha2)
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
@@ -188,16 +187,14 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
 
     from bayes_wake.bayes.spec import load_spec
     from bayes_wake.io.artefacts import provenance, staged_directory
-    from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
+    from bayes_wake.mwa.analysis import matched_wake_analysis
 
     console = _console()
     started = time.perf_counter()
     spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
                                              chains=chains, seed=seed)
-    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
-    MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
-                delete_sutva=delete_sutva, matching=not no_match, formula=formula,
-                estimation=estimation, vcov=vcov, alpha=alpha)
+    _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov,
+                  alpha)  # fail fast
     _check_alpha2(alpha, alpha2)
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,

@@ -130,6 +130,18 @@ def _vcov_columns(vcov: str) -> list[str]:
     return [spec.column] if spec.clustered and spec.column != "location" else []
 
 
+def _mwa_settings(match_on: str, weighted, tcm, no_match, delete_sutva, formula, estimation,
+                  vcov, alpha):
+    """The matched wake analysis settings of a command's options (``--match A,B`` and the
+    rest of :func:`mwa_options`), validated before any data are read."""
+    from bayes_wake.mwa.analysis import MWASettings
+
+    return MWASettings(match_on=tuple(c.strip() for c in match_on.split(",") if c.strip()),
+                       weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
+                       matching=not no_match, formula=formula, estimation=estimation,
+                       vcov=vcov, alpha=alpha)
+
+
 def _parse_selector(text: str, option: str) -> tuple[str, str]:
     if "=" not in text:
         raise click.BadParameter(f"expected COLUMN=VALUE (like type=treatment), got {text!r}",

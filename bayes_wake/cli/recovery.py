@@ -18,6 +18,7 @@ from bayes_wake.cli.common import (
     _fail_cleanly,
     _guard_output,
     _load_and_count,
+    _mwa_settings,
     _progress,
     data_options,
     mwa_options,
@@ -109,14 +110,11 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     )
     from bayes_wake.core.windows import expand_windows
     from bayes_wake.errors import SettingsError
-    from bayes_wake.mwa.analysis import MWASettings
 
     console = _console()
     started = time.perf_counter()
-    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
-    mwa = MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
-                      delete_sutva=delete_sutva, matching=not no_match, formula=formula,
-                      estimation=estimation, vcov=vcov, alpha=alpha)
+    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
+                        vcov, alpha)
     scenarios = [_parse_scenario(t) for t in scenario_texts]
     if battery:
         scenarios += load_battery(battery)[0]

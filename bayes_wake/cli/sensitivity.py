@@ -21,6 +21,7 @@ from bayes_wake.cli.common import (
     _fail_cleanly,
     _guard_output,
     _load_and_count,
+    _mwa_settings,
     _progress,
     allow_unconverged_option,
     data_options,
@@ -114,15 +115,12 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     from bayes_wake.errors import SettingsError
     from bayes_wake.io.artefacts import write_json
     from bayes_wake.io.events import read_region_column
-    from bayes_wake.mwa.analysis import MWASettings
 
     console = _console()
     started = time.perf_counter()
     # Everything that can be checked without the data is checked before reading it.
-    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
-    mwa = MWASettings(match_on=tuple(match_cols), weighted=weighted, tcm=tcm,
-                      delete_sutva=delete_sutva, matching=not no_match, formula=formula,
-                      estimation=estimation, vcov=vcov, alpha=alpha)
+    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
+                        vcov, alpha)
     check_permutation_vcov(vcov)
     windows = expand_windows(*t_window, name="--t-window", temporal=True)
     radii = expand_windows(*spat_window, name="--spat-window")

@@ -307,9 +307,7 @@ def weighted_ols(
         if df_test is None:
             pvalue = 2 * stats.norm.sf(np.abs(t))
         else:
-            df_test = np.broadcast_to(np.asarray(df_test, dtype=float), t.shape)
-            pvalue = np.where(df_test > 0, 2 * stats.t.sf(np.abs(t), np.maximum(df_test, 1e-300)),
-                              np.nan)
+            pvalue = 2 * stats.t.sf(np.abs(t), df_test)  # NaN where df <= 0
         intercept = bool(np.all(x[:, 0] == 1))
         if intercept:
             mean_fit = np.sum(w * fitted) / np.sum(w)
