@@ -251,7 +251,7 @@ def test_real_acled_export_with_simulated_projects(real_run):
     # PROVENANCE.md: 2,939 events in the study regions, 1,088 VAC, 939 battles, 2,622 NSAG
     assert summary.loc["Total", "Violence against civilians"] == 1088
     assert summary.loc["Total", "All non-state armed group activity"] == 2622
-    assert summary.loc["Total", "Battles involving a non-state armed group"] <= 939
+    assert summary.loc["Total", "Battles involving a non-state armed group"] == 936
     assert summary.loc["Total", "QIPs"] == 364 and summary.loc["Total", "Aid projects"] == 1500
     dropped = pd.read_csv(out / "dropped.csv").set_index("reason")["events"]
     assert dropped["in another admin-1 region (outside the study area)"] == 3314 - 2939
@@ -264,6 +264,20 @@ def test_real_acled_export_with_simulated_projects(real_run):
     html = (out / "report.html").read_text()
     assert "PROJECTS ARE SIMULATED" in html[:html.index("<h2>")]
     assert "1,088" in html and "monadic layout" in html
+    assert "the report holds ACLED-derived data and is for your own use" in html
+
+
+def test_no_event_map_leaves_the_acled_locations_out(study, tmp_path):
+    out = tmp_path / "report"
+    argv = ["sauter", "--acled", str(study["acled"]), "--boundaries", str(study["boundaries"]),
+            "--bases", str(study["bases"]), "--qips", str(study["qips"]), "--aid",
+            str(study["aid"]), "--t-window", "10", "30", "10", "--spat-window", "5", "15", "5",
+            "--mwa-only", "--no-event-map", "--out", str(out)]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    assert "ACLED-derived data" not in html and "outcome&#x27;s events" not in html
+    assert json.loads((out / "provenance.json").read_text())["settings"]["event_map"] is False
 
 
 def test_no_acled_row_is_written(real_run, shared_data):
@@ -316,3 +330,63 @@ def test_a_sauter_fit_that_does_not_converge_exits_3_after_writing_the_report(sh
     assert (out / "report.html").is_file()
     assert (out / "vac" / "NOT_CONVERGED.txt").read_text().startswith("NOT CONVERGED")
     assert (pd.read_csv(out / "vac" / "effect_surface.csv")["converged"] == 0).all()
+
+
+def test_the_study_map_keeps_labels_clear_rivers_inside_and_a_true_scale_bar(shared_data):
+    """On the real boundaries, bases and GSHHG rivers: every drawn river vertex lies inside
+    Mali (the layer runs far beyond it), no region label sits on a base or a project, the
+    scale bar is 200 km long by an independent haversine, and without the event map no
+    outcome point is drawn."""
+    import matplotlib.pyplot as plt
+    import shapely
+    from matplotlib.collections import LineCollection
+
+    from bayes_wake.io.acled import parse_outcome
+    from bayes_wake.io.covariates import load_layer
+    from bayes_wake.io.projects import simulate_project_placement
+    from bayes_wake.io.study_area import load_regions
+    from bayes_wake.studies.sauter.workflow import STUDY_REGIONS, _study_map
+
+    boundary = load_regions(shared_data / "ocha_cod_ab_mali_2015"
+                            / "mli_adm1_with_menaka_derived.geojson")
+    bases = load_layer(shared_data / "geopko_minusma"
+                       / "minusma_bases_sauter2022_from_geopko.csv")
+    rivers = load_layer(shared_data / "gshhg_wdbii_mali" / "mali_bbox_rivers_wdbii_full.geojson")
+    country = boundary.geometry.union_all().buffer(1e-6)
+    assert not rivers.geometry.within(country).all()  # the layer does run outside
+    projects = simulate_project_placement(0, regions=boundary, keep_regions=STUDY_REGIONS)
+    events = pd.DataFrame({"lon": [-3.0, 0.0], "lat": [14.5, 16.0]})
+    outcome = parse_outcome("vac")
+
+    fig = _study_map(boundary, list(STUDY_REGIONS), bases, projects, events, outcome,
+                     [rivers], [])
+    ax = fig.axes[0]
+    water = [c for c in ax.collections if isinstance(c, LineCollection)
+             and np.allclose(c.get_colors()[0][:3], (0x6b / 255, 0xae / 255, 0xd6 / 255))]
+    vertices = np.concatenate([p.vertices for c in water for p in c.get_paths()])
+    assert len(vertices) > 1000
+    assert shapely.contains_xy(country, vertices[:, 0], vertices[:, 1]).all()
+
+    markers = np.column_stack([np.r_[bases.geometry.x, projects["lon"]],
+                               np.r_[bases.geometry.y, projects["lat"]]])
+    labels = [t for t in ax.texts if t.get_style() == "italic"]  # base labels are bold
+    assert {t.get_text() for t in labels} >= set(STUDY_REGIONS)
+    for label in labels:
+        x, y = label.xy
+        gap = np.hypot(markers[:, 0] - x, markers[:, 1] - y).min()
+        assert gap >= 0.3, (label.get_text(), gap)
+
+    bar = next(line for line in ax.lines if line.get_linewidth() == 3)
+    (x0, x1), (y, _) = bar.get_xdata(), bar.get_ydata()
+    p = np.radians(y)
+    km = 2 * 6371.0088 * np.arcsin(np.cos(p) * abs(np.sin(np.radians(x1 - x0) / 2)))
+    assert km == pytest.approx(200, rel=1e-3)
+    assert any(t.get_text() == "200 km" for t in ax.texts)
+    assert any(len(c.get_offsets()) == 2 for c in ax.collections)  # the two outcome points
+    plt.close(fig)
+
+    fig = _study_map(boundary, list(STUDY_REGIONS), bases, projects, None, outcome, None, [])
+    ax = fig.axes[0]
+    assert not any(len(c.get_offsets()) == 2 for c in ax.collections)
+    assert outcome.label not in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_wake.core.geo import EARTH_RADIUS_KM
 from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.io.acled import Outcome, parse_outcome, read_acled
@@ -201,6 +202,7 @@ def reanalyze_sauter(
     alpha: float = 0.05,
     spec: object = "smooth_did",
     bayes: bool = True,
+    event_map: bool = True,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> SauterResult:
@@ -264,6 +266,9 @@ def reanalyze_sauter(
         name or a YAML path.
     bayes
         Fit the Bayesian model (minutes); False runs only the matched wake analysis.
+    event_map
+        Draw the outcome events (ACLED locations) on the report's map; False leaves them
+        out, for a report to share beyond ACLED's terms of use.
     progress
         Show the sampler's progress bar.
     log
@@ -439,7 +444,7 @@ def reanalyze_sauter(
         "outcomes": {o.name: {"label": o.label, "rule": o.rule(),
                               "description": o.description} for o in chosen},
         "covariates": covariate_notes, "convention": convention, "weighted": weighted,
-        "tcm": tcm, "alpha": alpha, "seed": seed,
+        "tcm": tcm, "alpha": alpha, "seed": seed, "event_map": event_map,
         "projects": {kind: (f"SIMULATED (seed {seed})" if sim else "from file")
                      for kind, sim in simulated.items()},
         "rivers_where": rivers_where, "roads_where": roads_where,
@@ -475,9 +480,9 @@ def reanalyze_sauter(
         significant = _significant_all(results, alpha)
         significant["projects"] = "SIMULATED" if sim_kinds else "from files"
         write_table(significant, stage / "significant_windows.csv")
-        _save(_study_map(boundary, keep_regions, base_layer, projects, outcome_pool,
-                         selections, chosen[0], layer_specs.get("dist_water_km"), sim_kinds),
-              stage / "map.png")
+        shown = outcome_pool[selections[chosen[0].name]] if event_map else None
+        _save(_study_map(boundary, keep_regions, base_layer, projects, shown, chosen[0],
+                         layer_specs.get("dist_water_km"), sim_kinds), stage / "map.png")
         sauter.seconds = time.perf_counter() - started
         record["seconds"] = round(sauter.seconds, 1)
         write_json(record, stage / "provenance.json")
@@ -765,9 +770,9 @@ def _ols_figure(item: OutcomeResult, sim_kinds: list[str]):
     return fig
 
 
-def _study_map(boundary, keep_regions, bases, projects, pool, selections, outcome, water,
-               sim_kinds):
-    """The paper's Figure 4: study area shaded, admin-1 lines, bases, projects, outcome."""
+def _study_map(boundary, keep_regions, bases, projects, points, outcome, water, sim_kinds):
+    """The paper's Figure 4: study area shaded, admin-1 lines, bases, projects, outcome events
+    (``points``; None leaves them out), rivers clipped to the country, a scale bar."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -777,15 +782,16 @@ def _study_map(boundary, keep_regions, bases, projects, pool, selections, outcom
     boundary[study].plot(ax=ax, color="#d9d9d9", edgecolor="none", zorder=0)
     boundary.boundary.plot(ax=ax, color="black", linewidth=0.7, zorder=1)
     if water is not None:
+        country = boundary.geometry.union_all()
         for layer in water:
             shapes = layer.geometry
             areas = shapes.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-            lines = shapes.where(~areas, shapes.boundary)
+            lines = shapes.where(~areas, shapes.boundary).intersection(country)
             lines = lines[lines.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
             lines.plot(ax=ax, color="#6baed6", linewidth=0.45, alpha=0.8, zorder=1)
-    points = pool[selections[outcome.name]]
-    ax.scatter(points["lon"], points["lat"], s=6, c="#cb181d", alpha=0.55, linewidths=0,
-               zorder=2)
+    if points is not None:
+        ax.scatter(points["lon"], points["lat"], s=6, c="#cb181d", alpha=0.55, linewidths=0,
+                   zorder=2)
     aid = projects[projects["kind"] == "aid"]
     qip = projects[projects["kind"] == "qip"]
     ax.scatter(aid["lon"], aid["lat"], s=22, facecolors="none", edgecolors="#2171b5",
@@ -801,17 +807,22 @@ def _study_map(boundary, keep_regions, bases, projects, pool, selections, outcom
                     fontweight="bold", zorder=6,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
                           "alpha": 0.75})
+    markers = np.column_stack([np.r_[bx, projects["lon"].to_numpy()],
+                               np.r_[by, projects["lat"].to_numpy()]])
     for _, row in boundary.iterrows():
         if row.geometry.area < 0.2:  # Bamako district: its base label says it
             continue
-        centre = row.geometry.representative_point()
-        ax.annotate(row["region"], (centre.x, centre.y), ha="center", fontsize=8,
-                    color="#555555", style="italic", zorder=1)
+        x, y = _label_position(row.geometry, markers)
+        ax.annotate(row["region"], (x, y), ha="center", va="center", fontsize=9,
+                    color="#333333", style="italic", zorder=7,
+                    bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none",
+                          "alpha": 0.6})
     west, south, east, north = boundary.total_bounds
     pad = 0.3
     ax.set_xlim(west - pad, east + pad)
     ax.set_ylim(south - pad, north + pad)
     ax.set_aspect(1.0 / np.cos(np.radians((south + north) / 2)))
+    _scale_bar(ax, km=200)
     ax.set_xlabel("longitude [°E]")
     ax.set_ylabel("latitude [°N]")
     sim = " (SIMULATED)" if sim_kinds else ""
@@ -826,16 +837,55 @@ def _study_map(boundary, keep_regions, bases, projects, pool, selections, outcom
                linestyle="none", markersize=6,
                label=f"aid projects ({len(aid)})"
                      f"{' (SIMULATED)' if 'aid' in sim_kinds else ''}"),
-        Line2D([], [], marker="o", color="#cb181d", alpha=0.6, linestyle="none",
-               markersize=4, label=f"{outcome.label} ({len(points)})"),
     ]
+    if points is not None:
+        handles.append(Line2D([], [], marker="o", color="#cb181d", alpha=0.6,
+                              linestyle="none", markersize=4,
+                              label=f"{outcome.label} ({len(points)})"))
     if water is not None:
         handles.append(Line2D([], [], color="#6baed6", label="rivers and lakes"))
     ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
-    ax.set_title(f"Projects and {outcome.label.lower()} in Mali{sim}", fontsize=12,
+    what = outcome.label.lower() if points is not None else "bases"
+    ax.set_title(f"Projects and {what} in Mali{sim}", fontsize=12,
                  color="#8b0000" if sim_kinds else "black")
     ax.grid(color="#eeeeee", linewidth=0.5, zorder=-1)
     return fig
+
+
+def _label_position(polygon, markers: np.ndarray) -> tuple[float, float]:
+    """A point inside ``polygon`` (lon, lat) far from every marker and near its middle: on a
+    grid of candidates inside it, the largest distance to the nearest marker (capped at 0.6
+    degrees, where a label no longer touches one) minus a tenth of the distance to the
+    polygon's representative point."""
+    import shapely
+
+    west, south, east, north = polygon.bounds
+    gx, gy = np.meshgrid(np.linspace(west, east, 25), np.linspace(south, north, 25))
+    inside = shapely.contains_xy(polygon.buffer(-0.15), gx.ravel(), gy.ravel())
+    centre = polygon.representative_point()
+    if not inside.any():
+        return centre.x, centre.y
+    cand = np.column_stack([gx.ravel()[inside], gy.ravel()[inside]])
+    near = np.full(len(cand), 0.6)
+    if len(markers):
+        d = np.hypot(cand[:, None, 0] - markers[None, :, 0], cand[:, None, 1] - markers[None, :, 1])
+        near = np.minimum(d.min(axis=1), 0.6)
+    score = near - 0.1 * np.hypot(cand[:, 0] - centre.x, cand[:, 1] - centre.y)
+    best = cand[np.argmax(score)]
+    return float(best[0]), float(best[1])
+
+
+def _scale_bar(ax, km: float) -> None:
+    """A ``km`` scale bar in the lower right corner (lon/lat axes; length at that latitude)."""
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    y = y0 + 0.05 * (y1 - y0)
+    length = km / (np.radians(EARTH_RADIUS_KM) * np.cos(np.radians(y)))
+    right = x1 - 0.05 * (x1 - x0)
+    ax.plot([right - length, right], [y, y], color="black", linewidth=3, solid_capstyle="butt",
+            zorder=8)
+    ax.annotate(f"{km:g} km", (right - length / 2, y), xytext=(0, 4),
+                textcoords="offset points", ha="center", va="bottom", fontsize=9, zorder=8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -900,8 +950,15 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
     report.table(sauter.dropped, caption="What was dropped, and why")
     report.figure(stage / "map.png", caption=(
         "Study area (grey: the study regions; black lines: admin-1 boundaries), MINUSMA bases, "
-        "QIPs, aid projects and the first outcome's events, in the style of the paper's "
-        "Figure 4." + (" Projects are SIMULATED." if sauter.any_simulated else "")))
+        "QIPs, aid projects" + (" and the first outcome's events" if settings["event_map"]
+                                else "") + ", in the style of the paper's Figure 4."
+        + (" Projects are SIMULATED." if sauter.any_simulated else "")))
+    if settings["event_map"]:
+        report.paragraph(
+            "This map shows ACLED event locations: the report holds ACLED-derived data and is "
+            "for your own use under ACLED's terms of use. To share it, rerun with "
+            "--no-event-map (the map then shows the projects and bases only; every other "
+            "part of the report is counts and estimates).", kind="note")
 
     report.heading("Projects (Table 1) and covariate balance (Table 2)")
     if sauter.funding is not None:
