@@ -496,7 +496,7 @@ def test_trailing_delimiters_are_harmless(tmp_path: Path) -> None:
         ("events.xlsx", "x", r"unknown file type '\.xlsx'; supported: \.csv\.gz, \.csv, \.parquet"),
         ("broken.parquet", "not parquet at all", "cannot read as Parquet"),
         ("broken.geojson", "{not json", "cannot read as GeoPackage/GeoJSON"),
-        ("ragged.csv", "type,lon,lat,timestamp\na,1,2,3\nb,1,2,3,4\n", "cannot read as CSV"),
+        ("ragged.csv", "type,lon,lat,timestamp\na,1,2,3\nb,1,2,3,4\n", "cannot read the event file as CSV"),
         ("wide.csv", "type,lon,lat,timestamp\na,1,2,3,4,5\n", "more fields than the header"),
     ],
 )
@@ -609,5 +609,20 @@ def test_a_latin1_file_is_named_at_its_true_byte_row_and_column(tmp_path: Path) 
     data = ("\n".join(body) + "\n").encode("latin-1")
     path = tmp_path / "latin1.csv"
     path.write_bytes(data)
-    error = raises(path, f"not UTF-8 text .* at byte {data.index(b'\xe9')}, line 2501")
-    assert (error.rows, error.column) == ([2500], "type")
+    with pytest.warns(UserWarning) as caught:
+        events = read_events(path, roles={"treatment": ("type", "traitement-é"),
+                                          "control": ("type", "control"),
+                                          "dependent": ("type", "dependent")})
+    assert str(caught[0].message) == (
+        f"{path}, row 2500, column 'type': not UTF-8 (invalid continuation byte at byte "
+        f"{data.index(b'\xe9')}, line 2501); read as Windows-1252")
+    assert (events["role"] == "treatment").sum() == 1  # the Windows-1252 text, decoded
+
+
+def test_a_file_neither_utf8_nor_windows1252_is_refused_where_it_breaks(tmp_path: Path) -> None:
+    lines = SMALL_CSV.splitlines()
+    lines[3] = lines[3].replace('"control"', '"contr\u0081"')  # 0x81: undefined in cp1252
+    path = tmp_path / "bad.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8").replace(b"\xc2\x81", b"\x81"))
+    error = raises(path, "neither UTF-8 nor Windows-1252 text")
+    assert (error.rows, error.column) == ([3], "type")

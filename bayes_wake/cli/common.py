@@ -225,11 +225,14 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
     explicit = roles != {r: ("type", r) for r in roles}
     wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("ignore", DuplicateRowsWarning)  # printed below
         events = read_events(data, columns=_parse_columns(columns) or None,
                              roles=roles if explicit else None, covariates=wanted,
                              drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov))
+    for warning in caught:  # the reader's findings (encoding, odd cells), one line each
+        console.print(f"[yellow]warning: {escape(str(warning.message))}[/]")
     repeats = events.attrs["duplicate_rows"]
     if repeats:
         message = duplicate_rows_message(str(data), repeats, drop_duplicates)

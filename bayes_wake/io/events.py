@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
-from bayes_wake.io.tables import MISSING_TEXT, one_line
+from bayes_wake.io.tables import MISSING_TEXT, one_line, read_csv_text
 
 __all__ = [
     "DEFAULT_COLUMNS",
@@ -78,8 +78,6 @@ _IN_MEMORY = "<DataFrame>"
 # Matched against stripped, lower-cased text.
 _NUMBER_RE = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf|infinity)"
 _INTEGER_RE = r"[+-]?\d+"
-# Spellings of a missing value in in-memory or Parquet text columns (read_csv already turns
-# these into NaN for CSV files).
 _UNNAMED_RE = re.compile(r"^Unnamed: \d+(?:_level_\d+)?$")
 
 _NS_MIN = pd.Timestamp.min.tz_localize("UTC")
@@ -126,7 +124,10 @@ def read_events(
         Path to a CSV (``.csv``, ``.csv.gz``), Parquet (``.parquet``), GeoPackage (``.gpkg``) or
         GeoJSON (``.geojson``, ``.json``) file, or an in-memory ``pandas.DataFrame`` /
         ``geopandas.GeoDataFrame`` (then errors name the source ``"<DataFrame>"`` and rows are
-        1-based positions in the frame, not index labels).
+        1-based positions in the frame, not index labels). CSV is read by
+        :func:`bayes_wake.io.tables.read_csv_text`, as every CSV input: comma, semicolon or
+        tab separated, UTF-8 (with or without a byte-order mark), else Windows-1252 with a
+        warning naming the first byte that is not UTF-8.
     columns
         Our column names mapped to the file's: keys among ``"time"``, ``"lon"``, ``"lat"``,
         ``"id"`` and ``"type"``. Unmapped keys keep R's ``mwa`` layout: ``time`` is
@@ -457,94 +458,8 @@ def _load(source: Any, layer: str | None) -> _Loaded:
 
 
 def _read_csv(path: Path, label: str) -> _Loaded:
-    frame = _csv(path, label, ",")
-    if frame.shape[1] == 1:
-        # A one-column table is almost always a file with another separator.
-        header = str(frame.columns[0])
-        for sep in (";", "\t"):
-            if sep in header:
-                frame = _csv(path, label, sep)
-                break
-    return _from_frame(frame, label)
-
-
-def _csv(path: Path, label: str, sep: str) -> pd.DataFrame:
-    # Every column is read as text: the numbers are then parsed by Python's correctly rounded
-    # float(), so R's %.17g output comes back bit-exact, and a bad cell can be named by row.
-    what = {",": "CSV", ";": "semicolon-separated CSV", "\t": "tab-separated CSV"}[sep]
-    try:
-        frame = pd.read_csv(path, dtype=str, encoding="utf-8", sep=sep)
-        if not isinstance(frame.index, pd.RangeIndex):
-            # Rows with more fields than the header: pandas silently takes the first fields as
-            # an index and shifts every column. Harmless only if the extra fields are empty
-            # (a delimiter at the end of each line).
-            extra = frame.iloc[:, -frame.index.nlevels :].notna().any(axis=1).to_numpy()
-            if extra.any():
-                raise EventDataError(
-                    f"more fields than the header's {frame.shape[1]} columns",
-                    path=label,
-                    rows=_row_numbers(extra),
-                )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, dtype=str, encoding="utf-8", sep=sep, index_col=False)
-    except pd.errors.EmptyDataError:
-        raise EventDataError("the file is empty", path=label) from None
-    except UnicodeDecodeError as exc:
-        raise _not_utf8(path, label, what, sep, exc) from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        if isinstance(exc, EventDataError):
-            raise
-        raise EventDataError(f"cannot read as {what}: {one_line(exc)}", path=label) from None
-    return frame
-
-
-def _not_utf8(
-    path: Path, label: str, what: str, sep: str, exc: UnicodeDecodeError
-) -> EventDataError:
-    """The error for a file that is not UTF-8: the offset of the first bad byte in the file
-    (pandas reports it within one of its buffers), and the row and column it falls in."""
-    import codecs
-    import csv
-    import gzip
-    import io
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, reason, parts = exc.start, exc.reason, []
-    with opener(path, "rb") as handle:
-        consumed = 0
-        while True:
-            chunk = handle.read(1 << 20)
-            carried = len(decoder.getstate()[0])  # bytes of a character split by the chunk
-            try:
-                parts.append(decoder.decode(chunk, final=not chunk))
-            except UnicodeDecodeError as error:
-                offset, reason = consumed - carried + error.start, error.reason
-                parts.append(error.object[: error.start].decode("utf-8"))
-                break
-            if not chunk:  # pragma: no cover - pandas found a bad byte, so there is one
-                break
-            consumed += len(chunk)
-    before = "".join(parts)
-    line = before.count("\n") + 1
-    rows, column = None, None
-    records = list(csv.reader(io.StringIO(before), delimiter=sep))
-    if before.endswith(("\n", "\r")) or not records:
-        records.append([""])  # the bad byte starts a new record
-    if len(records) > 1:
-        rows = [len(records) - 1]
-        header = records[0]
-        field = len(records[-1]) - 1
-        column = header[field] if field < len(header) else None
-    where = "in the header" if rows is None else f"line {line}"
-    return EventDataError(
-        f"cannot read as {what}: not UTF-8 text ({reason} at byte {offset}, {where}); save "
-        "the file as UTF-8 (a Latin-1 or Windows-1252 export?)",
-        path=label,
-        rows=rows,
-        column=column,
-    )
+    return _from_frame(read_csv_text(path, label, "the event file", missing="pandas",
+                                     stacklevel=6), label)
 
 
 def _read_parquet(path: Path, label: str) -> _Loaded:

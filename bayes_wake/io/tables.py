@@ -1,7 +1,8 @@
-"""Reading the tabular inputs of the study adapters (ACLED, projects, point layers).
+"""Reading tabular inputs: the one CSV reader (:func:`read_csv_text`) of every file, and
+:func:`read_table` for the study adapters (ACLED, projects, point layers).
 
-Private helpers shared by :mod:`bayes_wake.io.acled`, :mod:`bayes_wake.io.projects` and
-:mod:`bayes_wake.io.covariates`: every file is read as text, so that each bad cell can be named by
+Helpers shared by :mod:`bayes_wake.io.events`, :mod:`bayes_wake.io.acled`,
+:mod:`bayes_wake.io.projects` and :mod:`bayes_wake.io.covariates`: every file is read as text, so that each bad cell can be named by
 file, 1-based data row (the header is not counted) and column in an
 :class:`~bayes_wake.errors.EventDataError`.
 """
@@ -96,36 +97,136 @@ def read_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, label: str, what: str) -> pd.DataFrame:
-    last_error: Exception | None = None
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            frame = _csv_with_sep(path, encoding)
-        except UnicodeDecodeError as exc:
-            last_error = exc
-            continue
-        except pd.errors.EmptyDataError:
-            raise EventDataError(f"the {what} is empty", path=label) from None
-        except (pd.errors.ParserError, ValueError, OSError) as exc:
-            raise EventDataError(f"cannot read the {what} as CSV: {one_line(exc)}",
-                                 path=label) from None
-        if encoding != "utf-8-sig":
-            warnings.warn(f"{label}: not UTF-8; read as Windows-1252", UserWarning,
-                          stacklevel=4)
-        return frame
-    raise EventDataError(f"cannot read the {what}: not UTF-8 or Windows-1252 text "
-                         f"({last_error})", path=label)
+    return read_csv_text(path, label, f"the {what}", missing="empty")
 
 
-def _csv_with_sep(path: Path, encoding: str) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype=str, encoding=encoding, keep_default_na=False,
-                        na_values=[""], index_col=False)
-    if frame.shape[1] == 1:
-        header = str(frame.columns[0])
-        for sep in (";", "\t"):
-            if sep in header:
-                return pd.read_csv(path, dtype=str, encoding=encoding, sep=sep,
-                                   keep_default_na=False, na_values=[""], index_col=False)
+def read_csv_text(path: Path, label: str, what: str, *, missing: str = "empty",
+                  stacklevel: int = 5) -> pd.DataFrame:
+    """Read a CSV file as text columns: the one CSV reader of every input.
+
+    Comma, semicolon or tab separated (a one-column header holding ``;`` or a tab switches);
+    UTF-8 with or without a byte-order mark, else Windows-1252 with a warning that names the
+    first byte that is not UTF-8 (offset, line, row and column); rows with more fields than
+    the header are an error (unless the extra fields are empty: a delimiter at each line's
+    end).
+
+    Parameters
+    ----------
+    path, label
+        The file and its name for messages.
+    what
+        What the file is, for messages (``"the QIP file"``).
+    missing
+        ``empty``: only empty cells are missing; ``pandas``: also pandas' NA spellings (R's
+        ``NA``, ``NaN``, ``NULL``, ...), as R's ``read.csv`` reads them.
+    stacklevel
+        Of the encoding warning.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every column as text.
+
+    Raises
+    ------
+    EventDataError
+        Empty, ragged or unreadable file; text that is neither UTF-8 nor Windows-1252.
+    """
+    options = ({"keep_default_na": False, "na_values": [""]} if missing == "empty" else {})
+    try:
+        return _csv_frame(path, label, what, "utf-8-sig", options)
+    except UnicodeDecodeError as exc:
+        bad = _first_non_utf8(path, exc)
+    try:
+        frame = _csv_frame(path, label, what, "cp1252", options)
+    except UnicodeDecodeError:
+        raise EventDataError(f"cannot read {what}: neither UTF-8 nor Windows-1252 text "
+                             f"({bad['text']}); save it as UTF-8", path=label,
+                             rows=bad["rows"], column=bad["column"]) from None
+    where = (f", row {bad['rows'][0]}" if bad["rows"] else "") + (
+        f", column {bad['column']!r}" if bad["column"] is not None else "")
+    warnings.warn(f"{label}{where}: not UTF-8 ({bad['text']}); read as Windows-1252",
+                  UserWarning, stacklevel=stacklevel)
     return frame
+
+
+def _csv_frame(path: Path, label: str, what: str, encoding: str, options: dict) -> pd.DataFrame:
+    try:
+        frame = _csv_sep(path, label, what, encoding, ",", options)
+        if frame.shape[1] == 1:  # a one-column table is almost always another separator
+            header = str(frame.columns[0])
+            for sep in (";", "\t"):
+                if sep in header:
+                    return _csv_sep(path, label, what, encoding, sep, options)
+        return frame
+    except pd.errors.EmptyDataError:
+        raise EventDataError(f"{what} is empty", path=label) from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        if isinstance(exc, (EventDataError, UnicodeDecodeError)):
+            raise
+        raise EventDataError(f"cannot read {what} as CSV: {one_line(exc)}",
+                             path=label) from None
+
+
+def _csv_sep(path: Path, label: str, what: str, encoding: str, sep: str,
+             options: dict) -> pd.DataFrame:
+    # Every column is read as text: numbers are then parsed by Python's correctly rounded
+    # float(), so R's %.17g output comes back bit-exact, and a bad cell can be named by row.
+    frame = pd.read_csv(path, dtype=str, encoding=encoding, sep=sep, **options)
+    if isinstance(frame.index, pd.RangeIndex):
+        return frame
+    # Rows with more fields than the header: pandas silently takes the first fields as an
+    # index and shifts every column. Harmless only if the extra fields are empty.
+    extra = frame.iloc[:, -frame.index.nlevels:].notna().any(axis=1).to_numpy()
+    if extra.any():
+        raise EventDataError(f"more fields than the header's {frame.shape[1]} columns",
+                             path=label, rows=[int(k) + 1 for k in np.flatnonzero(extra)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        return pd.read_csv(path, dtype=str, encoding=encoding, sep=sep, index_col=False,
+                           **options)
+
+
+def _first_non_utf8(path: Path, exc: UnicodeDecodeError) -> dict:
+    """Where the first byte that is not UTF-8 sits: its offset in the file (pandas reports it
+    within one of its buffers), its line, and the data row and column it falls in."""
+    import codecs
+    import csv
+    import gzip
+    import io
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, reason, parts = exc.start, exc.reason, []
+    with opener(path, "rb") as handle:
+        consumed = 0
+        while True:
+            chunk = handle.read(1 << 20)
+            carried = len(decoder.getstate()[0])  # bytes of a character split by the chunk
+            try:
+                parts.append(decoder.decode(chunk, final=not chunk))
+            except UnicodeDecodeError as error:
+                offset, reason = consumed - carried + error.start, error.reason
+                parts.append(error.object[: error.start].decode("utf-8"))
+                break
+            if not chunk:  # pragma: no cover - pandas found a bad byte, so there is one
+                break
+            consumed += len(chunk)
+    before = "".join(parts)
+    line = before.count("\n") + 1
+    first = before.split("\n", 1)[0]
+    sep = next((c for c in (";", "\t") if "," not in first and c in first), ",")
+    rows, column = None, None
+    records = list(csv.reader(io.StringIO(before), delimiter=sep))
+    if before.endswith(("\n", "\r")) or not records:
+        records.append([""])  # the bad byte starts a new record
+    if len(records) > 1:
+        rows = [len(records) - 1]
+        header = records[0]
+        field = len(records[-1]) - 1
+        column = header[field] if field < len(header) else None
+    where = "in the header" if rows is None else f"line {line}"
+    return {"text": f"{reason} at byte {offset}, {where}", "rows": rows, "column": column}
 
 
 def _read_vector_points(path: Path, label: str, what: str) -> pd.DataFrame:
