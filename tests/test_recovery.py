@@ -196,51 +196,98 @@ def test_the_direct_truth_averages_only_the_matched_treated_wakes(mwa_example_ev
 
 
 def test_the_truth_counts_what_falls_into_controls_and_pre_periods(mwa_example_events):
-    """The truth is the planted change's matched difference in differences: an event planted
-    just after an isolated matched treated anchor counts +its treated weight share, one just
-    *before* it -that share (its pre count rises), one just after an isolated matched
-    control -the control's share. The direct truth sees only the first."""
+    """The truth is the scenario's matched difference in differences: an event just after an
+    isolated matched treated anchor counts +its treated weight share, one just *before* it
+    -that share (its pre count rises), one just after an isolated matched control -the
+    control's share. The direct truth sees only the first."""
     from bayes_wake.checks.recovery import matched_truth
-    from bayes_wake.mwa.analysis import MWASettings, matched_cells
+    from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.wakes import count_wakes
 
     events = mwa_example_events
-    windows, radii = [4, 8], [4.0, 8.0]
-    real = count_wakes(events, windows, radii)
+    real = count_wakes(events, *EXAMPLE_GRID)
     settings = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
-    cell = next(c for c in matched_cells(real, settings, balance=False) if c.index == (1, 1))
-    anchors = events[events["role"] != "dependent"].reset_index(drop=True)
-    lat, lon = anchors["lat"].to_numpy(), anchors["lon"].to_numpy()
-    ids = anchors["event_id"].to_numpy()
-
-    def isolated(k):  # no other anchor within 3 x the largest radius
-        d = _haversine_mwa_km(lat[k], lon[k], lat, lon)
-        return np.sum(d <= 3 * radii[-1]) == 1
-
-    def pick(flag):
-        rows = [np.flatnonzero(ids == real["source_id"].to_numpy()[e])[0]
-                for e in cell.events[cell.treated == flag]]
-        k = next(k for k in rows if isolated(k))
-        return k, cell.weights[cell.treated == flag][rows.index(k)] / \
-            cell.weights[cell.treated == flag].sum()
-
-    (k_t, share_t), (k_c, share_c) = pick(1), pick(0)
+    anchors, _, (k_t, share_t), (k_c, share_c) = _isolated_pair(events, real, settings)
     day = pd.Timedelta(days=2)
-    new = pd.DataFrame({"role": "dependent", "lat": lat[[k_t, k_t, k_c]],
-                        "lon": lon[[k_t, k_t, k_c]],
-                        "time": [anchors["time"][k_t] + day, anchors["time"][k_t] - day,
-                                 anchors["time"][k_c] + day]})
-    for column in events.columns.difference(new.columns):
-        new[column] = events[column].iloc[0] if column != "event_id" else [-1, -2, -3]
+    new = _dependent_rows(events, anchors, [k_t, k_t, k_c],
+                          [anchors["time"][k_t] + day, anchors["time"][k_t] - day,
+                           anchors["time"][k_c] + day])
 
     def truth(rows):
         planted = pd.concat([events, new.iloc[rows][events.columns]], ignore_index=True)
-        return matched_truth(count_wakes(planted, windows, radii), real, settings)[1, 1]
+        change = _post_minus_pre(count_wakes(planted, *EXAMPLE_GRID)) - _post_minus_pre(real)
+        return matched_truth(real, settings, change)[1, 1]
 
     assert truth([0]) == pytest.approx(share_t)
     assert truth([0, 1]) == pytest.approx(0.0, abs=1e-12)
     assert truth([2]) == pytest.approx(-share_c)
     assert truth([0, 2]) == pytest.approx(share_t - share_c)
+
+
+def test_the_expected_change_averages_the_scenario_and_thins_exactly(mwa_example_events):
+    """Additive: an isolated treated anchor expects ``size`` x the profile's share of the cell
+    in its own post-period (within Monte Carlo error), an isolated control nothing. Thinning:
+    exactly ``size`` x the change of removing every real event inside the profiles."""
+    from bayes_wake.checks.recovery import expected_change
+    from bayes_wake.mwa.analysis import MWASettings
+    from bayes_wake.wakes import count_wakes
+
+    events = mwa_example_events
+    real = count_wakes(events, *EXAMPLE_GRID)
+    settings = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
+    anchors, _, (k_t, _), (k_c, _) = _isolated_pair(events, real, settings)
+    position = {i: np.flatnonzero(real["source_id"].to_numpy() == anchors["event_id"][i])[0]
+                for i in (k_t, k_c)}
+    add = Scenario("add", form="additive", size=2.0, delay=(1, 7), distance=(0, 7))
+    change = expected_change(events, add, real, seed=1, draws=400)
+    share = add.share(*EXAMPLE_GRID)
+    assert change[position[k_t]] == pytest.approx(2.0 * share, abs=0.25)
+    assert change[position[k_c]].max() == change[position[k_c]].min() == 0.0
+    half = Scenario("thin", form="thinning", size=0.5, delay=(1, 8), distance=(0, 8))
+    full = Scenario("thin", form="thinning", size=1.0, delay=(1, 8), distance=(0, 8))
+    removed = expected_change(events, full, real, seed=2)
+    np.testing.assert_allclose(expected_change(events, half, real, seed=3), 0.5 * removed)
+    assert (removed < 0).any() and (removed > 0).any()  # removals from pre-periods too
+
+
+EXAMPLE_GRID = ([4, 8], [4.0, 8.0])
+
+
+def _post_minus_pre(cube):
+    post = cube["dependent"].sel(period="post").transpose("event", "window", "radius")
+    pre = cube["dependent"].sel(period="pre").transpose("event", "window", "radius")
+    return (post - pre).to_numpy()
+
+
+def _isolated_pair(events, cube, settings):
+    """An isolated (no other anchor within 3 x the largest radius) matched treated anchor
+    and control of the (8, 8) cell, each with its share of its group's weights."""
+    from bayes_wake.mwa.analysis import matched_cells
+
+    cell = next(c for c in matched_cells(cube, settings, balance=False) if c.index == (1, 1))
+    anchors = events[events["role"] != "dependent"].reset_index(drop=True)
+    lat, lon, ids = anchors["lat"].to_numpy(), anchors["lon"].to_numpy(), anchors["event_id"]
+
+    def isolated(k):
+        return np.sum(_haversine_mwa_km(lat[k], lon[k], lat, lon) <= 3 * 8.0) == 1
+
+    def pick(flag):
+        rows = [np.flatnonzero(ids.to_numpy() == cube["source_id"].to_numpy()[e])[0]
+                for e in cell.events[cell.treated == flag]]
+        k = next(k for k in rows if isolated(k))
+        weights = cell.weights[cell.treated == flag]
+        return k, weights[rows.index(k)] / weights.sum()
+
+    return anchors, cell, pick(1), pick(0)
+
+
+def _dependent_rows(events, anchors, rows, times):
+    new = pd.DataFrame({"role": "dependent", "lat": anchors["lat"].to_numpy()[rows],
+                        "lon": anchors["lon"].to_numpy()[rows], "time": times})
+    for column in events.columns.difference(new.columns):
+        new[column] = events[column].iloc[0] if column != "event_id" else \
+            -np.arange(1, len(rows) + 1)
+    return new
 
 
 BATTERY_GRID = {"windows": (10, 20, 30, 40, 50, 60), "radii": (3.0, 6.0, 9.0, 12.0, 15.0)}

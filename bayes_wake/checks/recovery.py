@@ -25,15 +25,17 @@ Forms of planted effect (:class:`Scenario`):
 Delays are uniform on ``delay`` (days after the anchor), distances uniform on ``distance``
 (km), bearings uniform.
 
-The truth of a cell is what the planted change does to the OLS table's estimand on the
-matched sample (:func:`matched_truth`): the CEM-weighted mean change in (post - pre) counts of
-the matched treated wakes minus that of the matched controls, counted on the cube of the
-planted events minus the cube of the real ones. Planted or removed events also fall into
-control wakes and into the *pre*-periods of later projects nearby (projects cluster around
-bases and towns); a difference in differences sees those, so the truth must too. Measured on
-the battery: thinning 50% of the real events near simulated QIPs removes up to 0.18 events per
-treated wake directly, but changes the matched difference in differences by at most 0.07,
-because most removed events also sat in another wake. Beside it, ``truth_direct``
+The truth of a cell is what the scenario does to the OLS table's estimand on the matched
+sample (:func:`matched_truth`): the CEM-weighted mean expected change in (post - pre) counts
+of the matched treated wakes minus that of the matched controls (:func:`expected_change`:
+the scenario's events counted into every wake they fall into, averaged over its random
+draws). Planted or removed events also fall into control wakes and into the *pre*-periods of
+later projects nearby (projects cluster around bases and towns); a difference in differences
+sees those, so the truth must too. Measured on the battery: thinning 50% of the real events
+near simulated QIPs removes up to 0.18 events per treated wake directly, but changes the
+matched difference in differences by at most 0.07, because most removed events also sat in
+another wake. The truth is an expectation, so the planted events' own Poisson noise is error
+(as in a confidence interval), not part of the truth. Beside it, ``truth_direct``
 (:func:`direct_truth`) is the weighted mean over the matched treated wakes of the effect on
 their own post-period alone (the expected planted events, or the realised removals), and
 ``truth_all`` the same over all treated wakes.
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -54,12 +56,12 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
 from bayes_wake.wakes import count_wakes
 
-__all__ = ["Scenario", "plant", "matched_truth", "direct_truth", "placebo_placement", "posterior_cells",
+__all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth", "placebo_placement", "posterior_cells",
            "recovery_tasks", "run_recovery", "score_recovery", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
 _DAY_NS = 86_400 * 10**9
-#: Version of a replicate's result (2: the truth is the planted change's matched DiD); part
+#: Version of a replicate's result (2: the truth is the scenario's matched DiD); part
 #: of the task key, so a resumed battery never mixes results of two definitions.
 _RESULT_VERSION = 2
 
@@ -277,36 +279,78 @@ def _thin(events, scenario, rng, windows, radii, convention):
     return out, effects
 
 
-def matched_truth(planted: xr.Dataset, real: xr.Dataset, settings: MWASettings) -> np.ndarray:
-    """The planted change's difference in differences on the matched sample, per cell.
+def expected_change(events: pd.DataFrame, scenario: Scenario, real: xr.Dataset, *,
+                    seed, convention: str = "mwa", draws: int = 20) -> np.ndarray:
+    """What the scenario does, on average over its random draws, to each wake's (post - pre)
+    count, per cell: the events it adds fall into the wakes they fall into, treated or
+    control, post- or pre-period.
 
     Parameters
     ----------
-    planted, real
-        Wake cubes of the same anchors counted on the planted and on the real outcome events.
-    settings
-        The matching of the OLS table (matched sets and CEM weights from ``planted``).
+    events
+        The real event table (the one :func:`plant` is given).
+    scenario
+        What is planted.
+    real
+        The wake cube of ``events``.
+    seed
+        Seed of the Monte Carlo draws.
+    convention
+        The wake counter's distance convention.
+    draws
+        Planted forms: ``draws`` replicates at once (a Poisson process of ``draws`` x the
+        rate, divided by ``draws``). Thinning is exact: ``size`` x the change when every
+        real event inside a treatment's profile is removed.
 
     Returns
     -------
     numpy.ndarray
-        Shape (windows, radii), events per matched treated wake: the weighted mean change of
-        (post - pre) over the matched treated wakes minus that over the matched controls
-        (NaN where a cell has no matched treated or control wake).
+        Shape (event, window, radius), events per wake.
     """
-    if not np.array_equal(planted["source_id"].to_numpy(), real["source_id"].to_numpy()):
+    if scenario.form == "null" or scenario.size == 0:
+        return np.zeros((real.sizes["event"], real.sizes["window"], real.sizes["radius"]))
+    windows, radii = real["window"].to_numpy(), real["radius"].to_numpy()
+    rng = np.random.default_rng(seed)
+    if scenario.form == "thinning":
+        scale, dense = scenario.size, replace(scenario, size=1.0)
+    else:
+        scale, dense = 1.0 / draws, replace(scenario, size=scenario.size * draws)
+    changed, _ = plant(events, dense, rng, windows, radii, convention=convention)
+    cube = count_wakes(changed, windows, radii, convention=convention)
+    if not np.array_equal(cube["source_id"].to_numpy(), real["source_id"].to_numpy()):
         raise SettingsError("the planted and the real cube must hold the same anchors")
+    return scale * (_post_minus_pre(cube) - _post_minus_pre(real))
 
-    def change(cube):
-        d = cube["dependent"].transpose("event", "window", "radius", "period")
-        return (d.sel(period="post") - d.sel(period="pre")).to_numpy()
 
-    delta = change(planted) - change(real)
-    truth = np.full((planted.sizes["window"], planted.sizes["radius"]), np.nan)
-    for cell in matched_cells(planted, settings, balance=False):
+def _post_minus_pre(cube: xr.Dataset) -> np.ndarray:
+    d = cube["dependent"].transpose("event", "window", "radius", "period")
+    return (d.sel(period="post") - d.sel(period="pre")).to_numpy()
+
+
+def matched_truth(cube: xr.Dataset, settings: MWASettings, change: np.ndarray) -> np.ndarray:
+    """The scenario's difference in differences on the matched sample, per cell.
+
+    Parameters
+    ----------
+    cube
+        The wake cube of the planted study (its matched sets and CEM weights are used).
+    settings
+        The matching of the OLS table.
+    change
+        Each wake's expected change in (post - pre) per cell (:func:`expected_change`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (windows, radii), events per matched treated wake: the weighted mean change
+        over the matched treated wakes minus that over the matched controls (NaN where a
+        cell has no matched treated or control wake).
+    """
+    truth = np.full((cube.sizes["window"], cube.sizes["radius"]), np.nan)
+    for cell in matched_cells(cube, settings, balance=False):
         t = cell.treated == 1
         if t.any() and (~t).any():
-            d = delta[cell.events, cell.index[0], cell.index[1]]
+            d = change[cell.events, cell.index[0], cell.index[1]]
             truth[cell.index] = (np.average(d[t], weights=cell.weights[t])
                                  - np.average(d[~t], weights=cell.weights[~t]))
     return truth
@@ -479,9 +523,11 @@ def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: d
     grid = np.array(settings_.windows), np.array(settings_.radii)
     cube = count_wakes(planted, *grid, convention=settings_.convention)
     real = count_wakes(events, *grid, convention=settings_.convention)
+    change = expected_change(events, scen, real, seed=[seed, replicate, _stable_int(scen.name),
+                                                       1], convention=settings_.convention)
     mwa = _mwa_settings(settings_)
     return {"scenario": scen.name, "replicate": replicate,
-            "truth": matched_truth(cube, real, mwa).tolist(),
+            "truth": matched_truth(cube, mwa, change).tolist(),
             "truth_direct": direct_truth(cube, mwa, events, effects).tolist(),
             "truth_all": effects.mean(axis=0).tolist(),
             "methods": _fit_methods(cube, settings_)}
