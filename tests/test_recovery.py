@@ -196,32 +196,52 @@ def test_the_direct_truth_averages_only_the_matched_treated_wakes(mwa_example_ev
 
 
 def test_the_truth_counts_what_falls_into_controls_and_pre_periods(mwa_example_events):
-    """The truth is the scenario's matched difference in differences: an event just after an
-    isolated matched treated anchor counts +its treated weight share, one just *before* it
-    -that share (its pre count rises), one just after an isolated matched control -the
-    control's share. The direct truth sees only the first."""
+    """The truth is the scenario's effect on the table's coefficient. With the difference
+    formula: an event just after an isolated matched treated anchor counts +its treated
+    weight share, one just *before* it -that share (its pre count rises), one just after an
+    isolated matched control -the control's share. With the lagged formula it is the change
+    of a weighted least-squares fit of post on (1, pre, treated), by numpy's lstsq on
+    the whole weighted design."""
+    from dataclasses import replace
+
     from bayes_wake.checks.recovery import matched_truth
-    from bayes_wake.mwa.analysis import MWASettings
+    from bayes_wake.mwa.analysis import MWASettings, matched_cells
     from bayes_wake.wakes import count_wakes
 
     events = mwa_example_events
     real = count_wakes(events, *EXAMPLE_GRID)
-    settings = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
+    settings = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True,
+                           formula="diff")
     anchors, _, (k_t, share_t), (k_c, share_c) = _isolated_pair(events, real, settings)
     day = pd.Timedelta(days=2)
     new = _dependent_rows(events, anchors, [k_t, k_t, k_c],
                           [anchors["time"][k_t] + day, anchors["time"][k_t] - day,
                            anchors["time"][k_c] + day])
 
-    def truth(rows):
+    def change(rows):
         planted = pd.concat([events, new.iloc[rows][events.columns]], ignore_index=True)
-        change = _post_minus_pre(count_wakes(planted, *EXAMPLE_GRID)) - _post_minus_pre(real)
-        return matched_truth(real, settings, change)[1, 1]
+        return _post_and_pre(count_wakes(planted, *EXAMPLE_GRID)) - _post_and_pre(real)
+
+    def truth(rows, how=settings):
+        return matched_truth(real, real, how, change(rows))[1, 1]
 
     assert truth([0]) == pytest.approx(share_t)
     assert truth([0, 1]) == pytest.approx(0.0, abs=1e-12)
     assert truth([2]) == pytest.approx(-share_c)
     assert truth([0, 2]) == pytest.approx(share_t - share_c)
+    lag = replace(settings, formula="lag")
+    cell = next(c for c in matched_cells(real, lag, balance=False) if c.index == (1, 1))
+    post, pre = _post_and_pre(real)[:, cell.events, 1, 1]
+    d_post, d_pre = change([0, 1, 2])[:, cell.events, 1, 1]
+    root = np.sqrt(cell.weights)
+
+    def fit(p, q):
+        x = np.column_stack([np.ones(len(p)), q, cell.treated]) * root[:, None]
+        return np.linalg.lstsq(x, p * root, rcond=None)[0][-1]
+
+    assert truth([0, 1, 2], lag) == pytest.approx(fit(post + d_post, pre + d_pre)
+                                                  - fit(post, pre), abs=1e-12)
+    assert truth([0, 1, 2], lag) != pytest.approx(share_t - share_c, abs=1e-3)
 
 
 def test_the_expected_change_averages_the_scenario_and_thins_exactly(mwa_example_events):
@@ -241,22 +261,22 @@ def test_the_expected_change_averages_the_scenario_and_thins_exactly(mwa_example
     add = Scenario("add", form="additive", size=2.0, delay=(1, 7), distance=(0, 7))
     change = expected_change(events, add, real, seed=1, draws=400)
     share = add.share(*EXAMPLE_GRID)
-    assert change[position[k_t]] == pytest.approx(2.0 * share, abs=0.25)
-    assert change[position[k_c]].max() == change[position[k_c]].min() == 0.0
+    assert change[0, position[k_t]] == pytest.approx(2.0 * share, abs=0.25)
+    assert change[:, position[k_c]].max() == change[:, position[k_c]].min() == 0.0
+    assert not change[1, position[k_t]].any()  # nothing planted before it
     half = Scenario("thin", form="thinning", size=0.5, delay=(1, 8), distance=(0, 8))
     full = Scenario("thin", form="thinning", size=1.0, delay=(1, 8), distance=(0, 8))
     removed = expected_change(events, full, real, seed=2)
     np.testing.assert_allclose(expected_change(events, half, real, seed=3), 0.5 * removed)
-    assert (removed < 0).any() and (removed > 0).any()  # removals from pre-periods too
+    assert (removed[0] < 0).any() and (removed[1] < 0).any()  # from pre-periods too
 
 
 EXAMPLE_GRID = ([4, 8], [4.0, 8.0])
 
 
-def _post_minus_pre(cube):
-    post = cube["dependent"].sel(period="post").transpose("event", "window", "radius")
-    pre = cube["dependent"].sel(period="pre").transpose("event", "window", "radius")
-    return (post - pre).to_numpy()
+def _post_and_pre(cube):
+    d = cube["dependent"].transpose("period", "event", "window", "radius")
+    return np.stack([d.sel(period="post").to_numpy(), d.sel(period="pre").to_numpy()])
 
 
 def _isolated_pair(events, cube, settings):

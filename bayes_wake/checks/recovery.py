@@ -25,17 +25,20 @@ Forms of planted effect (:class:`Scenario`):
 Delays are uniform on ``delay`` (days after the anchor), distances uniform on ``distance``
 (km), bearings uniform.
 
-The truth of a cell is what the scenario does to the OLS table's estimand on the matched
-sample (:func:`matched_truth`): the CEM-weighted mean expected change in (post - pre) counts
-of the matched treated wakes minus that of the matched controls (:func:`expected_change`:
-the scenario's events counted into every wake they fall into, averaged over its random
-draws). Planted or removed events also fall into control wakes and into the *pre*-periods of
-later projects nearby (projects cluster around bases and towns); a difference in differences
-sees those, so the truth must too. Measured on the battery: thinning 50% of the real events
-near simulated QIPs removes up to 0.18 events per treated wake directly, but changes the
-matched difference in differences by at most 0.07, because most removed events also sat in
-another wake. The truth is an expectation, so the planted events' own Poisson noise is error
-(as in a confidence interval), not part of the truth. Beside it, ``truth_direct``
+The truth of a cell is what the scenario does to the OLS table's coefficient on the matched
+sample (:func:`matched_truth`): the table's regression on the real counts plus the scenario's
+*expected* change (:func:`expected_change`: its events counted into every wake they fall
+into, averaged over its random draws), minus the same regression on the real counts. With
+the difference formula that is the CEM-weighted mean change in (post - pre) of the matched
+treated wakes minus that of the matched controls; with the lagged formula (the paper's) the
+pre-period part enters through the regression's slope on the pre count. Planted or removed
+events also fall into control wakes and into the *pre*-periods of later projects nearby
+(projects cluster around bases and towns); the table's estimate sees those, so the truth must
+too. Measured on the battery: thinning 50% of the real events near simulated QIPs removes up
+to 0.18 events per treated wake directly, but changes the matched difference in differences
+by at most 0.07, because most removed events also sat in another wake. The truth is an
+expectation, so the planted events' own Poisson noise is error (as in a confidence
+interval), not part of the truth. Beside it, ``truth_direct``
 (:func:`direct_truth`) is the weighted mean over the matched treated wakes of the effect on
 their own post-period alone (the expected planted events, or the realised removals), and
 ``truth_all`` the same over all treated wakes.
@@ -56,14 +59,15 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
 from bayes_wake.wakes import count_wakes
 
-__all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth", "placebo_placement", "posterior_cells",
-           "recovery_tasks", "run_recovery", "score_recovery", "FORMS", "load_battery"]
+__all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth",
+           "placebo_placement", "posterior_cells", "recovery_tasks", "run_recovery", "score_recovery", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
 _DAY_NS = 86_400 * 10**9
-#: Version of a replicate's result (2: the truth is the scenario's matched DiD); part
+#: Version of a replicate's result (3: the truth is the scenario's effect on the table's
+#: coefficient); part
 #: of the task key, so a resumed battery never mixes results of two definitions.
-_RESULT_VERSION = 2
+_RESULT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -281,9 +285,9 @@ def _thin(events, scenario, rng, windows, radii, convention):
 
 def expected_change(events: pd.DataFrame, scenario: Scenario, real: xr.Dataset, *,
                     seed, convention: str = "mwa", draws: int = 20) -> np.ndarray:
-    """What the scenario does, on average over its random draws, to each wake's (post - pre)
-    count, per cell: the events it adds fall into the wakes they fall into, treated or
-    control, post- or pre-period.
+    """What the scenario does, on average over its random draws, to each wake's post and pre
+    counts, per cell: the events it adds (or removes) fall into the wakes they fall into,
+    treated or control, post- or pre-period.
 
     Parameters
     ----------
@@ -305,10 +309,12 @@ def expected_change(events: pd.DataFrame, scenario: Scenario, real: xr.Dataset, 
     Returns
     -------
     numpy.ndarray
-        Shape (event, window, radius), events per wake.
+        Shape (2, event, window, radius): the expected change of the post (``[0]``) and
+        the pre (``[1]``) counts, events per wake.
     """
+    shape = (2, real.sizes["event"], real.sizes["window"], real.sizes["radius"])
     if scenario.form == "null" or scenario.size == 0:
-        return np.zeros((real.sizes["event"], real.sizes["window"], real.sizes["radius"]))
+        return np.zeros(shape)
     windows, radii = real["window"].to_numpy(), real["radius"].to_numpy()
     rng = np.random.default_rng(seed)
     if scenario.form == "thinning":
@@ -319,41 +325,61 @@ def expected_change(events: pd.DataFrame, scenario: Scenario, real: xr.Dataset, 
     cube = count_wakes(changed, windows, radii, convention=convention)
     if not np.array_equal(cube["source_id"].to_numpy(), real["source_id"].to_numpy()):
         raise SettingsError("the planted and the real cube must hold the same anchors")
-    return scale * (_post_minus_pre(cube) - _post_minus_pre(real))
+    return scale * (_post_and_pre(cube) - _post_and_pre(real))
 
 
-def _post_minus_pre(cube: xr.Dataset) -> np.ndarray:
-    d = cube["dependent"].transpose("event", "window", "radius", "period")
-    return (d.sel(period="post") - d.sel(period="pre")).to_numpy()
+def _post_and_pre(cube: xr.Dataset) -> np.ndarray:
+    d = cube["dependent"].transpose("period", "event", "window", "radius")
+    return np.stack([d.sel(period="post").to_numpy(), d.sel(period="pre").to_numpy()])
 
 
-def matched_truth(cube: xr.Dataset, settings: MWASettings, change: np.ndarray) -> np.ndarray:
-    """The scenario's difference in differences on the matched sample, per cell.
+def matched_truth(cube: xr.Dataset, real: xr.Dataset, settings: MWASettings,
+                  change: np.ndarray) -> np.ndarray:
+    """The scenario's effect on the OLS table's coefficient, per cell.
+
+    On the matched sets and CEM weights of the planted ``cube``: the coefficient of the
+    table's regression (``settings.formula``) on the real counts plus the scenario's
+    expected change, minus the coefficient on the real counts. With ``formula="diff"`` this
+    is the weighted mean change of (post - pre) over the matched treated wakes minus that
+    over the matched controls; with ``lag`` the pre-period part enters through the
+    regression's slope on the pre count, as it does in the paper's estimate.
 
     Parameters
     ----------
-    cube
-        The wake cube of the planted study (its matched sets and CEM weights are used).
+    cube, real
+        Wake cubes of the planted study and of the real events (the same anchors).
     settings
-        The matching of the OLS table.
+        The matching and formula of the OLS table.
     change
-        Each wake's expected change in (post - pre) per cell (:func:`expected_change`).
+        :func:`expected_change`, shape (2, event, window, radius).
 
     Returns
     -------
     numpy.ndarray
-        Shape (windows, radii), events per matched treated wake: the weighted mean change
-        over the matched treated wakes minus that over the matched controls (NaN where a
-        cell has no matched treated or control wake).
+        Shape (windows, radii), events per matched treated wake (NaN where a cell has no
+        matched treated or control wake).
     """
+    counts = _post_and_pre(real)
     truth = np.full((cube.sizes["window"], cube.sizes["radius"]), np.nan)
     for cell in matched_cells(cube, settings, balance=False):
         t = cell.treated == 1
-        if t.any() and (~t).any():
-            d = change[cell.events, cell.index[0], cell.index[1]]
-            truth[cell.index] = (np.average(d[t], weights=cell.weights[t])
-                                 - np.average(d[~t], weights=cell.weights[~t]))
+        if not (t.any() and (~t).any()):
+            continue
+        i, j = cell.index
+        post, pre = counts[:, cell.events, i, j]
+        d_post, d_pre = change[:, cell.events, i, j]
+        truth[i, j] = (_coefficient(post + d_post, pre + d_pre, t, cell.weights, settings.formula)
+                       - _coefficient(post, pre, t, cell.weights, settings.formula))
     return truth
+
+
+def _coefficient(post, pre, treated, weights, formula) -> float:
+    """The treatment coefficient of the table's weighted regression (least squares)."""
+    ones = np.ones(len(post))
+    y, x = ((post, np.column_stack([ones, pre, treated])) if formula == "lag"
+            else (post - pre, np.column_stack([ones, treated])))
+    root = np.sqrt(weights)
+    return float(np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0][-1])
 
 
 def direct_truth(cube: xr.Dataset, settings: MWASettings, events: pd.DataFrame,
@@ -527,7 +553,7 @@ def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: d
                                                        1], convention=settings_.convention)
     mwa = _mwa_settings(settings_)
     return {"scenario": scen.name, "replicate": replicate,
-            "truth": matched_truth(cube, mwa, change).tolist(),
+            "truth": matched_truth(cube, real, mwa, change).tolist(),
             "truth_direct": direct_truth(cube, mwa, events, effects).tolist(),
             "truth_all": effects.mean(axis=0).tolist(),
             "methods": _fit_methods(cube, settings_)}
