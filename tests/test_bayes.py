@@ -34,7 +34,7 @@ def recovery_runs():
         study = simulate_study(seed)
         covariates = list(study.events.attrs["covariates"])
         cube = count_wakes(study.events, WINDOWS, RADII)
-        fit = fit_surface(cube, load_spec("smooth_nb"), match_on=covariates, progress=False)
+        fit = fit_surface(cube, load_spec("smooth_did"), match_on=covariates, progress=False)
         ols = matched_wake_analysis(cube, match_on=covariates, weighted=True)
         truth = study.true_effect(WINDOWS, RADII, convention="mwa")
         runs.append((fit, ols.surface, truth))
@@ -53,8 +53,10 @@ def test_posterior_surface_recovers_the_planted_truth_better_than_ols(recovery_r
         inside = (interval.sel(ci_bound="lower") <= truth) & (
             truth <= interval.sel(ci_bound="upper"))
         coverage.append(float(inside.mean()))
-    assert np.mean(bayes_rmse) < np.mean(ols_rmse), (bayes_rmse, ols_rmse)
-    assert np.mean(coverage) >= 0.6, coverage  # 90% intervals cover the truth in most cells
+    # on every seed, not on the mean of four: a model that loses on some seeds fails
+    for k, (bayes, ols, covered) in enumerate(zip(bayes_rmse, ols_rmse, coverage)):
+        assert bayes < ols, (k, bayes_rmse, ols_rmse)
+        assert covered >= 0.8, (k, coverage)  # 90% intervals cover the truth
 
 
 def test_result_saves_and_reloads_with_provenance(recovery_runs, tmp_path):

@@ -66,13 +66,34 @@ def test_location_clusters_pool_anchors_at_one_place(cube):
     assert one.n_clusters == 1
 
 
+def _theta(**values):
+    from bayes_wake.bayes.did_surface import HYPERPARAMETERS
+
+    return {n: values.get(n, 0.0 if not n.startswith("length") else 0.5)
+            for n in HYPERPARAMETERS}
+
+
 def test_the_kernel_is_a_valid_covariance():
-    k = grid_kernel([10, 20, 30], [3.0, 6.0], 2.0, 0.0, 0.5, 0.4)
+    windows, radii = [10, 20, 30], [3.0, 6.0]
+    k = grid_kernel(windows, radii, _theta(amplitude=2.0, length_radius=0.4))
     assert k.shape == (6, 6) and np.isclose(k[0, 0], 4.0)
     # a common increment mean alone: each cell's sd is level x the increments it holds
-    flat = grid_kernel([10, 20, 30], [3.0, 6.0], 0.0, 1.0, 0.5, 0.4)
+    flat = grid_kernel(windows, radii, _theta(level=1.0))
     np.testing.assert_allclose(np.sqrt(np.diag(flat)), [1, 2, 2, 4, 3, 6])
-    assert np.all(np.linalg.eigvalsh(k) > -1e-10)
+    # a main effect of lag alone: every ring of an interval gets the same increment, so the
+    # cells of one window are perfectly correlated and their sd grows with the rings held
+    lag = grid_kernel(windows, radii, _theta(amplitude_window=1.0))
+    corr = lag / np.sqrt(np.outer(np.diag(lag), np.diag(lag)))
+    np.testing.assert_allclose(corr[0, 1], 1.0)
+    np.testing.assert_allclose(np.sqrt(lag[1, 1] / lag[0, 0]), 2.0)
+    # the proportional direction is exactly proportional^2 b b'
+    b = np.arange(1.0, 7.0)
+    np.testing.assert_allclose(grid_kernel(windows, radii, _theta(proportional=0.5), b),
+                               0.25 * np.outer(b, b))
+    full = grid_kernel(windows, radii, _theta(level=0.3, amplitude_window=0.5,
+                                              amplitude_radius=0.7, amplitude=1.0,
+                                              proportional=0.2), b)
+    assert np.all(np.linalg.eigvalsh(full) > -1e-10)
 
 
 def test_classical_joint_errors_reproduce_the_ols_tables_errors(cube):

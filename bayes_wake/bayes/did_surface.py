@@ -12,13 +12,19 @@ wake relative to the control wakes' change, on the count scale. The model has tw
    counts once as evidence. ``errors`` chooses the clusters: each wake on its own (the
    default spec's choice, measured best calibrated on the battery), anchors at one location
    (projects geocoded to one town share their wakes), ``CR1:COLUMN`` or ``conley:KM``.
-2. **Pooling.** The ring x interval increments get a Gaussian-process prior (a common mean
-   plus a product of Matern 5/2 kernels over their indices; level, amplitude and length
-   scales learned) and the cumulative surface is their sum (:func:`grid_kernel`). Real
-   effects spread smoothly over lags and distances, sampling noise does not; the common
-   mean carries the signal that only shows once the increments are summed. The
-   hyperparameters are sampled by NUTS on the marginal likelihood (the surface integrated
-   out); the surface is then drawn exactly from its Gaussian conditional for every draw.
+2. **Pooling.** The ring x interval increments get a Gaussian-process prior with an ANOVA
+   structure (:func:`grid_kernel`): a common mean (an effect spread evenly over lags and
+   distances), a Matern 5/2 process over the intervals alone (an effect that varies with
+   lag, the same at every distance), one over the rings alone, and their product (both);
+   the cumulative surface is the sum of the increments. Real effects spread smoothly over
+   lags and distances, sampling noise does not; the common mean and the main effects carry
+   the signal that only shows once the increments are summed. One more direction is
+   proportional to the wakes' baseline (their mean pre-period count per cell): an effect
+   that scales real activity up or down (thinning, or more events where there were
+   already many), still on the count scale, is carried by a single coefficient. Amplitudes,
+   length scales and the proportional coefficient are learned: NUTS samples them on the
+   marginal likelihood (the surface integrated out); the surface is then drawn exactly from
+   its Gaussian conditional for every draw.
 
 The rate ratio (treated wakes' mean post count over that count minus the effect) is a
 secondary output.
@@ -39,7 +45,7 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
 
 __all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
-           "grid_kernel", "restrict", "table_cells"]
+           "grid_kernel", "restrict", "table_cells", "HYPERPARAMETERS"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class SurfaceData:
         Flat indices (window outer) of the defined cells.
     treated_post
         Weighted mean post count of the matched treated wakes per cell (for the rate ratio).
+    baseline
+        Weighted mean pre count of all matched wakes per cell, events per wake (the
+        direction of a baseline-proportional effect in the prior).
     n_clusters
         Number of clusters in ``covariance``.
     """
@@ -69,6 +78,7 @@ class SurfaceData:
     covariance: np.ndarray
     defined: np.ndarray
     treated_post: np.ndarray
+    baseline: np.ndarray
     n_clusters: int
     attrs: dict = field(default_factory=dict)
 
@@ -147,6 +157,8 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
     weight = np.zeros((n_e, n_c))
     estimate = np.full(n_c, np.nan)
     treated_post = np.full(n_c, np.nan)
+    baseline = np.zeros(n_c)
+    pre = cube["dependent"].sel(period="pre").transpose("event", "window", "radius").to_numpy()
     for cell in matched_cells(cube, settings, balance=False):
         c = cell.index[0] * len(radii) + cell.index[1]
         idx = cell.events
@@ -164,6 +176,7 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
         weight[idx, c] = w
         lever[idx, c] = np.linalg.solve((x * w[:, None]).T @ x, (x * w[:, None]).T)[-1]
         treated_post[c] = np.average(post[idx, cell.index[0], cell.index[1]][t], weights=w[t])
+        baseline[c] = np.average(pre[idx, cell.index[0], cell.index[1]], weights=w)
     defined = np.flatnonzero(np.isfinite(estimate))
     psi = influence[:, defined]
     classical = _classical_joint(lever[:, defined], resid[:, defined], weight[:, defined],
@@ -184,6 +197,7 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
                        estimate=estimate.reshape(len(windows), len(radii)), covariance=cov,
                        defined=defined, treated_post=treated_post.reshape(len(windows),
                                                                           len(radii)),
+                       baseline=baseline.reshape(len(windows), len(radii)),
                        n_clusters=n_clusters,
                        attrs={"errors": errors, "covariates": list(covariates),
                               "t_unit": cube.attrs.get("t_unit", "days"),
@@ -252,19 +266,34 @@ def _nearest_psd(cov: np.ndarray) -> np.ndarray:
     return (vectors * np.maximum(values, floor)) @ vectors.T
 
 
-def grid_kernel(windows, radii, amplitude, level, length_t, length_s, *, module=np):
-    """Prior covariance of the cumulative cells: a Gaussian process on the ring x interval
-    increments, summed into the cumulative cells.
+#: The prior's hyperparameters (sampled on the marginal likelihood), in events per wake
+#: except the length scales (on grid indices scaled to [0, 1]) and ``proportional`` (a
+#: share of the baseline).
+HYPERPARAMETERS = ("level", "amplitude_window", "amplitude_radius", "amplitude",
+                   "length_window", "length_radius", "proportional")
 
-    Each increment's effect is ``mean + f`` with a common mean ~ N(0, ``level``^2) (an
-    effect that spreads evenly over lags and distances) and ``f`` a product Matern 5/2
-    process over the increments' (interval, ring) indices scaled to [0, 1] (amplitude
-    ``amplitude``, length scales ``length_t``, ``length_s``). A cumulative cell is the sum
-    of the increments inside it, so its prior covariance is ``A (amplitude^2 M + level^2)
-    A'`` with ``A`` the cumulative-sum operator: a cell's prior sd grows with the
-    increments it holds, and nested cells share their inner increments.
 
-    Works on numpy values or PyTensor variables (``module=pt``).
+def grid_kernel(windows, radii, theta, baseline=None, *, module=np):
+    """Prior covariance of the cumulative cells.
+
+    Each ring x interval increment's effect is the sum of a common mean ~ N(0, ``level``^2),
+    a Matern 5/2 process over the interval index alone (amplitude ``amplitude_window``,
+    length scale ``length_window``), one over the ring index alone (``amplitude_radius``,
+    ``length_radius``) and their product (``amplitude``, the same length scales); indices
+    are scaled to [0, 1]. A cumulative cell is the sum of the increments inside it, so its
+    covariance is ``A K_inc A'`` with ``A`` the cumulative-sum operator: a cell's prior sd
+    grows with the increments it holds, and nested cells share their inner increments.
+    With ``baseline`` (cumulative cells, events per wake) a rank-one term
+    ``proportional^2 b b'`` adds an effect proportional to the wakes' baseline.
+
+    Parameters
+    ----------
+    windows, radii
+        The grid.
+    theta
+        Mapping of :data:`HYPERPARAMETERS` to values (numpy or PyTensor, ``module=pt``).
+    baseline
+        Flat (window outer) baseline per cumulative cell, or None.
     """
     n_w, n_r = len(windows), len(radii)
     t = np.repeat(np.arange(n_w) / max(n_w - 1, 1), n_r)
@@ -277,8 +306,14 @@ def grid_kernel(windows, radii, amplitude, level, length_t, length_s, *, module=
         return (1 + r + r**2 / 3) * module.exp(-r)
 
     cumulative = np.kron(np.tril(np.ones((n_w, n_w))), np.tril(np.ones((n_r, n_r))))
-    increments = amplitude**2 * matern(dt, length_t) * matern(ds, length_s) + level**2
-    return module.dot(module.dot(cumulative, increments), cumulative.T)
+    k_t, k_s = matern(dt, theta["length_window"]), matern(ds, theta["length_radius"])
+    increments = (theta["level"]**2 + theta["amplitude_window"]**2 * k_t
+                  + theta["amplitude_radius"]**2 * k_s + theta["amplitude"]**2 * k_t * k_s)
+    k = module.dot(module.dot(cumulative, increments), cumulative.T)
+    if baseline is not None:
+        b = np.asarray(baseline, float)
+        k = k + theta["proportional"]**2 * np.outer(b, b)
+    return k
 
 
 def scale_reference(data: SurfaceData) -> float:
@@ -295,9 +330,10 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
     data
         From :func:`prepare_surface_data`.
     amplitude_sd
-        Sd of the half-normal prior on the increments' GP amplitude, in units of a third of
-        the largest cell standard error (:func:`scale_reference`); the common increment
-        mean ``level`` has a half-normal prior of sd one such error.
+        Sd of the half-normal priors on the increments' GP amplitudes, in units of a third
+        of the largest cell standard error (:func:`scale_reference`); the common increment
+        mean ``level`` has a half-normal prior of sd one such error, the proportional
+        coefficient one of sd 0.5 (half the baseline).
     """
     if len(data.defined) == 0:
         raise SettingsError("no cell of the grid has a defined OLS estimate (too few matched "
@@ -306,12 +342,13 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
     ref = scale_reference(data)
     with pm.Model() as model:
         # the prior unit is the largest cell's standard error; that cell sums all increments
-        amplitude = pm.HalfNormal("amplitude", amplitude_sd * ref / 3)
-        level = pm.HalfNormal("level", ref)
-        length_t = pm.InverseGamma("length_window", 4.0, 1.5)
-        length_s = pm.InverseGamma("length_radius", 4.0, 1.5)
-        k = grid_kernel(data.windows, data.radii, amplitude, level, length_t, length_s,
-                        module=pt)
+        theta = {"level": pm.HalfNormal("level", ref)}
+        for name in ("amplitude_window", "amplitude_radius", "amplitude"):
+            theta[name] = pm.HalfNormal(name, amplitude_sd * ref / 3)
+        theta["length_window"] = pm.InverseGamma("length_window", 4.0, 1.5)
+        theta["length_radius"] = pm.InverseGamma("length_radius", 4.0, 1.5)
+        theta["proportional"] = pm.HalfNormal("proportional", 0.5)
+        k = grid_kernel(data.windows, data.radii, theta, data.baseline.ravel(), module=pt)
         k = k[data.defined][:, data.defined]
         cov = k + data.covariance + 1e-10 * ref**2 * np.eye(len(y))
         pm.Potential("weighted_loglik", pm.logp(pm.MvNormal.dist(mu=np.zeros(len(y)),
@@ -319,17 +356,15 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
     return model
 
 
-HYPERPARAMETERS = ("amplitude", "level", "length_window", "length_radius")
-
-
-def draw_surface(data: SurfaceData, amplitude, level, length_t, length_s,
-                 seed) -> np.ndarray:
+def draw_surface(data: SurfaceData, hyper: dict, seed) -> np.ndarray:
     """Exact draws of the cumulative surface given each hyperparameter draw.
 
     Parameters
     ----------
-    amplitude, level, length_t, length_s
-        Hyperparameter draws (:data:`HYPERPARAMETERS`), shape (chain, draw).
+    data
+        From :func:`prepare_surface_data`.
+    hyper
+        :data:`HYPERPARAMETERS` to draws, each of shape (chain, draw).
     seed
         Seed of the draws.
 
@@ -341,12 +376,12 @@ def draw_surface(data: SurfaceData, amplitude, level, length_t, length_s,
     rng = np.random.default_rng(seed)
     y = data.estimate.ravel()[data.defined]
     d = data.defined
-    shape = np.shape(amplitude)
+    shape = np.shape(hyper["level"])
     out = np.empty(shape + (data.n_cells,))
     jitter = 1e-10 * scale_reference(data) ** 2
     for index in np.ndindex(shape):
-        k = grid_kernel(data.windows, data.radii, amplitude[index], level[index],
-                        length_t[index], length_s[index])
+        k = grid_kernel(data.windows, data.radii, {n: v[index] for n, v in hyper.items()},
+                        data.baseline.ravel())
         k_dd = k[np.ix_(d, d)]
         chol = linalg.cho_factor(k_dd + data.covariance + jitter * np.eye(len(d)))
         cross = k[:, d]

@@ -486,8 +486,8 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
     model = build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
     idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
     posterior = idata.posterior.to_dataset()
-    hyper = [posterior[n].to_numpy() for n in HYPERPARAMETERS]
-    surface_draws = draw_surface(data, *hyper, seed=spec.sampler.seed)
+    hyper = {n: posterior[n].to_numpy() for n in HYPERPARAMETERS}
+    surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed)
     # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
     # is reported only where the paper's estimand is defined
     undefined = np.ones(data.n_cells, bool)
