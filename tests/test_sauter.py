@@ -99,6 +99,12 @@ def test_counts_drops_and_tables_add_up(real_projects_run, study):
     expected = budgets.str.replace("US$ ", "").str.replace(",", "").astype(float).sum()
     assert funding.iloc[-1]["Activity type"] == "Total"
     assert funding.iloc[-1]["Funding"] == expected
+    monthly = pd.read_csv(out / "events_per_month.csv")  # the paper's Figure 5
+    assert monthly["month"].tolist()[:2] == ["2017-01", "2017-02"] and len(monthly) == 48
+    assert monthly["QIPs"].sum() == 60 and monthly["Aid projects"].sum() == 200
+    for item in result.outcomes.values():
+        assert monthly[item.outcome.label].sum() == item.n_events
+    assert (out / "events_per_month.png").stat().st_size > 0
     balance = pd.read_csv(out / "covariate_balance.csv")
     assert balance["Event type"].tolist()[:2] == ["Aid projects", "QIPs"]
     assert "UN base dist. [km]" in balance.columns

@@ -480,6 +480,9 @@ def reanalyze_sauter(
         significant = _significant_all(results, alpha)
         significant["projects"] = "SIMULATED" if sim_kinds else "from files"
         write_table(significant, stage / "significant_windows.csv")
+        monthly = _events_per_month(projects, outcome_pool, selections, chosen, start, end)
+        write_table(monthly, stage / "events_per_month.csv")
+        _save(_timeline_figure(monthly, sim_kinds), stage / "events_per_month.png")
         shown = outcome_pool[selections[chosen[0].name]] if event_map else None
         _save(_study_map(boundary, keep_regions, base_layer, projects, shown, chosen[0],
                          layer_specs.get("dist_water_km"), sim_kinds), stage / "map.png")
@@ -597,6 +600,52 @@ def _summary(projects, pool, selections, chosen, keep_regions) -> pd.DataFrame:
             row[outcome.label] = int((selections[outcome.name] & in_region(pool)).sum())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _events_per_month(projects, pool, selections, chosen, start, end) -> pd.DataFrame:
+    """Events per calendar month and role (the paper's Figure 5): QIPs, aid projects and
+    each outcome, every month of the study period (zeros included)."""
+    months = pd.period_range(pd.Timestamp(start), pd.Timestamp(end), freq="M")
+
+    def per_month(times) -> np.ndarray:
+        stamps = pd.to_datetime(times, utc=True).dt.tz_localize(None).dt.to_period("M")
+        return stamps.value_counts().reindex(months, fill_value=0).to_numpy()
+
+    table = pd.DataFrame({"month": months.astype(str)})
+    table["QIPs"] = per_month(projects.loc[projects["kind"] == "qip", "time"])
+    table["Aid projects"] = per_month(projects.loc[projects["kind"] == "aid", "time"])
+    for outcome in chosen:
+        table[outcome.label] = per_month(pool.loc[selections[outcome.name], "time"])
+    return table
+
+
+def _timeline_figure(monthly: pd.DataFrame, sim_kinds):
+    """Figure 5: events per month by role, projects above, outcomes below."""
+    import matplotlib.pyplot as plt
+
+    x = pd.PeriodIndex(monthly["month"], freq="M").to_timestamp()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.0, 6.0), sharex=True,
+                                      layout="constrained")
+    for column, colour in (("Aid projects", "#2171b5"), ("QIPs", "#fe9929")):
+        sim = " (SIMULATED)" if ("qip" if column == "QIPs" else "aid") in sim_kinds else ""
+        top.plot(x, monthly[column], color=colour, linewidth=1.6, label=column + sim)
+    top.set_ylabel("projects starting per month")
+    top.legend(loc="upper left", fontsize=9)
+    outcomes = [c for c in monthly.columns if c not in ("month", "QIPs", "Aid projects")]
+    palette = ["#cb181d", "#6a51a3", "#525252", "#238b45", "#d94801"]
+    for k, column in enumerate(outcomes):
+        colour = palette[k % len(palette)]
+        bottom.plot(x, monthly[column], color=colour, linewidth=1.4, label=column)
+    bottom.set_ylabel("outcome events per month")
+    bottom.set_xlabel("month")
+    bottom.legend(loc="upper left", fontsize=9)
+    for ax in (top, bottom):
+        ax.set_ylim(bottom=0)
+        ax.grid(color="#eeeeee", linewidth=0.5)
+    fig.suptitle("Control, treatment and outcome events over the study period"
+                 + (" (projects SIMULATED)" if sim_kinds else ""), fontsize=12,
+                 color="#8b0000" if sim_kinds else "black")
+    return fig
 
 
 def _balance(projects, pool, selections, chosen, covariates) -> pd.DataFrame:
@@ -952,6 +1001,10 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
         "Study area (grey: the study regions; black lines: admin-1 boundaries), MINUSMA bases, "
         "QIPs, aid projects" + (" and the first outcome's events" if settings["event_map"]
                                 else "") + ", in the style of the paper's Figure 4."
+        + (" Projects are SIMULATED." if sauter.any_simulated else "")))
+    report.figure(stage / "events_per_month.png", caption=(
+        "Events per month by role over the study period (the paper's Figure 5): projects "
+        "starting, and the outcome events (events_per_month.csv)."
         + (" Projects are SIMULATED." if sauter.any_simulated else "")))
     if settings["event_map"]:
         report.paragraph(
