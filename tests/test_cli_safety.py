@@ -367,3 +367,55 @@ def test_the_readme_python_blocks_run_as_written(mwa_example_csv, tmp_path, monk
     assert 0.0 <= fit.prob_positive(lambda w, r: (w >= 8) & (r >= 8)) <= 1.0
     assert (tmp_path / "posterior.nc").is_file()
 
+
+#: What each command must leave in its --out folder when a README block runs it.
+README_OUTPUTS = {"mwa": "estimates.csv", "fit": "effect_surface.csv", "sauter": "report.html",
+                  "demo": "true_effect.csv", "recovery": "recovery_summary.csv",
+                  "sensitivity": "sensitivity_report.html"}
+FITTING = ("fit", "sauter", "sensitivity")
+
+
+def _readme_commands() -> list[str]:
+    """The README's shell commands after the set-up block, continuation lines joined."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    commands = []
+    for block in blocks[1:]:  # the first installs the package and runs the tests
+        text = block.replace("\\\n", " ")
+        commands += [line.strip() for line in text.splitlines()
+                     if line.strip() and not line.strip().startswith("#")]
+    return commands
+
+
+def _shortened(command: str) -> str:
+    """The same command with a short sampler (a test may shorten the MCMC, nothing else)."""
+    words = command.split()
+    if len(words) < 2 or not words[0].endswith("bayes-wake") or words[1] not in FITTING:
+        return command
+    command = re.sub(r"--(draws|tune|chains) \d+ ?", "", command)
+    return command + " --draws 150 --tune 200 --chains 2 --allow-unconverged"
+
+
+@pytest.mark.slow
+def test_the_readme_command_blocks_run_as_written(tmp_path):
+    """Every shell command of the README after the set-up block runs from a copy of the
+    repository root (``../shared`` beside it, the venv's ``bayes-wake``), exits 0 and writes
+    what its section says; every command of the package has a section."""
+    commands = _readme_commands()
+    used = {c.split()[1] for c in commands if c.split()[0].endswith("bayes-wake")}
+    assert used >= set(README_OUTPUTS), f"no README section runs {set(README_OUTPUTS) - used}"
+    root = tmp_path / "repo"
+    root.mkdir()
+    (tmp_path / "shared").symlink_to(REPO.parent / "shared")
+    for name in ("scripts", "benchmarks", "models"):
+        (root / name).symlink_to(REPO / name)
+    bin_dir = Path(sys.executable).parent
+    for command in commands:
+        line = _shortened(command).replace(".venv/bin/", f"{bin_dir}/")
+        done = subprocess.run(line, shell=True, cwd=root, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        words = command.split()
+        if words[0].endswith("bayes-wake"):
+            out = root / words[words.index("--out") + 1]
+            assert (out / README_OUTPUTS[words[1]]).stat().st_size > 0, command
+            assert (out / "provenance.json").is_file(), command
