@@ -4,7 +4,8 @@ Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sam
 ``sensitivity`` (batched permutations vs a statsmodels loop; Dask with 1 and 2 workers).
 ``recovery`` (the planted-effect battery of battery.yaml on the real ACLED outcomes).
 ``calibration`` (size of per-window p-values per standard-error choice over placebo
-placements on the real ACLED outcomes). ``--quick`` runs smaller cases.
+placements on the real ACLED outcomes). ``cli`` (whole-process times of ``bayes-wake --help``
+and ``bayes-wake mwa``, imports included). ``--quick`` runs smaller cases.
 Speed targets live here, never in tests.
 """
 
@@ -35,6 +36,7 @@ def _table(rows: list[dict]) -> str:
 def main() -> None:
     import bench_bayes
     import bench_calibration
+    import bench_cli
     import bench_mwa
     import bench_recovery
     import bench_sensitivity
@@ -46,6 +48,7 @@ def main() -> None:
     SUITES["recovery"] = bench_recovery.run
     SUITES["calibration"] = bench_calibration.run
     SUITES["simulator"] = bench_simulator.run
+    SUITES["cli"] = bench_cli.run
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
     parser.add_argument("--quick", action="store_true", help="smaller cases")

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import special
 
 from bayes_wake.core.regression import weighted_ols
 from bayes_wake.core.windows import TIME_UNITS
@@ -449,7 +449,7 @@ def _batched_wls(cell: CellDesign, labels: np.ndarray, settings: MWASettings):
                 var = np.einsum("pi,pij,pj->p", bread[:, -1, :], meat, bread[:, -1, :])
             std = np.sqrt(var)
             tval = coef[:, -1] / std
-            pval = 2 * stats.t.sf(np.abs(tval), df)
+            pval = 2 * special.stdtr(df, -np.abs(tval))
         defined = np.isfinite(pval)
         est[fit] = np.where(defined, coef[:, -1], np.nan)
         se[fit] = np.where(defined, std, np.nan)
