@@ -496,7 +496,8 @@ def test_trailing_delimiters_are_harmless(tmp_path: Path) -> None:
         ("events.xlsx", "x", r"unknown file type '\.xlsx'; supported: \.csv\.gz, \.csv, \.parquet"),
         ("broken.parquet", "not parquet at all", "cannot read as Parquet"),
         ("broken.geojson", "{not json", "cannot read as GeoPackage/GeoJSON"),
-        ("ragged.csv", "type,lon,lat,timestamp\na,1,2,3\nb,1,2,3,4\n", "cannot read the event file as CSV"),
+        ("ragged.csv", "type,lon,lat,timestamp\na,1,2,3\nb,1,2,3,4\n",
+         "cannot read the event file as CSV"),
         ("wide.csv", "type,lon,lat,timestamp\na,1,2,3,4,5\n", "more fields than the header"),
     ],
 )

@@ -60,13 +60,13 @@ from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_ana
 from bayes_wake.wakes import count_wakes
 
 __all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth",
-           "placebo_placement", "posterior_cells", "recovery_tasks", "run_recovery", "score_recovery", "FORMS", "load_battery"]
+           "placebo_placement", "posterior_cells", "recovery_tasks", "run_recovery",
+           "score_recovery", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
 _DAY_NS = 86_400 * 10**9
 #: Version of a replicate's result (3: the truth is the scenario's effect on the table's
-#: coefficient); part
-#: of the task key, so a resumed battery never mixes results of two definitions.
+#: coefficient); part of the task key, so a resumed battery never mixes two definitions.
 _RESULT_VERSION = 3
 
 

@@ -105,8 +105,8 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, rivers,
            rivers_where, roads, roads_where, layers, rasters, covariate_columns, outcomes,
            t_window, spat_window, regions, merge_menaka, snap_km, start, end, n_qips, n_aid,
-           convention, unweighted, no_tcm, alpha, mwa_only, no_event_map, spec_path, sampler, draws, tune,
-           chains, allow_unconverged, seed):
+           convention, unweighted, no_tcm, alpha, mwa_only, no_event_map, spec_path, sampler,
+           draws, tune, chains, allow_unconverged, seed):
     """The Sauter (2022) reanalysis: MINUSMA QIPs and violence in Mali, one report.
 
     Reads the ACLED export, keeps the study period and regions, reads the project files (or

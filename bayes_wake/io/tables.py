@@ -2,8 +2,9 @@
 :func:`read_table` for the study adapters (ACLED, projects, point layers).
 
 Helpers shared by :mod:`bayes_wake.io.events`, :mod:`bayes_wake.io.acled`,
-:mod:`bayes_wake.io.projects` and :mod:`bayes_wake.io.covariates`: every file is read as text, so that each bad cell can be named by
-file, 1-based data row (the header is not counted) and column in an
+:mod:`bayes_wake.io.projects` and :mod:`bayes_wake.io.covariates`: every file is read as
+text, so that each bad cell can be named by file, 1-based data row (the header is not
+counted) and column in an
 :class:`~bayes_wake.errors.EventDataError`.
 """
 
