@@ -98,3 +98,16 @@ def test_sentences_from_results_including_failures():
                               "0.41, against 0.93 with all regions")
     assert "could not be fitted: no control events left" in regions
     assert np.isnan(checks["regions"].table["P(positive in every region cell)"].iloc[2])
+
+
+def test_counts_and_probabilities_read_as_numbers_do():
+    """'1 divergent transition', '2,000 tasks'; a probability that rounds onto the 0.95
+    threshold keeps a third decimal, so a sentence never says it reaches what it misses."""
+    from bayes_wake.checks.bayesian import _p
+    from bayes_wake.io.tables import counted
+
+    assert counted(1, "divergent transition") == "1 divergent transition"
+    assert counted(2_000, "task") == "2,000 tasks"
+    assert counted(0, "cell") == "0 cells"
+    assert _p(0.946) == "0.946" and _p(0.951) == "0.95" and _p(0.5) == "0.50"
+    assert _p(float("nan")) == "NA"

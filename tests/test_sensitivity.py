@@ -242,7 +242,7 @@ def test_a_sensitivity_run_whose_bayesian_fit_does_not_converge_exits_3(simulate
     assert (out / REPORT_NAME).is_file()  # written before the exit status
     assert "did not converge" in pd.read_csv(out / "verdicts.csv").set_index(
         "check").loc["surface", "verdict"]
-    assert "Bayesian fit(s) did not converge" in (out / REPORT_NAME).read_text()
+    assert "1 Bayesian fit did not converge" in (out / REPORT_NAME).read_text()
     assert _invoke([*args, "--allow-unconverged"]).exit_code == 0
 
 

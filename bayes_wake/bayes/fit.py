@@ -26,6 +26,7 @@ from bayes_wake.bayes.model import ModelData, build_model, prepare_model_data
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.io.artefacts import atomic_path, package_versions
+from bayes_wake.io.tables import counted
 
 __all__ = ["BayesResult", "fit_surface", "sample_model", "effect_surface_table",
            "load_posterior", "SAMPLERS", "Diagnostics"]
@@ -71,7 +72,7 @@ class Diagnostics:
         if self.min_ess_bulk < MIN_ESS:
             out.append(f"min bulk ESS {self.min_ess_bulk:.0f} < {MIN_ESS}")
         if self.divergences:
-            out.append(f"{self.divergences} divergent transitions")
+            out.append(counted(self.divergences, "divergent transition"))
         return out
 
     def summary(self) -> str:
@@ -174,7 +175,7 @@ class BayesResult:
             raise SettingsError(f"the region selects no cell with an estimate ({int(mask.sum())} "
                                 f"cells selected, {left_out} of them NA)")
         if left_out:
-            warnings.warn(f"prob_positive: {left_out} NA cell(s) of the region left out",
+            warnings.warn(f"prob_positive: {counted(left_out, 'NA cell')} of the region left out",
                           stacklevel=2)
         selected = (effect > 0).where(use, True)
         return float(selected.all(("window", "radius")).mean())

@@ -34,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_wake.errors import SettingsError
+from bayes_wake.io.tables import counted
 
 __all__ = [
     "CHECKS",
@@ -547,7 +548,12 @@ class BayesCheck:
 
 
 def _p(value) -> str:
-    return "NA" if value is None or np.isnan(value) else f"{value:.2f}"
+    """A probability to 2 decimals, or 3 where rounding would cross the :data:`CLEAR`
+    threshold (0.946 is "0.946", not "0.95", beside "reaches 0.95 in k cases")."""
+    if value is None or np.isnan(value):
+        return "NA"
+    text = f"{value:.2f}"
+    return text if (float(text) >= CLEAR) == (value >= CLEAR) else f"{value:.3f}"
 
 
 def _caveat(result: dict) -> str:
@@ -597,8 +603,9 @@ def summarise_checks(fits: Sequence[FitVariant], results: dict[str, dict], regio
     probs = cells["prob_positive"].to_numpy(dtype=float)
     n_cells, n_clear = int(np.isfinite(probs).sum()), int((probs >= CLEAR).sum())
     region_cells = ref["region"]["cells"]
-    na = (f"; {ref['region']['cells_without_events']} cell(s) of the region without events "
-          "are left out" if ref["region"]["cells_without_events"] else "")
+    empty = ref["region"]["cells_without_events"]
+    na = (f"; {counted(empty, 'cell')} of the region without events "
+          f"{'is' if empty == 1 else 'are'} left out" if empty else "")
     out.append(BayesCheck(
         "surface", "Posterior P(effect > 0): per cell and over the region",
         pd.DataFrame([_variant_row(reference, ref)]),

@@ -34,6 +34,7 @@ from typing import Any
 
 from bayes_wake.errors import BayesWakeError, SettingsError, TaskFailed
 from bayes_wake.io.artefacts import atomic_path, keep_in_output
+from bayes_wake.io.tables import counted
 
 __all__ = [
     "TASK_FORMAT",
@@ -252,7 +253,7 @@ def run_tasks(
     store.root.mkdir(parents=True, exist_ok=True)
     stale = store.clean_stale()
     if stale:
-        log(f"removed {stale} temporary file(s) left by an interrupted run")
+        log(f"removed {counted(stale, 'temporary file')} left by an interrupted run")
     report = RunReport()
     started = time.perf_counter()
     todo = []
@@ -321,8 +322,8 @@ def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_worker
                                     f"{exc}") from None
             report.where = scheduler
         report.workers = len(client.nthreads())
-        log(f"Dask: {report.workers} worker(s) at {report.where}; "
-            f"{len(todo)} task(s) to run")
+        log(f"Dask: {counted(report.workers, 'worker')} at {report.where}; "
+            f"{counted(len(todo), 'task')} to run")
         needed = {a.name for t in todo for a in t.args if isinstance(a, Shared)}
         remote = {name: client.scatter(shared[name], broadcast=True, hash=False)
                   for name in sorted(needed)}

@@ -80,6 +80,7 @@ from bayes_wake.checks.scaleout import (
     task_key,
 )
 from bayes_wake.errors import EventDataError, SettingsError
+from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import (
     ROBUST_ERRORS,
     MWASettings,
@@ -310,7 +311,9 @@ def regions_of_anchors(events: pd.DataFrame, cube: xr.Dataset, region_of_row: Se
     missing = anchor_regions == ""
     if missing.any():
         bad = sorted(rows[missing] + 1)
-        raise EventDataError(f"{int(missing.sum())} treatment/control event(s) have no region",
+        n_missing = int(missing.sum())
+        raise EventDataError(f"{counted(n_missing, 'treatment/control event')} "
+                             f"{'has' if n_missing == 1 else 'have'} no region",
                              path=events.attrs.get("source"), rows=bad, column=column)
     known = sorted(set(anchor_regions))
     if leave_out:
@@ -497,8 +500,8 @@ def run_sensitivity(
     tasks, fits, skipped, fit_tasks, _ = _plan(events, cube, settings, region_of_event,
                                                leave_out, sites)
     log(f"{len(tasks)} tasks: {settings.permutations:,} label permutations, "
-        f"{settings.date_shifts:,} date-shift placebos, {len(fits)} Bayesian fit(s), "
-        f"{settings.placebos:,} placebo placement(s)")
+        f"{settings.date_shifts:,} date-shift placebos, {counted(len(fits), 'Bayesian fit')}, "
+        f"{counted(settings.placebos, 'placebo placement')}")
     shared = {"design": design, "events": events, "cube": cube, "regions": region_of_event,
               "sites": sites}
     run = run_tasks(tasks, out, shared=shared, scheduler=scheduler, n_workers=n_workers,
@@ -617,8 +620,8 @@ def _write_report(path: Path, settings: SensitivitySettings, result, multiplicit
     for check, sentence in verdicts:
         report.paragraph(f"{VERDICT_LABELS.get(check, check)}: {sentence}", kind="verdict")
     if unconverged:
-        report.paragraph(f"{unconverged} Bayesian fit(s) did not converge or failed; their "
-                         "numbers are flagged above and in the tables.", kind="warning")
+        report.paragraph(f"{counted(unconverged, 'Bayesian fit')} did not converge or failed; "
+                         "the numbers are flagged above and in the tables.", kind="warning")
 
     report.heading("1. Multiplicity over the window grid")
     report.paragraph(multiplicity.sentence(), kind="verdict")

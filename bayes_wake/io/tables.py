@@ -363,6 +363,12 @@ def _swap_hint(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
     return ""
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the right number, thousands separated: ``counted(1, "fit")``
+    is ``"1 fit"``, ``counted(2_000, "task")`` is ``"2,000 tasks"``."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (whitespace runs joined), for error messages."""
     text = " ".join(str(exc).split())
