@@ -419,3 +419,29 @@ def test_the_readme_command_blocks_run_as_written(tmp_path):
             out = root / words[words.index("--out") + 1]
             assert (out / README_OUTPUTS[words[1]]).stat().st_size > 0, command
             assert (out / "provenance.json").is_file(), command
+
+
+def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap():
+    """Without a terminal (a log, CI) progress is printed line-wise, at 0%, every further
+    10% and the end, and a long message stays on one line."""
+    import io
+
+    from rich.console import Console
+
+    from bayes_wake.cli.common import _progress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=80, highlight=False,
+                      soft_wrap=True)
+    with _progress(console, "sensitivity tasks") as advance:
+        for done in range(0, 101):
+            advance(done, 100)
+        advance(100, 100)
+    lines = buffer.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        f"sensitivity tasks: {k}/100 ({k}%)" for k in range(0, 101, 10)]
+    console.print("x" * 200)
+    assert buffer.getvalue().splitlines()[-1] == "x" * 200
+    from bayes_wake.cli.common import _console
+
+    assert _console().soft_wrap  # pytest's stderr is not a terminal

@@ -30,7 +30,10 @@ EXIT_CODES = ("Exit status: 0 done; 2 bad input or settings (one line says why; 
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False)
+    # in a log file, one message per line: rich would otherwise wrap at 80 columns
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def _fail_cleanly(command: Callable) -> Callable:
@@ -259,27 +262,46 @@ def _event_checks(events) -> dict:
 
 
 class _progress:
-    """A rich progress bar on stderr, as a context manager yielding ``advance(done, total)``."""
+    """Progress as a context manager yielding ``advance(done, total)``: a rich bar in a
+    terminal; elsewhere (a log, CI) one line at every further 10% or 10 s, and at the end."""
 
     def __init__(self, console, label: str):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/"
-                             "{task.total}"), TimeElapsedColumn(), console=console,
-                             transient=True)
+        self._console, self._label = console, label
+        self._bar = Progress(TextColumn(label), BarColumn(), TextColumn(
+            "{task.completed}/{task.fields[of]}"), TimeElapsedColumn(), console=console,
+            transient=True) if console.is_terminal else None
         self._task = None
+        self._last = (-1, 0.0)  # (tenths printed, time printed)
+        self._start = 0.0
 
     def __enter__(self):
-        self._bar.__enter__()
-        self._task = self._bar.add_task("", total=None)
+        import time
+
+        self._start = time.monotonic()
+        if self._bar is not None:
+            self._bar.__enter__()
+            self._task = self._bar.add_task("", total=None, of="?")
 
         def advance(done: int, total: int) -> None:
-            self._bar.update(self._task, completed=done, total=total)
+            if self._bar is not None:
+                self._bar.update(self._task, completed=done, total=total, of=total)
+                return
+            now = time.monotonic()
+            tenths = int(10 * done / total) if total else 0
+            if tenths > self._last[0] or now - self._last[1] >= 10 or done == total:
+                if done == total and self._last[0] == 10:
+                    return
+                self._last = (tenths, now)
+                share = f" ({done / total:.0%})" if total else ""
+                self._console.print(f"{self._label}: {done:,}/{total:,}{share}, "
+                                    f"{now - self._start:.0f} s", markup=False)
 
         return advance
 
     def __exit__(self, *exc):
-        return self._bar.__exit__(*exc)
+        return self._bar.__exit__(*exc) if self._bar is not None else None
 
 
 def _print_significant(console, result, title: str, alpha2: float | None = None) -> None:
