@@ -103,7 +103,8 @@ class OutcomeResult:
     bayes
         The Bayesian fit (:class:`bayes_wake.bayes.fit.BayesResult`), or None when skipped.
     robust
-        Per window, the p-values of the robust standard errors :data:`bayes_wake.mwa.analysis.ROBUST_ERRORS`
+        Per window, the p-values of the robust standard errors
+        :data:`bayes_wake.mwa.analysis.ROBUST_ERRORS`
         (:func:`bayes_wake.mwa.analysis.standard_error_table`).
     """
 
@@ -312,113 +313,23 @@ def reanalyze_sauter(
                             f"files, but the {kinds} projects are simulated; give both files "
                             "or use layers and rasters")
 
-    # -- outcome events ----------------------------------------------------------------------
-    events = read_acled(acled, start=start, end=end)
-    say(f"ACLED: {events.attrs['rows_read']:,} rows ({events.attrs['layout']} layout) -> "
-        f"{events.attrs['events_read']:,} events; {len(events):,} in {start}..{end}")
-    dropped: list[dict] = list(events.attrs["dropped"])
-    boundary = load_regions(boundaries, merge_menaka=merge_menaka)
-    keep_regions = resolve_regions(regions, boundary)
-    notes: list[str] = []
-    if "Menaka" in [normalise_region_name(r) for r in regions] and "Menaka" not in keep_regions:
-        notes.append("The boundary file has no Ménaka region (it predates the 2016 split, or "
-                     "merge_menaka is set): Ménaka's events and projects are counted under "
-                     "Gao.")
-    events, area_drops = filter_to_regions(events, boundary, keep_regions, snap_km=snap_km,
-                                           step="ACLED")
-    dropped += area_drops
-    acled_region = np.array([normalise_region_name(a) if isinstance(a, str) else "" for a in
-                             events["admin1"]], dtype=object)
-    if "Menaka" not in set(boundary["region"]):
-        acled_region[acled_region == "Menaka"] = "Gao"
-    disagree = int((acled_region != events["region"].to_numpy(dtype=object)).sum())
-
-    # -- projects ----------------------------------------------------------------------------
-    project_parts = []
-    for kind, path, mapping in (("qip", qips, qip_columns), ("aid", aid, aid_columns)):
-        if path is None:
-            continue
-        frame = read_projects(path, kind=kind, columns=mapping, start=start, end=end,
-                              keep=covariate_columns)
-        dropped += frame.attrs["dropped"]
-        frame, drops = filter_to_regions(frame, boundary, keep_regions, snap_km=snap_km,
-                                         step="QIPs" if kind == "qip" else "aid projects")
-        dropped += drops
-        project_parts.append(frame)
-        say(f"{kind.upper() if kind == 'qip' else 'Aid'} projects: {frame.attrs['rows_read']:,} "
-            f"rows in {path} -> {len(frame):,} in the study area and period")
+    events, boundary, keep_regions, dropped, notes, disagree = _outcome_events(
+        acled, boundaries, regions, merge_menaka=merge_menaka, snap_km=snap_km, start=start,
+        end=end, say=say)
+    projects, project_drops = _all_projects(
+        qips, aid, qip_columns, aid_columns, covariate_columns, boundary, keep_regions,
+        snap_km=snap_km, start=start, end=end, seed=seed, n_qips=n_qips, n_aid=n_aid,
+        say=say)
+    dropped += project_drops
     sim_kinds = [k for k, v in simulated.items() if v]
-    if sim_kinds:
-        fake = simulate_project_placement(seed, n_qips=n_qips, n_aid=n_aid, start=start,
-                                          end=end, regions=boundary, keep_regions=keep_regions,
-                                          kinds=sim_kinds)
-        fake, _ = filter_to_regions(fake, boundary, keep_regions, snap_km=0.0, step="simulated")
-        project_parts.append(fake)
-        say("SIMULATED PROJECTS: " + ", ".join(
-            f"{(fake['kind'] == k).sum()} {'QIPs' if k == 'qip' else 'aid projects'}"
-            for k in sim_kinds) + f" placed by simulation (seed {seed}); no real file given")
-    projects = pd.concat(project_parts, ignore_index=True)
-    for kind in ("qip", "aid"):
-        if not (projects["kind"] == kind).any():
-            raise SettingsError(f"no {'QIPs' if kind == 'qip' else 'aid projects'} left in the "
-                                f"study area and period ({', '.join(keep_regions)}, "
-                                f"{start}..{end})")
-
-    # -- covariates --------------------------------------------------------------------------
-    layer_specs: dict[str, object] = {"dist_base_km": load_layer(bases)}
-    base_layer = layer_specs["dist_base_km"]
-    if rivers:
-        layer_specs["dist_water_km"] = [load_layer(p, where=rivers_where) for p in rivers]
-    if roads:
-        layer_specs["dist_road_km"] = [load_layer(p, where=roads_where) for p in roads]
-    for name, path in (layers or {}).items():
-        layer_specs[name] = load_layer(path)
-    everything = pd.concat([
-        projects.assign(role=projects["kind"].map(_ROLE_OF_KIND)),
-        events.assign(role="dependent"),
-    ], ignore_index=True)
-    everything = add_covariates(everything, layers=layer_specs, rasters=rasters,
-                                columns=covariate_columns)
-    covariates = list(everything.attrs["covariates"])
-    covariate_notes = dict(everything.attrs["covariate_notes"])
-    anchors = everything["role"].isin(["treatment", "control"]).to_numpy()
-    no_value = anchors & everything[covariates].isna().any(axis=1).to_numpy()
-    if no_value.any():
-        for kind in ("qip", "aid"):
-            mask = no_value & (everything["kind"] == kind).to_numpy()
-            dropped.append({"step": "QIPs" if kind == "qip" else "aid projects",
-                            "reason": "no covariate value (e.g. outside a raster)",
-                            "events": int(mask.sum())})
-        everything = everything[~no_value].reset_index(drop=True)
-    projects = everything[everything["role"] != "dependent"].reset_index(drop=True)
-    outcome_pool = everything[everything["role"] == "dependent"].reset_index(drop=True)
+    layer_specs = _layers(bases, rivers, rivers_where, roads, roads_where, layers)
+    projects, outcome_pool, covariates, covariate_notes, covariate_drops = _with_covariates(
+        projects, events, layer_specs, rasters, covariate_columns)
+    dropped += covariate_drops
     say("Covariates: " + ", ".join(covariates))
-
-    # -- per outcome ------------------------------------------------------------------------
-    results: dict[str, OutcomeResult] = {}
-    selections: dict[str, np.ndarray] = {}
-    for outcome in chosen:
-        mask = outcome.select(outcome_pool)
-        if not mask.any():
-            raise SettingsError(f"outcome {outcome.name!r} ({outcome.rule()}) has no events in "
-                                f"the study area and period; check its rule")
-        selections[outcome.name] = mask
-        table = _event_table(projects, outcome_pool[mask], covariates,
-                             source=f"Sauter (2022) reanalysis, outcome {outcome.name}")
-        cube = count_wakes(table, window_grid, radius_grid, convention=convention,
-                           covariates=covariates)
-        result = matched_wake_analysis(cube, match_on=covariates, weighted=weighted, tcm=tcm,
-                                       alpha=alpha)
-        n_sig = len(result.significant())
-        say(f"{outcome.label}: {int(mask.sum()):,} events; {n_sig} of {len(result.estimates)} "
-            f"windows with p <= {alpha:g} (OLS)")
-        robust = standard_error_table(cube, result.settings, ROBUST_ERRORS)
-        survive = {v: int((robust[f"pvalue_{v}"] <= alpha).sum()) for v in ROBUST_ERRORS}
-        say(f"{outcome.label}: with robust errors " + ", ".join(
-            f"{n} ({v})" for v, n in survive.items()) + " windows")
-        results[outcome.name] = OutcomeResult(outcome=outcome, n_events=int(mask.sum()),
-                                              robust=robust,
-                                              cube=cube, mwa=result)
+    results, selections = _analyse_outcomes(
+        chosen, projects, outcome_pool, covariates, window_grid, radius_grid,
+        convention=convention, weighted=weighted, tcm=tcm, alpha=alpha, say=say)
 
     summary = _summary(projects, outcome_pool, selections, chosen, keep_regions)
     dropped_table = pd.DataFrame(dropped, columns=["step", "reason", "events"])
@@ -484,7 +395,8 @@ def reanalyze_sauter(
         write_table(monthly, stage / "events_per_month.csv")
         _save(_timeline_figure(monthly, sim_kinds), stage / "events_per_month.png")
         shown = outcome_pool[selections[chosen[0].name]] if event_map else None
-        _save(_study_map(boundary, keep_regions, base_layer, projects, shown, chosen[0],
+        _save(_study_map(boundary, keep_regions, layer_specs["dist_base_km"], projects, shown,
+                         chosen[0],
                          layer_specs.get("dist_water_km"), sim_kinds), stage / "map.png")
         sauter.seconds = time.perf_counter() - started
         record["seconds"] = round(sauter.seconds, 1)
@@ -501,6 +413,143 @@ def reanalyze_sauter(
 # ---------------------------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------------------------
+
+
+def _outcome_events(acled, boundaries, regions, *, merge_menaka, snap_km, start, end, say):
+    """The ACLED events of the study period and regions, with what was dropped and why.
+
+    Returns (events, boundary, keep_regions, dropped, notes, disagree): ``disagree`` counts
+    kept events whose ACLED admin1 differs from the polygon holding them.
+    """
+    events = read_acled(acled, start=start, end=end)
+    say(f"ACLED: {events.attrs['rows_read']:,} rows ({events.attrs['layout']} layout) -> "
+        f"{events.attrs['events_read']:,} events; {len(events):,} in {start}..{end}")
+    dropped: list[dict] = list(events.attrs["dropped"])
+    boundary = load_regions(boundaries, merge_menaka=merge_menaka)
+    keep_regions = resolve_regions(regions, boundary)
+    notes: list[str] = []
+    if "Menaka" in [normalise_region_name(r) for r in regions] and "Menaka" not in keep_regions:
+        notes.append("The boundary file has no Ménaka region (it predates the 2016 split, or "
+                     "merge_menaka is set): Ménaka's events and projects are counted under "
+                     "Gao.")
+    events, area_drops = filter_to_regions(events, boundary, keep_regions, snap_km=snap_km,
+                                           step="ACLED")
+    dropped += area_drops
+    acled_region = np.array([normalise_region_name(a) if isinstance(a, str) else "" for a in
+                             events["admin1"]], dtype=object)
+    if "Menaka" not in set(boundary["region"]):
+        acled_region[acled_region == "Menaka"] = "Gao"
+    disagree = int((acled_region != events["region"].to_numpy(dtype=object)).sum())
+    return events, boundary, keep_regions, dropped, notes, disagree
+
+
+def _all_projects(qips, aid, qip_columns, aid_columns, covariate_columns, boundary,
+                  keep_regions, *, snap_km, start, end, seed, n_qips, n_aid, say):
+    """QIPs and aid projects from their files, simulating the kinds without one.
+
+    Returns (projects, dropped).
+    """
+    dropped: list[dict] = []
+    parts = []
+    for kind, path, mapping in (("qip", qips, qip_columns), ("aid", aid, aid_columns)):
+        if path is None:
+            continue
+        frame = read_projects(path, kind=kind, columns=mapping, start=start, end=end,
+                              keep=covariate_columns)
+        dropped += frame.attrs["dropped"]
+        frame, drops = filter_to_regions(frame, boundary, keep_regions, snap_km=snap_km,
+                                         step="QIPs" if kind == "qip" else "aid projects")
+        dropped += drops
+        parts.append(frame)
+        say(f"{kind.upper() if kind == 'qip' else 'Aid'} projects: {frame.attrs['rows_read']:,} "
+            f"rows in {path} -> {len(frame):,} in the study area and period")
+    sim_kinds = [kind for kind, path in (("qip", qips), ("aid", aid)) if path is None]
+    if sim_kinds:
+        fake = simulate_project_placement(seed, n_qips=n_qips, n_aid=n_aid, start=start,
+                                          end=end, regions=boundary, keep_regions=keep_regions,
+                                          kinds=sim_kinds)
+        fake, _ = filter_to_regions(fake, boundary, keep_regions, snap_km=0.0, step="simulated")
+        parts.append(fake)
+        say("SIMULATED PROJECTS: " + ", ".join(
+            f"{(fake['kind'] == k).sum()} {'QIPs' if k == 'qip' else 'aid projects'}"
+            for k in sim_kinds) + f" placed by simulation (seed {seed}); no real file given")
+    projects = pd.concat(parts, ignore_index=True)
+    for kind in ("qip", "aid"):
+        if not (projects["kind"] == kind).any():
+            raise SettingsError(f"no {'QIPs' if kind == 'qip' else 'aid projects'} left in the "
+                                f"study area and period ({', '.join(keep_regions)}, "
+                                f"{start}..{end})")
+    return projects, dropped
+
+
+def _layers(bases, rivers, rivers_where, roads, roads_where, layers) -> dict[str, object]:
+    """The distance-covariate layers by covariate name (the bases always)."""
+    specs: dict[str, object] = {"dist_base_km": load_layer(bases)}
+    if rivers:
+        specs["dist_water_km"] = [load_layer(p, where=rivers_where) for p in rivers]
+    if roads:
+        specs["dist_road_km"] = [load_layer(p, where=roads_where) for p in roads]
+    for name, path in (layers or {}).items():
+        specs[name] = load_layer(path)
+    return specs
+
+
+def _with_covariates(projects, events, layer_specs, rasters, covariate_columns):
+    """Covariates measured at every project and event; projects without a value dropped.
+
+    Returns (projects, outcome_pool, covariates, covariate_notes, dropped).
+    """
+    everything = pd.concat([
+        projects.assign(role=projects["kind"].map(_ROLE_OF_KIND)),
+        events.assign(role="dependent"),
+    ], ignore_index=True)
+    everything = add_covariates(everything, layers=layer_specs, rasters=rasters,
+                                columns=covariate_columns)
+    covariates = list(everything.attrs["covariates"])
+    covariate_notes = dict(everything.attrs["covariate_notes"])
+    dropped: list[dict] = []
+    anchors = everything["role"].isin(["treatment", "control"]).to_numpy()
+    no_value = anchors & everything[covariates].isna().any(axis=1).to_numpy()
+    if no_value.any():
+        for kind in ("qip", "aid"):
+            mask = no_value & (everything["kind"] == kind).to_numpy()
+            dropped.append({"step": "QIPs" if kind == "qip" else "aid projects",
+                            "reason": "no covariate value (e.g. outside a raster)",
+                            "events": int(mask.sum())})
+        everything = everything[~no_value].reset_index(drop=True)
+    projects = everything[everything["role"] != "dependent"].reset_index(drop=True)
+    outcome_pool = everything[everything["role"] == "dependent"].reset_index(drop=True)
+    return projects, outcome_pool, covariates, covariate_notes, dropped
+
+
+def _analyse_outcomes(chosen, projects, outcome_pool, covariates, window_grid, radius_grid,
+                      *, convention, weighted, tcm, alpha, say):
+    """Per outcome: its events, the wake cube, the matched wake analysis and the robust
+    errors. Returns (results by outcome name, event selection by outcome name)."""
+    results: dict[str, OutcomeResult] = {}
+    selections: dict[str, np.ndarray] = {}
+    for outcome in chosen:
+        mask = outcome.select(outcome_pool)
+        if not mask.any():
+            raise SettingsError(f"outcome {outcome.name!r} ({outcome.rule()}) has no events in "
+                                f"the study area and period; check its rule")
+        selections[outcome.name] = mask
+        table = _event_table(projects, outcome_pool[mask], covariates,
+                             source=f"Sauter (2022) reanalysis, outcome {outcome.name}")
+        cube = count_wakes(table, window_grid, radius_grid, convention=convention,
+                           covariates=covariates)
+        result = matched_wake_analysis(cube, match_on=covariates, weighted=weighted, tcm=tcm,
+                                       alpha=alpha)
+        n_sig = len(result.significant())
+        say(f"{outcome.label}: {int(mask.sum()):,} events; {n_sig} of {len(result.estimates)} "
+            f"windows with p <= {alpha:g} (OLS)")
+        robust = standard_error_table(cube, result.settings, ROBUST_ERRORS)
+        survive = {v: int((robust[f"pvalue_{v}"] <= alpha).sum()) for v in ROBUST_ERRORS}
+        say(f"{outcome.label}: with robust errors " + ", ".join(
+            f"{n} ({v})" for v, n in survive.items()) + " windows")
+        results[outcome.name] = OutcomeResult(outcome=outcome, n_events=int(mask.sum()),
+                                              robust=robust, cube=cube, mwa=result)
+    return results, selections
 
 
 def battery_studies(data_dir: str | os.PathLike, placement: int,
