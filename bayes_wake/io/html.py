@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayes_wake.io.artefacts import atomic_path, package_versions
@@ -72,19 +73,25 @@ class HtmlReport:
 
     def table(self, frame: pd.DataFrame, *, caption: str | None = None, digits: int = 3,
               max_rows: int = 200) -> HtmlReport:
-        """Add a table; numbers rounded to ``digits``, NA shown as "NA"."""
+        """Add a table; numbers rounded to ``digits``, NA shown as "NA"; a float column whose
+        values are all whole numbers (counts stored as floats) is shown as integers."""
         frame = frame.head(max_rows)
         head = "".join(
             f'<th class="{"text" if not pd.api.types.is_numeric_dtype(frame[c]) else ""}">'
             f"{html.escape(str(c))}</th>" for c in frame.columns)
+        whole = [pd.api.types.is_float_dtype(frame[c])
+                 and bool(np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0))
+                 for c in frame.columns]
         body = []
         for row in frame.itertuples(index=False):
             cells = []
-            for value in row:
-                if isinstance(value, float):
-                    text = "NA" if value != value else f"{value:.{digits}f}"
+            for value, is_whole in zip(row, whole, strict=True):
+                if isinstance(value, (float, np.floating)):
+                    text = ("NA" if value != value else f"{value:.0f}" if is_whole
+                            else f"{value:.{digits}f}")
                     cells.append(f"<td>{text}</td>")
-                elif isinstance(value, (int,)) and not isinstance(value, bool):
+                elif isinstance(value, (int, np.integer)) and not isinstance(value,
+                                                                            (bool, np.bool_)):
                     cells.append(f"<td>{value}</td>")
                 else:
                     cells.append(f'<td class="text">{html.escape(str(value))}</td>')
