@@ -641,7 +641,8 @@ def summarise_checks(fits: Sequence[FitVariant], results: dict[str, dict], regio
                         f"cells (largest {worst:.3f}), and P(positive in every cell of "
                         f"{where}) {moved} with the prior raised to the power {powers_text}")
             sentence += (" - but the importance weights are unreliable there (Pareto k > "
-                         f"{KHAT_LIMIT}); run the prior_refit check." if shaky else ".")
+                         f"{KHAT_LIMIT}); refit with the prior scaled instead "
+                         "(--bayes-checks prior_refit, or all)." if shaky else ".")
             out.append(BayesCheck("prior", "Prior sensitivity (power-scaling)", table, sentence,
                                   cells=ps_cells))
 
