@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ from scipy import spatial, special
 from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
 from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
 from bayes_wake.errors import SettingsError
+from bayes_wake.options import Convention, check_choice
 
 __all__ = [
     "BASES",
@@ -213,7 +214,6 @@ COVARIATES = ("dist_base_km", "dist_river_km", "pop_density")
 DelayKernel = Literal["gamma", "uniform"]
 DistanceKernel = Literal["rayleigh", "halfnormal"]
 TimeUnit = Literal["days", "hours", "minutes", "seconds"]
-DistanceConvention = Literal["exact", "mwa"]
 
 # R's mwa measures distance as KM_PER_DEGREE_MWA km per degree of central angle; the sphere
 # of the exact convention has this many km per degree.
@@ -263,15 +263,8 @@ class PlantedEffect:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate) and self.rate >= 0):
             raise SettingsError(f"effect rate must be a finite number >= 0, got {self.rate!r}")
-        if self.delay_kernel not in get_args(DelayKernel):
-            raise SettingsError(
-                f"delay_kernel must be one of {get_args(DelayKernel)}, got {self.delay_kernel!r}"
-            )
-        if self.distance_kernel not in get_args(DistanceKernel):
-            raise SettingsError(
-                f"distance_kernel must be one of {get_args(DistanceKernel)}, "
-                f"got {self.distance_kernel!r}"
-            )
+        check_choice("delay_kernel", self.delay_kernel, DelayKernel)
+        check_choice("distance_kernel", self.distance_kernel, DistanceKernel)
         for name in ("delay_shape", "delay_scale_days", "delay_max_days", "distance_scale_km"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -412,7 +405,7 @@ class SimulatedStudy:
         radii: Sequence[float] | np.ndarray,
         *,
         t_unit: TimeUnit = "days",
-        convention: DistanceConvention = "exact",
+        convention: Convention = "exact",
     ) -> xr.DataArray:
         """The planted additive treatment effect on a (window, radius) grid.
 
@@ -976,10 +969,7 @@ def _true_effect(
 ) -> xr.DataArray:
     if t_unit not in _UNITS_PER_DAY:
         raise SettingsError(f"t_unit must be one of {tuple(_UNITS_PER_DAY)}, got {t_unit!r}")
-    if convention not in get_args(DistanceConvention):
-        raise SettingsError(
-            f"convention must be one of {get_args(DistanceConvention)}, got {convention!r}"
-        )
+    check_choice("convention", convention, Convention)
     window = np.atleast_1d(np.asarray(windows))
     try:
         radius = np.atleast_1d(np.asarray(radii, dtype=float))

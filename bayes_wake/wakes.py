@@ -18,7 +18,6 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from bayes_wake.core.rcompat import format_digits7
 from bayes_wake.core.windows import TIME_UNITS, normalise_time_unit
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.artefacts import atomic_path
+from bayes_wake.options import Convention, check_choice
 
 __all__ = [
     "count_wakes",
@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 
-Convention = Literal["mwa", "exact"]
 _ANCHOR_ROLES = ("treatment", "control")
 _TARGETS = ("dependent", "treatment", "control")
 _RESERVED = {"event", "event_id", "source_id", "role", "treated", "time", "lon", "lat",
@@ -172,8 +171,7 @@ def count_wakes(
     events those with ``1 <= floor((t - t_anchor) / unit) <= window``: the definitions of R's
     WakeCounter.java.
     """
-    if convention not in ("mwa", "exact"):
-        raise SettingsError(f"unknown convention {convention!r}; use 'mwa' or 'exact'")
+    check_choice("convention", convention, Convention)
     unit = normalise_time_unit(t_unit)
     windows = np.asarray(windows, dtype=np.int64).ravel()
     radii = np.asarray(radii, dtype=float).ravel()

@@ -9,10 +9,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from bayes_wake.errors import BayesWakeError
+from bayes_wake.options import Convention, Estimation, Formula
 
 _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
 
@@ -191,7 +193,7 @@ def data_options(command: Callable) -> Callable:
                      help="Time unit of --t-window (R's mins and secs are minutes and "
                           "seconds)."),
         click.option("--convention", default="mwa", show_default=True,
-                     type=click.Choice(["mwa", "exact"]),
+                     type=click.Choice(get_args(Convention)),
                      help="mwa: bit-for-bit R; exact: great-circle distance, symmetric "
                           "trend, edge wakes kept."),
         click.option("--drop-duplicates", is_flag=True,
@@ -355,10 +357,10 @@ def mwa_options(command: Callable) -> Callable:
         click.option("--no-match", is_flag=True, help="Skip matching (R: match.default = FALSE)."),
         click.option("--delete-sutva", is_flag=True, help="Drop wakes with earlier overlaps."),
         click.option("--formula", default="lag", show_default=True,
-                     type=click.Choice(["lag", "diff"]),
+                     type=click.Choice(get_args(Formula)),
                      help="lag: post ~ pre + treatment; diff: post - pre ~ treatment."),
         click.option("--estimation", default="lm", show_default=True,
-                     type=click.Choice(["lm", "att"])),
+                     type=click.Choice(get_args(Estimation))),
         click.option("--vcov", default="classical", show_default=True,
                      callback=_canonical_vcov,
                      help="Standard errors: classical (R's lm; too small on clustered count "

@@ -7,6 +7,7 @@ calls the same function. Registered in :mod:`bayes_wake.cli` with ``main.add_com
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
 
@@ -21,6 +22,7 @@ from bayes_wake.cli.common import (
     model_options,
     overwrite_option,
 )
+from bayes_wake.options import Convention
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -87,7 +89,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--n-aid", default=1500, show_default=True, type=click.IntRange(1),
               help="Simulated aid projects (only without --aid).")
 @click.option("--convention", default="mwa", show_default=True,
-              type=click.Choice(["mwa", "exact"]),
+              type=click.Choice(get_args(Convention)),
               help="mwa: R's counting (as the paper); exact: great-circle distances, edge "
                    "wakes kept.")
 @click.option("--unweighted", is_flag=True, help="OLS without the CEM weights.")

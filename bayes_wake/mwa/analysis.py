@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,12 +24,11 @@ from bayes_wake.core.rcompat import r_round
 from bayes_wake.core.regression import VCovSpec, conley_kernel, parse_vcov, weighted_ols
 from bayes_wake.errors import SettingsError
 from bayes_wake.io.artefacts import write_table
+from bayes_wake.options import Estimation, Formula, check_choice
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
            "matched_cells", "vcov_inputs", "standard_error_table", "ROBUST_ERRORS"]
 
-Formula = Literal["lag", "diff"]
-Estimation = Literal["lm", "att"]
 FORMULAS = {
     "lag": "dependent_post ~ dependent_pre + treatment",
     "diff": "dependent_post - dependent_pre ~ treatment",
@@ -79,10 +77,8 @@ class MWASettings:
     alpha: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.formula not in FORMULAS:
-            raise SettingsError(f"unknown formula {self.formula!r}; use 'lag' or 'diff'")
-        if self.estimation not in ("lm", "att"):
-            raise SettingsError(f"unknown estimation {self.estimation!r}; use 'lm' or 'att'")
+        check_choice("formula", self.formula, Formula)
+        check_choice("estimation", self.estimation, Estimation)
         object.__setattr__(self, "vcov", str(parse_vcov(self.vcov)))
         if not 0 < self.alpha < 1:
             raise SettingsError(f"alpha must be in (0, 1), got {self.alpha}")

@@ -53,6 +53,7 @@ from bayes_wake.mwa.analysis import (
 )
 from bayes_wake.mwa.multiplicity import benjamini_hochberg
 from bayes_wake.mwa.multiplicity import holm as holm_adjusted
+from bayes_wake.options import Convention, check_choice
 from bayes_wake.wakes import count_wakes, save_cube
 
 __all__ = [
@@ -301,8 +302,7 @@ def reanalyze_sauter(
         raise SettingsError("no outcomes to analyse")
     if len({o.name for o in chosen}) != len(chosen):
         raise SettingsError(f"an outcome is named twice: {[o.name for o in chosen]}")
-    if convention not in ("mwa", "exact"):
-        raise SettingsError(f"unknown convention {convention!r}; use 'mwa' or 'exact'")
+    check_choice("convention", convention, Convention)
     model_spec = None
     if bayes:
         model_spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)

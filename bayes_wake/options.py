@@ -1,0 +1,33 @@
+"""The options several stages share: their ``Literal`` types and one validator.
+
+Each choice is written once here; :func:`check_choice` turns a bad value into a
+:class:`~bayes_wake.errors.SettingsError` that lists the valid ones, in the same words
+wherever the option is given (Python API, command line, YAML).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from bayes_wake.errors import SettingsError
+
+__all__ = ["Convention", "Formula", "Estimation", "check_choice"]
+
+#: Wake counting: R's ``mwa`` (111.111 km per degree, edge wakes dropped) or ``exact``.
+Convention = Literal["mwa", "exact"]
+#: The OLS formula: ``lag`` (post ~ pre + treatment, the paper's) or ``diff``
+#: (post - pre ~ treatment).
+Formula = Literal["lag", "diff"]
+#: R's ``estimation``: ``lm`` (the regression) or ``att`` (cem's att, same estimate).
+Estimation = Literal["lm", "att"]
+
+
+def check_choice(name: str, value: Any, kind: Any) -> None:
+    """Raise :class:`SettingsError` unless ``value`` is one of the ``Literal`` ``kind``'s
+    values: ``unknown convention 'x'; use 'mwa' or 'exact'``."""
+    choices = get_args(kind)
+    if value in choices:
+        return
+    quoted = [repr(c) for c in choices]
+    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    raise SettingsError(f"unknown {name} {value!r}; use {listed}")
