@@ -1,7 +1,8 @@
 """``bayes-wake sauter``: the Sauter (2022) reanalysis with one command.
 
-A thin layer over :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter`; ``scripts/reanalyze_sauter.py``
-calls the same function. Registered in :mod:`bayes_wake.cli` with ``main.add_command(sauter)``.
+A thin layer over :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter`;
+``scripts/reanalyze_sauter.py`` calls the same function. Registered in
+:mod:`bayes_wake.cli` with ``main.add_command(sauter)``.
 """
 
 from __future__ import annotations

@@ -161,7 +161,8 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
         result = run_sensitivity(
             events, cube, settings, out, region_of_event=region_of_event, leave_out=chosen,
             sites=sites, inputs={"data": str(data), **(
-                {"placebo_sites": str(placebo_sites)} if placebo_sites else {})}, scheduler="inline" if workers == 0 else scheduler,
+                {"placebo_sites": str(placebo_sites)} if placebo_sites else {})},
+            scheduler="inline" if workers == 0 else scheduler,
             n_workers=workers or None, log=lambda line: console.print(line, markup=False),
             progress=advance)
     # what the reader found goes beside the settings run_sensitivity records
