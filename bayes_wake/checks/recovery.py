@@ -56,7 +56,12 @@ import xarray as xr
 
 from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
 from bayes_wake.errors import SettingsError
-from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
+from bayes_wake.mwa.analysis import (
+    MWASettings,
+    matched_cells,
+    matched_wake_analysis,
+    regression_design,
+)
 from bayes_wake.wakes import count_wakes
 
 __all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth",
@@ -374,10 +379,11 @@ def matched_truth(cube: xr.Dataset, real: xr.Dataset, settings: MWASettings,
 
 
 def _coefficient(post, pre, treated, weights, formula) -> float:
-    """The treatment coefficient of the table's weighted regression (least squares)."""
-    ones = np.ones(len(post))
-    y, x = ((post, np.column_stack([ones, pre, treated])) if formula == "lag"
-            else (post - pre, np.column_stack([ones, treated])))
+    """The treatment coefficient of the table's weighted regression: plain least squares,
+    not :func:`bayes_wake.core.regression.weighted_ols`, whose R rule makes a cell with no
+    outcome event NA (its coefficient is 0 here, so the difference of two fits stays
+    defined)."""
+    y, x = regression_design(post, pre, treated, formula)
     root = np.sqrt(weights)
     return float(np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0][-1])
 

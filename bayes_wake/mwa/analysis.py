@@ -27,7 +27,8 @@ from bayes_wake.io.artefacts import write_table
 from bayes_wake.options import Estimation, Formula, check_choice
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
-           "matched_cells", "vcov_inputs", "standard_error_table", "ROBUST_ERRORS"]
+           "matched_cells", "vcov_inputs", "standard_error_table", "ROBUST_ERRORS",
+           "regression_design"]
 
 FORMULAS = {
     "lag": "dependent_post ~ dependent_pre + treatment",
@@ -375,9 +376,9 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
                 weights = in_fit.astype(float)
             l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit]) if balance \
                 else (np.nan, np.nan)
-            y, design = _design({k: cell[k][in_fit] for k in
-                                 ("dependent_post", "dependent_pre", "treatment")},
-                                settings.formula)
+            y, design = regression_design(cell["dependent_post"][in_fit],
+                                          cell["dependent_pre"][in_fit],
+                                          cell["treatment"][in_fit], settings.formula)
             table = {
                 "control_pre": int((treated == 0).sum()),
                 "treatment_pre": int((treated == 1).sum()),
@@ -465,10 +466,12 @@ def standard_error_table(cube: xr.Dataset, settings: MWASettings,
     return _spatial_as_int(pd.DataFrame(rows))
 
 
-def _design(rows: dict, formula: Formula) -> tuple[np.ndarray, np.ndarray]:
-    post = np.asarray(rows["dependent_post"], dtype=float)
-    pre = np.asarray(rows["dependent_pre"], dtype=float)
-    treated = np.asarray(rows["treatment"], dtype=float)
+def regression_design(post, pre, treated, formula: Formula) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome and design of the table's regression (intercept first, treatment last):
+    ``lag`` regresses post on (1, pre, treated), ``diff`` post - pre on (1, treated)."""
+    post = np.asarray(post, dtype=float)
+    pre = np.asarray(pre, dtype=float)
+    treated = np.asarray(treated, dtype=float)
     ones = np.ones(len(post))
     if formula == "lag":
         return post, np.column_stack([ones, pre, treated])
