@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -68,17 +69,14 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
 
     console = _console()
     started = time.perf_counter()
-    _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov,
-                  alpha)  # fail fast
+    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
+                        vcov, alpha)  # before any data are read
     _check_alpha2(alpha, alpha2)
-    events, cube, match_cols = _load_and_count(
+    events, cube, _ = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     with _progress(console, "matching and fitting") as advance:
-        result = matched_wake_analysis(
-            cube, match_on=match_cols, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
-            matching=not no_match, formula=formula, estimation=estimation, vcov=vcov,
-            alpha=alpha, progress=advance)
+        result = matched_wake_analysis(cube, **asdict(mwa), progress=advance)
     settings = {"command": "mwa", "t_window": list(t_window), "spat_window": list(spat_window),
                 "treatment": treatment, "control": control, "dependent": dependent,
                 "columns": list(columns), "t_unit": t_unit, "convention": convention,
@@ -193,15 +191,13 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     started = time.perf_counter()
     spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
                                              chains=chains, seed=seed)
-    _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation, vcov,
-                  alpha)  # fail fast
+    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
+                        vcov, alpha)  # before any data are read
     _check_alpha2(alpha, alpha2)
     events, cube, match_cols = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
-    result = matched_wake_analysis(
-        cube, match_on=match_cols, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
-        matching=not no_match, formula=formula, estimation=estimation, vcov=vcov, alpha=alpha)
+    result = matched_wake_analysis(cube, **asdict(mwa))
     settings = {"command": "fit", "t_window": list(t_window), "spat_window": list(spat_window),
                 "treatment": treatment, "control": control, "dependent": dependent,
                 "columns": list(columns), "t_unit": t_unit, "convention": convention,
