@@ -87,6 +87,9 @@ def test_projects_without_place_or_date_or_outside_the_period_are_counted(tmp_pa
     ("longitude", "west", "longitude is not a number: 'west'"),
     ("budget_usd", "a lot", "budget is not a number: 'a lot'"),
     ("latitude", "95", "latitude not in [-90, 90]"),
+    # the event reader's rule, not "look projected" (one coordinate check for every reader)
+    ("latitude", "inf", "non-finite coordinate: latitude inf"),
+    ("longitude", "3600000", "the coordinates look projected"),
 ])
 def test_bad_cells_name_the_file_row_and_column(tmp_path, column, value, message):
     path = write_projects(tmp_path / "qips.csv", 6, seed=4)

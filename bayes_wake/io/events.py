@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
-from bayes_wake.io.tables import MISSING_TEXT, one_line, read_csv_text
+from bayes_wake.io.tables import (
+    MISSING_TEXT,
+    check_coordinates,
+    one_line,
+    read_csv_text,
+    show_values,
+)
 
 __all__ = [
     "DEFAULT_COLUMNS",
@@ -234,7 +240,7 @@ def read_events(
         lon_col, lat_col = names["lon"], names["lat"]
         lon = _coordinate(frame[lon_col], lon_col, "longitude", fail)
         lat = _coordinate(frame[lat_col], lat_col, "latitude", fail)
-    _check_ranges(lon, lat, lon_col, lat_col, fail)
+    check_coordinates(lon, lat, lon_name=lon_col, lat_name=lat_col, path=label)
     if box is not None:
         _check_area(lon, lat, box, fail)
     keep = ~repeats if drop_duplicates else np.ones(n, dtype=bool)
@@ -825,7 +831,7 @@ def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
     if missing.any():
         raise fail("missing timestamp", missing, column=name)
     if bad.any():
-        shown = _show_values(column.to_numpy(dtype=object)[bad])
+        shown = show_values(column.to_numpy(dtype=object)[bad])
         raise fail(f"cannot parse timestamp {shown} (expected {_TIME_FORMATS})", bad, column=name)
     if zoned is not None:
         _check_one_kind_of_time(column, zoned & ~missing, ~zoned & ~missing, name, fail)
@@ -869,7 +875,7 @@ def _coordinate(column: pd.Series, name: str, what: str, fail: Any) -> np.ndarra
     if missing.any():
         raise fail(f"missing {what}", missing, column=name)
     if bad.any():
-        shown = _show_values(column.to_numpy(dtype=object)[bad])
+        shown = show_values(column.to_numpy(dtype=object)[bad])
         raise fail(f"{what} is not a number: {shown}", bad, column=name)
     return values
 
@@ -904,45 +910,6 @@ def _geometry_coordinates(loaded: _Loaded, fail: Any) -> tuple[np.ndarray, np.nd
                 column=name,
             ) from None
     return geometry.x.to_numpy(dtype=np.float64), geometry.y.to_numpy(dtype=np.float64)
-
-
-def _check_ranges(
-    lon: np.ndarray, lat: np.ndarray, lon_col: str | None, lat_col: str | None, fail: Any
-) -> None:
-    for values, column, what in ((lat, lat_col, "latitude"), (lon, lon_col, "longitude")):
-        infinite = ~np.isfinite(values)
-        if infinite.any():
-            raise fail(
-                f"non-finite coordinate: {what} {_show_values(values[infinite])}",
-                infinite,
-                column=column,
-            )
-    bad_lat = ~((lat >= -90) & (lat <= 90))
-    if bad_lat.any():
-        hint = _swap_or_projected(lon, lat, bad_lat)
-        raise fail(
-            f"latitude not in [-90, 90]: {_show_values(lat[bad_lat])}{hint}",
-            bad_lat,
-            column=lat_col,
-        )
-    bad_lon = ~((lon >= -180) & (lon <= 180))
-    if bad_lon.any():
-        hint = _swap_or_projected(lon, lat, bad_lon)
-        raise fail(
-            f"longitude not in [-180, 180]: {_show_values(lon[bad_lon])}{hint}",
-            bad_lon,
-            column=lon_col,
-        )
-
-
-def _swap_or_projected(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
-    if (np.abs(lon[bad]) > 360).all() or (np.abs(lat[bad]) > 360).all():
-        return "; the coordinates look projected (metres?), not WGS84 degrees"
-    swapped = (np.abs(lon[bad]) <= 90) & (np.abs(lat[bad]) <= 180)
-    if swapped.all():
-        # weaker evidence than the area check: a typo looks the same
-        return "; latitude and longitude may be swapped"
-    return ""
 
 
 def _check_area(
@@ -1003,7 +970,7 @@ def _event_ids(
     if duplicated.any():
         values = list(dict.fromkeys(keys[duplicated].tolist()))
         label = "id" if len(values) == 1 else "ids"
-        shown = _show_values(np.array(values, dtype=object))
+        shown = show_values(np.array(values, dtype=object))
         hint = ""
         if (duplicated & repeats).any():
             hint = ("; some of these rows repeat earlier rows exactly (drop them with "
@@ -1042,7 +1009,7 @@ def _covariate(
 ) -> np.ndarray:
     values, missing, bad = _numbers(column)
     if bad.any():
-        shown = _show_values(column.to_numpy(dtype=object)[bad])
+        shown = show_values(column.to_numpy(dtype=object)[bad])
         raise fail(f"covariate is not a number: {shown}", bad, column=name)
     infinite = np.isinf(values)
     if infinite.any():
@@ -1106,10 +1073,3 @@ def _row_numbers(rows: Any) -> list[int] | None:
     if rows.dtype == bool:
         rows = np.flatnonzero(rows)
     return [int(r) + 1 for r in rows]
-
-
-def _show_values(values: np.ndarray, limit: int = 3) -> str:
-    items = [v for v in values.tolist()]
-    unique = list(dict.fromkeys(repr(v) if isinstance(v, str) else f"{v}" for v in items))
-    shown = ", ".join(unique[:limit])
-    return shown + (f" and {len(unique) - limit} more" if len(unique) > limit else "")

@@ -341,26 +341,46 @@ def parse_dates(column: pd.Series, *, name: str, path: str | None) -> pd.Series:
     return parsed.dt.floor("D").dt.as_unit("ns").reset_index(drop=True)
 
 
-def check_coordinates(lon: np.ndarray, lat: np.ndarray, *, lon_name: str, lat_name: str,
-                      path: str | None) -> None:
-    """Raise for coordinates outside [-180, 180] x [-90, 90] (NaN is allowed: missing)."""
-    bad_lat = np.abs(lat) > 90
-    if bad_lat.any():
-        raise EventDataError(f"latitude not in [-90, 90]: {lat[bad_lat][:3].tolist()}"
-                             + _swap_hint(lon, lat, bad_lat), path=path,
-                             rows=list(np.flatnonzero(bad_lat) + 1), column=lat_name)
-    bad_lon = np.abs(lon) > 180
-    if bad_lon.any():
-        raise EventDataError(f"longitude not in [-180, 180]: {lon[bad_lon][:3].tolist()}",
-                             path=path, rows=list(np.flatnonzero(bad_lon) + 1), column=lon_name)
+def check_coordinates(lon: np.ndarray, lat: np.ndarray, *, lon_name: str | None,
+                      lat_name: str | None, path: str | None) -> None:
+    """Raise for infinite coordinates or ones outside [-180, 180] x [-90, 90] (NaN is
+    allowed: missing), naming the rows and the column, with a hint when the values look
+    projected or swapped. The one coordinate check of every reader."""
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+    def fail(problem: str, rows: np.ndarray, column: str | None) -> EventDataError:
+        return EventDataError(problem, path=path, rows=[int(k) + 1 for k in np.flatnonzero(rows)],
+                              column=column)
+
+    for values, column, what in ((lat, lat_name, "latitude"), (lon, lon_name, "longitude")):
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise fail(f"non-finite coordinate: {what} {show_values(values[infinite])}",
+                       infinite, column)
+    for values, column, what, limit in ((lat, lat_name, "latitude", 90),
+                                        (lon, lon_name, "longitude", 180)):
+        bad = np.abs(values) > limit
+        if bad.any():
+            raise fail(f"{what} not in [-{limit}, {limit}]: {show_values(values[bad])}"
+                       f"{_swap_or_projected(lon, lat, bad)}", bad, column)
 
 
-def _swap_hint(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
-    if (np.abs(lon[bad]) <= 90).all() and (np.abs(lat[bad]) <= 180).all():
-        return "; latitude and longitude may be swapped"
-    if (np.abs(lat[bad]) > 360).all():
+def _swap_or_projected(lon: np.ndarray, lat: np.ndarray, bad: np.ndarray) -> str:
+    if (np.abs(lon[bad]) > 360).all() or (np.abs(lat[bad]) > 360).all():
         return "; the coordinates look projected (metres?), not WGS84 degrees"
+    swapped = (np.abs(lon[bad]) <= 90) & (np.abs(lat[bad]) <= 180)
+    if swapped.all():
+        # weaker evidence than the area check: a typo looks the same
+        return "; latitude and longitude may be swapped"
     return ""
+
+
+def show_values(values: np.ndarray, limit: int = 3) -> str:
+    """The distinct values of a bad selection, the first ``limit`` of them, for messages."""
+    items = [v for v in values.tolist()]
+    unique = list(dict.fromkeys(repr(v) if isinstance(v, str) else f"{v}" for v in items))
+    shown = ", ".join(unique[:limit])
+    return shown + (f" and {len(unique) - limit} more" if len(unique) > limit else "")
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
