@@ -70,7 +70,7 @@ def _theta(**values):
     from bayes_wake.bayes.did_surface import HYPERPARAMETERS
 
     return {n: values.get(n, 0.0 if not n.startswith("length") else 0.5)
-            for n in HYPERPARAMETERS}
+            for n in (*HYPERPARAMETERS, "level", "proportional")}
 
 
 def test_the_kernel_is_a_valid_covariance():
@@ -104,3 +104,30 @@ def test_classical_joint_errors_reproduce_the_ols_tables_errors(cube):
     se = ols.surface["std_error"].to_numpy().ravel()[data.defined]
     assert np.all(data.std_error >= se * (1 - 1e-9))
     np.testing.assert_allclose(data.std_error, se, rtol=0.1)
+
+
+def test_the_discrepancy_moves_the_surface_between_the_smooth_fit_and_the_estimates(cube):
+    """Draws are the exact Gaussian conditional of truth = smooth + detail, detail ~
+    N(0, d^2 V): with no smooth variation (amplitudes 0, so only the common mean and the
+    baseline direction), a huge discrepancy returns the OLS estimates themselves with their
+    own noise shrunk by d^2 / (1 + d^2), and d = 0 a surface in the span of the two
+    fixed directions."""
+    from bayes_wake.bayes.did_surface import HYPERPARAMETERS, draw_surface, fixed_terms
+
+    data = prepare_surface_data(cube, SETTINGS, errors="wake")
+    hyper = {n: np.full((1, 4000), 0.5 if n.startswith("length") else 0.0)
+             for n in HYPERPARAMETERS}
+    d = data.defined
+    y = data.estimate.ravel()[d]
+    loose = draw_surface(data, hyper, seed=1, discrepancy=100.0).reshape(-1, data.n_cells)
+    np.testing.assert_allclose(loose.mean(axis=0)[d], y,
+                               atol=4 * data.std_error.max() / np.sqrt(4000))
+    np.testing.assert_allclose(loose.std(axis=0)[d], data.std_error, rtol=0.08)
+    tight = draw_surface(data, hyper, seed=1).reshape(-1, data.n_cells).mean(axis=0)
+    fixed = fixed_terms(data)
+    n_w, n_r = len(data.windows), len(data.radii)
+    count = np.outer(np.arange(1, n_w + 1), np.arange(1, n_r + 1)).ravel()
+    span = np.column_stack([count, data.baseline.ravel()])
+    coef = np.linalg.lstsq(span, tight, rcond=None)[0]
+    np.testing.assert_allclose(span @ coef, tight, atol=1e-8 * max(1, abs(tight).max()))
+    assert fixed["level"] > 0 and fixed["proportional"] > 0

@@ -21,10 +21,15 @@ wake relative to the control wakes' change, on the count scale. The model has tw
    the signal that only shows once the increments are summed. One more direction is
    proportional to the wakes' baseline (their mean pre-period count per cell): an effect
    that scales real activity up or down (thinning, or more events where there were
-   already many), still on the count scale, is carried by a single coefficient. Amplitudes,
-   length scales and the proportional coefficient are learned: NUTS samples them on the
-   marginal likelihood (the surface integrated out); the surface is then drawn exactly from
-   its Gaussian conditional for every draw.
+   already many), still on the count scale, is carried by a single coefficient. The GP's
+   amplitudes and length scales are learned: NUTS samples them on the marginal likelihood
+   (the surface integrated out); the common mean and the proportional coefficient have
+   fixed normal priors (:func:`fixed_terms`); the surface is then drawn exactly from its
+   Gaussian conditional for every draw.
+3. **Discrepancy.** The true surface is the smooth one plus non-smooth detail
+   ~ N(0, d^2 V), a fixed share ``d`` of the sampling noise: what the smooth structure
+   cannot represent (an effect that also moves other wakes' pre-periods, or one confined to
+   a few cells) is neither erased nor trusted away, and the intervals stay honest there.
 
 The rate ratio (treated wakes' mean post count over that count minus the effect) is a
 secondary output.
@@ -266,11 +271,25 @@ def _nearest_psd(cov: np.ndarray) -> np.ndarray:
     return (vectors * np.maximum(values, floor)) @ vectors.T
 
 
-#: The prior's hyperparameters (sampled on the marginal likelihood), in events per wake
-#: except the length scales (on grid indices scaled to [0, 1]) and ``proportional`` (a
-#: share of the baseline).
-HYPERPARAMETERS = ("level", "amplitude_window", "amplitude_radius", "amplitude",
-                   "length_window", "length_radius", "proportional")
+#: The prior's hyperparameters sampled on the marginal likelihood: the increments' GP
+#: amplitudes (events per wake) and length scales (on grid indices scaled to [0, 1]).
+HYPERPARAMETERS = ("amplitude_window", "amplitude_radius", "amplitude",
+                   "length_window", "length_radius")
+
+#: Prior sd of the coefficient on the baseline direction (a share of the baseline).
+PROPORTIONAL_SD = 0.5
+
+
+def fixed_terms(data: SurfaceData, mean_sd: float = 1.0) -> dict:
+    """The prior sds of the two fixed-effect directions of :func:`grid_kernel`.
+
+    ``level`` (the common increment mean, ``mean_sd`` x :func:`scale_reference`, events per
+    wake) and ``proportional`` (:data:`PROPORTIONAL_SD`). Each is one coefficient; learning
+    its prior sd from the data would be a variance estimated from a single draw, whose
+    posterior mass near zero shrinks a clear overall effect toward 0, so they are fixed
+    normal priors instead.
+    """
+    return {"level": mean_sd * scale_reference(data), "proportional": PROPORTIONAL_SD}
 
 
 def grid_kernel(windows, radii, theta, baseline=None, *, module=np):
@@ -322,8 +341,16 @@ def scale_reference(data: SurfaceData) -> float:
     return float(se.max()) if len(se) and se.max() > 0 else 1.0
 
 
-def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Model:
-    """The marginal model of the hyperparameters: estimates ~ N(0, V + K(theta)).
+def _discrepancy(data: SurfaceData, discrepancy: float) -> np.ndarray:
+    """``discrepancy^2 V`` on the defined cells of the full grid (zero elsewhere)."""
+    out = np.zeros((data.n_cells, data.n_cells))
+    out[np.ix_(data.defined, data.defined)] = discrepancy**2 * data.covariance
+    return out
+
+
+def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0, *, mean_sd: float = 1.0,
+                        discrepancy: float = 0.0) -> pm.Model:
+    """The marginal model of the hyperparameters: estimates ~ N(0, K(theta) + (1 + d^2) V).
 
     Parameters
     ----------
@@ -331,9 +358,15 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
         From :func:`prepare_surface_data`.
     amplitude_sd
         Sd of the half-normal priors on the increments' GP amplitudes, in units of a third
-        of the largest cell standard error (:func:`scale_reference`); the common increment
-        mean ``level`` has a half-normal prior of sd one such error, the proportional
-        coefficient one of sd 0.5 (half the baseline).
+        of the largest cell standard error (:func:`scale_reference`).
+    mean_sd
+        Sd of the normal prior on the common increment mean, in units of that error
+        (:func:`fixed_terms`).
+    discrepancy
+        ``d``: the true surface is the smooth one plus non-smooth detail ~ N(0, d^2 V), detail
+        the GP cannot represent (an effect that also moves other wakes' pre-periods, or one
+        confined to a few cells) and that the data cannot tell from noise. It is fixed, not
+        learned: with ``V`` right, the data carry no information on it.
     """
     if len(data.defined) == 0:
         raise SettingsError("no cell of the grid has a defined OLS estimate (too few matched "
@@ -342,21 +375,21 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0) -> pm.Mode
     ref = scale_reference(data)
     with pm.Model() as model:
         # the prior unit is the largest cell's standard error; that cell sums all increments
-        theta = {"level": pm.HalfNormal("level", ref)}
+        theta = dict(fixed_terms(data, mean_sd))
         for name in ("amplitude_window", "amplitude_radius", "amplitude"):
             theta[name] = pm.HalfNormal(name, amplitude_sd * ref / 3)
         theta["length_window"] = pm.InverseGamma("length_window", 4.0, 1.5)
         theta["length_radius"] = pm.InverseGamma("length_radius", 4.0, 1.5)
-        theta["proportional"] = pm.HalfNormal("proportional", 0.5)
         k = grid_kernel(data.windows, data.radii, theta, data.baseline.ravel(), module=pt)
         k = k[data.defined][:, data.defined]
-        cov = k + data.covariance + 1e-10 * ref**2 * np.eye(len(y))
+        cov = k + (1 + discrepancy**2) * data.covariance + 1e-10 * ref**2 * np.eye(len(y))
         pm.Potential("weighted_loglik", pm.logp(pm.MvNormal.dist(mu=np.zeros(len(y)),
                                                                   cov=cov), y))
     return model
 
 
-def draw_surface(data: SurfaceData, hyper: dict, seed) -> np.ndarray:
+def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
+                 discrepancy: float = 0.0) -> np.ndarray:
     """Exact draws of the cumulative surface given each hyperparameter draw.
 
     Parameters
@@ -367,6 +400,8 @@ def draw_surface(data: SurfaceData, hyper: dict, seed) -> np.ndarray:
         :data:`HYPERPARAMETERS` to draws, each of shape (chain, draw).
     seed
         Seed of the draws.
+    mean_sd, discrepancy
+        As in :func:`build_surface_model`.
 
     Returns
     -------
@@ -376,12 +411,15 @@ def draw_surface(data: SurfaceData, hyper: dict, seed) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y = data.estimate.ravel()[data.defined]
     d = data.defined
-    shape = np.shape(hyper["level"])
+    shape = np.shape(hyper["amplitude"])
     out = np.empty(shape + (data.n_cells,))
     jitter = 1e-10 * scale_reference(data) ** 2
+    fixed = fixed_terms(data, mean_sd)
+    detail = _discrepancy(data, discrepancy)
     for index in np.ndindex(shape):
-        k = grid_kernel(data.windows, data.radii, {n: v[index] for n, v in hyper.items()},
-                        data.baseline.ravel())
+        k = grid_kernel(data.windows, data.radii,
+                        {**fixed, **{n: v[index] for n, v in hyper.items()}},
+                        data.baseline.ravel()) + detail
         k_dd = k[np.ix_(d, d)]
         chol = linalg.cho_factor(k_dd + data.covariance + jitter * np.eye(len(d)))
         cross = k[:, d]

@@ -450,9 +450,15 @@ def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
         from bayes_wake.bayes.did_surface import build_surface_model
 
         data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
-        return build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
+        return build_surface_model(data, **_surface_prior(spec))
     return build_model(prepare_model_data(cube, spec, match_on, tcm=tcm,
                                           delete_sutva=delete_sutva), spec)
+
+
+def _surface_prior(spec: ModelSpec) -> dict:
+    """The count-scale surface's prior settings from a spec."""
+    return {"amplitude_sd": spec.effect.scale_sd, "mean_sd": spec.effect.mean_sd,
+            "discrepancy": spec.discrepancy}
 
 
 def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
@@ -484,11 +490,13 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
     log(f"model {spec.name}: {len(data.defined)} of {data.n_cells} cells with an OLS "
         f"estimate, robust covariance over {data.n_clusters:,} clusters ({spec.errors}); "
         f"sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
-    model = build_surface_model(data, amplitude_sd=spec.effect.scale_sd)
+    model = build_surface_model(data, **_surface_prior(spec))
     idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
     posterior = idata.posterior.to_dataset()
     hyper = {n: posterior[n].to_numpy() for n in HYPERPARAMETERS}
-    surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed)
+    prior = _surface_prior(spec)
+    surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed, mean_sd=prior["mean_sd"],
+                                 discrepancy=prior["discrepancy"])
     # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
     # is reported only where the paper's estimand is defined
     undefined = np.ones(data.n_cells, bool)

@@ -132,6 +132,12 @@ class ModelSpec(_Strict):
         increments. ``temper``: cumulative cells, every term scaled by (events in the
         largest cell) / (events summed over cells). ``independent``: cumulative cells as if
         independent (overconfident when pooled).
+    discrepancy
+        ``count_did`` only: the share of the cell estimates' sampling noise by which the
+        true surface may depart from the smooth prior (non-smooth detail, N(0, d^2 V)); it
+        widens the intervals where the smooth structure cannot represent the truth and is
+        fixed, since the data cannot tell such detail from noise. 0: trust the smooth
+        structure fully.
     covariates
         Covariates in the linear predictor (standardised; one coefficient each, shared over
         cells). ``match`` stands for the matching columns.
@@ -155,6 +161,7 @@ class ModelSpec(_Strict):
     dispersion: Literal["per_cell", "pooled"] = "pooled"
     matching: Literal["weights", "strata", "none"] = "weights"
     nested: Literal["increments", "temper", "independent"] = "increments"
+    discrepancy: float = Field(0.0, ge=0)
     covariates: tuple[str, ...] = ("match",)
     sampler: SamplerSpec = SamplerSpec()
 
@@ -163,6 +170,8 @@ class ModelSpec(_Strict):
         if (self.estimand == "count_did") != (self.likelihood == "robust_normal"):
             raise ValueError("estimand: count_did goes with likelihood: robust_normal, and "
                              "robust_normal only with count_did")
+        if self.discrepancy and self.estimand != "count_did":
+            raise ValueError("discrepancy applies to estimand: count_did only")
         if self.estimand == "count_did":
             from bayes_wake.bayes.did_surface import check_errors
 
