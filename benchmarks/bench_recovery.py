@@ -58,11 +58,13 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
     return score_recovery(cells), cells
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, path=HERE / "battery.yaml") -> list[dict]:
+    """The battery's score table (``path``: battery.yaml, or holdout.yaml for the scenarios
+    the default model was not chosen on)."""
     if not ACLED.exists():
         return [{"skipped": f"no ACLED data at {ACLED}"}]
     start = time.perf_counter()
-    table, _ = battery(quick=quick, out=os.environ.get("BAYES_WAKE_BATTERY_DIR"))
+    table, _ = battery(path, quick=quick, out=os.environ.get("BAYES_WAKE_BATTERY_DIR"))
     keep = ["method", "scenario", "replicates", "rmse", "rmse_vs_ols", "bias_large",
             "coverage", "width", "power", "false_positive_cells", "any_false_positive",
             "converged"]

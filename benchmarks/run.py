@@ -2,7 +2,8 @@
 
 Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sampler),
 ``sensitivity`` (batched permutations vs a statsmodels loop; Dask with 1 and 2 workers).
-``recovery`` (the planted-effect battery of battery.yaml on the real ACLED outcomes).
+``recovery`` (the planted-effect battery of battery.yaml on the real ACLED outcomes),
+``holdout`` (the same on holdout.yaml: scenarios the default model was not chosen on).
 ``calibration`` (size of per-window p-values per standard-error choice over placebo
 placements on the real ACLED outcomes). ``cli`` (whole-process times of ``bayes-wake --help``
 and ``bayes-wake mwa``, imports included). ``--quick`` runs smaller cases.
@@ -46,6 +47,8 @@ def main() -> None:
     SUITES["bayes"] = bench_bayes.run
     SUITES["sensitivity"] = bench_sensitivity.run
     SUITES["recovery"] = bench_recovery.run
+    SUITES["holdout"] = lambda quick: bench_recovery.run(quick, bench_recovery.HERE
+                                                         / "holdout.yaml")
     SUITES["calibration"] = bench_calibration.run
     SUITES["simulator"] = bench_simulator.run
     SUITES["cli"] = bench_cli.run
