@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +175,28 @@ def count_wakes(
     """
     check_choice("convention", convention, Convention)
     unit = normalise_time_unit(t_unit)
+    windows, radii = _check_grid(windows, radii)
+    covariates = _covariate_names(events, covariates)
+    _validate(events, covariates)
+    rows = _SortedRows.of(events, covariates, convention)
+    anchors = np.flatnonzero(np.isin(rows.roles, _ANCHOR_ROLES))
+    unit_ns = TIME_UNITS[unit] * 1_000_000_000
+    n_a, n_r, n_w = len(anchors), len(radii), len(windows)
+    counts = np.zeros((3, 2, n_a, n_r, n_w), dtype=np.int32)  # [class, period], per cell
+    trend = np.zeros((n_a, n_r, n_w), dtype=float)
+    for start in range(0, n_a, chunk_size):
+        chunk = anchors[start:start + chunk_size]
+        counts[:, :, start:start + len(chunk)], trend[start:start + len(chunk)] = \
+            _count_chunk(rows, chunk, windows, radii, unit_ns, convention)
+        if progress is not None:
+            progress(min(start + len(chunk), n_a), n_a)
+    counts = counts.cumsum(axis=3).cumsum(axis=4)  # over radius, then window
+    return _cube(rows, anchors, counts, trend, windows, radii, unit, convention, covariates,
+                 source=str(events.attrs.get("source", "")))
+
+
+def _check_grid(windows, radii) -> tuple[np.ndarray, np.ndarray]:
+    """The grid as arrays, or a :class:`SettingsError` saying what is wrong with it."""
     windows = np.asarray(windows, dtype=np.int64).ravel()
     radii = np.asarray(radii, dtype=float).ravel()
     if windows.size == 0 or radii.size == 0:
@@ -184,110 +208,133 @@ def count_wakes(
                             f"compares two halves), got {windows[0]}")
     if radii[0] <= 0:
         raise SettingsError(f"radii must be positive, got {radii[0]:g}")
+    return windows, radii
+
+
+def _covariate_names(events: pd.DataFrame, covariates) -> list[str]:
+    """The given covariates, else ``events.attrs["covariates"]``, else every non-core
+    column."""
     if covariates is None:
         covariates = events.attrs.get("covariates")
     if covariates is None:
         covariates = [c for c in events.columns
                       if c not in {"event_id", "source_id", "role", "time", "lon", "lat",
                                    "geometry"}]
-    covariates = list(covariates)
-    _validate(events, covariates)
+    return list(covariates)
 
-    # Stable sort by time: R orders rows by timestamp, ties keep input order.
-    t_ns = _time_ns(events["time"])
+
+@dataclass(frozen=True)
+class _SortedRows:
+    """Every row of the event table in R's order (a stable sort by time), with what the
+    counter needs: times (ns), roles, coordinates (R's 7-digit text under ``mwa``), unit
+    vectors, covariates and the caller's ids."""
+
+    t_ns: np.ndarray
+    roles: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    xyz: np.ndarray
+    covariates: dict
+    source_id: np.ndarray
+
+    @classmethod
+    def of(cls, events: pd.DataFrame, covariates: list[str], convention: str) -> _SortedRows:
+        t_ns = _time_ns(events["time"])
+        if convention == "mwa":
+            t_ns = (t_ns // 1_000_000_000) * 1_000_000_000  # Java parses whole seconds
+        order = np.argsort(t_ns, kind="stable")  # R orders by time, ties keep input order
+        lon = events["lon"].to_numpy(dtype=float)[order]
+        lat = events["lat"].to_numpy(dtype=float)[order]
+        values = {c: pd.to_numeric(events[c]).to_numpy(dtype=float)[order] for c in covariates}
+        if convention == "mwa":
+            # R passes data to Java as text: each numeric column formatted with 7 digits.
+            lon, lat = format_digits7(lon), format_digits7(lat)
+            values = {c: format_digits7(v) for c, v in values.items()}
+        source_id = events["event_id"].to_numpy()[order] if "event_id" in events.columns \
+            else order + 1
+        return cls(t_ns=t_ns[order], roles=events["role"].astype(str).to_numpy()[order],
+                   lon=lon, lat=lat, xyz=_unit_vectors(lat, lon), covariates=values,
+                   source_id=source_id)
+
+    @cached_property
+    def targets(self) -> np.ndarray:
+        """Rows that are counted in wakes (dependent, treatment, control), in time order."""
+        return np.flatnonzero(np.isin(self.roles, _TARGETS))
+
+    @cached_property
+    def target_class(self) -> np.ndarray:
+        """Per row, its index in ``_TARGETS`` (-1 for rows that are not counted)."""
+        out = np.full(len(self.roles), -1, dtype=np.int64)
+        for c, role in enumerate(_TARGETS):
+            out[self.roles == role] = c
+        return out
+
+
+def _distance_km(rows: _SortedRows, a: np.ndarray, k: np.ndarray, convention: str):
+    """Distances between rows ``a`` and ``k`` under the convention's rule (km)."""
+    angle = central_angle_deg(rows.lat[a], rows.lon[a], rows.lat[k], rows.lon[k])
     if convention == "mwa":
-        t_ns = (t_ns // 1_000_000_000) * 1_000_000_000  # Java parses whole seconds
-    order = np.argsort(t_ns, kind="stable")
-    t_ns = t_ns[order]
-    roles = events["role"].astype(str).to_numpy()[order]
-    lon = events["lon"].to_numpy(dtype=float)[order]
-    lat = events["lat"].to_numpy(dtype=float)[order]
-    covariate_values = {c: pd.to_numeric(events[c]).to_numpy(dtype=float)[order]
-                        for c in covariates}
-    if convention == "mwa":
-        # R passes data to Java as text: each numeric column formatted with 7 digits.
-        lon, lat = format_digits7(lon), format_digits7(lat)
-        covariate_values = {c: format_digits7(v) for c, v in covariate_values.items()}
-    if "event_id" in events.columns:
-        source_id = events["event_id"].to_numpy()[order]
-    else:
-        source_id = order + 1
+        return angle * KM_PER_DEGREE_MWA
+    return np.radians(angle) * EARTH_RADIUS_KM
 
-    unit_ns = TIME_UNITS[unit] * 1_000_000_000
-    anchors = np.flatnonzero(np.isin(roles, _ANCHOR_ROLES))
-    targets = np.flatnonzero(np.isin(roles, _TARGETS))
-    target_class = np.full(len(roles), -1, dtype=np.int64)
-    for c, role in enumerate(_TARGETS):
-        target_class[roles == role] = c
-    anchor_is_treated = roles[anchors] == "treatment"
 
-    n_a, n_r, n_w, t_max = len(anchors), len(radii), len(windows), int(windows[-1])
-    # counts[class, period] per anchor, radius, window (cumulated at the end)
-    counts = np.zeros((3, 2, n_a, n_r, n_w), dtype=np.int32)
-    trend_hist = None  # built per chunk
-    trend = np.zeros((n_a, n_r, n_w), dtype=float)
+def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, unit_ns: int,
+                 convention: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin counts of one chunk of anchors (rows, in time order) and their pre-trends.
 
-    if convention == "mwa":
-        angle_limit = radii[-1] / KM_PER_DEGREE_MWA
-    else:
-        angle_limit = np.degrees(radii[-1] / EARTH_RADIUS_KM)
+    Returns
+    -------
+    counts
+        Shape (3 target classes, 2 periods, anchors, radii, windows): events whose distance
+        and delay fall in each ring x interval bin (not yet cumulated).
+    trend
+        Shape (anchors, radii, windows): the pre-period trend of the dependent events.
+    """
+    n_r, n_w, t_max, m = len(radii), len(windows), int(windows[-1]), len(chunk)
+    angle_limit = radii[-1] / KM_PER_DEGREE_MWA if convention == "mwa" else \
+        np.degrees(radii[-1] / EARTH_RADIUS_KM)
     chord = 2 * np.sin(np.radians(min(angle_limit, 180.0)) / 2)
     chord = chord * (1 + 1e-9) + 1e-12  # a margin: the exact test below decides
-    xyz = _unit_vectors(lat, lon)
-
-    t_first, t_last = t_ns[0], t_ns[-1]
+    targets = rows.targets
+    target_times = rows.t_ns[targets]
     reach_ns = (t_max + 1) * unit_ns
-    target_times = t_ns[targets]
-    for start in range(0, n_a, chunk_size):
-        chunk = anchors[start:start + chunk_size]
-        lo_t, hi_t = t_ns[chunk[0]] - reach_ns, t_ns[chunk[-1]] + reach_ns
-        sl = slice(np.searchsorted(target_times, lo_t, "left"),
-                   np.searchsorted(target_times, hi_t, "right"))
-        nearby = targets[sl]
-        a_local, k_local = _candidate_pairs(xyz[chunk], xyz[nearby], chord)
-        a_idx = chunk[a_local]
-        k_idx = nearby[k_local]
-        keep = a_idx != k_idx
-        a_idx, k_idx, a_local = a_idx[keep], k_idx[keep], a_local[keep]
-        if convention == "mwa":
-            dist = central_angle_deg(lat[a_idx], lon[a_idx], lat[k_idx], lon[k_idx]) \
-                * KM_PER_DEGREE_MWA
-        else:
-            dist = np.radians(central_angle_deg(lat[a_idx], lon[a_idx], lat[k_idx],
-                                                lon[k_idx])) * EARTH_RADIUS_KM
-        r_bin = np.searchsorted(radii, dist, side="left")  # smallest radius >= distance
-        before = k_idx < a_idx  # earlier in time order
-        dd = np.where(before, (t_ns[a_idx] - t_ns[k_idx]) // unit_ns,
-                      (t_ns[k_idx] - t_ns[a_idx]) // unit_ns)
-        period = np.where(before, 0, 1)
-        in_time = np.where(before, dd >= 0, dd >= 1) & (dd <= t_max)
-        ok = (r_bin < n_r) & in_time
-        a_local, k_idx, r_bin, dd, period = (a_local[ok], k_idx[ok], r_bin[ok], dd[ok],
-                                             period[ok])
-        w_bin = np.searchsorted(windows, dd, side="left")  # smallest window >= dd
-        cls = target_class[k_idx]
-        m = len(chunk)
-        flat = (((cls * 2 + period) * m + a_local) * n_r + r_bin) * n_w + w_bin
-        chunk_counts = np.bincount(flat, minlength=3 * 2 * m * n_r * n_w).reshape(
-            3, 2, m, n_r, n_w)
-        counts[:, :, start:start + m] = chunk_counts
-        # The pre-trend needs the dependent pre counts per single time step dd = 0..t_max.
-        pre_dep = (cls == 0) & (period == 0)
-        hist_flat = (a_local[pre_dep] * n_r + r_bin[pre_dep]) * (t_max + 1) + dd[pre_dep]
-        trend_hist = np.bincount(hist_flat, minlength=m * n_r * (t_max + 1)).reshape(
-            m, n_r, t_max + 1).cumsum(axis=1)  # cumulative over radius
-        trend[start:start + m] = _trend(trend_hist, windows, convention)
-        if progress is not None:
-            progress(min(start + m, n_a), n_a)
+    sl = slice(np.searchsorted(target_times, rows.t_ns[chunk[0]] - reach_ns, "left"),
+               np.searchsorted(target_times, rows.t_ns[chunk[-1]] + reach_ns, "right"))
+    nearby = targets[sl]
+    a_local, k_local = _candidate_pairs(rows.xyz[chunk], rows.xyz[nearby], chord)
+    a_idx, k_idx = chunk[a_local], nearby[k_local]
+    keep = a_idx != k_idx
+    a_idx, k_idx, a_local = a_idx[keep], k_idx[keep], a_local[keep]
+    r_bin = np.searchsorted(radii, _distance_km(rows, a_idx, k_idx, convention),
+                            side="left")  # smallest radius >= distance
+    before = k_idx < a_idx  # earlier in time order
+    t = rows.t_ns
+    dd = np.where(before, (t[a_idx] - t[k_idx]) // unit_ns, (t[k_idx] - t[a_idx]) // unit_ns)
+    period = np.where(before, 0, 1)
+    ok = (r_bin < n_r) & np.where(before, dd >= 0, dd >= 1) & (dd <= t_max)
+    a_local, k_idx, r_bin, dd, period = a_local[ok], k_idx[ok], r_bin[ok], dd[ok], period[ok]
+    w_bin = np.searchsorted(windows, dd, side="left")  # smallest window >= dd
+    cls = rows.target_class[k_idx]
+    flat = (((cls * 2 + period) * m + a_local) * n_r + r_bin) * n_w + w_bin
+    counts = np.bincount(flat, minlength=3 * 2 * m * n_r * n_w).reshape(3, 2, m, n_r, n_w)
+    # The pre-trend needs the dependent pre counts per single time step dd = 0..t_max.
+    pre_dep = (cls == 0) & (period == 0)
+    hist_flat = (a_local[pre_dep] * n_r + r_bin[pre_dep]) * (t_max + 1) + dd[pre_dep]
+    hist = np.bincount(hist_flat, minlength=m * n_r * (t_max + 1)).reshape(
+        m, n_r, t_max + 1).cumsum(axis=1)  # cumulative over radius
+    return counts, _trend(hist, windows, convention)
 
-    counts = counts.cumsum(axis=3).cumsum(axis=4)  # over radius, then window
-    dep = counts[0]
-    treat, ctrl = counts[1], counts[2]
-    treated3 = anchor_is_treated[None, :, None, None]
-    same = np.where(treated3, treat, ctrl)
-    other = np.where(treated3, ctrl, treat)
 
-    anchor_t = t_ns[anchors]
+def _cube(rows: _SortedRows, anchors, counts, trend, windows, radii, unit: str,
+          convention: str, covariates: list[str], source: str) -> xr.Dataset:
+    """The wake cube from the cumulated counts (class, period, anchor, radius, window)."""
+    treated = rows.roles[anchors] == "treatment"
+    dep, treat, ctrl = counts
+    same = np.where(treated[None, :, None, None], treat, ctrl)
+    other = np.where(treated[None, :, None, None], ctrl, treat)
+    t_first, t_last = rows.t_ns[0], rows.t_ns[-1]
+    unit_ns = TIME_UNITS[unit] * 1_000_000_000
+    anchor_t = rows.t_ns[anchors]
     complete = ((anchor_t[:, None] - t_first) // unit_ns > windows[None, :]) & (
         (t_last - anchor_t[:, None]) // unit_ns > windows[None, :])
 
@@ -299,15 +346,15 @@ def count_wakes(
         "radius": ("radius", radii, {"units": "km", "long_name": "spatial window (radius)"}),
         "window": ("window", windows, {"units": unit, "long_name": "temporal window"}),
         "period": ("period", np.array(["pre", "post"])),
-        "source_id": ("event", np.asarray(source_id[anchors])),
-        "role": ("event", roles[anchors].astype(str)),
-        "treated": ("event", anchor_is_treated.astype(np.int8)),
+        "source_id": ("event", np.asarray(rows.source_id[anchors])),
+        "role": ("event", rows.roles[anchors].astype(str)),
+        "treated": ("event", treated.astype(np.int8)),
         "time": ("event", anchor_t.astype("datetime64[ns]")),
-        "lon": ("event", lon[anchors], {"units": "degrees_east"}),
-        "lat": ("event", lat[anchors], {"units": "degrees_north"}),
+        "lon": ("event", rows.lon[anchors], {"units": "degrees_east"}),
+        "lat": ("event", rows.lat[anchors], {"units": "degrees_north"}),
     }
     for c in covariates:
-        coords[c] = ("event", covariate_values[c][anchors])
+        coords[c] = ("event", rows.covariates[c][anchors])
     dims4 = ("event", "radius", "window", "period")
     ds = xr.Dataset(
         {
@@ -324,7 +371,14 @@ def count_wakes(
         coords=coords,
     )
     ds["event"].attrs["long_name"] = "R's eventID: 1-based row after a stable sort by time"
-    ds.attrs.update({
+    ds.attrs.update(_cube_attrs(rows, unit, convention, covariates, source))
+    return ds
+
+
+def _cube_attrs(rows: _SortedRows, unit: str, convention: str, covariates: list[str],
+                source: str) -> dict:
+    """The cube's attributes: the unit, the convention's rules, the record and the source."""
+    return {
         "title": "bayes_wake wake cube",
         "t_unit": unit,
         "convention": convention,
@@ -339,15 +393,14 @@ def count_wakes(
                        else "symmetric: recent half minus older half of the pre window"),
         "incomplete_wakes": "dropped by estimators" if convention == "mwa" else "kept (edge)",
         "covariates": json.dumps(covariates),
-        "record_start": str(np.datetime64(int(t_first), "ns")),
-        "record_end": str(np.datetime64(int(t_last), "ns")),
+        "record_start": str(np.datetime64(int(rows.t_ns[0]), "ns")),
+        "record_end": str(np.datetime64(int(rows.t_ns[-1]), "ns")),
         "time_zone": "UTC",
-        "n_dependent": int((roles == "dependent").sum()),
-        "n_other": int((roles == "other").sum()),
-        "source": str(events.attrs.get("source", "")),
+        "n_dependent": int((rows.roles == "dependent").sum()),
+        "n_other": int((rows.roles == "other").sum()),
+        "source": source,
         "bayes_wake_version": __version__,
-    })
-    return ds
+    }
 
 
 def _candidate_pairs(anchor_xyz: np.ndarray, target_xyz: np.ndarray, chord: float):
