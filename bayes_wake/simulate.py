@@ -515,17 +515,8 @@ def simulate_study(
     0.275
     """
     effect = _as_effect(effect)
-    for name, value in (
-        ("seed", seed),
-        ("n_treatment", n_treatment),
-        ("n_control", n_control),
-        ("n_dependent", n_dependent),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise SettingsError(f"{name} must be an integer >= 0, got {value!r}")
-    seed, n_treatment, n_control, n_dependent = (
-        int(x) for x in (seed, n_treatment, n_control, n_dependent)
-    )
+    seed, n_treatment, n_control, n_dependent = _check_counts(
+        seed=seed, n_treatment=n_treatment, n_control=n_control, n_dependent=n_dependent)
     if not (isinstance(dated_share, (int, float, np.number)) and 0.0 <= dated_share <= 1.0):
         raise SettingsError(f"dated_share must lie in [0, 1], got {dated_share!r}")
     dated_share = float(dated_share)
@@ -540,101 +531,34 @@ def simulate_study(
     )
     first_s = first_day.value // 1_000_000_000
     last_s = end_exclusive.value // 1_000_000_000
-    n_days = (last_s - first_s) // _SECONDS_PER_DAY
     places = _Gazetteer.draw(rng_places)
-
-    town_xy = np.array([t[1:3] for t in _PROJECT_TOWNS])
-    treatment_lon, treatment_lat = _place_projects(
-        rng_treatment,
-        places,
-        town_xy,
-        np.array([t[4] for t in _PROJECT_TOWNS]),
-        0.0 if scattered else _TREATMENT_CENTROID_SHARE,
-        _TREATMENT_SCATTER_KM,
-        n_treatment,
-        snap=not scattered,
-    )
-    treatment_day = np.sort(rng_treatment.integers(0, n_days, n_treatment))
-    treatment_s = first_s + _SECONDS_PER_DAY * treatment_day
-    control_lon, control_lat = _place_projects(
-        rng_control,
-        places,
-        town_xy,
-        np.array([t[5] for t in _PROJECT_TOWNS]),
-        0.0 if scattered else _CONTROL_CENTROID_SHARE,
-        _CONTROL_SCATTER_KM,
-        n_control,
-        snap=not scattered,
-    )
-    control_day = np.sort(rng_control.integers(0, n_days, n_control))
-    control_s = first_s + _SECONDS_PER_DAY * control_day
-
-    # Offspring: counts per treatment, then delay, distance and bearing per offspring.
-    n_children = rng_spawn.poisson(effect.rate, n_treatment)
-    parent = np.repeat(np.arange(n_treatment), n_children)
-    n_spawned = parent.size
-    delay_days = effect.sample_delays(rng_spawn, n_spawned)
-    distance_km = effect.sample_distances(rng_spawn, n_spawned)
-    bearing = rng_spawn.uniform(0.0, 2.0 * np.pi, n_spawned)
-    dated = rng_spawn.random(n_spawned) < dated_share
-    child_lon, child_lat = _destination(
-        treatment_lon[parent], treatment_lat[parent], bearing, distance_km
-    )
-    # Whole seconds, rounded down: floor(floor(x) / n) = floor(x / n) for whole n, so the
-    # wake counter's floor((t_k - t_w) / unit) is unchanged for every unit from seconds to
-    # days. A date-only report drops the time of day; the parent sits at midnight, so the
-    # offset in whole days is unchanged too.
-    child_offset_s = np.floor(delay_days * _SECONDS_PER_DAY).astype(np.int64)
-    child_offset_s[dated] = child_offset_s[dated] // _SECONDS_PER_DAY * _SECONDS_PER_DAY
-    child_s = treatment_s[parent] + child_offset_s
-    observed = child_s < last_s
+    span = (first_s, last_s)
+    treatment = _projects(rng_treatment, places, 4, _TREATMENT_CENTROID_SHARE,
+                          _TREATMENT_SCATTER_KM, n_treatment, span, scattered)
+    control = _projects(rng_control, places, 5, _CONTROL_CENTROID_SHARE, _CONTROL_SCATTER_KM,
+                        n_control, span, scattered)
+    spawn = _offspring(rng_spawn, effect, treatment, dated_share)
+    observed = spawn["time_s"] < last_s
     n_observed = int(observed.sum())
-
     n_baseline = n_dependent - n_observed
     if n_baseline < 0:
         raise SettingsError(
             f"the treatments spawned {n_observed} dependent events inside the record, more "
             f"than n_dependent={n_dependent}; raise n_dependent or lower the effect rate"
         )
-    baseline_lon, baseline_lat, baseline_s = _baseline_violence(
-        rng_baseline, places, n_baseline, first_s, last_s, dated_share
-    )
-
+    baseline = _baseline_violence(rng_baseline, places, n_baseline, first_s, last_s,
+                                  dated_share)
     # Hide the offspring among the baseline: shuffle, then sort stably by time, so neither
     # the position in the table nor the order among same-time events gives them away.
-    dep_lon = np.concatenate([baseline_lon, child_lon[observed]])
-    dep_lat = np.concatenate([baseline_lat, child_lat[observed]])
-    dep_s = np.concatenate([baseline_s, child_s[observed]])
-    shuffle = rng_order.permutation(dep_s.size)
-    order = shuffle[np.argsort(dep_s[shuffle], kind="stable")]
-    dep_lon, dep_lat, dep_s = dep_lon[order], dep_lat[order], dep_s[order]
+    dependent = [np.concatenate([b, c[observed]])
+                 for b, c in zip(baseline, (spawn["lon"], spawn["lat"], spawn["time_s"]))]
+    shuffle = rng_order.permutation(dependent[2].size)
+    order = shuffle[np.argsort(dependent[2][shuffle], kind="stable")]
+    dependent = [v[order] for v in dependent]
 
-    role = np.repeat(
-        np.array(["treatment", "control", "dependent"], dtype=object),
-        [n_treatment, n_control, n_dependent],
-    )
-    lon = np.concatenate([treatment_lon, control_lon, dep_lon])
-    lat = np.concatenate([treatment_lat, control_lat, dep_lat])
-    seconds = np.concatenate([treatment_s, control_s, dep_s]).astype(np.int64)
-    n = role.size
-    event_id = np.arange(1, n + 1, dtype=np.int64)
-
-    events = pd.DataFrame(
-        {
-            "event_id": event_id,
-            "role": pd.array(role, dtype="str"),
-            "time": pd.to_datetime(seconds, unit="s", utc=True).as_unit("ns"),
-            "lon": lon.astype(np.float64),
-            "lat": lat.astype(np.float64),
-        }
-    )
-    for name, values in _covariates(rng_covariate, lon, lat).items():
-        events[name] = values
-    events.attrs["source"] = f"simulated (seed={seed})"
-    events.attrs["covariates"] = list(COVARIATES)
-
+    events = _event_table(treatment, control, dependent, rng_covariate, seed)
     # Row of each observed offspring in the dependent block: invert the shuffle-and-sort.
-    child_row = np.full(n_spawned, -1, dtype=np.int64)
+    child_row = np.full(observed.size, -1, dtype=np.int64)
     position = np.empty(order.size, dtype=np.int64)
     position[order] = np.arange(order.size)
     child_row[observed] = n_treatment + n_control + position[n_baseline:]
@@ -643,14 +567,13 @@ def simulate_study(
     offspring = pd.DataFrame(
         {
             "event_id": child_event_id,
-            "parent_id": event_id[parent],
-            "delay_days": delay_days,
-            "distance_km": distance_km,
-            "dated": dated,
+            "parent_id": events["event_id"].to_numpy()[spawn["parent"]],
+            "delay_days": spawn["delay_days"],
+            "distance_km": spawn["distance_km"],
+            "dated": spawn["dated"],
             "observed": observed,
         }
     )
-
     settings = {
         "simulator": "bayes_wake.simulate.simulate_study",
         "seed": seed,
@@ -658,7 +581,7 @@ def simulate_study(
         "n_control": n_control,
         "n_dependent": n_dependent,
         "n_baseline": n_baseline,
-        "n_spawned": n_spawned,
+        "n_spawned": int(observed.size),
         "n_spawned_observed": n_observed,
         "start": first_day.isoformat(),
         "end": (end_exclusive - pd.Timedelta(days=1)).isoformat(),
@@ -671,6 +594,72 @@ def simulate_study(
         "river": [list(xy) for xy in NIGER_RIVER],
     }
     return SimulatedStudy(events=events, offspring=offspring, effect=effect, settings=settings)
+
+
+def _check_counts(**counts) -> tuple[int, ...]:
+    """The counts as ints, or a :class:`SettingsError` naming the first bad one."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise SettingsError(f"{name} must be an integer >= 0, got {value!r}")
+    return tuple(int(v) for v in counts.values())
+
+
+def _projects(rng, places, weight_column: int, centroid_share: float, scatter_km: float,
+              n: int, span: tuple[int, int], scattered: bool):
+    """Sites and start times (whole days, seconds since the epoch, sorted) of ``n`` projects
+    of one role: ``weight_column`` of :data:`_PROJECT_TOWNS` weights the towns."""
+    first_s, last_s = span
+    lon, lat = _place_projects(
+        rng, places, np.array([t[1:3] for t in _PROJECT_TOWNS]),
+        np.array([t[weight_column] for t in _PROJECT_TOWNS]),
+        0.0 if scattered else centroid_share, scatter_km, n, snap=not scattered)
+    day = np.sort(rng.integers(0, (last_s - first_s) // _SECONDS_PER_DAY, n))
+    return lon, lat, first_s + _SECONDS_PER_DAY * day
+
+
+def _offspring(rng, effect: PlantedEffect, treatment, dated_share: float) -> dict:
+    """The events each treatment spawns: parent (index), delay (days), distance (km),
+    whether dated only, place and time (whole seconds)."""
+    t_lon, t_lat, t_s = treatment
+    n_children = rng.poisson(effect.rate, t_lon.size)
+    parent = np.repeat(np.arange(t_lon.size), n_children)
+    delay_days = effect.sample_delays(rng, parent.size)
+    distance_km = effect.sample_distances(rng, parent.size)
+    bearing = rng.uniform(0.0, 2.0 * np.pi, parent.size)
+    dated = rng.random(parent.size) < dated_share
+    lon, lat = _destination(t_lon[parent], t_lat[parent], bearing, distance_km)
+    # Whole seconds, rounded down: floor(floor(x) / n) = floor(x / n) for whole n, so the
+    # wake counter's floor((t_k - t_w) / unit) is unchanged for every unit from seconds to
+    # days. A date-only report drops the time of day; the parent sits at midnight, so the
+    # offset in whole days is unchanged too.
+    offset_s = np.floor(delay_days * _SECONDS_PER_DAY).astype(np.int64)
+    offset_s[dated] = offset_s[dated] // _SECONDS_PER_DAY * _SECONDS_PER_DAY
+    return {"parent": parent, "delay_days": delay_days, "distance_km": distance_km,
+            "dated": dated, "lon": lon, "lat": lat, "time_s": t_s[parent] + offset_s}
+
+
+def _event_table(treatment, control, dependent, rng_covariate, seed: int) -> pd.DataFrame:
+    """The event table: treatments, controls, dependent events (each (lon, lat, seconds)),
+    with the covariates at every event."""
+    blocks = (treatment, control, dependent)
+    role = np.repeat(np.array(["treatment", "control", "dependent"], dtype=object),
+                     [b[0].size for b in blocks])
+    lon, lat, seconds = (np.concatenate([b[k] for b in blocks]) for k in range(3))
+    events = pd.DataFrame(
+        {
+            "event_id": np.arange(1, role.size + 1, dtype=np.int64),
+            "role": pd.array(role, dtype="str"),
+            "time": pd.to_datetime(seconds.astype(np.int64), unit="s",
+                                   utc=True).as_unit("ns"),
+            "lon": lon.astype(np.float64),
+            "lat": lat.astype(np.float64),
+        }
+    )
+    for name, values in _covariates(rng_covariate, lon, lat).items():
+        events[name] = values
+    events.attrs["source"] = f"simulated (seed={seed})"
+    events.attrs["covariates"] = list(COVARIATES)
+    return events
 
 
 def _as_effect(effect: PlantedEffect | float | None) -> PlantedEffect:
