@@ -1096,7 +1096,8 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
             f"{item.n_events:,} outcome events. {k} of {int(finite.sum())} windows reach "
             f"p <= {alpha:g}; with {int(finite.sum())} independent tests about "
             f"{alpha * finite.sum():.1f} would by chance, and these windows are nested, not "
-            f"independent. After Benjamini-Hochberg {bh} remain, after Holm {holm}.")
+            f"independent. After Benjamini-Hochberg {bh} remain, after Holm {holm}."
+            + _robust_sentence(item, alpha))
         if k:
             report.table(significant, digits=3, caption=(
                 f"Windows with p <= {alpha:g} (the paper's Table 3/4 layout), with the "
@@ -1114,7 +1115,8 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
                 f"Posterior mean effect from {float(surface['mean'].min()):.2f} to "
                 f"{float(surface['mean'].max()):.2f} events per treated wake; P(effect > 0) "
                 f"per cell from {float(surface['prob_positive'].min()):.2f} to "
-                f"{float(surface['prob_positive'].max()):.2f}.", kind="note")
+                f"{float(surface['prob_positive'].max()):.2f}. " + _agreement_sentence(item, alpha),
+                kind="note")
         else:
             report.figure(_ols_figure(item, [k for k, v in sauter.simulated.items() if v]),
                           caption=(
@@ -1168,10 +1170,8 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
          "treated (QIP) and control (aid) wakes are matched by coarsened exact matching on the "
          "covariates and the pre-trend; per window, the OLS coefficient of treatment in "
          "post ~ pre + treatment is the difference-in-differences effect (the paper's eq. 1)."),
-        (f"The Bayesian model ({model_name}) treats each wake's pre and post counts as draws "
-         "from the wake's own rate, fits disjoint rings x intervals so every event counts "
-         "once, and pools neighbouring cells of the grid; it reports the same additive effect "
-         "with an interval for every cell."),
+        (f"The Bayesian model ({model_name}): "
+         + (" ".join(spec.description.split()) if spec is not None else "not run.")),
         (f"The {n_cells} windows are nested (a 9 km wake holds the 3 km wake's events), so "
          f"per-window significance is not {n_cells} pieces of evidence; and with {n_cells} "
          f"tests some will pass p <= {alpha:g} by chance."),
@@ -1186,7 +1186,7 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
     files = ["report.html (this file)", "provenance.json (settings, input hashes, versions)",
              "data_summary.csv, dropped.csv, covariate_balance.csv, significant_windows.csv",
              "projects.csv (the projects used, with covariates; no ACLED rows are written)",
-             "map.png"]
+             "map.png, events_per_month.csv, events_per_month.png"]
     if sauter.funding is not None:
         files.append("qip_funding.csv")
     if sauter.any_simulated:
@@ -1202,8 +1202,46 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
                     for role, info in record["inputs"].items()])
     report.paragraph("ACLED data: Armed Conflict Location & Event Data Project "
                      "(acleddata.com); cite ACLED and follow its terms of use. This report "
-                     "shows counts and estimates only, no ACLED rows.", kind="note")
+                     "holds no ACLED rows"
+                     + (", but its map shows ACLED event locations (--no-event-map leaves "
+                        "them out)." if settings["event_map"] else "; it shows counts, "
+                        "estimates and project locations only."), kind="note")
     report.write(stage / "report.html")
+
+
+def _robust_sentence(item: OutcomeResult, alpha: float) -> str:
+    """How many windows keep p <= alpha under each robust standard error."""
+    if item.robust is None:
+        return ""
+    counts = ", ".join(f"{int((item.robust[f'pvalue_{v}'] <= alpha).sum())} with {v}"
+                       for v in ROBUST_ERRORS)
+    return (f" Classical (R's lm) p-values assume independent, equally noisy wakes and "
+            f"overstate the evidence on clustered counts; with robust standard errors: "
+            f"{counts}.")
+
+
+def _agreement_sentence(item: OutcomeResult, alpha: float) -> str:
+    """Where the OLS table and the posterior disagree: cells whose OLS estimate lies outside
+    the posterior interval, and cells of opposite sign where either is clear (OLS p <=
+    ``alpha``, or the interval excludes 0)."""
+    surface = item.bayes.surface
+    dims = surface["mean"].dims
+    ols = item.mwa.surface["estimate"].transpose(*dims)
+    clear_ols = item.mwa.surface["pvalue"].transpose(*dims) <= alpha
+    clear_bayes = (surface["ci_lower"] > 0) | (surface["ci_upper"] < 0)
+    both = np.isfinite(ols) & np.isfinite(surface["mean"])
+    outside = int((both & ((ols < surface["ci_lower"]) | (ols > surface["ci_upper"]))).sum())
+    opposite = int((both & (np.sign(ols) * np.sign(surface["mean"]) < 0)
+                    & (clear_ols | clear_bayes)).sum())
+    ci = round(100 * surface.attrs["ci_prob"])
+    text = (f"The OLS estimate lies outside the posterior's {ci}% interval in {outside} of "
+            f"{int(both.sum())} cells; the two have opposite signs, one of them clearly "
+            f"(p <= {alpha:g} or the interval excluding 0), in {opposite}.")
+    if outside or opposite:
+        text += (" The posterior pools neighbouring cells and counts every event once, so "
+                 "where the OLS table is noisy it is pulled toward its neighbours; read "
+                 "single cells of either with care.")
+    return text
 
 
 def _span(values: Sequence[float]) -> str:
