@@ -401,7 +401,7 @@ def reanalyze_sauter(
         sauter.seconds = time.perf_counter() - started
         record["seconds"] = round(sauter.seconds, 1)
         write_json(record, stage / "provenance.json")
-        _write_report(stage, sauter, events_meta=events.attrs, boundary=boundary,
+        _write_report(stage, sauter, events_meta=events.attrs,
                       keep_regions=keep_regions, disagree=disagree, sim_text=sim_text,
                       covariate_notes=covariate_notes, settings=settings, record=record,
                       alpha=alpha, spec=model_spec, inputs=inputs)
@@ -991,15 +991,30 @@ def _scale_bar(ax, km: float) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, boundary,
-                  keep_regions, disagree: int, sim_text: str, covariate_notes: dict,
-                  settings: dict, record: dict, alpha: float, spec, inputs: dict) -> None:
+def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, keep_regions,
+                  disagree: int, sim_text: str, covariate_notes: dict, settings: dict,
+                  record: dict, alpha: float, spec, inputs: dict) -> None:
+    """The HTML report: the paper's tables and figures per outcome, with the Bayesian surface,
+    the diagnostics, the caveats and the provenance, one section after another."""
     from bayes_wake.io.html import HtmlReport
 
     report = HtmlReport("Sauter (2022) reanalysis: MINUSMA Quick Impact Projects and violence "
                         "in Mali, " + f"{settings['start'][:4]}-{settings['end'][:4]}")
     if sim_text:
         report.paragraph(sim_text, kind="warning")
+    _summary_section(report, sauter, settings, alpha)
+    _data_section(report, stage, sauter, settings, events_meta=events_meta, inputs=inputs,
+                  keep_regions=keep_regions, disagree=disagree)
+    _balance_section(report, sauter, covariate_notes)
+    _outcome_sections(report, stage, sauter, alpha)
+    _diagnostics_section(report, sauter)
+    _method_section(report, settings, spec, alpha)
+    _files_section(report, sauter, record, settings)
+    report.write(stage / "report.html")
+
+
+def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float) -> None:
+    """Per outcome: significant OLS windows and Bayesian cells; the grid and the matching."""
     n_cells = len(settings["windows"]) * len(settings["radii"])
     verdict = []
     for item in sauter.outcomes.values():
@@ -1023,7 +1038,10 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
         + ("; weighted regression" if settings["weighted"] else "")
         + f"; wake counting convention '{settings['convention']}'.", kind="note")
 
-    # data
+
+def _data_section(report, stage: Path, sauter: SauterResult, settings: dict, *,
+                  events_meta: dict, inputs: dict, keep_regions, disagree: int) -> None:
+    """How ACLED was read, the period, regions, outcome rules, counts, drops, map, Figure 5."""
     report.heading("Data")
     acled_line = (f"ACLED: {events_meta['rows_read']:,} rows of {inputs['acled']} "
                   f"({events_meta['layout']} layout"
@@ -1062,6 +1080,9 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
             "--no-event-map (the map then shows the projects and bases only; every other "
             "part of the report is counts and estimates).", kind="note")
 
+
+def _balance_section(report, sauter: SauterResult, covariate_notes: dict) -> None:
+    """The paper's Table 1 (QIP funding, with budgets) and Table 2 (covariate balance)."""
     report.heading("Projects (Table 1) and covariate balance (Table 2)")
     if sauter.funding is not None:
         report.table(sauter.funding, caption="QIP funding by activity type (the paper's "
@@ -1083,7 +1104,9 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
                  "(OpenStreetMap water and roads, other population and night-light sources)")
     report.bullets([f"{name}: {note}" for name, note in covariate_notes.items()])
 
-    # outcomes
+
+def _outcome_sections(report, stage: Path, sauter: SauterResult, alpha: float) -> None:
+    """Per outcome: Tables 3/4, multiplicity, robust errors, Figure 6 beside the posterior."""
     for item in sauter.outcomes.values():
         report.heading(f"Outcome: {item.outcome.label}")
         significant = _windows_table(item, alpha, bayes_columns=True)
@@ -1123,7 +1146,9 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
                 f"OLS effect per window (the paper's Figure 6), hatched where p > {alpha:g}. "
                 "The Bayesian fit was skipped (--mwa-only)."))
 
-    # diagnostics
+
+def _diagnostics_section(report, sauter: SauterResult) -> None:
+    """Matching, overlap (SUTVA) and the MCMC diagnostics."""
     report.heading("Diagnostics")
     rows = []
     for item in sauter.outcomes.values():
@@ -1162,7 +1187,11 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
     else:
         report.paragraph("The Bayesian fits were skipped (--mwa-only).", kind="note")
 
+
+def _method_section(report, settings: dict, spec, alpha: float) -> None:
+    """What the estimators assume, in the report's words."""
     report.heading("Method and caveats")
+    n_cells = len(settings["windows"]) * len(settings["radii"])
     model_name = spec.name if spec is not None else "not run"
     report.bullets([
         ("Matched wake analysis (Schutte and Donnay 2014) as R's mwa computes it: outcome "
@@ -1182,6 +1211,9 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
         "See docs/method.md and docs/walkthrough_sauter.md in the bayes_wake repository.",
     ])
 
+
+def _files_section(report, sauter: SauterResult, record: dict, settings: dict) -> None:
+    """The files written, the inputs with their hashes, ACLED's terms."""
     report.heading("Files and provenance")
     files = ["report.html (this file)", "provenance.json (settings, input hashes, versions)",
              "data_summary.csv, dropped.csv, covariate_balance.csv, significant_windows.csv",
@@ -1206,7 +1238,6 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, bound
                      + (", but its map shows ACLED event locations (--no-event-map leaves "
                         "them out)." if settings["event_map"] else "; it shows counts, "
                         "estimates and project locations only."), kind="note")
-    report.write(stage / "report.html")
 
 
 def _robust_sentence(item: OutcomeResult, alpha: float) -> str:
