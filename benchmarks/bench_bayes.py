@@ -32,7 +32,7 @@ def _row(label: str, spec, cube, covariates) -> dict:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = fit_surface(cube, spec, match_on=covariates, progress=False)
+        fit = fit_surface(cube, spec, match_on=covariates, progressbar=False)
     wall = time.perf_counter() - start
     d = fit.diagnostics
     model = __import__("json").loads(fit.idata.attrs["model_data"])

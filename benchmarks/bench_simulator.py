@@ -29,7 +29,7 @@ def _row(spec_name: str, seed: int) -> dict:
     study = simulate_study(seed)
     covariates = list(study.events.attrs["covariates"])
     cube = count_wakes(study.events, WINDOWS, RADII)
-    fit = fit_surface(cube, load_spec(spec_name), match_on=covariates, progress=False)
+    fit = fit_surface(cube, load_spec(spec_name), match_on=covariates, progressbar=False)
     ols = matched_wake_analysis(cube, match_on=covariates, weighted=True).surface
     truth = study.true_effect(WINDOWS, RADII, convention="mwa")
     common = np.isfinite(ols["estimate"]) & np.isfinite(fit.surface["mean"])

@@ -34,7 +34,7 @@ def recovery_runs():
         study = simulate_study(seed)
         covariates = list(study.events.attrs["covariates"])
         cube = count_wakes(study.events, WINDOWS, RADII)
-        fit = fit_surface(cube, load_spec("smooth_did"), match_on=covariates, progress=False)
+        fit = fit_surface(cube, load_spec("smooth_did"), match_on=covariates, progressbar=False)
         ols = matched_wake_analysis(cube, match_on=covariates, weighted=True)
         truth = study.true_effect(WINDOWS, RADII, convention="mwa")
         runs.append((fit, ols.surface, truth))
@@ -80,7 +80,7 @@ def test_gaussian_twin_with_flat_priors_agrees_with_weighted_ols():
     study = simulate_study(11, n_treatment=200, n_control=600, n_dependent=700)
     covariates = list(study.events.attrs["covariates"])
     cube = count_wakes(study.events, [20, 40], [6.0, 12.0])
-    fit = fit_surface(cube, load_spec("gaussian_ols"), match_on=covariates, progress=False)
+    fit = fit_surface(cube, load_spec("gaussian_ols"), match_on=covariates, progressbar=False)
     ols = matched_wake_analysis(cube, match_on=covariates, weighted=True)
     difference = np.abs(fit.surface["mean"] - ols.surface["estimate"])
     # posterior means equal the WLS estimates up to Monte Carlo error

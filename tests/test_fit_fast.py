@@ -34,7 +34,7 @@ def small_fit(mwa_example_events):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = fit_surface(cube, spec, match_on=["match1", "match2"], weighted=True, tcm=True,
-                          progress=False)
+                          progressbar=False)
     ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
     return fit, ols
 

@@ -188,7 +188,7 @@ def _data_hash(data: ModelData) -> str:
     return digest.hexdigest()
 
 
-def sample_model(model, spec: ModelSpec, *, progress: bool = True) -> tuple[xr.DataTree, float,
+def sample_model(model, spec: ModelSpec, *, progressbar: bool = True) -> tuple[xr.DataTree, float,
                                                                              float]:
     """Sample a built model with the spec's sampler settings.
 
@@ -210,7 +210,7 @@ def sample_model(model, spec: ModelSpec, *, progress: bool = True) -> tuple[xr.D
         start = time.perf_counter()
         idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, cores=cores, seed=settings.seed,
-                              target_accept=settings.target_accept, progress_bar=progress)
+                              target_accept=settings.target_accept, progress_bar=progressbar)
         return idata, compile_s, time.perf_counter() - start
     import pymc as pm
 
@@ -227,7 +227,7 @@ def sample_model(model, spec: ModelSpec, *, progress: bool = True) -> tuple[xr.D
     with model:
         idata = pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains,
                           cores=cores, random_seed=settings.seed,
-                          target_accept=settings.target_accept, progressbar=progress,
+                          target_accept=settings.target_accept, progressbar=progressbar,
                           compute_convergence_checks=False, **kwargs)
     # PyMC compiles inside pm.sample; its time is counted as sampling time here.
     return idata, 0.0, time.perf_counter() - start
@@ -379,7 +379,7 @@ def fit_surface(
     tcm: bool = False,
     delete_sutva: bool = False,
     formula: str = "lag",
-    progress: bool = True,
+    progressbar: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> BayesResult:
     """Fit the spec's model to a wake cube and summarise the posterior effect surface.
@@ -396,8 +396,9 @@ def fit_surface(
         command line and this function fit the same model). ``weighted`` and ``formula``
         enter the count-scale model (``estimand: count_did``); the rate-ratio models always
         use the CEM weights of their matching mode.
-    progress
-        Show the sampler's progress bar.
+    progressbar
+        Show the sampler's progress bar (PyMC's name; ``progress`` elsewhere in the
+        package is a callback).
     log
         Called with short status lines.
 
@@ -410,13 +411,13 @@ def fit_surface(
     log = log or (lambda _message: None)
     if spec.estimand == "count_did":
         return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
-                              delete_sutva=delete_sutva, formula=formula, progress=progress,
+                              delete_sutva=delete_sutva, formula=formula, progressbar=progressbar,
                               log=log)
     data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
     log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "
         f"unique rows; sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
     model = build_model(data, spec)
-    idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
+    idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
     grid = _to_grid(idata.posterior.to_dataset(), data)
     cumulative = _cumulative_effects(grid, data, spec)
     if spec.nested == "increments":
@@ -482,7 +483,7 @@ def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
 
 
 def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,
-                   progress, log) -> BayesResult:
+                   progressbar, log) -> BayesResult:
     """Fit the count-scale DiD surface model (:mod:`bayes_wake.bayes.did_surface`)."""
     from bayes_wake.bayes.did_surface import HYPERPARAMETERS, build_surface_model, draw_surface
 
@@ -491,7 +492,7 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
         f"estimate, robust covariance over {data.n_clusters:,} clusters ({spec.errors}); "
         f"sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
     model = build_surface_model(data, **_surface_prior(spec))
-    idata, compile_s, sample_s = sample_model(model, spec, progress=progress)
+    idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
     posterior = idata.posterior.to_dataset()
     hyper = {n: posterior[n].to_numpy() for n in HYPERPARAMETERS}
     prior = _surface_prior(spec)

@@ -389,7 +389,7 @@ def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = fit_surface(cube, spec, match_on=match_cols, tcm=tcm,
-                          delete_sutva=bool(variant.get("delete_sutva")), progress=False)
+                          delete_sutva=bool(variant.get("delete_sutva")), progressbar=False)
     region = GridRegion.from_dict(grid_region)
     surface = fit.surface
     windows, radii = surface["window"].to_numpy(), surface["radius"].to_numpy()

@@ -531,7 +531,7 @@ def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
         warnings.simplefilter("ignore")
         fit = fit_surface(cube, spec, match_on=mwa.match_on, weighted=mwa.weighted,
                           tcm=mwa.tcm, delete_sutva=mwa.delete_sutva,
-                          formula=mwa.formula, progress=False)
+                          formula=mwa.formula, progressbar=False)
     s, d = fit.surface, fit.diagnostics
     return {"mean": s["mean"].to_numpy(), "lower": s["ci_lower"].to_numpy(),
             "upper": s["ci_upper"].to_numpy(), "converged": int(d.converged),

@@ -452,7 +452,7 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, loudly
         fit = fit_surface(cube, spec, match_on=match_cols, weighted=result.settings.weighted,
                           tcm=tcm, delete_sutva=delete_sutva, formula=result.settings.formula,
-                          progress=console.is_terminal, log=console.print)
+                          progressbar=console.is_terminal, log=console.print)
     diagnostics = fit.diagnostics
     console.print(f"sampler {spec.sampler.backend}: {diagnostics.summary()}", markup=False)
     if not diagnostics.converged:

@@ -155,7 +155,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
         seed=0 if seed is None else seed, n_qips=n_qips, n_aid=n_aid,
         convention=convention, weighted=not unweighted, tcm=not no_tcm, alpha=alpha,
         spec=spec, bayes=not mwa_only, event_map=not no_event_map,
-        progress=console.is_terminal, log=log)
+        progressbar=console.is_terminal, log=log)
 
     dropped = result.dropped[result.dropped["events"] > 0]
     for row in dropped.itertuples(index=False):

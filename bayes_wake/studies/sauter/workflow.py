@@ -205,7 +205,7 @@ def reanalyze_sauter(
     spec: object = "smooth_did",
     bayes: bool = True,
     event_map: bool = True,
-    progress: bool = False,
+    progressbar: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> SauterResult:
     """Run the Sauter (2022) reanalysis and write its report.
@@ -271,7 +271,7 @@ def reanalyze_sauter(
     event_map
         Draw the outcome events (ACLED locations) on the report's map; False leaves them
         out, for a report to share beyond ACLED's terms of use.
-    progress
+    progressbar
         Show the sampler's progress bar.
     log
         Called with one line per step (e.g. ``print``).
@@ -379,7 +379,7 @@ def reanalyze_sauter(
             _save(_ols_figure(item, sim_kinds), folder / "effect_surface.png")
             if model_spec is not None:
                 say(f"{item.outcome.label}: fitting the Bayesian model ({model_spec.name})")
-                item.bayes = _fit(item, model_spec, covariates, tcm, progress, say)
+                item.bayes = _fit(item, model_spec, covariates, tcm, progressbar, say)
                 _write_fit(item, folder, sim_kinds, alpha)
         write_table(_project_table(projects, covariates), stage / "projects.csv",
                     float_format=None)
@@ -814,7 +814,7 @@ def _simulated_text(simulated: dict[str, bool], seed: int, projects: pd.DataFram
 # ---------------------------------------------------------------------------------------------
 
 
-def _fit(item: OutcomeResult, spec, covariates: list[str], tcm: bool, progress: bool,
+def _fit(item: OutcomeResult, spec, covariates: list[str], tcm: bool, progressbar: bool,
          say: Callable[[str], None]):
     from bayes_wake.bayes.fit import fit_surface
 
@@ -822,7 +822,7 @@ def _fit(item: OutcomeResult, spec, covariates: list[str], tcm: bool, progress: 
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported in the outputs
         fit = fit_surface(item.cube, spec, match_on=covariates,
                           weighted=item.mwa.settings.weighted, tcm=tcm,
-                          formula=item.mwa.settings.formula, progress=progress, log=say)
+                          formula=item.mwa.settings.formula, progressbar=progressbar, log=say)
     say(f"{item.outcome.label}: {fit.diagnostics.summary()}")
     return fit
 
