@@ -25,6 +25,7 @@ import math
 import numbers
 import os
 import secrets
+import textwrap
 import warnings
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -940,7 +941,6 @@ def _null_histogram(ax: Axes, test, stat: str, colour: str) -> None:
 
 def _null_text_panel(ax: Axes, title: str, reason: str, test, *, width: int) -> None:
     """A panel that says why a check (or one of its statistics) is not informative."""
-    import textwrap
 
     body = textwrap.fill(f"Not informative, because {reason} ({test.n_valid:,} valid draws "
                          f"of {test.n_draws:,}).", width=width)

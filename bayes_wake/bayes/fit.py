@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import arviz as az
@@ -463,8 +463,6 @@ def _surface_prior(spec: ModelSpec) -> dict:
 
 
 def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
-    from dataclasses import replace
-
     from bayes_wake.bayes.did_surface import prepare_surface_data, restrict, table_cells
     from bayes_wake.mwa.analysis import MWASettings
 

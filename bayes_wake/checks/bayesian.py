@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.errors import SettingsError
+from bayes_wake.errors import BayesWakeError, ConvergenceWarning, SettingsError
 from bayes_wake.io.tables import counted
 
 __all__ = [
@@ -362,7 +362,6 @@ def fit_variant(cube: xr.Dataset, variant: dict, match_on: Sequence[str], tcm: b
         cells), ``diagnostics``, ``wakes`` and, if asked, ``power_scaling``; or ``error``
         when the variant cannot be fitted on these data (no treated wakes left, ...).
     """
-    from bayes_wake.errors import BayesWakeError
 
     try:
         return _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region)
@@ -373,7 +372,6 @@ def fit_variant(cube: xr.Dataset, variant: dict, match_on: Sequence[str], tcm: b
 def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> dict:
     from bayes_wake.bayes.fit import fit_surface
     from bayes_wake.bayes.spec import parse_spec
-    from bayes_wake.errors import ConvergenceWarning
 
     spec = parse_spec(variant["spec"], variant["name"])
     if variant.get("drop_region") is not None:

@@ -47,6 +47,7 @@ their own post-period alone (the expected planted events, or the realised remova
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -520,7 +521,6 @@ def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
     """Fit ``spec`` (a :class:`bayes_wake.bayes.spec.ModelSpec`) with the matching of ``mwa``;
     per cell the posterior mean and 90% equal-tailed interval (arrays, window x radius),
     with the convergence diagnostics."""
-    import warnings
 
     import arviz as az
 

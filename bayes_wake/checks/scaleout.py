@@ -20,6 +20,7 @@ client, so workers need no shared file system.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,6 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bayes_wake.errors import BayesWakeError, SettingsError, TaskFailed
 from bayes_wake.io.artefacts import atomic_path, keep_in_output
@@ -304,7 +307,6 @@ def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_worker
     except ImportError:  # pragma: no cover - dask is a core dependency
         raise SettingsError("Dask distributed is not installed: pip install "
                             "'dask[distributed]'") from None
-    import contextlib
 
     with contextlib.ExitStack() as stack:
         if scheduler is None:
@@ -357,7 +359,6 @@ def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_worker
 def _jsonable(value):
     """Plain JSON values: NumPy scalars and arrays become numbers and lists, NaN and
     infinities become None."""
-    import numpy as np
 
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}

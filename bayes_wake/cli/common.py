@@ -7,13 +7,20 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import get_args
 
 import click
 
-from bayes_wake.errors import BayesWakeError
+from bayes_wake.errors import (
+    BayesWakeError,
+    ConvergenceWarning,
+    DuplicateRowsWarning,
+    SettingsError,
+)
 from bayes_wake.options import Convention, Estimation, Formula
 
 _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
@@ -119,7 +126,6 @@ def _canonical_time_unit(_ctx, _param, value: str) -> str:
 def _canonical_vcov(_ctx, _param, value: str) -> str:
     """``--vcov``: any standard-error choice of :func:`bayes_wake.core.regression.parse_vcov`."""
     from bayes_wake.core.regression import parse_vcov
-    from bayes_wake.errors import SettingsError
 
     try:
         return str(parse_vcov(value))
@@ -213,12 +219,10 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
 
     The cube carries the match columns, ``extra_covariates`` and the cluster column of a
     cluster-robust ``vcov``."""
-    import warnings
 
     from rich.markup import escape
 
     from bayes_wake.core.windows import expand_windows
-    from bayes_wake.errors import DuplicateRowsWarning
     from bayes_wake.io.events import duplicate_rows_message, read_events
     from bayes_wake.wakes import count_wakes
 
@@ -279,8 +283,6 @@ class _progress:
         self._start = 0.0
 
     def __enter__(self):
-        import time
-
         self._start = time.monotonic()
         if self._bar is not None:
             self._bar.__enter__()
@@ -388,8 +390,6 @@ def alpha2_option(command: Callable) -> Callable:
 
 
 def _check_alpha2(alpha: float, alpha2: float | None) -> None:
-    from bayes_wake.errors import SettingsError
-
     if alpha2 is not None and not alpha < alpha2 < 1:
         raise SettingsError(f"--alpha2 must lie between --alpha ({alpha:g}) and 1, "
                             f"got {alpha2:g}")
@@ -442,10 +442,8 @@ def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutv
                    console) -> object:
     """Fit the Bayesian model, write effect_surface.csv, posterior.nc and the comparison
     figure into the staging folder, and report convergence loudly."""
-    import warnings
 
     from bayes_wake.bayes.fit import fit_surface
-    from bayes_wake.errors import ConvergenceWarning
     from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
 
     with warnings.catch_warnings():

@@ -9,6 +9,7 @@ and scenario. Replicates are keyed, resumable tasks on the Dask scale-out.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import click
 
@@ -23,12 +24,12 @@ from bayes_wake.cli.common import (
     data_options,
     mwa_options,
 )
+from bayes_wake.errors import SettingsError
 
 
 def _parse_scenario(text: str):
     """``form=additive,size=0.3,delay=20:60,distance=2:9[,name=...][,placebo=1]``."""
     from bayes_wake.checks.recovery import Scenario
-    from bayes_wake.errors import SettingsError
 
     fields: dict = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
@@ -94,7 +95,6 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     recovery_cells.csv (every cell of every replicate), recovery.png and
     recovery_report.html to OUT; finished replicates stay in OUT/tasks/ so a rerun resumes.
     """
-    from dataclasses import replace
 
     import pandas as pd
     from rich.markup import escape
@@ -109,7 +109,6 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
         write_recovery,
     )
     from bayes_wake.core.windows import expand_windows
-    from bayes_wake.errors import SettingsError
 
     console = _console()
     started = time.perf_counter()

@@ -27,6 +27,7 @@ from bayes_wake.cli.common import (
     data_options,
     mwa_options,
 )
+from bayes_wake.errors import SettingsError
 
 
 @click.command(cls=RCommand, epilog=EXIT_CODES)
@@ -112,7 +113,6 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
         run_sensitivity,
     )
     from bayes_wake.core.windows import expand_windows, normalise_time_unit
-    from bayes_wake.errors import SettingsError
     from bayes_wake.io.artefacts import write_json
     from bayes_wake.io.events import read_region_column
 
@@ -184,7 +184,6 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
 
 def _placebo_count(sites, placebos: int | None) -> int:
     """The number of placebo placements: 20 by default with sites, none without."""
-    from bayes_wake.errors import SettingsError
 
     if placebos is not None and not sites:
         raise SettingsError("--placebos re-draws placements over candidate sites: give "
