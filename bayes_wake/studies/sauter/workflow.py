@@ -340,14 +340,8 @@ def reanalyze_sauter(
         frame["projects"] = "SIMULATED" if sim_kinds else "from files"
 
     # -- write -------------------------------------------------------------------------------
-    inputs = {"acled": str(acled), "boundaries": str(boundaries), "bases": str(bases),
-              "qips": str(qips) if qips else None, "aid": str(aid) if aid else None}
-    for i, path in enumerate(rivers, 1):
-        inputs[f"rivers_{i}"] = str(path)
-    for i, path in enumerate(roads, 1):
-        inputs[f"roads_{i}"] = str(path)
-    for name, path in {**(layers or {}), **(rasters or {})}.items():
-        inputs[name] = str(path)
+    inputs = _input_paths(acled, boundaries, bases, qips, aid, rivers, roads,
+                          {**(layers or {}), **(rasters or {})})
     settings = {
         "command": "sauter", "start": start, "end": end, "regions": list(keep_regions),
         "merge_menaka": merge_menaka, "snap_km": snap_km,
@@ -372,15 +366,8 @@ def reanalyze_sauter(
         if sim_kinds:
             (stage / "SIMULATED_PROJECTS.txt").write_text(sim_text + "\n")
         for name, item in results.items():
-            folder = stage / name
-            folder.mkdir()
-            write_mwa_tables(item.mwa, folder)
-            save_cube(item.cube, folder / "cube.nc")
-            _save(_ols_figure(item, sim_kinds), folder / "effect_surface.png")
-            if model_spec is not None:
-                say(f"{item.outcome.label}: fitting the Bayesian model ({model_spec.name})")
-                item.bayes = _fit(item, model_spec, covariates, tcm, progressbar, say)
-                _write_fit(item, folder, sim_kinds, alpha)
+            _write_outcome(stage / name, item, model_spec, covariates, tcm=tcm, alpha=alpha,
+                           sim_kinds=sim_kinds, progressbar=progressbar, say=say)
         write_table(_project_table(projects, covariates), stage / "projects.csv",
                     float_format=None)
         write_table(summary, stage / "data_summary.csv")
@@ -991,6 +978,31 @@ def _scale_bar(ax, km: float) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _input_paths(acled, boundaries, bases, qips, aid, rivers, roads, named: dict) -> dict:
+    """Every input file by role, for the provenance and the report."""
+    inputs = {"acled": str(acled), "boundaries": str(boundaries), "bases": str(bases),
+              "qips": str(qips) if qips else None, "aid": str(aid) if aid else None}
+    inputs.update({f"rivers_{i}": str(path) for i, path in enumerate(rivers, 1)})
+    inputs.update({f"roads_{i}": str(path) for i, path in enumerate(roads, 1)})
+    inputs.update({name: str(path) for name, path in named.items()})
+    return inputs
+
+
+def _write_outcome(folder: Path, item: OutcomeResult, model_spec, covariates: list[str], *,
+                   tcm: bool, alpha: float, sim_kinds: list[str], progressbar: bool,
+                   say) -> None:
+    """One outcome's folder: R's tables, the cube, Figure 6, and the Bayesian fit (which is
+    run here, so ``item.bayes`` is set when the spec is given)."""
+    folder.mkdir()
+    write_mwa_tables(item.mwa, folder)
+    save_cube(item.cube, folder / "cube.nc")
+    _save(_ols_figure(item, sim_kinds), folder / "effect_surface.png")
+    if model_spec is not None:
+        say(f"{item.outcome.label}: fitting the Bayesian model ({model_spec.name})")
+        item.bayes = _fit(item, model_spec, covariates, tcm, progressbar, say)
+        _write_fit(item, folder, sim_kinds, alpha)
+
+
 def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, keep_regions,
                   disagree: int, sim_text: str, covariate_notes: dict, settings: dict,
                   record: dict, alpha: float, spec, inputs: dict) -> None:
@@ -1177,7 +1189,7 @@ def _diagnostics_section(report, sauter: SauterResult) -> None:
             "max R-hat": fit.diagnostics.max_r_hat,
             "min bulk ESS": round(fit.diagnostics.min_ess_bulk),
             "divergences": int(fit.diagnostics.divergences),
-            "sampling [s]": round(fit.diagnostics.sample_seconds, 1),
+            "sampling [s]": f"{fit.diagnostics.sample_seconds:.1f}",
             "converged": "yes" if fit.diagnostics.converged else "NO"} for label, fit in fits])
         report.table(table, digits=3, caption="MCMC diagnostics of the Bayesian fits "
                      "(converged: R-hat <= 1.01, bulk ESS >= 400, no divergences)")
