@@ -188,8 +188,8 @@ def _data_hash(data: ModelData) -> str:
     return digest.hexdigest()
 
 
-def sample_model(model, spec: ModelSpec, *, progressbar: bool = True) -> tuple[xr.DataTree, float,
-                                                                             float]:
+def sample_model(model, spec: ModelSpec, *,
+                 progressbar: bool = True) -> tuple[xr.DataTree, float, float]:
     """Sample a built model with the spec's sampler settings.
 
     Returns
@@ -411,8 +411,8 @@ def fit_surface(
     log = log or (lambda _message: None)
     if spec.estimand == "count_did":
         return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
-                              delete_sutva=delete_sutva, formula=formula, progressbar=progressbar,
-                              log=log)
+                              delete_sutva=delete_sutva, formula=formula,
+                              progressbar=progressbar, log=log)
     data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
     log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "
         f"unique rows; sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
