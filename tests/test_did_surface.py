@@ -131,3 +131,5 @@ def test_the_discrepancy_moves_the_surface_between_the_smooth_fit_and_the_estima
     coef = np.linalg.lstsq(span, tight, rcond=None)[0]
     np.testing.assert_allclose(span @ coef, tight, atol=1e-8 * max(1, abs(tight).max()))
     assert fixed["level"] > 0 and fixed["proportional"] > 0
+    # the spec's mean_sd scales the common mean's prior sd
+    assert fixed_terms(data, mean_sd=2.5)["level"] == pytest.approx(2.5 * fixed["level"])

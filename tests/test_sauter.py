@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from click.testing import CliRunner
 from synthetic import (
     made_up_events,
@@ -396,3 +397,37 @@ def test_the_study_map_keeps_labels_clear_rivers_inside_and_a_true_scale_bar(sha
     assert not any(len(c.get_offsets()) == 2 for c in ax.collections)
     assert outcome.label not in " ".join(t.get_text() for t in ax.get_legend().get_texts())
     plt.close(fig)
+
+
+def test_the_report_counts_where_ols_and_the_posterior_disagree():
+    """The report's sentence on disagreement, on a hand-built table of every case: OLS
+    outside the interval or not, opposite signs clear for OLS only, for the posterior only,
+    for neither, and an NA cell."""
+    from types import SimpleNamespace
+
+    from bayes_wake.studies.sauter.workflow import OutcomeResult, _agreement_sentence
+
+    coords = {"window": [10, 20, 30], "radius": [3.0, 6.0]}
+
+    def grid(values):
+        return xr.DataArray(np.array(values, float).reshape(3, 2), coords=coords,
+                            dims=("window", "radius"))
+
+    # cells:           a      b      c      d      e      f(NA)
+    est = grid([0.30, -0.10, 0.05, -0.02, 0.10, np.nan])
+    pvalue = grid([0.01, 0.01, 0.50, 0.40, 0.01, np.nan])
+    mean = grid([0.10, 0.05, -0.08, 0.01, 0.09, 0.02])
+    lower = grid([0.02, -0.15, -0.15, -0.03, 0.01, -0.1])
+    upper = grid([0.18, 0.15, -0.01, 0.05, 0.17, 0.1])
+    surface = xr.Dataset({"mean": mean, "ci_lower": lower, "ci_upper": upper})
+    surface.attrs["ci_prob"] = 0.89
+    item = OutcomeResult(outcome=None, n_events=0, cube=None,
+                         mwa=SimpleNamespace(surface=xr.Dataset({"estimate": est,
+                                                                 "pvalue": pvalue})),
+                         bayes=SimpleNamespace(surface=surface))
+    text = _agreement_sentence(item, alpha=0.05)
+    # outside: a (0.30 > 0.18), c (0.05 > -0.01); opposite and clear: b (OLS clear only),
+    # c (posterior clear only); d is opposite but clear for neither; f is NA
+    assert "interval in 2 of 5 cells" in text, text
+    assert "opposite signs, one of them clearly (p <= 0.05 or the interval excluding 0), in 2." \
+        in text, text
