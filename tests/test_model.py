@@ -139,3 +139,23 @@ def test_model_data_collapses_identical_rows_without_losing_weight(small_cube):
     assert data.n_wake_terms == expected_terms
     np.testing.assert_allclose(data.weight.sum(), expected_terms)
     assert data.n_rows < expected_terms / 3
+
+
+def test_increments_cumulate_over_windows_and_radii():
+    """A cumulative cell holds every increment of a shorter-or-equal interval and a
+    nearer-or-equal ring (brute-force sums); NaN increments add nothing."""
+    from bayes_wake.bayes.fit import _cumulate
+
+    rng = np.random.default_rng(3)
+    fitted = rng.random((2, 3, 4))
+    counterfactual = rng.random((2, 3, 4))
+    fitted[0, 1, 2] = np.nan
+    events = rng.integers(0, 5, (3, 4)).astype(float)
+    f, c, e = _cumulate(fitted, counterfactual, events)
+    for i in range(3):
+        for j in range(4):
+            np.testing.assert_allclose(f[:, i, j], np.nansum(fitted[:, :i + 1, :j + 1],
+                                                             axis=(1, 2)))
+            np.testing.assert_allclose(c[:, i, j], counterfactual[:, :i + 1, :j + 1].sum(
+                axis=(1, 2)))
+            assert e[i, j] == events[:i + 1, :j + 1].sum()

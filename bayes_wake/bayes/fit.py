@@ -310,9 +310,7 @@ def _cumulative_effects(grid: xr.Dataset, data: ModelData, spec: ModelSpec) -> x
                            "rate_ratio": xr.full_like(effect, np.nan)})
     fitted, counterfactual, events = _treated_means(grid, data, spec)
     if spec.nested == "increments":  # the cumulative cell is the sum of its increments
-        fitted = np.nancumsum(np.nancumsum(fitted, axis=1), axis=2)
-        counterfactual = np.nancumsum(np.nancumsum(counterfactual, axis=1), axis=2)
-        events = events.cumsum(axis=0).cumsum(axis=1)
+        fitted, counterfactual, events = _cumulate(fitted, counterfactual, events)
     if spec.pre_count == "paired":
         # no event in any treated wake: the conditional likelihood says nothing (R: NA)
         fitted[:, events == 0] = np.nan
@@ -325,6 +323,24 @@ def _cumulative_effects(grid: xr.Dataset, data: ModelData, spec: ModelSpec) -> x
         "effect": (dims, np.log(ratio).reshape(shape)),
     }, coords=coords)
     return out
+
+
+def _cumulate(fitted: np.ndarray, counterfactual: np.ndarray, events: np.ndarray):
+    """Ring x interval increments to cumulative (window, radius) cells: each cell sums the
+    increments of every shorter-or-equal interval and nearer-or-equal ring.
+
+    Parameters
+    ----------
+    fitted, counterfactual
+        Per draw and increment, shape (draws, windows, radii); NaN increments (no treated
+        wake) add nothing.
+    events
+        Per increment, shape (windows, radii).
+    """
+    def both(a, first):
+        return np.nancumsum(np.nancumsum(a, axis=first), axis=first + 1)
+
+    return both(fitted, 1), both(counterfactual, 1), events.cumsum(axis=0).cumsum(axis=1)
 
 
 def effect_surface_table(posterior: xr.Dataset, converged: bool | None = None) -> xr.Dataset:
