@@ -262,6 +262,11 @@ class _SortedRows:
         return np.flatnonzero(np.isin(self.roles, _TARGETS))
 
     @cached_property
+    def target_times(self) -> np.ndarray:
+        """Times (ns) of :attr:`targets`, sorted."""
+        return self.t_ns[self.targets]
+
+    @cached_property
     def target_class(self) -> np.ndarray:
         """Per row, its index in ``_TARGETS`` (-1 for rows that are not counted)."""
         out = np.full(len(self.roles), -1, dtype=np.int64)
@@ -295,12 +300,10 @@ def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, unit_ns: 
         np.degrees(radii[-1] / EARTH_RADIUS_KM)
     chord = 2 * np.sin(np.radians(min(angle_limit, 180.0)) / 2)
     chord = chord * (1 + 1e-9) + 1e-12  # a margin: the exact test below decides
-    targets = rows.targets
-    target_times = rows.t_ns[targets]
     reach_ns = (t_max + 1) * unit_ns
-    sl = slice(np.searchsorted(target_times, rows.t_ns[chunk[0]] - reach_ns, "left"),
-               np.searchsorted(target_times, rows.t_ns[chunk[-1]] + reach_ns, "right"))
-    nearby = targets[sl]
+    sl = slice(np.searchsorted(rows.target_times, rows.t_ns[chunk[0]] - reach_ns, "left"),
+               np.searchsorted(rows.target_times, rows.t_ns[chunk[-1]] + reach_ns, "right"))
+    nearby = rows.targets[sl]
     a_local, k_local = _candidate_pairs(rows.xyz[chunk], rows.xyz[nearby], chord)
     a_idx, k_idx = chunk[a_local], nearby[k_local]
     keep = a_idx != k_idx
