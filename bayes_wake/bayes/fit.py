@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.bayes.model import ModelData, build_model, prepare_model_data
+from bayes_wake.bayes.likelihoods import Likelihood, TreatedDraws, likelihood_for
+from bayes_wake.bayes.model import (
+    ModelData,
+    build_model,
+    covariate_names,
+    prepare_model_data,
+)
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.io.artefacts import atomic_path, package_versions
@@ -252,23 +258,17 @@ def _to_grid(posterior: xr.Dataset, data: ModelData) -> xr.Dataset:
     return grid
 
 
-def _treated_means(grid: xr.Dataset, data: ModelData, spec: ModelSpec):
+def _treated_means(grid: xr.Dataset, data: ModelData, likelihood: Likelihood):
     """Per cell and draw: the treated wakes' expected post count with treatment (``fitted``)
-    and without it (``counterfactual``), averaged over the treated wakes the effect is for."""
+    and without it (``counterfactual``: fitted over the rate ratio), averaged over the treated
+    wakes the effect is for (events per wake); and the events (pre + post) of those wakes."""
     n_w, n_r = len(data.windows), len(data.radii)
     stacked = grid.stack(sample=("chain", "draw"))
     n_samples = stacked.sizes["sample"]
-    paired = spec.pre_count == "paired"
-    pre = np.log1p(data.pre) if spec.pre_count == "log1p" else data.pre
     fitted = np.full((n_samples, n_w, n_r), np.nan)
     counterfactual = np.full((n_samples, n_w, n_r), np.nan)
     events = np.zeros((n_w, n_r))  # events (pre + post) of the treated wakes per cell
-    coef = stacked["covariate_coef"].transpose("covariate", "sample").to_numpy() \
-        if "covariate_coef" in stacked else None
-    strata = None
-    if "stratum_raw" in stacked:
-        strata = (stacked["stratum_sd"].to_numpy()[None, :]
-                  * stacked["stratum_raw"].transpose("stratum", "sample").to_numpy())
+    coef, strata = _shared_draws(stacked)
     for c in range(data.n_cells):
         i, j = divmod(c, n_r)
         in_cell = (data.cell == c) & (data.treated == 1)
@@ -276,26 +276,38 @@ def _treated_means(grid: xr.Dataset, data: ModelData, spec: ModelSpec):
         rows = np.flatnonzero(in_cell & (data.treated_rows > 0))
         if n_treated == 0:
             continue
-        a = stacked["intercept"].isel(window=i, radius=j).to_numpy()
-        tau = stacked["effect"].isel(window=i, radius=j).to_numpy()
-        if paired:  # E[post | n] = n * p for a treated wake; untreated, that over RR
-            eta = a[None, :] + tau[None, :]
-            if coef is not None and coef.shape[0]:
-                eta = eta + data.covariates[rows] @ coef
-            mu1 = (data.pre + data.post)[rows, None] / (1 + np.exp(-eta))
-        else:
-            b = stacked["slope"].isel(window=i, radius=j).to_numpy()
-            eta0 = a[None, :] + b[None, :] * pre[rows, None]
-            if coef is not None and coef.shape[0]:
-                eta0 = eta0 + data.covariates[rows] @ coef
-            if strata is not None:
-                eta0 = eta0 + strata[data.stratum[rows]]
-            mu1 = np.exp(eta0 + tau[None, :])
+        draws = _cell_draws(stacked, i, j, data, rows, coef, strata)
+        mu1 = likelihood.treated_mean(draws, data, rows)
         n = data.treated_rows[rows][:, None]
         events[i, j] = float((data.treated_rows[rows] * (data.pre + data.post)[rows]).sum())
         fitted[:, i, j] = (n * mu1).sum(axis=0) / n_treated
-        counterfactual[:, i, j] = (n * mu1 * np.exp(-tau)[None, :]).sum(axis=0) / n_treated
+        counterfactual[:, i, j] = (n * mu1 * np.exp(-draws.effect)[None, :]).sum(
+            axis=0) / n_treated
     return fitted, counterfactual, events
+
+
+def _shared_draws(stacked: xr.Dataset):
+    """Draws of the covariate coefficients, shape (covariates, samples), and of the stratum
+    effects, shape (strata, samples); None where the model has none."""
+    coef = stacked["covariate_coef"].transpose("covariate", "sample").to_numpy() \
+        if "covariate_coef" in stacked else None
+    strata = None
+    if "stratum_raw" in stacked:
+        strata = (stacked["stratum_sd"].to_numpy()[None, :]
+                  * stacked["stratum_raw"].transpose("stratum", "sample").to_numpy())
+    return coef, strata
+
+
+def _cell_draws(stacked: xr.Dataset, i: int, j: int, data: ModelData, rows: np.ndarray,
+                coef, strata) -> TreatedDraws:
+    """The linear-predictor draws of cell (i, j) for its treated rows."""
+    def at_cell(name):
+        return stacked[name].isel(window=i, radius=j).to_numpy() if name in stacked else None
+
+    return TreatedDraws(
+        intercept=at_cell("intercept"), effect=at_cell("effect"), slope=at_cell("slope"),
+        covariates=data.covariates[rows] @ coef if coef is not None and coef.shape[0] else None,
+        strata=strata[data.stratum[rows]] if strata is not None else None)
 
 
 def _cumulative_effects(grid: xr.Dataset, data: ModelData, spec: ModelSpec) -> xr.Dataset:
@@ -304,17 +316,17 @@ def _cumulative_effects(grid: xr.Dataset, data: ModelData, spec: ModelSpec) -> x
     shape = (grid.sizes["chain"], grid.sizes["draw"], len(data.windows), len(data.radii))
     coords = {"chain": grid["chain"], "draw": grid["draw"], "window": data.windows,
               "radius": data.radii}
-    if spec.likelihood == "gaussian":
+    likelihood = likelihood_for(spec)
+    if not likelihood.rate_ratio:  # identity link: the effect is the additive effect
         effect = grid["effect"]
         return xr.Dataset({"additive_effect": effect, "effect": effect,
                            "rate_ratio": xr.full_like(effect, np.nan)})
-    fitted, counterfactual, events = _treated_means(grid, data, spec)
+    fitted, counterfactual, events = _treated_means(grid, data, likelihood)
     if spec.nested == "increments":  # the cumulative cell is the sum of its increments
         fitted, counterfactual, events = _cumulate(fitted, counterfactual, events)
-    if spec.pre_count == "paired":
-        # no event in any treated wake: the conditional likelihood says nothing (R: NA)
-        fitted[:, events == 0] = np.nan
-        counterfactual[:, events == 0] = np.nan
+    uninformative = likelihood.uninformative(events)
+    fitted[:, uninformative] = np.nan
+    counterfactual[:, uninformative] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = fitted / counterfactual
     out = xr.Dataset({
@@ -485,10 +497,7 @@ def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
     settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
                            delete_sutva=delete_sutva, matching=spec.matching != "none",
                            formula=spec.formula or formula)
-    covariates: list[str] = []
-    for name in spec.covariates:
-        covariates.extend(match_on if name == "match" else [name])
-    covariates = list(dict.fromkeys(covariates))
+    covariates = covariate_names(spec, list(match_on))
     data = prepare_surface_data(cube, settings, covariates=covariates, errors=spec.errors)
     if settings.formula == formula:
         return data

@@ -5,6 +5,12 @@ For each wake (treatment or control anchor) and each (window, radius) cell::
     post ~ NegativeBinomial(mu, alpha)        (or Poisson, or Normal for checks)
     log mu = a[cell] + b[cell] * log1p(pre) + tau[cell] * treated + x @ gamma (+ stratum)
 
+or, with ``pre_count: paired``, post given pre + post is (beta-)binomial with log odds
+``a[cell] + tau[cell] * treated + ...``. Each form's likelihood, predictive outcome and treated
+means are an object of :mod:`bayes_wake.bayes.likelihoods`; this module builds the fields and
+the linear predictor, and the wakes and weights come from the one per-cell matcher,
+:func:`bayes_wake.mwa.analysis.matched_cells`.
+
 ``tau`` is the treatment effect (a log rate ratio). Its prior over the grid is a BYM2-type
 field: a mix of an intrinsic Gaussian Markov random field on the grid graph (neighbouring
 windows and radii share strength) and independent cell noise, with the mix and the overall
@@ -24,11 +30,18 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from bayes_wake.bayes.likelihoods import Likelihood, likelihood_for
 from bayes_wake.bayes.spec import FieldPrior, ModelSpec
-from bayes_wake.core.matching import cem_coarsen, coarsened_exact_match
 from bayes_wake.errors import SettingsError
+from bayes_wake.mwa.analysis import (
+    MWASettings,
+    covariate_strata,
+    matched_cells,
+    wake_weights,
+)
 
-__all__ = ["ModelData", "prepare_model_data", "build_model", "grid_field_basis"]
+__all__ = ["ModelData", "prepare_model_data", "covariate_names", "build_model",
+           "grid_field_basis"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,12 @@ def prepare_model_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *, tcm: b
                        delete_sutva: bool = False) -> ModelData:
     """Reduce a wake cube to the unique likelihood rows the model needs.
 
+    The wakes of each cell and their weights come from the one per-cell matcher,
+    :func:`bayes_wake.mwa.analysis.matched_cells`; ``nested: increments`` with ``matching:
+    weights`` matches once, on the largest cell (:func:`bayes_wake.mwa.analysis.wake_weights`),
+    and ``matching: strata`` takes the covariate strata of
+    :func:`bayes_wake.mwa.analysis.covariate_strata`.
+
     Parameters
     ----------
     cube
@@ -102,98 +121,24 @@ def prepare_model_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *, tcm: b
         Unique rows with multiplicities, and what the additive effect needs.
     """
     match_on = list(match_on)
-    names: list[str] = []
-    for name in spec.covariates:
-        names.extend(match_on if name == "match" else [name])
-    names = list(dict.fromkeys(names))
+    names = covariate_names(spec, match_on)
     missing = [n for n in names if n not in cube.coords]
     if missing:
         raise SettingsError(f"covariate(s) {missing} are not in the wake cube")
     if spec.matching == "weights" and not match_on:
         raise SettingsError("matching: weights needs match columns (--match)")
-    windows = cube["window"].to_numpy()
-    radii = cube["radius"].to_numpy()
-    x_event = np.column_stack([cube[n].to_numpy().astype(float) for n in names]) if names \
-        else np.zeros((cube.sizes["event"], 0))
-    sd = x_event.std(axis=0)
-    x_event = (x_event - x_event.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    treated_event = cube["treated"].to_numpy().astype(np.int64)
-    pre_all = cube["dependent"].sel(period="pre").transpose("event", "window", "radius")
-    post_all = cube["dependent"].sel(period="post").transpose("event", "window", "radius")
-    pre_all, post_all = pre_all.to_numpy(), post_all.to_numpy()
-    increments = spec.nested == "increments"
-    if increments:  # disjoint rings x intervals: every event in exactly one increment
-        pre_all, post_all = _increments(pre_all), _increments(post_all)
-    trend_all = cube["trend"].transpose("event", "window", "radius").to_numpy()
-    so_pre = cube["same_type"].sel(period="pre").transpose("event", "window", "radius").to_numpy()
-    mo_pre = cube["other_type"].sel(period="pre").transpose("event", "window", "radius").to_numpy()
-    complete = cube["complete"].transpose("event", "window").to_numpy()
-    drop_incomplete = cube.attrs.get("convention") == "mwa"
-
-    stratum_event = np.zeros(cube.sizes["event"], dtype=np.int64)
-    if spec.matching == "strata":
-        if not match_on:
-            raise SettingsError("matching: strata needs match columns (--match)")
-        codes = np.column_stack([cem_coarsen(cube[n].to_numpy().astype(float))
-                                 for n in match_on])
-        _, stratum_event = np.unique(np.where(np.isnan(codes), np.inf, codes), axis=0,
-                                     return_inverse=True)
-        stratum_event = stratum_event.ravel()
-
-    wake_weight = None
-    if increments and spec.matching == "weights":
-        # one matching for all increments, on the largest cell, so their sum refers to one
-        # population of matched treated wakes
-        match_vars = [cube[n].to_numpy().astype(float) for n in match_on]
-        match_vars.append(trend_all[:, -1, -1])
-        if tcm:
-            match_vars += [so_pre[:, -1, -1], mo_pre[:, -1, -1]]
-        cem = coarsened_exact_match(np.column_stack(match_vars), treated_event)
-        wake_weight = np.where(cem.matched, cem.weight, 0.0)
-
-    blocks = []
-    n_terms = 0
-    for i in range(len(windows)):
-        for j in range(len(radii)):
-            keep = complete[:, i] if drop_incomplete else np.ones(len(treated_event), bool)
-            if delete_sutva:
-                keep = keep & (so_pre[:, i, j] == 0) & (mo_pre[:, i, j] == 0)
-            idx = np.flatnonzero(keep)
-            weight = np.ones(len(idx))
-            treated_counts = treated_event[idx].astype(float)
-            if wake_weight is not None:
-                idx = idx[wake_weight[idx] > 0]
-                weight = wake_weight[idx]
-                treated_counts = treated_event[idx].astype(float)
-            elif spec.matching == "weights":
-                match_vars = [cube[n].to_numpy()[idx].astype(float) for n in match_on]
-                match_vars.append(trend_all[idx, i, j])
-                if tcm:
-                    match_vars += [so_pre[idx, i, j], mo_pre[idx, i, j]]
-                cem = coarsened_exact_match(np.column_stack(match_vars), treated_event[idx])
-                idx, weight = idx[cem.matched], cem.weight[cem.matched]
-                treated_counts = treated_event[idx].astype(float)
-            n_terms += len(idx)
-            cell = np.full(len(idx), i * len(radii) + j)
-            blocks.append(np.column_stack([
-                cell, pre_all[idx, i, j], post_all[idx, i, j], treated_event[idx], weight,
-                stratum_event[idx], treated_counts, x_event[idx]]))
-    table = np.concatenate(blocks) if blocks else np.zeros((0, 7 + len(names)))
+    stratum_event = _strata(cube, spec, match_on)
+    table, n_terms = _wake_rows(cube, spec, match_on, _standardised(cube, names), stratum_event,
+                                tcm=tcm, delete_sutva=delete_sutva)
     # identical rows collapse: the likelihood of a row counted m times is m x its likelihood
     key_cols = [0, 1, 2, 3, 4, 5, *range(7, table.shape[1])]
     unique, inverse, multiplicity = np.unique(table[:, key_cols], axis=0, return_inverse=True,
                                               return_counts=True)
     treated_rows = np.bincount(inverse.ravel(), weights=table[:, 6], minlength=len(unique))
     weight = unique[:, 4] * multiplicity
-    temper = 1.0
-    if spec.nested == "temper" and len(unique):
-        # the information is in the events, and the largest cell holds (nearly) every event
-        # of the smaller ones: count them once overall
-        events = weight * (unique[:, 1] + unique[:, 2])
-        per_cell = np.bincount(unique[:, 0].astype(np.int64), weights=events)
-        temper = float(per_cell.max() / per_cell.sum()) if per_cell.sum() > 0 else 1.0
+    temper = _temper(spec, unique, weight)
     return ModelData(
-        windows=windows, radii=radii,
+        windows=cube["window"].to_numpy(), radii=cube["radius"].to_numpy(),
         cell=unique[:, 0].astype(np.int64), pre=unique[:, 1], post=unique[:, 2],
         treated=unique[:, 3], weight=weight * temper,
         covariates=unique[:, 6:], covariate_names=tuple(names),
@@ -205,6 +150,86 @@ def prepare_model_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *, tcm: b
                "nested": spec.nested,
                "delete_sutva": int(delete_sutva)},
     )
+
+
+def covariate_names(spec: ModelSpec, match_on) -> list[str]:
+    """The spec's covariates, ``match`` standing for the matching columns, without repeats."""
+    names: list[str] = []
+    for name in spec.covariates:
+        names.extend(match_on if name == "match" else [name])
+    return list(dict.fromkeys(names))
+
+
+def _standardised(cube: xr.Dataset, names: list[str]) -> np.ndarray:
+    """The named event covariates, standardised (mean 0, sd 1; a constant column is only
+    centred), shape (event, covariates)."""
+    x_event = np.column_stack([cube[n].to_numpy().astype(float) for n in names]) if names \
+        else np.zeros((cube.sizes["event"], 0))
+    sd = x_event.std(axis=0)
+    return (x_event - x_event.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def _strata(cube: xr.Dataset, spec: ModelSpec, match_on: list[str]) -> np.ndarray:
+    """Stratum of every wake (``matching: strata``: its coarsened match columns), else 0."""
+    if spec.matching != "strata":
+        return np.zeros(cube.sizes["event"], dtype=np.int64)
+    if not match_on:
+        raise SettingsError("matching: strata needs match columns (--match)")
+    return covariate_strata(cube, match_on)
+
+
+def _wake_rows(cube: xr.Dataset, spec: ModelSpec, match_on: list[str], x_event: np.ndarray,
+               stratum_event: np.ndarray, *, tcm: bool, delete_sutva: bool):
+    """One row per wake and cell in the model: cell, pre, post, treated, weight, stratum,
+    treated count, covariates; and the number of rows.
+
+    Each cell's wakes and weights come from :func:`~bayes_wake.mwa.analysis.matched_cells`
+    (per-cell CEM with ``matching: weights``; all wakes, weight 1, otherwise), or, for
+    ``increments`` with ``weights``, from one matching on the largest cell, so that the
+    increments' sum refers to one population of matched treated wakes.
+    """
+    once = spec.nested == "increments" and spec.matching == "weights"
+    per_cell = spec.matching == "weights" and not once
+    settings = MWASettings(match_on=tuple(match_on) if per_cell else (), weighted=True, tcm=tcm,
+                           delete_sutva=delete_sutva, matching=per_cell)
+    wake_weight = wake_weights(cube, MWASettings(match_on=tuple(match_on), weighted=True,
+                                                 tcm=tcm)) if once else None
+    pre_all, post_all = _period_counts(cube, increments=spec.nested == "increments")
+    treated_event = cube["treated"].to_numpy().astype(np.int64)
+    n_r = cube.sizes["radius"]
+    blocks = []
+    for cell in matched_cells(cube, settings, balance=False):
+        idx, weight = cell.events, cell.weights
+        if wake_weight is not None:
+            idx = idx[wake_weight[idx] > 0]
+            weight = wake_weight[idx]
+        i, j = cell.index
+        blocks.append(np.column_stack([
+            np.full(len(idx), i * n_r + j), pre_all[idx, i, j], post_all[idx, i, j],
+            treated_event[idx], weight, stratum_event[idx], treated_event[idx].astype(float),
+            x_event[idx]]))
+    if not blocks:
+        return np.zeros((0, 7 + x_event.shape[1])), 0
+    return np.concatenate(blocks), sum(len(b) for b in blocks)
+
+
+def _period_counts(cube: xr.Dataset, *, increments: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Pre and post counts, shape (event, window, radius): cumulative, or in disjoint rings x
+    intervals with ``increments`` (every event in exactly one increment)."""
+    pre, post = (cube["dependent"].sel(period=p).transpose("event", "window", "radius")
+                 .to_numpy() for p in ("pre", "post"))
+    return (_increments(pre), _increments(post)) if increments else (pre, post)
+
+
+def _temper(spec: ModelSpec, unique: np.ndarray, weight: np.ndarray) -> float:
+    """``nested: temper``'s factor: events in the largest cell over events summed over cells
+    (the largest cell holds nearly every event of the smaller ones: count them once); 1
+    otherwise."""
+    if spec.nested != "temper" or not len(unique):
+        return 1.0
+    events = weight * (unique[:, 1] + unique[:, 2])
+    per_cell = np.bincount(unique[:, 0].astype(np.int64), weights=events)
+    return float(per_cell.max() / per_cell.sum()) if per_cell.sum() > 0 else 1.0
 
 
 def _increments(cumulative: np.ndarray) -> np.ndarray:
@@ -312,134 +337,35 @@ def build_model(data: ModelData, spec: ModelSpec, *, predictive: bool = False) -
         "window": data.windows,
         "radius": data.radii,
     }
-    count = spec.likelihood != "gaussian"
-    paired = spec.pre_count == "paired"
-    pre = np.log1p(data.pre) if spec.pre_count == "log1p" else data.pre
+    likelihood = likelihood_for(spec)
     with pm.Model(coords=coords) as model:
-        if paired:  # log odds of a wake's event falling after rather than before its anchor
-            intercept = _grid_field("intercept", spec.intercept, data)
-        else:  # baseline counts grow with window length (~T) and area (~S^2)
-            intercept = _grid_field("intercept", spec.intercept, data,
-                                    trend=(1.0, 2.0, 1.0) if count else None)
+        intercept = _grid_field("intercept", spec.intercept, data,
+                                trend=likelihood.intercept_trend)
         effect = _grid_field("effect", spec.effect, data,
-                             trend=(0.0, 0.0, spec.effect.mean_sd) if count else None)
+                             trend=likelihood.effect_trend(spec.effect))
         pm.Deterministic("effect_grid", effect.reshape((n_w, n_r)), dims=("window", "radius"))
-        cell = data.cell
-        eta = intercept[cell] + effect[cell] * data.treated
-        if not paired:
-            slope = _grid_field("slope", spec.slope, data)
-            eta = eta + slope[cell] * pre
-        if data.covariates.shape[1]:
-            gamma = pm.Normal("covariate_coef", 0.0, spec.covariate_sd, dims="covariate")
-            eta = eta + pt.dot(data.covariates, gamma)
-        if spec.matching == "strata" and data.n_strata > 1:
-            model.add_coord("stratum", np.arange(data.n_strata))
-            strata_sd = pm.HalfNormal("stratum_sd", 0.5)
-            strata_raw = pm.Normal("stratum_raw", 0.0, 1.0, dims="stratum")
-            eta = eta + strata_sd * strata_raw[data.stratum]
+        eta = intercept[data.cell] + effect[data.cell] * data.treated
+        eta = _other_terms(model, data, spec, likelihood, eta)
         if predictive:
-            _predictive_outcome(spec, data, eta, cell)
+            likelihood.predictive(data, eta)
         else:
-            pm.Potential("weighted_loglik", _weighted_loglik(spec, data, eta, cell))
+            pm.Potential("weighted_loglik", likelihood.loglik(data, eta))
     return model
 
 
-def _dispersion(spec: ModelSpec, cell: np.ndarray):
-    """Negative-binomial dispersion alpha (variance = mu + mu^2 / alpha), pooled or per cell."""
-    if spec.dispersion == "per_cell":
-        log_alpha_mean = pm.Normal("log_dispersion_mean", 0.0, 1.0)
-        log_alpha_sd = pm.HalfNormal("log_dispersion_sd", 0.5)
-        log_alpha_raw = pm.Normal("log_dispersion_raw", 0.0, 1.0, dims="cell")
-        alpha = pm.Deterministic("dispersion",
-                                 pt.exp(log_alpha_mean + log_alpha_sd * log_alpha_raw),
-                                 dims="cell")
-        return alpha, alpha[cell]
-    alpha = pm.Gamma("dispersion", 2.0, 2.0)
-    return alpha, alpha
-
-
-def _weighted_loglik(spec: ModelSpec, data: ModelData, eta, cell):
-    """Sum over unique rows of weight x log-likelihood, written for speed.
-
-    For the negative binomial with log mean ``eta`` and dispersion ``a``::
-
-        log p(y) = lgamma(y + a) - lgamma(a) - lgamma(y + 1)
-                   + a log a - (a + y) log(a + exp(eta)) + y eta
-
-    The lgamma terms depend on the row only through (y, a): with a pooled dispersion they are
-    summed once per distinct count value instead of once per row.
-    """
-    y, w = data.post, data.weight
-    if spec.pre_count == "paired":
-        return _paired_loglik(spec, data, eta)
-    if spec.likelihood == "gaussian":
-        sigma = pm.HalfNormal("sigma", 10.0, dims="cell")[cell]
-        return pt.sum(w * pm.logp(pm.Normal.dist(mu=eta, sigma=sigma), y))
-    if spec.likelihood == "poisson":
-        return pt.sum(w * (y * eta - pt.exp(eta))) - float(np.sum(w * _lgamma1(y)))
-    alpha, alpha_row = _dispersion(spec, cell)
-    log1p_term = pt.sum(w * (alpha_row + y) * pt.logaddexp(pt.log(alpha_row), eta))
-    linear = float(np.sum(w * y)) and pt.sum(w * y * eta)
-    if spec.dispersion == "pooled":
-        values, inverse = np.unique(y, return_inverse=True)
-        weight_by_value = np.bincount(inverse.ravel(), weights=w)
-        lgammas = pt.sum(weight_by_value * (pt.gammaln(values + alpha) - pt.gammaln(alpha)))
-        a_log_a = float(w.sum()) * alpha * pt.log(alpha)
-    else:
-        lgammas = pt.sum(w * (pt.gammaln(y + alpha_row) - pt.gammaln(alpha_row)))
-        a_log_a = pt.sum(w * alpha_row * pt.log(alpha_row))
-    return lgammas + a_log_a - log1p_term + linear - float(np.sum(w * _lgamma1(y)))
-
-
-def _paired_loglik(spec: ModelSpec, data: ModelData, eta):
-    """Conditional likelihood of the post count given the wake's total n = pre + post.
-
-    With pre ~ Poisson(f * r_pre) and post ~ Poisson(f * r_post) for a wake frailty f (any
-    distribution, gamma giving negative-binomial margins), post | n ~ Binomial(n, p) with
-    logit p = eta, whatever f is: the wake's baseline cancels. ``negative_binomial`` adds
-    burstiness beyond the shared frailty as a beta-binomial with learned concentration.
-    Wakes with n = 0 carry no information and are left out.
-    """
-    from scipy.special import gammaln
-
-    n = data.pre + data.post
-    use = n > 0
-    k, n, w = data.post[use], n[use], data.weight[use]
-    eta = eta[np.flatnonzero(use)]
-    log_choose = float(np.sum(w * (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))))
-    if spec.likelihood == "poisson":
-        return log_choose + pt.sum(w * (k * eta - n * pt.softplus(eta)))
-    concentration = pm.Gamma("concentration", 2.0, 0.1)  # beta-binomial a + b
-    p = pt.sigmoid(eta)
-    a, b = p * concentration, (1 - p) * concentration
-    return log_choose + pt.sum(w * (pt.gammaln(k + a) + pt.gammaln(n - k + b)
-                                    - pt.gammaln(n + concentration)
-                                    - pt.gammaln(a) - pt.gammaln(b)
-                                    + pt.gammaln(concentration)))
-
-
-def _lgamma1(y: np.ndarray) -> np.ndarray:
-    from scipy.special import gammaln
-
-    return gammaln(np.asarray(y, dtype=float) + 1)
-
-
-def _predictive_outcome(spec: ModelSpec, data: ModelData, eta, cell) -> None:
-    """The outcome as an unobserved random variable per unique row (predictive draws)."""
-    if spec.pre_count == "paired":
-        n = (data.pre + data.post).astype(np.int64)
-        if spec.likelihood == "poisson":
-            pm.Binomial("post", n=n, p=pt.sigmoid(eta), dims="row")
-        else:
-            concentration = pm.Gamma("concentration", 2.0, 0.1)
-            p = pt.sigmoid(eta)
-            pm.BetaBinomial("post", n=n, alpha=p * concentration,
-                            beta=(1 - p) * concentration, dims="row")
-    elif spec.likelihood == "gaussian":
-        sigma = pm.HalfNormal("sigma", 10.0, dims="cell")[cell]
-        pm.Normal("post", mu=eta, sigma=sigma, dims="row")
-    elif spec.likelihood == "poisson":
-        pm.Poisson("post", mu=pt.exp(eta), dims="row")
-    else:
-        _, alpha_row = _dispersion(spec, cell)
-        pm.NegativeBinomial("post", mu=pt.exp(eta), alpha=alpha_row, dims="row")
+def _other_terms(model: pm.Model, data: ModelData, spec: ModelSpec, likelihood: Likelihood,
+                 eta):
+    """``eta`` plus the pre-count slope (lagged forms), the covariates and the strata."""
+    pre = likelihood.pre_term(data.pre)
+    if pre is not None:
+        slope = _grid_field("slope", spec.slope, data)
+        eta = eta + slope[data.cell] * pre
+    if data.covariates.shape[1]:
+        gamma = pm.Normal("covariate_coef", 0.0, spec.covariate_sd, dims="covariate")
+        eta = eta + pt.dot(data.covariates, gamma)
+    if spec.matching == "strata" and data.n_strata > 1:
+        model.add_coord("stratum", np.arange(data.n_strata))
+        strata_sd = pm.HalfNormal("stratum_sd", 0.5)
+        strata_raw = pm.Normal("stratum_raw", 0.0, 1.0, dims="stratum")
+        eta = eta + strata_sd * strata_raw[data.stratum]
+    return eta

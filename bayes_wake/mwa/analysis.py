@@ -27,8 +27,8 @@ from bayes_wake.io.artefacts import write_table
 from bayes_wake.options import Estimation, Formula, check_choice
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
-           "matched_cells", "vcov_inputs", "standard_error_table", "ROBUST_ERRORS",
-           "regression_design"]
+           "matched_cells", "match_variables", "wake_weights", "covariate_strata",
+           "vcov_inputs", "standard_error_table", "ROBUST_ERRORS", "regression_design"]
 
 FORMULAS = {
     "lag": "dependent_post ~ dependent_pre + treatment",
@@ -349,13 +349,8 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
     ------
     MatchedCell
     """
-    missing = [c for c in settings.match_on if c not in cube.coords]
-    if missing:
-        raise SettingsError(f"match column(s) {missing} are not covariates of the wake cube "
-                            f"(covariates: {json.loads(cube.attrs.get('covariates', '[]'))})")
-    match_vars = [*settings.match_on, "dependent_trend"]
-    if settings.tcm:
-        match_vars += ["SO_pre", "MO_pre"]
+    _check_match_columns(cube, settings)
+    match_vars = match_variables(settings)
     columns, keep = _cube_columns(cube, settings.match_on)
     if settings.delete_sutva:
         keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
@@ -366,14 +361,7 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
             treated = cell["treatment"]
             x_match = np.column_stack([cell[k] for k in match_vars]).astype(float)
             l1_pre, cs_pre = l1_imbalance(x_match, treated) if balance else (np.nan, np.nan)
-            if settings.matching and len(treated):
-                cem = coarsened_exact_match(x_match, treated)
-                in_fit, weights, stratum = cem.matched, cem.weight, cem.stratum
-            else:
-                in_fit, weights = np.ones(len(treated), dtype=bool), np.ones(len(treated))
-                stratum = np.zeros(len(treated), dtype=np.int64)
-            if not settings.weighted:
-                weights = in_fit.astype(float)
+            in_fit, weights, stratum = _match(x_match, treated, settings)
             l1_post, cs_post = l1_imbalance(x_match[in_fit], treated[in_fit]) if balance \
                 else (np.nan, np.nan)
             y, design = regression_design(cell["dependent_post"][in_fit],
@@ -393,6 +381,87 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
                               pre=cell["dependent_pre"][in_fit], stratum=stratum[in_fit],
                               wakes=cell,
                               balance=table, l1=(l1_pre, l1_post))
+
+
+def match_variables(settings: MWASettings) -> list[str]:
+    """R's matching columns of a cell: the covariates, the pre-trend (``dependent_trend``)
+    and, with ``tcm``, the earlier overlap counts ``SO_pre`` and ``MO_pre``."""
+    names = [*settings.match_on, "dependent_trend"]
+    return names + ["SO_pre", "MO_pre"] if settings.tcm else names
+
+
+def _check_match_columns(cube: xr.Dataset, settings: MWASettings) -> None:
+    """Raise :class:`SettingsError` if a match column is not a covariate of the cube."""
+    missing = [c for c in settings.match_on if c not in cube.coords]
+    if missing:
+        raise SettingsError(f"match column(s) {missing} are not covariates of the wake cube "
+                            f"(covariates: {json.loads(cube.attrs.get('covariates', '[]'))})")
+
+
+def _match(x_match: np.ndarray, treated: np.ndarray, settings: MWASettings):
+    """CEM of one set of wakes (all of them, weight 1, without matching).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Whether each wake is matched, its weight (the CEM weight when ``weighted``, else 1
+        for matched wakes; 0 for unmatched ones) and its CEM stratum (0 without matching).
+    """
+    if settings.matching and len(treated):
+        cem = coarsened_exact_match(x_match, treated)
+        in_fit, weights, stratum = cem.matched, cem.weight, cem.stratum
+    else:
+        in_fit, weights = np.ones(len(treated), dtype=bool), np.ones(len(treated))
+        stratum = np.zeros(len(treated), dtype=np.int64)
+    if not settings.weighted:
+        weights = in_fit.astype(float)
+    return in_fit, weights, stratum
+
+
+def wake_weights(cube: xr.Dataset, settings: MWASettings,
+                 index: tuple[int, int] = (-1, -1)) -> np.ndarray:
+    """Matching weight of every wake from one matching in one cell, over all its wakes.
+
+    One matching for the whole grid: the match variables (:func:`match_variables`) of the
+    cell at ``index`` for every wake of the cube, complete or not and whatever its earlier
+    overlaps, matched by :func:`matched_cells`' rule. The Bayesian increments model matches
+    once on the largest cell (the default), so that every increment refers to one
+    population of matched treated wakes.
+
+    Parameters
+    ----------
+    cube
+        The wake cube.
+    settings
+        Match columns, ``tcm``, ``matching`` and ``weighted`` (the rest is ignored).
+    index
+        (window index, radius index) of the cell whose match variables are used.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (event,): the weight of each matched wake (dimensionless), 0 for unmatched ones.
+    """
+    _check_match_columns(cube, settings)
+    columns, _ = _cube_columns(cube, settings.match_on)
+    i, j = index
+    x_match = np.column_stack([columns[k][:, i, j] for k in match_variables(settings)])
+    in_fit, weights, _ = _match(x_match.astype(float), columns["treatment"][:, i, j], settings)
+    return np.where(in_fit, weights, 0.0)
+
+
+def covariate_strata(cube: xr.Dataset, match_on: Sequence[str]) -> np.ndarray:
+    """CEM stratum of every wake on its event covariates alone (no pre-trend, no overlaps).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (event,), int64 from 0: wakes with equal numbers share every coarsened value of
+        the ``match_on`` covariates (NaN is a value of its own).
+    """
+    _check_match_columns(cube, MWASettings(match_on=tuple(match_on)))
+    x = np.column_stack([cube[n].to_numpy().astype(float) for n in match_on])
+    return coarsened_exact_match(x, cube["treated"].to_numpy()).stratum
 
 
 def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
