@@ -1,7 +1,7 @@
 """bayes_wake: matched wake analysis of point events (an exact port of R's ``mwa``) and its
 Bayesian reanalysis.
 
-The pipeline, one stage per module (see ``docs/ARCHITECTURE.md``)::
+The pipeline, its stages as subpackages (see ``docs/ARCHITECTURE.md``)::
 
     read_events -> count_wakes -> matched_wake_analysis -> fit_surface -> plots and reports
 

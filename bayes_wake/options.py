@@ -11,7 +11,8 @@ from typing import Any, Literal, get_args
 
 from bayes_wake.errors import SettingsError
 
-__all__ = ["Convention", "Formula", "Estimation", "check_choice"]
+__all__ = ["Convention", "Formula", "Estimation", "TimeUnit", "PAPER_WINDOWS", "PAPER_RADII",
+           "check_choice"]
 
 #: Wake counting: R's ``mwa`` (111.111 km per degree, edge wakes dropped) or ``exact``.
 Convention = Literal["mwa", "exact"]
@@ -20,6 +21,14 @@ Convention = Literal["mwa", "exact"]
 Formula = Literal["lag", "diff"]
 #: R's ``estimation``: ``lm`` (the regression) or ``att`` (cem's att, same estimate).
 Estimation = Literal["lm", "att"]
+#: The unit of the temporal windows (R's ``t_unit``; :mod:`bayes_wake.core.windows` also
+#: accepts R's spellings ``mins``, ``secs``, ...).
+TimeUnit = Literal["days", "hours", "minutes", "seconds"]
+
+#: Sauter's (2022) grid as (min, max, step): t = 10..60 days by 10, s = 3..15 km by 3, the
+#: default of every command that follows the paper.
+PAPER_WINDOWS: tuple[int, int, int] = (10, 60, 10)
+PAPER_RADII: tuple[float, float, float] = (3.0, 15.0, 3.0)
 
 
 def check_choice(name: str, value: Any, kind: Any) -> None:

@@ -38,10 +38,22 @@ import pandas as pd
 import xarray as xr
 from scipy import spatial, special
 
-from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
-from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
+from bayes_wake.core.geo import (
+    EARTH_RADIUS_KM,
+    destination,
+    great_circle_km,
+    km_per_radian,
+    unit_vectors,
+)
+from bayes_wake.core.windows import expand_windows, units_per_day
 from bayes_wake.errors import SettingsError
-from bayes_wake.options import Convention, check_choice
+from bayes_wake.options import (
+    PAPER_RADII,
+    PAPER_WINDOWS,
+    Convention,
+    TimeUnit,
+    check_choice,
+)
 
 __all__ = [
     "BASES",
@@ -206,18 +218,12 @@ _TOWN_SPREAD_KM = 15.0
 _DENSITY_LOG_SD = 0.5
 
 _SECONDS_PER_DAY = 86_400
-_UNITS_PER_DAY: dict[str, int] = {"days": 1, "hours": 24, "minutes": 1_440, "seconds": 86_400}
 
 COVARIATES = ("dist_base_km", "dist_river_km", "pop_density")
 """The covariate columns of a simulated event table."""
 
 DelayKernel = Literal["gamma", "uniform"]
 DistanceKernel = Literal["rayleigh", "halfnormal"]
-TimeUnit = Literal["days", "hours", "minutes", "seconds"]
-
-# R's mwa measures distance as KM_PER_DEGREE_MWA km per degree of central angle; the sphere
-# of the exact convention has this many km per degree.
-_KM_PER_DEGREE_EXACT = EARTH_RADIUS_KM * math.pi / 180.0
 
 _PAPER_WINDOWS = expand_windows(*PAPER_WINDOWS, temporal=True)
 _PAPER_RADII = expand_windows(*PAPER_RADII)
@@ -627,7 +633,7 @@ def _offspring(rng, effect: PlantedEffect, treatment, dated_share: float) -> dic
     distance_km = effect.sample_distances(rng, parent.size)
     bearing = rng.uniform(0.0, 2.0 * np.pi, parent.size)
     dated = rng.random(parent.size) < dated_share
-    lon, lat = _destination(t_lon[parent], t_lat[parent], bearing, distance_km)
+    lon, lat = destination(t_lon[parent], t_lat[parent], bearing, distance_km)
     # Whole seconds, rounded down: floor(floor(x) / n) = floor(x / n) for whole n, so the
     # wake counter's floor((t_k - t_w) / unit) is unchanged for every unit from seconds to
     # days. A date-only report drops the time of day; the parent sits at midnight, so the
@@ -691,49 +697,6 @@ def _record_span(
     return first, last + pd.Timedelta(days=1)
 
 
-def _destination(
-    lon: np.ndarray, lat: np.ndarray, bearing: np.ndarray, distance_km: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The direct problem on the sphere: go `distance_km` from (lon, lat) along `bearing`.
-
-    Bearing in radians clockwise from north; lon, lat in degrees. The great-circle distance
-    of the result from the start is `distance_km` (to rounding).
-    """
-    phi1 = np.radians(lat)
-    lam1 = np.radians(lon)
-    delta = np.asarray(distance_km, dtype=float) / EARTH_RADIUS_KM
-    sin_phi2 = np.sin(phi1) * np.cos(delta) + np.cos(phi1) * np.sin(delta) * np.cos(bearing)
-    phi2 = np.arcsin(np.clip(sin_phi2, -1.0, 1.0))
-    lam2 = lam1 + np.arctan2(
-        np.sin(bearing) * np.sin(delta) * np.cos(phi1),
-        np.cos(delta) - np.sin(phi1) * sin_phi2,
-    )
-    lon2 = (np.degrees(lam2) + 180.0) % 360.0 - 180.0
-    return lon2, np.degrees(phi2)
-
-
-def _great_circle_km(
-    lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
-) -> np.ndarray:
-    """Great-circle distance on the mean-radius sphere, km (the atan2 form: exact at all angles).
-
-    Arguments broadcast; degrees in.
-    """
-    phi1, phi2 = np.radians(lat1), np.radians(lat2)
-    dlam = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    y = np.hypot(
-        np.cos(phi2) * np.sin(dlam),
-        np.cos(phi1) * np.sin(phi2) - np.sin(phi1) * np.cos(phi2) * np.cos(dlam),
-    )
-    x = np.sin(phi1) * np.sin(phi2) + np.cos(phi1) * np.cos(phi2) * np.cos(dlam)
-    return EARTH_RADIUS_KM * np.arctan2(y, x)
-
-
-def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    phi, lam = np.radians(lat), np.radians(lon)
-    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], axis=-1)
-
-
 def _distance_to_polyline_km(
     lon: np.ndarray, lat: np.ndarray, vertices: Sequence[tuple[float, float]]
 ) -> np.ndarray:
@@ -744,9 +707,9 @@ def _distance_to_polyline_km(
     distance to the nearer end. Minimum over arcs. Arcs shorter than half the globe assumed.
     """
     vertices = np.asarray(vertices, dtype=float)
-    p = _unit_vectors(np.asarray(lon, float), np.asarray(lat, float))[:, None, :]  # (n, 1, 3)
-    a = _unit_vectors(vertices[:-1, 0], vertices[:-1, 1])[None]  # (1, m, 3)
-    b = _unit_vectors(vertices[1:, 0], vertices[1:, 1])[None]
+    p = unit_vectors(np.asarray(lon, float), np.asarray(lat, float))[:, None, :]  # (n, 1, 3)
+    a = unit_vectors(vertices[:-1, 0], vertices[:-1, 1])[None]  # (1, m, 3)
+    b = unit_vectors(vertices[1:, 0], vertices[1:, 1])[None]
     normal = np.cross(a, b)
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
     sin_cross = (p * normal).sum(axis=-1)  # (n, m): sine of the cross-track angle
@@ -759,8 +722,8 @@ def _distance_to_polyline_km(
     cross_km = EARTH_RADIUS_KM * np.abs(np.arcsin(np.clip(sin_cross, -1.0, 1.0)))
     lon_col, lat_col = np.asarray(lon, float)[:, None], np.asarray(lat, float)[:, None]
     end_km = np.minimum(
-        _great_circle_km(lon_col, lat_col, vertices[None, :-1, 0], vertices[None, :-1, 1]),
-        _great_circle_km(lon_col, lat_col, vertices[None, 1:, 0], vertices[None, 1:, 1]),
+        great_circle_km(lon_col, lat_col, vertices[None, :-1, 0], vertices[None, :-1, 1]),
+        great_circle_km(lon_col, lat_col, vertices[None, 1:, 0], vertices[None, 1:, 1]),
     )
     return np.where(on_arc, cross_km, end_km).min(axis=1)
 
@@ -790,7 +753,7 @@ def _scatter_around(
         k = rng.choice(len(centres), size=todo.size, p=probabilities)
         distance = scale_km * np.sqrt(-2.0 * np.log1p(-rng.random(todo.size)))
         bearing = rng.uniform(0.0, 2.0 * np.pi, todo.size)
-        lon[todo], lat[todo] = _destination(centres[k, 0], centres[k, 1], bearing, distance)
+        lon[todo], lat[todo] = destination(centres[k, 0], centres[k, 1], bearing, distance)
         todo = todo[~_in_box(lon[todo], lat[todo])]
     return lon, lat
 
@@ -840,8 +803,8 @@ class _Gazetteer:
         """The nearest place (great-circle) to each point."""
         n = self.n_named if named_only else self.lon.size
         # Nearest in chord length on the unit sphere is nearest in great-circle distance.
-        tree = spatial.cKDTree(_unit_vectors(self.lon[:n], self.lat[:n]))
-        _, index = tree.query(_unit_vectors(np.asarray(lon, float), np.asarray(lat, float)))
+        tree = spatial.cKDTree(unit_vectors(self.lon[:n], self.lat[:n]))
+        _, index = tree.query(unit_vectors(np.asarray(lon, float), np.asarray(lat, float)))
         return self.lon[:n][index], self.lat[:n][index]
 
 
@@ -862,7 +825,7 @@ def _place_projects(
     away = rng.random(size) >= centroid_share
     distance = scatter_km * np.sqrt(-2.0 * np.log1p(-rng.random(int(away.sum()))))
     bearing = rng.uniform(0.0, 2.0 * np.pi, int(away.sum()))
-    moved = _destination(lon[away], lat[away], bearing, distance)
+    moved = destination(lon[away], lat[away], bearing, distance)
     lon[away], lat[away] = places.snap(*moved) if snap else moved
     return lon, lat
 
@@ -901,7 +864,7 @@ def _baseline_violence(
         size = 1 + rng.poisson(_EPISODE_MEAN_SIZE - 1.0, n_episodes)
         member = np.repeat(np.arange(n_episodes), size)
         t = episode_s[member] + rng.exponential(_EPISODE_DELAY_DAYS * _SECONDS_PER_DAY, member.size)
-        lon, lat = _destination(
+        lon, lat = destination(
             episode_lon[member],
             episode_lat[member],
             rng.uniform(0.0, 2.0 * np.pi, member.size),
@@ -929,14 +892,14 @@ def _covariates(
 ) -> dict[str, np.ndarray]:
     """The covariates of every row: distances to base and river, km; population density, /km^2."""
     base_xy = np.array(list(BASES.values()))
-    dist_base = _great_circle_km(
+    dist_base = great_circle_km(
         lon[:, None], lat[:, None], base_xy[None, :, 0], base_xy[None, :, 1]
     ).min(axis=1)
     dist_river = _distance_to_polyline_km(lon, lat, NIGER_RIVER)
     towns = [(t[1], t[2], t[3]) for t in _PROJECT_TOWNS] + [t[1:] for t in _OTHER_TOWNS]
     town_xy = np.array([t[:2] for t in towns])
     people = 1_000.0 * np.array([t[2] for t in towns])
-    d = _great_circle_km(lon[:, None], lat[:, None], town_xy[None, :, 0], town_xy[None, :, 1])
+    d = great_circle_km(lon[:, None], lat[:, None], town_xy[None, :, 0], town_xy[None, :, 1])
     bump = people / (2.0 * np.pi * _TOWN_SPREAD_KM**2) * np.exp(-0.5 * (d / _TOWN_SPREAD_KM) ** 2)
     noise = np.exp(rng.normal(0.0, _DENSITY_LOG_SD, lon.size))
     density = (_RURAL_DENSITY + bump.sum(axis=1)) * noise
@@ -956,8 +919,7 @@ def _true_effect(
     convention: str = "exact",
     dated_share: float = 0.0,
 ) -> xr.DataArray:
-    if t_unit not in _UNITS_PER_DAY:
-        raise SettingsError(f"t_unit must be one of {tuple(_UNITS_PER_DAY)}, got {t_unit!r}")
+    k = units_per_day(t_unit)
     check_choice("convention", convention, Convention)
     window = np.atleast_1d(np.asarray(windows))
     try:
@@ -976,7 +938,6 @@ def _true_effect(
         raise SettingsError(f"radii must be numbers > 0 km, got {radius.tolist()}")
     window = window.astype(np.int64)
 
-    k = _UNITS_PER_DAY[t_unit]
     # An event with a time of day is counted when 1 <= floor(delay * k) <= T, that is
     # 1/k <= delay < (T + 1)/k (delays are continuous). A date-only event sits at the
     # midnight floor(delay) days after its parent, k * floor(delay) units, so it is counted
@@ -987,7 +948,7 @@ def _true_effect(
         whole_days >= 1, effect.delay_cdf(whole_days + 1.0) - effect.delay_cdf(1.0), 0.0
     )
     p_time = (1.0 - dated_share) * timed + dated_share * dated
-    reach = radius if convention == "exact" else radius * _KM_PER_DEGREE_EXACT / KM_PER_DEGREE_MWA
+    reach = radius * km_per_radian("exact") / km_per_radian(convention)
     p_space = effect.distance_cdf(reach)
     values = effect.rate * p_time[:, None] * p_space[None, :]
     return xr.DataArray(

@@ -27,9 +27,9 @@ import xarray as xr
 from scipy.spatial import cKDTree
 
 from bayes_wake import __version__
-from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
+from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA, unit_vectors
 from bayes_wake.core.rcompat import format_digits7
-from bayes_wake.core.windows import TIME_UNITS, normalise_time_unit
+from bayes_wake.core.windows import normalise_time_unit, unit_ns
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.artefacts import atomic_path
 from bayes_wake.options import Convention, check_choice
@@ -71,11 +71,6 @@ def central_angle_deg(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
                 + (np.cos(a) * np.sin(b) - np.sin(a) * cos_b * np.cos(dlon)) ** 2)
     x = np.sin(a) * np.sin(b) + np.cos(a) * cos_b * np.cos(dlon)
     return np.degrees(np.arctan2(y, x))
-
-
-def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
 
 
 def _validate(events: pd.DataFrame, covariates: Sequence[str]) -> None:
@@ -180,14 +175,14 @@ def count_wakes(
     _validate(events, covariates)
     rows = _SortedRows.of(events, covariates, convention)
     anchors = np.flatnonzero(np.isin(rows.roles, _ANCHOR_ROLES))
-    unit_ns = TIME_UNITS[unit] * 1_000_000_000
+    ns_per_unit = unit_ns(unit)
     n_a, n_r, n_w = len(anchors), len(radii), len(windows)
     counts = np.zeros((3, 2, n_a, n_r, n_w), dtype=np.int32)  # [class, period], per cell
     trend = np.zeros((n_a, n_r, n_w), dtype=float)
     for start in range(0, n_a, chunk_size):
         chunk = anchors[start:start + chunk_size]
         counts[:, :, start:start + len(chunk)], trend[start:start + len(chunk)] = \
-            _count_chunk(rows, chunk, windows, radii, unit_ns, convention)
+            _count_chunk(rows, chunk, windows, radii, ns_per_unit, convention)
         if progress is not None:
             progress(min(start + len(chunk), n_a), n_a)
     counts = counts.cumsum(axis=3).cumsum(axis=4)  # over radius, then window
@@ -253,7 +248,7 @@ class _SortedRows:
         source_id = events["event_id"].to_numpy()[order] if "event_id" in events.columns \
             else order + 1
         return cls(t_ns=t_ns[order], roles=events["role"].astype(str).to_numpy()[order],
-                   lon=lon, lat=lat, xyz=_unit_vectors(lat, lon), covariates=values,
+                   lon=lon, lat=lat, xyz=unit_vectors(lon, lat), covariates=values,
                    source_id=source_id)
 
     @cached_property
@@ -283,7 +278,7 @@ def _distance_km(rows: _SortedRows, a: np.ndarray, k: np.ndarray, convention: st
     return np.radians(angle) * EARTH_RADIUS_KM
 
 
-def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, unit_ns: int,
+def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, ns_per_unit: int,
                  convention: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin counts of one chunk of anchors (rows, in time order) and their pre-trends.
 
@@ -300,7 +295,7 @@ def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, unit_ns: 
         np.degrees(radii[-1] / EARTH_RADIUS_KM)
     chord = 2 * np.sin(np.radians(min(angle_limit, 180.0)) / 2)
     chord = chord * (1 + 1e-9) + 1e-12  # a margin: the exact test below decides
-    reach_ns = (t_max + 1) * unit_ns
+    reach_ns = (t_max + 1) * ns_per_unit
     sl = slice(np.searchsorted(rows.target_times, rows.t_ns[chunk[0]] - reach_ns, "left"),
                np.searchsorted(rows.target_times, rows.t_ns[chunk[-1]] + reach_ns, "right"))
     nearby = rows.targets[sl]
@@ -312,7 +307,7 @@ def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, unit_ns: 
                             side="left")  # smallest radius >= distance
     before = k_idx < a_idx  # earlier in time order
     t = rows.t_ns
-    dd = np.where(before, (t[a_idx] - t[k_idx]) // unit_ns, (t[k_idx] - t[a_idx]) // unit_ns)
+    dd = np.where(before, (t[a_idx] - t[k_idx]) // ns_per_unit, (t[k_idx] - t[a_idx]) // ns_per_unit)
     period = np.where(before, 0, 1)
     ok = (r_bin < n_r) & np.where(before, dd >= 0, dd >= 1) & (dd <= t_max)
     a_local, k_idx, r_bin, dd, period = a_local[ok], k_idx[ok], r_bin[ok], dd[ok], period[ok]
@@ -336,10 +331,10 @@ def _cube(rows: _SortedRows, anchors, counts, trend, windows, radii, unit: str,
     same = np.where(treated[None, :, None, None], treat, ctrl)
     other = np.where(treated[None, :, None, None], ctrl, treat)
     t_first, t_last = rows.t_ns[0], rows.t_ns[-1]
-    unit_ns = TIME_UNITS[unit] * 1_000_000_000
+    ns_per_unit = unit_ns(unit)
     anchor_t = rows.t_ns[anchors]
-    complete = ((anchor_t[:, None] - t_first) // unit_ns > windows[None, :]) & (
-        (t_last - anchor_t[:, None]) // unit_ns > windows[None, :])
+    complete = ((anchor_t[:, None] - t_first) // ns_per_unit > windows[None, :]) & (
+        (t_last - anchor_t[:, None]) // ns_per_unit > windows[None, :])
 
     def by_period(arr: np.ndarray) -> np.ndarray:  # (2, a, r, w) -> (a, r, w, 2)
         return np.moveaxis(arr, 0, -1).astype(np.int32)

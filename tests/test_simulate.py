@@ -11,15 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayes_wake.core.geo import EARTH_RADIUS_KM
+from bayes_wake.core.geo import EARTH_RADIUS_KM, destination, great_circle_km
 from bayes_wake.errors import SettingsError
 from bayes_wake.simulate import (
     BASES,
     MALI_BOUNDS,
     NIGER_RIVER,
     PlantedEffect,
-    _destination,
-    _great_circle_km,
     simulate_study,
 )
 
@@ -373,10 +371,10 @@ def test_spawned_draws_follow_the_kernels(big_study):
     distance=st.floats(0, 2_000),
 )
 def test_destination_lies_at_the_drawn_distance(lon, lat, bearing, distance):
-    lon2, lat2 = _destination(np.array([lon]), np.array([lat]), np.array([bearing]),
+    lon2, lat2 = destination(np.array([lon]), np.array([lat]), np.array([bearing]),
                               np.array([distance]))
     assert -180 <= lon2[0] < 180 and -90 <= lat2[0] <= 90
-    back = _great_circle_km(np.array([lon]), np.array([lat]), lon2, lat2)[0]
+    back = great_circle_km(np.array([lon]), np.array([lat]), lon2, lat2)[0]
     assert back == pytest.approx(distance, abs=1e-6)
 
 

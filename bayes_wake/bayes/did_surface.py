@@ -45,6 +45,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import linalg
 
+from bayes_wake.bayes.spec import check_errors
 from bayes_wake.core.regression import coefficient_influence, parse_vcov, weighted_ols
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
@@ -98,21 +99,9 @@ class SurfaceData:
         return np.sqrt(np.diag(self.covariance))
 
 
-def check_errors(errors: str) -> None:
-    """Raise ``ValueError`` unless ``errors`` is a valid choice for the model's covariance."""
-    if errors in ("location", "wake", "classical"):
-        return
-    try:
-        kind = parse_vcov(errors).kind
-    except SettingsError as exc:
-        raise ValueError(str(exc)) from None
-    if kind not in ("CR1", "conley"):
-        raise ValueError(f"errors {errors!r}: use location, wake, CR1:COLUMN or "
-                         "conley:KM[:DAYS]")
-
-
 def _clusters(cube: xr.Dataset, errors: str) -> tuple[np.ndarray | None, object]:
     """Cluster labels per event (``location``: identical coordinates) or a Conley kernel."""
+    check_errors(errors)
     if errors == "classical":
         return None, None
     if errors == "location":
@@ -120,11 +109,7 @@ def _clusters(cube: xr.Dataset, errors: str) -> tuple[np.ndarray | None, object]
         return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
     if errors == "wake":
         return np.arange(cube.sizes["event"]), None
-    spec = parse_vcov(errors)
-    if spec.kind not in ("CR1", "conley"):
-        raise SettingsError(f"model errors {errors!r}: use location, wake, CR1:COLUMN or "
-                            "conley:KM[:DAYS]")
-    return vcov_inputs(cube, spec)
+    return vcov_inputs(cube, parse_vcov(errors))
 
 
 def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=(),

@@ -16,9 +16,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bayes_wake.errors import ModelSpecError
+from bayes_wake.core.regression import parse_vcov
+from bayes_wake.errors import ModelSpecError, SettingsError
 
-__all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs"]
+__all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs",
+           "check_errors"]
 
 
 
@@ -173,8 +175,6 @@ class ModelSpec(_Strict):
         if self.discrepancy and self.estimand != "count_did":
             raise ValueError("discrepancy applies to estimand: count_did only")
         if self.estimand == "count_did":
-            from bayes_wake.bayes.did_surface import check_errors
-
             check_errors(self.errors)
             return self
         if self.likelihood == "gaussian" and self.pre_count != "identity":
@@ -194,6 +194,16 @@ class ModelSpec(_Strict):
         if not changes:
             return self
         return self.model_copy(update={"sampler": self.sampler.model_copy(update=changes)})
+
+
+def check_errors(errors: str) -> None:
+    """Raise :class:`SettingsError` unless ``errors`` names a covariance of the count-scale
+    surface: ``location``, ``wake``, ``classical``, ``CR1:COLUMN`` or ``conley:KM[:DAYS]``."""
+    if errors in ("location", "wake", "classical"):
+        return
+    if parse_vcov(errors).kind not in ("CR1", "conley"):
+        raise SettingsError(f"errors {errors!r}: use location, wake, CR1:COLUMN or "
+                            "conley:KM[:DAYS]")
 
 
 def _near_miss(error: dict, data: dict) -> str:

@@ -44,7 +44,7 @@ import xarray as xr
 from scipy import special
 
 from bayes_wake.core.regression import weighted_ols
-from bayes_wake.core.windows import TIME_UNITS
+from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells
 
@@ -602,8 +602,7 @@ def date_shift_span(events: pd.DataFrame, t_unit: str) -> ShiftSpan:
     if end < start:
         raise SettingsError("date-shift placebos: the treatment/control events lie outside "
                             "the core of the outcome record (its 1st to 99th percentile)")
-    unit_ns = TIME_UNITS[t_unit] * 1_000_000_000
-    period = int((end - start).value // unit_ns) + 1
+    period = int((end - start).value // unit_ns(t_unit)) + 1
     return ShiftSpan(start=start, end=end, period=period, t_unit=t_unit)
 
 
@@ -658,15 +657,15 @@ def shift_treatment_dates(events: pd.DataFrame, offset: int, t_unit: str) -> pd.
         so a placebo wake is complete exactly when a real one would be.
     """
     span = date_shift_span(events, t_unit)
-    unit_ns = TIME_UNITS[t_unit] * 1_000_000_000
-    period_ns = span.period * unit_ns
+    ns_per_unit = unit_ns(t_unit)
+    period_ns = span.period * ns_per_unit
     times = pd.to_datetime(events["time"], utc=True)
     treated = (events["role"] == "treatment").to_numpy()
     ns = times.dt.tz_localize(None).to_numpy("datetime64[ns]").astype(np.int64).copy()
     # (t - start + offset) mod period, written so that no intermediate overflows int64 (a
     # record of two centuries in nanoseconds is a third of the int64 range)
     since = np.mod(ns[treated] - span.start.value, period_ns)
-    step = (int(offset) % span.period) * unit_ns
+    step = (int(offset) % span.period) * ns_per_unit
     ns[treated] = span.start.value + np.where(since >= period_ns - step,
                                               since - (period_ns - step), since + step)
     shifted = events.copy()

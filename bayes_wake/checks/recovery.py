@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA
+from bayes_wake.core.geo import destination, great_circle_km
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import (
     MWASettings,
@@ -156,31 +156,6 @@ def load_battery(path) -> tuple[list[Scenario], dict]:
 # -------------------------------------------------------------------------------------------
 
 
-def _km_per_radian(convention: str) -> float:
-    return KM_PER_DEGREE_MWA * 180 / np.pi if convention == "mwa" else EARTH_RADIUS_KM
-
-
-def _destination(lat, lon, bearing, km, convention):
-    """Points ``km`` from (lat, lon) along ``bearing`` (radians), in the wake counter's
-    distance convention, so a planted distance is the distance the counter sees."""
-    phi1, lam1 = np.radians(lat), np.radians(lon)
-    delta = np.asarray(km, float) / _km_per_radian(convention)
-    sin_phi2 = np.sin(phi1) * np.cos(delta) + np.cos(phi1) * np.sin(delta) * np.cos(bearing)
-    phi2 = np.arcsin(np.clip(sin_phi2, -1, 1))
-    lam2 = lam1 + np.arctan2(np.sin(bearing) * np.sin(delta) * np.cos(phi1),
-                             np.cos(delta) - np.sin(phi1) * sin_phi2)
-    return np.degrees(phi2), (np.degrees(lam2) + 180) % 360 - 180
-
-
-def _distance_km(lat1, lon1, lat2, lon2, convention):
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dl = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    y = np.hypot(np.cos(p2) * np.sin(dl), np.cos(p1) * np.sin(p2)
-                 - np.sin(p1) * np.cos(p2) * np.cos(dl))
-    x = np.sin(p1) * np.sin(p2) + np.cos(p1) * np.cos(p2) * np.cos(dl)
-    return _km_per_radian(convention) * np.arctan2(y, x)
-
-
 def _days(times: pd.Series) -> np.ndarray:
     return pd.to_datetime(times, utc=True).dt.as_unit("ns").astype("int64").to_numpy() / _DAY_NS
 
@@ -193,9 +168,9 @@ def _local_baseline(anchors: pd.DataFrame, outcomes: pd.DataFrame, scenario: Sce
     for k in range(len(anchors)):
         before = (t_a[k] - t_o >= 0) & (t_a[k] - t_o <= scenario.delay[1])
         if before.any():
-            d = _distance_km(anchors["lat"].iloc[k], anchors["lon"].iloc[k],
-                             outcomes["lat"].to_numpy()[before],
-                             outcomes["lon"].to_numpy()[before], convention)
+            d = great_circle_km(anchors["lon"].iloc[k], anchors["lat"].iloc[k],
+                                outcomes["lon"].to_numpy()[before],
+                                outcomes["lat"].to_numpy()[before], convention)
             out[k] = np.sum(d <= scenario.distance[1])
     return out
 
@@ -241,7 +216,7 @@ def plant(events: pd.DataFrame, scenario: Scenario, rng: np.random.Generator, wi
     parent = np.repeat(np.arange(len(parents)), n)
     delay = rng.uniform(*scenario.delay, len(parent))
     dist = rng.uniform(*scenario.distance, len(parent))
-    lat, lon = _destination(parents["lat"].to_numpy()[parent], parents["lon"].to_numpy()[
+    lon, lat = destination(parents["lon"].to_numpy()[parent], parents["lat"].to_numpy()[
         parent], rng.uniform(0, 2 * np.pi, len(parent)), dist, convention)
     start_ns = pd.to_datetime(parents["time"], utc=True).dt.as_unit("ns").astype("int64")
     times = start_ns.to_numpy()[parent] + (delay * _DAY_NS).astype(np.int64)
@@ -270,8 +245,8 @@ def _thin(events, scenario, rng, windows, radii, convention):
         near = np.flatnonzero((lag >= scenario.delay[0]) & (lag <= scenario.delay[1]))
         if not len(near):
             continue
-        d = _distance_km(treated["lat"].iloc[k], treated["lon"].iloc[k], lat_o[near],
-                         lon_o[near], convention)
+        d = great_circle_km(treated["lon"].iloc[k], treated["lat"].iloc[k], lon_o[near],
+                            lat_o[near], convention)
         hit = near[(d >= scenario.distance[0]) & (d <= scenario.distance[1])]
         inside[hit] = True
         pairs.append((k, hit, lag[hit], d[(d >= scenario.distance[0])
@@ -683,39 +658,17 @@ def score_recovery(cells: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def plot_recovery(summary: pd.DataFrame):
-    """Error and coverage per method and scenario, side by side (a matplotlib Figure)."""
-    import matplotlib.pyplot as plt
-
-    methods = list(dict.fromkeys(summary["method"]))
-    scenarios = list(dict.fromkeys(summary["scenario"]))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(scenarios) + 1.8), sharey=True,
-                             layout="constrained")
-    y = np.arange(len(scenarios))
-    height = 0.8 / len(methods)
-    for k, method in enumerate(methods):
-        rows = summary[summary["method"] == method].set_index("scenario").reindex(scenarios)
-        offset = (k - (len(methods) - 1) / 2) * height
-        axes[0].barh(y + offset, rows["rmse"], height, label=method)
-        axes[1].barh(y + offset, rows["coverage"], height, label=method)
-    axes[0].set_xlabel("RMSE of the point estimate (events per treated wake)")
-    axes[1].set_xlabel("share of cells whose interval covers the truth")
-    axes[1].axvline(0.9, color="0.3", ls="--", lw=1, label="0.90 (posterior nominal)")
-    axes[1].axvline(0.95, color="0.3", ls=":", lw=1, label="0.95 (OLS nominal)")
-    axes[1].set_xlim(0, 1)
-    axes[0].set_yticks(y, scenarios)
-    axes[0].invert_yaxis()
-    axes[1].legend(loc="lower left", fontsize=8)
-    fig.suptitle("Recovery of planted effects on the study's real outcome events")
-    return fig
-
-
 def write_recovery(out, summary: pd.DataFrame, cells: pd.DataFrame, *, settings: dict):
     """Write recovery_summary.csv, recovery_cells.csv, recovery.png, recovery_report.html
     and provenance.json into ``out`` (the task store in ``out/tasks`` stays)."""
-    from bayes_wake.io.artefacts import provenance, staged_directory, write_json, write_table
+    from bayes_wake.io.artefacts import (
+        provenance,
+        staged_directory,
+        write_json,
+        write_table,
+    )
     from bayes_wake.io.html import HtmlReport
-    from bayes_wake.plotting import save_figure
+    from bayes_wake.plotting import plot_recovery, save_figure
 
     with staged_directory(out) as stage:
         write_table(summary, stage / "recovery_summary.csv")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from bayes_wake.errors import BayesWakeError, SettingsError, TaskFailed
+from bayes_wake.errors import BayesWakeError, OutputFolderError, SettingsError, TaskFailed
 from bayes_wake.io.artefacts import atomic_path, keep_in_output
 from bayes_wake.io.tables import counted
 
@@ -137,7 +137,7 @@ class TaskStore:
             return False
         try:
             self.load(key)
-        except (OSError, ValueError):
+        except (OSError, ValueError, OutputFolderError):  # unreadable, not JSON, another key
             return False
         return True
 
@@ -145,7 +145,7 @@ class TaskStore:
         """The stored result document of a key."""
         document = json.loads(self.path(key).read_text())
         if document.get("key") != key:
-            raise ValueError(f"{self.path(key)} holds the result of another key")
+            raise OutputFolderError(f"{self.path(key)} holds the result of another key")
         return document
 
     def save(self, key: str, result: dict, meta: Mapping[str, Any] | None = None) -> Path:

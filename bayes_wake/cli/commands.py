@@ -113,9 +113,10 @@ def demo(out, seed, mwa_only, allow_unconverged):
     """
     from rich.markup import escape
 
-    from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
+    from bayes_wake.core.windows import expand_windows
     from bayes_wake.io.artefacts import provenance, staged_directory, write_table
     from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.options import PAPER_RADII, PAPER_WINDOWS
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
 
@@ -147,8 +148,7 @@ def demo(out, seed, mwa_only, allow_unconverged):
         if not mwa_only:
             from bayes_wake.bayes.spec import load_spec
 
-            fitted = _fit_and_write(stage, cube, result, load_spec("smooth_did"), covariates,
-                                    False, False, console)
+            fitted = _fit_and_write(stage, cube, result, load_spec("smooth_did"), console)
     _print_significant(console, result, "Matched wake analysis (simulated study)")
     if fitted is not None:
         _print_surface(console, fitted)
@@ -194,7 +194,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
                         vcov, alpha)  # before any data are read
     _check_alpha2(alpha, alpha2)
-    events, cube, match_cols = _load_and_count(
+    events, cube, _ = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     result = matched_wake_analysis(cube, **asdict(mwa))
@@ -208,8 +208,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     record["events"] = _event_checks(events)
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
-        fitted = _fit_and_write(stage, cube, result, spec, match_cols, tcm, delete_sutva,
-                                console)
+        fitted = _fit_and_write(stage, cube, result, spec, console)
     _print_significant(console, result, "Matched wake analysis (OLS)", alpha2)
     _print_surface(console, fitted)
     console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "

@@ -17,7 +17,6 @@ import click
 
 from bayes_wake.errors import (
     BayesWakeError,
-    ConvergenceWarning,
     DuplicateRowsWarning,
     SettingsError,
 )
@@ -438,32 +437,19 @@ def _convergence_status(console, converged: Sequence[bool], allow_unconverged: b
     return EXIT_NOT_CONVERGED
 
 
-def _fit_and_write(stage: Path, cube, result, spec, match_cols, tcm, delete_sutva,
-                   console) -> object:
-    """Fit the Bayesian model, write effect_surface.csv, posterior.nc and the comparison
-    figure into the staging folder, and report convergence loudly."""
+def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
+    """Fit the Bayesian model beside the OLS table, write its files and the comparison figure
+    into the staging folder, and report convergence loudly."""
+    from bayes_wake.bayes.compare import fit_beside, write_beside
 
-    from bayes_wake.bayes.fit import fit_surface
-    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, loudly
-        fit = fit_surface(cube, spec, match_on=match_cols, weighted=result.settings.weighted,
-                          tcm=tcm, delete_sutva=delete_sutva, formula=result.settings.formula,
-                          progressbar=console.is_terminal, log=console.print)
+    fit = fit_beside(cube, result, spec, progressbar=console.is_terminal, log=console.print)
     diagnostics = fit.diagnostics
     console.print(f"sampler {spec.sampler.backend}: {diagnostics.summary()}", markup=False)
     if not diagnostics.converged:
         console.print(f"[bold red]WARNING: the posterior did not converge "
                       f"({'; '.join(diagnostics.problems())}). Do not use these numbers; "
                       "sample longer (--draws, --tune) or change the model.[/]")
-    warning = fit.write_outputs(stage)
-    fig, _ = plot_surfaces_side_by_side(
-        result.surface, fit.surface, left_value="estimate", right_value="mean",
-        right_title=f"Bayesian posterior mean ({spec.name})",
-        t_unit=result.cube_attrs.get("t_unit", "days"), alpha=result.settings.alpha,
-        warning=warning)
-    save_figure(fig, stage / "comparison.png")
+    write_beside(fit, result, stage)
     return fit
 
 

@@ -23,7 +23,7 @@ from bayes_wake.cli.common import (
     model_options,
     overwrite_option,
 )
-from bayes_wake.options import Convention
+from bayes_wake.options import PAPER_RADII, PAPER_WINDOWS, Convention
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -74,9 +74,9 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--outcome", "outcomes", multiple=True, metavar="NAME[:FIELD=VALUE;...]",
               help="Outcome(s) to analyse: vac, battles_nsag, nsag (default: all three), "
                    "optionally overridden, e.g. 'nsag:inter_codes=2,3'.")
-@click.option("--t-window", nargs=3, type=float, default=(10, 60, 10), show_default=True,
+@click.option("--t-window", nargs=3, type=float, default=PAPER_WINDOWS, show_default=True,
               metavar="MIN MAX STEP", help="Temporal windows, days.")
-@click.option("--spat-window", nargs=3, type=float, default=(3, 15, 3), show_default=True,
+@click.option("--spat-window", nargs=3, type=float, default=PAPER_RADII, show_default=True,
               metavar="MIN MAX STEP", help="Spatial windows (radii), km.")
 @click.option("--regions", default="Segou,Mopti,Tombouctou,Gao,Kidal,Menaka", show_default=True,
               help="Study regions, comma-separated, any spelling.")

@@ -8,12 +8,7 @@ import numpy as np
 
 from bayes_wake.errors import SettingsError
 
-__all__ = ["expand_windows", "TIME_UNITS", "normalise_time_unit", "PAPER_WINDOWS",
-           "PAPER_RADII"]
-
-#: Sauter's (2022) grid as (min, max, step): t = 10..60 days by 10, s = 3..15 km by 3.
-PAPER_WINDOWS: tuple[int, int, int] = (10, 60, 10)
-PAPER_RADII: tuple[float, float, float] = (3.0, 15.0, 3.0)
+__all__ = ["expand_windows", "TIME_UNITS", "normalise_time_unit", "unit_ns", "units_per_day"]
 
 #: Time units and their length in seconds.
 TIME_UNITS: dict[str, int] = {"days": 86_400, "hours": 3_600, "minutes": 60, "seconds": 1}
@@ -30,9 +25,19 @@ def normalise_time_unit(t_unit: str) -> str:
     unit = _UNIT_ALIASES.get(str(t_unit).lower(), str(t_unit).lower())
     if unit not in TIME_UNITS:
         raise SettingsError(
-            f"unknown time unit {t_unit!r}; use one of {', '.join(TIME_UNITS)}"
+            f"unknown t_unit {t_unit!r}; use one of {', '.join(TIME_UNITS)}"
         )
     return unit
+
+
+def unit_ns(t_unit: str) -> int:
+    """Nanoseconds in one ``t_unit`` (R's spellings such as ``mins`` accepted)."""
+    return TIME_UNITS[normalise_time_unit(t_unit)] * 1_000_000_000
+
+
+def units_per_day(t_unit: str) -> int:
+    """How many ``t_unit`` make a day (1 for days, 24 for hours, ...)."""
+    return TIME_UNITS["days"] // TIME_UNITS[normalise_time_unit(t_unit)]
 
 
 def expand_windows(

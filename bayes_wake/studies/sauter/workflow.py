@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.core.geo import EARTH_RADIUS_KM
-from bayes_wake.core.windows import PAPER_RADII, PAPER_WINDOWS, expand_windows
-from bayes_wake.errors import ConvergenceWarning, SettingsError
+from bayes_wake.core.windows import expand_windows
+from bayes_wake.errors import SettingsError
 from bayes_wake.io.acled import Outcome, parse_outcome, read_acled
 from bayes_wake.io.artefacts import (
     check_output_folder,
@@ -53,7 +51,7 @@ from bayes_wake.mwa.analysis import (
 )
 from bayes_wake.mwa.multiplicity import benjamini_hochberg
 from bayes_wake.mwa.multiplicity import holm as holm_adjusted
-from bayes_wake.options import Convention, check_choice
+from bayes_wake.options import PAPER_RADII, PAPER_WINDOWS, Convention, check_choice
 from bayes_wake.wakes import count_wakes, save_cube
 
 __all__ = [
@@ -291,6 +289,7 @@ def reanalyze_sauter(
         (checked before any work).
     """
     from bayes_wake.bayes.spec import ModelSpec, load_spec
+    from bayes_wake.plotting import plot_events_per_month
 
     started = time.perf_counter()
     say = log or (lambda _line: None)
@@ -366,8 +365,8 @@ def reanalyze_sauter(
         if sim_kinds:
             (stage / "SIMULATED_PROJECTS.txt").write_text(sim_text + "\n")
         for name, item in results.items():
-            _write_outcome(stage / name, item, model_spec, covariates, tcm=tcm, alpha=alpha,
-                           sim_kinds=sim_kinds, progressbar=progressbar, say=say)
+            _write_outcome(stage / name, item, model_spec, sim_kinds=sim_kinds,
+                           progressbar=progressbar, say=say)
         write_table(_project_table(projects, covariates), stage / "projects.csv",
                     float_format=None)
         write_table(summary, stage / "data_summary.csv")
@@ -380,7 +379,7 @@ def reanalyze_sauter(
         write_table(significant, stage / "significant_windows.csv")
         monthly = _events_per_month(projects, outcome_pool, selections, chosen, start, end)
         write_table(monthly, stage / "events_per_month.csv")
-        _save(_timeline_figure(monthly, sim_kinds), stage / "events_per_month.png")
+        _save(plot_events_per_month(monthly, sim_kinds), stage / "events_per_month.png")
         shown = outcome_pool[selections[chosen[0].name]] if event_map else None
         _save(_study_map(boundary, keep_regions, layer_specs["dist_base_km"], projects, shown,
                          chosen[0],
@@ -655,35 +654,6 @@ def _events_per_month(projects, pool, selections, chosen, start, end) -> pd.Data
     return table
 
 
-def _timeline_figure(monthly: pd.DataFrame, sim_kinds):
-    """Figure 5: events per month by role, projects above, outcomes below."""
-    import matplotlib.pyplot as plt
-
-    x = pd.PeriodIndex(monthly["month"], freq="M").to_timestamp()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.0, 6.0), sharex=True,
-                                      layout="constrained")
-    for column, colour in (("Aid projects", "#2171b5"), ("QIPs", "#fe9929")):
-        sim = " (SIMULATED)" if ("qip" if column == "QIPs" else "aid") in sim_kinds else ""
-        top.plot(x, monthly[column], color=colour, linewidth=1.6, label=column + sim)
-    top.set_ylabel("projects starting per month")
-    top.legend(loc="upper left", fontsize=9)
-    outcomes = [c for c in monthly.columns if c not in ("month", "QIPs", "Aid projects")]
-    palette = ["#cb181d", "#6a51a3", "#525252", "#238b45", "#d94801"]
-    for k, column in enumerate(outcomes):
-        colour = palette[k % len(palette)]
-        bottom.plot(x, monthly[column], color=colour, linewidth=1.4, label=column)
-    bottom.set_ylabel("outcome events per month")
-    bottom.set_xlabel("month")
-    bottom.legend(loc="upper left", fontsize=9)
-    for ax in (top, bottom):
-        ax.set_ylim(bottom=0)
-        ax.grid(color="#eeeeee", linewidth=0.5)
-    fig.suptitle("Control, treatment and outcome events over the study period"
-                 + (" (projects SIMULATED)" if sim_kinds else ""), fontsize=12,
-                 color="#8b0000" if sim_kinds else "black")
-    return fig
-
-
 def _balance(projects, pool, selections, chosen, covariates) -> pd.DataFrame:
     rows = []
     groups = [("Aid projects", projects[projects["kind"] == "aid"]),
@@ -801,42 +771,6 @@ def _simulated_text(simulated: dict[str, bool], seed: int, projects: pd.DataFram
 # ---------------------------------------------------------------------------------------------
 
 
-def _fit(item: OutcomeResult, spec, covariates: list[str], tcm: bool, progressbar: bool,
-         say: Callable[[str], None]):
-    from bayes_wake.bayes.fit import fit_surface
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # reported in the outputs
-        fit = fit_surface(item.cube, spec, match_on=covariates,
-                          weighted=item.mwa.settings.weighted, tcm=tcm,
-                          formula=item.mwa.settings.formula, progressbar=progressbar, log=say)
-    say(f"{item.outcome.label}: {fit.diagnostics.summary()}")
-    return fit
-
-
-def _write_fit(item: OutcomeResult, folder: Path, sim_kinds: list[str], alpha: float) -> None:
-    from bayes_wake.plotting import plot_surfaces_side_by_side
-
-    fit = item.bayes
-    warning = fit.write_outputs(folder)
-    ci = round(100 * fit.surface.attrs["ci_prob"])
-    label = item.outcome.label
-    if sim_kinds:
-        warning = f"{label}: SIMULATED PROJECTS, a placebo, not a finding" + (
-            f" | {warning}" if warning else "")
-    elif warning:
-        warning = f"{label}: {warning}"
-    fig, _ = plot_surfaces_side_by_side(
-        item.mwa.surface, fit.surface, left_value="estimate", right_value="mean",
-        left_title=f"OLS (matched wake analysis)\nhatched: p > {alpha:g}",
-        right_title=f"Bayesian posterior mean ({fit.spec.name})\nhatched: {ci}% interval "
-                    "includes 0",
-        t_unit=item.mwa.cube_attrs.get("t_unit", "days"), alpha=alpha, warning=warning)
-    if warning is None:
-        fig.suptitle(label, fontsize=12, fontweight="bold")
-    _save(fig, folder / "comparison.png")
-
-
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
@@ -856,121 +790,13 @@ def _ols_figure(item: OutcomeResult, sim_kinds: list[str]):
 
 
 def _study_map(boundary, keep_regions, bases, projects, points, outcome, water, sim_kinds):
-    """The paper's Figure 4: study area shaded, admin-1 lines, bases, projects, outcome events
-    (``points``; None leaves them out), rivers clipped to the country, a scale bar."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    """The paper's Figure 4 of Mali, its MINUSMA bases and ``outcome``'s events (``points``;
+    None leaves them out); see :func:`bayes_wake.plotting.plot_study_map`."""
+    from bayes_wake.plotting import plot_study_map
 
-    fig, ax = plt.subplots(figsize=(9.0, 8.2), layout="constrained")
-    study = boundary["region"].isin(keep_regions).to_numpy()
-    boundary[study].plot(ax=ax, color="#d9d9d9", edgecolor="none", zorder=0)
-    boundary.boundary.plot(ax=ax, color="black", linewidth=0.7, zorder=1)
-    if water is not None:
-        country = boundary.geometry.union_all()
-        for layer in water:
-            shapes = layer.geometry
-            areas = shapes.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-            lines = shapes.where(~areas, shapes.boundary).intersection(country)
-            lines = lines[lines.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
-            lines.plot(ax=ax, color="#6baed6", linewidth=0.45, alpha=0.8, zorder=1)
-    if points is not None:
-        ax.scatter(points["lon"], points["lat"], s=6, c="#cb181d", alpha=0.55, linewidths=0,
-                   zorder=2)
-    aid = projects[projects["kind"] == "aid"]
-    qip = projects[projects["kind"] == "qip"]
-    ax.scatter(aid["lon"], aid["lat"], s=22, facecolors="none", edgecolors="#2171b5",
-               linewidths=0.8, zorder=3)
-    ax.scatter(qip["lon"], qip["lat"], s=30, marker="^", c="#fe9929", edgecolors="black",
-               linewidths=0.4, zorder=4)
-    bx, by = bases.geometry.x.to_numpy(), bases.geometry.y.to_numpy()
-    ax.scatter(bx, by, s=140, marker="*", c="black", edgecolors="white", linewidths=0.8,
-               zorder=5)
-    names = bases["name"].astype(str).tolist() if "name" in bases else [""] * len(bases)
-    for x, y, name in zip(bx, by, names, strict=True):
-        ax.annotate(name, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=9,
-                    fontweight="bold", zorder=6,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                          "alpha": 0.75})
-    markers = np.column_stack([np.r_[bx, projects["lon"].to_numpy()],
-                               np.r_[by, projects["lat"].to_numpy()]])
-    for _, row in boundary.iterrows():
-        if row.geometry.area < 0.2:  # Bamako district: its base label says it
-            continue
-        x, y = _label_position(row.geometry, markers)
-        ax.annotate(row["region"], (x, y), ha="center", va="center", fontsize=9,
-                    color="#333333", style="italic", zorder=7,
-                    bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none",
-                          "alpha": 0.6})
-    west, south, east, north = boundary.total_bounds
-    pad = 0.3
-    ax.set_xlim(west - pad, east + pad)
-    ax.set_ylim(south - pad, north + pad)
-    ax.set_aspect(1.0 / np.cos(np.radians((south + north) / 2)))
-    _scale_bar(ax, km=200)
-    ax.set_xlabel("longitude [°E]")
-    ax.set_ylabel("latitude [°N]")
-    sim = " (SIMULATED)" if sim_kinds else ""
-    handles = [
-        Patch(facecolor="#d9d9d9", edgecolor="black", label="study regions"),
-        Line2D([], [], marker="*", color="black", linestyle="none", markersize=12,
-               label=f"MINUSMA bases ({len(bases)})"),
-        Line2D([], [], marker="^", color="#fe9929", markeredgecolor="black",
-               linestyle="none", markersize=7,
-               label=f"QIPs ({len(qip)}){' (SIMULATED)' if 'qip' in sim_kinds else ''}"),
-        Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="#2171b5",
-               linestyle="none", markersize=6,
-               label=f"aid projects ({len(aid)})"
-                     f"{' (SIMULATED)' if 'aid' in sim_kinds else ''}"),
-    ]
-    if points is not None:
-        handles.append(Line2D([], [], marker="o", color="#cb181d", alpha=0.6,
-                              linestyle="none", markersize=4,
-                              label=f"{outcome.label} ({len(points)})"))
-    if water is not None:
-        handles.append(Line2D([], [], color="#6baed6", label="rivers and lakes"))
-    ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
-    what = outcome.label.lower() if points is not None else "bases"
-    ax.set_title(f"Projects and {what} in Mali{sim}", fontsize=12,
-                 color="#8b0000" if sim_kinds else "black")
-    ax.grid(color="#eeeeee", linewidth=0.5, zorder=-1)
-    return fig
-
-
-def _label_position(polygon, markers: np.ndarray) -> tuple[float, float]:
-    """A point inside ``polygon`` (lon, lat) far from every marker and near its middle: on a
-    grid of candidates inside it, the largest distance to the nearest marker (capped at 0.6
-    degrees, where a label no longer touches one) minus a tenth of the distance to the
-    polygon's representative point."""
-    import shapely
-
-    west, south, east, north = polygon.bounds
-    gx, gy = np.meshgrid(np.linspace(west, east, 25), np.linspace(south, north, 25))
-    inside = shapely.contains_xy(polygon.buffer(-0.15), gx.ravel(), gy.ravel())
-    centre = polygon.representative_point()
-    if not inside.any():
-        return centre.x, centre.y
-    cand = np.column_stack([gx.ravel()[inside], gy.ravel()[inside]])
-    near = np.full(len(cand), 0.6)
-    if len(markers):
-        d = np.hypot(cand[:, None, 0] - markers[None, :, 0], cand[:, None, 1] - markers[None, :, 1])
-        near = np.minimum(d.min(axis=1), 0.6)
-    score = near - 0.1 * np.hypot(cand[:, 0] - centre.x, cand[:, 1] - centre.y)
-    best = cand[np.argmax(score)]
-    return float(best[0]), float(best[1])
-
-
-def _scale_bar(ax, km: float) -> None:
-    """A ``km`` scale bar in the lower right corner (lon/lat axes; length at that latitude)."""
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
-    y = y0 + 0.05 * (y1 - y0)
-    length = km / (np.radians(EARTH_RADIUS_KM) * np.cos(np.radians(y)))
-    right = x1 - 0.05 * (x1 - x0)
-    ax.plot([right - length, right], [y, y], color="black", linewidth=3, solid_capstyle="butt",
-            zorder=8)
-    ax.annotate(f"{km:g} km", (right - length / 2, y), xytext=(0, 4),
-                textcoords="offset points", ha="center", va="bottom", fontsize=9, zorder=8)
+    return plot_study_map(boundary, keep_regions, bases, projects, points,
+                          points_label=outcome.label, rivers=water, simulated=sim_kinds,
+                          place="Mali", bases_label="MINUSMA bases")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -988,9 +814,8 @@ def _input_paths(acled, boundaries, bases, qips, aid, rivers, roads, named: dict
     return inputs
 
 
-def _write_outcome(folder: Path, item: OutcomeResult, model_spec, covariates: list[str], *,
-                   tcm: bool, alpha: float, sim_kinds: list[str], progressbar: bool,
-                   say) -> None:
+def _write_outcome(folder: Path, item: OutcomeResult, model_spec, *, sim_kinds: list[str],
+                   progressbar: bool, say) -> None:
     """One outcome's folder: R's tables, the cube, Figure 6, and the Bayesian fit (which is
     run here, so ``item.bayes`` is set when the spec is given)."""
     folder.mkdir()
@@ -998,9 +823,14 @@ def _write_outcome(folder: Path, item: OutcomeResult, model_spec, covariates: li
     save_cube(item.cube, folder / "cube.nc")
     _save(_ols_figure(item, sim_kinds), folder / "effect_surface.png")
     if model_spec is not None:
+        from bayes_wake.bayes.compare import fit_beside, write_beside
+
         say(f"{item.outcome.label}: fitting the Bayesian model ({model_spec.name})")
-        item.bayes = _fit(item, model_spec, covariates, tcm, progressbar, say)
-        _write_fit(item, folder, sim_kinds, alpha)
+        item.bayes = fit_beside(item.cube, item.mwa, model_spec, progressbar=progressbar,
+                                log=say)
+        say(f"{item.outcome.label}: {item.bayes.diagnostics.summary()}")
+        write_beside(item.bayes, item.mwa, folder, label=item.outcome.label,
+                     placebo=bool(sim_kinds))
 
 
 def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, keep_regions,

@@ -1,12 +1,10 @@
-"""Effect surfaces over the (temporal window, spatial window) grid, and null distributions.
+"""Effect surfaces over the (temporal window, spatial window) grid.
 
 The paper's Figure 6 draws the point estimate of every (window, radius) cell as a shaded
 surface and hatches the cells that are not significant. :func:`plot_effect_surface` draws one
 such surface, from the OLS table of the matched wake analysis (``estimate``, ``pvalue``) or from
 a posterior summary (``mean``, ``ci_lower``, ``ci_upper``) or from posterior draws (a variable
-with ``chain``/``draw`` dims); :func:`plot_surfaces_side_by_side` puts two on one colour scale;
-:func:`save_figure` writes a figure atomically. :func:`plot_null_distributions` draws the
-null distributions of the randomisation checks of ``bayes-wake sensitivity``.
+with ``chain``/``draw`` dims); :func:`plot_surfaces_side_by_side` puts two on one colour scale.
 
 Cells are drawn in grid-index space (every cell the same size, whatever the spacing of the
 windows), with tick labels at the cell centres giving the actual window and radius.
@@ -14,22 +12,17 @@ windows), with tick labels at the cell centres giving the actual window and radi
 Artists that carry meaning have a ``gid`` so that callers and tests can find them:
 :data:`HATCH_GID` (the collection of hatched squares, one path per non-significant cell),
 :data:`NA_GID` (one "NA" label per cell without an estimate), :data:`VALUE_GID` (one value
-label per annotated cell) and :data:`WARNING_GID` (the warning text of a non-converged fit).
-In data coordinates, the cell of the i-th window and j-th radius (ascending) is centred on
-``(j, i)`` and spans one unit each way.
+label per annotated cell) and :data:`~bayes_wake.plotting.style.WARNING_GID` (the warning text
+of a non-converged fit). In data coordinates, the cell of the i-th window and j-th radius
+(ascending) is centred on ``(j, i)`` and spans one unit each way.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import os
-import secrets
-import textwrap
 import warnings
-from collections.abc import Hashable
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib.colors as mcolors
 import matplotlib.patches as mpatches
@@ -39,22 +32,33 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection, QuadMesh
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+from bayes_wake.core.windows import normalise_time_unit, unit_ns
 from bayes_wake.errors import SettingsError
+from bayes_wake.plotting.style import (
+    _FS_CELL_MAX,
+    _FS_CELL_MIN,
+    _FS_LABEL,
+    _FS_LEGEND,
+    _FS_TICK,
+    _FS_TITLE,
+    _NA_COLOR,
+    _colormap,
+    _draw_warning,
+    _format_coordinate,
+    _format_value,
+    _luminance,
+    _make_norm,
+)
 
 __all__ = [
     "HATCH_GID",
     "NA_GID",
-    "NULL_TEXT_GID",
     "VALUE_GID",
-    "WARNING_GID",
-    "null_distribution_caption",
     "plot_effect_surface",
-    "plot_null_distributions",
     "plot_surfaces_side_by_side",
-    "save_figure",
 ]
+
 
 HATCH_GID = "bayes_wake.hatch"
 """``gid`` of the collection of hatched squares, one per non-significant cell."""
@@ -62,24 +66,11 @@ NA_GID = "bayes_wake.na"
 """``gid`` of the "NA" label written in each cell without an estimate."""
 VALUE_GID = "bayes_wake.value"
 """``gid`` of the value label written in each annotated cell."""
-WARNING_GID = "bayes_wake.warning"
-"""``gid`` of the warning text drawn over a figure of a fit that is not to be trusted."""
 
 _HATCH_HALO_GID = "bayes_wake.hatch_halo"
 _HATCH = "///"
-_NA_COLOR = "#d9d9d9"
 _SAMPLE_DIMS = ("chain", "draw")
-_T_UNITS = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s"}
 _DEFAULT_HATCH_LABEL = "not significant"
-_MINUS = "\N{MINUS SIGN}"
-
-# Font sizes (points) chosen for a figure printed at its own size in a paper.
-_FS_TICK = 9
-_FS_LABEL = 10
-_FS_TITLE = 11
-_FS_LEGEND = 9
-_FS_CELL_MAX = 9
-_FS_CELL_MIN = 5.5
 
 # Size of one cell (inches) of a figure this module creates, and the bounds of the plot area.
 _CELL_W, _CELL_H = 0.78, 0.46
@@ -302,67 +293,6 @@ def plot_surfaces_side_by_side(
     return fig, axes
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write a figure to a file atomically and close it.
-
-    The figure is written to a temporary file in the target directory, which then replaces
-    `path` in one step (:func:`os.replace`), so a reader never sees a half-written file. The
-    figure is closed whether or not writing succeeds.
-
-    Parameters
-    ----------
-    fig
-        The figure to write.
-    path
-        Target file; its suffix picks the format: ``.png`` (200 dpi), ``.svg`` or ``.pdf``
-        (vector; written without a creation date, so reruns give the same bytes). The
-        directory must exist.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-
-    Raises
-    ------
-    SettingsError
-        If the suffix is not one of ``.png``, ``.svg``, ``.pdf``.
-    FileNotFoundError
-        If the directory of `path` does not exist.
-    """
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    options: dict[str, dict] = {
-        "png": {"dpi": 200},
-        "svg": {"metadata": {"Date": None}},
-        "pdf": {"metadata": {"CreationDate": None}},
-    }
-    try:
-        if fmt not in options:
-            raise SettingsError(
-                f"cannot tell the figure format from '{path.name}': use a .png, .svg or .pdf file"
-            )
-        directory = path.parent
-        if not directory.is_dir():
-            raise FileNotFoundError(f"directory of the figure does not exist: '{directory}'")
-        tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        # os.open with mode 0o666 honours the umask, unlike tempfile's 0o600.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                fig.savefig(handle, format=fmt, bbox_inches="tight", pad_inches=0.05,
-                            **options[fmt])
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    finally:
-        plt.close(fig)
-    return path
-
-
 # --------------------------------------------------------------------------------------------
 # Reading a surface
 
@@ -383,10 +313,7 @@ def _read_grid(
     prefer: str = "pvalue",
 ) -> _Grid:
     """Lay a surface out as ascending (window, radius) arrays and decide its hatching."""
-    if t_unit not in _T_UNITS:
-        raise SettingsError(
-            f"t_unit must be one of {', '.join(_T_UNITS)}, not {t_unit!r}"
-        )
+    normalise_time_unit(t_unit)  # an unknown unit is a SettingsError
     if not isinstance(surface, xr.Dataset):
         raise SettingsError(
             f"surface must be an xarray.Dataset with dims 'window' and 'radius', "
@@ -531,8 +458,7 @@ def _interval_text(ci_prob: float | None) -> str:
 def _coordinate_values(coord: xr.DataArray, t_unit: str | None) -> np.ndarray:
     values = np.asarray(coord.values)
     if np.issubdtype(values.dtype, np.timedelta64):
-        unit = _T_UNITS[t_unit or "days"]
-        return values / np.timedelta64(1, unit)
+        return values / np.timedelta64(unit_ns(t_unit or "days"), "ns")
     return values.astype(float)
 
 
@@ -549,43 +475,6 @@ def _value_label(data: xr.DataArray, value: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Drawing
-
-
-def _colormap(cmap: str | mcolors.Colormap) -> mcolors.Colormap:
-    try:
-        base = plt.get_cmap(cmap) if isinstance(cmap, str) else cmap
-    except ValueError as err:
-        raise SettingsError(f"unknown colour map {cmap!r}") from err
-    return base.with_extremes(bad=_NA_COLOR)
-
-
-def _make_norm(
-    values: np.ndarray, vmin: float | None, vmax: float | None
-) -> tuple[mcolors.Normalize, str]:
-    """A norm with 0 at the centre of the colour map, and the colourbar's ``extend``."""
-    finite = values[np.isfinite(values)]
-    if vmin is None and vmax is None:
-        largest = float(np.max(np.abs(finite))) if finite.size else 0.0
-        largest = largest if largest > 0 else 1.0
-        vmin, vmax = -largest, largest
-    elif vmin is None:
-        vmin = -abs(float(vmax))
-    elif vmax is None:
-        vmax = abs(float(vmin))
-    vmin, vmax = float(vmin), float(vmax)
-    if not (vmin < 0.0 < vmax):
-        raise SettingsError(
-            f"the colour scale must straddle 0 (the centre of the diverging map): "
-            f"got vmin={vmin:g}, vmax={vmax:g}"
-        )
-    if math.isclose(-vmin, vmax):
-        norm: mcolors.Normalize = mcolors.Normalize(vmin=vmin, vmax=vmax)
-    else:
-        norm = mcolors.TwoSlopeNorm(vcenter=0.0, vmin=vmin, vmax=vmax)
-    below = finite.size and finite.min() < vmin
-    above = finite.size and finite.max() > vmax
-    extend = "both" if below and above else "min" if below else "max" if above else "neither"
-    return norm, extend
 
 
 @dataclass(frozen=True)
@@ -729,23 +618,6 @@ def _style_colorbar(cbar, label: str) -> None:
     cbar.outline.set_linewidth(0.8)
 
 
-def _draw_warning(fig: Figure, warning: str) -> None:
-    engine = fig.get_layout_engine()
-    if isinstance(engine, ConstrainedLayoutEngine):
-        # Keep the text box and the panels' labels clear of the red frame. (The suptitle must
-        # keep its automatic position: constrained layout makes room only for that.)
-        engine.set(h_pad=0.12, w_pad=0.1)
-    fig.suptitle(
-        warning, color="#b30000", fontsize=_FS_TITLE + 1, fontweight="bold", gid=WARNING_GID,
-        bbox={"boxstyle": "round,pad=0.35", "facecolor": "#fde0dd", "edgecolor": "#b30000",
-              "linewidth": 1.5},
-    )
-    fig.add_artist(mpatches.Rectangle(
-        (0.0, 0.0), 1.0, 1.0, transform=fig.transFigure, fill=False, edgecolor="#b30000",
-        linewidth=4.0, zorder=100, gid=WARNING_GID + "_frame",
-    ))
-
-
 def _finish_cells(
     fig: Figure,
     axes: list[Axes],
@@ -843,126 +715,3 @@ def _write_cells(
             bbox={"boxstyle": "square,pad=0.15", "facecolor": background, "edgecolor": "none"}
             if hatched else None,
         )
-
-
-def _luminance(rgba: tuple[float, float, float, float]) -> float:
-    """Relative luminance (WCAG) of an sRGB colour."""
-    def linear(c: float) -> float:
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (linear(c) for c in rgba[:3])
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def _format_value(v: float) -> str:
-    text = f"{v:.2f}"
-    if text in ("-0.00", "0.00"):
-        return "0.00"
-    return text.replace("-", _MINUS)
-
-
-def _format_coordinate(v: Hashable) -> str:
-    v = float(v)
-    return f"{v:g}".replace("-", _MINUS)
-
-
-# --------------------------------------------------------------------------------------------
-# Null distributions of the randomisation checks
-
-NULL_TEXT_GID = "bayes_wake.null_text"
-"""``gid`` of the text of a null-distribution panel whose check is not informative."""
-
-_NULL_NAMES = {"labels": "Label permutations", "date_shift": "Date-shift placebos"}
-_NULL_COLOURS = {"labels": "#3467b3", "date_shift": "#d9822b"}
-_NULL_STATS = {"n_significant": "significant windows (p <= alpha)",
-               "max_abs_t": "max |t| over the grid"}
-
-
-def plot_null_distributions(tests) -> tuple[Figure, dict[str, Axes]]:
-    """Histograms of the null distributions of the randomisation checks, one row per check.
-
-    Each row has two panels, the number of significant windows and max |t|, drawn from the
-    check's valid draws only (so the x axis is finite: draws without an estimable window or
-    with a near-infinite t are left out, and :func:`null_distribution_caption` says how
-    many). The y axis is the share of the valid draws per bin; the black line is the observed
-    value. A check, or a statistic, that is not informative gets a text panel saying why.
-
-    Parameters
-    ----------
-    tests
-        :class:`~bayes_wake.checks.randomisation.RandomisationTest` by kind (``labels``,
-        ``date_shift``), in row order.
-
-    Returns
-    -------
-    tuple
-        The figure and its axes by ``"<kind>:<statistic>"`` (``"<kind>:text"`` for a check
-        that is not informative as a whole).
-    """
-    if not tests:
-        raise SettingsError("no randomisation check to draw")
-    mosaic = [[f"{kind}:text"] * 2 if test.problem() else
-              [f"{kind}:n_significant", f"{kind}:max_abs_t"] for kind, test in tests.items()]
-    fig, axes = plt.subplot_mosaic(mosaic, figsize=(10, 3.2 * len(mosaic)),
-                                   layout="constrained")
-    for name, ax in axes.items():
-        kind, stat = name.split(":")
-        test = tests[kind]
-        title = _NULL_NAMES.get(kind, kind)
-        problem = test.problem() if stat == "text" else (
-            test.count_problem() if stat == "n_significant" else test.max_t_problem())
-        if problem:
-            heading = title if stat == "text" else f"{title}: {_NULL_STATS[stat]}"
-            _null_text_panel(ax, f"{heading}: not informative", problem, test,
-                             width=110 if stat == "text" else 55)
-        else:
-            _null_histogram(ax, test, stat, _NULL_COLOURS.get(kind, "#555555"))
-            ax.set_title(f"{title}: {_NULL_STATS[stat]}", fontsize=_FS_TITLE)
-    return fig, axes
-
-
-def _null_histogram(ax: Axes, test, stat: str, colour: str) -> None:
-    """One statistic's valid null draws as shares per bin, with the observed value."""
-    values = test.null.loc[test.valid, stat].to_numpy(dtype=float)
-    observed = float(test.observed_count if stat == "n_significant" else
-                     test.observed_max_abs_t)
-    if stat == "n_significant":
-        bins = np.arange(-0.5, max(values.max(initial=0), observed) + 1.5)
-    else:
-        bins = np.histogram_bin_edges(np.append(values, observed), bins=30)
-    ax.hist(values, bins=bins, weights=np.full(len(values), 1 / len(values)), color=colour,
-            alpha=0.75, label=f"{test.n_valid:,} valid draws of {test.n_draws:,}")
-    text = f"{observed:g}" if stat == "n_significant" else f"{observed:.2f}"
-    ax.axvline(observed, color="black", lw=2, label=f"observed ({text})")
-    ax.set_xlabel(_NULL_STATS[stat], fontsize=_FS_LABEL)
-    ax.set_ylabel("share of valid draws", fontsize=_FS_LABEL)
-    ax.legend(fontsize=_FS_LEGEND)
-
-
-def _null_text_panel(ax: Axes, title: str, reason: str, test, *, width: int) -> None:
-    """A panel that says why a check (or one of its statistics) is not informative."""
-
-    body = textwrap.fill(f"Not informative, because {reason} ({test.n_valid:,} valid draws "
-                         f"of {test.n_draws:,}).", width=width)
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=_FS_TITLE)
-    ax.text(0.5, 0.5, body, ha="center", va="center", fontsize=_FS_LABEL,
-            transform=ax.transAxes, gid=NULL_TEXT_GID,
-            bbox={"boxstyle": "round", "facecolor": "#f4f4f4", "edgecolor": "#999999"})
-
-
-def null_distribution_caption(tests, huge_t: float) -> str:
-    """The caption of :func:`plot_null_distributions`: what is drawn and what was left out
-    (``huge_t``: the |t| from which a draw counts as a near-perfect fit)."""
-    left_out = [f"{_NULL_NAMES.get(kind, kind).lower()} {test.n_draws - test.n_valid:,} of "
-                f"{test.n_draws:,}" for kind, test in tests.items()
-                if test.n_draws > test.n_valid]
-    out = ("Null distributions of the number of significant windows and of max |t|, as the "
-           "share of each check's valid draws per bin; the black line is the observed value. "
-           "A check that is not informative shows why instead.")
-    if left_out:
-        out += (" Left out as invalid (no estimable window, or a near-perfect fit with "
-                f"|t| >= {huge_t:g} or not finite): {'; '.join(left_out)} draws.")
-    else:
-        out += " No draw was left out."
-    return out

@@ -1,0 +1,92 @@
+"""The Bayesian surface fitted and written beside the OLS table it reanalyses.
+
+One path for every command that shows both (``fit``, ``demo``, ``sauter``): the model is fitted
+with the OLS table's own matching, weights and formula (:func:`fit_beside`), and its files are
+written with the side-by-side figure ``comparison.png`` (:func:`write_beside`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from bayes_wake.bayes.fit import BayesResult, fit_surface
+from bayes_wake.bayes.spec import ModelSpec
+from bayes_wake.errors import ConvergenceWarning
+from bayes_wake.mwa.analysis import MWAResult
+
+__all__ = ["fit_beside", "write_beside"]
+
+
+def fit_beside(cube, ols: MWAResult, spec: ModelSpec, *, progressbar: bool = False,
+               log: Callable[[str], None] | None = None) -> BayesResult:
+    """Fit ``spec`` to the cube with the OLS table's settings.
+
+    Parameters
+    ----------
+    cube
+        The wake cube the OLS table was estimated on.
+    ols
+        The matched wake analysis: its match columns, weights, TCM, SUTVA rule and formula are
+        the model's.
+    spec
+        The model spec.
+    progressbar, log
+        As in :func:`~bayes_wake.bayes.fit.fit_surface`.
+
+    Returns
+    -------
+    BayesResult
+        Convergence is the caller's to report (``result.diagnostics``): the sampler's
+        :class:`~bayes_wake.errors.ConvergenceWarning` is not raised again here.
+    """
+    settings = ols.settings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fit_surface(cube, spec, match_on=settings.match_on, weighted=settings.weighted,
+                           tcm=settings.tcm, delete_sutva=settings.delete_sutva,
+                           formula=settings.formula, progressbar=progressbar, log=log)
+
+
+def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
+                 label: str | None = None, placebo: bool = False) -> str | None:
+    """Write the fit's files and ``comparison.png`` (OLS left, posterior mean right).
+
+    Parameters
+    ----------
+    fit, ols
+        The posterior and the OLS table it reanalyses.
+    folder
+        The (staging) output folder.
+    label
+        A name for the figure (an outcome), drawn as its title and before any warning.
+    placebo
+        The treatment placements are simulated: the figure says it is a placebo.
+
+    Returns
+    -------
+    str or None
+        The fit's warning (not converged), as written into the folder.
+    """
+    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+
+    warning = fit.write_outputs(folder)
+    shown = warning
+    if placebo:
+        shown = "SIMULATED PROJECTS, a placebo, not a finding" + (f" | {warning}" if warning
+                                                                   else "")
+    if shown and label:
+        shown = f"{label}: {shown}"
+    ci = round(100 * fit.surface.attrs["ci_prob"])
+    alpha = ols.settings.alpha
+    fig, _ = plot_surfaces_side_by_side(
+        ols.surface, fit.surface, left_value="estimate", right_value="mean",
+        left_title=f"OLS (matched wake analysis)\nhatched: p > {alpha:g}",
+        right_title=f"Bayesian posterior mean ({fit.spec.name})\nhatched: {ci}% interval "
+                    "includes 0",
+        t_unit=ols.cube_attrs.get("t_unit", "days"), alpha=alpha, warning=shown)
+    if shown is None and label:
+        fig.suptitle(label, fontsize=12, fontweight="bold")
+    save_figure(fig, Path(folder) / "comparison.png")
+    return warning
