@@ -37,6 +37,7 @@ from bayes_wake.io.tables import (
     read_table,
     study_period,
 )
+from bayes_wake.simulate import simulate_study
 
 __all__ = [
     "AID_COLUMNS",
@@ -356,7 +357,6 @@ def simulate_project_placement(
         Bad counts or dates, or regions where the placement puts no project.
     """
     from bayes_wake.io.study_area import STUDY_REGIONS, filter_to_regions
-    from bayes_wake.simulate import simulate_study
 
     kinds = tuple(kinds)
     if not kinds or any(k not in _KINDS for k in kinds):
