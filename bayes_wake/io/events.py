@@ -14,8 +14,6 @@ import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +21,16 @@ import pandas as pd
 
 from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
 from bayes_wake.io.tables import (
-    MISSING_TEXT,
+    NUMBER_PATTERN,
+    LoadedTable,
     check_coordinates,
+    load_table,
+    missing_mask,
+    number_cells,
     one_line,
-    read_csv_text,
+    parse_numbers,
     show_values,
+    table_from_frame,
 )
 
 __all__ = [
@@ -60,29 +63,14 @@ DEFAULT_ROLES: Mapping[str, tuple[str, str]] = {
     "dependent": ("type", "dependent"),
 }
 
-_CSV = "CSV"
-_PARQUET = "Parquet"
-_GEO = "OGR"
-# Longest suffixes first, so ".csv.gz" is not taken for an unknown ".gz".
-_SUFFIX_KINDS: tuple[tuple[str, str], ...] = (
-    (".csv.gz", _CSV),
-    (".csv", _CSV),
-    (".parquet", _PARQUET),
-    (".gpkg", _GEO),
-    (".geojson", _GEO),
-    (".json", _GEO),
-)
 #: File suffixes :func:`read_events` knows how to read.
-SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(s for s, _ in _SUFFIX_KINDS)
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv.gz", ".csv", ".parquet", ".gpkg", ".geojson",
+                                       ".json")
 
 _MAPPABLE = ("time", "lon", "lat", "id", "type")
 _OUTPUT_COLUMNS = ("event_id", "role", "time", "lon", "lat", "source_id")
 _IN_MEMORY = "<DataFrame>"
 
-# A decimal number as text. Python's float() also takes "1_000" and "0x1p3"-like oddities that
-# no CSV writer produces, so the text is checked against this before it is converted.
-# Matched against stripped, lower-cased text.
-_NUMBER_RE = r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf|infinity)"
 _INTEGER_RE = r"[+-]?\d+"
 _UNNAMED_RE = re.compile(r"^Unnamed: \d+(?:_level_\d+)?$")
 
@@ -94,16 +82,6 @@ _TIME_FORMATS = "'YYYY-MM-DD hh:mm:ss', 'YYYY-MM-DD' or ISO 8601"
 _ZONE_RE = (
     r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)|\s(?:UTC|GMT))$"
 )
-
-
-@dataclass
-class _Loaded:
-    """A source read into memory, before any validation."""
-
-    frame: pd.DataFrame  # attribute columns, RangeIndex, geometry column dropped
-    label: str  # the path for messages, or "<DataFrame>"
-    geometry: Any = None  # a GeoSeries aligned with frame, or None
-    geometry_column: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,8 +216,10 @@ def read_events(
         lon_col = lat_col = loaded.geometry_column
     else:
         lon_col, lat_col = names["lon"], names["lat"]
-        lon = _coordinate(frame[lon_col], lon_col, "longitude", fail)
-        lat = _coordinate(frame[lat_col], lat_col, "latitude", fail)
+        lon = parse_numbers(frame[lon_col], name=lon_col, path=label, what="longitude",
+                            required=True)
+        lat = parse_numbers(frame[lat_col], name=lat_col, path=label, what="latitude",
+                            required=True)
     check_coordinates(lon, lat, lon_name=lon_col, lat_name=lat_col, path=label)
     if box is not None:
         _check_area(lon, lat, box, fail)
@@ -260,7 +240,7 @@ def read_events(
         if name in out.columns:
             # a covariate that is the lon or lat column itself: already there, validated
             continue
-        out[name] = _covariate(frame[name], name, needs_values, fail)
+        out[name] = _covariate(frame[name], name, label, needs_values, fail)
     for name in label_names:
         out[name] = _label_codes(frame[name], name, needs_values, fail)
     if source_id is not None:
@@ -425,110 +405,20 @@ def _resolve_area(
 # ---------------------------------------------------------------------------------------------
 
 
-def _load(source: Any, layer: str | None) -> _Loaded:
+def _load(source: Any, layer: str | None) -> LoadedTable:
     if isinstance(source, pd.DataFrame):
-        if len(source) == 0:
-            raise EventDataError("no events (the DataFrame has no rows)", path=_IN_MEMORY)
-        return _from_frame(source, _IN_MEMORY)
-    if not isinstance(source, str | os.PathLike):
+        loaded = table_from_frame(source, _IN_MEMORY)
+    elif isinstance(source, str | os.PathLike):
+        loaded = load_table(source, "event file", suffixes=SUPPORTED_SUFFIXES,
+                            missing="pandas", layer=layer)
+    else:
         raise SettingsError(
             f"source must be a file path or a pandas DataFrame, got {type(source).__name__}"
         )
-    label = os.fspath(source)
-    path = Path(label)
-    if not path.exists():
-        raise EventDataError("file not found", path=label)
-    if path.is_dir():
-        raise EventDataError("is a directory, not an event file", path=label)
-    lower = path.name.lower()
-    kind = next((k for suffix, k in _SUFFIX_KINDS if lower.endswith(suffix)), None)
-    if kind is None:
-        raise EventDataError(
-            f"unknown file type {path.suffix or '(no suffix)'!r}; "
-            f"supported: {', '.join(SUPPORTED_SUFFIXES)}",
-            path=label,
-        )
-    if layer is not None and kind != _GEO:
-        raise SettingsError(f"layer={layer!r} applies to GeoPackage and GeoJSON files only")
-    if path.stat().st_size == 0:
-        raise EventDataError("the file is empty", path=label)
-    if kind == _CSV:
-        loaded = _read_csv(path, label)
-    elif kind == _PARQUET:
-        loaded = _read_parquet(path, label)
-    else:
-        loaded = _read_geo(path, label, layer)
     if len(loaded.frame) == 0:
-        raise EventDataError("the file has no events (no data rows)", path=label)
+        what = "the DataFrame has no rows" if loaded.label == _IN_MEMORY else "no data rows"
+        raise EventDataError(f"no events ({what})", path=loaded.label)
     return loaded
-
-
-def _read_csv(path: Path, label: str) -> _Loaded:
-    return _from_frame(read_csv_text(path, label, "the event file", missing="pandas",
-                                     stacklevel=6), label)
-
-
-def _read_parquet(path: Path, label: str) -> _Loaded:
-    try:
-        import pyarrow.parquet as pq
-
-        meta = pq.read_schema(path).metadata or {}
-        if b"geo" in meta:
-            import geopandas as gpd
-
-            frame = gpd.read_parquet(path)
-        else:
-            frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises many kinds for a damaged file
-        raise EventDataError(
-            f"cannot read as Parquet: {one_line(exc)}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
-            path=label,
-        ) from None
-    return _from_frame(frame, label)
-
-
-def _read_geo(path: Path, label: str, layer: str | None) -> _Loaded:
-    import geopandas as gpd
-    import pyogrio
-
-    try:
-        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
-    except Exception as exc:  # pyogrio.errors.DataSourceError and friends
-        raise EventDataError(
-            f"cannot read as GeoPackage/GeoJSON: {one_line(exc)}", path=label
-        ) from None
-    if layer is None and len(layers) > 1:
-        raise EventDataError(
-            f"the file has {len(layers)} layers ({', '.join(map(repr, layers))}); "
-            "choose one with layer=",
-            path=label,
-        )
-    if layer is not None and layer not in layers:
-        raise EventDataError(
-            f"no layer {layer!r}; the file has {', '.join(map(repr, layers))}", path=label
-        )
-    try:
-        # Times as the text in the file, so they take the same parser as CSV times (GDAL would
-        # otherwise guess time zones for us).
-        frame = gpd.read_file(path, layer=layer, engine="pyogrio", datetime_as_string=True)
-    except Exception as exc:
-        raise EventDataError(
-            f"cannot read as GeoPackage/GeoJSON: {one_line(exc)}", path=label
-        ) from None
-    return _from_frame(frame, label)
-
-
-def _from_frame(frame: pd.DataFrame, label: str) -> _Loaded:
-    geometry = None
-    geometry_column = None
-    geo_name = getattr(frame, "_geometry_column_name", None)
-    if geo_name is not None and geo_name in frame.columns:
-        geometry = frame.geometry.reset_index(drop=True)
-        geometry_column = str(geo_name)
-        frame = pd.DataFrame(frame.drop(columns=[geo_name]))
-    frame = frame.reset_index(drop=True)
-    frame.columns = [str(c) for c in frame.columns]
-    return _Loaded(frame=frame, label=label, geometry=geometry, geometry_column=geometry_column)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,7 +426,7 @@ def _from_frame(frame: pd.DataFrame, label: str) -> _Loaded:
 # ---------------------------------------------------------------------------------------------
 
 
-def _duplicate_rows(loaded: _Loaded) -> np.ndarray:
+def _duplicate_rows(loaded: LoadedTable) -> np.ndarray:
     """Rows equal in every column (and the geometry) to an earlier row, as a boolean mask."""
     frame = loaded.frame
     if loaded.geometry is not None:
@@ -666,7 +556,7 @@ def _assign_roles(
         column = selectors["treatment"][0]
         values = frame[column].to_numpy(dtype=object)
         unmatched = role == OTHER
-        missing = unmatched & _missing_mask(frame[column])
+        missing = unmatched & missing_mask(frame[column])
         if missing.any():
             raise fail("missing event type (empty cell)", missing, column=column)
         unknown = list(dict.fromkeys(str(v) for v in values[unmatched]))
@@ -720,7 +610,7 @@ def _selector_mask(column: pd.Series, value: Any) -> np.ndarray:
     number = _as_number(value)
     if number is not None:
         # so ("kind", 1) also matches 1.0 or "1.0"
-        values, _, _ = _numbers(column)
+        values, _, _ = number_cells(column)
         mask |= values == number
     return np.asarray(mask, dtype=bool)
 
@@ -732,7 +622,7 @@ def _texts(column: pd.Series) -> np.ndarray:
         values = column.to_numpy(dtype=object)
         return np.array([None if pd.isna(v) else _value_text(v) for v in values], dtype=object)
     texts = column.astype("str")
-    return np.where(_missing_mask(column), None, texts.to_numpy(dtype=object))
+    return np.where(missing_mask(column), None, texts.to_numpy(dtype=object))
 
 
 def _value_text(value: Any) -> str:
@@ -751,7 +641,7 @@ def _as_number(value: Any) -> float | None:
         return None
     if isinstance(value, int | float | np.integer | np.floating):
         return float(value)
-    if isinstance(value, str) and re.fullmatch(_NUMBER_RE, value.strip().lower()):
+    if isinstance(value, str) and re.fullmatch(NUMBER_PATTERN, value.strip().lower()):
         return float(value)
     return None
 
@@ -764,40 +654,6 @@ def _describe(selector: tuple[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 # values
 # ---------------------------------------------------------------------------------------------
-
-
-def _missing_mask(column: pd.Series) -> np.ndarray:
-    """Where a column is missing: NaN/None/NaT, or text that spells a missing value."""
-    dtype = column.dtype
-    if (
-        pd.api.types.is_numeric_dtype(dtype)
-        or pd.api.types.is_bool_dtype(dtype)
-        or pd.api.types.is_datetime64_any_dtype(dtype)
-    ):
-        return column.isna().to_numpy(dtype=bool)
-    texts = column.astype("str")
-    spelled = texts.str.strip().str.lower().isin(MISSING_TEXT)
-    return (texts.isna() | spelled).to_numpy(dtype=bool)
-
-
-def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parse a column as float64.
-
-    Returns the values (NaN where missing or not a number), the missing mask and the mask of
-    cells that hold something that is not a number.
-    """
-    n = len(column)
-    dtype = column.dtype
-    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        return values, np.isnan(values), np.zeros(n, dtype=bool)
-    missing = _missing_mask(column)
-    texts = column.astype("str").str.strip().str.lower()
-    ok = texts.str.fullmatch(_NUMBER_RE).to_numpy(dtype=bool) & ~missing
-    values = np.full(n, np.nan)
-    # Python's float() is correctly rounded, so every %.17g text maps back to its double.
-    values[ok] = np.asarray(texts[ok].to_numpy(dtype=object), dtype=np.float64)
-    return values, missing, ~ok & ~missing
 
 
 def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
@@ -814,7 +670,7 @@ def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
             column=name,
         )
     else:
-        missing = _missing_mask(column)
+        missing = missing_mask(column)
         raw = column.to_numpy(dtype=object)
         if all(isinstance(v, str) for v in raw[~missing]):
             # R's format(x, usetz = TRUE) writes "... UTC"; the ISO parser wants no zone name
@@ -870,17 +726,7 @@ def _check_one_kind_of_time(
     )
 
 
-def _coordinate(column: pd.Series, name: str, what: str, fail: Any) -> np.ndarray:
-    values, missing, bad = _numbers(column)
-    if missing.any():
-        raise fail(f"missing {what}", missing, column=name)
-    if bad.any():
-        shown = show_values(column.to_numpy(dtype=object)[bad])
-        raise fail(f"{what} is not a number: {shown}", bad, column=name)
-    return values
-
-
-def _geometry_coordinates(loaded: _Loaded, fail: Any) -> tuple[np.ndarray, np.ndarray]:
+def _geometry_coordinates(loaded: LoadedTable, fail: Any) -> tuple[np.ndarray, np.ndarray]:
     import pyproj
 
     geometry = loaded.geometry
@@ -954,7 +800,7 @@ def _event_ids(
     if id_column is None:
         return order, None
     column = frame[id_column]
-    missing = _missing_mask(column)
+    missing = missing_mask(column)
     if missing.any():
         raise fail("missing event id", missing, column=id_column)
 
@@ -1005,12 +851,10 @@ def _integer_ids(column: pd.Series) -> np.ndarray | None:
 
 
 def _covariate(
-    column: pd.Series, name: str, needs_values: np.ndarray, fail: Any
+    column: pd.Series, name: str, label: str, needs_values: np.ndarray, fail: Any
 ) -> np.ndarray:
-    values, missing, bad = _numbers(column)
-    if bad.any():
-        shown = show_values(column.to_numpy(dtype=object)[bad])
-        raise fail(f"covariate is not a number: {shown}", bad, column=name)
+    values = parse_numbers(column, name=name, path=label, what="covariate")
+    missing = np.isnan(values)  # every cell that is there is a number
     infinite = np.isinf(values)
     if infinite.any():
         raise fail("covariate is infinite", infinite, column=name)
@@ -1029,7 +873,7 @@ def _label_codes(
 ) -> np.ndarray:
     """Group labels as float codes 0, 1, ... in order of first appearance (NaN: missing)."""
     texts = column.astype("str").str.strip()
-    missing = column.isna().to_numpy() | texts.str.lower().isin(MISSING_TEXT).to_numpy()
+    missing = missing_mask(column)
     gap = missing & needs_values
     if gap.any():
         raise fail("missing group label for treatment or control events (cluster-robust "

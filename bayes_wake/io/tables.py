@@ -1,11 +1,12 @@
-"""Reading tabular inputs: the one CSV reader (:func:`read_csv_text`) of every file, and
-:func:`read_table` for the study adapters (ACLED, projects, point layers).
+"""Reading tabular inputs, once for every file: the file loader (:func:`load_table`), the CSV
+reader (:func:`read_csv_text`), the missing-value rule (:func:`missing_mask`) and the number
+parser (:func:`number_cells`, :func:`parse_numbers`); :func:`read_table` for the study
+adapters (ACLED, projects, point layers).
 
-Helpers shared by :mod:`bayes_wake.io.events`, :mod:`bayes_wake.io.acled`,
-:mod:`bayes_wake.io.projects` and :mod:`bayes_wake.io.covariates`: every file is read as
+Shared by :mod:`bayes_wake.io.events`, :mod:`bayes_wake.io.acled`,
+:mod:`bayes_wake.io.projects` and :mod:`bayes_wake.io.covariates`: CSV files are read as
 text, so that each bad cell can be named by file, 1-based data row (the header is not
-counted) and column in an
-:class:`~bayes_wake.errors.EventDataError`.
+counted) and column in an :class:`~bayes_wake.errors.EventDataError`.
 """
 
 from __future__ import annotations
@@ -14,23 +15,33 @@ import os
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayes_wake.errors import EventDataError, SettingsError
 
+#: Each file suffix a reader may accept, and the format it holds.
+_FORMATS = {".csv": "CSV", ".csv.gz": "CSV", ".tsv": "CSV", ".txt": "CSV", ".parquet": "Parquet",
+            ".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage",
+            ".shp": "Shapefile"}
+_VECTOR_FORMATS = ("GeoPackage", "GeoJSON", "Shapefile")
 #: Suffixes :func:`read_table` reads.
-TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt", ".parquet", ".geojson", ".json", ".gpkg",
-                  ".shp")
+TABLE_SUFFIXES = tuple(_FORMATS)
 
 _DATE_FORMATS = ("%d %B %Y", "%d-%B-%Y", "%d %b %Y", "%d-%b-%Y", "%B %d, %Y", "%d/%m/%Y")
 DATE_FORMATS_TEXT = ("ISO 8601 ('2020-12-31'), '31 December 2020', '31-December-2020', "
                      "'31 Dec 2020' or '31/12/2020' (day first)")
 #: Cell texts that mean "missing" (compared stripped and lower-cased), for every reader.
 MISSING_TEXT = frozenset({"", "na", "nan", "null", "none", "n/a", "<na>"})
+#: A decimal number as text, matched stripped and lower-cased: what :func:`number_cells`
+#: converts. Python's float() also takes "1_000" and non-ASCII digits, pandas' to_numeric
+#: "+0e 5": text no CSV writer produces for a number.
+NUMBER_PATTERN = r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity)"
 
 
 def header_key(name: str) -> str:
@@ -40,6 +51,153 @@ def header_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
 
 
+@dataclass
+class LoadedTable:
+    """A table read into memory by :func:`load_table`, before any validation.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The attribute columns (text from a CSV, the file's types otherwise), a fresh
+        ``RangeIndex``, column names as text, the geometry column dropped.
+    label : str
+        The path as given, for messages (``"<DataFrame>"`` for data in memory).
+    geometry : geopandas.GeoSeries or None
+        The geometry, aligned with ``frame``.
+    geometry_column : str or None
+        The geometry's column name in the file.
+    """
+
+    frame: pd.DataFrame
+    label: str
+    geometry: Any = None
+    geometry_column: str | None = None
+
+
+def load_table(path: str | os.PathLike, what: str, *,
+               suffixes: Sequence[str] = TABLE_SUFFIXES, missing: str = "empty",
+               layer: str | None = None) -> LoadedTable:
+    """Check a file and read it, each column of its own type and the geometry apart.
+
+    The one file loader of every input: :func:`read_table` and
+    :func:`bayes_wake.io.events.read_events` call it.
+
+    Parameters
+    ----------
+    path
+        The file: CSV (read by :func:`read_csv_text`, every column as text), Parquet
+        (GeoParquet keeps its geometry) or a vector file (GeoPackage, GeoJSON, Shapefile; its
+        date-times as the text in the file).
+    what
+        What the file holds, for messages (``"event file"``, ``"ACLED file"``).
+    suffixes
+        The file suffixes the caller reads, in the order the messages list them; a subset of
+        :data:`TABLE_SUFFIXES`.
+    missing
+        Which CSV cells are missing, as :func:`read_csv_text` takes it.
+    layer
+        The layer of a vector file; needed when the file has more than one.
+
+    Returns
+    -------
+    LoadedTable
+        The table, which may have no rows.
+
+    Raises
+    ------
+    EventDataError
+        Missing, empty, unreadable or unknown file; a vector file with several layers and no
+        ``layer``, or without that layer.
+    SettingsError
+        ``layer`` for a file that is not a vector file.
+    """
+    label, kind = _file_format(path, what, suffixes)
+    # the vector formats the caller reads, for messages: "GeoPackage/GeoJSON"
+    vector = "/".join(dict.fromkeys(_FORMATS[s] for s in suffixes
+                                    if _FORMATS[s] in _VECTOR_FORMATS))
+    if layer is not None and kind not in _VECTOR_FORMATS:
+        raise SettingsError(f"layer={layer!r} applies to {vector} files only")
+    if os.path.getsize(label) == 0:
+        raise EventDataError("the file is empty", path=label)
+    if kind == "CSV":
+        frame = read_csv_text(Path(label), label, f"the {what}", missing=missing)
+    elif kind == "Parquet":
+        frame = _read_parquet(Path(label), label)
+    else:
+        frame = _read_vector(Path(label), label, layer, vector)
+    return table_from_frame(frame, label)
+
+
+def _file_format(path: str | os.PathLike, what: str, suffixes: Sequence[str]) -> tuple[str, str]:
+    """The path as text and the format its suffix names, once the file is found."""
+    label = os.fspath(path)
+    path = Path(label)
+    if not path.exists():
+        raise EventDataError(f"{what} not found", path=label)
+    if path.is_dir():
+        raise EventDataError(f"is a directory, not the {what}", path=label)
+    lower = path.name.lower()
+    suffix = next((s for s in suffixes if lower.endswith(s)), None)
+    if suffix is None:
+        hint = ("; save the spreadsheet as CSV (UTF-8) and pass that"
+                if lower.endswith((".xlsx", ".xls")) else "")
+        raise EventDataError(f"unknown file type {path.suffix or '(no suffix)'!r}; supported: "
+                             f"{', '.join(suffixes)}{hint}", path=label)
+    return label, _FORMATS[suffix]
+
+
+def _read_parquet(path: Path, label: str) -> pd.DataFrame:
+    try:
+        import pyarrow.parquet as pq
+
+        if b"geo" in (pq.read_schema(path).metadata or {}):
+            import geopandas as gpd
+
+            return gpd.read_parquet(path)
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many kinds for a damaged file
+        raise EventDataError(f"cannot read as Parquet: {one_line(exc)}", path=label) from None
+
+
+def _read_vector(path: Path, label: str, layer: str | None, names: str) -> pd.DataFrame:
+    import geopandas as gpd
+    import pyogrio
+
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except Exception as exc:  # pyogrio.errors.DataSourceError and friends
+        raise EventDataError(f"cannot read as {names}: {one_line(exc)}", path=label) from None
+    if layer is None and len(layers) > 1:
+        raise EventDataError(f"the file has {len(layers)} layers ({', '.join(map(repr, layers))}"
+                             "); choose one with layer=, or save that layer as its own file",
+                             path=label)
+    if layer is not None and layer not in layers:
+        raise EventDataError(f"no layer {layer!r}; the file has {', '.join(map(repr, layers))}",
+                             path=label)
+    try:
+        # Date-times as the text in the file, so they take the same parser as CSV text (GDAL
+        # would otherwise guess time zones).
+        return gpd.read_file(path, layer=layer, engine="pyogrio", datetime_as_string=True)
+    except Exception as exc:
+        raise EventDataError(f"cannot read as {names}: {one_line(exc)}", path=label) from None
+
+
+def table_from_frame(frame: pd.DataFrame, label: str) -> LoadedTable:
+    """A frame (or GeoDataFrame) as a :class:`LoadedTable`: geometry apart, a fresh
+    ``RangeIndex``, column names as text."""
+    geometry = None
+    geometry_column = None
+    geo_name = getattr(frame, "_geometry_column_name", None)
+    if geo_name is not None and geo_name in frame.columns:
+        geometry = frame.geometry.reset_index(drop=True)
+        geometry_column = str(geo_name)
+        frame = pd.DataFrame(frame.drop(columns=[geo_name]))
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    return LoadedTable(frame=frame, label=label, geometry=geometry,
+                       geometry_column=geometry_column)
+
+
 def read_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
     """Read a CSV, Parquet or vector file into a frame of text columns.
 
@@ -47,9 +205,10 @@ def read_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
     ----------
     path
         The file. CSV (comma, semicolon or tab separated, UTF-8 with or without a byte-order
-        mark, else Windows-1252), Parquet, or a vector file (GeoJSON, GeoPackage, Shapefile)
-        of points, whose x and y become the columns ``longitude`` and ``latitude`` (WGS84
-        degrees) unless the file has such columns.
+        mark, else Windows-1252; only empty cells are missing), Parquet, or a vector file
+        (GeoJSON, GeoPackage, Shapefile, GeoParquet) of points, whose x and y become the
+        columns ``longitude`` and ``latitude`` (WGS84 degrees) unless the file has such
+        columns. Read by :func:`load_table`.
     what
         What the file holds, for messages (``"ACLED file"``, ``"QIP file"``).
 
@@ -62,43 +221,14 @@ def read_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
     Raises
     ------
     EventDataError
-        Missing, empty, unreadable or unknown file.
+        Missing, empty, unreadable or unknown file; a file of more than one layer.
     """
-    label = os.fspath(path)
-    path = Path(label)
-    if not path.exists():
-        raise EventDataError(f"{what} not found", path=label)
-    if path.is_dir():
-        raise EventDataError(f"is a directory, not a {what}", path=label)
-    if path.stat().st_size == 0:
-        raise EventDataError(f"the {what} is empty", path=label)
-    lower = path.name.lower()
-    if lower.endswith((".xlsx", ".xls")):
-        raise EventDataError(f"the {what} is a spreadsheet; save it as CSV (UTF-8) and "
-                             "pass that", path=label)
-    if not lower.endswith(TABLE_SUFFIXES):
-        raise EventDataError(f"unknown file type {path.suffix or '(no suffix)'!r} for the "
-                             f"{what}; supported: {', '.join(TABLE_SUFFIXES)}", path=label)
-    if lower.endswith(".parquet"):
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many kinds for a damaged file
-            raise EventDataError(f"cannot read the {what} as Parquet: {one_line(exc)}",
-                                 path=label) from None
-        frame = _as_text(frame)
-    elif lower.endswith((".geojson", ".json", ".gpkg", ".shp")):
-        frame = _read_vector_points(path, label, what)
-    else:
-        frame = _read_csv(path, label, what)
-    if len(frame) == 0:
-        raise EventDataError(f"the {what} has no data rows", path=label)
-    frame = frame.reset_index(drop=True)
-    frame.attrs["source"] = label
+    table = load_table(path, what)
+    if len(table.frame) == 0:
+        raise EventDataError(f"the {what} has no data rows", path=table.label)
+    frame = _with_points(_as_text(table.frame), table.geometry, table.label, what)
+    frame.attrs["source"] = table.label
     return frame
-
-
-def _read_csv(path: Path, label: str, what: str) -> pd.DataFrame:
-    return read_csv_text(path, label, f"the {what}", missing="empty")
 
 
 def read_csv_text(path: Path, label: str, what: str, *, missing: str = "empty",
@@ -230,20 +360,13 @@ def _first_non_utf8(path: Path, exc: UnicodeDecodeError) -> dict:
     return {"text": f"{reason} at byte {offset}, {where}", "rows": rows, "column": column}
 
 
-def _read_vector_points(path: Path, label: str, what: str) -> pd.DataFrame:
-    import geopandas as gpd
-
-    try:
-        layer = gpd.read_file(path)
-    except Exception as exc:  # pyogrio's DataSourceError and friends
-        raise EventDataError(f"cannot read the {what} as a vector file: {one_line(exc)}",
-                             path=label) from None
-    geometry = layer.geometry
-    frame = _as_text(pd.DataFrame(layer.drop(columns=layer.geometry.name)))
+def _with_points(frame: pd.DataFrame, geometry: Any, label: str, what: str) -> pd.DataFrame:
+    """The frame with the points' x and y as text columns ``longitude`` and ``latitude``
+    (WGS84), unless it has no geometry or already has such columns."""
     keys = {header_key(c) for c in frame.columns}
     if geometry is None or ({"longitude", "lon"} & keys and {"latitude", "lat"} & keys):
         return frame
-    if layer.crs is not None and not layer.crs.equals("EPSG:4326"):
+    if geometry.crs is not None and not geometry.crs.equals("EPSG:4326"):
         geometry = geometry.to_crs(4326)
     not_point = ~(geometry.geom_type.isin(["Point"]) | geometry.isna())
     if not_point.any():
@@ -261,7 +384,9 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for name in frame.columns:
         column = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        if column.dtype == "str":  # text already (a CSV)
+            text = column
+        elif pd.api.types.is_datetime64_any_dtype(column.dtype):
             text = column.dt.strftime("%Y-%m-%dT%H:%M:%S")
         elif pd.api.types.is_float_dtype(column.dtype):
             text = column.map(lambda v: None if pd.isna(v) else repr(float(v)))
@@ -283,34 +408,84 @@ def find_column(frame: pd.DataFrame, candidates: Iterable[str]) -> str | None:
 
 
 def missing_mask(column: pd.Series) -> np.ndarray:
-    """Cells that are missing: NaN or text that spells a missing value."""
-    text = column.astype("str")
-    return (column.isna() | text.str.strip().str.lower().isin(MISSING_TEXT)).to_numpy(dtype=bool)
+    """Cells that are missing: NaN/None/NaT, or text that spells a missing value
+    (:data:`MISSING_TEXT`). The one missing-value rule of every reader."""
+    absent = column.isna().to_numpy(dtype=bool)
+    dtype = column.dtype
+    if (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+            or pd.api.types.is_datetime64_any_dtype(dtype)):
+        return absent  # their text never spells a missing value
+    spelled = column.astype("str").str.strip().str.lower().isin(MISSING_TEXT)
+    return absent | spelled.to_numpy(dtype=bool)
+
+
+def number_cells(column: pd.Series, *, money: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse a column as float64 without raising: the one number parser of every reader.
+
+    Text must match :data:`NUMBER_PATTERN` (stripped, any case) and is converted by Python's
+    correctly rounded ``float()``, so every ``%.17g`` text comes back bit-exact; numeric and
+    boolean columns are taken as they are.
+
+    Parameters
+    ----------
+    column
+        The cells.
+    money
+        Remove currency marks (``$``, ``US$``, ``USD``), spaces and thousands separators
+        (``1,604,488``) first.
+
+    Returns
+    -------
+    values, missing, bad : numpy.ndarray
+        The values (NaN where missing or not a number), the :func:`missing_mask` and the mask
+        of cells that hold something that is not a number.
+    """
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return values, np.isnan(values), np.zeros(len(column), dtype=bool)
+    missing = missing_mask(column)
+    text = column.astype("str").str.strip().str.lower()
+    if money:
+        text = text.str.replace(r"us\$|usd|\$|\s|,", "", regex=True)
+    ok = text.str.fullmatch(NUMBER_PATTERN).to_numpy(dtype=bool) & ~missing
+    values = np.full(len(column), np.nan)
+    values[ok] = np.asarray(text[ok].to_numpy(dtype=object), dtype=np.float64)
+    return values, missing, ~ok & ~missing
 
 
 def parse_numbers(column: pd.Series, *, name: str, path: str | None, what: str,
-                  money: bool = False) -> np.ndarray:
-    """Parse a text column as float64; NaN where missing.
+                  money: bool = False, required: bool = False) -> np.ndarray:
+    """Parse a column as float64 (see :func:`number_cells`); NaN where missing.
 
-    With ``money``, currency marks (``$``, ``US$``, ``USD``), spaces and thousands separators
-    (``1,604,488``) are removed first.
+    Parameters
+    ----------
+    column
+        The cells.
+    name, path
+        The column and the file, for messages.
+    what
+        What the cells hold, for messages (``"longitude"``, ``"covariate"``).
+    money
+        As :func:`number_cells` takes it.
+    required
+        Missing cells are an error (raised before cells that are not numbers).
 
     Raises
     ------
     EventDataError
-        A cell holds text that is not a number (naming the rows and the column).
+        A cell is missing (with ``required``) or holds text that is not a number, naming the
+        rows and the column.
     """
-    missing = missing_mask(column)
-    text = column.astype("str").str.strip()
-    if money:
-        text = text.str.replace(r"(?i)US\$|USD|\$|\s|,", "", regex=True)
-    values = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan)
-    bad = np.isnan(values) & ~missing
+    values, missing, bad = number_cells(column, money=money)
+    if required and missing.any():
+        raise EventDataError(f"missing {what}", path=path,
+                             rows=[int(k) + 1 for k in np.flatnonzero(missing)], column=name)
     if bad.any():
-        shown = ", ".join(repr(v) for v in dict.fromkeys(column[bad].tolist()[:3]))
+        shown = show_values(column.to_numpy(dtype=object)[bad])
         raise EventDataError(f"{what} is not a number: {shown}", path=path,
-                             rows=list(np.flatnonzero(bad) + 1), column=name)
+                             rows=[int(k) + 1 for k in np.flatnonzero(bad)], column=name)
     return values
 
 
