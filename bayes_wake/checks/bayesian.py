@@ -27,12 +27,13 @@ import difflib
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_wake.checks.result import CheckResult
 from bayes_wake.errors import BayesWakeError, ConvergenceWarning, SettingsError
 from bayes_wake.io.tables import counted
 
@@ -520,29 +521,30 @@ def power_scaling(fit, cube: xr.Dataset, spec, match_on: Sequence[str], tcm: boo
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class BayesCheck:
-    """A check's short table and its sentence.
+#: The former name of a Bayesian check's result: every check now returns a
+#: :class:`~bayes_wake.checks.result.CheckResult`.
+BayesCheck = CheckResult
 
-    Attributes
+
+def _grid_table(cells: pd.DataFrame, value: str) -> pd.DataFrame:
+    """One column of a per-cell table as a window x radius grid, for a report.
+
+    Parameters
     ----------
-    name
-        The check (``surface``, ``prior``, ...).
-    title
-        A heading.
-    table
-        The short table.
-    sentence
-        The verdict in one plain sentence.
     cells
-        Optional per-cell table (window x radius) for the report.
-    """
+        One row per cell: ``t_window`` (time unit), ``spat_window`` (km) and ``value``.
+    value
+        The column to spread.
 
-    name: str
-    title: str
-    table: pd.DataFrame
-    sentence: str
-    cells: pd.DataFrame | None = field(default=None, repr=False)
+    Returns
+    -------
+    pandas.DataFrame
+        A ``window`` column (``t = 10``) and one column per radius (``s = 3 km``).
+    """
+    wide = cells.pivot(index="t_window", columns="spat_window", values=value)
+    wide.columns = [f"s = {c:g} km" for c in wide.columns]
+    wide.index = [f"t = {i:g}" for i in wide.index]
+    return wide.reset_index(names="window")
 
 
 def _p(value) -> str:
@@ -580,116 +582,164 @@ def _variant_row(variant: FitVariant, result: dict) -> dict:
             "converged": "yes" if d["converged"] else "NO", "max R-hat": d["max_r_hat"]}
 
 
+#: The refits compared with the reference fit, in report order: check and title.
+_COMPARISONS = (("prior_refit", "Alternative effect priors (refits)"),
+                ("likelihood", "Poisson vs negative binomial"),
+                ("matching", "With and without matching"),
+                ("sutva", "Overlapping wakes (SUTVA)"),
+                ("regions", "Leave one region out"))
+
+
 def summarise_checks(fits: Sequence[FitVariant], results: dict[str, dict], region: GridRegion,
-                     skipped: dict[str, str] | None = None) -> list[BayesCheck]:
-    """One :class:`BayesCheck` per check, from the fits' results (keyed by variant name)."""
-    skipped = dict(skipped or {})
-    out: list[BayesCheck] = []
+                     skipped: dict[str, str] | None = None) -> list[CheckResult]:
+    """One :class:`~bayes_wake.checks.result.CheckResult` per Bayesian check.
+
+    Parameters
+    ----------
+    fits
+        The fits of :func:`plan_fits`.
+    results
+        What :func:`fit_variant` returned, by variant name.
+    region
+        The region of the grid the probabilities are about.
+    skipped
+        The checks not run, with the reason.
+
+    Returns
+    -------
+    list of CheckResult
+        ``surface`` (with per-cell grids of P(effect > 0) and of the posterior mean effect,
+        extra events per treated wake), ``prior`` (power-scaling), one per refit
+        comparison, then one per skipped check; empty without a reference fit, and only
+        ``surface`` when the reference fit failed.
+    """
     by_check: dict[str, list[FitVariant]] = {}
     for variant in fits:
         by_check.setdefault(variant.check, []).append(variant)
     if "surface" not in by_check:
-        return out
+        return []
     reference = by_check["surface"][0]
     ref = results[reference.name]
-    where = region.describe()
     if "error" in ref:
-        return [BayesCheck("surface", "Posterior P(effect > 0)", pd.DataFrame(),
-                           f"The reference Bayesian fit could not be run: {ref['error']}.")]
-    ref_p = ref["region"]["all_positive"]
+        return [CheckResult("surface", "Posterior P(effect > 0)", pd.DataFrame(),
+                            f"The reference Bayesian fit could not be run: {ref['error']}.")]
+    where = region.describe()
+    out = [_surface_check(reference, ref, where)]
+    if reference.power_scaling:
+        out.append(_prior_check(ref, where))
+    for check, title in _COMPARISONS:
+        if by_check.get(check):
+            out.append(_comparison_check(check, title, by_check[check], reference, results,
+                                         where))
+    out += [CheckResult(check, f"{check}: not run", pd.DataFrame(),
+                        f"The {check} check was not run: {reason}.")
+            for check, reason in (skipped or {}).items()]
+    return out
+
+
+def _surface_check(reference: FitVariant, ref: dict, where: str) -> CheckResult:
+    """The reference fit: P(effect > 0) per cell and in every cell of the region."""
     cells = pd.DataFrame(ref["cells"])
     probs = cells["prob_positive"].to_numpy(dtype=float)
     n_cells, n_clear = int(np.isfinite(probs).sum()), int((probs >= CLEAR).sum())
-    region_cells = ref["region"]["cells"]
     empty = ref["region"]["cells_without_events"]
     na = (f"; {counted(empty, 'cell')} of the region without events "
           f"{'is' if empty == 1 else 'are'} left out" if empty else "")
-    out.append(BayesCheck(
-        "surface", "Posterior P(effect > 0): per cell and over the region",
-        pd.DataFrame([_variant_row(reference, ref)]),
-        f"The posterior probability that the effect is positive in every one of the "
-        f"{region_cells} cells of {where} is {_p(ref_p)} (that their average effect is "
-        f"positive: {_p(ref['region']['mean_positive'])}); {n_clear} of {n_cells} cells have "
-        f"P(effect > 0) >= {CLEAR} ({ref['spec_name']}){na}{_caveat(ref)}.",
-        cells=cells))
+    sentence = (f"The posterior probability that the effect is positive in every one of the "
+                f"{ref['region']['cells']} cells of {where} is "
+                f"{_p(ref['region']['all_positive'])} (that their average effect is positive: "
+                f"{_p(ref['region']['mean_positive'])}); {n_clear} of {n_cells} cells have "
+                f"P(effect > 0) >= {CLEAR} ({ref['spec_name']}){na}{_caveat(ref)}.")
+    grids = {"Posterior P(effect > 0) per cell": _grid_table(cells, "prob_positive"),
+             "Posterior mean additive effect (extra events per treated wake)":
+                 _grid_table(cells, "mean")}
+    return CheckResult("surface", "Posterior P(effect > 0): per cell and over the region",
+                       pd.DataFrame([_variant_row(reference, ref)]), sentence, cells=cells,
+                       tables=grids)
 
-    if reference.power_scaling:
-        ps = ref.get("power_scaling", {})
-        if "error" in ps:
-            out.append(BayesCheck("prior", "Prior sensitivity (power-scaling)", pd.DataFrame(),
-                                  f"Power-scaling could not be computed: {ps['error']}."))
-        else:
-            ps_cells = pd.DataFrame(ps["cells"])
-            worst = float(ps_cells["prior_sensitivity"].max())
-            sensitive = int((ps_cells["prior_sensitivity"] > 0.05).sum())
-            judged = int(ps_cells["prior_sensitivity"].notna().sum())  # cells with events
-            powers = pd.DataFrame(ps["powers"])
-            table = pd.DataFrame({
-                "prior power": [1.0, *powers["alpha"]],
-                "P(positive in every region cell)": [ref_p, *powers["all_positive"]],
-                "Pareto k": [np.nan, *powers["pareto_k"]]})
-            shaky = (powers["pareto_k"] > KHAT_LIMIT).any()
-            lo, hi = powers["all_positive"].min(), powers["all_positive"].max()
-            verdict = ("barely moves" if sensitive == 0 else "moves")
-            powers_text = f"{PRIOR_POWERS[0]:g} or {PRIOR_POWERS[-1]:g}"
-            moved = (f"stays at {_p(lo)}" if _p(lo) == _p(hi) == _p(ref_p)
-                     else f"is {_p(lo)} to {_p(hi)} ({_p(ref_p)} as fitted)")
-            sentence = (f"Power-scaling the top-level priors {verdict} the effect surface: "
-                        f"prior sensitivity exceeds 0.05 in {sensitive} of {judged} "
-                        f"cells (largest {worst:.3f}), and P(positive in every cell of "
-                        f"{where}) {moved} with the prior raised to the power {powers_text}")
-            sentence += (" - but the importance weights are unreliable there (Pareto k > "
-                         f"{KHAT_LIMIT}); refit with the prior scaled instead "
-                         "(--bayes-checks prior_refit, or all)." if shaky else ".")
-            out.append(BayesCheck("prior", "Prior sensitivity (power-scaling)", table, sentence,
-                                  cells=ps_cells))
 
-    def comparison(check: str, title: str, suffix: str) -> None:
-        variants = by_check.get(check, [])
-        if not variants:
-            return
-        rows = [_variant_row(reference, ref)] + [_variant_row(v, results[v.name])
-                                                 for v in variants]
-        table = pd.DataFrame(rows)
-        if check == "regions":
-            probs_ = [(_all_positive(results[v.name]), v) for v in variants]
-            defined = [(p, v) for p, v in probs_ if p is not None]
-            if not defined:
-                sentence = "Leaving out one region at a time leaves no region cell to judge."
-            elif len(defined) == 1:
-                only_p, only = defined[0]
-                sentence = (f"{only.label[0].upper()}{only.label[1:]}, P(positive in every "
-                            f"cell of {where}) is {_p(only_p)}, against {_p(ref_p)} with all "
-                            "regions.")
-            else:
-                low, high = min(defined, key=lambda x: x[0]), max(defined, key=lambda x: x[0])
-                holds = sum(p >= CLEAR for p, _ in defined)
-                sentence = (f"Leaving out one region at a time, P(positive in every cell of "
-                            f"{where}) ranges from {_p(low[0])} ({low[1].label}) to "
-                            f"{_p(high[0])} ({high[1].label}), against {_p(ref_p)} with all "
-                            f"regions; it reaches {CLEAR} in {holds} of {len(variants)} "
-                            "cases.")
-            bad = [f"{v.label}{_caveat(results[v.name])}" for v in variants
-                   if _caveat(results[v.name])]
-            if bad:
-                sentence = sentence[:-1] + f"; {'; '.join(bad)}."
-        else:
-            first, *rest = variants
-            sentence = (f"{first.label[0].upper()}{first.label[1:]}, P(positive in every cell "
-                        f"of {where}) is {_p(_all_positive(results[first.name]))}"
-                        f"{_caveat(results[first.name])}")
-            for v in rest:
-                sentence += (f"; {v.label}, {_p(_all_positive(results[v.name]))}"
-                             f"{_caveat(results[v.name])}")
-            sentence += f" (reference fit{suffix}: {_p(ref_p)})."
-        out.append(BayesCheck(check, title, table, sentence))
+def _prior_check(ref: dict, where: str) -> CheckResult:
+    """Power-scaling of the top-level priors on the reference fit (no refit)."""
+    title = "Prior sensitivity (power-scaling)"
+    ps = ref.get("power_scaling", {})
+    if "error" in ps:
+        return CheckResult("prior", title, pd.DataFrame(),
+                           f"Power-scaling could not be computed: {ps['error']}.")
+    ref_p = ref["region"]["all_positive"]
+    cells = pd.DataFrame(ps["cells"])
+    sensitive = int((cells["prior_sensitivity"] > 0.05).sum())
+    judged = int(cells["prior_sensitivity"].notna().sum())  # cells with events
+    powers = pd.DataFrame(ps["powers"])
+    table = pd.DataFrame({"prior power": [1.0, *powers["alpha"]],
+                          "P(positive in every region cell)": [ref_p, *powers["all_positive"]],
+                          "Pareto k": [np.nan, *powers["pareto_k"]]})
+    lo, hi = powers["all_positive"].min(), powers["all_positive"].max()
+    moved = (f"stays at {_p(lo)}" if _p(lo) == _p(hi) == _p(ref_p)
+             else f"is {_p(lo)} to {_p(hi)} ({_p(ref_p)} as fitted)")
+    verdict = "barely moves" if sensitive == 0 else "moves"
+    sentence = (f"Power-scaling the top-level priors {verdict} the effect surface: prior "
+                f"sensitivity exceeds 0.05 in {sensitive} of {judged} cells (largest "
+                f"{float(cells['prior_sensitivity'].max()):.3f}), and P(positive in every cell "
+                f"of {where}) {moved} with the prior raised to the power "
+                f"{PRIOR_POWERS[0]:g} or {PRIOR_POWERS[-1]:g}")
+    sentence += (" - but the importance weights are unreliable there (Pareto k > "
+                 f"{KHAT_LIMIT}); refit with the prior scaled instead "
+                 "(--bayes-checks prior_refit, or all)."
+                 if (powers["pareto_k"] > KHAT_LIMIT).any() else ".")
+    grid = {"Prior sensitivity per cell (power-scaling; > 0.05 sensitive)":
+            _grid_table(cells, "prior_sensitivity")}
+    return CheckResult("prior", title, table, sentence, cells=cells, tables=grid)
 
-    comparison("prior_refit", "Alternative effect priors (refits)", "")
-    comparison("likelihood", "Poisson vs negative binomial", f", {ref['spec_name']}")
-    comparison("matching", "With and without matching", "")
-    comparison("sutva", "Overlapping wakes (SUTVA)", "")
-    comparison("regions", "Leave one region out", "")
-    for check, reason in skipped.items():
-        out.append(BayesCheck(check, f"{check}: not run", pd.DataFrame(),
-                              f"The {check} check was not run: {reason}."))
-    return out
+
+def _comparison_check(check: str, title: str, variants: Sequence[FitVariant],
+                      reference: FitVariant, results: dict[str, dict], where: str
+                      ) -> CheckResult:
+    """Refits that each change one thing, beside the reference fit."""
+    ref = results[reference.name]
+    table = pd.DataFrame([_variant_row(reference, ref)]
+                         + [_variant_row(v, results[v.name]) for v in variants])
+    if check == "regions":
+        sentence = _regions_sentence(variants, results, where, ref["region"]["all_positive"])
+    else:
+        suffix = f", {ref['spec_name']}" if check == "likelihood" else ""
+        reference_words = f"reference fit{suffix}: {_p(ref['region']['all_positive'])}"
+        sentence = _refits_sentence(variants, results, where, reference_words)
+    return CheckResult(check, title, table, sentence)
+
+
+def _refits_sentence(variants: Sequence[FitVariant], results: dict[str, dict], where: str,
+                     reference: str) -> str:
+    """P(positive in every region cell) of each refit, then the reference fit's."""
+    first, *rest = variants
+    sentence = (f"{first.label[0].upper()}{first.label[1:]}, P(positive in every cell "
+                f"of {where}) is {_p(_all_positive(results[first.name]))}"
+                f"{_caveat(results[first.name])}")
+    for v in rest:
+        sentence += (f"; {v.label}, {_p(_all_positive(results[v.name]))}"
+                     f"{_caveat(results[v.name])}")
+    return sentence + f" ({reference})."
+
+
+def _regions_sentence(variants: Sequence[FitVariant], results: dict[str, dict], where: str,
+                      ref_p: float | None) -> str:
+    """The range of P(positive in every region cell) over the regions left out."""
+    probs = [(_all_positive(results[v.name]), v) for v in variants]
+    defined = [(p, v) for p, v in probs if p is not None]
+    if not defined:
+        sentence = "Leaving out one region at a time leaves no region cell to judge."
+    elif len(defined) == 1:
+        only_p, only = defined[0]
+        sentence = (f"{only.label[0].upper()}{only.label[1:]}, P(positive in every "
+                    f"cell of {where}) is {_p(only_p)}, against {_p(ref_p)} with all "
+                    "regions.")
+    else:
+        low, high = min(defined, key=lambda x: x[0]), max(defined, key=lambda x: x[0])
+        holds = sum(p >= CLEAR for p, _ in defined)
+        sentence = (f"Leaving out one region at a time, P(positive in every cell of "
+                    f"{where}) ranges from {_p(low[0])} ({low[1].label}) to "
+                    f"{_p(high[0])} ({high[1].label}), against {_p(ref_p)} with all "
+                    f"regions; it reaches {CLEAR} in {holds} of {len(variants)} "
+                    "cases.")
+    bad = [f"{v.label}{_caveat(results[v.name])}" for v in variants
+           if _caveat(results[v.name])]
+    return sentence[:-1] + f"; {'; '.join(bad)}." if bad else sentence

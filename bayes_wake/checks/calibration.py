@@ -8,7 +8,8 @@ placebo designs answer it: re-draw the treatment and control placements over can
 real anchors' span), keep the real outcome events, recount, rematch, refit, and count the
 windows each standard-error choice (and the Bayesian surface) calls significant.
 :func:`placebo_calibration_task` is one placement (a task of :mod:`bayes_wake.checks.scaleout`),
-:func:`placebo_size` the size table, :func:`calibration_sentence` its verdict.
+:func:`placebo_size` the size table, :func:`calibration_sentence` its verdict and
+:func:`calibration_check` all of it as a :class:`~bayes_wake.checks.result.CheckResult`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ import pandas as pd
 import xarray as xr
 
 from bayes_wake.checks.recovery import placebo_placement, posterior_cells
+from bayes_wake.checks.result import CheckResult
 from bayes_wake.errors import EventDataError
-from bayes_wake.io.tables import check_coordinates, find_column, parse_numbers, read_table
+from bayes_wake.io.tables import (
+    check_coordinates,
+    find_column,
+    parse_numbers,
+    read_table,
+)
 from bayes_wake.mwa.analysis import MWASettings, standard_error_table
 from bayes_wake.wakes import count_wakes
 
-__all__ = ["CALIBRATION_CHOICES", "calibration_table", "read_placebo_sites",
-           "placebo_calibration_task", "placebo_size", "placebo_shift",
+__all__ = ["CALIBRATION_CHOICES", "calibration_check", "calibration_table",
+           "read_placebo_sites", "placebo_calibration_task", "placebo_size", "placebo_shift",
            "calibration_sentence"]
 
 #: The standard-error choices a calibration sizes; none needs a column of the sites
@@ -217,6 +224,49 @@ def calibration_sentence(size: pd.DataFrame, n_placements: int, n_sites: int,
             + (f"Within {SIZE_TOLERANCE:g} x nominal on these data: {', '.join(holds)}."
                if holds else f"None stays within {SIZE_TOLERANCE:g} x nominal on these data.")
             + _shift_words(shift))
+
+
+#: The caption of the size table in a report.
+_SIZE_CAPTION = ("Per choice: the share of windows flagged when there is no effect (size; "
+                 "nominal level beside it), its Monte Carlo standard error over placements, "
+                 "windows flagged per placement, and the share of flagged estimates that are "
+                 "positive")
+
+
+def calibration_check(results: Sequence[dict], n_sites: int, alpha: float, *,
+                      weight: str | None = None,
+                      vcovs: Sequence[str] = CALIBRATION_CHOICES) -> CheckResult:
+    """The placebo-placement calibration as a :class:`~bayes_wake.checks.result.CheckResult`.
+
+    Parameters
+    ----------
+    results
+        One :func:`placebo_calibration_task` result per placement.
+    n_sites
+        The candidate sites the placements were drawn over.
+    alpha
+        The nominal level of every standard-error choice.
+    weight
+        The column of the sites that weighted where treatments were drawn (None: uniform).
+    vcovs
+        The standard-error choices sized.
+
+    Returns
+    -------
+    CheckResult
+        ``calibration``: :func:`placebo_size` as its table (sizes are shares of windows,
+        in [0, 1]), :func:`calibration_sentence` as its sentence, and every placement's
+        cells (estimates in events per wake, p-values per choice) as its cells.
+    """
+    size = placebo_size(results, vcovs, alpha)
+    sentence = calibration_sentence(size, len(results), n_sites, placebo_shift(results))
+    cells = pd.concat([pd.DataFrame(r["cells"]) for r in results], ignore_index=True)
+    note = ("Each placebo re-draws the treatments (weighted by "
+            f"{weight or 'nothing: uniform'}) and the controls over the candidate sites, with "
+            "dates uniform over the real anchors' span, keeps the real outcome events and "
+            "reruns the matched wake analysis; the truth is no effect everywhere.")
+    return CheckResult("calibration", "Placebo-placement calibration", size, sentence,
+                       cells=cells, caption=_SIZE_CAPTION, notes=(note,))
 
 
 def _shift_words(shift: tuple[float, float] | None) -> str:

@@ -36,13 +36,14 @@ significant. Near the aliasing tolerance the cell is refitted with ``weighted_ol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import special
 
+from bayes_wake.checks.result import CheckResult
 from bayes_wake.core.regression import weighted_ols
 from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
@@ -66,6 +67,7 @@ __all__ = [
     "grid_design",
     "label_permutation_chunk",
     "permuted_labels",
+    "randomisation_checks",
     "randomisation_test",
     "shift_treatment_dates",
 ]
@@ -900,6 +902,18 @@ class RandomisationTest:
             "draws": [self.n_draws] * 2,
         })
 
+    def check_result(self) -> CheckResult:
+        """This test as a :class:`~bayes_wake.checks.result.CheckResult`.
+
+        Returns
+        -------
+        CheckResult
+            Named by the kind, with :meth:`summary` as its table and :meth:`sentence`; no
+            figure (:func:`randomisation_checks` draws every test's null in one).
+        """
+        return CheckResult(self.kind, _TITLES.get(self.kind, self.kind), self.summary(),
+                           self.sentence())
+
     def sentence(self) -> str:
         """The verdict in one plain sentence, ending with the valid draws."""
         b = self.n_draws
@@ -942,6 +956,80 @@ class RandomisationTest:
                     f"{_probability(self.share_at_least_max_t())}")
         return (f"a max |t| of {t_obs:.2f} or more never occurs (family-wise p = "
                 f"{self.pvalue_max_t():.3f})")
+
+
+#: The heading of each kind of test.
+_TITLES = {"labels": "Label permutations within matching strata",
+           "date_shift": "Date-shift placebos"}
+
+
+def randomisation_checks(tests: dict[str, RandomisationTest], span: ShiftSpan | None = None
+                         ) -> list[CheckResult]:
+    """Every test as a :class:`~bayes_wake.checks.result.CheckResult`, in order.
+
+    Parameters
+    ----------
+    tests
+        The tests by kind (``labels``, ``date_shift``).
+    span
+        The span the treatment dates were shifted within (:func:`date_shift_span`), for the
+        notes; None without date shifts.
+
+    Returns
+    -------
+    list of CheckResult
+        One per test (:meth:`RandomisationTest.check_result`); the last also carries the
+        figure of all the tests' null distributions and the notes on how the draws were
+        made and judged.
+    """
+    from bayes_wake.plotting import null_distribution_caption, plot_null_distributions
+
+    out = [test.check_result() for test in tests.values()]
+    if not out:
+        return out
+    figure, _ = plot_null_distributions(tests)
+    out[-1] = replace(out[-1], figures={null_distribution_caption(tests, HUGE_T): figure},
+                      notes=_notes(tests, span))
+    return out
+
+
+def _notes(tests: dict[str, RandomisationTest], span: ShiftSpan | None) -> tuple[str, ...]:
+    """How the null draws were made and judged, and how many had a perfect fit."""
+    notes = [_method_note(tests, span)]
+    perfect = {kind: int((t.null["n_perfect_fits"] > 0).sum()) for kind, t in tests.items()
+               if "n_perfect_fits" in t.null}
+    if any(perfect.values()):
+        notes.append("Draws with at least one essentially perfect fit: " + ", ".join(
+            f"{kind} {n:,}" for kind, n in perfect.items()) + ".")
+    return tuple(notes)
+
+
+def _method_note(tests: dict[str, RandomisationTest], span: ShiftSpan | None) -> str:
+    """How the null draws were made and judged, in words."""
+    out = ("Label permutations keep the observed matching: within each cell's CEM strata the "
+           "treated labels are reshuffled, so each stratum keeps its numbers of treated and "
+           "control wakes and its weights. One random key per anchor event decides the "
+           "shuffle in every cell, so overlapping windows stay dependent as in the data. ")
+    if "date_shift" in tests and span is not None:
+        low, high = (round(100 * q) for q in OUTCOME_SPAN_QUANTILES)
+        out += ("Date-shift placebos move all treatments by one random whole number of "
+                f"{tests['date_shift'].t_unit}, circularly within {span.describe()}: the span "
+                "of the treatment and control events, cut to the outcome events' dates between "
+                f"their {low}% and {high}% quantiles, so that isolated rows "
+                "at the edges of the record do not stretch it; the offset keeps at least twice "
+                "the longest window from the real date. Each placebo is counted, matched and "
+                "fitted again. ")
+    out += ("A window whose fit is NA is never significant. An essentially perfect fit (R's "
+            "summary.lm warning) counts as significant, as in R's table, but its t is a "
+            "rounding artefact and is left out of max |t|. A draw is valid when at least one "
+            f"window is estimable and its max |t| is finite and below {HUGE_T:g}. Family-wise "
+            "p = (1 + valid draws at least as extreme) / (1 + valid draws). A check is not "
+            f"informative (no p-value) with fewer than {MIN_VALID_DRAWS} valid draws, with "
+            f"more than {MAX_ARTEFACT_SHARE:.0%} of the draws near-infinite, or when all valid "
+            "draws are identical; its count of significant windows is not informative when "
+            f"more than {MAX_ARTEFACT_SHARE:.0%} of the valid draws (or the observed grid) "
+            "have an essentially perfect fit.")
+    return out
 
 
 def _probability(share: float) -> str:

@@ -2,8 +2,11 @@
 
 :func:`run_sensitivity` takes the event table and its wake cube, runs every check and writes
 a self-contained HTML report with one verdict sentence per check at the top, and the tables
-behind them as CSV:
+behind them as CSV. Every check returns a :class:`~bayes_wake.checks.result.CheckResult`
+(sentence, table, figures), and the report prints them one after the other:
 
+0. robust standard errors (:mod:`bayes_wake.checks.estimates`): how many significant windows
+   stay significant with heteroskedasticity-consistent, cluster-robust and Conley errors;
 1. multiplicity (:mod:`bayes_wake.mwa.multiplicity`): Holm and Benjamini-Hochberg adjusted
    p-values, and how many significant windows survive each;
 2. randomisation inference (:mod:`bayes_wake.checks.randomisation`): label permutations within the
@@ -31,6 +34,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -39,7 +43,6 @@ import xarray as xr
 from bayes_wake.checks.bayesian import (
     CHECKS,
     DEFAULT_CHECKS,
-    BayesCheck,
     GridRegion,
     fit_variant,
     parse_grid_region,
@@ -49,27 +52,23 @@ from bayes_wake.checks.bayesian import (
 from bayes_wake.checks.bayesian import RESULT_FORMAT as FIT_FORMAT
 from bayes_wake.checks.calibration import (
     CALIBRATION_CHOICES,
-    calibration_sentence,
+    calibration_check,
     placebo_calibration_task,
-    placebo_shift,
-    placebo_size,
 )
+from bayes_wake.checks.estimates import multiplicity_check, standard_error_check
+from bayes_wake.checks.randomisation import RESULT_FORMAT as NULL_FORMAT
 from bayes_wake.checks.randomisation import (
-    HUGE_T,
-    MAX_ARTEFACT_SHARE,
-    MIN_VALID_DRAWS,
-    OUTCOME_SPAN_QUANTILES,
     DateShiftSettings,
     RandomisationTest,
-    ShiftSpan,
     date_shift_chunk,
     date_shift_range,
     date_shift_span,
     grid_design,
     label_permutation_chunk,
+    randomisation_checks,
     randomisation_test,
 )
-from bayes_wake.checks.randomisation import RESULT_FORMAT as NULL_FORMAT
+from bayes_wake.checks.result import CheckResult
 from bayes_wake.checks.scaleout import (
     RunReport,
     Shared,
@@ -81,14 +80,11 @@ from bayes_wake.checks.scaleout import (
 )
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import counted
-from bayes_wake.mwa.analysis import (
-    ROBUST_ERRORS,
-    MWASettings,
-    matched_wake_analysis,
-    standard_error_table,
-    write_table,
-)
+from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis, write_table
 from bayes_wake.mwa.multiplicity import MultiplicitySummary, summarise_multiplicity
+
+if TYPE_CHECKING:
+    from bayes_wake.io.html import HtmlReport
 
 __all__ = [
     "REPORT_NAME",
@@ -109,19 +105,14 @@ VERDICT_LABELS = {"standard_errors": "Robust standard errors",
                   "likelihood": "Likelihood", "matching": "Matching",
                   "sutva": "Overlapping wakes", "regions": "Leave one region out",
                   "calibration": "Placebo placements"}
-
-
-def robust_survival(cube: xr.Dataset, mwa: MWASettings,
-                    choices: Sequence[str] = ROBUST_ERRORS) -> str:
-    """How many of the classical significant windows stay significant under each robust
-    standard-error choice, in one sentence."""
-    table = standard_error_table(cube, mwa, ("classical", *choices))
-    classical = table["pvalue_classical"] <= mwa.alpha
-    parts = [f"{int((classical & (table[f'pvalue_{c}'] <= mwa.alpha)).sum())} with {c}"
-             for c in choices]
-    return (f"Of {int(classical.sum())} windows significant at p <= {mwa.alpha:g} with "
-            f"classical (R's) standard errors, which assume independent wakes and overstate "
-            f"the evidence on clustered count data, " + ", ".join(parts) + " stay significant.")
+#: The report's numbered sections: heading, the checks shown in it (in run order), whether
+#: each check gets its own sub-heading, and what to say when none of them ran (None: the
+#: section is left out). The robust standard errors have a verdict only.
+_SECTIONS = (("1. Multiplicity over the window grid", ("multiplicity",), False, None),
+             ("2. Randomisation inference", ("labels", "date_shift"), True, None),
+             ("3. Bayesian checks", CHECKS, True,
+              "No Bayesian check was run (--bayes-checks none)."),
+             ("4. Placebo-placement calibration", ("calibration",), False, None))
 
 
 @dataclass(frozen=True)
@@ -236,14 +227,14 @@ class SensitivityResult:
 
     Attributes
     ----------
-    verdicts
-        ``(check, sentence)`` in report order.
+    checks
+        Every check's :class:`~bayes_wake.checks.result.CheckResult`, in report order:
+        ``standard_errors``, ``multiplicity``, the randomisation tests, the Bayesian checks,
+        ``calibration``.
     multiplicity
         The multiplicity summary.
     tests
-        The randomisation tests by kind (``labels``, ``date_shift``).
-    bayes
-        The Bayesian checks.
+        The randomisation tests by kind (``labels``, ``date_shift``), with their null draws.
     run
         What the task runner did (computed and reused tasks, workers, seconds).
     layout
@@ -257,15 +248,24 @@ class SensitivityResult:
         failed).
     """
 
-    verdicts: list[tuple[str, str]]
+    checks: list[CheckResult]
     multiplicity: MultiplicitySummary
     tests: dict[str, RandomisationTest]
-    bayes: list[BayesCheck]
     run: RunReport
     layout: pd.DataFrame
     out: Path
     files: list[str] = field(default_factory=list)
     converged: list[bool] = field(default_factory=list)
+
+    @property
+    def verdicts(self) -> list[tuple[str, str]]:
+        """``(check, sentence)`` in report order."""
+        return [(check.name, check.sentence) for check in self.checks]
+
+    @property
+    def bayes(self) -> list[CheckResult]:
+        """The Bayesian checks."""
+        return [check for check in self.checks if check.name in CHECKS]
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,28 +510,20 @@ def run_sensitivity(
     by_kind: dict[str, list[dict]] = {}
     for task in tasks:
         by_kind.setdefault(task.kind, []).append(run.results[task.key])
-    t_unit = settings.t_unit
-    tests = {"labels": randomisation_test("labels", observed, by_kind.get("labels", []),
-                                          t_unit)}
-    if settings.date_shifts:
-        tests["date_shift"] = randomisation_test("date_shift", observed,
-                                                 by_kind.get("date_shift", []), t_unit)
-    region = settings.region()
+    tests = _randomisation_tests(observed, by_kind, settings)
     fit_results = {name: run.results[key] for name, key in fit_tasks.items()}
-    bayes = summarise_checks(fits, fit_results, region, skipped)
     converged = [("error" not in r and r["diagnostics"]["converged"])
                  for r in fit_results.values()]
-    verdicts = [("standard_errors", robust_survival(cube, mwa)),
-                ("multiplicity", multiplicity.sentence())]
-    verdicts += [(kind, test.sentence()) for kind, test in tests.items()]
-    verdicts += [(check.name, check.sentence) for check in bayes]
-    calibration = None
+    converged += [r["converged"] for r in by_kind.get("placebo", [])
+                  if r["converged"] is not None]
+    checks = [standard_error_check(cube, mwa),
+              multiplicity_check(multiplicity, result.surface, t_unit=settings.t_unit,
+                                 westfall_young=tests["labels"].adjusted_pvalues()),
+              *randomisation_checks(tests, span),
+              *summarise_checks(fits, fit_results, settings.region(), skipped)]
     if settings.placebos:
-        placebo = by_kind["placebo"]
-        calibration = placebo_size(placebo, CALIBRATION_CHOICES, mwa.alpha)
-        verdicts.append(("calibration", calibration_sentence(
-            calibration, settings.placebos, len(sites), placebo_shift(placebo))))
-        converged += [r["converged"] for r in placebo if r["converged"] is not None]
+        checks.append(calibration_check(by_kind["placebo"], len(sites), mwa.alpha,
+                                        weight=settings.placebo_weight))
     task_layout = pd.DataFrame(layout(tasks, run))
 
     record = provenance({"command": "sensitivity", **settings.to_dict()}, inputs or {})
@@ -539,24 +531,24 @@ def run_sensitivity(
                      "reused": len(run.reused), "where": run.where, "workers": run.workers,
                      "wall_seconds": run.wall_seconds, "data_sha256": event_table_sha256(events),
                      "date_shift_span": None if span is None else span.describe()}
-    files: list[str] = []
     with staged_directory(out) as stage:
-        files += _write_tables(stage, result, multiplicity, tests, bayes, verdicts, task_layout,
-                               design)
-        if calibration is not None:
-            write_table(calibration, stage / "placebo_size.csv")
-            write_table(pd.concat([pd.DataFrame(r["cells"]) for r in by_kind["placebo"]],
-                                  ignore_index=True), stage / "placebo_cells.csv")
-            files += ["placebo_size.csv", "placebo_cells.csv"]
+        files = _write_tables(stage, checks, result.estimates, tests, task_layout)
         write_json(record, stage / "provenance.json")
-        files.append("provenance.json")
-        _write_report(stage / REPORT_NAME, settings, result, multiplicity, tests, bayes,
-                      verdicts, task_layout, run, inputs or {}, span=span,
-                      unconverged=converged.count(False), calibration=calibration)
-        files.append(REPORT_NAME)
-    return SensitivityResult(verdicts=verdicts, multiplicity=multiplicity, tests=tests,
-                             bayes=bayes, run=run, layout=task_layout, out=Path(out),
-                             files=files, converged=converged)
+        _write_report(stage / REPORT_NAME, settings, checks, task_layout, run, inputs or {},
+                      unconverged=converged.count(False))
+        files += ["provenance.json", REPORT_NAME]
+    return SensitivityResult(checks=checks, multiplicity=multiplicity, tests=tests, run=run,
+                             layout=task_layout, out=Path(out), files=files,
+                             converged=converged)
+
+
+def _randomisation_tests(observed, by_kind: dict[str, list[dict]],
+                         settings: SensitivitySettings) -> dict[str, RandomisationTest]:
+    """The label permutation test and, with date shifts, the date-shift test, from the
+    chunks' results (``observed``: the observed grid statistics)."""
+    kinds = ("labels", "date_shift") if settings.date_shifts else ("labels",)
+    return {kind: randomisation_test(kind, observed, by_kind.get(kind, []), settings.t_unit)
+            for kind in kinds}
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,133 +556,87 @@ def run_sensitivity(
 # --------------------------------------------------------------------------------------------
 
 
-def _write_tables(stage: Path, result, multiplicity, tests, bayes, verdicts, task_layout,
-                  design) -> list[str]:
-    written = []
+def _write_tables(stage: Path, checks: Sequence[CheckResult], estimates: pd.DataFrame,
+                  tests: dict[str, RandomisationTest], task_layout: pd.DataFrame) -> list[str]:
+    """Write the CSV tables into ``stage``.
 
-    def put(frame: pd.DataFrame, name: str) -> None:
-        write_table(frame, stage / name)
-        written.append(name)
-
-    put(pd.DataFrame(verdicts, columns=["check", "verdict"]), "verdicts.csv")
-    put(result.estimates, "estimates.csv")
-    table = multiplicity.table.copy()
-    if "labels" in tests:
-        table["p_westfall_young"] = tests["labels"].adjusted_pvalues().ravel()
-    put(table, "multiplicity.csv")
-    if tests:
-        put(pd.concat([t.summary().assign(null=kind) for kind, t in tests.items()],
-                      ignore_index=True), "randomisation_summary.csv")
-        put(pd.concat([t.null.assign(valid=t.valid) for t in tests.values()],
-                      ignore_index=True), "randomisation_null.csv")
-    for check in bayes:  # one short table per check, and its per-cell table if any
+    Returns
+    -------
+    list of str
+        The file names, in the order written.
+    """
+    by_name = {check.name: check for check in checks}
+    frames = {
+        "verdicts.csv": pd.DataFrame([(c.name, c.sentence) for c in checks],
+                                     columns=["check", "verdict"]),
+        "estimates.csv": estimates,
+        "multiplicity.csv": by_name["multiplicity"].cells,
+        "randomisation_summary.csv": pd.concat([by_name[kind].table.assign(null=kind)
+                                                for kind in tests], ignore_index=True),
+        "randomisation_null.csv": pd.concat([t.null.assign(valid=t.valid)
+                                             for t in tests.values()], ignore_index=True)}
+    for check in (c for c in checks if c.name in CHECKS):  # Bayesian: table, cells if any
         if len(check.table):
-            put(check.table, f"bayes_{check.name}.csv")
+            frames[f"bayes_{check.name}.csv"] = check.table
         if check.cells is not None:
-            put(check.cells, f"bayes_{check.name}_cells.csv")
-    put(task_layout, "task_layout.csv")
-    return written
+            frames[f"bayes_{check.name}_cells.csv"] = check.cells
+    frames["task_layout.csv"] = task_layout
+    if "calibration" in by_name:
+        frames["placebo_size.csv"] = by_name["calibration"].table
+        frames["placebo_cells.csv"] = by_name["calibration"].cells
+    for name, frame in frames.items():
+        write_table(frame, stage / name)
+    return list(frames)
 
 
-def _grid_table(frame: pd.DataFrame, value: str) -> pd.DataFrame:
-    wide = frame.pivot(index="t_window", columns="spat_window", values=value)
-    wide.columns = [f"s = {c:g} km" for c in wide.columns]
-    wide.index = [f"t = {i:g}" for i in wide.index]
-    return wide.reset_index(names="window")
+def _write_report(path: Path, settings: SensitivitySettings, checks: Sequence[CheckResult],
+                  task_layout: pd.DataFrame, run: RunReport, inputs: dict, *,
+                  unconverged: int = 0) -> None:
+    """Write the HTML report: every verdict, each section's checks, where the work ran.
 
-
-def _write_report(path: Path, settings: SensitivitySettings, result, multiplicity, tests,
-                  bayes, verdicts, task_layout, run: RunReport, inputs: dict, *,
-                  span: ShiftSpan | None = None, unconverged: int = 0,
-                  calibration: pd.DataFrame | None = None) -> None:
+    ``unconverged`` counts the Bayesian fits that did not converge or failed (a warning
+    under the verdicts).
+    """
     from bayes_wake.io.html import HtmlReport
-    from bayes_wake.plotting import (
-        null_distribution_caption,
-        plot_effect_surface,
-        plot_null_distributions,
-    )
 
-    t_unit = settings.t_unit
     report = HtmlReport("Sensitivity of per-window significance")
-    source = inputs.get("data", "the events")
-    report.paragraph(f"Data: {source}. Grid: t = {', '.join(f'{w:g}' for w in settings.windows)}"
-                     f" {t_unit}; s = {', '.join(f'{r:g}' for r in settings.radii)} km. "
-                     f"{_mwa_words(settings.mwa)}", kind="note")
+    report.paragraph(_data_words(settings, inputs.get("data", "the events")), kind="note")
     report.heading("Verdicts")
-    for check, sentence in verdicts:
-        report.paragraph(f"{VERDICT_LABELS.get(check, check)}: {sentence}", kind="verdict")
+    for check in checks:
+        report.paragraph(f"{VERDICT_LABELS.get(check.name, check.name)}: {check.sentence}",
+                         kind="verdict")
     if unconverged:
         report.paragraph(f"{counted(unconverged, 'Bayesian fit')} did not converge or failed; "
                          "the numbers are flagged above and in the tables.", kind="warning")
+    for heading, names, subheadings, if_none in _SECTIONS:
+        shown = [check for check in checks if check.name in names]
+        if shown or if_none:
+            report.heading(heading)
+        if not shown and if_none:
+            report.paragraph(if_none, kind="note")
+        for check in shown:
+            _add_check(report, check, subheading=subheadings)
+    _add_run(report, run, task_layout)
+    report.write(path)
 
-    report.heading("1. Multiplicity over the window grid")
-    report.paragraph(multiplicity.sentence(), kind="verdict")
-    report.table(multiplicity.summary())
-    table = multiplicity.table.copy()
-    if "labels" in tests:
-        table["p_westfall_young"] = tests["labels"].adjusted_pvalues().ravel()
-    report.table(table, caption="Per window: unadjusted, Holm, Benjamini-Hochberg and (from "
-                 "the label permutations) Westfall-Young max-T adjusted p-values", digits=4)
-    holm = xr.DataArray(multiplicity.table["survives_holm"].to_numpy().reshape(
-        len(settings.windows), len(settings.radii)),
-        dims=("window", "radius"), coords={"window": result.surface["window"],
-                                           "radius": result.surface["radius"]})
-    fig, _ = plot_effect_surface(result.surface, value="estimate", significant=holm,
-                                 t_unit=t_unit, alpha=settings.mwa.alpha,
-                                 hatch_label="does not survive Holm",
-                                 title="OLS estimates; hatched: not significant after Holm")
-    report.figure(fig, caption="Matched wake analysis estimate per window (events per wake); "
-                  "cells that do not survive Holm's correction are hatched.")
 
-    report.heading("2. Randomisation inference")
-    for kind, test in tests.items():
-        report.heading("Label permutations within matching strata" if kind == "labels"
-                       else "Date-shift placebos", level=3)
-        report.paragraph(test.sentence(), kind="verdict")
-        report.table(test.summary())
-    if tests:
-        fig, _ = plot_null_distributions(tests)
-        report.figure(fig, caption=null_distribution_caption(tests, HUGE_T))
-        report.paragraph(_randomisation_note(tests, span, t_unit), kind="note")
-        perfect = {kind: int((t.null["n_perfect_fits"] > 0).sum()) for kind, t in tests.items()
-                   if "n_perfect_fits" in t.null}
-        if any(perfect.values()):
-            report.paragraph("Draws with at least one essentially perfect fit: " + ", ".join(
-                f"{kind} {n:,}" for kind, n in perfect.items()) + ".", kind="note")
-
-    report.heading("3. Bayesian checks")
-    if not bayes:
-        report.paragraph("No Bayesian check was run (--bayes-checks none).", kind="note")
-    for check in bayes:
+def _add_check(report: HtmlReport, check: CheckResult, *, subheading: bool) -> None:
+    """One check in the report: its title, sentence, tables, figures and notes."""
+    if subheading:
         report.heading(check.title, level=3)
-        report.paragraph(check.sentence, kind="verdict")
-        if len(check.table):
-            report.table(check.table)
-        if check.name == "surface" and check.cells is not None:
-            report.table(_grid_table(check.cells, "prob_positive"),
-                         caption="Posterior P(effect > 0) per cell")
-            report.table(_grid_table(check.cells, "mean"),
-                         caption="Posterior mean additive effect (extra events per treated "
-                                 "wake)")
-        if check.name == "prior" and check.cells is not None:
-            report.table(_grid_table(check.cells, "prior_sensitivity"),
-                         caption="Prior sensitivity per cell (power-scaling; > 0.05 "
-                                 "sensitive)")
+    report.paragraph(check.sentence, kind="verdict")
+    if len(check.table):
+        report.table(check.table, caption=check.caption, digits=check.digits)
+    for caption, table in check.tables.items():
+        report.table(table, caption=caption, digits=check.digits)
+    for caption, figure in check.figures.items():
+        report.figure(figure, caption=caption)
+    for note in check.notes:
+        report.paragraph(note, kind="note")
 
-    if calibration is not None:
-        report.heading("4. Placebo-placement calibration")
-        report.paragraph(dict(verdicts)["calibration"], kind="verdict")
-        report.table(calibration, caption="Per choice: the share of windows flagged when "
-                     "there is no effect (size; nominal level beside it), its Monte Carlo "
-                     "standard error over placements, windows flagged per placement, and the "
-                     "share of flagged estimates that are positive", digits=3)
-        report.paragraph(
-            "Each placebo re-draws the treatments (weighted by "
-            f"{settings.placebo_weight or 'nothing: uniform'}) and the controls over the "
-            "candidate sites, with dates uniform over the real anchors' span, keeps the real "
-            "outcome events and reruns the matched wake analysis; the truth is no effect "
-            "everywhere.", kind="note")
 
+def _add_run(report: HtmlReport, run: RunReport, task_layout: pd.DataFrame) -> None:
+    """Where the tasks ran, what was reused, and the time per kind of task."""
     report.heading("Where the work ran")
     report.paragraph(
         f"{len(run.results)} tasks: {len(run.computed)} computed in this "
@@ -698,36 +644,13 @@ def _write_report(path: Path, settings: SensitivitySettings, result, multiplicit
         f"settings); workers: {run.workers} ({run.where}); wall time {run.wall_seconds:.1f} s.",
         kind="note")
     report.table(task_layout)
-    report.write(path)
 
 
-def _randomisation_note(tests: dict[str, RandomisationTest], span: ShiftSpan | None,
-                        t_unit: str) -> str:
-    """How the null draws were made and judged, for the report."""
-    out = ("Label permutations keep the observed matching: within each cell's CEM strata the "
-           "treated labels are reshuffled, so each stratum keeps its numbers of treated and "
-           "control wakes and its weights. One random key per anchor event decides the "
-           "shuffle in every cell, so overlapping windows stay dependent as in the data. ")
-    if "date_shift" in tests and span is not None:
-        low, high = (round(100 * q) for q in OUTCOME_SPAN_QUANTILES)
-        out += ("Date-shift placebos move all treatments by one random whole number of "
-                f"{t_unit}, circularly within {span.describe()}: the span of "
-                "the treatment and control events, cut to the outcome events' dates between "
-                f"their {low}% and {high}% quantiles, so that isolated rows "
-                "at the edges of the record do not stretch it; the offset keeps at least twice "
-                "the longest window from the real date. Each placebo is counted, matched and "
-                "fitted again. ")
-    out += ("A window whose fit is NA is never significant. An essentially perfect fit (R's "
-            "summary.lm warning) counts as significant, as in R's table, but its t is a "
-            "rounding artefact and is left out of max |t|. A draw is valid when at least one "
-            f"window is estimable and its max |t| is finite and below {HUGE_T:g}. Family-wise "
-            "p = (1 + valid draws at least as extreme) / (1 + valid draws). A check is not "
-            f"informative (no p-value) with fewer than {MIN_VALID_DRAWS} valid draws, with "
-            f"more than {MAX_ARTEFACT_SHARE:.0%} of the draws near-infinite, or when all valid "
-            "draws are identical; its count of significant windows is not informative when "
-            f"more than {MAX_ARTEFACT_SHARE:.0%} of the valid draws (or the observed grid) "
-            "have an essentially perfect fit.")
-    return out
+def _data_words(settings: SensitivitySettings, source: str) -> str:
+    """The data, the grid (time unit, km) and the matched wake analysis, in words."""
+    return (f"Data: {source}. Grid: t = {', '.join(f'{w:g}' for w in settings.windows)}"
+            f" {settings.t_unit}; s = {', '.join(f'{r:g}' for r in settings.radii)} km. "
+            f"{_mwa_words(settings.mwa)}")
 
 
 def _mwa_words(settings: MWASettings) -> str:

@@ -172,8 +172,9 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     record["events"] = checks_record
     write_json(record, record_path)
     console.print("[bold]Verdicts[/]")
-    for check, sentence in result.verdicts:
-        console.print(f"- [bold]{VERDICT_LABELS.get(check, check)}[/]: {escape(sentence)}")
+    for check in result.checks:
+        console.print(f"- [bold]{VERDICT_LABELS.get(check.name, check.name)}[/]: "
+                      f"{escape(check.sentence)}")
     run = result.run
     tables = sum(name.endswith(".csv") for name in result.files)
     console.print(f"Wrote {escape(str(out))}/{REPORT_NAME} and {tables} tables "
