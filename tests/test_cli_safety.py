@@ -207,6 +207,20 @@ def test_a_new_run_replaces_an_earlier_run_whole(mwa_example_csv, tmp_path):
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_out_folder_holding_an_input_is_refused_and_the_input_kept(mwa_example_csv,
+                                                                       tmp_path, overwrite):
+    out = tmp_path / "run"
+    assert mwa(mwa_example_csv, out).exit_code == 0  # a folder bayes-wake wrote
+    data = out / "data.csv"
+    shutil.copy(mwa_example_csv, data)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = mwa(data, out, *(["--overwrite"] if overwrite else []))
+    assert result.exit_code == 2, result.output
+    assert "holds the input" in last_line(result) and "data.csv" in last_line(result)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -333,9 +347,16 @@ def test_an_old_python_gets_a_clear_message_on_import():
 def test_output_folders_the_readme_writes_are_ignored_by_git():
     if not (REPO / ".git").exists() or shutil.which("git") is None:
         pytest.skip("not a git checkout")
-    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
     outs = sorted({out for block in blocks for out in re.findall(r"--out\s+(\S+)", block)})
     assert "mwa-example" in outs and "bw-demo" in outs
+    python = re.findall(r"```python\n(.*?)```", readme, re.S)
+    written = {f for block in python
+               for f in re.findall(r"(?:to_netcdf|write_outputs|savefig|save_figure)\(.*?"
+                                   r"[\"']([^\"']+)[\"']", block)}
+    assert "posterior.nc" in written
+    outs = sorted({*outs, *written})
     for out in outs:
         path = out if "." in Path(out).name else f"{out}/x"
         done = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
@@ -419,6 +440,31 @@ def test_the_readme_command_blocks_run_as_written(tmp_path):
             out = root / words[words.index("--out") + 1]
             assert (out / README_OUTPUTS[words[1]]).stat().st_size > 0, command
             assert (out / "provenance.json").is_file(), command
+
+
+def test_a_terminal_bar_shows_a_question_mark_until_the_total_is_known():
+    """In a terminal the bar is drawn before the first task reports: its total reads "?",
+    never "None" (it read "0/None")."""
+    import io
+
+    from rich.console import Console
+
+    from bayes_wake.cli.common import _progress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100, highlight=False)
+    progress = _progress(console, "sensitivity tasks")
+    advance = progress.__enter__()
+    try:
+        progress._bar.refresh()
+        before = buffer.getvalue()
+        advance(3, 32)
+        progress._bar.refresh()
+        after = buffer.getvalue()[len(before):]
+    finally:
+        progress.__exit__(None, None, None)
+    assert "None" not in before and "0/?" in before
+    assert "3/32" in after
 
 
 def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap():

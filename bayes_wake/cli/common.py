@@ -72,10 +72,24 @@ def _guard_output(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         from bayes_wake.io.artefacts import prepared_output
 
-        with prepared_output(kwargs["out"], overwrite=kwargs.pop("overwrite")):
+        with prepared_output(kwargs["out"], overwrite=kwargs.pop("overwrite"),
+                             inputs=_input_paths(kwargs)):
             return command(*args, **kwargs)
 
     return wrapper
+
+
+def _input_paths(options: dict) -> list[Path]:
+    """The existing files and folders a command's options name (``NAME=FILE`` included), so
+    that ``--out`` is refused when it holds one of them."""
+    found = []
+    for name, value in options.items():
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if name != "out" and isinstance(item, (str, os.PathLike)):
+                path = Path(str(item).rpartition("=")[2] or str(item))
+                if str(path) and path.exists():
+                    found.append(path)
+    return found
 
 
 def overwrite_option(command: Callable) -> Callable:

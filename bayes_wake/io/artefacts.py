@@ -17,7 +17,7 @@ import platform
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -153,22 +153,39 @@ def keep_in_output(path: str | os.PathLike) -> None:
     _KEPT.add(path)
 
 
-def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
+                        inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Check, before any work, that ``out`` can be written as an output folder.
 
     Removes stale staging folders of killed runs beside ``out`` (see
     :func:`remove_stale_staging`) and returns ``out`` as a Path.
 
+    Parameters
+    ----------
+    out
+        The output folder.
+    overwrite
+        Replace a non-empty folder that bayes_wake did not write.
+    inputs
+        The run's input files and folders: none may lie inside ``out``, which the run replaces
+        whole.
+
     Raises
     ------
     OutputFolderError
         A parent of ``out`` is a file (``base.csv/sub``, ``/dev/null/x``), the nearest existing
-        parent takes no new folder (``/proc/x``, no permission), ``out`` is a file, or ``out``
-        is a non-empty folder that bayes_wake did not write and ``overwrite`` is False.
+        parent takes no new folder (``/proc/x``, no permission), ``out`` is a file, ``out``
+        holds one of ``inputs``, or ``out`` is a non-empty folder that bayes_wake did not write
+        and ``overwrite`` is False.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {out}: is a file, not a folder")
+    inside = [Path(p) for p in inputs if _within(Path(p), out)]
+    if inside:
+        raise OutputFolderError(
+            f"--out {out}: holds the input {inside[0]}, and a run replaces its --out folder "
+            "whole; move the input or write to another folder")
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -187,6 +204,14 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False) -> P
             "another folder, or pass --overwrite to replace it whole")
     remove_stale_staging(out)
     return out
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """True when ``path`` is ``folder`` or lies inside it (links resolved)."""
+    if not folder.exists():
+        return False
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
 
 
 def remove_stale_staging(out: str | os.PathLike) -> int:
@@ -221,14 +246,15 @@ def _alive(pid: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def prepared_output(out: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+def prepared_output(out: str | os.PathLike, *, overwrite: bool = False,
+                    inputs: Sequence[str | os.PathLike] = ()) -> Iterator[Path]:
     """The output folder of a command, checked before any work (:func:`check_output_folder`).
 
     With ``overwrite``, an existing non-empty ``out`` is set aside for the run, so nothing of
     it is read or kept (not even a task store); it is deleted when the run succeeds and put
     back when the run fails.
     """
-    out = check_output_folder(out, overwrite=overwrite)
+    out = check_output_folder(out, overwrite=overwrite, inputs=inputs)
     aside = None
     if overwrite and out.is_dir() and any(out.iterdir()):
         aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + "old-"))
