@@ -109,3 +109,23 @@ def _fit_help() -> str:
     from bayes_wake.cli import main
 
     return CliRunner().invoke(main, ["fit", "--help"]).output
+
+
+def test_the_comparison_figure_names_the_interval_it_hatches(small_fit, tmp_path, monkeypatch):
+    """The right panel's title names the posterior interval that decides its hatching (the
+    title once named an 89% interval while the 90% one was drawn)."""
+    import bayes_wake.plotting as plotting
+    from bayes_wake.bayes.compare import write_beside
+    from bayes_wake.plotting import HATCH_GID
+
+    saved = {}
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path: saved.setdefault("fig", fig))
+    fit, ols = small_fit
+    write_beside(fit, ols, tmp_path)
+    right = saved["fig"].axes[1]
+    ci = round(100 * fit.surface.attrs["ci_prob"])
+    assert f"{ci}% interval includes 0" in right.get_title()
+    assert "89%" not in right.get_title() or ci == 89
+    hatched = [c for c in right.collections if c.get_gid() == HATCH_GID]
+    includes = int(((fit.surface["ci_lower"] <= 0) & (fit.surface["ci_upper"] >= 0)).sum())
+    assert includes > 0 and len(hatched[0].get_paths()) == includes

@@ -47,6 +47,7 @@ from bayes_wake.checks.result import CheckResult
 from bayes_wake.core.regression import weighted_ols
 from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
+from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import MWASettings, matched_cells
 
 __all__ = [
@@ -809,8 +810,8 @@ class RandomisationTest:
             return self.problem()
         observed = int(self.observed.n_perfect[0])
         if observed:
-            return (f"the observed grid has {observed} essentially perfect fit(s), which R "
-                    "counts as significant")
+            return (f"the observed grid has {counted(observed, 'essentially perfect fit')}, "
+                    "which R counts as significant")
         perfect = int((self._null("n_perfect_fits") > 0).sum()) \
             if "n_perfect_fits" in self.null else 0
         if perfect > MAX_ARTEFACT_SHARE * self.n_valid:

@@ -109,6 +109,7 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
         write_recovery,
     )
     from bayes_wake.core.windows import expand_windows
+    from bayes_wake.io.tables import counted
 
     console = _console()
     started = time.perf_counter()
@@ -140,8 +141,8 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
                                    dependent, match_on, t_unit, convention, console,
                                    drop_duplicates=drop_duplicates, vcov=vcov)
     n_tasks = sum(placebos if s.placebo else replicates for s in scenarios)
-    console.print(f"{len(scenarios)} scenario(s), {n_tasks} replicate(s), methods "
-                  f"{', '.join(method_list)}")
+    console.print(f"{counted(len(scenarios), 'scenario')}, {counted(n_tasks, 'replicate')}, "
+                  f"methods {', '.join(method_list)}")
     with _progress(console, "recovery replicates") as advance:
         cells = run_recovery({"default": events}, scenarios, settings, out,
                              replicates=replicates, seed=seed, sites=sites,
