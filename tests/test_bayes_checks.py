@@ -111,3 +111,25 @@ def test_counts_and_probabilities_read_as_numbers_do():
     assert counted(0, "cell") == "0 cells"
     assert _p(0.946) == "0.946" and _p(0.951) == "0.95" and _p(0.5) == "0.50"
     assert _p(float("nan")) == "NA"
+
+
+def test_unreliable_power_scaling_names_the_option_that_refits():
+    """Where the importance weights fail (Pareto k > 0.7) the sentence names the command
+    line option that runs the refit it recommends, not an internal check name alone."""
+    spec = load_spec("smooth_nb")
+    fits, _ = plan_fits(("surface", "prior"), spec, match_on=("a",), delete_sutva=False)
+    reference = _result("reference", 0.93)
+    cells = [{"t_window": 10.0, "spat_window": 3.0, "prior_sensitivity": 0.01,
+              "likelihood_sensitivity": 0.2},
+             {"t_window": 20.0, "spat_window": 3.0, "prior_sensitivity": 0.08,
+              "likelihood_sensitivity": 0.3}]
+    for k, shaky in ((0.4, False), (0.9, True)):
+        reference["power_scaling"] = {
+            "cells": cells, "all_positive": 0.93,
+            "powers": [{"alpha": 0.5, "all_positive": 0.91, "pareto_k": 0.2},
+                       {"alpha": 2.0, "all_positive": 0.95, "pareto_k": k}]}
+        checks = {c.name: c for c in summarise_checks(fits, {"reference": reference},
+                                                      GridRegion())}
+        sentence = checks["prior"].sentence
+        assert "exceeds 0.05 in 1 of 2 cells" in sentence
+        assert ("(--bayes-checks prior_refit, or all)" in sentence) == shaky
