@@ -221,6 +221,21 @@ def test_an_out_folder_holding_an_input_is_refused_and_the_input_kept(mwa_exampl
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_option_words_that_name_a_folder_are_not_inputs_and_paths_with_equals_are(
+        mwa_example_csv, tmp_path, monkeypatch):
+    """Only file options are inputs: a rerun into ``--out days`` with ``--t-unit days`` is a
+    plain rerun; a data file under ``run=1/`` is still an input of ``--out run=1``."""
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        result = mwa(mwa_example_csv, "days", "--t-unit", "days")
+        assert result.exit_code == 0, result.output
+    Path("run=1").mkdir()
+    shutil.copy(mwa_example_csv, "run=1/e.csv")
+    result = mwa("run=1/e.csv", "run=1", "--overwrite")
+    assert result.exit_code == 2 and "holds the input run=1/e.csv" in last_line(result)
+    assert Path("run=1/e.csv").is_file()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

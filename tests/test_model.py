@@ -28,6 +28,14 @@ def test_shipped_specs_are_the_promised_ones():
     assert load_spec("smooth_nb").name == "smooth_nb"
 
 
+def test_a_folder_named_like_a_spec_does_not_hide_the_shipped_one(tmp_path, monkeypatch):
+    """``fit --out smooth_did`` makes a folder named like the default spec; the next run's
+    ``load_spec("smooth_did")`` must still find the shipped file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smooth_did").mkdir()
+    assert load_spec("smooth_did").name == "smooth_did"
+
+
 @pytest.mark.parametrize("name", list_specs())
 def test_every_spec_builds_and_draws_from_its_prior_predictive(name, small_cube):
     cube, covariates = small_cube

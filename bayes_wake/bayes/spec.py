@@ -242,7 +242,7 @@ def load_spec(path_or_name: str | Path) -> ModelSpec:
         If the file is missing, is not YAML, or does not follow the schema.
     """
     path = Path(path_or_name)
-    if not path.suffix and not path.exists():
+    if not path.suffix and not path.is_file():  # a folder named like a spec is not one
         path = MODELS_DIR / f"{path_or_name}.yaml"
     if not path.is_file():
         shipped = ", ".join(list_specs()) or "none found"

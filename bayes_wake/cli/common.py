@@ -80,16 +80,23 @@ def _guard_output(command: Callable) -> Callable:
 
 
 def _input_paths(options: dict) -> list[Path]:
-    """The existing files and folders a command's options name (``NAME=FILE`` included), so
-    that ``--out`` is refused when it holds one of them."""
+    """The input files a command's options name, so that ``--out`` is refused when it holds
+    one: every ``click.Path`` option but ``--out``, the file of each ``NAME=FILE`` option, and
+    a ``--spec`` that is a file (not a spec name)."""
     found = []
-    for name, value in options.items():
-        for item in value if isinstance(value, (tuple, list)) else (value,):
-            if name != "out" and isinstance(item, (str, os.PathLike)):
-                path = Path(str(item).rpartition("=")[2] or str(item))
-                if str(path) and path.exists():
-                    found.append(path)
-    return found
+    for param in click.get_current_context().command.params:
+        value = options.get(param.name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for item in (v for v in values if v is not None):
+            if param.name == "out":
+                continue
+            if isinstance(param.type, click.Path):
+                found.append(Path(item))
+            elif param.metavar == "NAME=FILE" and "=" in str(item):
+                found.append(Path(str(item).partition("=")[2]))
+            elif param.name == "spec_path" and Path(item).is_file():
+                found.append(Path(item))
+    return [path for path in found if path.exists()]
 
 
 def overwrite_option(command: Callable) -> Callable:
@@ -97,7 +104,8 @@ def overwrite_option(command: Callable) -> Callable:
         "--overwrite", is_flag=True,
         help="Replace an existing --out folder whole, even one bayes-wake did not write "
              "(without it such a folder is refused; a folder bayes-wake wrote is always "
-             "replaced whole, never mixed).")(command)
+             "replaced whole, never mixed). An --out that holds an input file is always "
+             "refused.")(command)
 
 
 class RCommand(click.Command):

@@ -293,7 +293,9 @@ def reanalyze_sauter(
 
     started = time.perf_counter()
     say = log or (lambda _line: None)
-    check_output_folder(out)
+    inputs = _input_record(acled, boundaries, bases, qips, aid, rivers, roads,
+                           {**(layers or {}), **(rasters or {})})
+    check_output_folder(out, inputs=[path for path in inputs.values() if path])
     window_grid = expand_windows(*windows, name="windows", temporal=True)
     radius_grid = expand_windows(*radii, name="radii")
     chosen = [o if isinstance(o, Outcome) else parse_outcome(o) for o in outcomes]
@@ -339,8 +341,6 @@ def reanalyze_sauter(
         frame["projects"] = "SIMULATED" if sim_kinds else "from files"
 
     # -- write -------------------------------------------------------------------------------
-    inputs = _input_paths(acled, boundaries, bases, qips, aid, rivers, roads,
-                          {**(layers or {}), **(rasters or {})})
     settings = {
         "command": "sauter", "start": start, "end": end, "regions": list(keep_regions),
         "merge_menaka": merge_menaka, "snap_km": snap_km,
@@ -804,7 +804,7 @@ def _study_map(boundary, keep_regions, bases, projects, points, outcome, water, 
 # ---------------------------------------------------------------------------------------------
 
 
-def _input_paths(acled, boundaries, bases, qips, aid, rivers, roads, named: dict) -> dict:
+def _input_record(acled, boundaries, bases, qips, aid, rivers, roads, named: dict) -> dict:
     """Every input file by role, for the provenance and the report."""
     inputs = {"acled": str(acled), "boundaries": str(boundaries), "bases": str(bases),
               "qips": str(qips) if qips else None, "aid": str(aid) if aid else None}
