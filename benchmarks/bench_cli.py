@@ -4,7 +4,9 @@ What a user waits for, imports included: ``bayes-wake --help``, and ``bayes-wake
 match, OLS, the four tables, the cube and the PNG) on R's 394-event example and on a study of
 the paper's size (1,900 anchors, 1,100 outcomes, 6 x 5 grid), each the median of 5 runs of
 ``/usr/bin/time`` (wall seconds and peak memory). Targets (issue 11): ``--help`` <= 0.3 s,
-``mwa`` at paper size <= 1.0 s. Where R and ``mwa`` are installed
+``mwa`` at paper size <= 1.0 s. A row times the imports alone (the libraries the outputs
+need: pandas, SciPy, xarray with the dask it probes, h5netcdf, matplotlib): the floor under
+any ``mwa`` run with this stack. Where R and ``mwa`` are installed
 (``../shared/r_reference/install.sh``), R's ``matchedwake`` runs on the same paper-size file.
 """
 
@@ -24,12 +26,16 @@ EXAMPLE = SHARED / "data" / "mwa_example" / "mwa_data.csv"
 CLI = str(Path(sys.executable).parent / "bayes-wake")
 
 
-def _timed(argv: list[str], repeat: int) -> tuple[float, float]:
+_FLOOR = ("import pandas, scipy.sparse, scipy.special, scipy.spatial, xarray, dask.array, "
+          "dask.distributed, h5netcdf, matplotlib.pyplot, click, rich")
+
+
+def _timed(argv: list[str], repeat: int, env: dict | None = None) -> tuple[float, float]:
     """Median wall seconds and peak RSS (MB) of ``argv`` over ``repeat`` runs."""
     walls, peaks = [], []
     for _ in range(repeat):
         done = subprocess.run(["/usr/bin/time", "-f", "%e %M", *argv], capture_output=True,
-                              text=True)
+                              text=True, env=env)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
         wall, peak = done.stderr.strip().splitlines()[-1].split()
@@ -74,6 +80,12 @@ def run(quick: bool = False) -> list[dict]:
                                   "dist_base_km,dist_river_km,pop_density"), repeat)
     rows.append({"command": "bayes-wake mwa, paper size (1,900 anchors x 1,100, 6 x 5)",
                  "wall_s": wall, "target_s": 1.0, "peak_mb": peak})
+    # the floor under any mwa run: the libraries its outputs need, imported and nothing done
+    # (xarray imports dask.array when it builds a Dataset and dask.distributed in to_netcdf,
+    # whenever dask is installed, as it is for the scale-out)
+    wall, peak = _timed([sys.executable, "-c", _FLOOR], repeat)
+    rows.append({"command": "imports alone (pandas, SciPy, xarray + dask, matplotlib, ...)",
+                 "wall_s": wall, "target_s": "", "peak_mb": peak})
     rscript = shutil.which("Rscript")
     if rscript:
         code = ("suppressMessages(library(mwa)); d <- read.csv(commandArgs(TRUE)[1]); "
@@ -83,7 +95,10 @@ def run(quick: bool = False) -> list[dict]:
                 "c('dist_base_km', 'dist_river_km', 'pop_density'), weighted = TRUE, "
                 "t_unit = 'days'))")
         try:
-            wall, peak = _timed([rscript, "-e", code, str(paper)], 1)
+            # install.sh puts mwa and cem into /tmp/r_reference_lib
+            env = {**os.environ, "R_LIBS_USER": os.environ.get("R_LIBS_USER",
+                                                               "/tmp/r_reference_lib")}
+            wall, peak = _timed([rscript, "-e", code, str(paper)], repeat, env)
             rows.append({"command": "R mwa::matchedwake, paper size", "wall_s": wall,
                          "target_s": "", "peak_mb": peak})
         except RuntimeError as exc:
