@@ -39,6 +39,12 @@ _PUBLIC = {
     "plot_effect_surface": "bayes_wake.plotting",
     "plot_surfaces_side_by_side": "bayes_wake.plotting",
     "run_sensitivity": "bayes_wake.checks.sensitivity",
+    "Scenario": "bayes_wake.checks.recovery",
+    "RecoverySettings": "bayes_wake.checks.recovery",
+    "load_battery": "bayes_wake.checks.recovery",
+    "run_recovery": "bayes_wake.checks.recovery",
+    "score_recovery": "bayes_wake.checks.recovery",
+    "write_recovery": "bayes_wake.checks.recovery",
 }
 
 __all__ = ["__version__", *_PUBLIC]

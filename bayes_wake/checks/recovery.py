@@ -67,7 +67,7 @@ from bayes_wake.wakes import count_wakes
 
 __all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth",
            "placebo_placement", "posterior_cells", "recovery_tasks", "run_recovery",
-           "score_recovery", "FORMS", "load_battery"]
+           "score_recovery", "write_recovery", "RecoverySettings", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
 _DAY_NS = 86_400 * 10**9
@@ -458,7 +458,26 @@ def placebo_placement(events: pd.DataFrame, sites: pd.DataFrame, rng: np.random.
 
 @dataclass(frozen=True)
 class RecoverySettings:
-    """Everything a replicate needs besides the data: grid, matching, methods, seeds."""
+    """Everything a replicate needs besides the data: grid, matching, methods, sampler.
+
+    Attributes
+    ----------
+    windows, radii
+        The grid: temporal windows (days) and radii (km).
+    mwa
+        Keywords of :class:`~bayes_wake.mwa.analysis.MWASettings` (``match_on``,
+        ``weighted``, ``tcm``, ``formula``, ...): the OLS table every method is scored on.
+    methods
+        ``ols`` and/or names or paths of model specs.
+    convention
+        Wake counting convention (``mwa`` or ``exact``).
+    draws, tune, chains
+        Sampler settings that replace the specs' own (None keeps them).
+    placebo_weight
+        Column of the placebo sites that weights where treatments are re-drawn.
+    extra
+        Further settings recorded with every replicate's key.
+    """
 
     windows: tuple[int, ...]
     radii: tuple[float, ...]
