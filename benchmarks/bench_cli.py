@@ -30,12 +30,13 @@ _FLOOR = ("import pandas, scipy.sparse, scipy.special, scipy.spatial, xarray, da
           "dask.distributed, h5netcdf, matplotlib.pyplot, click, rich")
 
 
-def _timed(argv: list[str], repeat: int, env: dict | None = None) -> tuple[float, float]:
+def _timed(argv: list[str], repeat: int, env: dict | None = None,
+           cwd: Path | None = None) -> tuple[float, float]:
     """Median wall seconds and peak RSS (MB) of ``argv`` over ``repeat`` runs."""
     walls, peaks = [], []
     for _ in range(repeat):
         done = subprocess.run(["/usr/bin/time", "-f", "%e %M", *argv], capture_output=True,
-                              text=True, env=env)
+                              text=True, env=env, cwd=cwd)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
         wall, peak = done.stderr.strip().splitlines()[-1].split()
@@ -98,7 +99,8 @@ def run(quick: bool = False) -> list[dict]:
             # install.sh puts mwa and cem into /tmp/r_reference_lib
             env = {**os.environ, "R_LIBS_USER": os.environ.get("R_LIBS_USER",
                                                                "/tmp/r_reference_lib")}
-            wall, peak = _timed([rscript, "-e", code, str(paper)], repeat, env)
+            # matchedwake writes matchedwake_log.txt into its working folder
+            wall, peak = _timed([rscript, "-e", code, str(paper)], 1, env, cwd=folder)
             rows.append({"command": "R mwa::matchedwake, paper size", "wall_s": wall,
                          "target_s": "", "peak_mb": peak})
         except RuntimeError as exc:
