@@ -1,8 +1,9 @@
 """The Bayesian surface fitted and written beside the OLS table it reanalyses.
 
 One path for every command that shows both (``fit``, ``demo``, ``sauter``): the model is fitted
-with the OLS table's own matching, weights and formula (:func:`fit_beside`), and its files are
-written with the side-by-side figure ``comparison.png`` (:func:`write_beside`).
+with the OLS table's match columns, weights, TCM, SUTVA rule and formula (whether it matches at
+all is the spec's ``matching``) (:func:`fit_beside`), and its files are written with the
+side-by-side figure ``comparison.png`` (:func:`write_beside`).
 """
 
 from __future__ import annotations

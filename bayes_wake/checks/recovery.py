@@ -56,6 +56,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_wake.core.geo import destination, great_circle_km
+from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import (
     MWASettings,
@@ -70,7 +71,7 @@ __all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_trut
            "score_recovery", "write_recovery", "RecoverySettings", "FORMS", "load_battery"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
-_DAY_NS = 86_400 * 10**9
+_DAY_NS = unit_ns("days")
 #: Version of a replicate's result (3: the truth is the scenario's effect on the table's
 #: coefficient); part of the task key, so a resumed battery never mixes two definitions.
 _RESULT_VERSION = 3

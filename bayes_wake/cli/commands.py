@@ -72,7 +72,7 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
                         vcov, alpha)  # before any data are read
     _check_alpha2(alpha, alpha2)
-    events, cube, _ = _load_and_count(
+    events, cube = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     with _progress(console, "matching and fitting") as advance:
@@ -194,7 +194,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
                         vcov, alpha)  # before any data are read
     _check_alpha2(alpha, alpha2)
-    events, cube, _ = _load_and_count(
+    events, cube = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     result = matched_wake_analysis(cube, **asdict(mwa))

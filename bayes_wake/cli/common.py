@@ -276,7 +276,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
                            progress=advance)
-    return events, cube, match_cols
+    return events, cube
 
 
 def _event_checks(events) -> dict:

@@ -137,7 +137,7 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
         mwa={k: (list(v) if isinstance(v, tuple) else v) for k, v in mwa.__dict__.items()},
         methods=method_list, convention=convention, draws=draws, tune=tune, chains=chains,
         placebo_weight=placebo_weight)
-    events, _, _ = _load_and_count(data, columns, t_window, spat_window, treatment, control,
+    events, _ = _load_and_count(data, columns, t_window, spat_window, treatment, control,
                                    dependent, match_on, t_unit, convention, console,
                                    drop_duplicates=drop_duplicates, vcov=vcov)
     n_tasks = sum(placebos if s.placebo else replicates for s in scenarios)

@@ -141,7 +141,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
         placebos=_placebo_count(placebo_sites, placebos), placebo_weight=placebo_weight,
         placebo_bayes=placebo_bayes)
 
-    events, cube, match_cols = _load_and_count(
+    events, cube = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
     checks_record = _event_checks(events)

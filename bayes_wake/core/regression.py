@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 from scipy import sparse, special
 
-from bayes_wake.core.geo import EARTH_RADIUS_KM
+from bayes_wake.core.geo import EARTH_RADIUS_KM, unit_vectors
 from bayes_wake.errors import SettingsError
 
 __all__ = ["OLSFit", "weighted_ols", "VCov", "VCovSpec", "parse_vcov", "conley_kernel",
@@ -155,14 +155,13 @@ def conley_kernel(lat, lon, km: float, days: float | None = None,
     """
     from scipy.spatial import cKDTree
 
-    lat, lon = np.radians(np.asarray(lat, float)), np.radians(np.asarray(lon, float))
-    xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    xyz = unit_vectors(np.asarray(lon, float), np.asarray(lat, float))
     chord = 2 * np.sin(km / EARTH_RADIUS_KM / 2)
     pairs = cKDTree(xyz).query_pairs(chord * (1 + 1e-12), output_type="ndarray")
     if days is not None and len(pairs):
         t = np.asarray(time_days, float)
         pairs = pairs[np.abs(t[pairs[:, 0]] - t[pairs[:, 1]]) <= days]
-    n = len(lat)
+    n = len(xyz)
     rows = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(n)])
     cols = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(n)])
     return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
