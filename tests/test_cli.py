@@ -37,6 +37,21 @@ def test_mwa_command_reproduces_r_and_writes_every_artefact(mwa_example_csv, mwa
     assert "4 of 25 windows" in result.stderr + result.stdout
 
 
+def test_mwa_process_leaves_dask_unimported(mwa_example_csv, tmp_path):
+    """xarray imports dask (0.5 s) to ask whether arrays are dask arrays; mwa holds none."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bayes_wake.cli", "mwa", "--data",
+         str(mwa_example_csv), *EXAMPLE_ARGS, "--out", str(tmp_path / "run")],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "xarray" in imported and "matplotlib" in imported  # the probe itself works
+    # an import of dask that happens loads its submodules (dask.config, dask.base, ...);
+    # the refused attempts leave a bare "dask" line of a few microseconds
+    assert not {name for name in imported if name.startswith(("dask.", "distributed"))}
+
+
 @pytest.mark.parametrize("args, reason", [
     (["--t-window", "2", "10", "3"], "does not divide"),
     (["--t-window", "1", "9", "2"], "at least 2"),

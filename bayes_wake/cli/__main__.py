@@ -1,5 +1,5 @@
 """``python -m bayes_wake.cli``: the ``bayes-wake`` command."""
 
-from bayes_wake.cli.commands import main
+from bayes_wake.cli import run
 
-main()
+run()
