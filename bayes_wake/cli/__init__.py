@@ -29,4 +29,4 @@ def run() -> None:
     if sys.argv[1:2] and sys.argv[1] in _WITHOUT_DASK:
         for name in ("dask", "distributed"):
             sys.modules.setdefault(name, None)
-    main()
+    main(prog_name="bayes-wake")
