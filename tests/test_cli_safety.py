@@ -380,17 +380,21 @@ def test_output_folders_the_readme_writes_are_ignored_by_git():
 
 @pytest.mark.slow
 def test_the_readme_python_blocks_run_as_written(mwa_example_csv, tmp_path, monkeypatch):
-    """The README's Python, in order, beside a copy of R's example data (the file name it
-    reads), with the sampler shortened; every call must work and the region it asks about must
-    hold cells with an estimate."""
+    """The README's Python, in order, from a repository root with R's example data where
+    the README's paths put it (``../shared/data/...``), with the sampler shortened; every call
+    must work and the region it asks about must hold cells with an estimate."""
     import warnings
 
     from bayes_wake.bayes import spec as specs
 
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
     assert len(blocks) >= 2 and "prob_positive" in blocks[-1]
-    shutil.copy(mwa_example_csv, tmp_path / "mwa_data.csv")
-    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "bayes_wake"
+    shared = tmp_path / "shared" / "data" / "mwa_example"
+    shared.mkdir(parents=True)
+    root.mkdir()
+    shutil.copy(mwa_example_csv, shared / "mwa_data.csv")
+    monkeypatch.chdir(root)
     real = specs.load_spec
     monkeypatch.setattr(specs, "load_spec", lambda name: real(name).with_sampler(
         draws=200, tune=300, chains=2, seed=1))
@@ -401,7 +405,7 @@ def test_the_readme_python_blocks_run_as_written(mwa_example_csv, tmp_path, monk
             exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
     fit = namespace["fit"]
     assert 0.0 <= fit.prob_positive(lambda w, r: (w >= 8) & (r >= 8)) <= 1.0
-    assert (tmp_path / "posterior.nc").is_file()
+    assert (root / "posterior.nc").is_file()
 
 
 #: What each command must leave in its --out folder when a README block runs it.
