@@ -315,12 +315,17 @@ def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, ns_per_un
     cls = rows.target_class[k_idx]
     flat = (((cls * 2 + period) * m + a_local) * n_r + r_bin) * n_w + w_bin
     counts = np.bincount(flat, minlength=3 * 2 * m * n_r * n_w).reshape(3, 2, m, n_r, n_w)
-    # The pre-trend needs the dependent pre counts per single time step dd = 0..t_max.
+    # The pre-trend needs the dependent pre counts per stretch of delays between the edges
+    # of its halves (a few per window, never one per time step: a window in seconds is long).
+    terms = [_trend_terms(int(w), convention) for w in windows]
+    edges = np.unique([e for window in terms for _, lo, hi in window for e in (lo, hi + 1)])
+    n_s = len(edges) - 1
     pre_dep = (cls == 0) & (period == 0)
-    hist_flat = (a_local[pre_dep] * n_r + r_bin[pre_dep]) * (t_max + 1) + dd[pre_dep]
-    hist = np.bincount(hist_flat, minlength=m * n_r * (t_max + 1)).reshape(
-        m, n_r, t_max + 1).cumsum(axis=1)  # cumulative over radius
-    return counts, _trend(hist, windows, convention)
+    stretch = np.searchsorted(edges, dd[pre_dep], side="right") - 1
+    hist_flat = (a_local[pre_dep] * n_r + r_bin[pre_dep]) * n_s + stretch
+    hist = np.bincount(hist_flat, minlength=m * n_r * n_s).reshape(
+        m, n_r, n_s).cumsum(axis=1)  # cumulative over radius
+    return counts, _trend(hist, edges, terms)
 
 
 def _cube(rows: _SortedRows, anchors, counts, trend, windows, radii, unit: str,
@@ -412,28 +417,35 @@ def _candidate_pairs(anchor_xyz: np.ndarray, target_xyz: np.ndarray, chord: floa
     return pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
 
 
-def _trend(hist: np.ndarray, windows: np.ndarray, convention: str) -> np.ndarray:
-    """Pre-trend per window from dependent pre counts by time step (``hist[..., dd]``)."""
+def _trend_terms(t: int, convention: str) -> list[tuple[float, int, int]]:
+    """The pre-trend of window ``t`` as terms ``(weight, lo, hi)``: the trend is the sum of
+    ``weight`` x the dependent pre events with delay ``lo <= dd <= hi`` (in ``t_unit``)."""
+    if convention != "mwa":
+        half = (t + 1) // 2  # equal halves of the t + 1 steps; a middle step is left out
+        return [(1.0, 0, half - 1), (-1.0, t + 1 - half, t)]
+    if t % 2 == 0:
+        half = t // 2
+        return [(1.0, 0, half - 1), (-1.0, half, t)]
+    s = (t + 1) // 2
+    q = s // (s - 1)  # Java integer division: 2 for t = 3, 1 for t >= 5
+    # R: 0.5 * ((first half - q * second) + (q * first without its end - second from s - 1))
+    return [(0.5, 0, s - 1), (-0.5 * q, s, t), (0.5 * q, 0, s - 2), (-0.5, s - 1, t)]
+
+
+def _trend(hist: np.ndarray, edges: np.ndarray, terms: list) -> np.ndarray:
+    """Pre-trend per window from dependent pre counts by stretch of delays
+    (``hist[..., i]`` counts ``edges[i] <= dd < edges[i + 1]``) and each window's
+    :func:`_trend_terms`."""
     prefix = np.concatenate([np.zeros(hist.shape[:-1] + (1,)), hist.cumsum(axis=-1)], axis=-1)
 
-    def total(lo: int, hi: int) -> np.ndarray:  # sum of hist[..., lo..hi] inclusive
-        return prefix[..., hi + 1] - prefix[..., lo]
+    def total(lo: int, hi: int) -> np.ndarray:  # dependent pre events with lo <= dd <= hi
+        return prefix[..., np.searchsorted(edges, hi + 1)] - prefix[..., np.searchsorted(
+            edges, lo)]
 
-    out = np.empty(hist.shape[:-1] + (len(windows),))
-    for j, t in enumerate(int(w) for w in windows):
-        if convention == "mwa":
-            if t % 2 == 0:
-                half = t // 2
-                out[..., j] = total(0, half - 1) - total(half, t)
-            else:
-                s = (t + 1) // 2
-                q = s // (s - 1)  # Java integer division: 2 for t = 3, 1 for t >= 5
-                first = total(0, s - 1) - q * total(s, t)
-                second = q * total(0, s - 2) - total(s - 1, t)
-                out[..., j] = 0.5 * (first + second)
-        else:
-            half = (t + 1) // 2  # equal halves of the t + 1 steps; a middle step is left out
-            out[..., j] = total(0, half - 1) - total(t + 1 - half, t)
+    out = np.zeros(hist.shape[:-1] + (len(terms),))
+    for j, window in enumerate(terms):
+        for weight, lo, hi in window:
+            out[..., j] += weight * total(lo, hi)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,6 +56,33 @@ def test_significant_windows_are_the_published_ones(example_result):
     cells = set(zip(significant["t_window"], significant["spat_window"], strict=True))
     assert cells == {(8, 8), (8, 10), (10, 8), (10, 10)}
     assert np.all(np.abs(significant["estimate"] - 1) < 0.12)
+
+
+def _counted_with_peak(events, windows, t_unit):
+    """The wake cube of R's grid of radii and the peak of memory traced while counting."""
+    tracemalloc.start()
+    try:
+        cube = count_wakes(events, windows, [2, 4, 6, 8, 10], t_unit=t_unit, chunk_size=8)
+        return cube, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_windows_in_seconds_give_the_days_tables_in_the_days_memory(mwa_example_events,
+                                                                     example_result):
+    """2..10 days written in seconds: R's tables bit for bit, and no array with a slot per
+    second of the longest window (such a histogram of the pre-trend took 7.7 GB)."""
+    _, days_peak = _counted_with_peak(mwa_example_events, [2, 4, 6, 8, 10], "days")
+    seconds = [86_400 * d for d in (2, 4, 6, 8, 10)]
+    cube, seconds_peak = _counted_with_peak(mwa_example_events, seconds, "secs")
+    assert seconds_peak < 10 * days_peak
+    result = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True,
+                                   tcm=True)
+    for name, attribute in TABLES.items():
+        in_days = getattr(result, attribute).assign(
+            t_window=lambda t: t["t_window"] // 86_400)
+        pd.testing.assert_frame_equal(in_days, getattr(example_result, attribute),
+                                      check_exact=True, obj=name)
 
 
 def test_ols_equals_statsmodels_wls_with_robust_errors():
