@@ -345,6 +345,32 @@ def test_warning_is_drawn_in_red():
     assert any(t.get_text() == "NOT CONVERGED" for t in fig.findobj(Text))
 
 
+SAUTER_BANNER = ("All non-state armed group activity: SIMULATED PROJECTS, a placebo, not a "
+                 "finding | NOT CONVERGED: max R-hat 1.042 > 1.01; min bulk ESS 88 < 400; "
+                 "3 divergences")
+
+
+@pytest.mark.parametrize("panels", [1, 2])
+def test_a_long_warning_stays_inside_the_frame(panels):
+    """The Sauter report's banner ran past the red frame on both sides: it is set smaller,
+    then broken into lines, and keeps every word."""
+    if panels == 1:
+        fig, _ = plot_effect_surface(posterior_surface(), value="mean", warning=SAUTER_BANNER)
+    else:
+        fig, _ = plot_surfaces_side_by_side(ols_surface(), posterior_surface(),
+                                            warning=SAUTER_BANNER)
+    fig.draw_without_rendering()
+    (banner,) = [t for t in fig.findobj(Text) if t.get_gid() == WARNING_GID]
+    (frame,) = [a for a in fig.findobj() if a.get_gid() == WARNING_GID + "_frame"]
+    inner = frame.get_linewidth() / 2 * fig.dpi / 72  # the frame's width inside the figure
+    box = banner.get_bbox_patch().get_window_extent()
+    assert fig.bbox.x0 + inner < box.x0 and box.x1 < fig.bbox.x1 - inner
+    assert fig.bbox.y0 + inner < box.y0 and box.y1 < fig.bbox.y1 - inner
+    assert banner.get_fontsize() >= 9
+    assert banner.get_text().split() == SAUTER_BANNER.replace(" | ", " ").split()
+    assert_no_overlaps(fig)
+
+
 def test_no_warning_no_red_text():
     fig, _ = plot_surfaces_side_by_side(ols_surface(), posterior_surface())
     assert not [t for t in fig.findobj(Text) if t.get_gid() == WARNING_GID]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import textwrap
 from collections.abc import Hashable
 from pathlib import Path
 
@@ -161,21 +162,61 @@ def _luminance(rgba: tuple[float, float, float, float]) -> float:
 # The warning over a figure that is not to be trusted
 
 
+_FS_WARNING = _FS_TITLE + 1
+_FS_WARNING_MIN = 9
+_WARNING_BOX_PAD = 0.35  # font sizes
+_WARNING_FRAME_WIDTH = 4.0  # points, half of it inside the figure
+_WARNING_MARGIN = 8.0  # points between the text box and the frame
+
+
 def _draw_warning(fig: Figure, warning: str) -> None:
+    """Draw `warning` in a red box over the top of `fig`, and a red frame around it.
+
+    A warning wider than the figure is set smaller, down to :data:`_FS_WARNING_MIN`, then
+    broken into lines (first at its ``" | "`` separators), and the figure grows by the lines
+    added, so the box stays inside the frame.
+    """
     engine = fig.get_layout_engine()
     if isinstance(engine, ConstrainedLayoutEngine):
         # Keep the text box and the panels' labels clear of the red frame. (The suptitle must
         # keep its automatic position: constrained layout makes room only for that.)
         engine.set(h_pad=0.12, w_pad=0.1)
-    fig.suptitle(
-        warning, color="#b30000", fontsize=_FS_TITLE + 1, fontweight="bold", gid=WARNING_GID,
-        bbox={"boxstyle": "round,pad=0.35", "facecolor": "#fde0dd", "edgecolor": "#b30000",
-              "linewidth": 1.5},
+    text = fig.suptitle(
+        warning, color="#b30000", fontsize=_FS_WARNING, fontweight="bold", gid=WARNING_GID,
+        bbox={"boxstyle": f"round,pad={_WARNING_BOX_PAD}", "facecolor": "#fde0dd",
+              "edgecolor": "#b30000", "linewidth": 1.5},
     )
+    _fit_warning(fig, text)
     fig.add_artist(mpatches.Rectangle(
         (0.0, 0.0), 1.0, 1.0, transform=fig.transFigure, fill=False, edgecolor="#b30000",
-        linewidth=4.0, zorder=100, gid=WARNING_GID + "_frame",
+        linewidth=_WARNING_FRAME_WIDTH, zorder=100, gid=WARNING_GID + "_frame",
     ))
+
+
+def _fit_warning(fig: Figure, text) -> None:
+    """Shrink, then wrap, the warning text until its box fits inside the red frame."""
+    renderer = fig.canvas.get_renderer()
+    to_pixels = fig.dpi / 72.0
+
+    def room(size: float) -> float:
+        box = 2 * (_WARNING_BOX_PAD * size + _WARNING_FRAME_WIDTH / 2 + _WARNING_MARGIN)
+        return fig.bbox.width - box * to_pixels
+
+    width = text.get_window_extent(renderer).width
+    if width <= room(_FS_WARNING):
+        return
+    size = max(_FS_WARNING_MIN, math.floor(_FS_WARNING * room(_FS_WARNING) / width * 2) / 2)
+    text.set_fontsize(size)
+    if text.get_window_extent(renderer).width <= room(size):
+        return
+    lines = text.get_text().split(" | ")
+    text.set_text("\n".join(lines))
+    chars = max(len(line) for line in lines)
+    while text.get_window_extent(renderer).width > room(size) and chars > 10:
+        chars = int(chars * 0.9)
+        text.set_text("\n".join(textwrap.fill(line, chars) for line in lines))
+    added = text.get_text().count("\n")
+    fig.set_figheight(fig.get_figheight() + added * 1.2 * size / 72.0)
 
 
 # --------------------------------------------------------------------------------------------
