@@ -567,3 +567,35 @@ def test_every_check_draws_something_even_without_a_valid_draw():
     (ax,) = axes.values()
     (text,) = [t for t in ax.texts if t.get_gid() == NULL_TEXT_GID]
     assert "only 0 of 30 draws are valid" in text.get_text().replace("\n", " ")
+
+
+# --------------------------------------------------------------------------------------------
+# the recovery battery
+
+
+@pytest.mark.parametrize(("n_scenarios", "n_methods"), [(1, 1), (5, 3), (10, 6)])
+def test_recovery_legend_covers_no_bar(n_scenarios, n_methods):
+    """The legend sat over the coverage panel and hid the bars of the "no effect" scenario."""
+    import pandas as pd
+
+    from bayes_wake.plotting import plot_recovery
+
+    rng = np.random.default_rng(n_scenarios)
+    scenarios = [f"additive {0.1 * k:.1f}" for k in range(1, n_scenarios)] + ["no effect"]
+    methods = ["ols", "smooth_did", "smooth_nb", "poisson", "unpooled_nb", "lagged_nb"]
+    summary = pd.DataFrame([
+        {"method": m, "scenario": s, "rmse": rng.uniform(0.05, 0.4),
+         "coverage": rng.uniform(0.2, 0.99)}
+        for m in methods[:n_methods] for s in scenarios])
+    fig = plot_recovery(summary)
+    fig.draw_without_rendering()
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    (legend,) = legends
+    box = legend.get_window_extent()
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    assert len(legend.get_texts()) == n_methods + 2  # every method and both nominal lines
+    bars = [p.get_window_extent() for ax in fig.axes for p in ax.patches]
+    assert len(bars) == 2 * n_scenarios * n_methods
+    for bar in bars:
+        assert not bar.overlaps(box), (bar, box)

@@ -27,7 +27,8 @@ def plot_recovery(summary: pd.DataFrame) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        The figure, 11 inches wide, with the two axes.
+        The figure, 11 inches wide, with the two axes and, below them, one legend of the
+        methods and the nominal coverages.
     """
     methods = list(dict.fromkeys(summary["method"]))
     scenarios = list(dict.fromkeys(summary["scenario"]))
@@ -47,6 +48,21 @@ def plot_recovery(summary: pd.DataFrame) -> Figure:
     axes[1].set_xlim(0, 1)
     axes[0].set_yticks(y, scenarios)
     axes[0].invert_yaxis()
-    axes[1].legend(loc="lower left", fontsize=8)
     fig.suptitle("Recovery of planted effects on the study's real outcome events")
+    handles = [*axes[1].containers, *axes[1].get_lines()]  # the methods, then the nominals
+    _legend_below(fig, handles, [h.get_label() for h in handles])
     return fig
+
+
+def _legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
+    """The legend under both axes, in as few rows as the figure's width allows: over the
+    axes it would hide bars."""
+    ncols = len(handles)
+    renderer = fig.canvas.get_renderer()
+    while True:
+        legend = fig.legend(handles, labels, loc="outside lower center", ncols=ncols,
+                            fontsize=8, frameon=False)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        legend.remove()
+        ncols -= 1
