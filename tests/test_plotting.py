@@ -93,6 +93,11 @@ def mesh_of(ax) -> QuadMesh:
     return mesh
 
 
+def all_axes(fig) -> list:
+    """The figure's axes and their insets (a colourbar placed beside its panel)."""
+    return [a for ax in fig.axes for a in (ax, *ax.child_axes)]
+
+
 def legend_texts(ax) -> list[str]:
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
@@ -190,7 +195,7 @@ def test_axis_labels_ticks_and_colourbar():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["3", "6", "9", "12", "15"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["10", "20", "30", "40", "50", "60"]
     np.testing.assert_array_equal(ax.get_xticks(), np.arange(5))
-    colourbar_labels = [a.get_ylabel() for a in fig.axes if a is not ax]
+    colourbar_labels = [a.get_ylabel() for a in all_axes(fig) if a is not ax]
     assert colourbar_labels == ["effect (events per wake)"]
 
 
@@ -315,7 +320,7 @@ def test_side_by_side_shares_one_symmetric_scale_and_one_colourbar():
         (norms[0].vmin, norms[0].vmax) == (norms[1].vmin, norms[1].vmax)
     )
     assert (norms[0].vmin, norms[0].vmax) == (-3.0, 3.0)
-    assert len(fig.axes) == 3  # two panels and one colourbar
+    assert len(all_axes(fig)) == 3  # two panels and one colourbar
     assert [ax.get_title() for ax in axes] == [
         "OLS (matched wake analysis)", "Bayesian posterior mean",
     ]
@@ -343,6 +348,42 @@ def test_warning_is_drawn_in_red():
     assert_no_overlaps(fig)
     fig, _ = plot_effect_surface(posterior_surface(), value="mean", warning="NOT CONVERGED")
     assert any(t.get_text() == "NOT CONVERGED" for t in fig.findobj(Text))
+
+
+def legend_boxes(fig) -> list:
+    fig.draw_without_rendering()
+    return [ax.get_legend().get_window_extent() for ax in fig.axes if ax.get_legend()]
+
+
+@pytest.mark.parametrize(
+    ("windows", "radii"),
+    [(np.arange(2, 11, 2), np.arange(2, 11, 2)), (WINDOWS, RADII), ([10], [3, 6, 9]),
+     ([10], RADII)],
+    ids=["5x5", "6x5", "1x3", "1x5"],
+)
+def test_colourbar_sits_next_to_the_panels(windows, radii):
+    """The colourbar keeps close to the panels even when a legend is wider than its panel
+    (R's example left a gap of 100 px at 200 dpi before the bar)."""
+    windows, radii = np.asarray(windows), np.asarray(radii)
+    left = ols_surface(np.r_[windows, windows[-1] + 10], radii).isel(window=slice(-1))
+    right = posterior_surface(windows, radii)
+    right["mean"][0, 0] = np.nan  # a wide right legend: hatching and NA
+    right["ci_lower"].attrs["ci_prob"] = 0.89
+    fig, axes = plot_surfaces_side_by_side(
+        left, right, warning="NOT CONVERGED: min bulk ESS 339 < 400",
+        left_title="OLS (matched wake analysis)\nhatched: p > 0.05",
+        right_title="Bayesian posterior mean (smooth_nb)\nhatched: 89% interval includes 0")
+    fig.draw_without_rendering()
+    (cbar,) = [a for a in all_axes(fig) if a not in axes]
+    bar = cbar.get_window_extent()
+    if bar.height > bar.width:  # beside the right panel
+        gap = bar.x0 - axes[1].get_window_extent().x1
+    else:  # below the panels, under their legends
+        gap = min(ax.get_tightbbox().y0 for ax in axes) - bar.y1
+    assert 0 <= gap <= 0.3 * fig.dpi
+    left_legend, right_legend = legend_boxes(fig)
+    assert left_legend.x1 < right_legend.x0  # the legends keep apart
+    assert_no_overlaps(fig)
 
 
 SAUTER_BANNER = ("All non-state armed group activity: SIMULATED PROJECTS, a placebo, not a "
@@ -402,7 +443,7 @@ def assert_no_overlaps(fig):
     fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
     outside = []
-    for ax in fig.axes:
+    for ax in all_axes(fig):
         candidates = [*_shown_tick_labels(ax.xaxis), *_shown_tick_labels(ax.yaxis), ax.xaxis.label,
                       ax.yaxis.label, ax.title]
         if ax.get_legend() is not None:

@@ -203,11 +203,12 @@ def plot_effect_surface(
     else:
         fig = _root_figure(ax)
     mesh = _draw_grid(ax, grid, norm=norm, cmap=colormap, title=title, t_unit=t_unit)
-    cbar = fig.colorbar(mesh, ax=ax, extend=extend, **_colorbar_options(layout))
+    cbar = _add_colorbar(fig, mesh, [ax], layout, extend)
     _style_colorbar(cbar, grid.value_label)
     if warning:
         _draw_warning(fig, warning)
-    _finish_cells(fig, [ax], [grid], cbar, norm=norm, cmap=colormap, annotate=annotate)
+    _finish_cells(fig, [ax], [grid], cbar, norm=norm, cmap=colormap, annotate=annotate,
+                  resize=layout is not None)
     return fig, ax
 
 
@@ -285,7 +286,7 @@ def plot_surfaces_side_by_side(
     label = grids[0].value_label if grids[0].value_label == grids[1].value_label else "effect"
     if label == "effect" and "events per wake" in grids[0].value_label + grids[1].value_label:
         label = "effect (events per wake)"
-    cbar = fig.colorbar(meshes[0], ax=list(axes), extend=extend, **_colorbar_options(layout))
+    cbar = _add_colorbar(fig, meshes[0], list(axes), layout, extend)
     _style_colorbar(cbar, label)
     if warning:
         _draw_warning(fig, warning)
@@ -507,19 +508,29 @@ def _figure_layout(
 
 
 _COLORBAR_THICKNESS = 0.16  # inches
+_COLORBAR_PAD = 0.12  # inches between the last panel and a vertical colourbar
 
 
-def _colorbar_options(layout: _Layout | None) -> dict:
-    """Keyword arguments of ``Figure.colorbar``: a bar of fixed thickness along the panels."""
+def _add_colorbar(fig: Figure, mesh: QuadMesh, axes: list[Axes], layout: _Layout | None,
+                  extend: str):
+    """A colourbar of fixed thickness along the panels.
+
+    A vertical bar is placed explicitly, :data:`_COLORBAR_PAD` right of the last panel, as
+    an inset of it: a bar laid out by ``Figure.colorbar(ax=...)`` would sit right of
+    everything the panels own, legends and titles wider than the panel included.
+    """
+    parent = axes[0] if len(axes) == 1 else axes
     if layout is None:  # the caller's axes: matplotlib's defaults
-        return {"orientation": "vertical"}
+        return fig.colorbar(mesh, ax=parent, extend=extend, orientation="vertical")
     if layout.horizontal:
         length = layout.n_panels * layout.panel_width * (0.8 if layout.n_panels == 1 else 0.6)
-        return {"orientation": "horizontal", "location": "bottom", "fraction": 0.15,
-                "pad": 0.03, "shrink": 0.8 if layout.n_panels == 1 else 0.6,
-                "aspect": length / _COLORBAR_THICKNESS}
-    return {"orientation": "vertical", "location": "right", "fraction": 0.15, "pad": 0.02,
-            "aspect": layout.panel_height / _COLORBAR_THICKNESS}
+        return fig.colorbar(
+            mesh, ax=parent, extend=extend, orientation="horizontal", location="bottom",
+            fraction=0.15, pad=0.03, shrink=0.8 if layout.n_panels == 1 else 0.6,
+            aspect=length / _COLORBAR_THICKNESS)
+    cax = axes[-1].inset_axes([1 + _COLORBAR_PAD / layout.panel_width, 0.0,
+                               _COLORBAR_THICKNESS / layout.panel_width, 1.0])
+    return fig.colorbar(mesh, cax=cax, extend=extend, orientation="vertical")
 
 
 def _root_figure(ax: Axes) -> Figure:
@@ -627,10 +638,16 @@ def _finish_cells(
     norm: mcolors.Normalize,
     cmap: mcolors.Colormap,
     annotate: bool,
+    resize: bool = True,
 ) -> None:
-    """Thin crowded tick labels and write the cell labels, sized to the laid-out cells."""
+    """Thin crowded tick labels and write the cell labels, sized to the laid-out cells.
+
+    With `resize`, a figure whose panel titles run past its sides is first made wider.
+    """
     # Lay the figure out first so the cells have their final size.
     fig.draw_without_rendering()
+    if resize:
+        _widen_for_titles(fig, axes)
     wrapped = False
     for ax in axes:
         wrapped |= _wrap_label(ax.yaxis.label, ax.get_window_extent().height, vertical=True)
@@ -646,6 +663,24 @@ def _finish_cells(
         _thin_ticks(ax, cell_w, cell_h)
         _write_cells(ax, grid, norm=norm, cmap=cmap, annotate=annotate,
                      cell_w=cell_w, cell_h=cell_h)
+
+
+_TITLE_MARGIN = 0.15  # inches between a panel title and a side of the figure
+
+
+def _widen_for_titles(fig: Figure, axes: list[Axes]) -> None:
+    """Widen a laid-out figure until the panel titles keep clear of its sides (constrained
+    layout leaves the width of titles out)."""
+    for _ in range(3):
+        margin = _TITLE_MARGIN * fig.dpi
+        overflow = max(max(ax.title.get_window_extent().x1 - (fig.bbox.x1 - margin),
+                           fig.bbox.x0 + margin - ax.title.get_window_extent().x0)
+                       for ax in axes)
+        if overflow <= 0:
+            return
+        # A title is centred on its panel, which takes a share of the added width.
+        fig.set_figwidth(fig.get_figwidth() + 2 * len(axes) * overflow / fig.dpi)
+        fig.draw_without_rendering()
 
 
 def _wrap_label(label, room: float, *, vertical: bool) -> bool:
