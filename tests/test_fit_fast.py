@@ -129,3 +129,34 @@ def test_the_comparison_figure_names_the_interval_it_hatches(small_fit, tmp_path
     hatched = [c for c in right.collections if c.get_gid() == HATCH_GID]
     includes = int(((fit.surface["ci_lower"] <= 0) & (fit.surface["ci_upper"] >= 0)).sum())
     assert includes > 0 and len(hatched[0].get_paths()) == includes
+
+
+def test_the_comparison_figure_marks_posterior_cells_without_an_ols_estimate(
+        small_fit, tmp_path, monkeypatch):
+    """Cells the posterior fills where OLS is NA (smooth_nb fills them) are outlined, and the
+    legend says how the model fills them: by its effect's pooling."""
+    from dataclasses import replace
+
+    import bayes_wake.plotting as plotting
+    from bayes_wake.bayes.compare import write_beside
+    from bayes_wake.plotting import FILLED_GID
+
+    fit, ols = small_fit
+    na = ols.surface["estimate"].isnull()
+    assert 0 < int(na.sum()) < na.size
+    surface = fit.surface.assign(mean=fit.surface["mean"].fillna(0.05),
+                                 ci_lower=fit.surface["ci_lower"].fillna(-0.1),
+                                 ci_upper=fit.surface["ci_upper"].fillna(0.2))
+    saved = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path: saved.append(fig))
+    for pooling, says in (("smooth", "neighbouring windows"), ("hierarchical", "all windows")):
+        spec = fit.spec.model_copy(
+            update={"effect": fit.spec.effect.model_copy(update={"pooling": pooling})})
+        (tmp_path / pooling).mkdir()
+        write_beside(replace(fit, surface=surface, spec=spec), ols, tmp_path / pooling)
+        right = saved[-1].axes[1]
+        (outlines,) = [c for c in right.collections if c.get_gid() == FILLED_GID]
+        assert len(outlines.get_paths()) == int(na.sum())
+        legend = " ".join(t.get_text() for t in right.get_legend().get_texts())
+        assert says in legend.replace("\n", " ")
+        assert not [c for c in saved[-1].axes[0].collections if c.get_gid() == FILLED_GID]

@@ -327,7 +327,7 @@ def test_side_by_side_shares_one_symmetric_scale_and_one_colourbar():
     assert len(hatched(axes[0])) == expected_hatched(left)
     lo, hi = right["ci_lower"].values, right["ci_upper"].values
     assert len(hatched(axes[1])) == int(((lo <= 0) & (hi >= 0)).sum())
-    assert legend_texts(axes[1]) == ["not significant (95% interval includes 0)"]
+    assert legend_texts(axes[1])[0] == "not significant (95% interval includes 0)"
     assert "not significant (p > 0.05)" in legend_texts(axes[0])
     assert_no_overlaps(fig)
 
@@ -350,6 +350,35 @@ def test_warning_is_drawn_in_red():
     assert any(t.get_text() == "NOT CONVERGED" for t in fig.findobj(Text))
 
 
+def outlined(ax) -> list[tuple[int, int]]:
+    """(window index, radius index) of the cells outlined as filled by the right panel only."""
+    from bayes_wake.plotting import FILLED_GID
+
+    cells = []
+    for collection in (c for c in ax.collections if c.get_gid() == FILLED_GID):
+        assert not collection.get_hatch()  # an outline, told apart from the interval hatching
+        for path in collection.get_paths():
+            x, y = path.vertices[:4].mean(axis=0)
+            cells.append((round(y), round(x)))
+    return sorted(cells)
+
+
+def test_cells_only_the_posterior_fills_are_outlined_and_explained():
+    """A posterior value where OLS is NA is marked and its legend says where it comes from."""
+    left, right = ols_surface(), posterior_surface()  # OLS is NA at (0, 4) and (1, 0)
+    right["mean"][1, 0] = np.nan  # NA in both: nothing to explain
+    fig, axes = plot_surfaces_side_by_side(left, right, filled_label="pooled: no OLS value")
+    assert outlined(axes[1]) == [(0, 4)] and outlined(axes[0]) == []
+    assert [t.replace("\n", " ") for t in legend_texts(axes[1])] == [
+        "not significant (95% interval includes 0)", "NA (no estimate)",
+        "pooled: no OLS value"]
+    assert_no_overlaps(fig)
+    fig, axes = plot_surfaces_side_by_side(left, right)
+    assert "neighbouring windows" in " ".join(legend_texts(axes[1])).replace("\n", " ")
+    _, axes = plot_surfaces_side_by_side(left, right.where(left["estimate"].notnull()))
+    assert outlined(axes[1]) == [] and len(legend_texts(axes[1])) == 2
+
+
 def legend_boxes(fig) -> list:
     fig.draw_without_rendering()
     return [ax.get_legend().get_window_extent() for ax in fig.axes if ax.get_legend()]
@@ -367,7 +396,7 @@ def test_colourbar_sits_next_to_the_panels(windows, radii):
     windows, radii = np.asarray(windows), np.asarray(radii)
     left = ols_surface(np.r_[windows, windows[-1] + 10], radii).isel(window=slice(-1))
     right = posterior_surface(windows, radii)
-    right["mean"][0, 0] = np.nan  # a wide right legend: hatching and NA
+    right["mean"][0, 0] = np.nan  # the right legend: hatching, NA and filled cells
     right["ci_lower"].attrs["ci_prob"] = 0.89
     fig, axes = plot_surfaces_side_by_side(
         left, right, warning="NOT CONVERGED: min bulk ESS 339 < 400",

@@ -19,6 +19,13 @@ from bayes_wake.mwa.analysis import MWAResult
 
 __all__ = ["fit_beside", "write_beside"]
 
+# How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
+_FILLED_BY = {
+    "smooth": "no OLS estimate: pooled from neighbouring windows (the model's smoothing)",
+    "hierarchical": "no OLS estimate: pooled across all windows (hierarchical prior)",
+    "none": "no OLS estimate: this model's prior and wakes alone (no pooling)",
+}
+
 
 def fit_beside(cube, ols: MWAResult, spec: ModelSpec, *, progressbar: bool = False,
                log: Callable[[str], None] | None = None) -> BayesResult:
@@ -54,6 +61,9 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
                  label: str | None = None, placebo: bool = False) -> str | None:
     """Write the fit's files and ``comparison.png`` (OLS left, posterior mean right).
 
+    The posterior's cells where the OLS table is NA are outlined, and the legend says how the
+    model fills them (its effect's pooling).
+
     Parameters
     ----------
     fit, ols
@@ -86,7 +96,8 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
         left_title=f"OLS (matched wake analysis)\nhatched: p > {alpha:g}",
         right_title=f"Bayesian posterior mean ({fit.spec.name})\nhatched: {ci}% interval "
                     "includes 0",
-        t_unit=ols.cube_attrs.get("t_unit", "days"), alpha=alpha, warning=shown)
+        t_unit=ols.cube_attrs.get("t_unit", "days"), alpha=alpha, warning=shown,
+        filled_label=_FILLED_BY[fit.spec.effect.pooling])
     if shown is None and label:
         fig.suptitle(label, fontsize=12, fontweight="bold")
     save_figure(fig, Path(folder) / "comparison.png")

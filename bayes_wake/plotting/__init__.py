@@ -19,6 +19,7 @@ from bayes_wake.plotting.nulls import (
 from bayes_wake.plotting.recovery import plot_recovery
 from bayes_wake.plotting.style import WARNING_GID, save_figure
 from bayes_wake.plotting.surfaces import (
+    FILLED_GID,
     HATCH_GID,
     NA_GID,
     VALUE_GID,
@@ -28,6 +29,7 @@ from bayes_wake.plotting.surfaces import (
 from bayes_wake.plotting.timeline import plot_events_per_month
 
 __all__ = [
+    "FILLED_GID",
     "HATCH_GID",
     "NA_GID",
     "NULL_TEXT_GID",

@@ -12,17 +12,19 @@ windows), with tick labels at the cell centres giving the actual window and radi
 Artists that carry meaning have a ``gid`` so that callers and tests can find them:
 :data:`HATCH_GID` (the collection of hatched squares, one path per non-significant cell),
 :data:`NA_GID` (one "NA" label per cell without an estimate), :data:`VALUE_GID` (one value
-label per annotated cell) and :data:`~bayes_wake.plotting.style.WARNING_GID` (the warning text
-of a non-converged fit). In data coordinates, the cell of the i-th window and j-th radius
-(ascending) is centred on ``(j, i)`` and spans one unit each way.
+label per annotated cell), :data:`FILLED_GID` (the outlines of the cells that only the right
+panel of a side-by-side figure fills) and :data:`~bayes_wake.plotting.style.WARNING_GID` (the
+warning text of a non-converged fit). In data coordinates, the cell of the i-th window and
+j-th radius (ascending) is centred on ``(j, i)`` and spans one unit each way.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import textwrap
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib.colors as mcolors
 import matplotlib.patches as mpatches
@@ -52,6 +54,7 @@ from bayes_wake.plotting.style import (
 )
 
 __all__ = [
+    "FILLED_GID",
     "HATCH_GID",
     "NA_GID",
     "VALUE_GID",
@@ -66,11 +69,16 @@ NA_GID = "bayes_wake.na"
 """``gid`` of the "NA" label written in each cell without an estimate."""
 VALUE_GID = "bayes_wake.value"
 """``gid`` of the value label written in each annotated cell."""
+FILLED_GID = "bayes_wake.filled"
+"""``gid`` of the collection of dashed outlines, one per cell that the right panel of a
+side-by-side figure fills where the left one is NA."""
 
 _HATCH_HALO_GID = "bayes_wake.hatch_halo"
+_FILLED_HALO_GID = "bayes_wake.filled_halo"
 _HATCH = "///"
 _SAMPLE_DIMS = ("chain", "draw")
 _DEFAULT_HATCH_LABEL = "not significant"
+_DEFAULT_FILLED_LABEL = "no OLS estimate: pooled from neighbouring windows"
 
 # Size of one cell (inches) of a figure this module creates, and the bounds of the plot area.
 _CELL_W, _CELL_H = 0.78, 0.46
@@ -97,6 +105,8 @@ class _Grid:
     radii: np.ndarray  # km
     hatch_label: str | None
     value_label: str
+    filled: np.ndarray | None = None  # bool, True where only this panel of a pair has a value
+    filled_label: str | None = None
 
 
 def plot_effect_surface(
@@ -223,6 +233,7 @@ def plot_surfaces_side_by_side(
     t_unit: str = "days",
     alpha: float = 0.05,
     warning: str | None = None,
+    filled_label: str = _DEFAULT_FILLED_LABEL,
 ) -> tuple[Figure, np.ndarray]:
     """Draw two effect surfaces side by side on one colour scale.
 
@@ -249,13 +260,17 @@ def plot_surfaces_side_by_side(
     warning
         If given (e.g. ``"NOT CONVERGED: max R-hat 1.08, 12 divergences"``), drawn in red
         across the top of the figure with a red frame around it.
+    filled_label
+        Legend text of the right panel's cells that have a value where the left panel's
+        same cell is NA (outlined with a dashed line): how the right-hand model fills them.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
         The figure.
     axes : numpy.ndarray of matplotlib.axes.Axes
-        The two panels, ``axes[0]`` left and ``axes[1]`` right.
+        The two panels, ``axes[0]`` left and ``axes[1]`` right. The outlines of the cells
+        only the right panel fills are a collection with ``gid`` :data:`FILLED_GID`.
 
     Raises
     ------
@@ -269,6 +284,7 @@ def plot_surfaces_side_by_side(
         _read_grid(right, value=right_value, significant=None, t_unit=t_unit, alpha=alpha,
                    hatch_label=_DEFAULT_HATCH_LABEL, prefer="interval"),
     ]
+    grids[1] = _mark_filled(grids[1], grids[0], filled_label)
     both = np.concatenate([g.values.ravel() for g in grids])
     norm, extend = _make_norm(both, None, None)
     colormap = _colormap("RdBu_r")
@@ -280,7 +296,8 @@ def plot_surfaces_side_by_side(
     same_windows = np.array_equal(grids[0].windows, grids[1].windows)
     meshes = []
     for ax, grid, title in zip(axes, grids, (left_title, right_title), strict=True):
-        meshes.append(_draw_grid(ax, grid, norm=norm, cmap=colormap, title=title, t_unit=t_unit))
+        meshes.append(_draw_grid(ax, grid, norm=norm, cmap=colormap, title=title,
+                                 t_unit=t_unit, legend_room=layout.panel_width))
     if same_windows:
         axes[1].set_ylabel("")
     label = grids[0].value_label if grids[0].value_label == grids[1].value_label else "effect"
@@ -398,6 +415,15 @@ def _read_grid(
         hatch_label=label,
         value_label=_value_label(surface[value], value),
     )
+
+
+def _mark_filled(grid: _Grid, other: _Grid, label: str) -> _Grid:
+    """Mark the cells of `grid` with a value where the same cell of `other` is NA."""
+    if not (np.array_equal(grid.windows, other.windows)
+            and np.array_equal(grid.radii, other.radii)):
+        return grid
+    filled = np.isfinite(grid.values) & np.isnan(other.values)
+    return replace(grid, filled=filled, filled_label=label) if filled.any() else grid
 
 
 def _drop_unit_dims(surface: xr.Dataset, keep: tuple[str, ...]) -> xr.Dataset:
@@ -548,8 +574,13 @@ def _draw_grid(
     cmap: mcolors.Colormap,
     title: str | None,
     t_unit: str,
+    legend_room: float | None = None,
 ) -> QuadMesh:
-    """Tiles, hatching, axis labels and legend of one surface (cell labels come later)."""
+    """Tiles, hatching, axis labels and legend of one surface (cell labels come later).
+
+    `legend_room` (inches) is the width the legend must keep within (a panel beside
+    another); None for no bound.
+    """
     n_window, n_radius = grid.values.shape
     x_edges = np.arange(n_radius + 1) - 0.5
     y_edges = np.arange(n_window + 1) - 0.5
@@ -569,6 +600,14 @@ def _draw_grid(
             (_HATCH_HALO_GID, "white", 1.7, 2), (HATCH_GID, "black", 0.8, 3)
         ):
             ax.add_collection(_hatch_cells(corners, colour, width, gid, z), autolim=False)
+    if grid.filled is not None:
+        rows, cols = np.nonzero(grid.filled)
+        for gid, colour, width, style, z in (
+            (_FILLED_HALO_GID, "white", 2.8, "solid", 4.5),
+            (FILLED_GID, "black", 1.4, (0, (3, 2)), 4.6),
+        ):
+            ax.add_collection(_outline_cells(rows, cols, colour, width, style, gid, z),
+                              autolim=False)
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.set_ylim(y_edges[0], y_edges[-1])
     ax.set_xticks(np.arange(n_radius), [_format_coordinate(r) for r in grid.radii])
@@ -587,14 +626,39 @@ def _draw_grid(
     if np.isnan(grid.values).any():
         handles.append(mpatches.Patch(facecolor=_NA_COLOR, edgecolor="0.55", linewidth=0.6,
                                       label="NA (no estimate)"))
+    if grid.filled is not None:
+        handles.append(mpatches.Patch(facecolor="white", edgecolor="black", linewidth=1.2,
+                                      linestyle=(0, (3, 2)), label=grid.filled_label))
     if handles:
-        # Below the x-axis label; the pad (in font sizes) clears tick labels and axis label.
-        ax.legend(
-            handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-            borderaxespad=3.4, ncol=len(handles) if n_radius >= 4 else 1, frameon=False,
-            fontsize=_FS_LEGEND, handlelength=2.2, handleheight=1.3, columnspacing=1.5,
-        )
+        _add_legend(ax, handles, ncol=len(handles) if n_radius >= 4 else 1,
+                    room=math.inf if legend_room is None
+                    else legend_room * _root_figure(ax).dpi)
     return mesh
+
+
+def _add_legend(ax: Axes, handles: list, *, ncol: int, room: float) -> None:
+    """The legend below the x-axis label, kept within `room` (pixels, the panel's width).
+
+    Entries go one per row when a row of them is wider than the panel, and an entry still
+    wider is broken into lines, so that the legends of neighbouring panels never meet.
+    """
+    labels = [h.get_label() for h in handles]
+    for attempt in range(3):
+        # The pad (in font sizes) clears the tick labels and the axis label.
+        legend = ax.legend(
+            handles=handles, labels=labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+            borderaxespad=3.4, ncol=ncol, frameon=False, fontsize=_FS_LEGEND,
+            handlelength=2.2, handleheight=1.3, columnspacing=1.5,
+        )
+        width = legend.get_window_extent(_root_figure(ax).canvas.get_renderer()).width
+        if width <= room or attempt == 2:
+            return
+        if ncol > 1:
+            ncol = 1
+            continue
+        widest = max(len(text) for text in labels)
+        chars = max(12, int(widest * room / width) - 4)
+        labels = [textwrap.fill(text, chars) for text in labels]
 
 
 def _hatch_cells(
@@ -611,6 +675,17 @@ def _hatch_cells(
     if hasattr(hatches, "set_hatch_linewidth"):
         hatches.set_hatch_linewidth(width)
     return hatches
+
+
+def _outline_cells(rows: np.ndarray, cols: np.ndarray, colour: str, width: float, style,
+                   gid: str, zorder: float) -> PolyCollection:
+    """One outline per cell, drawn a little inside it (clear of the white cell borders)."""
+    inset = 0.07
+    squares = [[(j - 0.5 + inset, i - 0.5 + inset), (j + 0.5 - inset, i - 0.5 + inset),
+                (j + 0.5 - inset, i + 0.5 - inset), (j - 0.5 + inset, i + 0.5 - inset)]
+               for i, j in zip(rows, cols, strict=True)]
+    return PolyCollection(squares, facecolors="none", edgecolors=colour, linewidths=width,
+                          linestyles=style, zorder=zorder, gid=gid)
 
 
 def _legend_hatch(label: str) -> mpatches.Patch:
