@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -192,11 +193,12 @@ def test_a_folder_bayes_wake_did_not_write_is_refused_and_replaced_only_on_reque
 def test_a_new_run_replaces_an_earlier_run_whole(mwa_example_csv, tmp_path):
     out = tmp_path / "run"
     assert mwa(mwa_example_csv, out).exit_code == 0
-    # what a `fit` run leaves and an `mwa` run does not write
+    # what a `fit` run leaves and an `mwa` run does not write, listed as its marker lists it
     (out / "posterior.nc").write_bytes(b"5x5 posterior")
     (out / "NOT_CONVERGED.txt").write_text("NOT CONVERGED\n")
     (out / "figures").mkdir()
     (out / "figures" / "old.png").write_bytes(b"png")
+    _list_in_marker(out, "posterior.nc", "NOT_CONVERGED.txt", "figures/old.png")
     result = run("mwa", "--data", mwa_example_csv, "--t-window", "2", "6", "2",
                  "--spat-window", "2", "4", "2", "--match", "match1", "--out", out)
     assert result.exit_code == 0, result.output
@@ -236,6 +238,14 @@ def test_option_words_that_name_a_folder_are_not_inputs_and_paths_with_equals_ar
     assert Path("run=1/e.csv").is_file()
 
 
+def _list_in_marker(out: Path, *names: str) -> None:
+    """Add ``names`` to the files that the marker of ``out`` lists (as the run that wrote
+    them would have)."""
+    record = json.loads((out / MARKER).read_text())
+    record["files"] = sorted({*record["files"], *names})
+    (out / MARKER).write_text(json.dumps(record))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -265,13 +275,13 @@ def test_stale_staging_folders_of_killed_runs_are_removed(mwa_example_csv, tmp_p
     try:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        stale = [tmp_path / ".run.staging-k2j3h4g5", tmp_path / f".run.staging-p{dead}-x1",
-                 tmp_path / f".run.staging-p{dead}-old-x2"]
+        stale = [tmp_path / ".run.staging-k2j3h4g5", tmp_path / f".run.staging-p{dead}-x1"]
         live = tmp_path / f".run.staging-p{sleeper.pid}-x3"  # a run still going
         other = tmp_path / ".other.staging-k2j3h4g5"  # beside another folder
         for path in [*stale, live, other]:
             path.mkdir()
             (path / "estimates.csv").write_text("half written\n")
+        (tmp_path / f".run.staging-p{dead}-old-x2").mkdir()  # killed before it set one aside
         result = mwa(mwa_example_csv, tmp_path / "run")
         assert result.exit_code == 0, result.output
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -279,6 +289,248 @@ def test_stale_staging_folders_of_killed_runs_are_removed(mwa_example_csv, tmp_p
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+#: Runs ``bayes-wake`` in forked children, each killed (SIGKILL, by itself) just before its
+#: K-th rename, folder removal or removal of a tree, for K = 1, 2, ... until a run finishes.
+#: Each killed run starts from a copy of the template folder (default: the output of a first
+#: run, which also loads the modules for the children) as ``--out``; after it a plain run
+#: follows. Prints, per K, what the plain run said and returned and what it left.
+KILLED_RUNS = """
+import json, os, shutil, signal, sys
+from pathlib import Path
+from bayes_wake.cli import main
+
+args, overwrite, root, template = json.loads(sys.argv[1])
+root = Path(root)
+
+def run(argv, kill_at=0, log=os.devnull):
+    pid = os.fork()
+    if pid:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    calls = [0]
+    def killing(real):
+        def call(*a, **k):
+            calls[0] += 1
+            if calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*a, **k)
+        return call
+    if kill_at:
+        os.rename, os.rmdir = killing(os.rename), killing(os.rmdir)
+        shutil.rmtree = killing(shutil.rmtree)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 1), os.dup2(fd, 2)
+    code = 1
+    try:
+        main(argv, prog_name="bayes-wake")
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        os._exit(code)
+
+try:
+    main(args + ["--out", str(root / "warm")], prog_name="bayes-wake")
+except SystemExit as stop:
+    assert stop.code == 0, stop.code
+records = []
+for k in range(1, 100):
+    work = root / "w"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(template or root / "warm", work / "out", symlinks=True)
+    killed = run(args + ["--out", str(work / "out")] + ["--overwrite"] * overwrite, k)
+    if killed == 0:
+        break
+    assert killed == -signal.SIGKILL, killed
+    code = run(args + ["--out", str(work / "out")], log=str(root / "log"))
+    out = work / "out"
+    records.append({"k": k, "code": code, "said": (root / "log").read_text(),
+                    "beside": sorted(p.name for p in work.iterdir()),
+                    "out": sorted(p.name for p in out.iterdir()) if out.is_dir() else None,
+                    "draft": (out / "draft.txt").read_text() if out.is_dir()
+                    and (out / "draft.txt").is_file() else None})
+print(json.dumps(records))
+"""
+
+
+def _killed_runs(tmp_path: Path, data: Path, overwrite: bool,
+                 template: Path | None) -> list[dict]:
+    args = ["mwa", "--data", str(data), *SMALL, "--match", "match1,match2"]
+    plan = json.dumps([args, overwrite, str(tmp_path / "runs"),
+                       str(template) if template else None])
+    (tmp_path / "runs").mkdir()
+    done = subprocess.run([sys.executable, "-c", KILLED_RUNS, plan], cwd=REPO, check=False,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_an_overwrite_run_killed_at_any_point_never_loses_the_folder(mwa_example_csv,
+                                                                     tmp_path):
+    """The tester's case: ``--overwrite`` into a thesis folder, killed; the next plain run
+    puts the folder back (one line says so) and refuses it, or, when the killed run had put
+    its new folder in place, replaces that; nothing is left beside ``--out``."""
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "draft.txt").write_text("x\n")
+    records = _killed_runs(tmp_path, mwa_example_csv, True, thesis)
+    assert len(records) >= 4  # set aside, new folder in place, old one removed
+    for record in records:
+        assert record["beside"] == ["out"], record
+        if record["draft"] is None:  # the killed run had put its outputs in place
+            assert record["code"] == 0 and "estimates.csv" in record["out"], record
+        else:
+            assert record["draft"] == "x\n" and record["out"] == ["draft.txt"], record
+            assert record["code"] == 2 and "not written by bayes-wake" in record["said"]
+    put_back = [r for r in records if "put back" in r["said"]]
+    assert put_back and all(r["draft"] == "x\n" for r in put_back)
+    assert " ".join(put_back[0]["said"].split()).startswith(
+        "put back " + str(tmp_path / "runs" / "w" / "out") + ": a bayes-wake run that was "
+        "killed before it finished had set it aside as .out.staging-p")
+
+
+def test_a_rerun_killed_at_any_point_leaves_one_of_the_two_runs(mwa_example_csv, tmp_path):
+    """A plain rerun into a folder bayes-wake wrote sets the old folder aside too: killed at
+    any point, the next run finds the old or the new folder in place, never none."""
+    records = _killed_runs(tmp_path, mwa_example_csv, False, None)
+    assert len(records) >= 4
+    for record in records:
+        assert record["code"] == 0 and record["beside"] == ["out"], record
+        assert MARKER in record["out"] and "estimates.csv" in record["out"], record
+    assert any("put back" in r["said"] for r in records)
+
+
+def _set_aside(tmp_path: Path, dead: int | None = None) -> tuple[Path, Path]:
+    """``tmp_path/run``'s folder of a user's files as a killed ``--overwrite`` run set it
+    aside (the process ``dead`` is gone), and ``run`` itself (not made)."""
+    if dead is None:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    aside = tmp_path / f".run.staging-p{dead}-old-x2"
+    aside.mkdir()
+    (aside / "draft.txt").write_text("years of work\n")
+    return aside, tmp_path / "run"
+
+
+def test_a_killed_runs_task_store_gives_way_to_the_folder_it_set_aside(mwa_example_csv,
+                                                                        tmp_path):
+    """``sensitivity --overwrite`` killed while it fills its task store: the next run puts
+    the user's folder back in place of the half-written one and then refuses it."""
+    _, out = _set_aside(tmp_path)
+    (out / "tasks").mkdir(parents=True)
+    (out / "tasks" / "a.json").write_text("{}\n")
+    (out / MARKER).write_text(json.dumps({"written_by": "bayes_wake", "files": ["tasks/"]}))
+    result = mwa(mwa_example_csv, out)
+    assert result.exit_code == 2
+    assert "put back" in result.output and "not written by bayes-wake" in last_line(result)
+    assert sorted(p.name for p in out.iterdir()) == ["draft.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_run_killed_under_timeout_is_dead_before_it_is_reaped(mwa_example_csv, tmp_path):
+    """``timeout -s KILL`` dies with the run it kills, so the run stays a zombie until init
+    reaps it: its folder set aside is put back by the next run all the same."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        for _ in range(200):
+            if not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z":
+                break
+            time.sleep(0.05)
+        if not stat.exists():
+            pytest.skip("no /proc")
+        aside, out = _set_aside(tmp_path, child.pid)
+        result = mwa(mwa_example_csv, out)
+    finally:
+        child.wait()
+    assert result.exit_code == 2 and "put back" in result.output
+    assert (out / "draft.txt").read_text() == "years of work\n" and not aside.exists()
+
+
+@pytest.mark.parametrize("names_it", [False, True])
+def test_a_set_aside_folder_is_deleted_only_when_the_new_folder_names_it(
+        mwa_example_csv, tmp_path, names_it):
+    """Beside a complete output folder, a folder set aside by a killed run is deleted only
+    when the output's marker says it replaced that folder; else it is kept, and said so."""
+    out = tmp_path / "run"
+    assert mwa(mwa_example_csv, out).exit_code == 0
+    aside, _ = _set_aside(tmp_path)
+    record = json.loads((out / MARKER).read_text())
+    record["replaces"] = [aside.name] if names_it else []
+    (out / MARKER).write_text(json.dumps(record))
+    result = mwa(mwa_example_csv, out)
+    assert result.exit_code == 0, result.output
+    assert aside.is_dir() != names_it
+    said = " ".join(result.output.split())
+    assert (f"kept {aside}: a bayes-wake run that was killed before it finished had set it "
+            f"aside from {out}, which now holds other files; move it back or delete it "
+            "yourself" in said) != names_it
+
+
+@pytest.mark.parametrize("marker", [
+    "", "not json", json.dumps({"written_by": "someone else", "files": ["precious.docx"]}),
+    json.dumps({"written_by": "bayes_wake", "version": "0.1.0"})])
+def test_a_marker_that_lists_no_files_makes_no_folder_ours(mwa_example_csv, tmp_path, marker):
+    """``touch fake/.bayes-wake-output`` (or the marker of an earlier version, which lists no
+    files) does not let a run replace the folder: refused, naming the files, nothing
+    written; --overwrite still replaces it whole."""
+    out = tmp_path / "fake"
+    out.mkdir()
+    (out / MARKER).write_text(marker)
+    (out / "precious.docx").write_bytes(b"precious")
+    result = mwa(mwa_example_csv, out)
+    assert result.exit_code == 2
+    assert last_line(result) == (
+        f"bayes-wake: error: --out {out}: its marker {MARKER} lists no files (an earlier "
+        "version of bayes-wake, or not bayes-wake, wrote it), so bayes-wake cannot tell its "
+        "files from yours: precious.docx; choose another folder, or pass --overwrite to "
+        "replace it whole")
+    assert (out / "precious.docx").read_bytes() == b"precious"
+    assert (out / MARKER).read_text() == marker
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake"]
+    result = mwa(mwa_example_csv, out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (out / "precious.docx").exists()
+
+
+def test_a_file_added_to_an_output_folder_is_never_replaced_unasked(mwa_example_csv,
+                                                                     tmp_path):
+    out = tmp_path / "run"
+    assert mwa(mwa_example_csv, out).exit_code == 0
+    record = json.loads((out / MARKER).read_text())
+    assert record["files"] == sorted(["SUTVA.csv", "cube.nc", "effect_surface.png",
+                                      "estimates.csv", "matching.csv", "provenance.json",
+                                      "wakes.csv"])
+    (out / "notes.docx").write_text("my notes\n")
+    (out / "mine").mkdir()
+    (out / "mine" / "plot.png").write_bytes(b"png")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    result = mwa(mwa_example_csv, out)
+    assert result.exit_code == 2
+    assert last_line(result) == (
+        f"bayes-wake: error: --out {out}: it holds mine/plot.png and notes.docx, which "
+        "bayes-wake did not write; choose another folder, or pass --overwrite to replace it "
+        "whole")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert (out / "mine" / "plot.png").is_file()
+    result = mwa(mwa_example_csv, out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (out / "notes.docx").exists() and not (out / "mine").exists()
+
+
+def test_sensitivity_into_a_folder_mwa_wrote_lists_its_task_store(mwa_example_csv, tmp_path):
+    """The task store that ``sensitivity`` writes in place is added to the marker, so the
+    run (and a resumed one) still finds the folder its own; the next run replaces it."""
+    out = tmp_path / "run"
+    assert mwa(mwa_example_csv, out).exit_code == 0
+    result = run("sensitivity", "--data", mwa_example_csv, *SMALL, "--match", "match1",
+                 "--permutations", "20", "--date-shifts", "0", "--workers", "0",
+                 "--bayes-checks", "none", "--out", out)
+    assert result.exit_code == 0, result.output
+    files = json.loads((out / MARKER).read_text())["files"]
+    assert "tasks/" in files and "provenance.json" in files and "wakes.csv" not in files
+    assert mwa(mwa_example_csv, out).exit_code == 0
+    assert not (out / "tasks").exists()
 
 
 def test_spreadsheet_formulas_in_column_names_are_escaped(mwa_example_csv, tmp_path):

@@ -4,6 +4,7 @@ and the steps every command repeats (read and count, write the MWA outputs, fit 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -66,14 +67,25 @@ def _fail_cleanly(command: Callable) -> Callable:
 
 def _guard_output(command: Callable) -> Callable:
     """Check ``--out`` before any work and apply ``--overwrite`` (see
-    :func:`bayes_wake.io.artefacts.prepared_output`); goes right under :func:`_fail_cleanly`."""
+    :func:`bayes_wake.io.artefacts.prepared_output`); goes right under :func:`_fail_cleanly`.
+    What the check did to folders of killed runs (put one back, kept one) is printed."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from rich.markup import escape
+
         from bayes_wake.io.artefacts import prepared_output
 
-        with prepared_output(kwargs["out"], overwrite=kwargs.pop("overwrite"),
-                             inputs=_input_paths(kwargs)):
+        with contextlib.ExitStack() as stack:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    stack.enter_context(prepared_output(
+                        kwargs["out"], overwrite=kwargs.pop("overwrite"),
+                        inputs=_input_paths(kwargs)))
+                finally:  # also before the error that refuses the folder put back
+                    for warning in caught:
+                        _console().print(f"[yellow]{escape(str(warning.message))}[/]")
             return command(*args, **kwargs)
 
     return wrapper
@@ -102,10 +114,10 @@ def _input_paths(options: dict) -> list[Path]:
 def overwrite_option(command: Callable) -> Callable:
     return click.option(
         "--overwrite", is_flag=True,
-        help="Replace an existing --out folder whole, even one bayes-wake did not write "
-             "(without it such a folder is refused; a folder bayes-wake wrote is always "
-             "replaced whole, never mixed). An --out that holds an input file is always "
-             "refused.")(command)
+        help="Replace an existing --out folder whole, even one bayes-wake did not write or "
+             "that holds files it did not write (without it such a folder is refused; a "
+             "folder bayes-wake wrote is always replaced whole, never mixed). An --out that "
+             "holds an input file is always refused.")(command)
 
 
 class RCommand(click.Command):

@@ -4,7 +4,12 @@ A run either leaves all its files in the output folder or none of them: files ar
 staging folder beside the target, and the staging folder replaces the target whole only when
 the whole run succeeded, so files of an earlier run never sit beside the new ones. A folder
 that this package did not write is never replaced unless asked (``overwrite``); every output
-folder carries a small marker file (:data:`MARKER`) that says it was written here.
+folder carries a marker file (:data:`MARKER`, written last) that lists the files written here,
+and a folder counts as this package's only while it holds nothing else.
+
+A folder replaced on the way is first renamed aside (``.NAME.staging-pPID-old-*``); the marker
+of the new folder names it, and only a folder so named is ever deleted by a later run. One that
+a killed run left is put back, or kept with a warning (:func:`remove_stale_staging`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import platform
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -28,12 +34,17 @@ __all__ = ["atomic_path", "staged_directory", "provenance", "file_sha256", "pack
            "check_output_folder", "prepared_output", "remove_stale_staging", "keep_in_output",
            "is_package_output", "write_table", "write_mwa_tables", "csv_header_name", "MARKER"]
 
-#: Hidden file in every output folder this package writes (what ``--out`` checks for).
+#: Hidden file in every output folder this package writes: JSON that lists the files written
+#: there (``NAME/`` for a folder owned whole, the task store) and the folders set aside for it.
 MARKER = ".bayes-wake-output"
 _STAGING = ".staging-"
 # Children of output folders that the running process writes in place (the resumable task
 # store of ``sensitivity``): kept when the staged folder replaces the old one.
 _KEPT: set[Path] = set()
+# Folders this process set aside while it replaces an output folder (resolved paths).
+_ASIDE: set[Path] = set()
+# Folders of killed runs that this process kept and warned about (once each).
+_WARNED: set[Path] = set()
 # What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -66,12 +77,13 @@ def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
 
     Nothing of an earlier run in ``out`` survives a successful run, except what this process
     registered with :func:`keep_in_output` (the task store of a resumable run); a failed run
-    leaves ``out`` as it was. Stale staging folders of killed runs beside ``out`` are removed.
+    leaves ``out`` as it was. What killed runs left beside ``out`` is cleared up first
+    (:func:`remove_stale_staging`).
 
     Raises
     ------
     OutputFolderError
-        ``out`` cannot be written, or is a non-empty folder this package did not write (and
+        ``out`` cannot be written, or holds files this package did not write (and
         ``overwrite`` is False).
     """
     out = check_output_folder(out, overwrite=overwrite)
@@ -83,7 +95,6 @@ def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
             if item.is_file():
                 os.chmod(item, 0o666 & ~_umask())
         os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700
-        _write_marker(stage)
         _replace_folder(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -94,62 +105,173 @@ def _staging_prefix(out: Path) -> str:
 
 
 def _replace_folder(stage: Path, out: Path) -> None:
-    """Put ``stage`` in the place of ``out``, moving the kept children of ``out`` across."""
+    """Put ``stage`` in the place of ``out``, moving the kept children of ``out`` across.
+
+    The marker goes into ``stage`` last, just before the rename, and names the folders set
+    aside for it: a run killed before the rename leaves them to be put back, one killed after
+    leaves them to be deleted.
+    """
     target = out.resolve()
     kept = sorted(p for p in _KEPT if p.parent == target)
     _KEPT.difference_update(kept)
-    if not out.exists():
-        os.rename(stage, out)
-        return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + "old-"))
-    os.rename(out, old)  # onto the empty folder just made, so the name is ours alone
-    moved = []
+    moved, old = [], None
     try:
         for path in kept:
-            source, dest = old / path.name, stage / path.name
+            source, dest = out / path.name, stage / path.name
             if source.exists() and not dest.exists():
                 os.rename(source, dest)
                 moved.append((source, dest))
+        if out.exists():
+            old = _set_aside(out)
+        aside = [p.name for p in _ASIDE if p.parent == out.parent.resolve()
+                 and p.name.startswith(_staging_prefix(out) + "old-")]
+        _write_marker(stage, owned=[p.name for p in kept], replaces=aside)
         os.rename(stage, out)
     except BaseException:
+        if old is not None and not out.exists():
+            _put_back(old, out)
         for source, dest in moved:
             os.rename(dest, source)
-        if not out.exists():
-            os.rename(old, out)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        _discard(old)
 
 
-def _write_marker(folder: Path) -> None:
-    record = {"written_by": "bayes_wake", "version": package_versions().get("bayes_wake")}
-    (folder / MARKER).write_text(json.dumps(record) + "\n")
+def _set_aside(out: Path) -> Path:
+    """Rename ``out`` to a new hidden ``.NAME.staging-pPID-old-*`` folder beside it."""
+    aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + "old-"))
+    os.rename(out, aside)  # onto the empty folder just made, so the name is ours alone
+    _ASIDE.add(aside.resolve())
+    return aside
+
+
+def _put_back(aside: Path, out: Path) -> None:
+    """Rename ``aside`` back to ``out``; what stands at ``out`` (what a failed or killed run
+    wrote there) is renamed to a staging folder first and then removed."""
+    trash = None
+    if out.exists():
+        trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out)))
+        os.rename(out, trash)
+    os.rename(aside, out)
+    _ASIDE.discard(aside.resolve())
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _discard(aside: Path) -> None:
+    _ASIDE.discard(aside.resolve())
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _write_marker(folder: Path, *, owned: Sequence[str] = (),
+                  replaces: Sequence[str] = ()) -> None:
+    """Write :data:`MARKER` into ``folder``: every file in it, ``NAME/`` for each child folder
+    in ``owned`` (the task store, owned whole, listed before it exists), and ``replaces``,
+    the folders set aside for this one."""
+    files = {*_entries(folder, owned), *(f"{name}/" for name in owned)}
+    record = {"written_by": "bayes_wake", "version": package_versions().get("bayes_wake"),
+              "files": sorted(files), "replaces": sorted(replaces)}
+    write_json(record, folder / MARKER)
+
+
+def _entries(folder: Path, owned: Sequence[str] | set[str] = ()) -> list[str]:
+    """Every file and link under ``folder`` (paths relative to it, the marker left out), and
+    ``NAME/`` for each existing top-level folder in ``owned``, whose insides are not listed."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root).relative_to(folder)
+        if here == Path("."):
+            found += [f"{name}/" for name in dirs if name in owned]
+            dirs[:] = [name for name in dirs if name not in owned]
+            files = [name for name in files if name != MARKER]
+        links = [name for name in dirs if os.path.islink(os.path.join(root, name))]
+        found += [(here / name).as_posix() for name in [*files, *links]]
+    return sorted(found)
+
+
+def _marker(folder: Path) -> dict | None:
+    """The marker of ``folder`` when it is one this version writes (it lists files)."""
+    try:
+        record = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("written_by") != "bayes_wake":
+        return None
+    files = record.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return record
+
+
+def _unlisted(folder: Path) -> list[str] | None:
+    """The files in ``folder`` that its marker does not list; None without such a marker."""
+    record = _marker(folder)
+    if record is None:
+        return None
+    listed = set(record["files"])
+    owned = {name[:-1] for name in listed if name.endswith("/")}
+    return [name for name in _entries(folder, owned) if name not in listed]
 
 
 def is_package_output(folder: str | os.PathLike) -> bool:
-    """True when ``folder`` was written by bayes_wake: it holds :data:`MARKER`, or (folders
-    of versions before the marker) a ``provenance.json`` of this package."""
-    folder = Path(folder)
-    if (folder / MARKER).is_file():
-        return True
-    try:
-        record = json.loads((folder / "provenance.json").read_text())
-    except (OSError, ValueError):
+    """True when ``folder`` was written by bayes_wake and holds nothing else: its
+    :data:`MARKER` parses and lists every file in it."""
+    return _unlisted(Path(folder)) == []
+
+
+def _holds_only_stores(folder: Path) -> bool:
+    """True when ``folder`` is empty or holds only task stores of bayes_wake: what a run
+    writes in place before its outputs (a killed run's half-written folder)."""
+    if not folder.is_dir() or folder.is_symlink():
         return False
-    return isinstance(record, dict) and "bayes_wake" in (record.get("versions") or {})
+    if not any(folder.iterdir()):
+        return True
+    record = _marker(folder)
+    return (is_package_output(folder)
+            and all(name.endswith("/") for name in record["files"]))
+
+
+def _refusal(out: Path) -> str | None:
+    """Why the non-empty folder ``out`` is not this package's to replace, or None."""
+    unlisted = _unlisted(out)
+    if unlisted:
+        return f"it holds {_named(unlisted)}, which bayes-wake did not write"
+    if unlisted is not None:
+        return None
+    if not (out / MARKER).exists():
+        return "the folder is not empty and was not written by bayes-wake"
+    found = _entries(out)
+    return (f"its marker {MARKER} lists no files (an earlier version of bayes-wake, or not "
+            f"bayes-wake, wrote it), so bayes-wake cannot tell its files from yours: "
+            f"{_named(found)}") if found else None
+
+
+def _named(names: Sequence[str], shown: int = 3) -> str:
+    """``a``, ``a and b``, ``a, b and c``, ``a, b, c and 4 more``."""
+    if len(names) <= shown:
+        return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def keep_in_output(path: str | os.PathLike) -> None:
     """Register ``path``, a child of an output folder that this run writes in place (the
     resumable task store), so :func:`staged_directory` keeps it when it replaces the folder.
 
-    A new or empty output folder is marked as written by bayes_wake on the way, so that a
-    killed run can be resumed; a folder holding other files is left unmarked.
+    A new or empty output folder is marked as written by bayes_wake on the way, and the marker
+    of a folder bayes_wake wrote lists ``path``, so that a killed run can be resumed; a folder
+    holding other files is left unmarked.
     """
     path = Path(path).resolve()
     folder = path.parent
     if not folder.exists() or not any(folder.iterdir()):
         folder.mkdir(parents=True, exist_ok=True)
-        _write_marker(folder)
+        _write_marker(folder, owned=[path.name])
+    elif is_package_output(folder):
+        record = _marker(folder)
+        owned = [name[:-1] for name in record["files"] if name.endswith("/")]
+        if path.name not in owned:
+            _write_marker(folder, owned=[*owned, path.name],
+                          replaces=record.get("replaces", []))
     _KEPT.add(path)
 
 
@@ -157,15 +279,15 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
                         inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Check, before any work, that ``out`` can be written as an output folder.
 
-    Removes stale staging folders of killed runs beside ``out`` (see
-    :func:`remove_stale_staging`) and returns ``out`` as a Path.
+    First clears up what killed runs left beside ``out`` (see :func:`remove_stale_staging`:
+    a folder they set aside is put back); returns ``out`` as a Path.
 
     Parameters
     ----------
     out
         The output folder.
     overwrite
-        Replace a non-empty folder that bayes_wake did not write.
+        Replace a non-empty folder that holds files bayes_wake did not write.
     inputs
         The run's input files and folders: none may lie inside ``out``, which the run replaces
         whole.
@@ -175,10 +297,11 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
     OutputFolderError
         A parent of ``out`` is a file (``base.csv/sub``, ``/dev/null/x``), the nearest existing
         parent takes no new folder (``/proc/x``, no permission), ``out`` is a file, ``out``
-        holds one of ``inputs``, or ``out`` is a non-empty folder that bayes_wake did not write
-        and ``overwrite`` is False.
+        holds one of ``inputs``, or ``out`` holds files that its marker does not list (or has
+        no marker that lists files) and ``overwrite`` is False.
     """
     out = Path(out)
+    remove_stale_staging(out)
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {out}: is a file, not a folder")
     inside = [Path(p) for p in inputs if _within(Path(p), out)]
@@ -192,17 +315,16 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
     if not parent.is_dir():
         raise OutputFolderError(f"--out {out}: {parent} is not a folder")
     try:
-        probe = tempfile.mkdtemp(dir=parent, prefix=".bayes-wake-probe-")
+        probe = tempfile.mkdtemp(dir=parent, prefix=_staging_prefix(out))  # stale if killed
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise OutputFolderError(f"--out {out}: cannot create a folder in {parent} ({reason})"
                                 ) from None
     os.rmdir(probe)
-    if out.is_dir() and not overwrite and any(out.iterdir()) and not is_package_output(out):
-        raise OutputFolderError(
-            f"--out {out}: the folder is not empty and was not written by bayes-wake; choose "
-            "another folder, or pass --overwrite to replace it whole")
-    remove_stale_staging(out)
+    refusal = _refusal(out) if out.is_dir() and not overwrite and any(out.iterdir()) else None
+    if refusal:
+        raise OutputFolderError(f"--out {out}: {refusal}; choose another folder, or pass "
+                                "--overwrite to replace it whole")
     return out
 
 
@@ -215,20 +337,56 @@ def _within(path: Path, folder: Path) -> bool:
 
 
 def remove_stale_staging(out: str | os.PathLike) -> int:
-    """Remove the hidden ``.NAME.staging-*`` folders beside ``out`` that runs killed before
-    they finished left behind (their process is gone); returns how many."""
+    """Clear up the hidden ``.NAME.staging-*`` folders beside ``out`` that runs killed before
+    they finished left behind (their process is gone); returns how many were removed.
+
+    Staging folders are removed. A folder set aside (``-old-``) is removed only when it is
+    empty or the marker of ``out`` names it (the run that set it aside put its new folder in
+    place). Any other is put back as ``out`` when ``out`` is missing or holds only what a
+    killed run wrote in place (its task store), and else kept; a warning says which.
+    """
     out = Path(out)
-    if not out.parent.is_dir():
+    pattern = re.compile(re.escape(f".{out.name}{_STAGING}") + r"(?:p(\d+)-)?(old-)?")
+    try:
+        beside = sorted(out.parent.iterdir())
+    except OSError:  # no folder, no permission: check_output_folder says so
         return 0
-    pattern = re.compile(re.escape(f".{out.name}{_STAGING}") + r"(?:p(\d+)-)?")
-    removed = 0
-    for path in out.parent.iterdir():
+    removed, aside = 0, []
+    for path in beside:
         found = pattern.match(path.name)
         if found is None or not path.is_dir() or _alive(found.group(1)):
             continue
+        if found.group(2) and not _replaced(path, out):
+            aside.append(path)
+            continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
+    for path in sorted(aside, key=_holds_only_stores):  # a user's folder goes back first
+        _restore(path, out)
     return removed
+
+
+def _replaced(aside: Path, out: Path) -> bool:
+    """True when ``aside`` is empty or named by the marker of ``out`` as replaced by it."""
+    record = _marker(out) if out.is_dir() else None
+    return not any(aside.iterdir()) or aside.name in (record or {}).get("replaces", [])
+
+
+def _restore(aside: Path, out: Path) -> None:
+    """Put back ``aside``, set aside from ``out`` by a killed run, or keep it; warn which."""
+    story = "a bayes-wake run that was killed before it finished had set it aside"
+    if not out.exists() or _holds_only_stores(out):
+        try:
+            _put_back(aside, out)
+        except OSError as exc:
+            story += f", and it cannot be put back ({exc.strerror or type(exc).__name__})"
+        else:
+            warnings.warn(f"put back {out}: {story} as {aside.name}", stacklevel=4)
+            return
+    if aside not in _WARNED:
+        _WARNED.add(aside)
+        warnings.warn(f"kept {aside}: {story} from {out}, which now holds other files; move "
+                      "it back or delete it yourself", stacklevel=4)
 
 
 def _alive(pid: str | None) -> bool:
@@ -242,7 +400,17 @@ def _alive(pid: str | None) -> bool:
         return False
     except (PermissionError, OverflowError, ValueError):
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: str) -> bool:
+    """True when the process has exited and waits to be reaped (a run killed under
+    ``timeout``, whose parent died with it, stays so until init reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS) or gone
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 @contextlib.contextmanager
@@ -252,23 +420,20 @@ def prepared_output(out: str | os.PathLike, *, overwrite: bool = False,
 
     With ``overwrite``, an existing non-empty ``out`` is set aside for the run, so nothing of
     it is read or kept (not even a task store); it is deleted when the run succeeds and put
-    back when the run fails.
+    back when the run fails (or, killed, by the next run: :func:`remove_stale_staging`).
     """
     out = check_output_folder(out, overwrite=overwrite, inputs=inputs)
     aside = None
     if overwrite and out.is_dir() and any(out.iterdir()):
-        aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + "old-"))
-        os.rename(out, aside)
+        aside = _set_aside(out)
     try:
         yield out
     except BaseException:
         if aside is not None:
-            if out.exists():  # what the failed run wrote in place (a task store)
-                shutil.rmtree(out, ignore_errors=True)
-            os.rename(aside, out)
+            _put_back(aside, out)  # what the failed run wrote (a task store) goes
         raise
     if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+        _discard(aside)
 
 
 def csv_header_name(name: object) -> str:
