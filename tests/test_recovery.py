@@ -165,6 +165,22 @@ def test_a_bad_scenario_text_names_the_part(tmp_path, mwa_example_csv):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_grid_without_any_ols_estimate_is_one_line_not_a_traceback(tmp_path,
+                                                                    mwa_example_csv):
+    """On R's example, windows of 2 and 4 days and km leave every OLS cell NA."""
+    from bayes_wake.cli import main
+
+    result = CliRunner().invoke(main, [
+        "recovery", "--data", str(mwa_example_csv), "--t-window", "2", "4", "2",
+        "--spat-window", "2", "4", "2", "--match", "match1,match2",
+        "--scenario", "form=null,size=0,name=none", "--methods", "ols", "--replicates", "2",
+        "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    assert "no window has an OLS estimate" in result.output
+    assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+    assert not (tmp_path / "x" / "recovery_summary.csv").exists()
+
+
 @pytest.mark.parametrize("with_ids", [True, False])
 def test_the_direct_truth_averages_only_the_matched_treated_wakes(mwa_example_events,
                                                                   with_ids):

@@ -646,11 +646,20 @@ def score_recovery(cells: pd.DataFrame) -> pd.DataFrame:
     ``power`` is the share of cells with a non-zero truth whose interval excludes 0 (on the
     right side); ``false_positive`` the share of cells with a zero truth whose interval
     excludes 0, and ``any_false_positive`` the share of replicates with at least one.
+
+    Raises
+    ------
+    SettingsError
+        If no cell has an OLS estimate in any replicate (too few events in the windows).
     """
     ols = cells[cells["method"] == "ols"].set_index(
         ["scenario", "replicate", "t_window", "spat_window"])["mean"]
     key = pd.MultiIndex.from_frame(cells[["scenario", "replicate", "t_window", "spat_window"]])
     cells = cells[ols.reindex(key).notna().to_numpy() & cells["mean"].notna().to_numpy()]
+    if cells.empty:
+        raise SettingsError("no window has an OLS estimate in any replicate, so nothing can "
+                            "be scored: widen --t-window or --spat-window (or match on fewer "
+                            "covariates)")
     rows = []
     for (method, scenario), g in cells.groupby(["method", "scenario"], sort=False):
         err = g["mean"] - g["truth"]
