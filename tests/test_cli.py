@@ -158,6 +158,7 @@ def test_demo_runs_on_the_embedded_simulated_study(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--mwa-only"])
     assert result.exit_code == 0, result.output
+    assert "400 treatment, 1,500 control, 1,100 dependent events" in result.output
     truth = pd.read_csv(out / "true_effect.csv")
     estimates = pd.read_csv(out / "estimates.csv")
     assert len(truth) == len(estimates) == 30

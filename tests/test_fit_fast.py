@@ -160,3 +160,15 @@ def test_the_comparison_figure_marks_posterior_cells_without_an_ols_estimate(
         legend = " ".join(t.get_text() for t in right.get_legend().get_texts())
         assert says in legend.replace("\n", " ")
         assert not [c for c in saved[-1].axes[0].collections if c.get_gid() == FILLED_GID]
+
+
+def test_the_diagnostics_line_counts_in_the_singular():
+    """One divergence reads "1 divergence", not "1 divergences"."""
+    from bayes_wake.bayes.fit import Diagnostics
+
+    one = Diagnostics(max_r_hat=1.001, min_ess_bulk=900.0, divergences=1,
+                      compile_seconds=1.0, sample_seconds=2.0)
+    assert "1 divergence -- NOT CONVERGED: 1 divergent transition" in one.summary()
+    assert "divergences" not in one.summary()
+    many = Diagnostics(1.001, 900.0, 1_200, 1.0, 2.0)
+    assert "1,200 divergences" in many.summary()

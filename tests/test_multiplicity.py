@@ -67,3 +67,12 @@ def test_no_significant_window_says_so():
     estimates = pd.DataFrame({"t_window": [10], "spat_window": [3], "estimate": [0.1],
                               "pvalue": [0.5]})
     assert summarise_multiplicity(estimates).sentence().startswith("No window is significant")
+
+
+def test_a_single_window_is_named_in_the_singular():
+    estimates = pd.DataFrame({"t_window": [10, 20], "spat_window": [3, 3],
+                              "estimate": [0.1, np.nan], "pvalue": [0.01, np.nan]})
+    sentence = summarise_multiplicity(estimates, alpha=0.05).sentence()
+    assert sentence.startswith("Of 1 window significant at p <= .05, 1 survives Holm")
+    assert "over the 1 window tested (1 of 2 windows have no estimate)" in sentence
+    assert "1 windows" not in sentence

@@ -366,6 +366,14 @@ def test_too_few_valid_draws_are_not_informative():
                             "only 15 of 100 draws are valid")
 
 
+def test_one_draw_is_one_draw_in_the_sentence():
+    test = randomisation_test("labels", _observed(), [_chunk([2], [3.0])])
+    sentence = test.sentence()
+    assert "Under 1 permutation of the treatment labels" in sentence
+    assert "only 1 of 1 draw is valid" in sentence and "(1 valid draw of 1)" in sentence
+    assert "1 permutations" not in sentence and "draws of 1" not in sentence
+
+
 def test_mostly_near_infinite_t_is_not_informative():
     rng = np.random.default_rng(1)
     max_t = np.where(np.arange(100) < 60, 1.2e15, rng.uniform(1, 4, 100))

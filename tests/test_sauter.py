@@ -192,6 +192,20 @@ def test_command_errors_are_one_line_and_leave_nothing(study, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
 
 
+def test_the_console_separates_thousands_in_every_count(study, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "sauter", "--acled", str(study["acled"]), "--boundaries", str(study["boundaries"]),
+        "--bases", str(study["bases"]), "--qips", str(study["qips"]), "--n-aid", "1500",
+        "--outcome", "vac", "--t-window", "10", "30", "10", "--spat-window", "5", "15", "5",
+        "--mwa-only", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "SIMULATED PROJECTS: 1,500 aid projects" in said
+    assert "(66 events)" in said and "of 9 windows with p <=" in said
+    assert "1500" not in said
+
+
 def test_the_script_calls_the_same_workflow(study, tmp_path):
     out = tmp_path / "script"
     run = subprocess.run(

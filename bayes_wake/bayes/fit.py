@@ -85,7 +85,7 @@ class Diagnostics:
         """One line: times, worst R-hat and ESS, divergences, and NOT CONVERGED if so."""
         return (f"sampling {self.sample_seconds:.1f} s (compile {self.compile_seconds:.1f} s); "
                 f"max R-hat {self.max_r_hat:.3f}, min bulk ESS {self.min_ess_bulk:.0f}, "
-                f"{self.divergences} divergences"
+                f"{counted(self.divergences, 'divergence')}"
                 + ("" if self.converged else " -- NOT CONVERGED: " + "; ".join(self.problems())))
 
     @property
@@ -443,7 +443,8 @@ def fit_surface(
                               progressbar=progressbar, log=log)
     data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
     log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "
-        f"unique rows; sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
+        f"unique rows; sampling {counted(spec.sampler.chains, 'chain')} with "
+        f"{spec.sampler.backend}")
     model = build_model(data, spec)
     idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
     grid = _to_grid(idata.posterior.to_dataset(), data)
@@ -511,9 +512,10 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
     from bayes_wake.bayes.did_surface import HYPERPARAMETERS, build_surface_model, draw_surface
 
     data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
-    log(f"model {spec.name}: {len(data.defined)} of {data.n_cells} cells with an OLS "
-        f"estimate, robust covariance over {data.n_clusters:,} clusters ({spec.errors}); "
-        f"sampling {spec.sampler.chains} chains with {spec.sampler.backend}")
+    log(f"model {spec.name}: {len(data.defined)} of {counted(data.n_cells, 'cell')} with an "
+        f"OLS estimate, robust covariance over {counted(data.n_clusters, 'cluster')} "
+        f"({spec.errors}); sampling {counted(spec.sampler.chains, 'chain')} with "
+        f"{spec.sampler.backend}")
     model = build_surface_model(data, **_surface_prior(spec))
     idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
     posterior = idata.posterior.to_dataset()

@@ -646,9 +646,10 @@ def _surface_check(reference: FitVariant, ref: dict, where: str) -> CheckResult:
     na = (f"; {counted(empty, 'cell')} of the region without events "
           f"{'is' if empty == 1 else 'are'} left out" if empty else "")
     sentence = (f"The posterior probability that the effect is positive in every one of the "
-                f"{ref['region']['cells']} cells of {where} is "
+                f"{counted(ref['region']['cells'], 'cell')} of {where} is "
                 f"{_p(ref['region']['all_positive'])} (that their average effect is positive: "
-                f"{_p(ref['region']['mean_positive'])}); {n_clear} of {n_cells} cells have "
+                f"{_p(ref['region']['mean_positive'])}); {n_clear} of "
+                f"{counted(n_cells, 'cell')} have "
                 f"P(effect > 0) >= {CLEAR} ({ref['spec_name']}){na}{_caveat(ref)}.")
     grids = {"Posterior P(effect > 0) per cell": _grid_table(cells, "prob_positive"),
              "Posterior mean additive effect (extra events per treated wake)":
@@ -678,9 +679,9 @@ def _prior_check(ref: dict, where: str) -> CheckResult:
              else f"is {_p(lo)} to {_p(hi)} ({_p(ref_p)} as fitted)")
     verdict = "barely moves" if sensitive == 0 else "moves"
     sentence = (f"Power-scaling the top-level priors {verdict} the effect surface: prior "
-                f"sensitivity exceeds 0.05 in {sensitive} of {judged} cells (largest "
-                f"{float(cells['prior_sensitivity'].max()):.3f}), and P(positive in every cell "
-                f"of {where}) {moved} with the prior raised to the power "
+                f"sensitivity exceeds 0.05 in {sensitive} of {counted(judged, 'cell')} "
+                f"(largest {float(cells['prior_sensitivity'].max()):.3f}), and P(positive in "
+                f"every cell of {where}) {moved} with the prior raised to the power "
                 f"{PRIOR_POWERS[0]:g} or {PRIOR_POWERS[-1]:g}")
     sentence += (" - but the importance weights are unreliable there (Pareto k > "
                  f"{KHAT_LIMIT}); refit with the prior scaled instead "
@@ -738,8 +739,8 @@ def _regions_sentence(variants: Sequence[FitVariant], results: dict[str, dict], 
         sentence = (f"Leaving out one region at a time, P(positive in every cell of "
                     f"{where}) ranges from {_p(low[0])} ({low[1].label}) to "
                     f"{_p(high[0])} ({high[1].label}), against {_p(ref_p)} with all "
-                    f"regions; it reaches {CLEAR} in {holds} of {len(variants)} "
-                    "cases.")
+                    f"regions; it reaches {CLEAR} in {holds} of "
+                    f"{counted(len(variants), 'case')}.")
     bad = [f"{v.label}{_caveat(results[v.name])}" for v in variants
            if _caveat(results[v.name])]
     return sentence[:-1] + f"; {'; '.join(bad)}." if bad else sentence

@@ -26,6 +26,7 @@ from bayes_wake.checks.result import CheckResult
 from bayes_wake.errors import EventDataError
 from bayes_wake.io.tables import (
     check_coordinates,
+    counted,
     find_column,
     parse_numbers,
     read_table,
@@ -208,16 +209,17 @@ def calibration_sentence(size: pd.DataFrame, n_placements: int, n_sites: int,
     :func:`placebo_shift`) whether the placebo estimates are off 0."""
     valid = int(size["placements"].max()) if len(size) else 0
     if valid < 2:
-        return (f"Not informative, because only {valid} of {n_placements} placebo placements "
-                "had a cell that could be fitted.")
+        return (f"Not informative, because only {valid} of "
+                f"{counted(n_placements, 'placebo placement')} had a cell that could be "
+                "fitted.")
     parts = [f"{r.choice} {r.size:.1%}" for r in size.itertuples()]
     holds = [r.choice for r in size.itertuples() if r.size <= SIZE_TOLERANCE * r.nominal]
     alpha = float(size["nominal"].iloc[0])
     mc = float(size["mc_se"].max())
     bayes = size["choice"].str.startswith("posterior").any()
-    return (f"On {valid} of {n_placements} placebo placements with no effect (anchors "
-            f"re-drawn over {n_sites:,} candidate sites, the real outcomes kept), the share of "
-            f"windows flagged at p <= {alpha:g} (nominal {alpha:.0%}" + (
+    return (f"On {valid} of {counted(n_placements, 'placebo placement')} with no effect "
+            f"(anchors re-drawn over {counted(n_sites, 'candidate site')}, the real outcomes "
+            f"kept), the share of windows flagged at p <= {alpha:g} (nominal {alpha:.0%}" + (
                 f"; the posterior's interval excluding 0: nominal {1 - BAYES_INTERVAL:.0%}"
                 if bayes else "") + ") is "
             + ", ".join(parts) + f" (Monte Carlo error up to {mc:.1%}). "

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_wake.checks.result import CheckResult
+from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import ROBUST_ERRORS, MWASettings, standard_error_table
 from bayes_wake.mwa.multiplicity import MultiplicitySummary
 
@@ -57,7 +58,8 @@ def standard_error_check(cube: xr.Dataset, mwa: MWASettings,
     table = pd.DataFrame({"standard_errors": ["classical", *choices],
                           "windows_significant": [int(classical.sum()), *surviving]})
     parts = [f"{n} with {c}" for c, n in zip(choices, surviving, strict=True)]
-    sentence = (f"Of {int(classical.sum())} windows significant at p <= {mwa.alpha:g} with "
+    sentence = (f"Of {counted(int(classical.sum()), 'window')} significant at p <= "
+                f"{mwa.alpha:g} with "
                 f"classical (R's) standard errors, which assume independent wakes and overstate "
                 f"the evidence on clustered count data, " + ", ".join(parts)
                 + " stay significant.")

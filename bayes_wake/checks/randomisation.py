@@ -791,12 +791,13 @@ class RandomisationTest:
         b, v = self.n_draws, self.n_valid
         huge = int(self.huge.sum())
         if b and huge > MAX_ARTEFACT_SHARE * b:
-            return (f"{huge:,} of {b:,} draws have a near-infinite t (a near-perfect fit, "
-                    f"|t| >= {HUGE_T:g}), a rounding artefact")
+            return (f"{huge:,} of {counted(b, 'draw')} have a near-infinite t (a near-perfect "
+                    f"fit, |t| >= {HUGE_T:g}), a rounding artefact")
         if v < MIN_VALID_DRAWS:
-            return (f"only {v:,} of {b:,} draws are valid (at least {MIN_VALID_DRAWS} are "
-                    "needed; a draw without any estimable window or with a near-infinite t "
-                    "is not)")
+            verb = "is" if v == 1 else "are"
+            return (f"only {v:,} of {counted(b, 'draw')} {verb} valid (at least "
+                    f"{MIN_VALID_DRAWS} are needed; a draw without any estimable window or "
+                    "with a near-infinite t is not)")
         count, max_t = self._null("n_significant"), self._null("max_abs_t")
         if count.nunique() == 1 and np.ptp(max_t) <= 1e-9 * max(1.0, float(max_t.max())):
             return (f"all {v:,} valid draws are identical ({int(count.iloc[0])} significant "
@@ -918,10 +919,10 @@ class RandomisationTest:
     def sentence(self) -> str:
         """The verdict in one plain sentence, ending with the valid draws."""
         b = self.n_draws
-        what = (f"{b:,} permutations of the treatment labels within matching strata"
+        what = (f"{counted(b, 'permutation')} of the treatment labels within matching strata"
                 if self.kind == "labels" else
-                f"{b:,} random shifts of the treatment dates (placebos)")
-        draws = f"({self.n_valid:,} valid draws of {b:,}{self._distinct_offsets()})"
+                f"{counted(b, 'random shift')} of the treatment dates (placebos)")
+        draws = f"({counted(self.n_valid, 'valid draw')} of {b:,}{self._distinct_offsets()})"
         if self.problem():
             return f"Under {what}, the check is not informative, because {self.problem()} " \
                    f"{draws}."

@@ -58,6 +58,7 @@ import xarray as xr
 from bayes_wake.core.geo import destination, great_circle_km
 from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
+from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import (
     MWASettings,
     matched_cells,
@@ -725,6 +726,6 @@ def recovery_verdict(summary: pd.DataFrame) -> str:
         planted = g[g["false_positive_cells"].isna() | (g["power"].notna())]
         wins = int((planted["rmse_vs_ols"] <= 1).sum())
         parts.append(f"{method}: RMSE {planted['rmse_vs_ols'].mean():.2f} x OLS on average "
-                     f"(at most OLS's in {wins} of {len(planted)} scenarios), 90% intervals "
-                     f"cover the truth in {g['coverage'].mean():.0%} of cells")
+                     f"(at most OLS's in {wins} of {counted(len(planted), 'scenario')}), "
+                     f"90% intervals cover the truth in {g['coverage'].mean():.0%} of cells")
     return "; ".join(parts) + "." if parts else "Only OLS was run."

@@ -268,7 +268,7 @@ def run_tasks(
             todo.append(task)
     total = len(tasks)
     if report.reused:
-        log(f"resuming: {len(report.reused)} of {total} tasks already done")
+        log(f"resuming: {len(report.reused)} of {counted(total, 'task')} already done")
     if progress:
         progress(len(report.reused), total)
 

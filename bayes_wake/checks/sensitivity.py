@@ -499,8 +499,10 @@ def run_sensitivity(
     observed = design.statistics()
     tasks, fits, skipped, fit_tasks, _ = _plan(events, cube, settings, region_of_event,
                                                leave_out, sites)
-    log(f"{len(tasks)} tasks: {settings.permutations:,} label permutations, "
-        f"{settings.date_shifts:,} date-shift placebos, {counted(len(fits), 'Bayesian fit')}, "
+    log(f"{counted(len(tasks), 'task')}: "
+        f"{counted(settings.permutations, 'label permutation')}, "
+        f"{counted(settings.date_shifts, 'date-shift placebo')}, "
+        f"{counted(len(fits), 'Bayesian fit')}, "
         f"{counted(settings.placebos, 'placebo placement')}")
     shared = {"design": design, "events": events, "cube": cube, "regions": region_of_event,
               "sites": sites}
@@ -639,7 +641,7 @@ def _add_run(report: HtmlReport, run: RunReport, task_layout: pd.DataFrame) -> N
     """Where the tasks ran, what was reused, and the time per kind of task."""
     report.heading("Where the work ran")
     report.paragraph(
-        f"{len(run.results)} tasks: {len(run.computed)} computed in this "
+        f"{counted(len(run.results), 'task')}: {len(run.computed)} computed in this "
         f"run, {len(run.reused)} reused from an earlier run (keyed by the hash of data and "
         f"settings); workers: {run.workers} ({run.where}); wall time {run.wall_seconds:.1f} s.",
         kind="note")

@@ -128,8 +128,8 @@ def demo(out, seed, mwa_only, allow_unconverged):
     windows = expand_windows(*PAPER_WINDOWS, temporal=True)
     radii = expand_windows(*PAPER_RADII)
     counts = events["role"].value_counts()
-    console.print(f"Simulated study (seed {seed}): {counts['treatment']} treatment, "
-                  f"{counts['control']} control, {counts['dependent']} dependent events; "
+    console.print(f"Simulated study (seed {seed}): {counts['treatment']:,} treatment, "
+                  f"{counts['control']:,} control, {counts['dependent']:,} dependent events; "
                   "the treatment effect is planted and known.")
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, progress=advance)

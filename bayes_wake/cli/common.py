@@ -257,6 +257,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
 
     from bayes_wake.core.windows import expand_windows
     from bayes_wake.io.events import duplicate_rows_message, read_events
+    from bayes_wake.io.tables import counted
     from bayes_wake.wakes import count_wakes
 
     windows = expand_windows(*t_window, name="--t-window", temporal=True)
@@ -281,9 +282,10 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
         console.print(f"[yellow]warning: {escape(message)}[/]")
     counts = events["role"].value_counts()
     console.print(
-        f"[bold]{escape(str(data))}[/]: {counts.get('treatment', 0)} treatment, "
-        f"{counts.get('control', 0)} control, {counts.get('dependent', 0)} dependent events"
-        + (f", {counts.get('other', 0)} other rows (bound the record only)"
+        f"[bold]{escape(str(data))}[/]: {counts.get('treatment', 0):,} treatment, "
+        f"{counts.get('control', 0):,} control, {counts.get('dependent', 0):,} dependent "
+        "events"
+        + (f", {counted(counts.get('other', 0), 'other row')} (bound the record only)"
            if counts.get("other", 0) else ""))
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
@@ -345,6 +347,8 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
     from rich.markup import escape
     from rich.table import Table
 
+    from bayes_wake.io.tables import counted
+
     significant = result.significant()
     t_unit = result.cube_attrs.get("t_unit", "days")
     title = escape(title)
@@ -352,15 +356,16 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
     if alpha2 is not None:
         between = int(((result.estimates["pvalue"] > alpha)
                        & (result.estimates["pvalue"] <= alpha2)).sum())
-        window = "window" if between == 1 else "windows"
-        note = f"; {between} more {window} with {alpha:g} < p <= {alpha2:g} (R's alpha2)"
+        note = (f"; {counted(between, 'more window', 'more windows')} with {alpha:g} < p <= "
+                f"{alpha2:g} (R's alpha2)")
     else:
         note = ""
     if significant.empty:
         console.print(f"{title}: no window reaches p <= {alpha:g}{note}.")
         return
-    table = Table(title=f"{title}: {len(significant)} of {len(result.estimates)} windows "
-                        f"with p <= {alpha:g}{note}")
+    table = Table(title=f"{title}: {len(significant):,} of "
+                        f"{counted(len(result.estimates), 'window')} with p <= "
+                        f"{alpha:g}{note}")
     for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "p", "adj. R2"):
         table.add_column(name, justify="right")
     for row in significant.to_dict("records"):
@@ -456,10 +461,12 @@ def _convergence_status(console, converged: Sequence[bool], allow_unconverged: b
     """The exit status of a run whose Bayesian fits passed the convergence rule or not
     (``converged``, one flag per fit): :data:`EXIT_NOT_CONVERGED` when one failed (said on
     the console), unless ``allow_unconverged``."""
+    from bayes_wake.io.tables import counted
+
     failed = list(converged).count(False)
     if not failed:
         return 0
-    what = (f"{failed} of {len(converged)} Bayesian fits" if len(converged) > 1
+    what = (f"{failed} of {counted(len(converged), 'Bayesian fit')}" if len(converged) > 1
             else "the Bayesian fit")
     if allow_unconverged:
         console.print(f"[bold red]{what} did not converge; exit status 0 because of "

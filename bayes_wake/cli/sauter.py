@@ -124,6 +124,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
 
     from bayes_wake.bayes.spec import load_spec
     from bayes_wake.io.acled import parse_outcome
+    from bayes_wake.io.tables import counted
     from bayes_wake.studies.sauter.workflow import DEFAULT_OUTCOMES, reanalyze_sauter
 
     console = _console()
@@ -162,7 +163,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
         log(f"  {row.step}: {row.events:,} {row.reason}")
     for item in result.outcomes.values():
         _print_significant(console, item.mwa,
-                           f"{item.outcome.label} ({item.n_events:,} events)")
+                           f"{item.outcome.label} ({counted(item.n_events, 'event')})")
         if item.bayes is not None:
             surface = item.bayes.surface
             ci = round(100 * surface.attrs["ci_prob"])
@@ -170,7 +171,8 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
             below = int((surface["ci_upper"] < 0).sum())
             state = "" if item.bayes.diagnostics.converged else \
                 " [bold red]NOT CONVERGED: " + "; ".join(item.bayes.diagnostics.problems()) + "[/]"
-            console.print(f"  Bayesian ({item.bayes.spec.name}): {above} cells with the {ci}% "
+            console.print(f"  Bayesian ({item.bayes.spec.name}): "
+                          f"{counted(above, 'cell')} with the {ci}% "
                           f"interval above 0, {below} below 0; posterior mean "
                           f"{float(surface['mean'].min()):.3f} to "
                           f"{float(surface['mean'].max()):.3f} events per wake{state}")

@@ -115,6 +115,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     from bayes_wake.core.windows import expand_windows, normalise_time_unit
     from bayes_wake.io.artefacts import write_json
     from bayes_wake.io.events import read_region_column
+    from bayes_wake.io.tables import counted
 
     console = _console()
     started = time.perf_counter()
@@ -148,8 +149,8 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     sites = None
     if placebo_sites:
         sites = read_placebo_sites(placebo_sites, events.attrs["covariates"], placebo_weight)
-        console.print(f"{escape(placebo_sites)}: {len(sites):,} candidate sites for "
-                      f"{settings.placebos} placebo placements")
+        console.print(f"{escape(placebo_sites)}: {counted(len(sites), 'candidate site')} for "
+                      f"{counted(settings.placebos, 'placebo placement')}")
     region_of_event, chosen = None, []
     if region_column:
         values = read_region_column(data, region_column, checks_record["rows_read"])
@@ -177,8 +178,9 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
                       f"{escape(check.sentence)}")
     run = result.run
     tables = sum(name.endswith(".csv") for name in result.files)
-    console.print(f"Wrote {escape(str(out))}/{REPORT_NAME} and {tables} tables "
-                  f"({len(run.computed)} tasks computed, {len(run.reused)} reused; "
+    console.print(f"Wrote {escape(str(out))}/{REPORT_NAME} and {counted(tables, 'table')} "
+                  f"({counted(len(run.computed), 'task')} computed, "
+                  f"{len(run.reused):,} reused; "
                   f"{run.where}) in {time.perf_counter() - started:.1f} s")
     return _convergence_status(console, result.converged, allow_unconverged)
 

@@ -92,7 +92,8 @@ class VCovSpec:
             return f"cluster-robust by {self.column} ({self.kind})"
         if self.kind in _SPATIAL:
             return f"Conley spatial HAC, {self.km:g} km" + (
-                f" and {self.days:g} days" if self.days is not None else "") + small
+                f" and {self.days:g} day{'' if self.days == 1 else 's'}"
+                if self.days is not None else "") + small
         return {"classical": "classical (R's lm)"}.get(self.kind, self.kind)
 
 

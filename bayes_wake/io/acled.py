@@ -29,6 +29,7 @@ import pandas as pd
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import (
     check_coordinates,
+    counted,
     find_column,
     header_key,
     missing_mask,
@@ -506,7 +507,8 @@ def _check_interaction(frame: pd.DataFrame, interaction: np.ndarray, path: str,
     # share, but a wholesale mismatch means the rows were paired wrongly
     if wrong.mean() > 0.05:
         raise EventDataError(
-            f"ACLED's interaction code disagrees with inter1/inter2 for {int(wrong.sum())} of "
-            f"{len(frame)} events; the actor rows may be out of order or the layout wrong "
+            f"ACLED's interaction code disagrees with inter1/inter2 for {int(wrong.sum()):,} "
+            f"of {counted(len(frame), 'event')}; the actor rows may be out of order or the "
+            "layout wrong "
             "(layout='monadic' or 'dyadic')", path=path,
             rows=frame.loc[wrong, "file_row"].tolist(), column=name)

@@ -32,7 +32,13 @@ import pandas as pd
 
 from bayes_wake.core.geo import EARTH_RADIUS_KM
 from bayes_wake.errors import EventDataError, SettingsError
-from bayes_wake.io.tables import check_coordinates, find_column, parse_numbers, read_table
+from bayes_wake.io.tables import (
+    check_coordinates,
+    counted,
+    find_column,
+    parse_numbers,
+    read_table,
+)
 
 __all__ = [
     "add_covariates",
@@ -382,7 +388,7 @@ def add_covariates(
         sources = [f.attrs.get("source", "<GeoDataFrame>") + (f" where {f.attrs['where']}"
                                                              if f.attrs.get("where") else "")
                    for f in frames]
-        notes[name] = (f"distance to the nearest of {len(pooled)} features of "
+        notes[name] = (f"distance to the nearest of {counted(len(pooled), 'feature')} of "
                        f"{' + '.join(sources)}, km (azimuthal equidistant projection centred "
                        f"on the events; overstated by at most {100 * bound:.2f}%)")
     for name, path in (rasters or {}).items():

@@ -30,6 +30,7 @@ import pandas as pd
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import (
     check_coordinates,
+    counted,
     find_column,
     missing_mask,
     parse_dates,
@@ -393,8 +394,9 @@ def simulate_project_placement(
             continue
         rows = events[events["kind"] == kind]
         if len(rows) < wanted[kind]:
-            raise SettingsError(f"the simulated placement puts only {len(rows)} {kind} "
-                                f"projects in the regions {list(keep_regions or [])}; choose "
+            raise SettingsError(f"the simulated placement puts only "
+                                f"{counted(len(rows), f'{kind} project')} in the regions "
+                                f"{list(keep_regions or [])}; choose "
                                 "other regions or give a project file")
         pick = np.sort(rng.choice(len(rows), size=wanted[kind], replace=False))
         parts.append(rows.iloc[pick])

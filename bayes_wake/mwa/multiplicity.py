@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_wake.errors import SettingsError
+from bayes_wake.io.tables import counted
 
 __all__ = [
     "METHODS",
@@ -164,15 +165,15 @@ class MultiplicitySummary:
     def sentence(self) -> str:
         """The verdict in one plain sentence."""
         level = _level(self.alpha)
-        na = (f" ({self.n_windows - self.n_defined} of {self.n_windows} windows have no "
-              "estimate)" if self.n_defined < self.n_windows else "")
+        na = (f" ({self.n_windows - self.n_defined} of {counted(self.n_windows, 'window')} "
+              "have no estimate)" if self.n_defined < self.n_windows else "")
         if self.n_significant == 0:
             return (f"No window is significant at p <= {level}{na}, so there is nothing for a "
                     "multiplicity correction to remove.")
-        return (f"Of {_windows(self.n_significant)} significant at p <= {level}, "
+        return (f"Of {counted(self.n_significant, 'window')} significant at p <= {level}, "
                 f"{self.n_holm} survive{'s' if self.n_holm == 1 else ''} Holm's correction and "
-                f"{self.n_bh} the Benjamini-Hochberg correction over the {self.n_defined} "
-                f"windows tested{na}.")
+                f"{self.n_bh} the Benjamini-Hochberg correction over the "
+                f"{counted(self.n_defined, 'window')} tested{na}.")
 
 
 def summarise_multiplicity(estimates: pd.DataFrame, *, alpha: float = 0.05
@@ -202,7 +203,3 @@ def _level(alpha: float) -> str:
     """R-style level: 0.05 -> '.05'."""
     text = f"{alpha:g}"
     return text[1:] if text.startswith("0.") else text
-
-
-def _windows(n: int) -> str:
-    return f"{n:,} window" + ("" if n == 1 else "s")

@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bayes_wake.errors import SettingsError
+from bayes_wake.io.tables import counted
 from bayes_wake.plotting.style import _FS_LABEL, _FS_LEGEND, _FS_TITLE
 
 __all__ = ["NULL_TEXT_GID", "null_distribution_caption", "plot_null_distributions"]
@@ -94,8 +95,9 @@ def _null_histogram(ax: Axes, test, stat: str, colour: str) -> None:
 def _null_text_panel(ax: Axes, title: str, reason: str, test, *, width: int) -> None:
     """A panel that says why a check (or one of its statistics) is not informative."""
 
-    body = textwrap.fill(f"Not informative, because {reason} ({test.n_valid:,} valid draws "
-                         f"of {test.n_draws:,}).", width=width)
+    body = textwrap.fill(f"Not informative, because {reason} "
+                         f"({counted(test.n_valid, 'valid draw')} of {test.n_draws:,}).",
+                         width=width)
     ax.set_axis_off()
     ax.set_title(title, fontsize=_FS_TITLE)
     ax.text(0.5, 0.5, body, ha="center", va="center", fontsize=_FS_LABEL,
@@ -107,14 +109,14 @@ def null_distribution_caption(tests, huge_t: float) -> str:
     """The caption of :func:`plot_null_distributions`: what is drawn and what was left out
     (``huge_t``: the |t| from which a draw counts as a near-perfect fit)."""
     left_out = [f"{_NULL_NAMES.get(kind, kind).lower()} {test.n_draws - test.n_valid:,} of "
-                f"{test.n_draws:,}" for kind, test in tests.items()
+                f"{counted(test.n_draws, 'draw')}" for kind, test in tests.items()
                 if test.n_draws > test.n_valid]
     out = ("Null distributions of the number of significant windows and of max |t|, as the "
            "share of each check's valid draws per bin; the black line is the observed value. "
            "A check that is not informative shows why instead.")
     if left_out:
         out += (" Left out as invalid (no estimable window, or a near-perfect fit with "
-                f"|t| >= {huge_t:g} or not finite): {'; '.join(left_out)} draws.")
+                f"|t| >= {huge_t:g} or not finite): {'; '.join(left_out)}.")
     else:
         out += " No draw was left out."
     return out

@@ -43,6 +43,7 @@ from bayes_wake.io.study_area import (
     normalise_region_name,
     resolve_regions,
 )
+from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import (
     ROBUST_ERRORS,
     MWAResult,
@@ -408,8 +409,9 @@ def _outcome_events(acled, boundaries, regions, *, merge_menaka, snap_km, start,
     kept events whose ACLED admin1 differs from the polygon holding them.
     """
     events = read_acled(acled, start=start, end=end)
-    say(f"ACLED: {events.attrs['rows_read']:,} rows ({events.attrs['layout']} layout) -> "
-        f"{events.attrs['events_read']:,} events; {len(events):,} in {start}..{end}")
+    say(f"ACLED: {counted(events.attrs['rows_read'], 'row')} ({events.attrs['layout']} "
+        f"layout) -> {counted(events.attrs['events_read'], 'event')}; {len(events):,} in "
+        f"{start}..{end}")
     dropped: list[dict] = list(events.attrs["dropped"])
     boundary = load_regions(boundaries, merge_menaka=merge_menaka)
     keep_regions = resolve_regions(regions, boundary)
@@ -447,8 +449,9 @@ def _all_projects(qips, aid, qip_columns, aid_columns, covariate_columns, bounda
                                          step="QIPs" if kind == "qip" else "aid projects")
         dropped += drops
         parts.append(frame)
-        say(f"{kind.upper() if kind == 'qip' else 'Aid'} projects: {frame.attrs['rows_read']:,} "
-            f"rows in {path} -> {len(frame):,} in the study area and period")
+        say(f"{kind.upper() if kind == 'qip' else 'Aid'} projects: "
+            f"{counted(frame.attrs['rows_read'], 'row')} in {path} -> {len(frame):,} in the "
+            "study area and period")
     sim_kinds = [kind for kind, path in (("qip", qips), ("aid", aid)) if path is None]
     if sim_kinds:
         fake = simulate_project_placement(seed, n_qips=n_qips, n_aid=n_aid, start=start,
@@ -457,7 +460,7 @@ def _all_projects(qips, aid, qip_columns, aid_columns, covariate_columns, bounda
         fake, _ = filter_to_regions(fake, boundary, keep_regions, snap_km=0.0, step="simulated")
         parts.append(fake)
         say("SIMULATED PROJECTS: " + ", ".join(
-            f"{(fake['kind'] == k).sum()} {'QIPs' if k == 'qip' else 'aid projects'}"
+            counted(int((fake["kind"] == k).sum()), "QIP" if k == "qip" else "aid project")
             for k in sim_kinds) + f" placed by simulation (seed {seed}); no real file given")
     projects = pd.concat(parts, ignore_index=True)
     for kind in ("qip", "aid"):
@@ -527,8 +530,8 @@ def _analyse_outcomes(chosen, projects, outcome_pool, covariates, window_grid, r
         result = matched_wake_analysis(cube, match_on=covariates, weighted=weighted, tcm=tcm,
                                        alpha=alpha)
         n_sig = len(result.significant())
-        say(f"{outcome.label}: {int(mask.sum()):,} events; {n_sig} of {len(result.estimates)} "
-            f"windows with p <= {alpha:g} (OLS)")
+        say(f"{outcome.label}: {counted(int(mask.sum()), 'event')}; {n_sig} of "
+            f"{counted(len(result.estimates), 'window')} with p <= {alpha:g} (OLS)")
         robust = standard_error_table(cube, result.settings, ROBUST_ERRORS)
         survive = {v: int((robust[f"pvalue_{v}"] <= alpha).sum()) for v in ROBUST_ERRORS}
         say(f"{outcome.label}: with robust errors " + ", ".join(
@@ -755,7 +758,7 @@ def _simulated_text(simulated: dict[str, bool], seed: int, projects: pd.DataFram
     if not kinds:
         return ""
     counts = " and ".join(
-        f"{int((projects['kind'] == k).sum())} {'QIPs' if k == 'qip' else 'aid projects'}"
+        counted(int((projects["kind"] == k).sum()), "QIP" if k == "qip" else "aid project")
         for k in kinds)
     what = " and ".join("QIP file" if k == "qip" else "aid-project file" for k in kinds)
     return (f"PROJECTS ARE SIMULATED: no {what} was given, so the {counts} are a documented "
@@ -861,21 +864,24 @@ def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float)
     verdict = []
     for item in sauter.outcomes.values():
         k = len(item.mwa.significant(alpha))
-        line = (f"{item.outcome.label} ({item.n_events:,} events): {k} of {n_cells} windows "
-                f"with p <= {alpha:g} in the matched wake analysis")
+        line = (f"{item.outcome.label} ({counted(item.n_events, 'event')}): {k} of "
+                f"{counted(n_cells, 'window')} with p <= {alpha:g} in the matched wake "
+                "analysis")
         if item.bayes is not None:
             s = item.bayes.surface
             ci = round(100 * s.attrs["ci_prob"])
             pos = int(((s["ci_lower"] > 0)).sum())
             neg = int(((s["ci_upper"] < 0)).sum())
-            line += (f"; Bayesian: {pos} cells with the {ci}% interval above 0, {neg} below 0"
+            line += (f"; Bayesian: {counted(pos, 'cell')} with the {ci}% interval above 0, "
+                     f"{neg} below 0"
                      + ("" if item.bayes.diagnostics.converged else " (NOT CONVERGED)"))
         verdict.append(line + ".")
     report.heading("Summary")
     report.bullets(verdict)
     report.paragraph(
         f"Grid: t = {_span(settings['windows'])} days, s = {_span(settings['radii'])} km "
-        f"({n_cells} cells). Matched on {', '.join(sauter.covariates)} and the pre-trend"
+        f"({counted(n_cells, 'cell')}). Matched on {', '.join(sauter.covariates)} and the "
+        "pre-trend"
         + (", plus earlier overlapping projects (SO_pre, MO_pre)" if settings["tcm"] else "")
         + ("; weighted regression" if settings["weighted"] else "")
         + f"; wake counting convention '{settings['convention']}'.", kind="note")
@@ -885,15 +891,16 @@ def _data_section(report, stage: Path, sauter: SauterResult, settings: dict, *,
                   events_meta: dict, inputs: dict, keep_regions, disagree: int) -> None:
     """How ACLED was read, the period, regions, outcome rules, counts, drops, map, Figure 5."""
     report.heading("Data")
-    acled_line = (f"ACLED: {events_meta['rows_read']:,} rows of {inputs['acled']} "
+    acled_line = (f"ACLED: {counted(events_meta['rows_read'], 'row')} of {inputs['acled']} "
                   f"({events_meta['layout']} layout"
                   + (", rebuilt to one row per event" if events_meta["layout"] == "monadic"
-                     else "") + f") = {events_meta['events_read']:,} events.")
+                     else "") + f") = {counted(events_meta['events_read'], 'event')}.")
     lines = [acled_line,
              (f"Study period {settings['start']} to {settings['end']}; study regions "
               f"{', '.join(keep_regions)} from {inputs['boundaries']}."),
              (f"Events are placed in regions by the polygons; ACLED's own admin1 column "
-              f"disagrees with the polygon for {disagree:,} kept events (boundary vintages)."),
+              f"disagrees with the polygon for {counted(disagree, 'kept event')} (boundary "
+              "vintages)."),
              "Projects: " + "; ".join(
                  f"{'QIPs' if k == 'qip' else 'aid projects'} "
                  + ("SIMULATED" if v else f"from {inputs['qips' if k == 'qip' else 'aid']}")
@@ -958,8 +965,9 @@ def _outcome_sections(report, stage: Path, sauter: SauterResult, alpha: float) -
         bh = int((benjamini_hochberg(pvalues) <= alpha).sum())
         holm = int((holm_adjusted(pvalues) <= alpha).sum())
         report.paragraph(
-            f"{item.n_events:,} outcome events. {k} of {int(finite.sum())} windows reach "
-            f"p <= {alpha:g}; with {int(finite.sum())} independent tests about "
+            f"{counted(item.n_events, 'outcome event')}. {k} of "
+            f"{counted(int(finite.sum()), 'window')} reach p <= {alpha:g}; with "
+            f"{counted(int(finite.sum()), 'independent test')} about "
             f"{alpha * finite.sum():.1f} would by chance, and these windows are nested, not "
             f"independent. After Benjamini-Hochberg {bh} remain, after Holm {holm}."
             + _robust_sentence(item, alpha))
@@ -1108,7 +1116,8 @@ def _agreement_sentence(item: OutcomeResult, alpha: float) -> str:
                     & (clear_ols | clear_bayes)).sum())
     ci = round(100 * surface.attrs["ci_prob"])
     text = (f"The OLS estimate lies outside the posterior's {ci}% interval in {outside} of "
-            f"{int(both.sum())} cells; the two have opposite signs, one of them clearly "
+            f"{counted(int(both.sum()), 'cell')}; the two have opposite signs, one of them "
+            "clearly "
             f"(p <= {alpha:g} or the interval excluding 0), in {opposite}.")
     if outside or opposite:
         text += (" The posterior pools neighbouring cells and counts every event once, so "
