@@ -35,6 +35,8 @@ def test_mwa_command_reproduces_r_and_writes_every_artefact(mwa_example_csv, mwa
     assert provenance["settings"]["weighted"] is True
     assert len(provenance["inputs"]["data"]["sha256"]) == 64
     assert "4 of 25 windows" in result.stderr + result.stdout
+    # the headers' units are text, not rich markup
+    assert "Time [days]" in result.stderr and "Space [km]" in result.stderr
 
 
 def test_mwa_process_leaves_dask_unimported(mwa_example_csv, tmp_path):

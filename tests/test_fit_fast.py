@@ -99,6 +99,7 @@ def test_the_command_line_fits_the_same_surface(small_fit, mwa_example_csv, tmp_
                                 ["fit", "--data", str(mwa_example_csv), *ARGS, "--out",
                                  str(out)])
     assert result.exit_code in (0, 3), result.output
+    assert "s [km]" in result.output  # a unit, not rich markup
     table = pd.read_csv(out / "effect_surface.csv")
     api = fit.table()
     np.testing.assert_allclose(table["mean"].to_numpy(), api["mean"].to_numpy(), rtol=1e-10,

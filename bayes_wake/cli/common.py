@@ -367,7 +367,7 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                         f"{counted(len(result.estimates), 'window')} with p <= "
                         f"{alpha:g}{note}")
     for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "p", "adj. R2"):
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
     for row in significant.to_dict("records"):
         r2 = row.get("adj.r.squared", float("nan"))
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}",
@@ -483,7 +483,8 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     into the staging folder, and report convergence loudly."""
     from bayes_wake.bayes.compare import fit_beside, write_beside
 
-    fit = fit_beside(cube, result, spec, progressbar=console.is_terminal, log=console.print)
+    fit = fit_beside(cube, result, spec, progressbar=console.is_terminal,
+                     log=lambda line: console.print(line, markup=False))
     diagnostics = fit.diagnostics
     console.print(f"sampler {spec.sampler.backend}: {diagnostics.summary()}", markup=False)
     if not diagnostics.converged:
@@ -495,17 +496,18 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
 
 
 def _print_surface(console, fit) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Posterior effect surface (extra events per treated wake)")
     for name in ("t", "s [km]", "mean", "interval", "P(>0)", "rate ratio"):
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
     for row in fit.table().to_dict("records"):
         if row["mean"] != row["mean"]:
             table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", "NA",
                           "(no events near treated wakes)", "", "")
             continue
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
-                      f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]",
+                      escape(f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"),
                       f"{row['prob_positive']:.2f}", f"{row['rate_ratio_mean']:.2f}")
     console.print(table)

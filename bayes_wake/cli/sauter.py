@@ -171,7 +171,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
             below = int((surface["ci_upper"] < 0).sum())
             state = "" if item.bayes.diagnostics.converged else \
                 " [bold red]NOT CONVERGED: " + "; ".join(item.bayes.diagnostics.problems()) + "[/]"
-            console.print(f"  Bayesian ({item.bayes.spec.name}): "
+            console.print(f"  Bayesian ({escape(item.bayes.spec.name)}): "
                           f"{counted(above, 'cell')} with the {ci}% "
                           f"interval above 0, {below} below 0; posterior mean "
                           f"{float(surface['mean'].min()):.3f} to "
