@@ -173,3 +173,21 @@ def test_the_diagnostics_line_counts_in_the_singular():
     assert "divergences" not in one.summary()
     many = Diagnostics(1.001, 900.0, 1_200, 1.0, 2.0)
     assert "1,200 divergences" in many.summary()
+
+
+def test_the_console_table_names_the_fits_own_interval(small_fit):
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from bayes_wake.cli.common import _print_surface
+
+    fit, _ = small_fit
+    fitted = f"{100 * fit.surface.attrs['ci_prob']:g}% interval"  # ArviZ's default, e.g. 89%
+    for prob, kind, name in ((fit.surface.attrs["ci_prob"], "eti", fitted),
+                             (0.95, "eti", "95% interval"), (0.9, "hdi", "90% HDI")):
+        console = Console(record=True, width=150)
+        surface = fit.surface.assign_attrs(ci_prob=prob, ci_kind=kind)
+        _print_surface(console, replace(fit, surface=surface))
+        header = console.export_text().splitlines()[2]
+        assert name in header

@@ -500,7 +500,10 @@ def _print_surface(console, fit) -> None:
     from rich.table import Table
 
     table = Table(title="Posterior effect surface (extra events per treated wake)")
-    for name in ("t", "s [km]", "mean", "interval", "P(>0)", "rate ratio"):
+    # the fit's own interval (ArviZ's default when it was summarised, e.g. 89% equal-tailed)
+    kind = "HDI" if fit.surface.attrs.get("ci_kind") == "hdi" else "interval"
+    interval = f"{100 * fit.surface.attrs['ci_prob']:g}% {kind}"
+    for name in ("t", "s [km]", "mean", interval, "P(>0)", "rate ratio"):
         table.add_column(escape(name), justify="right")
     for row in fit.table().to_dict("records"):
         if row["mean"] != row["mean"]:
