@@ -91,6 +91,10 @@ def test_sentences_from_results_including_failures():
         "The posterior probability that the effect is positive in every one of the 2 cells "
         "of the whole grid is 0.93")
     assert "1 of 2 cells have P(effect > 0) >= 0.95" in checks["surface"].sentence
+    assert "left out" not in checks["surface"].sentence
+    results["reference"]["region"]["cells_without_events"] = 19  # NA cells: no estimate
+    surface = summarise_checks(fits, results, GridRegion())[0].sentence
+    assert "; 19 cells of the region without an estimate (NA) are left out" in surface
     assert checks["likelihood"].sentence.startswith("With a Poisson likelihood, P(positive")
     assert "0.97 (caution: did not converge: R-hat)" in checks["likelihood"].sentence
     regions = checks["regions"].sentence

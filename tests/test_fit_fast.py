@@ -182,12 +182,34 @@ def test_the_console_table_names_the_fits_own_interval(small_fit):
 
     from bayes_wake.cli.common import _print_surface
 
-    fit, _ = small_fit
+    fit, ols = small_fit
     fitted = f"{100 * fit.surface.attrs['ci_prob']:g}% interval"  # ArviZ's default, e.g. 89%
     for prob, kind, name in ((fit.surface.attrs["ci_prob"], "eti", fitted),
                              (0.95, "eti", "95% interval"), (0.9, "hdi", "90% HDI")):
         console = Console(record=True, width=150)
         surface = fit.surface.assign_attrs(ci_prob=prob, ci_kind=kind)
-        _print_surface(console, replace(fit, surface=surface))
+        _print_surface(console, replace(fit, surface=surface), ols)
         header = console.export_text().splitlines()[2]
         assert name in header
+
+
+def test_the_console_says_why_each_na_cell_is_na(small_fit):
+    """R's example: the treated wakes of t = 2, s = 6 hold events before matching; the matched
+    wakes hold none. Each NA cell gives the OLS table's reason, not one guess for all."""
+    from rich.console import Console
+
+    from bayes_wake.cli.common import _MODEL_ONLY_NA, _print_surface
+
+    fit, ols = small_fit
+    console = Console(record=True, width=150)
+    _print_surface(console, fit, ols)
+    cells = [[c.strip() for c in line.split("│")[1:-1]]
+             for line in console.export_text().splitlines() if line.startswith("│")]
+    rows = {(t, s): why for t, s, mean, why, *_ in cells if mean == "NA"}
+    assert len(rows) == int(fit.surface["mean"].isnull().sum()) >= 3
+    assert rows[("2", "6")] == "(OLS: no events in the matched wakes)"
+    assert rows[("10", "6")] == "(OLS: no pre-period events in the matched wakes)"
+    assert rows[("6", "10")] == "(OLS: the same pre-period count in every matched wake)"
+    for (t, s), shown in rows.items():
+        why = str(ols.surface["na_reason"].sel(window=int(t), radius=float(s)).item())
+        assert shown == (f"(OLS: {why})" if why else _MODEL_ONLY_NA)

@@ -85,6 +85,47 @@ def test_windows_in_seconds_give_the_days_tables_in_the_days_memory(mwa_example_
                                       check_exact=True, obj=name)
 
 
+def test_every_na_cell_says_why_and_the_reason_holds(example_result, mwa_example_events):
+    """R's example: no NA cell lacks treated wakes with events before matching (t = 2,
+    s = 8 holds 26 pre and 27 post events in them); matching leaves wakes that all hold the
+    same counts, or none, so the regression has nothing to fit."""
+    from bayes_wake.mwa.analysis import MWASettings, matched_cells
+
+    reasons = example_result.surface["na_reason"]
+    na = example_result.surface["estimate"].isnull()
+    assert ((reasons != "") == na).all() and int(na.sum()) == 19
+    assert reasons.sel(window=2, radius=8.0) == "the same counts in every matched wake"
+    assert reasons.sel(window=8, radius=6.0) == "no pre-period events in the matched wakes"
+    cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
+    settings = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
+    for cell in matched_cells(cube, settings, balance=False):
+        why = str(reasons.sel(window=cell.window, radius=cell.radius).item())
+        counts = (cell.pre, cell.y)  # the lag formula: y is the post-period count
+        if why == "no events in the matched wakes":
+            assert not any(c.any() for c in counts)
+        elif why == "the same counts in every matched wake":
+            assert all(np.ptp(c) == 0 for c in counts) and cell.pre.any()
+        elif why.startswith(("no pre-period events", "the same pre-period count")):
+            assert np.ptp(cell.pre) == 0 and np.ptp(cell.y) > 0
+        elif why == "no post-period events in the matched wakes":
+            assert not cell.y.any() and np.ptp(cell.pre) > 0
+        else:
+            assert why == "", why
+
+
+@pytest.mark.parametrize("options, where, reason", [
+    ({"delete_sutva": True}, (40, 60.0), "no treated wakes after delete-SUTVA"),
+    ({"delete_sutva": True}, (2, 60.0), "too few matched wakes"),  # 1 treated, 1 control
+    ({"delete_sutva": True}, (10, 60.0), "no matched treated wakes"),  # nor controls
+    ({"formula": "diff"}, (2, 8.0), "the same counts in every matched wake"),
+    ({"matching": False}, (2, 2.0), "no post-period events in the matched wakes"),
+])
+def test_na_reasons_of_other_settings(mwa_example_events, options, where, reason):
+    cube = count_wakes(mwa_example_events, [2, 10, 40], [2, 8, 60])
+    result = matched_wake_analysis(cube, match_on=["match1", "match2"], tcm=True, **options)
+    assert result.surface["na_reason"].sel(window=where[0], radius=where[1]) == reason
+
+
 def test_ols_equals_statsmodels_wls_with_robust_errors():
     rng = np.random.default_rng(1)
     n = 200

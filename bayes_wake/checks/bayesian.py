@@ -420,7 +420,8 @@ def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> 
 
 def _region_probabilities(effect: xr.DataArray, mask: np.ndarray) -> dict:
     """P(effect > 0 in every cell of the region), P(region mean > 0), the posterior mean of
-    the region mean; cells without events (NA effect) are left out and counted."""
+    the region mean; cells without an estimate (NA effect, counted under the key
+    ``cells_without_events`` of stored task results) are left out and counted."""
     defined = effect.notnull().all(("chain", "draw")).to_numpy()
     use = mask & defined
     values = effect.to_numpy()[..., use]  # (chain, draw, cells)
@@ -643,7 +644,7 @@ def _surface_check(reference: FitVariant, ref: dict, where: str) -> CheckResult:
     probs = cells["prob_positive"].to_numpy(dtype=float)
     n_cells, n_clear = int(np.isfinite(probs).sum()), int((probs >= CLEAR).sum())
     empty = ref["region"]["cells_without_events"]
-    na = (f"; {counted(empty, 'cell')} of the region without events "
+    na = (f"; {counted(empty, 'cell')} of the region without an estimate (NA) "
           f"{'is' if empty == 1 else 'are'} left out" if empty else "")
     sentence = (f"The posterior probability that the effect is positive in every one of the "
                 f"{counted(ref['region']['cells'], 'cell')} of {where} is "

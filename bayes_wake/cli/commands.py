@@ -151,7 +151,7 @@ def demo(out, seed, mwa_only, allow_unconverged):
             fitted = _fit_and_write(stage, cube, result, load_spec("smooth_did"), console)
     _print_significant(console, result, "Matched wake analysis (simulated study)")
     if fitted is not None:
-        _print_surface(console, fitted)
+        _print_surface(console, fitted, result)
         error_ols = float(((result.surface["estimate"] - truth) ** 2).mean() ** 0.5)
         error_bayes = float(((fitted.surface["mean"] - truth) ** 2).mean() ** 0.5)
         console.print(f"Against the planted truth: RMSE of the OLS surface {error_ols:.3f}, "
@@ -210,7 +210,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
         _write_mwa_outputs(stage, result, cube, record)
         fitted = _fit_and_write(stage, cube, result, spec, console)
     _print_significant(console, result, "Matched wake analysis (OLS)", alpha2)
-    _print_surface(console, fitted)
+    _print_surface(console, fitted, result)
     console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "
                   f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")
     return _convergence_status(console, [fitted.diagnostics.converged], allow_unconverged)

@@ -495,7 +495,14 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     return fit
 
 
-def _print_surface(console, fit) -> None:
+#: Why the posterior is NA in a cell the OLS table estimates: the model pools only cells
+#: whose own regression has noise to pool (see bayes_wake.bayes.did_surface).
+_MODEL_ONLY_NA = "(model: too few wakes or a perfect fit)"
+
+
+def _print_surface(console, fit, ols) -> None:
+    """The posterior surface per cell; an NA cell says why (the OLS table's reason, from the
+    matched wake analysis ``ols`` the fit reanalyses)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -505,10 +512,12 @@ def _print_surface(console, fit) -> None:
     interval = f"{100 * fit.surface.attrs['ci_prob']:g}% {kind}"
     for name in ("t", "s [km]", "mean", interval, "P(>0)", "rate ratio"):
         table.add_column(escape(name), justify="right")
+    reasons = ols.surface["na_reason"]
     for row in fit.table().to_dict("records"):
         if row["mean"] != row["mean"]:
+            why = reasons.sel(window=row["t_window"], radius=row["spat_window"]).item()
             table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", "NA",
-                          "(no events near treated wakes)", "", "")
+                          f"(OLS: {why})" if why else _MODEL_ONLY_NA, "", "")
             continue
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
                       escape(f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"),

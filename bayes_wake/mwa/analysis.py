@@ -21,7 +21,13 @@ import xarray as xr
 
 from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.core.rcompat import r_round
-from bayes_wake.core.regression import VCovSpec, conley_kernel, parse_vcov, weighted_ols
+from bayes_wake.core.regression import (
+    OLSFit,
+    VCovSpec,
+    conley_kernel,
+    parse_vcov,
+    weighted_ols,
+)
 from bayes_wake.errors import SettingsError
 from bayes_wake.io.artefacts import write_table
 from bayes_wake.options import Estimation, Formula, check_choice
@@ -100,7 +106,8 @@ class MWAResult:
     surface
         The estimates as an :class:`xarray.Dataset` with dims ``window`` x ``radius``
         (variables ``estimate``, ``std_error``, ``pvalue``, ``adj_r_squared``,
-        ``intercept``, ``intercept_pvalue``, ``n_treated``, ``n_control``).
+        ``intercept``, ``intercept_pvalue``, ``n_treated``, ``n_control``, and
+        ``na_reason``: why a cell is NA, in a few words, empty where it is estimated).
     settings
         The settings used.
     cube_attrs
@@ -236,6 +243,7 @@ def matched_wake_analysis(
     surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
         "estimate", "std_error", "pvalue", "adj_r_squared", "intercept", "intercept_pvalue",
         "n_treated", "n_control", "L1_pre", "L1_post")}
+    na_reason = np.full((len(windows), len(radii)), "", dtype=object)
     total = len(windows) * len(radii)
     for done, cell in enumerate(matched_cells(cube, settings), 1):
         idx = cell.events
@@ -244,6 +252,7 @@ def matched_wake_analysis(
                            kernel=None if kernel is None else kernel[idx][:, idx])
         i, j = cell.index
         defined = fit.defined
+        na_reason[i, j] = _na_reason(cell, fit, settings)
         row = {"t_window": int(cell.window), "spat_window": float(cell.radius),
                "estimate": fit.coef[-1] if defined else np.nan,
                "pvalue": fit.pvalue[-1] if defined else np.nan}
@@ -279,6 +288,7 @@ def matched_wake_analysis(
         {k: (("window", "radius"), v) for k, v in surface_vars.items()},
         coords={"window": windows, "radius": radii},
     )
+    surface["na_reason"] = (("window", "radius"), na_reason)
     surface["window"].attrs = dict(cube["window"].attrs)
     surface["radius"].attrs = dict(cube["radius"].attrs)
     surface.attrs.update({"estimator": "matched wake analysis (OLS DiD)",
@@ -416,6 +426,35 @@ def _match(x_match: np.ndarray, treated: np.ndarray, settings: MWASettings):
     if not settings.weighted:
         weights = in_fit.astype(float)
     return in_fit, weights, stratum
+
+
+def _na_reason(cell: MatchedCell, fit: OLSFit, settings: MWASettings) -> str:
+    """Why a cell's OLS is NA, in a few words (the first reason that applies; empty when the
+    cell is estimated)."""
+    if fit.defined:
+        return ""
+    for flag, arm in ((1, "treated"), (0, "control")):
+        if not (cell.wakes["treatment"] == flag).any():
+            return f"no {arm} wakes" + (" after delete-SUTVA" if settings.delete_sutva else "")
+        if not (cell.treated == flag).any():
+            return f"no matched {arm} wakes"
+    if fit.n <= cell.design.shape[1]:
+        return "too few matched wakes"
+    post = cell.y if settings.formula == "lag" else cell.y + cell.pre
+    if np.ptp(cell.pre) == 0 and np.ptp(post) == 0:
+        return ("no events in the matched wakes" if not (cell.pre.any() or post.any())
+                else "the same counts in every matched wake")
+    if fit.aliased:  # the lag formula's pre-period count, with the intercept and treatment
+        if np.ptp(cell.pre) == 0:
+            return ("no pre-period events in the matched wakes" if not cell.pre.any()
+                    else "the same pre-period count in every matched wake")
+        return "pre-period counts collinear with treatment"
+    if np.ptp(cell.y) == 0:
+        if settings.formula == "diff":
+            return "the same post - pre change in every matched wake"
+        return ("no post-period events in the matched wakes" if not post.any()
+                else "the same post-period count in every matched wake")
+    return "no finite p-value"
 
 
 def wake_weights(cube: xr.Dataset, settings: MWASettings,
