@@ -213,3 +213,37 @@ def test_the_console_says_why_each_na_cell_is_na(small_fit):
     for (t, s), shown in rows.items():
         why = str(ols.surface["na_reason"].sel(window=int(t), radius=float(s)).item())
         assert shown == (f"(OLS: {why})" if why else _MODEL_ONLY_NA)
+
+
+def test_the_rate_ratio_is_na_where_the_treated_wakes_hold_no_post_events(mwa_example_events):
+    """Unmatched, the treated wakes of s = 2 km hold no post events at t = 6 and 10 while the
+    OLS table estimates both cells: the additive effect is there, the ratio (0 whatever the
+    effect) is NA, and no log of zero is taken."""
+    from rich.console import Console
+
+    from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.cli.common import _print_surface
+    from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, GRID["windows"], GRID["radii"])
+    spec = load_spec("smooth_did").with_sampler(draws=100, tune=100, chains=2, seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence of so short a run
+        warnings.simplefilter("error", RuntimeWarning)  # divide by zero in log
+        fit = fit_surface(cube, spec.model_copy(update={"matching": "none"}),
+                          match_on=["match1", "match2"], tcm=True, progressbar=False)
+    posterior = fit.idata.posterior.sel(radius=2.0, window=[6, 10])
+    treated_post = cube["dependent"].sel(period="post", radius=2.0, window=[6, 10]).where(
+        cube["treated"] == 1).sum("event")
+    assert (treated_post == 0).all()
+    assert posterior["additive_effect"].notnull().all()
+    assert posterior["rate_ratio"].isnull().all() and posterior["effect"].isnull().all()
+    assert fit.surface["rate_ratio_mean"].sel(radius=2.0, window=[6, 10]).isnull().all()
+    elsewhere = fit.idata.posterior["rate_ratio"].sel(radius=10.0)
+    assert float((elsewhere > 0).mean()) > 0.9  # positive where the treated wakes hold events
+    console = Console(record=True, width=150)
+    _print_surface(console, fit, matched_wake_analysis(cube, matching=False, tcm=True))
+    printed = console.export_text()
+    assert "nan" not in printed and printed.count(" - ") >= 2  # the NA ratios

@@ -529,9 +529,7 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
     undefined[data.defined] = False
     surface_draws[..., undefined.reshape(len(data.windows), len(data.radii))] = np.nan
     dims = ("chain", "draw", "window", "radius")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        post = data.treated_post[None, None]
-        ratio = np.where(post - surface_draws > 0, post / (post - surface_draws), np.nan)
+    ratio = _rate_ratio(data.treated_post[None, None], surface_draws)
     grid = posterior.assign_coords(window=data.windows, radius=data.radii).assign(
         additive_effect=(dims, surface_draws), rate_ratio=(dims, ratio),
         effect=(dims, np.log(ratio)))
@@ -539,7 +537,8 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
         long_name="extra expected post-period events per matched treated wake, relative to "
                   "the control wakes' change (count-scale DiD)", units="events per wake")
     grid["rate_ratio"].attrs["long_name"] = ("treated wakes' mean post count over that count "
-                                             "minus the additive effect (secondary)")
+                                             "minus the additive effect (secondary; NA where "
+                                             "the treated wakes hold no post events)")
     grid["effect"].attrs["long_name"] = "log of rate_ratio"
     surface = effect_surface_table(grid)
     diagnostics = _diagnostics(idata, grid, [*HYPERPARAMETERS, "additive_effect"], compile_s,
@@ -548,6 +547,17 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
                    data_hash=_array_hash(data.estimate, data.covariance),
                    model_attrs={**data.attrs, "cells": len(data.defined),
                                 "clusters": data.n_clusters})
+
+
+def _rate_ratio(post: np.ndarray, additive: np.ndarray) -> np.ndarray:
+    """The treated wakes' mean post count over its counterfactual (that count minus the
+    additive effect), NaN where the counterfactual is not positive and where the treated
+    wakes hold no post-period events: there the ratio is 0 whatever the effect, so it says
+    nothing about it (and its log would be -inf)."""
+    counterfactual = post - additive
+    informative = (post > 0) & (counterfactual > 0)  # False wherever either is NaN
+    return np.divide(post, counterfactual, out=np.full(np.broadcast(post, additive).shape,
+                                                       np.nan), where=informative)
 
 
 def _diagnostics(idata, grid, names, compile_s, sample_s) -> Diagnostics:

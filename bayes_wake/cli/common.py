@@ -521,5 +521,6 @@ def _print_surface(console, fit, ols) -> None:
             continue
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
                       escape(f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"),
-                      f"{row['prob_positive']:.2f}", f"{row['rate_ratio_mean']:.2f}")
+                      f"{row['prob_positive']:.2f}", "-" if row["rate_ratio_mean"] != row[
+                          "rate_ratio_mean"] else f"{row['rate_ratio_mean']:.2f}")
     console.print(table)
