@@ -587,6 +587,36 @@ def test_r_time_units_match_columns_and_alphas_are_accepted(mwa_example_csv, tmp
     assert "--alpha2 must lie between --alpha (0.05) and 1" in last_line(bad)
 
 
+@pytest.mark.parametrize("options, said", [
+    (["--match", "--weighted", "--out"], "--match needs covariate names; got the option "
+                                         "--weighted"),
+    (["--weighted", "--match", "--out"], "--match needs covariate names; got the option "
+                                         "--out"),
+    (["--match=--tcm", "--out"], "--match needs covariate names; got the option --tcm"),
+    (["--weighted", "--out"], "name at least one covariate to match on with --match COL1,COL2 "
+                              "(R: matchColumns), or switch matching off with --no-match"),
+])
+def test_match_without_covariate_names_is_refused_naming_the_options(mwa_example_csv, tmp_path,
+                                                                     options, said):
+    out = tmp_path / "o"
+    result = run("mwa", "--data", mwa_example_csv, *SMALL, *options, out)
+    assert result.exit_code == 2
+    assert said in last_line(result) and "missing column" not in result.output
+    assert not out.exists()
+
+
+def test_a_quoted_space_separated_match_is_split_as_a_comma_separated_one(mwa_example_csv,
+                                                                          tmp_path):
+    quoted = run("mwa", "--data", mwa_example_csv, *SMALL, "--match", "match1 match2",
+                 "--out", tmp_path / "quoted")
+    assert quoted.exit_code == 0, quoted.output
+    assert mwa(mwa_example_csv, tmp_path / "commas").exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "quoted" / "estimates.csv"),
+                                  pd.read_csv(tmp_path / "commas" / "estimates.csv"))
+    settings = json.loads((tmp_path / "quoted" / "provenance.json").read_text())["settings"]
+    assert settings["match_on"] == ["match1", "match2"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Python version, README, .gitignore
 # ---------------------------------------------------------------------------------------------

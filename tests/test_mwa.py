@@ -271,3 +271,10 @@ def test_every_option_equals_statsmodels_on_the_wakes_it_selects(mwa_example_eve
             np.testing.assert_allclose(float(mine["pvalue"]), ref.pvalues[-1], rtol=1e-6)
             checked += 1
     assert checked >= 1 and checked == int(np.isfinite(result.surface["estimate"]).sum())
+
+
+def test_no_covariate_to_match_on_names_the_python_arguments():
+    from bayes_wake.mwa.analysis import MWASettings
+
+    with pytest.raises(SettingsError, match=r"in match_on .*\(matching=False\)"):
+        MWASettings(match_on=())

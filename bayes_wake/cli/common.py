@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
 import time
 import warnings
@@ -122,7 +123,8 @@ def overwrite_option(command: Callable) -> Callable:
 
 class RCommand(click.Command):
     """A command that also takes R's ``matchColumns = c("a", "b")`` as ``--match a b``:
-    the words after ``--match`` up to the next option are joined with commas."""
+    the words after ``--match`` up to the next option are joined with commas. An option right
+    after ``--match`` is an error, never a covariate name."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _join_match_words(args))
@@ -144,10 +146,17 @@ def _join_match_words(args: list[str]) -> list[str]:
             out.append(word)
             i += 1
             continue
+        if value.startswith("--"):
+            raise click.UsageError(f"--match needs covariate names; got the option {value}")
         while i < len(args) and not args[i].startswith("-"):
             value, i = f"{value},{args[i]}", i + 1
         out += ["--match", value]
     return out
+
+
+def _match_columns(match_on: str) -> list[str]:
+    """The covariate names of ``--match``, comma or space separated (R: matchColumns)."""
+    return [name for name in re.split(r"[,\s]+", match_on) if name]
 
 
 def _canonical_time_unit(_ctx, _param, value: str) -> str:
@@ -180,8 +189,11 @@ def _mwa_settings(match_on: str, weighted, tcm, no_match, delete_sutva, formula,
     rest of :func:`mwa_options`), validated before any data are read."""
     from bayes_wake.mwa.analysis import MWASettings
 
-    return MWASettings(match_on=tuple(c.strip() for c in match_on.split(",") if c.strip()),
-                       weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
+    columns = tuple(_match_columns(match_on))
+    if not columns and not no_match:
+        raise SettingsError("name at least one covariate to match on with --match COL1,COL2 "
+                            "(R: matchColumns), or switch matching off with --no-match")
+    return MWASettings(match_on=columns, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
                        matching=not no_match, formula=formula, estimation=estimation,
                        vcov=vcov, alpha=alpha)
 
@@ -265,7 +277,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     roles = {"treatment": _parse_selector(treatment, "--treatment"),
              "control": _parse_selector(control, "--control"),
              "dependent": _parse_selector(dependent, "--dependent")}
-    match_cols = [c.strip() for c in match_on.split(",") if c.strip()]
+    match_cols = _match_columns(match_on)
     explicit = roles != {r: ("type", r) for r in roles}
     wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
     with warnings.catch_warnings(record=True) as caught:

@@ -90,8 +90,8 @@ class MWASettings:
         if not 0 < self.alpha < 1:
             raise SettingsError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.matching and not self.match_on:
-            raise SettingsError("name at least one covariate to match on (R: matchColumns), "
-                                "or switch matching off")
+            raise SettingsError("name at least one covariate to match on in match_on (R: "
+                                "matchColumns), or switch matching off (matching=False)")
 
 
 @dataclass
