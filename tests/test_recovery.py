@@ -138,6 +138,15 @@ def test_the_recovery_command_writes_scores_that_match_its_cells(tmp_path, mwa_e
     cells = pd.read_csv(out / "recovery_cells.csv")
     summary = pd.read_csv(out / "recovery_summary.csv")
     assert set(summary["scenario"]) == {"big", "none"}
+    # the console: a table, "-" where a score is missing, counts without decimals
+    printed = {cells[1]: cells for cells in (
+        [c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines()
+        if line.startswith("│"))}
+    assert "NaN" not in result.output and "false_positive_cells" not in result.output
+    assert printed["big"][-1] == "-"  # no cell with a zero truth: no false positive to count
+    false_cells = summary.set_index("scenario").loc["none", "false_positive_cells"]
+    assert printed["none"][-1] == (f"{false_cells:.0f}" if false_cells.is_integer()
+                                   else f"{false_cells:.2f}")
     again = score_recovery(cells).set_index("scenario")
     np.testing.assert_allclose(summary.set_index("scenario").loc[again.index, "rmse"],
                                again["rmse"])

@@ -507,6 +507,12 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     return fit
 
 
+def _cell(value, digits: int = 3) -> str:
+    """A number in a console table: ``-`` when missing, else ``digits`` decimals (0 for a
+    count), thousands separated."""
+    return "-" if value is None or value != value else f"{value:,.{digits}f}"
+
+
 #: Why the posterior is NA in a cell the OLS table estimates: the model pools only cells
 #: whose own regression has noise to pool (see bayes_wake.bayes.did_surface).
 _MODEL_ONLY_NA = "(model: too few wakes or a perfect fit)"
@@ -533,6 +539,5 @@ def _print_surface(console, fit, ols) -> None:
             continue
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
                       escape(f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"),
-                      f"{row['prob_positive']:.2f}", "-" if row["rate_ratio_mean"] != row[
-                          "rate_ratio_mean"] else f"{row['rate_ratio_mean']:.2f}")
+                      f"{row['prob_positive']:.2f}", _cell(row["rate_ratio_mean"], 2))
     console.print(table)

@@ -15,6 +15,7 @@ import click
 
 from bayes_wake.cli.common import (
     RCommand,
+    _cell,
     _console,
     _fail_cleanly,
     _guard_output,
@@ -153,8 +154,28 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     write_recovery(out, summary, cells, settings={"data": str(data), "seed": seed,
                                                   "replicates": replicates,
                                                   **settings.__dict__})
-    keep = ["method", "scenario", "rmse", "rmse_vs_ols", "coverage", "width",
-            "false_positive_cells"]
-    console.print(summary[keep].round(3).to_string(index=False), markup=False)
+    _print_summary(console, summary)
     console.print(f"Wrote {escape(str(out))}/ (recovery_summary.csv, recovery_cells.csv, "
                   f"recovery.png, recovery_report.html) in {time.perf_counter() - started:.1f} s")
+
+
+def _print_summary(console, summary) -> None:
+    """Per method and scenario: RMSE and its ratio to OLS's, coverage, interval width and
+    the false-positive cells per replicate (a mean count: whole numbers as integers)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Recovery of the planted effects",
+                  caption="RMSE/OLS: the method's RMSE over OLS's; false +: false-positive "
+                          "cells per replicate (mean)")
+    for name in ("method", "scenario"):
+        table.add_column(name, overflow="fold")  # whole names, wrapped in a narrow log
+    for name in ("RMSE", "RMSE/OLS", "coverage", "width", "false +"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in summary.to_dict("records"):
+        false_cells = row["false_positive_cells"]
+        table.add_row(escape(str(row["method"])), escape(str(row["scenario"])),
+                      _cell(row["rmse"]), _cell(row["rmse_vs_ols"], 2),
+                      _cell(row["coverage"], 2), _cell(row["width"]),
+                      _cell(false_cells, 0 if float(false_cells).is_integer() else 2))
+    console.print(table)
