@@ -59,7 +59,8 @@ def test_duplicate_rows_are_reported_kept_and_dropped_with_the_flag(mwa_example_
     assert kept.exit_code == 0, kept.output
     said = " ".join(kept.output.split())
     assert "2 exact duplicate rows (rows 395, 396 repeat earlier rows); kept" in said
-    assert "--drop-duplicates" in said
+    assert "drop them with --drop-duplicates" in said  # the option, not the Python argument
+    assert "drop_duplicates=True" not in said and said.count("duplicate rows") == 1
     record = json.loads((tmp_path / "kept" / "provenance.json").read_text())
     assert record["events"]["duplicate_rows"] == 2
     assert record["events"]["duplicate_row_numbers"] == [395, 396]
@@ -93,6 +94,18 @@ def test_the_sensitivity_command_reads_duplicates_the_same_way(mwa_example_csv, 
     assert record["events"]["duplicate_rows"] == 1 and record["events"]["duplicates_dropped"]
     assert record["settings"]["drop_duplicates"] is True
     assert record["settings"]["mwa"]["match_on"] == ["match1", "match2"]
+
+
+def test_duplicate_ids_of_repeated_rows_name_the_option(mwa_example_csv, tmp_path):
+    lines = lines_of(mwa_example_csv)
+    numbered = [f"{lines[0]},id"] + [f"{line},{k}" for k, line in enumerate(lines[1:], 1)]
+    data = write_lines(tmp_path / "ids.csv", [*numbered, numbered[7]])
+    result = run("mwa", "--data", data, *SMALL, "--match", "match1,match2", "--column",
+                 "id=id", "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert "duplicate event id 7" in last_line(result)
+    assert "drop them with --drop-duplicates" in last_line(result)
+    assert "drop_duplicates=True" not in result.output
 
 
 def test_mixed_utc_offsets_are_an_error_naming_file_rows_and_column(mwa_example_csv, tmp_path):

@@ -17,11 +17,7 @@ from typing import get_args
 
 import click
 
-from bayes_wake.errors import (
-    BayesWakeError,
-    DuplicateRowsWarning,
-    SettingsError,
-)
+from bayes_wake.errors import BayesWakeError, SettingsError
 from bayes_wake.options import Convention, Estimation, Formula
 
 _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
@@ -268,7 +264,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     from rich.markup import escape
 
     from bayes_wake.core.windows import expand_windows
-    from bayes_wake.io.events import duplicate_rows_message, read_events
+    from bayes_wake.io.events import read_events
     from bayes_wake.io.tables import counted
     from bayes_wake.wakes import count_wakes
 
@@ -282,16 +278,12 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        warnings.simplefilter("ignore", DuplicateRowsWarning)  # printed below
         events = read_events(data, columns=_parse_columns(columns) or None,
                              roles=roles if explicit else None, covariates=wanted,
-                             drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov))
-    for warning in caught:  # the reader's findings (encoding, odd cells), one line each
+                             drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov),
+                             drop_option="--drop-duplicates")
+    for warning in caught:  # the reader's findings (encoding, duplicates), one line each
         console.print(f"[yellow]warning: {escape(str(warning.message))}[/]")
-    repeats = events.attrs["duplicate_rows"]
-    if repeats:
-        message = duplicate_rows_message(str(data), repeats, drop_duplicates)
-        console.print(f"[yellow]warning: {escape(message)}[/]")
     counts = events["role"].value_counts()
     console.print(
         f"[bold]{escape(str(data))}[/]: {counts.get('treatment', 0):,} treatment, "

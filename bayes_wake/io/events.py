@@ -99,6 +99,7 @@ def read_events(
     layer: str | None = None,
     drop_duplicates: bool = False,
     labels: Sequence[str] = (),
+    drop_option: str = "drop_duplicates=True",
 ) -> pd.DataFrame:
     """Read an event file and validate it into the event table.
 
@@ -150,6 +151,9 @@ def read_events(
         0, 1, ... in order of first appearance, listed with the covariates so that the wake
         cube carries it. Required for treatment and control events. A label column that is
         also a covariate stays the covariate.
+    drop_option
+        How the warning and the errors name the way to drop exact duplicate rows: the
+        argument for Python callers; the command line passes ``--drop-duplicates``.
 
     Returns
     -------
@@ -224,7 +228,7 @@ def read_events(
     if box is not None:
         _check_area(lon, lat, box, fail)
     keep = ~repeats if drop_duplicates else np.ones(n, dtype=bool)
-    event_id, source_id = _event_ids(frame, names.get("id"), keep, repeats, fail)
+    event_id, source_id = _event_ids(frame, names.get("id"), keep, repeats, fail, drop_option)
 
     out = pd.DataFrame(
         {
@@ -247,7 +251,7 @@ def read_events(
         out["source_id"] = pd.array(source_id, dtype="str")
     rows = tuple(_row_numbers(repeats) or ())
     if rows:
-        warnings.warn(duplicate_rows_message(label, rows, drop_duplicates),
+        warnings.warn(duplicate_rows_message(label, rows, drop_duplicates, drop_option),
                       DuplicateRowsWarning, stacklevel=2)
     if drop_duplicates and rows:
         out = out[keep].reset_index(drop=True)
@@ -258,9 +262,10 @@ def read_events(
     return out
 
 
-def duplicate_rows_message(label: str, rows: Sequence[int], dropped: bool) -> str:
+def duplicate_rows_message(label: str, rows: Sequence[int], dropped: bool,
+                           option: str = "drop_duplicates=True") -> str:
     """The one-line report of exact duplicate rows (1-based data rows that repeat an earlier
-    row), as :func:`read_events` warns it and the command line prints it."""
+    row), as :func:`read_events` warns it; ``option`` names the way to drop them."""
     shown = ", ".join(str(r) for r in rows[:10])
     more = f" and {len(rows) - 10:,} more" if len(rows) > 10 else ""
     if len(rows) == 1:
@@ -270,7 +275,7 @@ def duplicate_rows_message(label: str, rows: Sequence[int], dropped: bool) -> st
     if dropped:
         return f"{label}: {what}; dropped, the first occurrence of each kept"
     return (f"{label}: {what}; kept (distinct events can share place and date); drop them "
-            "with drop_duplicates=True (command line: --drop-duplicates)")
+            f"with {option}")
 
 
 def summarise_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -790,7 +795,7 @@ def _check_area(
 
 def _event_ids(
     frame: pd.DataFrame, id_column: str | None, keep: np.ndarray, repeats: np.ndarray,
-    fail: Any,
+    fail: Any, drop_option: str,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Ids of every row; ids from row order count only the rows in ``keep``, and only those
     rows must have distinct ids (dropped repeats share their original's)."""
@@ -820,7 +825,7 @@ def _event_ids(
         hint = ""
         if (duplicated & repeats).any():
             hint = ("; some of these rows repeat earlier rows exactly (drop them with "
-                    "drop_duplicates=True, command line: --drop-duplicates)")
+                    f"{drop_option})")
         raise fail(f"duplicate event {label} {shown}{hint}", duplicated, column=id_column)
     if source_id is None:
         return ids, None  # type: ignore[return-value]
