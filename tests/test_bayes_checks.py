@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from bayes_wake.checks.bayesian import (
     summarise_checks,
 )
 from bayes_wake.errors import SettingsError
+from bayes_wake.io.html import HtmlReport
 
 WINDOWS, RADII = [10, 20, 30, 40, 50, 60], [3.0, 6.0, 9.0, 12.0, 15.0]
 
@@ -91,6 +94,11 @@ def test_sentences_from_results_including_failures():
         "The posterior probability that the effect is positive in every one of the 2 cells "
         "of the whole grid is 0.93")
     assert "1 of 2 cells have P(effect > 0) >= 0.95" in checks["surface"].sentence
+    # in a report, the counts of cells and wakes are integers; R-hat 1.0 is not a count
+    surface = checks["surface"]
+    page = HtmlReport("t").table(surface.table, counts=surface.counts).html()
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", page)[1:] == [
+        "0.930", "0.990", "0.150", "1", "10", "30", "yes", "1.000"]
     assert "left out" not in checks["surface"].sentence
     results["reference"]["region"]["cells_without_events"] = 19  # NA cells: no estimate
     surface = summarise_checks(fits, results, GridRegion())[0].sentence

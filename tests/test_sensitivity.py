@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,6 +76,17 @@ def test_report_on_the_mwa_example(mwa_example_csv, tmp_path):
     top = html.index("<h2>Verdicts</h2>")
     assert top < html.index("Of 4 windows significant") < html.index("1. Multiplicity")
     assert "data:image/png;base64," in html
+    # the randomisation summary: counts of windows as integers, the rest as numbers
+    summary = pd.read_csv(out / "randomisation_summary.csv").query("null == 'labels'")
+    count_row = re.search(r"<tr><td class=\"text\">significant windows</td>(.*?)</tr>",
+                          html).group(1)
+    shown = re.findall(r"<td[^>]*>([^<]*)</td>", count_row)
+    observed, median, q95, share = summary.iloc[0][["observed", "null_median", "null_q95",
+                                                    "share_at_least_observed"]]
+    assert shown[0] == f"{observed:.0f}" == str(n_sig)
+    assert shown[1] == (f"{median:.0f}" if median.is_integer() else f"{median:.3f}")
+    assert shown[2] == (f"{q95:.0f}" if q95.is_integer() else f"{q95:.3f}")
+    assert shown[3] == f"{share:.3f}" and shown[-2:] == ["150", "150"]
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["settings"]["permutations"] == 150
     # the sentinel rows of 1901 and 2100 do not stretch the span of the placebos

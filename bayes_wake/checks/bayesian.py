@@ -583,6 +583,12 @@ def _variant_row(variant: FitVariant, result: dict) -> dict:
             "converged": "yes" if d["converged"] else "NO", "max R-hat": d["max_r_hat"]}
 
 
+def _variant_counts(table: pd.DataFrame) -> list[list[bool]]:
+    """The count columns of a table of :func:`_variant_row` rows (cells and wakes; a failed
+    fit leaves them NA, so they may be floats), for a report: probabilities are not."""
+    return [[c.startswith("cells with") or c.endswith(" wakes") for c in table.columns]]
+
+
 #: The refits compared with the reference fit, in report order: check and title.
 _COMPARISONS = (("prior_refit", "Alternative effect priors (refits)"),
                 ("likelihood", "Poisson vs negative binomial"),
@@ -655,9 +661,10 @@ def _surface_check(reference: FitVariant, ref: dict, where: str) -> CheckResult:
     grids = {"Posterior P(effect > 0) per cell": _grid_table(cells, "prob_positive"),
              "Posterior mean additive effect (extra events per treated wake)":
                  _grid_table(cells, "mean")}
+    table = pd.DataFrame([_variant_row(reference, ref)])
     return CheckResult("surface", "Posterior P(effect > 0): per cell and over the region",
-                       pd.DataFrame([_variant_row(reference, ref)]), sentence, cells=cells,
-                       tables=grids)
+                       table, sentence, cells=cells, tables=grids,
+                       counts=_variant_counts(table))
 
 
 def _prior_check(ref: dict, where: str) -> CheckResult:
@@ -690,7 +697,8 @@ def _prior_check(ref: dict, where: str) -> CheckResult:
                  if (powers["pareto_k"] > KHAT_LIMIT).any() else ".")
     grid = {"Prior sensitivity per cell (power-scaling; > 0.05 sensitive)":
             _grid_table(cells, "prior_sensitivity")}
-    return CheckResult("prior", title, table, sentence, cells=cells, tables=grid)
+    return CheckResult("prior", title, table, sentence, cells=cells, tables=grid,
+                       counts=False)  # powers, probabilities and Pareto k: no counts
 
 
 def _comparison_check(check: str, title: str, variants: Sequence[FitVariant],
@@ -706,7 +714,7 @@ def _comparison_check(check: str, title: str, variants: Sequence[FitVariant],
         suffix = f", {ref['spec_name']}" if check == "likelihood" else ""
         reference_words = f"reference fit{suffix}: {_p(ref['region']['all_positive'])}"
         sentence = _refits_sentence(variants, results, where, reference_words)
-    return CheckResult(check, title, table, sentence)
+    return CheckResult(check, title, table, sentence, counts=_variant_counts(table))
 
 
 def _refits_sentence(variants: Sequence[FitVariant], results: dict[str, dict], where: str,

@@ -268,7 +268,8 @@ def calibration_check(results: Sequence[dict], n_sites: int, alpha: float, *,
             "dates uniform over the real anchors' span, keeps the real outcome events and "
             "reruns the matched wake analysis; the truth is no effect everywhere.")
     return CheckResult("calibration", "Placebo-placement calibration", size, sentence,
-                       cells=cells, caption=_SIZE_CAPTION, notes=(note,))
+                       cells=cells, caption=_SIZE_CAPTION, notes=(note,),
+                       counts=[size.columns == "mean_flagged"])  # sizes are shares
 
 
 def _shift_words(shift: tuple[float, float] | None) -> str:

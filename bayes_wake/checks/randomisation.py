@@ -913,8 +913,13 @@ class RandomisationTest:
             Named by the kind, with :meth:`summary` as its table and :meth:`sentence`; no
             figure (:func:`randomisation_checks` draws every test's null in one).
         """
-        return CheckResult(self.kind, _TITLES.get(self.kind, self.kind), self.summary(),
-                           self.sentence())
+        summary = self.summary()
+        # the row of significant windows holds counts (observed, null median and 95th
+        # percentile); shares, p-values and the max |t| row do not
+        counts = np.outer(summary["statistic"].eq("significant windows").to_numpy(),
+                          summary.columns.isin(["observed", "null_median", "null_q95"]))
+        return CheckResult(self.kind, _TITLES.get(self.kind, self.kind), summary,
+                           self.sentence(), counts=counts)
 
     def sentence(self) -> str:
         """The verdict in one plain sentence, ending with the valid draws."""

@@ -50,6 +50,10 @@ class CheckResult:
         How the check was made and judged, shown after the figures.
     digits : int
         Decimals of the non-whole numbers in its report tables.
+    counts : array-like of bool or None
+        Which cells of ``table`` hold counts stored as floats, for a report
+        (:meth:`bayes_wake.io.html.HtmlReport.table`: broadcast to rows x columns); None
+        takes the float columns of whole numbers as counts.
     """
 
     name: str
@@ -62,3 +66,4 @@ class CheckResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()
     digits: int = 3
+    counts: Any = field(default=None, repr=False)

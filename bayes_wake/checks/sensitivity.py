@@ -628,7 +628,8 @@ def _add_check(report: HtmlReport, check: CheckResult, *, subheading: bool) -> N
         report.heading(check.title, level=3)
     report.paragraph(check.sentence, kind="verdict")
     if len(check.table):
-        report.table(check.table, caption=check.caption, digits=check.digits)
+        report.table(check.table, caption=check.caption, digits=check.digits,
+                     counts=check.counts)
     for caption, table in check.tables.items():
         report.table(table, caption=caption, digits=check.digits)
     for caption, figure in check.figures.items():

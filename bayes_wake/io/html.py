@@ -72,27 +72,36 @@ class HtmlReport:
         return self
 
     def table(self, frame: pd.DataFrame, *, caption: str | None = None, digits: int = 3,
-              max_rows: int = 200) -> HtmlReport:
-        """Add a table; numbers rounded to ``digits``, NA shown as "NA"; a float column whose
-        values are all whole numbers (counts stored as floats) is shown as integers."""
+              max_rows: int = 200, counts=None) -> HtmlReport:
+        """Add a table; numbers rounded to ``digits``, NA shown as "NA", integers and counts
+        with thousands separators.
+
+        ``counts`` marks the cells that hold counts stored as floats: a boolean array
+        broadcast to the table's rows x columns (one row, e.g. ``[[False, True]]``, marks
+        columns; one column marks rows). A whole count is shown as an integer, one that is
+        not (a quantile of counts) with ``digits`` decimals. By default a float column whose
+        values are all whole numbers is taken as counts.
+        """
         frame = frame.head(max_rows)
         head = "".join(
             f'<th class="{"text" if not pd.api.types.is_numeric_dtype(frame[c]) else ""}">'
             f"{html.escape(str(c))}</th>" for c in frame.columns)
-        whole = [pd.api.types.is_float_dtype(frame[c])
-                 and bool(np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0))
-                 for c in frame.columns]
+        if counts is None:
+            counts = [[pd.api.types.is_float_dtype(frame[c])
+                       and bool(np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0))
+                       for c in frame.columns]]
+        counts = np.broadcast_to(np.asarray(counts, dtype=bool), frame.shape)
         body = []
-        for row in frame.itertuples(index=False):
+        for row, is_count in zip(frame.itertuples(index=False), counts, strict=True):
             cells = []
-            for value, is_whole in zip(row, whole, strict=True):
+            for value, count in zip(row, is_count, strict=True):
                 if isinstance(value, (float, np.floating)):
-                    text = ("NA" if value != value else f"{value:.0f}" if is_whole
-                            else f"{value:.{digits}f}")
+                    text = ("NA" if value != value else f"{value:,.0f}"
+                            if count and float(value).is_integer() else f"{value:.{digits}f}")
                     cells.append(f"<td>{text}</td>")
                 elif isinstance(value, (int, np.integer)) and not isinstance(value,
                                                                             (bool, np.bool_)):
-                    cells.append(f"<td>{value}</td>")
+                    cells.append(f"<td>{value:,}</td>")
                 else:
                     cells.append(f'<td class="text">{html.escape(str(value))}</td>')
             body.append("<tr>" + "".join(cells) + "</tr>")
