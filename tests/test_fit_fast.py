@@ -207,9 +207,9 @@ def test_the_console_says_why_each_na_cell_is_na(small_fit):
              for line in console.export_text().splitlines() if line.startswith("│")]
     rows = {(t, s): why for t, s, mean, why, *_ in cells if mean == "NA"}
     assert len(rows) == int(fit.surface["mean"].isnull().sum()) >= 3
-    assert rows[("2", "6")] == "(OLS: no events in the matched wakes)"
-    assert rows[("10", "6")] == "(OLS: no pre-period events in the matched wakes)"
-    assert rows[("6", "10")] == "(OLS: the same pre-period count in every matched wake)"
+    assert rows[("2", "6")] == "(OLS: no events in matched wakes)"
+    assert rows[("10", "6")] == "(OLS: no pre events in matched wakes)"
+    assert rows[("6", "10")] == "(OLS: equal pre counts in matched wakes)"
     for (t, s), shown in rows.items():
         why = str(ols.surface["na_reason"].sel(window=int(t), radius=float(s)).item())
         assert shown == (f"(OLS: {why})" if why else _MODEL_ONLY_NA)

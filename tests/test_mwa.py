@@ -94,20 +94,20 @@ def test_every_na_cell_says_why_and_the_reason_holds(example_result, mwa_example
     reasons = example_result.surface["na_reason"]
     na = example_result.surface["estimate"].isnull()
     assert ((reasons != "") == na).all() and int(na.sum()) == 19
-    assert reasons.sel(window=2, radius=8.0) == "the same counts in every matched wake"
-    assert reasons.sel(window=8, radius=6.0) == "no pre-period events in the matched wakes"
+    assert reasons.sel(window=2, radius=8.0) == "equal counts in matched wakes"
+    assert reasons.sel(window=8, radius=6.0) == "no pre events in matched wakes"
     cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
     settings = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
     for cell in matched_cells(cube, settings, balance=False):
         why = str(reasons.sel(window=cell.window, radius=cell.radius).item())
         counts = (cell.pre, cell.y)  # the lag formula: y is the post-period count
-        if why == "no events in the matched wakes":
+        if why == "no events in matched wakes":
             assert not any(c.any() for c in counts)
-        elif why == "the same counts in every matched wake":
+        elif why == "equal counts in matched wakes":
             assert all(np.ptp(c) == 0 for c in counts) and cell.pre.any()
-        elif why.startswith(("no pre-period events", "the same pre-period count")):
+        elif why.startswith(("no pre events", "equal pre counts")):
             assert np.ptp(cell.pre) == 0 and np.ptp(cell.y) > 0
-        elif why == "no post-period events in the matched wakes":
+        elif why == "no post events in matched wakes":
             assert not cell.y.any() and np.ptp(cell.pre) > 0
         else:
             assert why == "", why
@@ -117,8 +117,8 @@ def test_every_na_cell_says_why_and_the_reason_holds(example_result, mwa_example
     ({"delete_sutva": True}, (40, 60.0), "no treated wakes after delete-SUTVA"),
     ({"delete_sutva": True}, (2, 60.0), "too few matched wakes"),  # 1 treated, 1 control
     ({"delete_sutva": True}, (10, 60.0), "no matched treated wakes"),  # nor controls
-    ({"formula": "diff"}, (2, 8.0), "the same counts in every matched wake"),
-    ({"matching": False}, (2, 2.0), "no post-period events in the matched wakes"),
+    ({"formula": "diff"}, (2, 8.0), "equal counts in matched wakes"),
+    ({"matching": False}, (2, 2.0), "no post events in matched wakes"),
 ])
 def test_na_reasons_of_other_settings(mwa_example_events, options, where, reason):
     cube = count_wakes(mwa_example_events, [2, 10, 40], [2, 8, 60])

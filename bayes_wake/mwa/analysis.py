@@ -442,18 +442,18 @@ def _na_reason(cell: MatchedCell, fit: OLSFit, settings: MWASettings) -> str:
         return "too few matched wakes"
     post = cell.y if settings.formula == "lag" else cell.y + cell.pre
     if np.ptp(cell.pre) == 0 and np.ptp(post) == 0:
-        return ("no events in the matched wakes" if not (cell.pre.any() or post.any())
-                else "the same counts in every matched wake")
+        return ("no events in matched wakes" if not (cell.pre.any() or post.any())
+                else "equal counts in matched wakes")
     if fit.aliased:  # the lag formula's pre-period count, with the intercept and treatment
         if np.ptp(cell.pre) == 0:
-            return ("no pre-period events in the matched wakes" if not cell.pre.any()
-                    else "the same pre-period count in every matched wake")
-        return "pre-period counts collinear with treatment"
+            return ("no pre events in matched wakes" if not cell.pre.any()
+                    else "equal pre counts in matched wakes")
+        return "pre counts collinear with treatment"
     if np.ptp(cell.y) == 0:
         if settings.formula == "diff":
-            return "the same post - pre change in every matched wake"
-        return ("no post-period events in the matched wakes" if not post.any()
-                else "the same post-period count in every matched wake")
+            return "equal post - pre in matched wakes"
+        return ("no post events in matched wakes" if not post.any()
+                else "equal post counts in matched wakes")
     return "no finite p-value"
 
 
