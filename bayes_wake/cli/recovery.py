@@ -143,7 +143,7 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
                                    drop_duplicates=drop_duplicates, vcov=vcov)
     n_tasks = sum(placebos if s.placebo else replicates for s in scenarios)
     console.print(f"{counted(len(scenarios), 'scenario')}, {counted(n_tasks, 'replicate')}, "
-                  f"methods {', '.join(method_list)}")
+                  f"methods {escape(', '.join(method_list))}")
     with _progress(console, "recovery replicates") as advance:
         cells = run_recovery({"default": events}, scenarios, settings, out,
                              replicates=replicates, seed=seed, sites=sites,
