@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -188,6 +189,23 @@ def test_a_grid_without_any_ols_estimate_is_one_line_not_a_traceback(tmp_path,
     assert "no window has an OLS estimate" in result.output
     assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
     assert not (tmp_path / "x" / "recovery_summary.csv").exists()
+
+
+def test_a_spec_file_name_with_brackets_is_printed_as_it_is(tmp_path, mwa_example_csv):
+    """rich would read "[b]" in the file name as a style tag and drop it."""
+    import shutil
+
+    from bayes_wake.cli import main
+
+    spec = tmp_path / "[b]smooth.yaml"
+    shutil.copy(Path(__file__).resolve().parents[1] / "models" / "smooth_did.yaml", spec)
+    result = CliRunner().invoke(main, [  # no scheduler there: stops (in 10 s) before a fit
+        "recovery", "--data", str(mwa_example_csv), "--t-window", "2", "4", "2",
+        "--spat-window", "2", "4", "2", "--match", "match1", "--scenario",
+        "form=null,size=0,name=none", "--methods", f"ols,{spec}", "--scheduler",
+        "tcp://127.0.0.1:1", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
+    assert f"methods ols, {spec}" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("with_ids", [True, False])
