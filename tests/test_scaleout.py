@@ -24,6 +24,7 @@ from bayes_wake.checks.scaleout import (
     run_tasks,
     task_key,
 )
+from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.wakes import count_wakes
 
@@ -191,3 +192,10 @@ def test_an_existing_cluster_is_used_by_its_address(mwa_example_events, tmp_path
                            scheduler=cluster.scheduler_address)
         assert report.where == cluster.scheduler_address and len(report.computed) == 2
         assert cluster.status.name == "running"  # a cluster we did not start stays up
+
+
+@pytest.mark.parametrize("address", ["bogus", "tcp://host-without-port"])
+def test_a_scheduler_address_that_is_no_address_is_a_settings_error(tmp_path, address):
+    """distributed raises ValueError on an address it cannot parse; the user gets one line."""
+    with pytest.raises(SettingsError, match="not a Dask scheduler address"):
+        run_tasks(_tasks(2), tmp_path, scheduler=address)

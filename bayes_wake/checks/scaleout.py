@@ -322,6 +322,9 @@ def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_worker
             except (OSError, TimeoutError) as exc:
                 raise SettingsError(f"cannot reach the Dask scheduler at {scheduler}: "
                                     f"{exc}") from None
+            except ValueError as exc:  # distributed's parse of the address
+                raise SettingsError(f"{scheduler!r} is not a Dask scheduler address "
+                                    f"(e.g. tcp://host:8786): {exc}") from None
             report.where = scheduler
         report.workers = len(client.nthreads())
         log(f"Dask: {counted(report.workers, 'worker')} at {report.where}; "
