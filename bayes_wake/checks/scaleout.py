@@ -300,6 +300,20 @@ def run_tasks(
     return report
 
 
+def _check_address(scheduler: str) -> None:
+    """Refuse a scheduler address without a port (``bogus``, ``tcp://host``) before a client
+    starts its event loop for it."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise SettingsError(f"{scheduler!r} is not a Dask scheduler address (e.g. "
+                            f"tcp://host:8786): {exc}") from None
+
+
 def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_workers: int | None,
                  finish, report: RunReport, log) -> None:
     try:
@@ -317,14 +331,12 @@ def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_worker
             client = stack.enter_context(Client(cluster))
             report.where = "LocalCluster"
         else:
+            _check_address(scheduler)
             try:
                 client = stack.enter_context(Client(scheduler, timeout="10s"))
             except (OSError, TimeoutError) as exc:
                 raise SettingsError(f"cannot reach the Dask scheduler at {scheduler}: "
                                     f"{exc}") from None
-            except ValueError as exc:  # distributed's parse of the address
-                raise SettingsError(f"{scheduler!r} is not a Dask scheduler address "
-                                    f"(e.g. tcp://host:8786): {exc}") from None
             report.where = scheduler
         report.workers = len(client.nthreads())
         log(f"Dask: {counted(report.workers, 'worker')} at {report.where}; "
