@@ -36,3 +36,11 @@ def test_report_tables_take_the_counts_they_are_told_and_separate_thousands():
                      "max |t|", "6.177", "2.107", "0.048", "20,000"]
     column = HtmlReport("t").table(frame[["observed"]].head(1), counts=False).html()
     assert "20000.000" in column  # told: no counts
+
+
+def test_a_long_table_is_cut_with_its_counts():
+    """Counts given per row of a table longer than max_rows are cut with the table."""
+    frame = pd.DataFrame({"n": np.arange(300, dtype=float) + 0.5 * (np.arange(300) % 2)})
+    counts = np.ones((300, 1), dtype=bool)
+    page = HtmlReport("t").table(frame, counts=counts, max_rows=5, digits=1).html()
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", page) == ["0", "1.5", "2", "3.5", "4"]

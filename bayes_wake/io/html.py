@@ -82,15 +82,15 @@ class HtmlReport:
         not (a quantile of counts) with ``digits`` decimals. By default a float column whose
         values are all whole numbers is taken as counts.
         """
-        frame = frame.head(max_rows)
-        head = "".join(
-            f'<th class="{"text" if not pd.api.types.is_numeric_dtype(frame[c]) else ""}">'
-            f"{html.escape(str(c))}</th>" for c in frame.columns)
         if counts is None:
             counts = [[pd.api.types.is_float_dtype(frame[c])
                        and bool(np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0))
                        for c in frame.columns]]
-        counts = np.broadcast_to(np.asarray(counts, dtype=bool), frame.shape)
+        counts = np.broadcast_to(np.asarray(counts, dtype=bool), frame.shape)[:max_rows]
+        frame = frame.head(max_rows)
+        head = "".join(
+            f'<th class="{"text" if not pd.api.types.is_numeric_dtype(frame[c]) else ""}">'
+            f"{html.escape(str(c))}</th>" for c in frame.columns)
         body = []
         for row, is_count in zip(frame.itertuples(index=False), counts, strict=True):
             cells = []
