@@ -243,6 +243,25 @@ def test_bayesian_checks_of_the_count_scale_default(simulated_csv, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_sensitivity_fit_takes_the_analysis_weights_and_formula(mwa_example_events):
+    """The reference fit of the Bayesian checks is the fit beside the OLS table: unweighted
+    and with the diff formula when the analysis is, as ``bayes-wake fit`` would fit it."""
+    from bayes_wake.bayes.compare import fit_matched
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.checks.bayesian import fit_variant, parse_grid_region, plan_fits
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
+    mwa = MWASettings(match_on=("match1", "match2"), weighted=False, formula="diff")
+    spec = load_spec("smooth_did").with_sampler(draws=200, tune=200, chains=2, seed=3)
+    (reference,), _ = plan_fits(["surface"], spec, match_on=mwa.match_on, delete_sutva=False)
+    result = fit_variant(cube, reference.to_dict(), mwa, None,
+                         parse_grid_region(None).to_dict())
+    beside = fit_matched(cube, spec, mwa).table()
+    np.testing.assert_allclose(result["cells"]["mean"], beside["mean"], equal_nan=True)
+
+
+@pytest.mark.slow
 def test_a_sensitivity_run_whose_bayesian_fit_does_not_converge_exits_3(simulated_csv, tmp_path):
     out = tmp_path / "sens"
     args = ["--data", str(simulated_csv), *PAPER_ARGS, "--permutations", "20",

@@ -1,9 +1,10 @@
 """The Bayesian surface fitted and written beside the OLS table it reanalyses.
 
-One path for every command that shows both (``fit``, ``demo``, ``sauter``): the model is fitted
-with the OLS table's match columns, weights, TCM, SUTVA rule and formula (whether it matches at
-all is the spec's ``matching``) (:func:`fit_beside`), and its files are written with the
-side-by-side figure ``comparison.png`` (:func:`write_beside`).
+One path for every fit that reanalyses an OLS table: the model is fitted with the analysis's
+match columns, weights, TCM, SUTVA rule and formula (whether it matches at all is the spec's
+``matching``) (:func:`fit_matched`; the commands ``fit``, ``demo`` and ``sauter`` through
+:func:`fit_beside`, the sensitivity, recovery and calibration checks directly), and its files
+are written with the side-by-side figure ``comparison.png`` (:func:`write_beside`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 from bayes_wake.bayes.fit import BayesResult, fit_surface
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning
-from bayes_wake.mwa.analysis import MWAResult
+from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
-__all__ = ["fit_beside", "write_beside"]
+__all__ = ["fit_beside", "fit_matched", "write_beside"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
@@ -49,7 +50,30 @@ def fit_beside(cube, ols: MWAResult, spec: ModelSpec, *, progressbar: bool = Fal
         Convergence is the caller's to report (``result.diagnostics``): the sampler's
         :class:`~bayes_wake.errors.ConvergenceWarning` is not raised again here.
     """
-    settings = ols.settings
+    return fit_matched(cube, spec, ols.settings, progressbar=progressbar, log=log)
+
+
+def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bool = False,
+                log: Callable[[str], None] | None = None) -> BayesResult:
+    """Fit ``spec`` to the cube with the settings of a matched wake analysis.
+
+    Parameters
+    ----------
+    cube
+        The wake cube.
+    spec
+        The model spec.
+    settings
+        The analysis's match columns, weights, TCM, SUTVA rule and formula.
+    progressbar, log
+        As in :func:`~bayes_wake.bayes.fit.fit_surface`.
+
+    Returns
+    -------
+    BayesResult
+        Convergence is the caller's to report (``result.diagnostics``): the sampler's
+        :class:`~bayes_wake.errors.ConvergenceWarning` is not raised again here.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return fit_surface(cube, spec, match_on=settings.match_on, weighted=settings.weighted,

@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayes_wake.checks.result import CheckResult
-from bayes_wake.errors import BayesWakeError, ConvergenceWarning, SettingsError
+from bayes_wake.errors import BayesWakeError, SettingsError
 from bayes_wake.io.tables import counted
+from bayes_wake.mwa.analysis import MWASettings
 
 __all__ = [
     "CHECKS",
@@ -61,8 +61,9 @@ PRIOR_POWERS = (0.5, 2.0)
 KHAT_LIMIT = 0.7
 #: A cell counts as clearly positive when P(effect > 0) reaches this.
 CLEAR = 0.95
-#: Version of what a fit task returns; part of the fits' task keys.
-RESULT_FORMAT = 1
+#: Version of what a fit task returns; part of the fits' task keys (2: fits take the
+#: analysis's weights and formula, as the OLS table they are shown beside).
+RESULT_FORMAT = 2
 _OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less,
         "==": np.equal, "=": np.equal}
 _NAMES = {"t": "window", "s": "radius"}
@@ -338,7 +339,7 @@ def plan_fits(checks: Sequence[str], spec, *, match_on: Sequence[str], delete_su
 # --------------------------------------------------------------------------------------------
 
 
-def fit_variant(cube: xr.Dataset, variant: dict, match_on: Sequence[str], tcm: bool,
+def fit_variant(cube: xr.Dataset, variant: dict, mwa: MWASettings,
                 region_of_event: np.ndarray | None, grid_region: dict) -> dict:
     """Fit one variant and summarise it (a task; runs on a Dask worker).
 
@@ -348,8 +349,9 @@ def fit_variant(cube: xr.Dataset, variant: dict, match_on: Sequence[str], tcm: b
         The wake cube.
     variant
         :meth:`FitVariant.to_dict`.
-    match_on, tcm
-        Matching columns and the TCM option.
+    mwa
+        The settings of the matched wake analysis the fits reanalyse (match columns, weights,
+        TCM, SUTVA rule, formula); a variant may change the SUTVA rule.
     region_of_event
         Region label per anchor on the cube's ``event`` dim (for ``drop_region``).
     grid_region
@@ -365,13 +367,13 @@ def fit_variant(cube: xr.Dataset, variant: dict, match_on: Sequence[str], tcm: b
     """
 
     try:
-        return _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region)
+        return _fit_variant(cube, variant, mwa, region_of_event, grid_region)
     except BayesWakeError as exc:  # bad data for this variant: report it, keep the others
         return {"name": variant["name"], "error": str(exc).splitlines()[0]}
 
 
-def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> dict:
-    from bayes_wake.bayes.fit import fit_surface
+def _fit_variant(cube, variant, mwa: MWASettings, region_of_event, grid_region) -> dict:
+    from bayes_wake.bayes.compare import fit_matched
     from bayes_wake.bayes.spec import parse_spec
 
     spec = parse_spec(variant["spec"], variant["name"])
@@ -383,12 +385,8 @@ def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> 
         if not (cube["treated"] == 1).any() or not (cube["treated"] == 0).any():
             raise SettingsError(f"without region {variant['drop_region']!r} there are no "
                                 "treatment or no control events left")
-    match_cols = list(match_on) if spec.matching != "none" or "match" in spec.covariates \
-        else []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = fit_surface(cube, spec, match_on=match_cols, tcm=tcm,
-                          delete_sutva=bool(variant.get("delete_sutva")), progressbar=False)
+    settings = replace(mwa, delete_sutva=bool(variant.get("delete_sutva")))
+    fit = fit_matched(cube, spec, settings)
     region = GridRegion.from_dict(grid_region)
     surface = fit.surface
     windows, radii = surface["window"].to_numpy(), surface["radius"].to_numpy()
@@ -411,8 +409,7 @@ def _fit_variant(cube, variant, match_on, tcm, region_of_event, grid_region) -> 
     }
     if variant.get("power_scaling"):
         try:
-            out["power_scaling"] = power_scaling(fit, cube, spec, match_cols, tcm,
-                                                 bool(variant.get("delete_sutva")), region)
+            out["power_scaling"] = power_scaling(fit, cube, spec, settings, region)
         except Exception as exc:  # noqa: BLE001 - reported, never fatal: the others stand
             out["power_scaling"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
@@ -434,8 +431,7 @@ def _region_probabilities(effect: xr.DataArray, mask: np.ndarray) -> dict:
             "cells": int(use.sum()), "cells_without_events": int((mask & ~defined).sum())}
 
 
-def power_scaling(fit, cube: xr.Dataset, spec, match_on: Sequence[str], tcm: bool,
-                  delete_sutva: bool, region: GridRegion) -> dict:
+def power_scaling(fit, cube: xr.Dataset, spec, mwa: MWASettings, region: GridRegion) -> dict:
     """Power-scaling sensitivity of the additive effect surface to the top-level priors.
 
     The log prior of the top-level parameters (means, scales, mixing weights, dispersion; not
@@ -457,7 +453,8 @@ def power_scaling(fit, cube: xr.Dataset, spec, match_on: Sequence[str], tcm: boo
 
     from bayes_wake.bayes.fit import build_for_cube
 
-    model = build_for_cube(cube, spec, match_on=match_on, tcm=tcm, delete_sutva=delete_sutva)
+    model = build_for_cube(cube, spec, match_on=mwa.match_on, weighted=mwa.weighted,
+                           tcm=mwa.tcm, delete_sutva=mwa.delete_sutva, formula=mwa.formula)
     posterior = fit.idata.posterior.to_dataset()
     sample_dims = ("chain", "draw")
     values = {}

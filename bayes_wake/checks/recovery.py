@@ -520,14 +520,12 @@ def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
 
     import arviz as az
 
-    from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.bayes.compare import fit_matched
 
     with warnings.catch_warnings(), az.rc_context({"stats.ci_prob": 0.9,
                                                    "stats.ci_kind": "eti"}):
         warnings.simplefilter("ignore")
-        fit = fit_surface(cube, spec, match_on=mwa.match_on, weighted=mwa.weighted,
-                          tcm=mwa.tcm, delete_sutva=mwa.delete_sutva,
-                          formula=mwa.formula, progressbar=False)
+        fit = fit_matched(cube, spec, mwa)
     s, d = fit.surface, fit.diagnostics
     return {"mean": s["mean"].to_numpy(), "lower": s["ci_lower"].to_numpy(),
             "upper": s["ci_upper"].to_numpy(), "converged": int(d.converged),

@@ -396,9 +396,8 @@ def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
                                    "grid_region": region.to_dict(),
                                    "regions": region_hash if variant.drop_region else None})
         task = Task(key, fit_variant,
-                    (Shared("cube"), variant.to_dict(), list(settings.mwa.match_on),
-                     settings.mwa.tcm, Shared("regions") if variant.drop_region else None,
-                     region.to_dict()),
+                    (Shared("cube"), variant.to_dict(), settings.mwa,
+                     Shared("regions") if variant.drop_region else None, region.to_dict()),
                     f"fit: {variant.label}", "fit", priority=10)
         tasks.append(task)
         fit_tasks[variant.name] = key
