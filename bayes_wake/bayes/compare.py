@@ -2,9 +2,9 @@
 
 One path for every fit that reanalyses an OLS table: the model is fitted with the analysis's
 match columns, weights, TCM, SUTVA rule and formula (whether it matches at all is the spec's
-``matching``) (:func:`fit_matched`; the commands ``fit``, ``demo`` and ``sauter`` through
-:func:`fit_beside`, the sensitivity, recovery and calibration checks directly), and its files
-are written with the side-by-side figure ``comparison.png`` (:func:`write_beside`).
+``matching``) (:func:`fit_matched`: the commands ``fit``, ``demo`` and ``sauter``, and the
+sensitivity, recovery and calibration checks), and its files are written with the
+side-by-side figure ``comparison.png`` (:func:`write_beside`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning
 from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
-__all__ = ["fit_beside", "fit_matched", "write_beside"]
+__all__ = ["fit_matched", "write_beside"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
@@ -26,31 +26,6 @@ _FILLED_BY = {
     "hierarchical": "no OLS estimate: pooled across all windows (hierarchical prior)",
     "none": "no OLS estimate: this model's prior and wakes alone (no pooling)",
 }
-
-
-def fit_beside(cube, ols: MWAResult, spec: ModelSpec, *, progressbar: bool = False,
-               log: Callable[[str], None] | None = None) -> BayesResult:
-    """Fit ``spec`` to the cube with the OLS table's settings.
-
-    Parameters
-    ----------
-    cube
-        The wake cube the OLS table was estimated on.
-    ols
-        The matched wake analysis: its match columns, weights, TCM, SUTVA rule and formula are
-        the model's.
-    spec
-        The model spec.
-    progressbar, log
-        As in :func:`~bayes_wake.bayes.fit.fit_surface`.
-
-    Returns
-    -------
-    BayesResult
-        Convergence is the caller's to report (``result.diagnostics``): the sampler's
-        :class:`~bayes_wake.errors.ConvergenceWarning` is not raised again here.
-    """
-    return fit_matched(cube, spec, ols.settings, progressbar=progressbar, log=log)
 
 
 def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bool = False,

@@ -485,10 +485,10 @@ def _convergence_status(console, converged: Sequence[bool], allow_unconverged: b
 def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     """Fit the Bayesian model beside the OLS table, write its files and the comparison figure
     into the staging folder, and report convergence loudly."""
-    from bayes_wake.bayes.compare import fit_beside, write_beside
+    from bayes_wake.bayes.compare import fit_matched, write_beside
 
-    fit = fit_beside(cube, result, spec, progressbar=console.is_terminal,
-                     log=lambda line: console.print(line, markup=False))
+    fit = fit_matched(cube, spec, result.settings, progressbar=console.is_terminal,
+                      log=lambda line: console.print(line, markup=False))
     diagnostics = fit.diagnostics
     console.print(f"sampler {spec.sampler.backend}: {diagnostics.summary()}", markup=False)
     if not diagnostics.converged:

@@ -826,11 +826,11 @@ def _write_outcome(folder: Path, item: OutcomeResult, model_spec, *, sim_kinds: 
     save_cube(item.cube, folder / "cube.nc")
     _save(_ols_figure(item, sim_kinds), folder / "effect_surface.png")
     if model_spec is not None:
-        from bayes_wake.bayes.compare import fit_beside, write_beside
+        from bayes_wake.bayes.compare import fit_matched, write_beside
 
         say(f"{item.outcome.label}: fitting the Bayesian model ({model_spec.name})")
-        item.bayes = fit_beside(item.cube, item.mwa, model_spec, progressbar=progressbar,
-                                log=say)
+        item.bayes = fit_matched(item.cube, model_spec, item.mwa.settings,
+                                 progressbar=progressbar, log=say)
         say(f"{item.outcome.label}: {item.bayes.diagnostics.summary()}")
         write_beside(item.bayes, item.mwa, folder, label=item.outcome.label,
                      placebo=bool(sim_kinds))
