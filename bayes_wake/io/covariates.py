@@ -38,6 +38,7 @@ from bayes_wake.io.tables import (
     find_column,
     parse_numbers,
     read_table,
+    to_wgs84,
 )
 
 __all__ = [
@@ -116,10 +117,7 @@ def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str 
         except Exception as exc:  # pyogrio.errors.DataSourceError and friends
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise EventDataError(f"cannot read the layer: {first}", path=label) from None
-        if frame.crs is None:
-            frame = frame.set_crs(4326)
-        elif not frame.crs.equals("EPSG:4326"):
-            frame = frame.to_crs(4326)
+        frame = to_wgs84(frame)
     else:
         raise EventDataError(f"unknown layer file type; use one of "
                              f"{', '.join(_VECTOR_SUFFIXES + _CSV_SUFFIXES)}", path=label)
@@ -221,8 +219,7 @@ def distance_to_layer(lon: np.ndarray, lat: np.ndarray, layer, *,
     if isinstance(layer, str | os.PathLike):
         layer = load_layer(layer)
     geometry = layer.geometry if isinstance(layer, gpd.GeoDataFrame) else gpd.GeoSeries(layer)
-    if geometry.crs is None:
-        geometry = geometry.set_crs(4326)
+    geometry = to_wgs84(geometry)
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
     out = np.full(lon.shape, np.nan)
@@ -235,8 +232,7 @@ def distance_to_layer(lon: np.ndarray, lat: np.ndarray, layer, *,
     crs, _, _ = _aeqd(lon[ok], lat[ok])
     # Densify first: a long segment, straight in longitude/latitude, is a curve in the
     # projection; projected vertices every ~2 km keep the chord within metres of it.
-    geographic = geometry.to_crs(4326)
-    features = gpd.GeoSeries(shapely.segmentize(geographic.to_numpy(), _SEGMENT_DEG),
+    features = gpd.GeoSeries(shapely.segmentize(geometry.to_numpy(), _SEGMENT_DEG),
                              crs=4326).to_crs(crs).to_numpy()
     points = gpd.GeoSeries(shapely.points(lon[ok], lat[ok]), crs=4326).to_crs(crs).to_numpy()
     tree = shapely.STRtree(features)
@@ -381,8 +377,7 @@ def add_covariates(
         claim(name)
         parts = layer if isinstance(layer, list | tuple) else [layer]
         frames = [load_layer(p) if isinstance(p, str | os.PathLike) else p for p in parts]
-        pooled = gpd.GeoDataFrame(geometry=pd.concat([f.geometry.to_crs(4326) if f.crs
-                                                      else f.geometry for f in frames],
+        pooled = gpd.GeoDataFrame(geometry=pd.concat([to_wgs84(f.geometry) for f in frames],
                                                      ignore_index=True), crs=4326)
         out[name], bound = distance_to_layer(lon, lat, pooled, return_bound=True)
         sources = [f.attrs.get("source", "<GeoDataFrame>") + (f" where {f.attrs['where']}"

@@ -31,6 +31,7 @@ from bayes_wake.io.tables import (
     parse_numbers,
     show_values,
     table_from_frame,
+    to_wgs84,
 )
 
 __all__ = [
@@ -732,8 +733,6 @@ def _check_one_kind_of_time(
 
 
 def _geometry_coordinates(loaded: LoadedTable, fail: Any) -> tuple[np.ndarray, np.ndarray]:
-    import pyproj
-
     geometry = loaded.geometry
     name = loaded.geometry_column
     missing = (geometry.isna() | geometry.is_empty).to_numpy()
@@ -748,18 +747,13 @@ def _geometry_coordinates(loaded: LoadedTable, fail: Any) -> tuple[np.ndarray, n
             not_point,
             column=name,
         )
-    crs = geometry.crs
-    # A missing CRS is read as WGS84, the only CRS GeoJSON allows.
-    if crs is not None and not pyproj.CRS(crs).equals(
-        pyproj.CRS.from_epsg(4326), ignore_axis_order=True
-    ):
-        try:
-            geometry = geometry.to_crs(4326)
-        except Exception as exc:
-            raise fail(
-                f"cannot reproject from {crs.to_string()} to EPSG:4326: {one_line(exc)}",
-                column=name,
-            ) from None
+    try:
+        geometry = to_wgs84(geometry)
+    except Exception as exc:
+        raise fail(
+            f"cannot reproject from {geometry.crs.to_string()} to EPSG:4326: {one_line(exc)}",
+            column=name,
+        ) from None
     return geometry.x.to_numpy(dtype=np.float64), geometry.y.to_numpy(dtype=np.float64)
 
 

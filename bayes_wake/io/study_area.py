@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_wake.errors import EventDataError, SettingsError
-from bayes_wake.io.tables import header_key
+from bayes_wake.io.tables import header_key, to_wgs84
 
 __all__ = [
     "MALI_REGIONS",
@@ -141,10 +141,7 @@ def load_regions(
     if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
         raise EventDataError(f"the boundary file must hold polygons, found "
                              f"{', '.join(sorted(kinds)) or 'no geometry'}", path=label)
-    if frame.crs is None:
-        frame = frame.set_crs(4326)
-    elif not frame.crs.equals("EPSG:4326"):
-        frame = frame.to_crs(4326)
+    frame = to_wgs84(frame)
     column = _name_column(frame, name_column, label)
     names = frame[column].astype("str")
     if names.isna().any():

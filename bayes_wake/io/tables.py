@@ -360,14 +360,26 @@ def _first_non_utf8(path: Path, exc: UnicodeDecodeError) -> dict:
     return {"text": f"{reason} at byte {offset}, {where}", "rows": rows, "column": column}
 
 
+def to_wgs84(geo: Any) -> Any:
+    """A GeoSeries or GeoDataFrame in WGS84 longitude/latitude: one without a CRS is taken
+    as such (GeoJSON's only CRS), any other is reprojected (not one that is WGS84 with
+    another axis order, such as OGC:CRS84)."""
+    import pyproj
+
+    if geo.crs is None:
+        return geo.set_crs(4326)
+    if pyproj.CRS(geo.crs).equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
+        return geo
+    return geo.to_crs(4326)
+
+
 def _with_points(frame: pd.DataFrame, geometry: Any, label: str, what: str) -> pd.DataFrame:
     """The frame with the points' x and y as text columns ``longitude`` and ``latitude``
     (WGS84), unless it has no geometry or already has such columns."""
     keys = {header_key(c) for c in frame.columns}
     if geometry is None or ({"longitude", "lon"} & keys and {"latitude", "lat"} & keys):
         return frame
-    if geometry.crs is not None and not geometry.crs.equals("EPSG:4326"):
-        geometry = geometry.to_crs(4326)
+    geometry = to_wgs84(geometry)
     not_point = ~(geometry.geom_type.isin(["Point"]) | geometry.isna())
     if not_point.any():
         raise EventDataError(f"the {what} must hold points; found "
