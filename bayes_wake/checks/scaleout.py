@@ -132,14 +132,16 @@ class TaskStore:
 
     def done(self, key: str) -> bool:
         """True when the key's result is stored (and readable)."""
-        path = self.path(key)
-        if not path.is_file():
-            return False
+        return self.stored(key) is not None
+
+    def stored(self, key: str) -> dict | None:
+        """The key's stored result document, or None when there is none readable."""
+        if not self.path(key).is_file():
+            return None
         try:
-            self.load(key)
+            return self.load(key)
         except (OSError, ValueError, OutputFolderError):  # unreadable, not JSON, another key
-            return False
-        return True
+            return None
 
     def load(self, key: str) -> dict:
         """The stored result document of a key."""
@@ -261,8 +263,9 @@ def run_tasks(
     started = time.perf_counter()
     todo = []
     for task in tasks:
-        if store.done(task.key):
-            report.results[task.key] = store.load(task.key)["result"]
+        document = store.stored(task.key)
+        if document is not None:
+            report.results[task.key] = document["result"]
             report.reused.append(task.key)
         else:
             todo.append(task)
