@@ -27,7 +27,12 @@ import xarray as xr
 from scipy.spatial import cKDTree
 
 from bayes_wake import __version__
-from bayes_wake.core.geo import EARTH_RADIUS_KM, KM_PER_DEGREE_MWA, unit_vectors
+from bayes_wake.core.geo import (
+    EARTH_RADIUS_KM,
+    KM_PER_DEGREE_MWA,
+    km_per_radian,
+    unit_vectors,
+)
 from bayes_wake.core.rcompat import format_digits7
 from bayes_wake.core.windows import normalise_time_unit, unit_ns
 from bayes_wake.errors import EventDataError, SettingsError
@@ -291,9 +296,7 @@ def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, ns_per_un
         Shape (anchors, radii, windows): the pre-period trend of the dependent events.
     """
     n_r, n_w, t_max, m = len(radii), len(windows), int(windows[-1]), len(chunk)
-    angle_limit = radii[-1] / KM_PER_DEGREE_MWA if convention == "mwa" else \
-        np.degrees(radii[-1] / EARTH_RADIUS_KM)
-    chord = 2 * np.sin(np.radians(min(angle_limit, 180.0)) / 2)
+    chord = 2 * np.sin(min(radii[-1] / km_per_radian(convention), np.pi) / 2)
     chord = chord * (1 + 1e-9) + 1e-12  # a margin: the exact test below decides
     reach_ns = (t_max + 1) * ns_per_unit
     sl = slice(np.searchsorted(rows.target_times, rows.t_ns[chunk[0]] - reach_ns, "left"),
