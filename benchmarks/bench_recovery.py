@@ -19,16 +19,23 @@ SHARED = Path(os.environ.get("BAYES_WAKE_SHARED", HERE.parents[1] / "shared")) /
 ACLED = SHARED / "acled_mali_2017_2020" / "2017-01-01-2020-12-31-Mali.csv"
 
 
-def sauter_studies(placement: int, outcomes=("vac", "battles_nsag")) -> dict[str, pd.DataFrame]:
+def sauter_studies(placement: int, outcomes=("vac", "battles_nsag"),
+                   design: str = "bases") -> dict[str, pd.DataFrame]:
     """Event tables of the Sauter design on the real ACLED outcomes, one per outcome."""
     from bayes_wake.studies.sauter.workflow import battery_studies
 
-    return battery_studies(SHARED, placement, outcomes)
+    return battery_studies(SHARED, placement, outcomes, design=design)
 
 
 def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=None):
-    """Run the battery; returns (score table, cell table)."""
+    """Run the battery on every design and placement; returns (score table, cell table).
+
+    The score table has one row per method, truth (``truth``: the effect on the OLS table's
+    matched coefficient; ``truth_direct``: what each matched treated wake's own treatment
+    caused in its own wake), design and scenario.
+    """
     import tempfile
+    from dataclasses import replace
 
     from bayes_wake.checks.recovery import (
         RecoverySettings,
@@ -39,6 +46,7 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
 
     scenarios, conf = load_battery(path)
     placements = conf.get("placements", [0, 1, 2])[: 1 if quick else None]
+    designs = conf.get("designs", ["bases"])[: 1 if quick else None]
     w0, w1, ws = conf.get("windows", [10, 60, 10])
     r0, r1, rs = conf.get("radii", [3, 15, 3])
     settings = RecoverySettings(
@@ -47,15 +55,18 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
         mwa={"match_on": ["dist_base_km"], **conf.get("mwa", {})},
         methods=tuple(methods or conf.get("methods", ["ols", "smooth_did"])))
     frames, scen_all = {}, []
-    from dataclasses import replace
-    for p in placements:
-        for name, frame in sauter_studies(p).items():
-            frames[f"{name}@{p}"] = frame
-        scen_all += [replace(s, data=f"{s.data}@{p}") for s in scenarios]
+    for design in designs:
+        for p in placements:
+            for name, frame in sauter_studies(p, design=design).items():
+                frames[f"{name}@{design}:{p}"] = frame
+            scen_all += [replace(s, data=f"{s.data}@{design}:{p}") for s in scenarios]
     directory = out or tempfile.mkdtemp(prefix="bw-battery-")
     cells = run_recovery(frames, scen_all, settings, directory, replicates=1, seed=0,
                          log=print)
-    return score_recovery(cells), cells
+    cells["design"] = cells["study"].str.extract(r"@(\w+):")[0]
+    table = pd.concat([score_recovery(cells, truth, by=("design", "scenario"))
+                       for truth in ("truth", "truth_direct")], ignore_index=True)
+    return table, cells
 
 
 def run(quick: bool = False, path=HERE / "battery.yaml") -> list[dict]:
@@ -65,7 +76,8 @@ def run(quick: bool = False, path=HERE / "battery.yaml") -> list[dict]:
         return [{"skipped": f"no ACLED data at {ACLED}"}]
     start = time.perf_counter()
     table, _ = battery(path, quick=quick, out=os.environ.get("BAYES_WAKE_BATTERY_DIR"))
-    keep = ["method", "scenario", "replicates", "rmse", "rmse_vs_ols", "bias_large",
+    keep = ["method", "truth", "design", "scenario", "replicates", "rmse", "rmse_vs_ols",
+            "bias_large",
             "coverage", "width", "power", "false_positive_cells", "any_false_positive",
             "converged"]
     rows = table[keep].to_dict("records")

@@ -159,3 +159,40 @@ def test_projects_from_a_vector_file_of_points(tmp_path):
     np.testing.assert_allclose(qips["lon"], frame["longitude"].astype(float), atol=1e-9)
     np.testing.assert_allclose(qips["lat"], frame["latitude"].astype(float), atol=1e-9)
     assert qips["project_id"].tolist() == frame["project_id"].tolist()
+
+
+@pytest.mark.parametrize("design", ["settlements", "clumped", "clumped_qips"])
+def test_placement_designs_keep_the_counts_and_place_as_they_say(design):
+    """settlements: QIPs drawn by the aid projects' process (their distances to the bases
+    match); clumped: aid projects in programmes of 5 within 5 km and 60 days (each one's
+    nearest other aid project is within 5 km far more often than with the bases design);
+    clumped_qips: the same for QIPs in threes within 3 km."""
+    from bayes_wake.core.geo import great_circle_km
+
+    base = simulate_project_placement(3)
+    frame = simulate_project_placement(3, design=design)
+    assert frame["kind"].value_counts().to_dict() == {"aid": 1500, "qip": 364}
+    assert frame.attrs["settings"]["design"] == design
+
+    def near_share(rows, km):
+        d = great_circle_km(rows["lon"].to_numpy()[:, None], rows["lat"].to_numpy()[:, None],
+                            rows["lon"].to_numpy()[None], rows["lat"].to_numpy()[None])
+        np.fill_diagonal(d, np.inf)
+        return float((d.min(axis=1) <= km).mean())
+
+    kind, km = {"clumped": ("aid", 5.0), "clumped_qips": ("qip", 3.0)}.get(design, (None, 0))
+    if kind:
+        rows = frame[frame["kind"] == kind]
+        assert near_share(rows, km) > 0.95
+        assert rows["time"].max() <= pd.Timestamp("2020-12-31", tz="UTC")
+    else:  # the QIPs' and aid projects' dates and places come from one process
+        qip, aid = frame[frame["kind"] == "qip"], frame[frame["kind"] == "aid"]
+        assert abs(qip["lat"].mean() - aid["lat"].mean()) < 0.3
+        b_qip, b_aid = base[base["kind"] == "qip"], base[base["kind"] == "aid"]
+        assert abs(b_qip["lat"].mean() - b_aid["lat"].mean()) > abs(
+            qip["lat"].mean() - aid["lat"].mean())
+
+
+def test_an_unknown_placement_design_is_refused():
+    with pytest.raises(SettingsError, match="placement design"):
+        simulate_project_placement(0, design="random")

@@ -622,6 +622,7 @@ def run_recovery(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario]
             for i, w in enumerate(settings.windows):
                 for j, r in enumerate(settings.radii):
                     rows.append({"method": method, "scenario": result["scenario"],
+                                 "study": task.args[2]["data"],
                                  "replicate": f"{task.label}", "t_window": w,
                                  "spat_window": r, "truth": truth[i, j],
                                  "truth_direct": truth_direct[i, j],
@@ -637,11 +638,17 @@ def _frame_hash(frame: pd.DataFrame) -> str:
                           .tobytes()).hexdigest()
 
 
-def score_recovery(cells: pd.DataFrame) -> pd.DataFrame:
+def score_recovery(cells: pd.DataFrame, truth: str = "truth",
+                   by: Sequence[str] = ("scenario",)) -> pd.DataFrame:
     """Per method and scenario: bias, RMSE, coverage, width, power, false positives.
 
     Cells where OLS is NA are left out for every method (so all methods are scored on the
-    same cells). ``bias_large`` is the mean error where |truth| >= half its maximum.
+    same cells). ``truth`` names the column scored against: ``truth`` (the scenario's effect
+    on the OLS table's coefficient, what every method estimates), ``truth_direct`` (what
+    each matched treated wake's own treatment caused in its own wake) or ``truth_all``.
+    ``by`` are the columns that make a row besides the method (e.g. ``scenario`` and a
+    ``design`` column of the caller's). ``bias_large`` is the mean error where |truth| >=
+    half its maximum.
     ``power`` is the share of cells with a non-zero truth whose interval excludes 0 (on the
     right side); ``false_positive`` the share of cells with a zero truth whose interval
     excludes 0, and ``any_false_positive`` the share of replicates with at least one.
@@ -660,19 +667,22 @@ def score_recovery(cells: pd.DataFrame) -> pd.DataFrame:
                             "be scored: widen --t-window or --spat-window (or match on fewer "
                             "covariates)")
     rows = []
-    for (method, scenario), g in cells.groupby(["method", "scenario"], sort=False):
-        err = g["mean"] - g["truth"]
-        big = g["truth"].abs() >= 0.5 * g["truth"].abs().max()
-        nonzero = g["truth"].abs() > 1e-12
+    by = list(by)
+    for keys, g in cells.groupby(["method", *by], sort=False):
+        true = g[truth]
+        err = g["mean"] - true
+        big = true.abs() >= 0.5 * true.abs().max()
+        nonzero = true.abs() > 1e-12
         excl = (g["lower"] > 0) | (g["upper"] < 0)
-        right = ((g["lower"] > 0) & (g["truth"] > 0)) | ((g["upper"] < 0) & (g["truth"] < 0))
+        right = ((g["lower"] > 0) & (true > 0)) | ((g["upper"] < 0) & (true < 0))
         per_rep = excl[~nonzero].groupby(g["replicate"][~nonzero]).sum()
         rows.append({
-            "method": method, "scenario": scenario, "replicates": g["replicate"].nunique(),
+            **dict(zip(["method", *by], keys, strict=True)), "truth": truth,
+            "replicates": g["replicate"].nunique(),
             "cells": len(g), "bias": err.mean(),
             "bias_large": err[big].mean() if nonzero.any() else np.nan,
             "rmse": float(np.sqrt((err**2).mean())),
-            "coverage": float(((g["lower"] <= g["truth"]) & (g["truth"] <= g["upper"])).mean()),
+            "coverage": float(((g["lower"] <= true) & (true <= g["upper"])).mean()),
             "width": float((g["upper"] - g["lower"]).mean()),
             "power": float(right[nonzero].mean()) if nonzero.any() else np.nan,
             "false_positive": float(excl[~nonzero].mean()) if (~nonzero).any() else np.nan,
@@ -681,8 +691,9 @@ def score_recovery(cells: pd.DataFrame) -> pd.DataFrame:
             "converged": float(g.groupby("replicate")["converged"].min().mean()),
         })
     table = pd.DataFrame(rows)
-    ref = table[table["method"] == "ols"].set_index("scenario")["rmse"]
-    table["rmse_vs_ols"] = table["rmse"] / table["scenario"].map(ref)
+    ref = table[table["method"] == "ols"].set_index(by)["rmse"]
+    table["rmse_vs_ols"] = table["rmse"].to_numpy() / ref.reindex(
+        pd.MultiIndex.from_frame(table[by]) if len(by) > 1 else table[by[0]]).to_numpy()
     return table
 
 

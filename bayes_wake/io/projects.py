@@ -307,6 +307,59 @@ def _points(column: pd.Series, name: str, path: str) -> tuple[list[list[float]],
     return lons, lats
 
 
+#: Placement designs of :func:`simulate_project_placement`: name to (QIPs placed as aid
+#: projects, clumps of aid projects, clumps of QIPs); a clump is (projects, km, days).
+DESIGNS = ("bases", "settlements", "clumped", "clumped_qips")
+_DESIGN_RULES = {"bases": (False, None, None), "settlements": (True, None, None),
+                 "clumped": (True, (5, 5.0, 60.0), None),
+                 "clumped_qips": (False, None, (3, 3.0, 30.0))}
+
+
+def _placed(seed: int, rng: np.random.Generator, n_draw: dict, design: str, start,
+            end) -> pd.DataFrame:
+    """Projects of one draw of a design: columns role, time, lon, lat, kind."""
+    as_aid, aid_clump, qip_clump = _DESIGN_RULES[design]
+    n_qip, n_aid = n_draw["qip"], n_draw["aid"]
+    if as_aid:  # one process places both kinds; the labels are a random split
+        study = simulate_study(seed, n_treatment=0, n_control=n_qip + n_aid, n_dependent=0,
+                               effect=None, start=start, end=end)
+        events = study.events[["role", "time", "lon", "lat"]].copy()
+        events["role"] = np.where(rng.permutation(len(events)) < n_qip, "treatment", "control")
+    else:
+        study = simulate_study(seed, n_treatment=n_qip, n_control=n_aid, n_dependent=0,
+                               effect=None, start=start, end=end)
+        events = study.events[["role", "time", "lon", "lat"]].copy()
+    for role, clump in (("control", aid_clump), ("treatment", qip_clump)):
+        if clump is not None:
+            rows = events["role"] == role
+            events = pd.concat([events[~rows], _clumps(events[rows], *clump, rng, end)],
+                               ignore_index=True)
+    events["kind"] = np.where(events["role"] == "treatment", "qip", "aid")
+    return events.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _clumps(rows: pd.DataFrame, size: int, km: float, days: float, rng: np.random.Generator,
+            end) -> pd.DataFrame:
+    """The same number of projects in programmes of ``size``: each programme's first project
+    is one of ``rows``, the others lie uniformly within ``km`` of it and start up to
+    ``days`` days later (not after ``end``)."""
+    from bayes_wake.core.geo import destination
+
+    chosen = rng.choice(len(rows), -(-len(rows) // size), replace=False)
+    out = rows.iloc[np.repeat(chosen, size)[:len(rows)]].reset_index(drop=True).copy()
+    first = (np.arange(len(out)) % size) == 0
+    moved = ~first
+    distance = km * np.sqrt(rng.random(int(moved.sum())))
+    lon, lat = destination(out.loc[moved, "lon"].to_numpy(), out.loc[moved, "lat"].to_numpy(),
+                           rng.uniform(0, 2 * np.pi, int(moved.sum())), distance)
+    out.loc[moved, "lon"], out.loc[moved, "lat"] = lon, lat
+    last = pd.Timestamp(end, tz="UTC") if pd.Timestamp(end).tz is None else pd.Timestamp(end)
+    shift = pd.to_timedelta(np.floor(rng.uniform(0, days + 1, int(moved.sum()))), unit="D")
+    times = pd.to_datetime(out.loc[moved, "time"], utc=True) + shift
+    out.loc[moved, "time"] = times.where(times <= last, last).to_numpy()
+    return out
+
+
 def simulate_project_placement(
     seed: int = 0,
     *,
@@ -317,6 +370,7 @@ def simulate_project_placement(
     regions=None,
     keep_regions: Sequence[str] | None = None,
     kinds: Sequence[str] = ("qip", "aid"),
+    design: str = "bases",
 ) -> pd.DataFrame:
     """Simulated QIPs and aid projects for users without the project files.
 
@@ -343,6 +397,14 @@ def simulate_project_placement(
         so the counts hold. ``None``: no area filter.
     kinds
         Which kinds to simulate (``("aid",)`` when the user has a QIP file but no aid file).
+    design
+        Where the projects go (:data:`DESIGNS`): ``bases`` (above; places near bases may
+        trend differently from settlements before any QIP, a placement bias every DiD
+        inherits), ``settlements`` (QIPs placed exactly as aid projects: treatment and control
+        exchangeable, the DiD estimand of a null is exactly 0), ``clumped`` (as
+        ``settlements``, but aid projects come in programmes of 5 within 5 km and 60 days, so
+        control wakes share events) or ``clumped_qips`` (as ``bases``, QIPs in programmes of
+        3 within 3 km and 30 days: each treated wake holds its neighbours' effects).
 
     Returns
     -------
@@ -360,6 +422,8 @@ def simulate_project_placement(
     from bayes_wake.io.study_area import STUDY_REGIONS, filter_to_regions
 
     kinds = tuple(kinds)
+    if design not in DESIGNS:
+        raise SettingsError(f"unknown placement design {design!r}; use one of {DESIGNS}")
     if not kinds or any(k not in _KINDS for k in kinds):
         raise SettingsError(f"kinds must be among 'qip', 'aid', got {kinds!r}")
     wanted = {"qip": int(n_qips) if "qip" in kinds else 0,
@@ -371,10 +435,7 @@ def simulate_project_placement(
     for _attempt in range(4):
         n_draw = {k: int(np.ceil(v * factor)) + (5 if v and regions is not None else 0)
                   for k, v in wanted.items()}
-        study = simulate_study(int(seed), n_treatment=n_draw["qip"], n_control=n_draw["aid"],
-                               n_dependent=0, effect=None, start=start, end=end)
-        events = study.events[["role", "time", "lon", "lat"]].copy()
-        events["kind"] = np.where(events["role"] == "treatment", "qip", "aid")
+        events = _placed(int(seed), rng, n_draw, design, start, end)
         if regions is not None:
             events, _ = filter_to_regions(events, regions, keep_regions or STUDY_REGIONS,
                                           snap_km=0.0, step="simulated")
@@ -427,6 +488,7 @@ def simulate_project_placement(
                      "start": str(pd.Timestamp(start).date()),
                      "end": str(pd.Timestamp(end).date()),
                      "placement": "bayes_wake.simulate.simulate_study (projects only)",
+                     "design": design,
                      "regions": list(keep_regions) if keep_regions else None},
     })
     return frame

@@ -542,7 +542,8 @@ def _analyse_outcomes(chosen, projects, outcome_pool, covariates, window_grid, r
 
 
 def battery_studies(data_dir: str | os.PathLike, placement: int,
-                    outcomes: Sequence[str] = ("vac", "battles_nsag")) -> dict[str, pd.DataFrame]:
+                    outcomes: Sequence[str] = ("vac", "battles_nsag"),
+                    design: str = "bases") -> dict[str, pd.DataFrame]:
     """Sauter-design event tables on the real ACLED outcomes with simulated placements.
 
     The studies of the recovery battery: ACLED Mali 2017-2020 in the six study regions,
@@ -559,6 +560,8 @@ def battery_studies(data_dir: str | os.PathLike, placement: int,
     outcomes
         Outcome names (:func:`bayes_wake.io.acled.parse_outcome`); battles keys are shortened
         to ``battles``.
+    design
+        The placement design (:data:`bayes_wake.io.projects.DESIGNS`).
 
     Returns
     -------
@@ -572,7 +575,8 @@ def battery_studies(data_dir: str | os.PathLike, placement: int,
                             / "mli_adm1_with_menaka_derived.geojson")
     keep = resolve_regions(STUDY_REGIONS, boundary)
     events, _ = filter_to_regions(events, boundary, keep, snap_km=10.0, step="ACLED")
-    projects = simulate_project_placement(placement, regions=boundary, keep_regions=keep)
+    projects = simulate_project_placement(placement, regions=boundary, keep_regions=keep,
+                                          design=design)
     projects, _ = filter_to_regions(projects, boundary, keep, snap_km=0.0, step="simulated")
     roles = projects["kind"].map({"qip": "treatment", "aid": "control"})
     everything = pd.concat([projects.assign(role=roles), events.assign(role="dependent")],
@@ -583,7 +587,7 @@ def battery_studies(data_dir: str | os.PathLike, placement: int,
     pool = everything[everything["role"] == "dependent"].reset_index(drop=True)
     return {("battles" if name.startswith("battles") else name): _event_table(
         anchors, pool[parse_outcome(name).select(pool)], ["dist_base_km"],
-        source=f"battery placement {placement}") for name in outcomes}
+        source=f"battery placement {placement} ({design})") for name in outcomes}
 
 
 def _event_table(projects: pd.DataFrame, outcome_events: pd.DataFrame, covariates: list[str],
