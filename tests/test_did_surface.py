@@ -133,3 +133,55 @@ def test_the_discrepancy_moves_the_surface_between_the_smooth_fit_and_the_estima
     assert fixed["level"] > 0 and fixed["proportional"] > 0
     # the spec's mean_sd scales the common mean's prior sd
     assert fixed_terms(data, mean_sd=2.5)["level"] == pytest.approx(2.5 * fixed["level"])
+
+
+def test_the_unpooled_surface_returns_the_ols_estimates(cube):
+    """pooling: none is each cell's own estimate with the joint robust covariance: its mean is
+    the OLS table's estimate in every cell (to rounding) and NA exactly where the table is."""
+    from bayes_wake.bayes.compare import fit_matched
+    from bayes_wake.bayes.spec import load_spec
+
+    ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+    fit = fit_matched(cube, load_spec("unpooled_did"), ols.settings)
+    mean, table = fit.surface["mean"].to_numpy(), ols.surface["estimate"].to_numpy()
+    assert np.array_equal(np.isnan(mean), np.isnan(table))
+    np.testing.assert_allclose(mean[np.isfinite(table)], table[np.isfinite(table)],
+                               rtol=1e-12, atol=1e-12)
+    # its 90% interval is the estimate +- 1.645 robust standard errors
+    data = prepare_surface_data(cube, SETTINGS, errors="wake")
+    half = (fit.surface["ci_upper"] - fit.surface["ci_lower"]).to_numpy().ravel()[data.defined]
+    np.testing.assert_allclose(half / 2, 1.6449 * data.std_error, rtol=0.1)
+    assert not fit.surface["pulled_to_zero"].any()
+    np.testing.assert_allclose(fit.surface["shift_se"].to_numpy()[np.isfinite(table)], 0,
+                               atol=1e-9)
+
+
+def test_a_pooling_the_surface_model_does_not_have_is_refused():
+    from bayes_wake.bayes.spec import load_spec, parse_spec
+    from bayes_wake.errors import ModelSpecError
+
+    spec = load_spec("smooth_did").model_dump()
+    spec["effect"]["pooling"] = "hierarchical"
+    with pytest.raises(ModelSpecError, match="takes effect pooling smooth or none"):
+        parse_spec(spec)
+
+
+def test_the_shrinkage_flag_marks_a_clear_estimate_pulled_toward_zero(cube):
+    """A posterior mean 0.6 standard errors nearer 0 than a clear estimate is flagged; the same
+    move away from 0, or on an unclear estimate, is not."""
+    from bayes_wake.bayes.did_surface import shrinkage
+
+    data = prepare_surface_data(cube, SETTINGS, errors="wake")
+    se = np.full(data.n_cells, np.nan)
+    se[data.defined] = data.std_error
+    se = se.reshape(data.estimate.shape)
+    t = data.estimate / se
+    clear = np.abs(t) > 3
+    assert clear.any() and (np.isfinite(t) & ~clear).any()
+    toward = shrinkage(data, data.estimate - 0.6 * np.sign(data.estimate) * se)
+    away = shrinkage(data, data.estimate + 0.6 * np.sign(data.estimate) * se)
+    np.testing.assert_allclose(np.abs(toward["shift_se"][np.isfinite(t)]), 0.6)
+    assert np.array_equal(toward["pulled_to_zero"], clear)
+    assert not away["pulled_to_zero"].any()
+    assert not shrinkage(data, data.estimate - 0.4 * np.sign(data.estimate) * se)[
+        "pulled_to_zero"].any()

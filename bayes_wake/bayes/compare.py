@@ -13,12 +13,13 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from bayes_wake.bayes.did_surface import CLEAR_T, PULL_SE
 from bayes_wake.bayes.fit import BayesResult, fit_surface
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning
 from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
-__all__ = ["fit_matched", "write_beside"]
+__all__ = ["fit_matched", "write_beside", "shrinkage_warning"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
@@ -101,3 +102,26 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
         fig.suptitle(label, fontsize=12, fontweight="bold")
     save_figure(fig, Path(folder) / "comparison.png")
     return warning
+
+
+def shrinkage_warning(fit: BayesResult) -> str | None:
+    """One sentence naming the cells where pooling pulled a clear estimate toward 0, or None.
+
+    Reads the surface's ``pulled_to_zero`` and ``shift_se`` columns (count-scale fits,
+    :func:`bayes_wake.bayes.did_surface.shrinkage`); other models have none.
+    """
+    surface = fit.surface
+    if "pulled_to_zero" not in surface:
+        return None
+    frame = surface[["pulled_to_zero", "shift_se", "ols_estimate", "mean"]].to_dataframe()
+    pulled = frame[frame["pulled_to_zero"] == 1]
+    if pulled.empty:
+        return None
+    unit = fit.surface.attrs.get("t_unit", "days")
+    cells = ", ".join(f"{t:g} {unit} x {s:g} km ({row.ols_estimate:.3f} -> {row.mean:.3f})"
+                      for (t, s), row in pulled.head(4).iterrows())
+    more = f" and {len(pulled) - 4} more" if len(pulled) > 4 else ""
+    return (f"pooling moved {len(pulled)} clear estimate{'s' if len(pulled) > 1 else ''} "
+            f"(|t| > {CLEAR_T:g}) more than {PULL_SE:g} standard errors toward 0: {cells}"
+            f"{more}. Read those cells from the OLS table or the unpooled fit "
+            "(fit --spec unpooled_did); shift_se in effect_surface.csv gives every cell.")

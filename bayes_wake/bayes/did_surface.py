@@ -51,7 +51,8 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
 
 __all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
-           "grid_kernel", "restrict", "table_cells", "HYPERPARAMETERS"]
+           "draw_unpooled", "shrinkage", "grid_kernel", "restrict", "table_cells",
+           "HYPERPARAMETERS", "CLEAR_T", "PULL_SE"]
 
 
 @dataclass(frozen=True)
@@ -414,3 +415,67 @@ def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
         root = vectors * np.sqrt(np.clip(values, 0, None))
         out[index] = mean + root @ rng.standard_normal(data.n_cells)
     return out.reshape(shape + (len(data.windows), len(data.radii)))
+
+
+def draw_unpooled(data: SurfaceData, chains: int, draws: int, seed) -> np.ndarray:
+    """Draws of the unpooled surface: each cell's estimate with its joint robust covariance.
+
+    With a flat prior on every cell, the posterior of the surface is N(estimates, V): its
+    mean is the OLS table's estimate in every cell, its intervals the robust ones. It is the
+    reference a pooled surface is judged against (what pooling moved, and by how much).
+
+    The draws are antithetic (each noise vector is used with both signs), so with an even
+    number of draws the posterior mean is the estimate to rounding.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (chain, draw, windows, radii), events per treated wake, NaN where the OLS
+        table is NA.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.full((chains, draws, data.n_cells), np.nan)
+    values, vectors = np.linalg.eigh(data.covariance)
+    root = vectors * np.sqrt(np.clip(values, 0, None))
+    y = data.estimate.ravel()[data.defined]
+    half = rng.standard_normal((chains, (draws + 1) // 2, len(y)))
+    noise = np.concatenate([half, -half], axis=1)[:, :draws]  # antithetic: the mean is exact
+    out[..., data.defined] = y + noise @ root.T
+    return out.reshape(chains, draws, len(data.windows), len(data.radii))
+
+
+#: An estimate is clear when |estimate / robust standard error| exceeds this.
+CLEAR_T = 3.0
+#: Pooling pulled a clear estimate toward 0 when the posterior mean lies more than this many
+#: robust standard errors closer to 0 than the estimate.
+PULL_SE = 0.5
+
+
+def shrinkage(data: SurfaceData, mean: np.ndarray) -> dict[str, np.ndarray]:
+    """How far pooling moved each cell's posterior mean from the cell's own estimate.
+
+    Parameters
+    ----------
+    data
+        From :func:`prepare_surface_data`.
+    mean
+        Posterior mean per cell, shape (windows, radii), events per treated wake.
+
+    Returns
+    -------
+    dict
+        ``shift_se``: (posterior mean - estimate) / robust standard error, in standard
+        errors (positive: away from 0 for a positive estimate, toward 0 for a negative one);
+        ``pulled_to_zero``: True where the estimate is clear (|t| > :data:`CLEAR_T`) and the
+        posterior mean lies more than :data:`PULL_SE` standard errors closer to 0 (a cell
+        whose clear effect the pooled surface understates). Both NaN / False where the
+        OLS table is NA.
+    """
+    se = np.full(data.n_cells, np.nan)
+    se[data.defined] = data.std_error
+    se = se.reshape(data.estimate.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = (mean - data.estimate) / se
+        clear = np.abs(data.estimate / se) > CLEAR_T
+    pulled = clear & (np.sign(data.estimate) * shift < -PULL_SE)
+    return {"shift_se": shift, "pulled_to_zero": np.where(np.isfinite(shift), pulled, False)}

@@ -479,6 +479,9 @@ def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
     if spec.estimand == "count_did":
         from bayes_wake.bayes.did_surface import build_surface_model
 
+        if spec.effect.pooling == "none":
+            raise SettingsError(f"{spec.name}: the unpooled surface is drawn exactly from its "
+                                "estimates; it has no prior to check or model to sample")
         data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
         return build_surface_model(data, **_surface_prior(spec))
     return build_model(prepare_model_data(cube, spec, match_on, tcm=tcm,
@@ -509,20 +512,35 @@ def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
 def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,
                    progressbar, log) -> BayesResult:
     """Fit the count-scale DiD surface model (:mod:`bayes_wake.bayes.did_surface`)."""
-    from bayes_wake.bayes.did_surface import HYPERPARAMETERS, build_surface_model, draw_surface
+    from bayes_wake.bayes.did_surface import (
+        CLEAR_T,
+        HYPERPARAMETERS,
+        PULL_SE,
+        build_surface_model,
+        draw_surface,
+        draw_unpooled,
+        shrinkage,
+    )
 
     data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
     log(f"model {spec.name}: {len(data.defined)} of {counted(data.n_cells, 'cell')} with an "
         f"OLS estimate, robust covariance over {counted(data.n_clusters, 'cluster')} "
         f"({spec.errors}); sampling {counted(spec.sampler.chains, 'chain')} with "
         f"{spec.sampler.backend}")
-    model = build_surface_model(data, **_surface_prior(spec))
-    idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
+    if spec.effect.pooling == "none":
+        idata, compile_s, sample_s = _no_sampler(spec), 0.0, 0.0
+        surface_draws = draw_unpooled(data, spec.sampler.chains, spec.sampler.draws,
+                                      spec.sampler.seed)
+        names = ["additive_effect"]
+    else:
+        model = build_surface_model(data, **_surface_prior(spec))
+        idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
+        hyper = {n: idata.posterior[n].to_numpy() for n in HYPERPARAMETERS}
+        prior = _surface_prior(spec)
+        surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed,
+                                     mean_sd=prior["mean_sd"], discrepancy=prior["discrepancy"])
+        names = [*HYPERPARAMETERS, "additive_effect"]
     posterior = idata.posterior.to_dataset()
-    hyper = {n: posterior[n].to_numpy() for n in HYPERPARAMETERS}
-    prior = _surface_prior(spec)
-    surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed, mean_sd=prior["mean_sd"],
-                                 discrepancy=prior["discrepancy"])
     # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
     # is reported only where the paper's estimand is defined
     undefined = np.ones(data.n_cells, bool)
@@ -541,12 +559,32 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
                                              "the treated wakes hold no post events)")
     grid["effect"].attrs["long_name"] = "log of rate_ratio"
     surface = effect_surface_table(grid)
-    diagnostics = _diagnostics(idata, grid, [*HYPERPARAMETERS, "additive_effect"], compile_s,
-                               sample_s)
+    moved = shrinkage(data, surface["mean"].transpose("window", "radius").to_numpy())
+    cells = ("window", "radius")
+    surface["ols_estimate"] = (cells, data.estimate)
+    surface["shift_se"] = (cells, moved["shift_se"])
+    surface["pulled_to_zero"] = (cells, moved["pulled_to_zero"].astype(np.int64))
+    surface["shift_se"].attrs["long_name"] = (
+        f"(posterior mean - ols_estimate) / the estimate's robust standard error "
+        f"({spec.errors} clusters)")
+    surface["pulled_to_zero"].attrs["long_name"] = (
+        f"1 where the estimate is clear (|t| > {CLEAR_T:g}) and pooling moved the posterior "
+        f"mean more than {PULL_SE:g} standard errors toward 0")
+    diagnostics = _diagnostics(idata, grid, names, compile_s, sample_s)
     return _result(grid, idata, surface, diagnostics, spec,
                    data_hash=_array_hash(data.estimate, data.covariance),
                    model_attrs={**data.attrs, "cells": len(data.defined),
                                 "clusters": data.n_clusters})
+
+
+def _no_sampler(spec: ModelSpec) -> xr.DataTree:
+    """The sampler's outputs of a model drawn exactly, without MCMC: no hyperparameters and
+    no divergences, in the shape the diagnostics read."""
+    coords = {"chain": np.arange(spec.sampler.chains), "draw": np.arange(spec.sampler.draws)}
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(
+        (spec.sampler.chains, spec.sampler.draws), bool))}, coords=coords)
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(coords=coords),
+                                  "sample_stats": stats})
 
 
 def _rate_ratio(post: np.ndarray, additive: np.ndarray) -> np.ndarray:

@@ -40,6 +40,12 @@ def _models_dir() -> Path:
 MODELS_DIR = _models_dir()
 
 
+#: Poolings of the count-scale surface (:mod:`bayes_wake.bayes.did_surface`): ``smooth`` (the
+#: Gaussian-process prior), ``none`` (each cell its own estimate: the OLS table's estimates
+#: with their joint robust covariance, the reference every pooled surface is judged against).
+COUNT_DID_POOLING = ("smooth", "none")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -176,6 +182,10 @@ class ModelSpec(_Strict):
             raise ValueError("discrepancy applies to estimand: count_did only")
         if self.estimand == "count_did":
             check_errors(self.errors)
+            if self.effect.pooling not in COUNT_DID_POOLING:
+                raise ValueError(f"estimand: count_did takes effect pooling "
+                                 f"{' or '.join(COUNT_DID_POOLING)}, not "
+                                 f"{self.effect.pooling!r}")
             return self
         if self.likelihood == "gaussian" and self.pre_count != "identity":
             raise ValueError("a gaussian (identity-link) model takes pre_count: identity")

@@ -485,7 +485,9 @@ def _convergence_status(console, converged: Sequence[bool], allow_unconverged: b
 def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     """Fit the Bayesian model beside the OLS table, write its files and the comparison figure
     into the staging folder, and report convergence loudly."""
-    from bayes_wake.bayes.compare import fit_matched, write_beside
+    from rich.markup import escape
+
+    from bayes_wake.bayes.compare import fit_matched, shrinkage_warning, write_beside
 
     fit = fit_matched(cube, spec, result.settings, progressbar=console.is_terminal,
                       log=lambda line: console.print(line, markup=False))
@@ -495,6 +497,9 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
         console.print(f"[bold red]WARNING: the posterior did not converge "
                       f"({'; '.join(diagnostics.problems())}). Do not use these numbers; "
                       "sample longer (--draws, --tune) or change the model.[/]")
+    pulled = shrinkage_warning(fit)
+    if pulled:
+        console.print(f"[bold yellow]WARNING: {escape(pulled)}[/]")
     write_beside(fit, result, stage)
     return fit
 

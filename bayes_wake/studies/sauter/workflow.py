@@ -960,6 +960,8 @@ def _balance_section(report, sauter: SauterResult, covariate_notes: dict) -> Non
 
 def _outcome_sections(report, stage: Path, sauter: SauterResult, alpha: float) -> None:
     """Per outcome: Tables 3/4, multiplicity, robust errors, Figure 6 beside the posterior."""
+    from bayes_wake.bayes.compare import shrinkage_warning
+
     for item in sauter.outcomes.values():
         report.heading(f"Outcome: {item.outcome.label}")
         significant = _windows_table(item, alpha, bayes_columns=True)
@@ -994,6 +996,10 @@ def _outcome_sections(report, stage: Path, sauter: SauterResult, alpha: float) -
                 f"per cell from {float(surface['prob_positive'].min()):.2f} to "
                 f"{float(surface['prob_positive'].max()):.2f}. " + _agreement_sentence(item, alpha),
                 kind="note")
+            pulled = shrinkage_warning(item.bayes)
+            if pulled:
+                report.paragraph("The Bayesian surface understates clear effects here: "
+                                 + pulled, kind="warning")
         else:
             report.figure(_ols_figure(item, [k for k, v in sauter.simulated.items() if v]),
                           caption=(
