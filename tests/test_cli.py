@@ -152,7 +152,7 @@ def test_a_standard_error_choice_the_package_does_not_know_is_refused(mwa_exampl
     result = CliRunner().invoke(main, ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS,
                                        "--vcov", "CR3:zone", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "CR2:COLUMN" in result.output and "conley-bm" in result.output
+    assert "CR2:CLUSTERS" in result.output and "conley-bm" in result.output
     assert not (tmp_path / "o").exists()
 
 

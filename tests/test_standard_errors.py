@@ -1,5 +1,6 @@
 """Robust standard errors: CR1 and HC2 (CR2 with one row per cluster) against statsmodels,
-Conley against a brute-force pair sum, CR2 and conley-bm against dense matrix formulas."""
+Conley against a brute-force pair sum, CR2 and conley-bm against dense matrix formulas (R's
+own numbers are in test_r_vcov_parity.py)."""
 
 from __future__ import annotations
 
@@ -81,52 +82,95 @@ def test_the_kernel_counts_a_pair_at_exactly_the_cutoff():
     assert conley_kernel(lat, lon, 9.99).toarray().sum() == 2
 
 
-def _dense_parts(y, x, w):
-    """The weighted problem as dense matrices: design, residuals, (X'WX)^-1, M = I - H."""
+def _dense_model(y, x, w, theta=None):
+    """The weighted fit as dense matrices on the rows with positive weight: design, weights,
+    residuals, M = (X'WX)^-1 and the residuals' covariance Sigma = (I - H) Theta (I - H)',
+    H = X M X'W, when Var(y) = Theta (identity unless ``theta``)."""
     keep = w > 0
-    sw = np.sqrt(w[keep])
-    a, yw = x[keep] * sw[:, None], y[keep] * sw
-    bread = np.linalg.inv(a.T @ a)
-    m = np.eye(len(yw)) - a @ bread @ a.T
-    return a, m @ yw, bread, m, keep
+    xk, wk, yk = x[keep], w[keep], y[keep]
+    m = np.linalg.inv(xk.T @ (xk * wk[:, None]))
+    hat = xk @ m @ xk.T @ np.diag(wk)
+    e = yk - hat @ yk
+    big_theta = np.diag(np.ones(len(yk)) if theta is None else theta[keep])
+    i_h = np.eye(len(yk)) - hat
+    return xk, wk, e, m, i_h @ big_theta @ i_h.T, big_theta, keep
 
 
-def _inverse_root(matrix):
+def _power(matrix, power):
     values, vectors = np.linalg.eigh(matrix)
-    root = np.where(values > 1e-10, np.abs(values) ** -0.5, 0.0)
-    return vectors @ np.diag(root) @ vectors.T
+    return vectors @ np.diag(values**power) @ vectors.T
 
 
-def test_cr2_with_one_row_per_cluster_is_statsmodels_hc2():
-    y, x, w, _ = _data(4)
+def _dense_cr2(y, x, w, groups, theta=None):
+    """Pustejovsky & Tipton's CR2 and Satterthwaite df, written from the paper with dense
+    matrices: A_g = T^(1/2) (T^(1/2) Sigma_gg T^(1/2))^(-1/2) T^(1/2), T = Theta_gg."""
+    xk, wk, e, m, sigma, big_theta, keep = _dense_model(y, x, w, theta)
+    g = groups[keep]
+    meat, columns = np.zeros((3, 3)), {k: [] for k in range(3)}
+    for c in np.unique(g):
+        at = np.flatnonzero(g == c)
+        root = _power(big_theta[np.ix_(at, at)], 0.5)
+        adjust = root @ _power(root @ sigma[np.ix_(at, at)] @ root, -0.5) @ root
+        score = xk[at].T @ np.diag(wk[at]) @ adjust @ e[at]
+        meat += np.outer(score, score)
+        for k in range(3):
+            column = np.zeros(len(e))
+            column[at] = adjust @ np.diag(wk[at]) @ xk[at] @ m[:, k]
+            columns[k].append(column)
+    dof = []
+    for k in range(3):
+        f = np.column_stack(columns[k])
+        p_mat = f.T @ sigma @ f
+        dof.append(np.trace(p_mat) ** 2 / np.sum(p_mat**2))
+    return m @ meat @ m, np.array(dof), columns, sigma
+
+
+def test_cr2_with_one_row_per_cluster_and_unit_weights_is_statsmodels_hc2():
+    y, x, _, _ = _data(4)
+    w = np.ones(len(y))
     fit = weighted_ols(y, x, w, vcov="CR2:row", clusters=np.arange(len(y)))
+    ref = sm.OLS(y, x).fit(cov_type="HC2")
+    np.testing.assert_allclose(fit.std_error, ref.bse, rtol=1e-10)
+
+
+def test_cr2_ivw_with_one_row_per_cluster_is_statsmodels_hc2_of_the_weighted_fit():
+    y, x, w, _ = _data(4)
+    fit = weighted_ols(y, x, w, vcov="CR2-ivw:row", clusters=np.arange(len(y)))
     keep = w > 0
     ref = sm.WLS(y[keep], x[keep], weights=w[keep]).fit(cov_type="HC2")
     np.testing.assert_allclose(fit.std_error, ref.bse, rtol=1e-10)
 
 
-def test_cr2_equals_the_dense_bell_mccaffrey_formulas():
+@pytest.mark.parametrize("kind", ["CR2", "CR2-ivw"])
+def test_cr2_equals_the_dense_pustejovsky_tipton_formulas(kind):
     y, x, w, groups = _data(5)
-    fit = weighted_ols(y, x, w, vcov="CR2:site", clusters=groups)
-    a, e, bread, m, keep = _dense_parts(y, x, w)
-    g = groups[keep]
-    meat = np.zeros((3, 3))
-    roots = {c: _inverse_root(m[np.ix_(g == c, g == c)]) for c in np.unique(g)}
-    for c, root in roots.items():
-        score = a[g == c].T @ root @ e[g == c]
-        meat += np.outer(score, score)
-    cov = bread @ meat @ bread
+    fit = weighted_ols(y, x, w, vcov=f"{kind}:site", clusters=groups)
+    theta = 1 / np.where(w > 0, w, 1) if kind == "CR2-ivw" else None
+    cov, dof, columns, sigma = _dense_cr2(y, x, w, groups, theta)
     np.testing.assert_allclose(fit.std_error, np.sqrt(np.diag(cov)), rtol=1e-9)
-    for k in range(3):  # Imbens & Kolesar's df: eigenvalues of G'G
-        cols = [m[:, g == c] @ root @ a[g == c] @ bread[:, k] for c, root in roots.items()]
-        lam = np.linalg.eigvalsh(np.column_stack(cols).T @ np.column_stack(cols))
-        dof = lam.sum() ** 2 / (lam**2).sum()
-        t = fit.coef[k] / fit.std_error[k]
-        assert fit.pvalue[k] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-8)
-        # CR2 is exactly unbiased under independent homoskedastic errors
-        q = sum(np.outer(v, v) for v in cols)
-        assert np.trace(q) == pytest.approx(bread[k, k], rel=1e-9)
-    assert 2 < dof < len(np.unique(g)) - 1
+    np.testing.assert_allclose(fit.df_test, dof, rtol=1e-9)
+    t = fit.coef / fit.std_error
+    np.testing.assert_allclose(fit.pvalue, 2 * stats.t.sf(abs(t), dof), rtol=1e-8)
+    xk, wk, _, m, _, big_theta, _ = _dense_model(y, x, w, theta)
+    truth = m @ xk.T @ np.diag(wk) @ big_theta @ np.diag(wk) @ xk @ m
+    for k in range(3):  # exactly unbiased when the working model holds
+        f = np.column_stack(columns[k])
+        assert np.trace(f.T @ sigma @ f) == pytest.approx(truth[k, k], rel=1e-9)
+    assert 2 < dof[-1] < len(np.unique(groups)) - 1
+
+
+def test_cr2_with_weights_equal_within_clusters_is_the_transformed_regressions():
+    """Where a cluster's weights are equal, both working models give the CR2 of the
+    regression of sqrt(w) y on sqrt(w) x (clubSandwich on that unweighted fit)."""
+    y, x, _, groups = _data(8)
+    w = np.array([0.5, 1.0, 2.0])[groups % 3]
+    sw = np.sqrt(w)
+    ref = weighted_ols(y * sw, x * sw[:, None], vcov="CR2:site", clusters=groups)
+    fit = weighted_ols(y, x, w, vcov="CR2-ivw:site", clusters=groups)
+    np.testing.assert_allclose(fit.std_error, ref.std_error, rtol=1e-9)
+    np.testing.assert_allclose(fit.df_test, ref.df_test, rtol=1e-9)
+    assert not np.allclose(weighted_ols(y, x, w, vcov="CR2:site", clusters=groups).std_error,
+                           ref.std_error, rtol=1e-3)
 
 
 def test_conley_bm_equals_the_dense_formulas():
@@ -136,16 +180,17 @@ def test_conley_bm_equals_the_dense_formulas():
     kernel = conley_kernel(lat, lon, 20)
     fit = weighted_ols(y, x, w, vcov="conley-bm:20", kernel=kernel)
     plain = weighted_ols(y, x, w, vcov="conley:20", kernel=kernel)
-    a, e, bread, m, keep = _dense_parts(y, x, w)
+    xk, wk, e, m, sigma, _, keep = _dense_model(y, x, w)
     k_dense = kernel.toarray()[np.ix_(keep, keep)]
     for k in range(3):
-        q = a @ bread[:, k]
+        q = wk * (xk @ m[:, k])
         big_q = np.diag(q) @ k_dense @ np.diag(q)
-        qm = big_q @ m
-        variance = (e @ big_q @ e) * (q @ q) / np.trace(qm)
-        dof = np.trace(qm) ** 2 / np.trace(qm @ qm)
+        qs = big_q @ sigma
+        variance = (e @ big_q @ e) * (q @ q) / np.trace(qs)
+        dof = np.trace(qs) ** 2 / np.trace(qs @ qs)
         assert fit.std_error[k] == pytest.approx(np.sqrt(variance), rel=1e-9)
         assert plain.std_error[k] == pytest.approx(np.sqrt(e @ big_q @ e), rel=1e-9)
+        assert fit.df_test[k] == pytest.approx(dof, rel=1e-9)
         t = fit.coef[k] / fit.std_error[k]
         assert fit.pvalue[k] == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-8)
 
@@ -157,7 +202,8 @@ def test_bad_choices_are_refused_with_the_accepted_forms(text):
 
 
 def test_choices_round_trip():
-    for text in ("classical", "HC1", "HC3", "CR1:admin2", "CR2:admin2", "conley:25",
-                 "conley:25:180", "conley-bm:25", "conley-bm:25:180"):
+    for text in ("classical", "HC1", "HC3", "CR1:admin2", "CR2:admin2", "CR2-ivw:admin2",
+                 "conley:25", "conley:25:180", "conley-bm:25", "conley-bm:25:180",
+                 "CR1:near=5,60", "CR2:near=2.5,0.5", "CR2-ivw:near=5,60"):
         assert str(parse_vcov(text)) == text
     assert str(parse_vcov("hc1")) == "HC1"

@@ -172,11 +172,12 @@ def _canonical_vcov(_ctx, _param, value: str) -> str:
 
 
 def _vcov_columns(vcov: str) -> list[str]:
-    """The event column a cluster-robust choice clusters on (none for ``location``)."""
+    """The event column a cluster-robust choice clusters on (none for ``location`` and for
+    ``near=KM,DAYS``, whose clusters come from the anchors' places and times)."""
     from bayes_wake.core.regression import parse_vcov
 
     spec = parse_vcov(vcov)
-    return [spec.column] if spec.clustered and spec.column != "location" else []
+    return [spec.column] if spec.clustered and spec.column not in (None, "location") else []
 
 
 def _mwa_settings(match_on: str, weighted, tcm, no_match, delete_sutva, formula, estimation,
@@ -408,10 +409,12 @@ def mwa_options(command: Callable) -> Callable:
         click.option("--vcov", default="classical", show_default=True,
                      callback=_canonical_vcov,
                      help="Standard errors: classical (R's lm; too small on clustered count "
-                          "data), HC1, HC3, CR1:COLUMN or CR2:COLUMN (cluster-robust by an "
-                          "event column; CR1:location = anchors at identical coordinates), "
-                          "conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial HAC). CR2 and "
-                          "conley-bm are the Bell-McCaffrey small-sample versions."),
+                          "data), HC1, HC3, CR1:CLUSTERS, CR2:CLUSTERS or CR2-ivw:CLUSTERS "
+                          "(cluster-robust by an event column; location = anchors at "
+                          "identical coordinates; near=KM,DAYS = anchors linked within KM km "
+                          "and DAYS days), conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial "
+                          "HAC). CR2 (clubSandwich's, Satterthwaite df) and conley-bm are the "
+                          "Bell-McCaffrey small-sample versions."),
         click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
                      type=float, help="Significance level (R: alpha1)."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
