@@ -5,10 +5,10 @@ own numbers are in test_r_vcov_parity.py)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.api as sm
 from scipy import stats
+from synthetic import write_one_treated_wake
 
 from bayes_wake.core.regression import conley_kernel, near_clusters, parse_vcov, weighted_ols
 from bayes_wake.errors import SettingsError
@@ -283,17 +283,7 @@ def test_a_cell_with_one_treated_wake_keeps_its_estimate_and_says_why_hc3_and_cr
     from bayes_wake.mwa.analysis import matched_wake_analysis
     from bayes_wake.wakes import count_wakes
 
-    rng = np.random.default_rng(11)
-    rows = [("treatment", 0.0, 0.0, 100)] + [
-        ("control", float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)), int(d))
-        for d in rng.integers(20, 180, 30)]
-    rows += [("dependent", r[1] + rng.normal(0, 0.02), r[2] + rng.normal(0, 0.02),
-              r[3] + int(rng.integers(-8, 9))) for r in rows for _ in range(int(rng.integers(0, 4)))]
-    rows += [("dependent", 5.0, 5.0, 0), ("dependent", 5.0, 5.0, 400)]  # bound the record
-    frame = pd.DataFrame(rows, columns=["type", "lon", "lat", "day"])
-    frame["timestamp"] = (pd.Timestamp("2000-01-01") + pd.to_timedelta(frame.pop("day"), "D")
-                          ).dt.strftime("%Y-%m-%d %H:%M:%S")
-    frame.to_csv(tmp_path / "one.csv", index=False)
+    write_one_treated_wake(tmp_path / "one.csv")
     cube = count_wakes(read_events(tmp_path / "one.csv"), [10], [20.0])
     classical = matched_wake_analysis(cube, matching=False)
     assert np.isfinite(classical.estimates["pvalue"]).all()  # R's lm reports the cell

@@ -381,6 +381,26 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
     console.print(table)
 
 
+def _print_undefined_errors(console, result) -> None:
+    """The windows whose estimate stands but whose standard error the chosen ``--vcov``
+    cannot give (R's NaN, e.g. HC3 with a wake of leverage 1), with the reason."""
+    from rich.markup import escape
+
+    from bayes_wake.io.tables import counted
+
+    table = result.estimates
+    rows = table[table["estimate"].notna() & table["pvalue"].isna()]
+    by_reason: dict[str, list[str]] = {}
+    for row in rows.itertuples():
+        why = result.surface["na_reason"].sel(window=row.t_window,
+                                              radius=row.spat_window).item()
+        by_reason.setdefault(why, []).append(f"t={row.t_window:g}, s={row.spat_window:g}")
+    for why, cells in by_reason.items():
+        console.print(escape(f"No p-value with --vcov {result.settings.vcov} in "
+                             f"{counted(len(cells), 'window')} ({'; '.join(cells)}): {why}."),
+                      style="yellow")
+
+
 def _write_mwa_outputs(stage: Path, result, cube, provenance_record: dict) -> None:
     from bayes_wake.io.artefacts import write_json, write_mwa_tables
     from bayes_wake.plotting import save_figure
