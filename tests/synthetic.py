@@ -175,3 +175,25 @@ def write_projects(path: Path, n: int, seed: int, *, kind: str = "qip") -> Path:
                 writer.writerow([f"XX-TEST-{i:04d}", day, f"{lat:.4f} {lon:.4f}", budget,
                                  "Made-up sector", f"Made-up aid {i}"])
     return path
+
+
+def write_one_treated_wake(path: Path) -> Path:
+    """A made-up mwa-layout file whose one treated anchor (with 30 controls and outcome events
+    around every anchor) has leverage 1 in any cell's regression without matching: HC3 and
+    CR2 by location are undefined there, R's lm is not."""
+    rng = np.random.default_rng(11)
+    rows = [("treatment", 0.0, 0.0, 100)] + [
+        ("control", float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)), int(d))
+        for d in rng.integers(20, 180, 30)]
+    rows += [("dependent", r[1] + rng.normal(0, 0.02), r[2] + rng.normal(0, 0.02),
+              r[3] + int(rng.integers(-8, 9)))
+             for r in rows for _ in range(int(rng.integers(0, 4)))]
+    rows += [("dependent", 5.0, 5.0, 0), ("dependent", 5.0, 5.0, 400)]  # bound the record
+    start = np.datetime64("2000-01-01T00:00:00")
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["type", "lon", "lat", "timestamp"])
+        for kind, lon, lat, day in rows:
+            stamp = str(start + np.timedelta64(int(day), "D")).replace("T", " ")
+            writer.writerow([kind, lon, lat, stamp])
+    return path

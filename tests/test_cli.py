@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from synthetic import write_one_treated_wake
 
 from bayes_wake.cli import main
 
@@ -152,7 +153,7 @@ def test_a_standard_error_choice_the_package_does_not_know_is_refused(mwa_exampl
     result = CliRunner().invoke(main, ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS,
                                        "--vcov", "CR3:zone", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "CR2:COLUMN" in result.output and "conley-bm" in result.output
+    assert "CR2:CLUSTERS" in result.output and "conley-bm" in result.output
     assert not (tmp_path / "o").exists()
 
 
@@ -168,3 +169,18 @@ def test_demo_runs_on_the_embedded_simulated_study(tmp_path):
                              right_on=["window", "radius"])
     # the OLS surface tracks the planted truth on average
     assert abs((merged["estimate"] - merged["true_effect"]).mean()) < 0.05
+
+
+def test_mwa_says_why_a_window_has_an_estimate_but_no_p_value(tmp_path):
+    """One treated wake has leverage 1: HC3 is NA there (R: NaN), the estimate stays, and
+    the console says why."""
+    write_one_treated_wake(tmp_path / "one.csv")
+    result = CliRunner().invoke(main, [
+        "mwa", "--data", str(tmp_path / "one.csv"), "--t-window", "10", "10", "1",
+        "--spat-window", "20", "20", "1", "--no-match", "--vcov", "HC3",
+        "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "No p-value with --vcov HC3 in 1 window (t=10, s=20): a wake with leverage 1" \
+        in " ".join(result.output.split())
+    estimates = pd.read_csv(tmp_path / "out" / "estimates.csv")
+    assert estimates["estimate"].notna().all() and estimates["pvalue"].isna().all()

@@ -30,6 +30,7 @@ from bayes_wake.cli.common import (
     _load_and_count,
     _mwa_settings,
     _print_significant,
+    _print_undefined_errors,
     _print_surface,
     _progress,
     _write_mwa_outputs,
@@ -87,6 +88,7 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
     _print_significant(console, result, "Matched wake analysis", alpha2)
+    _print_undefined_errors(console, result)
     if no_match:
         console.print("[yellow]ATTENTION: matching was switched off; data were not matched.")
     console.print(f"Wrote {escape(str(out))}/ (estimates.csv, matching.csv, SUTVA.csv, "
@@ -210,6 +212,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
         _write_mwa_outputs(stage, result, cube, record)
         fitted = _fit_and_write(stage, cube, result, spec, console)
     _print_significant(console, result, "Matched wake analysis (OLS)", alpha2)
+    _print_undefined_errors(console, result)
     _print_surface(console, fitted, result)
     console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "
                   f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")

@@ -172,11 +172,12 @@ def _canonical_vcov(_ctx, _param, value: str) -> str:
 
 
 def _vcov_columns(vcov: str) -> list[str]:
-    """The event column a cluster-robust choice clusters on (none for ``location``)."""
+    """The event column a cluster-robust choice clusters on (none for ``location`` and for
+    ``near=KM,DAYS``, whose clusters come from the anchors' places and times)."""
     from bayes_wake.core.regression import parse_vcov
 
     spec = parse_vcov(vcov)
-    return [spec.column] if spec.clustered and spec.column != "location" else []
+    return [spec.column] if spec.clustered and spec.column not in (None, "location") else []
 
 
 def _mwa_settings(match_on: str, weighted, tcm, no_match, delete_sutva, formula, estimation,
@@ -380,6 +381,26 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
     console.print(table)
 
 
+def _print_undefined_errors(console, result) -> None:
+    """The windows whose estimate stands but whose standard error the chosen ``--vcov``
+    cannot give (R's NaN, e.g. HC3 with a wake of leverage 1), with the reason."""
+    from rich.markup import escape
+
+    from bayes_wake.io.tables import counted
+
+    table = result.estimates
+    rows = table[table["estimate"].notna() & table["pvalue"].isna()]
+    by_reason: dict[str, list[str]] = {}
+    for row in rows.itertuples():
+        why = result.surface["na_reason"].sel(window=row.t_window,
+                                              radius=row.spat_window).item()
+        by_reason.setdefault(why, []).append(f"t={row.t_window:g}, s={row.spat_window:g}")
+    for why, cells in by_reason.items():
+        console.print(escape(f"No p-value with --vcov {result.settings.vcov} in "
+                             f"{counted(len(cells), 'window')} ({'; '.join(cells)}): {why}."),
+                      style="yellow")
+
+
 def _write_mwa_outputs(stage: Path, result, cube, provenance_record: dict) -> None:
     from bayes_wake.io.artefacts import write_json, write_mwa_tables
     from bayes_wake.plotting import save_figure
@@ -408,10 +429,12 @@ def mwa_options(command: Callable) -> Callable:
         click.option("--vcov", default="classical", show_default=True,
                      callback=_canonical_vcov,
                      help="Standard errors: classical (R's lm; too small on clustered count "
-                          "data), HC1, HC3, CR1:COLUMN or CR2:COLUMN (cluster-robust by an "
-                          "event column; CR1:location = anchors at identical coordinates), "
-                          "conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial HAC). CR2 and "
-                          "conley-bm are the Bell-McCaffrey small-sample versions."),
+                          "data), HC1, HC3, CR1:CLUSTERS, CR2:CLUSTERS or CR2-ivw:CLUSTERS "
+                          "(cluster-robust by an event column; location = anchors at "
+                          "identical coordinates; near=KM,DAYS = anchors linked within KM km "
+                          "and DAYS days), conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial "
+                          "HAC). CR2 (clubSandwich's, Satterthwaite df) and conley-bm are the "
+                          "Bell-McCaffrey small-sample versions."),
         click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
                      type=float, help="Significance level (R: alpha1)."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),

@@ -5,27 +5,48 @@ Written by hand (statsmodels is the test oracle) because the MWA table must foll
 the letter: a coefficient is aliased when the QR decomposition finds its column linearly
 dependent on the earlier ones (tolerance 1e-7), and R's adjusted R-squared is weighted.
 
-Standard errors (:class:`VCovSpec`): ``classical`` (R's ``summary.lm``; it assumes
-independent, homoskedastic wakes, which clustered count data are not, so its p-values are too
-small), ``HC1`` and ``HC3`` (heteroskedasticity-robust), ``CR1:COLUMN`` (cluster-robust by an
-event column, Stata's small-sample factor, t with G - 1 df), ``conley:KM[:DAYS]``
-(Conley's spatial HAC: scores of wakes whose anchors lie within KM km, and optionally DAYS
-days, of each other are correlated; uniform kernel, normal p-values), and their small-sample
-versions ``CR2:COLUMN`` and ``conley-bm:KM[:DAYS]``.
+Standard errors (:class:`VCovSpec`), each the R call of the fit ``lm(y ~ ..., weights = w)``
+that it equals (``tests/test_r_vcov_parity.py`` holds R's outputs):
+
+- ``classical``: ``summary(fit)``; it assumes independent, homoskedastic wakes, which clustered
+  count data are not, so its p-values are too small;
+- ``HC1``, ``HC3``: ``sandwich::vcovHC(fit, type = "HC1" | "HC3")``, t on n - p df (HC3 is NA
+  when a wake has leverage 1, where R gives NaN);
+- ``CR1:CLUSTERS``: ``sandwich::vcovCL(fit, cluster = ~c, type = "HC1")`` (Stata's factor),
+  t on G - 1 df (``clubSandwich::coef_test(fit, vcov = "CR1S", cluster = c, test =
+  "naive-t")``);
+- ``CR2:CLUSTERS``: ``clubSandwich::coef_test(fit, vcov = "CR2", cluster = c, test =
+  "Satterthwaite")``: Bell-McCaffrey bias-reduced errors with Satterthwaite df; the working
+  model is clubSandwich's default for a weighted fit, wakes independent with equal variance
+  (the weights are weights, not inverse variances);
+- ``CR2-ivw:CLUSTERS``: the same with ``vcovCR(..., inverse_var = TRUE)``: the working model
+  says a wake's variance is proportional to 1 / weight, right for precision weights, not for
+  CEM's weights;
+- ``conley:KM[:DAYS]``: Conley's spatial HAC (scores of wakes whose anchors lie within KM km,
+  and optionally DAYS days, of each other are correlated; uniform kernel, normal p-values), as
+  Stata and ``conleyreg``;
+- ``conley-bm:KM[:DAYS]``: the same kernel, scaled per coefficient to be unbiased under CR2's
+  working model, with Satterthwaite df under that model.
+
+``CLUSTERS`` is an event column or ``near=KM,DAYS``: the connected components of the graph
+that links anchors within KM km and DAYS days of each other (single linkage,
+:func:`near_clusters`).
 
 CR1 and Conley are what Stata and ``conleyreg`` report, and on MWA data they are too small:
 a few busy wakes carry most of the residual variance and the residuals of a cluster that
 holds both treated and control wakes cancel. The Bell-McCaffrey versions fix both halves of
-that: the variance is made unbiased when the errors are independent and homoskedastic (CR2's
-cluster-wise ``(I - H_gg)^(-1/2)`` residual adjustment; for Conley a scaling by
-``q'q / tr(QM)``), and the t test takes Satterthwaite degrees of freedom
-``tr(QM)^2 / tr(QMQM)`` of the variance as a quadratic form ``e'Qe`` in the residuals
-(Bell & McCaffrey 2002; Imbens & Kolesar 2016; Pustejovsky & Tipton 2018, R's clubSandwich).
-Those df are often a few tens where CR1 claims hundreds of clusters.
+that: the variance is made unbiased when the errors follow the working model (CR2's
+cluster-wise ``G_g^(-1/2)`` residual adjustment, ``G_g`` the working covariance of cluster
+g's residuals; for Conley a scaling by ``q'q / tr(Q Sigma)``), and the t test takes
+Satterthwaite degrees of freedom ``tr(Q Sigma)^2 / tr(Q Sigma Q Sigma)`` of the variance as a
+quadratic form ``e'Qe`` in the residuals, ``Sigma`` their working covariance (Bell & McCaffrey
+2002; Imbens & Kolesar 2016; Pustejovsky & Tipton 2018, R's clubSandwich). Those df are often
+a few tens where CR1 claims hundreds of clusters.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,14 +57,21 @@ from bayes_wake.core.geo import EARTH_RADIUS_KM, unit_vectors
 from bayes_wake.errors import SettingsError
 
 __all__ = ["OLSFit", "weighted_ols", "VCov", "VCovSpec", "parse_vcov", "conley_kernel",
-           "coefficient_influence"]
+           "near_clusters", "coefficient_influence"]
 
 VCov = Literal["classical", "HC1", "HC3"]
 _QR_TOL = 1e-7  # lm's default tol
-_KINDS = ("classical", "HC1", "HC3", "CR1", "CR2", "conley", "conley-bm")
-_CLUSTERED = ("CR1", "CR2")
+_KINDS = ("classical", "HC1", "HC3", "CR1", "CR2", "CR2-ivw", "conley", "conley-bm")
+_CLUSTERED = ("CR1", "CR2", "CR2-ivw")
 _SPATIAL = ("conley", "conley-bm")
-_PINV_TOL = 1e-10  # eigenvalues of I - H_gg below this are treated as 0 (pseudo-inverse)
+_BM = ("CR2", "CR2-ivw", "conley-bm")
+#: clubSandwich's tolerance: eigenvalues of a cluster's working residual covariance at or below
+#: it are zero (there R takes a pseudo-inverse; here the cluster makes CR2 undefined, NA)
+_EIGEN_TOL = 1e-12
+#: R's lm.influence sets a hat value above 1 - 10 eps to 1, and HC3 is then NaN
+_LEVERAGE_ONE = 1 - 10 * np.finfo(float).eps
+_NEAR = re.compile(r"near=\s*([^,]+?)\s*(?:km)?\s*,\s*([^,]+?)\s*(?:d|days?)?\s*",
+                   re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,12 +81,14 @@ class VCovSpec:
     Attributes
     ----------
     kind
-        ``classical``, ``HC1``, ``HC3``, ``CR1``, ``CR2``, ``conley`` or ``conley-bm``.
+        ``classical``, ``HC1``, ``HC3``, ``CR1``, ``CR2``, ``CR2-ivw``, ``conley`` or
+        ``conley-bm``.
     column
-        ``CR1``, ``CR2``: the event column whose values are the clusters.
+        ``CR1``, ``CR2``, ``CR2-ivw``: the event column whose values are the clusters; None
+        for clusters of nearby anchors (``near=KM,DAYS``, then ``km`` and ``days`` are set).
     km, days
         ``conley``, ``conley-bm``: the distance cutoff (km) and the optional time cutoff
-        (days).
+        (days); clusters ``near=KM,DAYS``: anchors within both of each other are linked.
     """
 
     kind: str = "classical"
@@ -67,6 +97,8 @@ class VCovSpec:
     days: float | None = None
 
     def __str__(self) -> str:
+        if self.near:
+            return f"{self.kind}:near={self.km:g},{self.days:g}"
         if self.kind in _CLUSTERED:
             return f"{self.kind}:{self.column}"
         if self.kind in _SPATIAL:
@@ -80,6 +112,11 @@ class VCovSpec:
         return self.kind in _CLUSTERED
 
     @property
+    def near(self) -> bool:
+        """True for clusters of anchors linked within ``km`` and ``days`` (``near=KM,DAYS``)."""
+        return self.kind in _CLUSTERED and self.column is None
+
+    @property
     def spatial(self) -> bool:
         """True for the Conley kinds (they need the kernel between rows)."""
         return self.kind in _SPATIAL
@@ -87,19 +124,39 @@ class VCovSpec:
     @property
     def label(self) -> str:
         """Words for tables and reports."""
-        small = ", Bell-McCaffrey" if self.kind in ("CR2", "conley-bm") else ""
-        if self.kind in _CLUSTERED:
-            return f"cluster-robust by {self.column} ({self.kind})"
+        if self.clustered:
+            what = (f"anchors linked within {_km_days(self.km, self.days)}" if self.near
+                    else self.column)
+            kind = ("CR2 with weights as inverse variances" if self.kind == "CR2-ivw"
+                    else self.kind)
+            return f"cluster-robust by {what} ({kind})"
         if self.kind in _SPATIAL:
-            return f"Conley spatial HAC, {self.km:g} km" + (
-                f" and {self.days:g} day{'' if self.days == 1 else 's'}"
-                if self.days is not None else "") + small
+            small = ", Bell-McCaffrey" if self.kind == "conley-bm" else ""
+            return f"Conley spatial HAC, {_km_days(self.km, self.days)}{small}"
         return {"classical": "classical (R's lm)"}.get(self.kind, self.kind)
 
 
+def _km_days(km: float, days: float | None) -> str:
+    """``5 km and 60 days`` (or ``5 km`` without a time cutoff)."""
+    if days is None:
+        return f"{km:g} km"
+    return f"{km:g} km and {days:g} day{'' if days == 1 else 's'}"
+
+
+_USAGE = ("use classical, HC1, HC3, CR1:CLUSTERS, CR2:CLUSTERS or CR2-ivw:CLUSTERS "
+          "(cluster-robust; CLUSTERS is an event column or near=KM,DAYS: anchors linked "
+          "within KM km and DAYS days) or conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial "
+          "HAC with a cutoff in km, optionally days)")
+
+
 def parse_vcov(text: "str | VCovSpec") -> VCovSpec:
-    """Parse ``classical``, ``HC1``, ``HC3``, ``CR1:COLUMN``, ``CR2:COLUMN``,
-    ``conley:KM[:DAYS]`` or ``conley-bm:KM[:DAYS]``.
+    """Parse ``classical``, ``HC1``, ``HC3``, ``CR1:CLUSTERS``, ``CR2:CLUSTERS``,
+    ``CR2-ivw:CLUSTERS``, ``conley:KM[:DAYS]`` or ``conley-bm:KM[:DAYS]``.
+
+    ``CLUSTERS`` is an event column (e.g. ``CR2:site``) or ``near=KM,DAYS`` (e.g.
+    ``CR2:near=5,60`` or ``CR2:near=5km,60d``): anchors within KM km and DAYS days of each
+    other are linked, and the clusters are the connected components (:func:`near_clusters`).
+    ``str()`` of the result is the canonical text, which parses back to the same choice.
 
     Raises
     ------
@@ -110,28 +167,38 @@ def parse_vcov(text: "str | VCovSpec") -> VCovSpec:
         return text
     parts = str(text).strip().split(":")
     kind = {k.lower(): k for k in _KINDS}.get(parts[0].lower())
-    usage = ("use classical, HC1, HC3, CR1:COLUMN or CR2:COLUMN (cluster by an event "
-             "column) or conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial HAC with a cutoff "
-             "in km, optionally days)")
     if kind is None:
-        raise SettingsError(f"unknown standard errors {text!r}; {usage}")
+        raise SettingsError(f"unknown standard errors {text!r}; {_USAGE}")
     if kind in _CLUSTERED:
-        if len(parts) != 2 or not parts[1]:
-            raise SettingsError(f"{text!r}: {kind} needs the cluster column, e.g. "
-                                f"{kind}:site_id")
-        return VCovSpec(kind, column=parts[1])
+        if len(parts) != 2 or not parts[1].strip():
+            raise SettingsError(f"{text!r}: {kind} needs the clusters, an event column or "
+                                f"near=KM,DAYS, e.g. {kind}:site_id or {kind}:near=5,60")
+        if not parts[1].strip().lower().startswith("near="):
+            return VCovSpec(kind, column=parts[1].strip())
+        match = _NEAR.fullmatch(parts[1].strip())
+        cut = _positive_numbers(match.groups() if match else ())
+        if len(cut) != 2:
+            raise SettingsError(f"{text!r}: near= needs a distance in km > 0 and a time in "
+                                f"days > 0, e.g. {kind}:near=5,60 or {kind}:near=5km,60d")
+        return VCovSpec(kind, km=cut[0], days=cut[1])
     if kind in _SPATIAL:
-        try:
-            cut = [float(p) for p in parts[1:]]
-        except ValueError:
-            cut = []
-        if len(cut) not in (1, 2) or not all(np.isfinite(c) and c > 0 for c in cut):
+        cut = _positive_numbers(parts[1:])
+        if len(cut) not in (1, 2):
             raise SettingsError(f"{text!r}: {kind} needs a cutoff in km > 0 and optionally "
                                 f"days > 0, e.g. {kind}:25 or {kind}:25:180")
         return VCovSpec(kind, km=cut[0], days=cut[1] if len(cut) == 2 else None)
     if len(parts) != 1:
-        raise SettingsError(f"unknown standard errors {text!r}; {usage}")
+        raise SettingsError(f"unknown standard errors {text!r}; {_USAGE}")
     return VCovSpec(kind)
+
+
+def _positive_numbers(texts) -> list[float]:
+    """The texts as finite numbers > 0; an empty list if any is not one."""
+    try:
+        values = [float(t) for t in texts]
+    except ValueError:
+        return []
+    return values if all(np.isfinite(v) and v > 0 for v in values) else []
 
 
 def conley_kernel(lat, lon, km: float, days: float | None = None,
@@ -166,6 +233,31 @@ def conley_kernel(lat, lon, km: float, days: float | None = None,
     rows = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(n)])
     cols = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(n)])
     return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+
+
+def near_clusters(lat, lon, km: float, days: float, time_days) -> np.ndarray:
+    """Clusters of anchors that share events: the connected components of the graph linking
+    every two anchors within ``km`` km (great-circle, as :func:`conley_kernel`) and ``days``
+    days of each other (single linkage: a chain of close anchors is one cluster, however long).
+
+    Parameters
+    ----------
+    lat, lon
+        Anchor coordinates, degrees.
+    km, days
+        The link's distance (km) and time (days) cutoffs, both inclusive.
+    time_days
+        The anchors' times, days on any origin.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,), int64 labels from 0, numbered in order of each cluster's first anchor.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    graph = conley_kernel(lat, lon, km, days, time_days)
+    return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
 def coefficient_influence(y, x, weights=None) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +296,12 @@ class OLSFit:
     aliased
         True if a column is linearly dependent on the earlier ones (R drops it, and MWA then
         reports the whole cell as NA).
+    df_test
+        Per column, the degrees of freedom of the t test behind ``pvalue`` (n - p, G - 1 for
+        CR1, Satterthwaite for the Bell-McCaffrey kinds; inf for a normal test).
+    se_note
+        Why the standard errors of this choice are NA although the coefficients are estimated
+        (e.g. a wake with leverage 1 for HC3), in a few words; empty otherwise.
     """
 
     coef: np.ndarray
@@ -213,11 +311,19 @@ class OLSFit:
     n: int
     df_resid: int
     aliased: bool
+    df_test: np.ndarray | None = None
+    se_note: str = ""
 
     @property
     def defined(self) -> bool:
         """True when R would report the last coefficient (no aliasing, finite p-value)."""
         return (not self.aliased) and bool(np.isfinite(self.pvalue[-1]))
+
+    @property
+    def estimated(self) -> bool:
+        """True when the coefficients are reported: :attr:`defined`, or NA standard errors
+        of this choice alone (:attr:`se_note`), where R still reports the estimate."""
+        return self.defined or bool(self.se_note)
 
 
 def _aliased(xw: np.ndarray) -> bool:
@@ -257,10 +363,11 @@ def weighted_ols(
         Case weights (R's ``lm(weights = )``); rows with weight 0 are left out.
     vcov
         ``classical`` (R's ``summary.lm``), heteroskedasticity-robust ``HC1`` or ``HC3``,
-        ``CR1`` or ``CR2`` (need ``clusters``), ``conley`` or ``conley-bm`` (need
-        ``kernel``); a string or a :class:`VCovSpec`.
+        ``CR1``, ``CR2`` or ``CR2-ivw`` (need ``clusters``), ``conley`` or ``conley-bm``
+        (need ``kernel``); a string or a :class:`VCovSpec` (the module's docstring gives the
+        R call each equals).
     clusters
-        Cluster label of each row (``CR1``, ``CR2``).
+        Cluster label of each row (``CR1``, ``CR2``, ``CR2-ivw``).
     kernel
         Conley kernel between the rows, shape (n, n) (:func:`conley_kernel`).
 
@@ -268,8 +375,11 @@ def weighted_ols(
     -------
     OLSFit
         Coefficients, standard errors, two-sided p-values (t with n - p df; G - 1 for CR1,
-        Satterthwaite df for CR2 and conley-bm; normal for conley) and R's adjusted
-        R-squared.
+        Satterthwaite df for CR2, CR2-ivw and conley-bm; normal for conley) and R's adjusted
+        R-squared. Standard errors that this choice cannot give (HC3 with a wake of leverage
+        1, CR2 with a cluster whose working residual covariance is singular, a single
+        cluster, conley-bm with no residual variance in its kernel) are NaN, with the reason
+        in ``se_note`` while the fit itself is defined.
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
@@ -288,7 +398,7 @@ def weighted_ols(
     n, p = x.shape
     nan = np.full(p, np.nan)
     if n == 0 or _aliased(x * np.sqrt(w)[:, None]):
-        return OLSFit(nan, nan, nan, float("nan"), n, n - p, aliased=n > 0)
+        return OLSFit(nan, nan, nan, float("nan"), n, n - p, aliased=n > 0, df_test=nan)
     sw = np.sqrt(w)
     xw, yw = x * sw[:, None], y * sw
     q, r = np.linalg.qr(xw)
@@ -300,14 +410,16 @@ def weighted_ols(
     r_inv = np.linalg.inv(r)
     bread = r_inv @ r_inv.T  # (X'WX)^-1
     with np.errstate(divide="ignore", invalid="ignore"):
-        cov, df_test = _covariance(spec, xw, resid * sw, r_inv, bread, rss, df, clusters,
-                                   kernel)
+        cov, df_test, note = _covariance(spec, x, w, resid, r_inv, bread, rss, df, clusters,
+                                         kernel)
+        if note:
+            cov = np.full((p, p), np.nan)
+            # the note only where R's own fit is defined (else the cell is NA for R's reasons)
+            note = note if rss > 0 and df > 0 else ""
         se = np.sqrt(np.diag(cov))
         t = coef / se
-        if df_test is None:
-            pvalue = 2 * special.ndtr(-np.abs(t))  # scipy.special: 0.6 s less to import
-        else:
-            pvalue = 2 * special.stdtr(df_test, -np.abs(t))  # NaN where df <= 0
+        pvalue = np.where(np.isinf(df_test), 2 * special.ndtr(-np.abs(t)),  # scipy.special:
+                          2 * special.stdtr(df_test, -np.abs(t)))  # 0.6 s less to import
         intercept = bool(np.all(x[:, 0] == 1))
         if intercept:
             mean_fit = np.sum(w * fitted) / np.sum(w)
@@ -316,91 +428,155 @@ def weighted_ols(
             mss = float(np.sum(w * fitted**2))
         r2 = mss / (mss + rss) if mss + rss > 0 else np.nan
         adj = 1 - (1 - r2) * ((n - int(intercept)) / df) if df > 0 else np.nan
-    return OLSFit(coef, se, np.asarray(pvalue, dtype=float), float(adj), n, df, aliased=False)
+    return OLSFit(coef, se, np.asarray(pvalue, dtype=float), float(adj), n, df, aliased=False,
+                  df_test=np.asarray(df_test, dtype=float), se_note=note)
 
 
-def _covariance(spec: VCovSpec, xw, e, r_inv, bread, rss, df, clusters, kernel):
-    """The coefficients' covariance and the df of the t test (None: normal; an array: one
-    per coefficient).
+def _covariance(spec: VCovSpec, x, w, e, r_inv, bread, rss, df, clusters, kernel):
+    """The coefficients' covariance, the df of each coefficient's t test (inf: normal) and why
+    the covariance is undefined ("" when it is defined).
 
-    ``xw`` and ``e`` are the design and residuals of the weighted (transformed) problem, so a
-    row's score is ``xw_i e_i``.
+    ``x``, ``w`` and ``e`` are the design, weights and residuals of the weighted fit, so a
+    row's score is ``x_i w_i e_i``; ``r_inv`` is the inverse of the R factor of
+    ``sqrt(w) x`` and ``bread`` ``(X'WX)^-1``.
     """
-    n, p = xw.shape
+    n, p = x.shape
+    dfs = np.full(p, float(df))
     if spec.kind == "classical":
-        return bread * (rss / df if df > 0 else np.nan), df
-    scores = xw * e[:, None]
+        return bread * (rss / df if df > 0 else np.nan), dfs, ""
+    scores = x * (w * e)[:, None]
     if spec.kind in ("HC1", "HC3"):
         if spec.kind == "HC1":
             factor = np.full(n, n / df if df > 0 else np.nan)
         else:
-            leverage = np.sum((xw @ r_inv) ** 2, axis=1)
+            leverage = np.sum(((x * np.sqrt(w)[:, None]) @ r_inv) ** 2, axis=1)
+            if np.any(leverage >= _LEVERAGE_ONE):
+                return None, dfs, "a wake with leverage 1 (HC3 undefined)"
             factor = 1 / (1 - leverage) ** 2
         meat = (scores * factor[:, None]).T @ scores
-        return bread @ meat @ bread, df
+        return bread @ meat @ bread, dfs, ""
     if spec.kind in _CLUSTERED:
         _, group = np.unique(clusters, return_inverse=True)
         group = group.ravel()
         g = int(group.max()) + 1 if n else 0
-        if spec.kind == "CR2":
-            return _cr2(xw, e, r_inv, bread, group, g)
+        if g < 2:
+            return None, dfs, "a single cluster (cluster-robust errors undefined)"
+        if spec.kind in _BM:
+            return _cr2(x, w, e, bread, group, g, inverse_var=spec.kind == "CR2-ivw")
         summed = np.zeros((g, p))
         np.add.at(summed, group, scores)
-        factor = g / (g - 1) * (n - 1) / (n - p) if g > 1 and n > p else np.nan
-        return factor * (bread @ (summed.T @ summed) @ bread), g - 1
+        factor = g / (g - 1) * (n - 1) / (n - p) if n > p else np.nan
+        return factor * (bread @ (summed.T @ summed) @ bread), np.full(p, g - 1.0), ""
     kernel = sparse.csr_matrix(kernel)
     cov = bread @ (scores.T @ (kernel @ scores)) @ bread
     if spec.kind == "conley":
-        return cov, None
-    influence = xw @ bread  # column k: the rows' weights q in coefficient k
+        return cov, np.full(p, np.inf), ""
+    # Bell-McCaffrey under CR2's working model: independent wakes of equal variance
+    theta = np.ones(n)
+    b, z, s = _working_model(x, w, bread, theta)
     scale, dof = np.empty(p), np.empty(p)
     for k in range(p):
-        q = sparse.diags(influence[:, k])
-        trace_qm, dof[k] = _satterthwaite(q @ kernel @ q, xw, bread)
-        scale[k] = influence[:, k] @ influence[:, k] / trace_qm
+        q = sparse.diags(b[:, k]) @ kernel @ sparse.diags(b[:, k])
+        qz = np.asarray(q @ z)
+        trace_qs, dof[k] = _satterthwaite(q.diagonal().sum(), q.multiply(q).sum(), z.T @ qz,
+                                          qz.T @ qz, s)
+        if not trace_qs > _EIGEN_TOL * (b[:, k] @ b[:, k]):
+            return None, dfs, "no residual variance within the Conley kernel (conley-bm " \
+                              "undefined)"
+        scale[k] = b[:, k] @ b[:, k] / trace_qs
     root = np.sqrt(scale)
-    return cov * np.outer(root, root), dof
+    return cov * np.outer(root, root), dof, ""
 
 
-def _cr2(xw, e, r_inv, bread, group, g):
-    """Bell-McCaffrey CR2: covariance with cluster-wise ``(I - H_gg)^(-1/2)``-adjusted
-    residuals, and the Satterthwaite df of each coefficient (Imbens & Kolesar 2016)."""
-    n, p = xw.shape
+def _working_model(x, w, bread, theta):
+    """The working covariance of the residuals ``e = (I - H) y`` when ``Var(y) = Theta``
+    (diagonal ``theta``), ``H = X B'`` with ``B = W X (X'WX)^-1``, as ``Theta + Z S Z'``.
+
+    Returns
+    -------
+    b : numpy.ndarray
+        ``B``, shape (n, p): column k holds the rows' weights in coefficient k.
+    z, s : numpy.ndarray
+        ``Z = [X, Theta B]`` (n, 2p) and ``S = [[B'Theta B, -I], [-I, 0]]`` (2p, 2p).
+    """
+    p = x.shape[1]
+    b = (x * w[:, None]) @ bread
+    z = np.hstack([x, theta[:, None] * b])
+    eye = np.eye(p)
+    s = np.block([[b.T @ (theta[:, None] * b), -eye], [-eye, np.zeros((p, p))]])
+    return b, z, s
+
+
+def _cr2(x, w, e, bread, group, g, *, inverse_var: bool):
+    """Bell-McCaffrey CR2 as clubSandwich's ``vcovCR(type = "CR2")``: covariance with
+    cluster-wise adjusted residuals ``A_g e_g``, ``A_g = T^(1/2) G_g^(-1/2) T^(1/2)``, ``G_g =
+    T^(1/2) Sigma_gg T^(1/2)``, ``T = Theta_gg`` and ``Sigma`` the residuals' covariance under
+    the working model ``Var(y) = Theta`` (identity, or ``1 / weight`` with ``inverse_var``),
+    and the Satterthwaite df of each coefficient (Pustejovsky & Tipton 2018)."""
+    n, p = x.shape
+    theta = w.mean() / w if inverse_var else np.ones(n)  # clubSandwich scales w to mean 1
+    b, z, s = _working_model(x, w, bread, theta)
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(g + 1))
-    influence = xw @ bread
     summed = np.zeros((g, p))
-    blocks = [[] for _ in range(p)]  # per coefficient: the adjusted influence of each row
+    adjusted = np.empty((n, p))  # A_g B_g: the rows' weights in the adjusted variance
     for c in range(g):
         rows = order[bounds[c]:bounds[c + 1]]
-        u, sv, _ = np.linalg.svd(xw[rows] @ r_inv, full_matrices=False)  # H_gg = u sv^2 u'
-        rest = 1 - sv**2
-        power = np.where(rest > _PINV_TOL, np.abs(rest) ** -0.5, 0.0) - 1
-
-        def adjust(v, u=u, power=power):
-            return v + u @ (power * (u.T @ v))
-
-        summed[c] = xw[rows].T @ adjust(e[rows])
-        for k in range(p):
-            blocks[k].append((rows, adjust(influence[rows, k])))
+        adjust = _adjustment(theta[rows], z[rows], s)
+        if adjust is None:
+            return None, np.full(p, np.nan), (
+                "a cluster whose I - H_gg is singular: it alone identifies a coefficient, "
+                "e.g. it holds all treated wakes (CR2 undefined)")
+        summed[c] = (x[rows] * w[rows, None]).T @ adjust(e[rows])
+        adjusted[rows] = adjust(b[rows])
     dof = np.empty(p)
     for k in range(p):
-        rows = np.concatenate([r for r, _ in blocks[k]])
-        cols = np.concatenate([np.full(len(r), c) for c, (r, _) in enumerate(blocks[k])])
-        factor = sparse.csr_matrix((np.concatenate([v for _, v in blocks[k]]), (rows, cols)),
-                                   shape=(n, g))
-        dof[k] = _satterthwaite(factor @ factor.T, xw, bread)[1]
-    return bread @ (summed.T @ summed) @ bread, dof
+        # Q = F F', F (n, g) holding each cluster's adjusted weights in its own column
+        fz = np.zeros((g, z.shape[1]))
+        np.add.at(fz, group, adjusted[:, k, None] * z)
+        d = np.bincount(group, adjusted[:, k] ** 2 * theta, minlength=g)  # F'Theta F, diagonal
+        dof[k] = _satterthwaite(d.sum(), (d**2).sum(), fz.T @ fz, fz.T @ (d[:, None] * fz),
+                                s)[1]
+    return bread @ (summed.T @ summed) @ bread, dof, ""
 
 
-def _satterthwaite(q, xw, bread) -> tuple[float, float]:
-    """``tr(QM)`` and the Satterthwaite df ``tr(QM)^2 / tr(QMQM)`` of a variance estimate
-    ``e'Qe`` in the residuals ``e = M y``, ``M = I - X(X'X)^-1 X'``, under independent
-    homoskedastic errors (Bell & McCaffrey 2002). ``q`` is sparse and symmetric, (n, n)."""
-    q = sparse.csr_matrix(q)
-    qx = np.asarray(q @ xw)
-    xqx = bread @ (xw.T @ qx)
-    trace_qm = q.diagonal().sum() - np.trace(xqx)
-    trace_qmqm = (q.multiply(q).sum() - 2 * np.trace(bread @ (qx.T @ qx))
-                  + np.trace(xqx @ xqx))
-    return float(trace_qm), float(trace_qm**2 / trace_qmqm) if trace_qmqm > 0 else np.nan
+def _adjustment(theta, z, s):
+    """CR2's ``A_g`` of one cluster as a function applied to vectors or matrices, or None
+    when ``G_g`` is singular (an eigenvalue at or below clubSandwich's 1e-12).
+
+    ``G_g = T Sigma_gg T`` with ``T = Theta_gg^(1/2)`` and ``Sigma_gg = Theta_gg + Z_g S
+    Z_g'``. With ``Theta_gg = c I`` that is ``c^2 I + c Z_g S Z_g'``, a rank-2p change of a
+    multiple of the identity, whose inverse root takes only a (2p, 2p) eigenproblem; otherwise
+    the dense eigenproblem."""
+    if np.ptp(theta) == 0:
+        c = theta[0]
+        basis, upper = np.linalg.qr(z)
+        values, vectors = np.linalg.eigh(upper @ s @ upper.T)
+        shown = c * c + c * values  # eigenvalues of G_g on the basis's span; c^2 elsewhere
+        if shown.min(initial=c * c) <= _EIGEN_TOL:
+            return None
+        u = basis @ vectors
+        middle = c / np.sqrt(shown) - 1  # A_g = c G_g^(-1/2) = I + U (c / sqrt(shown) - 1) U'
+        return lambda v: v + u @ (middle[:, None] * (u.T @ v)) if v.ndim == 2 \
+            else v + u @ (middle * (u.T @ v))
+    root = np.sqrt(theta)
+    g_mat = root[:, None] * (np.diag(theta) + z @ s @ z.T) * root[None, :]
+    values, vectors = np.linalg.eigh(g_mat)
+    if values.min() <= _EIGEN_TOL:
+        return None
+    adjust = root[:, None] * ((vectors / np.sqrt(values)) @ vectors.T) * root[None, :]
+    return lambda v: adjust @ v
+
+
+def _satterthwaite(trace_q, trace_qq, zqz, zqqz, s) -> tuple[float, float]:
+    """``tr(Q Sigma)`` and the Satterthwaite df ``tr(Q Sigma)^2 / tr(Q Sigma Q Sigma)`` of a
+    variance estimate ``e'Qe`` in the residuals, whose working covariance is ``Sigma = Theta +
+    Z S Z'`` (:func:`_working_model`), under normal errors (Bell & McCaffrey 2002).
+
+    ``Q`` enters through ``tr(Q Theta)``, ``tr(Q Theta Q Theta)``, ``Z'QZ`` and ``Z'Q Theta
+    QZ``, all small, so no (n, n) product is formed.
+    """
+    szqz = s @ zqz
+    trace_qs = trace_q + np.trace(szqz)
+    trace_qsqs = trace_qq + 2 * np.trace(s @ zqqz) + np.trace(szqz @ szqz)
+    return float(trace_qs), float(trace_qs**2 / trace_qsqs) if trace_qsqs > 0 else np.nan

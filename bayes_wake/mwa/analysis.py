@@ -25,6 +25,7 @@ from bayes_wake.core.regression import (
     OLSFit,
     VCovSpec,
     conley_kernel,
+    near_clusters,
     parse_vcov,
     weighted_ols,
 )
@@ -65,10 +66,13 @@ class MWASettings:
         ``lm`` or ``att`` (cem's ``att`` with a linear model: the same coefficient).
     vcov
         Standard errors (:func:`bayes_wake.core.regression.parse_vcov`): ``classical`` (R's;
-        too small on clustered count data), ``HC1``, ``HC3``, ``CR1:COLUMN`` (the column must
-        be a covariate of the cube; ``CR1:location`` clusters anchors at identical
-        coordinates), ``conley:KM[:DAYS]``, or their Bell-McCaffrey small-sample versions
-        ``CR2:COLUMN`` and ``conley-bm:KM[:DAYS]`` (calibrated on placebo placements).
+        too small on clustered count data), ``HC1``, ``HC3``, ``CR1:CLUSTERS`` (an event
+        column that is a covariate of the cube; ``location``: anchors at identical
+        coordinates; ``near=KM,DAYS``: anchors linked within KM km and DAYS days, see
+        :func:`vcov_inputs`), ``conley:KM[:DAYS]``, or their Bell-McCaffrey small-sample
+        versions ``CR2:CLUSTERS`` (clubSandwich's CR2 of the weighted fit; ``CR2-ivw`` takes
+        the weights as inverse variances) and ``conley-bm:KM[:DAYS]`` (calibrated on placebo
+        placements).
     alpha
         Significance level for summaries (R's ``alpha1``).
     """
@@ -251,14 +255,16 @@ def matched_wake_analysis(
                            clusters=None if clusters is None else clusters[idx],
                            kernel=None if kernel is None else kernel[idx][:, idx])
         i, j = cell.index
-        defined = fit.defined
+        # R's NA rule: no estimate where the fit is NA; an estimate without its p-value where
+        # only this choice's standard errors are undefined (R's NaN, e.g. HC3 at leverage 1)
+        defined, estimated = fit.defined, fit.estimated
         na_reason[i, j] = _na_reason(cell, fit, settings)
         row = {"t_window": int(cell.window), "spat_window": float(cell.radius),
-               "estimate": fit.coef[-1] if defined else np.nan,
+               "estimate": fit.coef[-1] if estimated else np.nan,
                "pvalue": fit.pvalue[-1] if defined else np.nan}
         if estimation == "lm":
-            row["adj.r.squared"] = fit.adj_r_squared if defined else np.nan
-        row["intercept"] = fit.coef[0] if defined else np.nan
+            row["adj.r.squared"] = fit.adj_r_squared if estimated else np.nan
+        row["intercept"] = fit.coef[0] if estimated else np.nan
         row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
         est_rows.append(row)
         match_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
@@ -267,7 +273,7 @@ def matched_wake_analysis(
                            **_sutva_shares(cell.wakes)})
         for key, value in (("estimate", row["estimate"]), ("pvalue", row["pvalue"]),
                            ("std_error", fit.std_error[-1] if defined else np.nan),
-                           ("adj_r_squared", fit.adj_r_squared if defined else np.nan),
+                           ("adj_r_squared", row.get("adj.r.squared", np.nan)),
                            ("intercept", row["intercept"]),
                            ("intercept_pvalue", row["intercept.pval"]),
                            ("n_treated", cell.balance["treatment_post"]),
@@ -429,10 +435,12 @@ def _match(x_match: np.ndarray, treated: np.ndarray, settings: MWASettings):
 
 
 def _na_reason(cell: MatchedCell, fit: OLSFit, settings: MWASettings) -> str:
-    """Why a cell's OLS is NA, in a few words (the first reason that applies; empty when the
-    cell is estimated)."""
+    """Why a cell's OLS (or only its p-value) is NA, in a few words (the first reason that
+    applies; empty when the cell is estimated with its p-value)."""
     if fit.defined:
         return ""
+    if fit.se_note:  # the fit is R's; this choice of standard errors is undefined
+        return fit.se_note
     for flag, arm in ((1, "treated"), (0, "control")):
         if not (cell.wakes["treatment"] == flag).any():
             return f"no {arm} wakes" + (" after delete-SUTVA" if settings.delete_sutva else "")
@@ -505,8 +513,22 @@ def covariate_strata(cube: xr.Dataset, match_on: Sequence[str]) -> np.ndarray:
 
 def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
     """What a standard-error choice needs from the cube: the cluster label of every event
-    (``CR1``, ``CR2``) or the Conley kernel between events (``conley``, ``conley-bm``); None
-    otherwise.
+    (``CR1``, ``CR2``, ``CR2-ivw``) or the Conley kernel between events (``conley``,
+    ``conley-bm``); None otherwise.
+
+    Clusters are the values of an event column of the cube; for ``location`` (unless the cube
+    has such a column) the anchors at identical coordinates; for ``near=KM,DAYS`` the
+    connected components of the graph linking anchors (the cube's treatment and control
+    events) within KM km (great-circle on the mean Earth radius) and DAYS days of each other
+    (:func:`bayes_wake.core.regression.near_clusters`), so that anchors sharing outcome events
+    share a cluster. Kernel and clusters are over all the cube's events; a cell takes its
+    matched wakes' rows.
+
+    Returns
+    -------
+    tuple
+        ``(clusters, kernel)``: labels of shape (event,) or None, and a sparse (event, event)
+        kernel or None.
 
     Raises
     ------
@@ -514,6 +536,12 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
         If the cluster column is not a covariate of the cube.
     """
     spec = parse_vcov(vcov)
+    if spec.near or spec.spatial:
+        days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
+        lat, lon = cube["lat"].to_numpy(), cube["lon"].to_numpy()
+        if spec.near:
+            return near_clusters(lat, lon, spec.km, spec.days, days), None
+        return None, conley_kernel(lat, lon, spec.km, spec.days, days)
     if spec.clustered and spec.column == "location" and "location" not in cube.coords:
         coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
         return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
@@ -524,10 +552,6 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
                 f"wake cube; pass it as a covariate (covariates: "
                 f"{json.loads(cube.attrs.get('covariates', '[]'))})")
         return cube[spec.column].to_numpy(), None
-    if spec.spatial:
-        days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
-        return None, conley_kernel(cube["lat"].to_numpy(), cube["lon"].to_numpy(), spec.km,
-                                   spec.days, days)
     return None, None
 
 
@@ -554,7 +578,8 @@ def standard_error_table(cube: xr.Dataset, settings: MWASettings,
     -------
     pandas.DataFrame
         ``t_window``, ``spat_window``, ``estimate`` and ``std_error_<choice>``,
-        ``pvalue_<choice>`` per choice (NA where R reports NA).
+        ``pvalue_<choice>`` per choice (NA where R reports NA; the estimate stays where only
+        a choice's standard errors are undefined).
     """
     specs = [parse_vcov(v) for v in vcovs]
     inputs = [vcov_inputs(cube, v) for v in specs]
@@ -567,7 +592,8 @@ def standard_error_table(cube: xr.Dataset, settings: MWASettings,
                                clusters=None if clusters is None else clusters[idx],
                                kernel=None if kernel is None else kernel[idx][:, idx])
             ok = fit.defined
-            row.setdefault("estimate", fit.coef[-1] if ok else np.nan)
+            if fit.estimated or "estimate" not in row:
+                row["estimate"] = fit.coef[-1] if fit.estimated else np.nan
             row[f"std_error_{spec}"] = fit.std_error[-1] if ok else np.nan
             row[f"pvalue_{spec}"] = fit.pvalue[-1] if ok else np.nan
         rows.append(row)
