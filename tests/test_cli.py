@@ -59,6 +59,7 @@ def test_mwa_process_leaves_dask_unimported(mwa_example_csv, tmp_path):
     (["--t-window", "1", "9", "2"], "at least 2"),
     (["--match", "nope"], "nope"),
     (["--treatment", "type=treatmnet"], "no treatment"),
+    (["--t-window", "1000000", "1000000", "1"], "--t-window: a window of 1,000,000 days"),
 ])
 def test_bad_input_exits_non_zero_with_one_line_and_leaves_nothing(mwa_example_csv, tmp_path,
                                                                     args, reason):

@@ -268,7 +268,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     from bayes_wake.io.tables import counted
     from bayes_wake.wakes import count_wakes
 
-    windows = expand_windows(*t_window, name="--t-window", temporal=True)
+    windows = expand_windows(*t_window, name="--t-window", temporal=True, t_unit=t_unit)
     radii = expand_windows(*spat_window, name="--spat-window")
     roles = {"treatment": _parse_selector(treatment, "--treatment"),
              "control": _parse_selector(control, "--control"),
