@@ -367,6 +367,20 @@ def test_bad_timestamps(tmp_path: Path, old: str, new: str, match: str, rows: li
     assert error.column == "timestamp"
 
 
+def test_dates_given_only_to_the_year_or_month_are_refused(tmp_path: Path) -> None:
+    """``1994`` and ``1994-12`` were read as 1 January and the 1st: events moved up to a
+    year, and significant windows vanished without a word."""
+    text = small_with('"1994-12-25T06:30:00"', '"1994"')
+    text = text.replace('"1994-12-27 12:00:00"', '"1994-12"').replace(
+        '"1994-12-28 00:00:00"', '"1994 / 12"')
+    error = raises(write(tmp_path, text), "3 of 6 dates are given 1 to the year only and 2 "
+                                          "to the month only")
+    assert error.rows == [3, 5, 6] and error.column == "timestamp"
+    assert "'1994', '1994-12'" in str(error)
+    # a full date, with or without a time, is no coarse date
+    assert len(read_events(write(tmp_path, SMALL_CSV, "fine.csv"))) == 6
+
+
 def test_bad_coordinates(tmp_path: Path) -> None:
     def row_4(lon_lat: str) -> Path:
         return write(tmp_path, small_with(",12.5,45.25,", lon_lat))

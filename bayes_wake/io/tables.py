@@ -501,6 +501,36 @@ def parse_numbers(column: pd.Series, *, name: str, path: str | None, what: str,
     return values
 
 
+#: Text that names a year or a month, not a day: the ISO parser reads ``1994`` as 1 January
+#: and ``1994-12`` (or ``1994/12``) as the 1st, silently moving every such event.
+_COARSE_DATE_RE = re.compile(r"^\s*[+-]?(\d{4})(?:\s*[-/.]\s*(\d{1,2}))?\s*$")
+
+
+def coarse_dates(column: pd.Series) -> tuple[str, np.ndarray] | None:
+    """Dates given only to the year or the month (``1994``, ``1994-12``): the problem in
+    words and the cells (a mask), or None.
+
+    A wake counts whole days: read as 1 January or the 1st, such events would land up to a
+    year from where they happened, with nothing to show for it; every date reader refuses
+    them (the caller names the file, the column and the rows).
+    """
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return None
+    raw = column.to_numpy(dtype=object)
+    matches = [_COARSE_DATE_RE.match(v) if isinstance(v, str) else None for v in raw]
+    coarse = np.array([m is not None for m in matches], dtype=bool)
+    if not coarse.any():
+        return None
+    months = sum(1 for m in matches if m is not None and m.group(2))
+    years = int(coarse.sum()) - months
+    what = " and ".join(part for part in (
+        f"{years:,} to the year only" if years else "",
+        f"{months:,} to the month only" if months else "") if part)
+    return (f"{int(coarse.sum()):,} of {len(raw):,} dates are given {what} "
+            f"(e.g. {show_values(raw[coarse])}), which would be read as 1 January or the 1st "
+            "of the month; wakes count whole days, so give each event's day", coarse)
+
+
 def parse_dates(column: pd.Series, *, name: str, path: str | None) -> pd.Series:
     """Parse a column of dates (a time of day, if any, is dropped) to midnight UTC.
 
@@ -510,9 +540,13 @@ def parse_dates(column: pd.Series, *, name: str, path: str | None) -> pd.Series:
     Raises
     ------
     EventDataError
-        A cell holds text that is no date in those formats (naming the rows and the column).
+        A cell holds text that is no date in those formats, or a date given only to the year
+        or the month (:func:`coarse_dates`), naming the rows and the column.
     """
     missing = missing_mask(column)
+    if (coarse := coarse_dates(column)) is not None:
+        raise EventDataError(coarse[0], path=path, rows=list(np.flatnonzero(coarse[1]) + 1),
+                             column=name)
     text = column.astype("str").str.strip().where(~missing, None)
     parsed = pd.Series(pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True))
     for fmt in _DATE_FORMATS:
