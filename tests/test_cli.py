@@ -60,6 +60,8 @@ def test_mwa_process_leaves_dask_unimported(mwa_example_csv, tmp_path):
     (["--match", "nope"], "nope"),
     (["--treatment", "type=treatmnet"], "no treatment"),
     (["--t-window", "1000000", "1000000", "1"], "--t-window: a window of 1,000,000 days"),
+    # a selector that matches no row made every wake count zero and exited 0, all NA
+    (["--dependent", "type=dependnt"], "--dependent type=dependnt matches no row"),
 ])
 def test_bad_input_exits_non_zero_with_one_line_and_leaves_nothing(mwa_example_csv, tmp_path,
                                                                     args, reason):
@@ -71,6 +73,33 @@ def test_bad_input_exits_non_zero_with_one_line_and_leaves_nothing(mwa_example_c
     assert lines and reason in lines[-1]
     assert not out.exists()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_dependent_selector_matching_no_row_names_the_values_there(mwa_example_csv):
+    argv = ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--dependent",
+            "type=dependnt", "--out", "unused"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2
+    line = result.output.strip().splitlines()[-1]
+    assert "'dependent', 'control', 'treatment'" in line and "type=dependent?" in line
+
+
+def test_a_run_with_no_estimable_window_says_so_and_why(tmp_path):
+    """Outcome events far from every anchor: no window is estimable, which is not "no
+    window reaches p <= 0.05"."""
+    rows = ["type,lon,lat,timestamp,m"]
+    for k in range(12):
+        kind = "treatment" if k % 2 else "control"
+        rows.append(f"{kind},{0.001 * k},0,2000-01-{10 + k:02d},{k % 3}")
+        rows.append(f"dependent,{40 + 0.001 * k},0,2000-01-{10 + k:02d},")
+    data = tmp_path / "far.csv"
+    data.write_text("\n".join(rows) + "\n")
+    argv = ["mwa", "--data", str(data), "--t-window", "2", "4", "2", "--spat-window", "1", "2",
+            "1", "--no-match", "--convention", "exact", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert "0 of 4 windows estimable (no events in matched wakes in 4)" in result.output
+    assert "no window reaches" not in result.output
 
 
 def test_a_failing_write_leaves_an_existing_output_folder_untouched(mwa_example_csv, tmp_path,

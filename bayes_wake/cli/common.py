@@ -17,7 +17,7 @@ from typing import get_args
 
 import click
 
-from bayes_wake.errors import BayesWakeError, SettingsError
+from bayes_wake.errors import BayesWakeError, NoDependentEventsWarning, SettingsError
 from bayes_wake.options import Convention, Estimation, Formula
 
 _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
@@ -282,6 +282,9 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
                              roles=roles if explicit else None, covariates=wanted,
                              drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov),
                              drop_option="--drop-duplicates")
+    for warning in caught:
+        if isinstance(warning.message, NoDependentEventsWarning):
+            raise SettingsError(_no_dependent_message(dependent, warning.message))
     for warning in caught:  # the reader's findings (encoding, duplicates), one line each
         console.print(f"[yellow]warning: {escape(str(warning.message))}[/]")
     counts = events["role"].value_counts()
@@ -295,6 +298,17 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
                            progress=advance)
     return events, cube
+
+
+def _no_dependent_message(dependent: str, found: NoDependentEventsWarning) -> str:
+    """A --dependent selector that matches no row: every wake would count zero and every
+    estimate be NA, so the command refuses, naming the values the column holds."""
+    column = dependent.split("=", 1)[0]
+    values = ", ".join(repr(v) for v in found.present[:8]) or "none"
+    more = f" and {len(found.present) - 8} more" if len(found.present) > 8 else ""
+    hint = f"; did you mean {column}={found.guess}?" if found.guess else ""
+    return (f"--dependent {dependent} matches no row, so every wake would count zero "
+            f"outcome events (values in {column!r}: {values}{more}){hint}")
 
 
 def _event_checks(events) -> dict:
@@ -364,8 +378,15 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                 f"{alpha2:g} (R's alpha2)")
     else:
         note = ""
+    estimable, why_na = _estimable(result)
     if significant.empty:
-        console.print(f"{title}: no window reaches p <= {alpha:g}{note}.")
+        if estimable == 0:
+            console.print(f"{title}: 0 of {counted(len(result.estimates), 'window')} "
+                          f"estimable ({why_na}).")
+        else:
+            console.print(f"{title}: no window reaches p <= {alpha:g}{note} ({estimable:,} of "
+                          f"{counted(len(result.estimates), 'window')} estimable"
+                          f"{'; NA: ' + why_na if why_na else ''}).")
         return
     table = Table(title=f"{title}: {len(significant):,} of "
                         f"{counted(len(result.estimates), 'window')} with p <= "
@@ -378,6 +399,16 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                       f"{row['estimate']:.3f}", f"{row['pvalue']:.3f}",
                       "" if r2 != r2 else f"{r2:.3f}")
     console.print(table)
+
+
+def _estimable(result) -> tuple[int, str]:
+    """How many windows have a p-value, and why the others are NA: each reason of the
+    result's ``na_reason`` with its count, most frequent first ("" when none is NA)."""
+    from collections import Counter
+
+    estimable = int(result.estimates["pvalue"].notna().sum())
+    reasons = Counter(str(r) for r in result.surface["na_reason"].to_numpy().ravel() if r)
+    return estimable, ", ".join(f"{reason} in {n:,}" for reason, n in reasons.most_common())
 
 
 def _write_mwa_outputs(stage: Path, result, cube, provenance_record: dict) -> None:

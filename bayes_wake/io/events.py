@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
+from bayes_wake.errors import (
+    DuplicateRowsWarning,
+    EventDataError,
+    NoDependentEventsWarning,
+    SettingsError,
+)
 from bayes_wake.io.tables import (
     NUMBER_PATTERN,
     LoadedTable,
@@ -594,7 +599,9 @@ def _assign_roles(
         )
         if name == "dependent":
             # a study may be read for a look at its anchors, but every wake will count zero
-            warnings.warn(f"{fail(problem, column=column)}", UserWarning, stacklevel=3)
+            warnings.warn(NoDependentEventsWarning(f"{fail(problem, column=column)}",
+                                                   present=tuple(present), guess=guess),
+                          stacklevel=3)
         else:
             raise fail(problem, column=column)
     return role
