@@ -75,9 +75,10 @@ def test_bad_input_exits_non_zero_with_one_line_and_leaves_nothing(mwa_example_c
     assert not list(tmp_path.iterdir())
 
 
-def test_a_dependent_selector_matching_no_row_names_the_values_there(mwa_example_csv):
+def test_a_dependent_selector_matching_no_row_names_the_values_there(mwa_example_csv,
+                                                                      tmp_path):
     argv = ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--dependent",
-            "type=dependnt", "--out", "unused"]
+            "type=dependnt", "--out", str(tmp_path / "run")]
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 2
     line = result.output.strip().splitlines()[-1]
