@@ -103,8 +103,7 @@ class ModelSpec(_Strict):
         ``diff`` (post - pre on the treatment: the difference in differences of counts) or
         ``lag`` (the paper's post on pre and treatment); unset, the OLS table's formula.
     likelihood
-        ``negative_binomial`` or ``poisson`` (log link), or ``gaussian`` (identity link; the
-        Bayesian twin of the OLS table, for checks); ``robust_normal`` for ``count_did``
+        ``negative_binomial`` or ``poisson`` (log link); ``robust_normal`` for ``count_did``
         (the cell estimates, jointly normal with their robust covariance).
     pre_count
         How the pre-period count enters. ``paired`` (default): pre and post counts are two
@@ -150,8 +149,7 @@ class ModelSpec(_Strict):
     name: str
     description: str = ""
     estimand: Literal["count_did", "rate_ratio"] = "rate_ratio"
-    likelihood: Literal["negative_binomial", "poisson", "gaussian", "robust_normal"] = \
-        "negative_binomial"
+    likelihood: Literal["negative_binomial", "poisson", "robust_normal"] = "negative_binomial"
     errors: str = "location"
     formula: Literal["diff", "lag"] | None = None
     pre_count: Literal["paired", "log1p", "identity"] = "paired"
@@ -177,8 +175,6 @@ class ModelSpec(_Strict):
         if self.estimand == "count_did":
             check_errors(self.errors)
             return self
-        if self.likelihood == "gaussian" and self.pre_count != "identity":
-            raise ValueError("a gaussian (identity-link) model takes pre_count: identity")
         if self.nested == "increments" and self.pre_count != "paired":
             raise ValueError("nested: increments needs pre_count: paired")
         return self
