@@ -1,4 +1,4 @@
-"""Real MCMC fits: recovery of a planted surface, the Gaussian twin of OLS, the fit command.
+"""Real MCMC fits: recovery of a planted surface and the fit command.
 
 All marked ``slow``; ``-m "not slow"`` skips them while working. CI runs them.
 """
