@@ -26,15 +26,20 @@ def test_mwa_command_reproduces_r_and_writes_every_artefact(mwa_example_csv, mwa
          *EXAMPLE_ARGS, "--out", str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for name in ("estimates", "matching", "SUTVA", "wakes"):
-        pd.testing.assert_frame_equal(pd.read_csv(out / f"{name}.csv"),
-                                      pd.read_csv(mwa_reference / f"{name}.csv"),
-                                      check_dtype=False, rtol=1e-8)
+        mine, r = pd.read_csv(out / f"{name}.csv"), pd.read_csv(mwa_reference / f"{name}.csv")
+        assert list(mine.columns[:r.shape[1]]) == list(r.columns)  # R's columns first
+        pd.testing.assert_frame_equal(mine[r.columns], r, check_dtype=False, rtol=1e-8)
     assert (out / "cube.nc").stat().st_size > 0
     assert (out / "effect_surface.png").read_bytes()[:4] == b"\x89PNG"
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["settings"]["weighted"] is True
     assert len(provenance["inputs"]["data"]["sha256"]) == 64
     assert "4 of 25 windows" in result.stderr + result.stdout
+    # which standard errors made the p-values, and each window's error and interval
+    assert "standard errors: classical (R's lm)" in result.stderr
+    assert "95% CI" in result.stderr and "0.655 to 1.345" in result.stderr
+    written = pd.read_csv(out / "estimates.csv")
+    assert list(written.columns[-3:]) == ["std_error", "ci_lower", "ci_upper"]
     # the headers' units are text, not rich markup
     assert "Time [days]" in result.stderr and "Space [km]" in result.stderr
 
@@ -176,6 +181,7 @@ def test_cluster_robust_errors_on_a_text_column_match_the_python_api(tmp_path,
     np.testing.assert_allclose(written["pvalue"], pvalues, rtol=1e-9)
     assert len(set(names)) == 4 and np.isfinite(pvalues).sum() >= 4  # R leaves 19 NA
     assert json.loads((out / "provenance.json").read_text())["settings"]["vcov"] == "CR2:zone"
+    assert "standard errors: cluster-robust by zone (CR2)" in result.output
 
 
 def test_a_standard_error_choice_the_package_does_not_know_is_refused(mwa_example_csv,

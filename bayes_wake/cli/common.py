@@ -388,15 +388,18 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                           f"{counted(len(result.estimates), 'window')} estimable"
                           f"{'; NA: ' + why_na if why_na else ''}).")
         return
+    errors = result.surface.attrs.get("standard_errors", result.settings.vcov)
     table = Table(title=f"{title}: {len(significant):,} of "
                         f"{counted(len(result.estimates), 'window')} with p <= "
-                        f"{alpha:g}{note}")
-    for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "p", "adj. R2"):
+                        f"{alpha:g}{note}; standard errors: {escape(errors)}")
+    level = f"{1 - alpha:.0%} CI"
+    for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "SE", level, "p", "adj. R2"):
         table.add_column(escape(name), justify="right")
     for row in significant.to_dict("records"):
         r2 = row.get("adj.r.squared", float("nan"))
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}",
-                      f"{row['estimate']:.3f}", f"{row['pvalue']:.3f}",
+                      f"{row['estimate']:.3f}", f"{row['std_error']:.3f}",
+                      f"{row['ci_lower']:.3f} to {row['ci_upper']:.3f}", f"{row['pvalue']:.3f}",
                       "" if r2 != r2 else f"{r2:.3f}")
     console.print(table)
 
