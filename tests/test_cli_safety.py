@@ -635,6 +635,26 @@ def test_a_quoted_space_separated_match_is_split_as_a_comma_separated_one(mwa_ex
     assert settings["match_on"] == ["match1", "match2"]
 
 
+def test_a_repeated_match_selects_a_column_whose_name_holds_a_space(mwa_example_csv,
+                                                                     tmp_path):
+    """``--match "match1,match 2"`` split the name at its space; repeating --match (or a
+    comma list) keeps it whole."""
+    data = tmp_path / "spaced.csv"
+    data.write_text(mwa_example_csv.read_text().replace('"match2"', '"match 2"', 1))
+    repeated = run("mwa", "--data", data, *SMALL, "--match", "match1", "--match", "match 2",
+                   "--out", tmp_path / "repeated")
+    assert repeated.exit_code == 0, repeated.output
+    listed = run("mwa", "--data", data, *SMALL, "--match", "match1,match 2",
+                 "--out", tmp_path / "listed")
+    assert listed.exit_code == 0, listed.output
+    assert mwa(mwa_example_csv, tmp_path / "commas").exit_code == 0
+    for folder in ("repeated", "listed"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / folder / "estimates.csv"),
+                                      pd.read_csv(tmp_path / "commas" / "estimates.csv"))
+        settings = json.loads((tmp_path / folder / "provenance.json").read_text())["settings"]
+        assert settings["match_on"] == ["match1", "match 2"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Python version, README, .gitignore
 # ---------------------------------------------------------------------------------------------

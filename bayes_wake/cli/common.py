@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import sys
 import time
 import warnings
@@ -150,9 +149,18 @@ def _join_match_words(args: list[str]) -> list[str]:
     return out
 
 
-def _match_columns(match_on: str) -> list[str]:
-    """The covariate names of ``--match``, comma or space separated (R: matchColumns)."""
-    return [name for name in re.split(r"[,\s]+", match_on) if name]
+def _match_columns(match_on: str | Sequence[str]) -> list[str]:
+    """The covariate names of ``--match`` (R: matchColumns), given once or repeated.
+
+    Names are separated by commas, with the spaces around them stripped. A single
+    ``--match`` whose value holds no comma is also split at spaces (``"match1 match2"``); a
+    name that holds a space is given in a comma list or in a ``--match`` of its own
+    (``--match match1 --match "match 2"``)."""
+    values = [match_on] if isinstance(match_on, str) else list(match_on)
+    if len(values) == 1 and "," not in values[0]:
+        return values[0].split()
+    names = [name.strip() for value in values for name in value.split(",")]
+    return [name for name in names if name]
 
 
 def _canonical_time_unit(_ctx, _param, value: str) -> str:
@@ -179,8 +187,8 @@ def _vcov_columns(vcov: str) -> list[str]:
     return [spec.column] if spec.clustered and spec.column != "location" else []
 
 
-def _mwa_settings(match_on: str, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                  vcov, alpha):
+def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete_sutva, formula,
+                  estimation, vcov, alpha):
     """The matched wake analysis settings of a command's options (``--match A,B`` and the
     rest of :func:`mwa_options`), validated before any data are read."""
     from bayes_wake.mwa.analysis import MWASettings
@@ -230,9 +238,9 @@ def data_options(command: Callable) -> Callable:
                      metavar="COLUMN=VALUE", help="Rows that are control events."),
         click.option("--dependent", default="type=dependent", show_default=True,
                      metavar="COLUMN=VALUE", help="Rows that are dependent (outcome) events."),
-        click.option("--match", "match_on", default="", metavar="COL1,COL2",
+        click.option("--match", "match_on", multiple=True, metavar="COL1,COL2",
                      help="Covariates to match on (R: matchColumns), comma or space "
-                          "separated."),
+                          "separated; repeat --match for a name with a space in it."),
         click.option("--t-unit", default="days", show_default=True,
                      type=click.Choice(["days", "hours", "minutes", "seconds", "mins",
                                         "secs"]),
