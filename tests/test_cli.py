@@ -205,3 +205,26 @@ def test_demo_runs_on_the_embedded_simulated_study(tmp_path):
                              right_on=["window", "radius"])
     # the OLS surface tracks the planted truth on average
     assert abs((merged["estimate"] - merged["true_effect"]).mean()) < 0.05
+
+
+@pytest.mark.parametrize("seed", ["-5", "100000000000000000000000", "1e23"])
+def test_a_seed_out_of_range_is_refused_before_any_work(mwa_example_csv, tmp_path, seed):
+    """--seed -5 and --seed 1e23 reached the sampler and ended in a traceback."""
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(main, ["fit", "--data", str(mwa_example_csv), *EXAMPLE_ARGS,
+                                       "--seed", seed, "--out", str(out)])
+    assert result.exit_code == 2
+    assert "Invalid value for '--seed'" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_the_python_api_checks_sampler_settings_too():
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.errors import SettingsError
+
+    spec = load_spec("smooth_did")
+    with pytest.raises(SettingsError, match="sampler seed -5: input should be greater than"):
+        spec.with_sampler(seed=-5)
+    with pytest.raises(SettingsError, match="sampler draws 3"):
+        spec.with_sampler(draws=3)
+    assert spec.with_sampler(seed=2**32 - 1).sampler.seed == 2**32 - 1

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bayes_wake.core.regression import parse_vcov
 from bayes_wake.errors import ModelSpecError, SettingsError
+from bayes_wake.options import MAX_SEED
 
 __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs",
            "check_errors"]
@@ -77,7 +78,7 @@ class SamplerSpec(_Strict):
     tune: int = Field(500, ge=10)
     chains: int = Field(4, ge=1)
     target_accept: float = Field(0.9, gt=0.5, lt=1.0)
-    seed: int = 20220101
+    seed: int = Field(20220101, ge=0, le=MAX_SEED)
 
 
 class ModelSpec(_Strict):
@@ -185,11 +186,24 @@ class ModelSpec(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_sampler(self, **changes) -> ModelSpec:
-        """A copy with sampler settings changed (``None`` values are ignored)."""
+        """A copy with sampler settings changed (``None`` values are ignored), checked as a
+        spec file's are.
+
+        Raises
+        ------
+        SettingsError
+            A setting out of its range (a negative seed, fewer than 10 draws, ...), named.
+        """
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
-        return self.model_copy(update={"sampler": self.sampler.model_copy(update=changes)})
+        try:
+            sampler = SamplerSpec.model_validate({**self.sampler.model_dump(), **changes})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise SettingsError(f"sampler {'.'.join(map(str, error['loc']))} "
+                                f"{error.get('input')!r}: {error['msg'].lower()}") from None
+        return self.model_copy(update={"sampler": sampler})
 
 
 def check_errors(errors: str) -> None:

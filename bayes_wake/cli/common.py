@@ -17,7 +17,10 @@ from typing import get_args
 import click
 
 from bayes_wake.errors import BayesWakeError, NoDependentEventsWarning, SettingsError
-from bayes_wake.options import Convention, Estimation, Formula
+from bayes_wake.options import MAX_SEED, Convention, Estimation, Formula
+
+#: The type of every --seed: a whole number from 0 to MAX_SEED.
+SEED = click.IntRange(0, MAX_SEED)
 
 _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
 
