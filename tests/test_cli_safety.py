@@ -635,6 +635,22 @@ def test_a_quoted_space_separated_match_is_split_as_a_comma_separated_one(mwa_ex
     assert settings["match_on"] == ["match1", "match2"]
 
 
+def test_a_long_out_name_runs_and_reruns_and_one_too_long_is_one_line(mwa_example_csv,
+                                                                       tmp_path):
+    """A 240-character --out made staging names past 255 bytes: 'cannot create a folder',
+    or an OSError traceback."""
+    out = tmp_path / ("o" * 240)
+    for _ in range(2):  # the second run replaces the first's folder through a staging one
+        result = mwa(mwa_example_csv, out)
+        assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+    assert (out / "estimates.csv").is_file()
+    too_long = tmp_path / ("x" * 256)
+    result = mwa(mwa_example_csv, too_long)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "a folder name of 256 bytes; file systems take at most 255" in last_line(result)
+
+
 def test_a_repeated_match_selects_a_column_whose_name_holds_a_space(mwa_example_csv,
                                                                      tmp_path):
     """``--match "match1,match 2"`` split the name at its space; repeating --match (or a
