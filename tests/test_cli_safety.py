@@ -797,6 +797,20 @@ def test_the_readme_command_blocks_run_as_written(tmp_path):
             assert (out / "provenance.json").is_file(), command
 
 
+def test_work_that_takes_no_time_prints_no_progress_but_logs_it(mwa_example_csv, tmp_path,
+                                                                 caplog):
+    """mwa printed 11 'matching and fitting' lines for a step that took 0 s."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="bayes_wake.progress"):
+        result = mwa(mwa_example_csv, tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert "matching and fitting" not in result.output
+    assert "counting wakes" not in result.output
+    logged = [r.getMessage() for r in caplog.records if r.name == "bayes_wake.progress"]
+    assert any(m.startswith("matching and fitting: 4/4") for m in logged), logged
+
+
 def test_a_terminal_bar_shows_a_question_mark_until_the_total_is_known():
     """In a terminal the bar is drawn before the first task reports: its total reads "?",
     never "None" (it read "0/None")."""
@@ -822,19 +836,33 @@ def test_a_terminal_bar_shows_a_question_mark_until_the_total_is_known():
     assert "3/32" in after
 
 
-def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap():
-    """Without a terminal (a log, CI) progress is printed line-wise, at 0%, every further
-    10% and the end, and a long message stays on one line."""
+class _Clock:
+    """A stand-in for time.monotonic that the test moves on."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap(monkeypatch):
+    """Without a terminal (a log, CI) progress of work that lasts is printed line-wise, at
+    0%, every further 10% and the end, and a long message stays on one line."""
     import io
 
     from rich.console import Console
 
+    from bayes_wake.cli import common
     from bayes_wake.cli.common import _progress
 
+    clock = _Clock()
+    monkeypatch.setattr(common.time, "monotonic", clock)
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=False, width=80, highlight=False,
                       soft_wrap=True)
     with _progress(console, "sensitivity tasks") as advance:
+        clock.now += 5  # past PROGRESS_AFTER_S
         for done in range(0, 101):
             advance(done, 100)
         advance(100, 100)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sys
 import time
@@ -331,9 +332,17 @@ def _event_checks(events) -> dict:
             "duplicates_dropped": bool(events.attrs.get("duplicates_dropped"))}
 
 
+#: Work that ends sooner than this shows no progress on the console (it is still logged).
+PROGRESS_AFTER_S = 2.0
+_PROGRESS_LOG = logging.getLogger("bayes_wake.progress")
+
+
 class _progress:
-    """Progress as a context manager yielding ``advance(done, total)``: a rich bar in a
-    terminal; elsewhere (a log, CI) one line at every further 10% or 10 s, and at the end."""
+    """Progress as a context manager yielding ``advance(done, total)``: every step is logged
+    (logger ``bayes_wake.progress``, INFO). In a terminal a transient rich bar (drawn at once,
+    so that long first steps show their time); elsewhere (a log, CI) a line at every further
+    10% or 10 s and at the end, but only for work that lasts past :data:`PROGRESS_AFTER_S`:
+    a step that takes no time prints nothing."""
 
     def __init__(self, console, label: str):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -353,10 +362,14 @@ class _progress:
             self._task = self._bar.add_task("", total=None, of="?")
 
         def advance(done: int, total: int) -> None:
+            now = time.monotonic()
+            _PROGRESS_LOG.info("%s: %d/%d, %.1f s", self._label, done, total,
+                               now - self._start)
             if self._bar is not None:
                 self._bar.update(self._task, completed=done, total=total, of=total)
                 return
-            now = time.monotonic()
+            if now - self._start < PROGRESS_AFTER_S:
+                return
             tenths = int(10 * done / total) if total else 0
             if tenths > self._last[0] or now - self._last[1] >= 10 or done == total:
                 if done == total and self._last[0] == 10:
