@@ -78,5 +78,17 @@ class DuplicateRowsWarning(UserWarning):
     """An event file holds exact duplicate rows (kept unless ``drop_duplicates=True``)."""
 
 
+class NoDependentEventsWarning(UserWarning):
+    """No row of an event file matches the dependent (outcome) selector: every wake counts
+    zero. ``present`` holds the values the selector's column does hold (most frequent
+    first) and ``guess`` the closest of them, if any, so a command line can name them."""
+
+    def __init__(self, message: str, *, present: tuple[str, ...] = (),
+                 guess: str | None = None) -> None:
+        super().__init__(message)
+        self.present = tuple(present)
+        self.guess = guess
+
+
 class ConvergenceWarning(UserWarning):
     """MCMC diagnostics (R-hat, ESS, divergences) say the posterior is not trustworthy."""

@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 from bayes_wake.errors import SettingsError
 
 __all__ = ["Convention", "Formula", "Estimation", "TimeUnit", "PAPER_WINDOWS", "PAPER_RADII",
-           "check_choice"]
+           "MAX_SEED", "check_choice"]
 
 #: Wake counting: R's ``mwa`` (111.111 km per degree, edge wakes dropped) or ``exact``.
 Convention = Literal["mwa", "exact"]
@@ -29,6 +29,11 @@ TimeUnit = Literal["days", "hours", "minutes", "seconds"]
 #: default of every command that follows the paper.
 PAPER_WINDOWS: tuple[int, int, int] = (10, 60, 10)
 PAPER_RADII: tuple[float, float, float] = (3.0, 15.0, 3.0)
+
+
+#: The largest random seed: every sampler and generator takes an unsigned 32-bit seed
+#: (nutpie and PyMC refuse, with a traceback, a negative one or one past 64 bits).
+MAX_SEED = 2**32 - 1
 
 
 def check_choice(name: str, value: Any, kind: Any) -> None:

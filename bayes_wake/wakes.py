@@ -34,7 +34,7 @@ from bayes_wake.core.geo import (
     unit_vectors,
 )
 from bayes_wake.core.rcompat import format_digits7
-from bayes_wake.core.windows import normalise_time_unit, unit_ns
+from bayes_wake.core.windows import check_window_span, normalise_time_unit, unit_ns
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.artefacts import atomic_path
 from bayes_wake.options import Convention, check_choice
@@ -109,6 +109,19 @@ def _validate(events: pd.DataFrame, covariates: Sequence[str]) -> None:
                              rows=list(np.flatnonzero(bad) + 1))
 
 
+def _elapsed(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """``later - earlier`` in ns for times (int64 ns) with ``later >= earlier``, exact even
+    where the difference passes int64's range (a record of more than 292 years): unsigned
+    arithmetic wraps modulo 2**64, which holds every such difference."""
+    return np.asarray(later, dtype=np.int64).view(np.uint64) - np.asarray(
+        earlier, dtype=np.int64).view(np.uint64)
+
+
+def _units_elapsed(later: np.ndarray, earlier: np.ndarray, ns_per_unit: int) -> np.ndarray:
+    """Whole units from ``earlier`` to ``later`` (``later >= earlier``), as int64."""
+    return (_elapsed(later, earlier) // np.uint64(ns_per_unit)).astype(np.int64)
+
+
 def _time_ns(times: pd.Series) -> np.ndarray:
     t = pd.to_datetime(times, utc=True)
     return t.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").astype(np.int64)
@@ -176,6 +189,7 @@ def count_wakes(
     check_choice("convention", convention, Convention)
     unit = normalise_time_unit(t_unit)
     windows, radii = _check_grid(windows, radii)
+    check_window_span(windows, unit)
     covariates = _covariate_names(events, covariates)
     _validate(events, covariates)
     rows = _SortedRows.of(events, covariates, convention)
@@ -298,9 +312,14 @@ def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, ns_per_un
     n_r, n_w, t_max, m = len(radii), len(windows), int(windows[-1]), len(chunk)
     chord = 2 * np.sin(min(radii[-1] / km_per_radian(convention), np.pi) / 2)
     chord = chord * (1 + 1e-9) + 1e-12  # a margin: the exact test below decides
+    # The rows a wake can reach, in Python integers (a long window plus a time passes int64)
+    # and clipped to the record: a window longer than the record reaches all of it.
     reach_ns = (t_max + 1) * ns_per_unit
-    sl = slice(np.searchsorted(rows.target_times, rows.t_ns[chunk[0]] - reach_ns, "left"),
-               np.searchsorted(rows.target_times, rows.t_ns[chunk[-1]] + reach_ns, "right"))
+    first, last = int(rows.t_ns[0]), int(rows.t_ns[-1])
+    lo = max(int(rows.t_ns[chunk[0]]) - reach_ns, first)
+    hi = min(int(rows.t_ns[chunk[-1]]) + reach_ns, last)
+    sl = slice(np.searchsorted(rows.target_times, np.int64(lo), "left"),
+               np.searchsorted(rows.target_times, np.int64(hi), "right"))
     nearby = rows.targets[sl]
     a_local, k_local = _candidate_pairs(rows.xyz[chunk], rows.xyz[nearby], chord)
     a_idx, k_idx = chunk[a_local], nearby[k_local]
@@ -310,7 +329,8 @@ def _count_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, ns_per_un
                             side="left")  # smallest radius >= distance
     before = k_idx < a_idx  # earlier in time order
     t = rows.t_ns
-    dd = np.where(before, (t[a_idx] - t[k_idx]) // ns_per_unit, (t[k_idx] - t[a_idx]) // ns_per_unit)
+    dd = np.where(before, _units_elapsed(t[a_idx], t[k_idx], ns_per_unit),
+                  _units_elapsed(t[k_idx], t[a_idx], ns_per_unit))
     period = np.where(before, 0, 1)
     ok = (r_bin < n_r) & np.where(before, dd >= 0, dd >= 1) & (dd <= t_max)
     a_local, k_idx, r_bin, dd, period = a_local[ok], k_idx[ok], r_bin[ok], dd[ok], period[ok]
@@ -341,8 +361,8 @@ def _cube(rows: _SortedRows, anchors, counts, trend, windows, radii, unit: str,
     t_first, t_last = rows.t_ns[0], rows.t_ns[-1]
     ns_per_unit = unit_ns(unit)
     anchor_t = rows.t_ns[anchors]
-    complete = ((anchor_t[:, None] - t_first) // ns_per_unit > windows[None, :]) & (
-        (t_last - anchor_t[:, None]) // ns_per_unit > windows[None, :])
+    complete = (_units_elapsed(anchor_t, t_first, ns_per_unit)[:, None] > windows[None, :]) & (
+        _units_elapsed(t_last, anchor_t, ns_per_unit)[:, None] > windows[None, :])
 
     def by_period(arr: np.ndarray) -> np.ndarray:  # (2, a, r, w) -> (a, r, w, 2)
         return np.moveaxis(arr, 0, -1).astype(np.int32)

@@ -51,6 +51,19 @@ def test_dates_in_both_spellings_are_midnight_utc(tmp_path, events):
     assert (iso["time"].dt.hour == 0).all()
 
 
+def test_dates_given_only_to_the_year_are_refused(tmp_path, events):
+    path = write_dyadic(tmp_path / "iso.csv", events, iso_dates=True)
+    lines = path.read_text().splitlines()
+    first = events[0]["date"]
+    assert first in lines[1]
+    lines[1] = lines[1].replace(first, first[:4], 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(EventDataError, match="1 of .* dates are given 1 to the year only") \
+            as info:
+        read_acled(path)
+    assert info.value.rows == [1] and str(path) in str(info.value)
+
+
 def test_three_outcomes_follow_their_documented_rules(tmp_path, events):
     table = read_acled(write_dyadic(tmp_path / "d.csv", events))
     frame = pd.DataFrame(events)

@@ -27,15 +27,20 @@ def test_mwa_command_reproduces_r_and_writes_every_artefact(mwa_example_csv, mwa
          *EXAMPLE_ARGS, "--out", str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for name in ("estimates", "matching", "SUTVA", "wakes"):
-        pd.testing.assert_frame_equal(pd.read_csv(out / f"{name}.csv"),
-                                      pd.read_csv(mwa_reference / f"{name}.csv"),
-                                      check_dtype=False, rtol=1e-8)
+        mine, r = pd.read_csv(out / f"{name}.csv"), pd.read_csv(mwa_reference / f"{name}.csv")
+        assert list(mine.columns[:r.shape[1]]) == list(r.columns)  # R's columns first
+        pd.testing.assert_frame_equal(mine[r.columns], r, check_dtype=False, rtol=1e-8)
     assert (out / "cube.nc").stat().st_size > 0
     assert (out / "effect_surface.png").read_bytes()[:4] == b"\x89PNG"
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["settings"]["weighted"] is True
     assert len(provenance["inputs"]["data"]["sha256"]) == 64
     assert "4 of 25 windows" in result.stderr + result.stdout
+    # which standard errors made the p-values, and each window's error and interval
+    assert "standard errors: classical (R's lm)" in result.stderr
+    assert "95% CI" in result.stderr and "0.655 to 1.345" in result.stderr
+    written = pd.read_csv(out / "estimates.csv")
+    assert list(written.columns[-3:]) == ["std_error", "ci_lower", "ci_upper"]
     # the headers' units are text, not rich markup
     assert "Time [days]" in result.stderr and "Space [km]" in result.stderr
 
@@ -60,6 +65,9 @@ def test_mwa_process_leaves_dask_unimported(mwa_example_csv, tmp_path):
     (["--t-window", "1", "9", "2"], "at least 2"),
     (["--match", "nope"], "nope"),
     (["--treatment", "type=treatmnet"], "no treatment"),
+    (["--t-window", "1000000", "1000000", "1"], "--t-window: a window of 1,000,000 days"),
+    # a selector that matches no row made every wake count zero and exited 0, all NA
+    (["--dependent", "type=dependnt"], "--dependent type=dependnt matches no row"),
 ])
 def test_bad_input_exits_non_zero_with_one_line_and_leaves_nothing(mwa_example_csv, tmp_path,
                                                                     args, reason):
@@ -71,6 +79,34 @@ def test_bad_input_exits_non_zero_with_one_line_and_leaves_nothing(mwa_example_c
     assert lines and reason in lines[-1]
     assert not out.exists()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_dependent_selector_matching_no_row_names_the_values_there(mwa_example_csv,
+                                                                      tmp_path):
+    argv = ["mwa", "--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--dependent",
+            "type=dependnt", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2
+    line = result.output.strip().splitlines()[-1]
+    assert "'dependent', 'control', 'treatment'" in line and "type=dependent?" in line
+
+
+def test_a_run_with_no_estimable_window_says_so_and_why(tmp_path):
+    """Outcome events far from every anchor: no window is estimable, which is not "no
+    window reaches p <= 0.05"."""
+    rows = ["type,lon,lat,timestamp,m"]
+    for k in range(12):
+        kind = "treatment" if k % 2 else "control"
+        rows.append(f"{kind},{0.001 * k},0,2000-01-{10 + k:02d},{k % 3}")
+        rows.append(f"dependent,{40 + 0.001 * k},0,2000-01-{10 + k:02d},")
+    data = tmp_path / "far.csv"
+    data.write_text("\n".join(rows) + "\n")
+    argv = ["mwa", "--data", str(data), "--t-window", "2", "4", "2", "--spat-window", "1", "2",
+            "1", "--no-match", "--convention", "exact", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    assert "0 of 4 windows estimable (no events in matched wakes in 4)" in result.output
+    assert "no window reaches" not in result.output
 
 
 def test_a_failing_write_leaves_an_existing_output_folder_untouched(mwa_example_csv, tmp_path,
@@ -146,6 +182,7 @@ def test_cluster_robust_errors_on_a_text_column_match_the_python_api(tmp_path,
     np.testing.assert_allclose(written["pvalue"], pvalues, rtol=1e-9)
     assert len(set(names)) == 4 and np.isfinite(pvalues).sum() >= 4  # R leaves 19 NA
     assert json.loads((out / "provenance.json").read_text())["settings"]["vcov"] == "CR2:zone"
+    assert "standard errors: cluster-robust by zone (CR2)" in result.output
 
 
 def test_a_standard_error_choice_the_package_does_not_know_is_refused(mwa_example_csv,
@@ -184,3 +221,26 @@ def test_mwa_says_why_a_window_has_an_estimate_but_no_p_value(tmp_path):
         in " ".join(result.output.split())
     estimates = pd.read_csv(tmp_path / "out" / "estimates.csv")
     assert estimates["estimate"].notna().all() and estimates["pvalue"].isna().all()
+
+
+@pytest.mark.parametrize("seed", ["-5", "100000000000000000000000", "1e23"])
+def test_a_seed_out_of_range_is_refused_before_any_work(mwa_example_csv, tmp_path, seed):
+    """--seed -5 and --seed 1e23 reached the sampler and ended in a traceback."""
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(main, ["fit", "--data", str(mwa_example_csv), *EXAMPLE_ARGS,
+                                       "--seed", seed, "--out", str(out)])
+    assert result.exit_code == 2
+    assert "Invalid value for '--seed'" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_the_python_api_checks_sampler_settings_too():
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.errors import SettingsError
+
+    spec = load_spec("smooth_did")
+    with pytest.raises(SettingsError, match="sampler seed -5: input should be greater than"):
+        spec.with_sampler(seed=-5)
+    with pytest.raises(SettingsError, match="sampler draws 3"):
+        spec.with_sampler(draws=3)
+    assert spec.with_sampler(seed=2**32 - 1).sampler.seed == 2**32 - 1

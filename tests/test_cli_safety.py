@@ -588,7 +588,12 @@ def test_r_time_units_match_columns_and_alphas_are_accepted(mwa_example_csv, tmp
     settings = json.loads((tmp_path / "r" / "provenance.json").read_text())["settings"]
     assert settings["t_unit"] == "minutes" and settings["alpha2"] == 0.1
     assert settings["match_on"] == ["match1", "match2"]
-    assert "with 0.05 < p <= 0.1 (R's alpha2)" in " ".join(theirs.output.split())
+    # minutes-long wakes hold no events: nothing to test, which is not "no window reaches"
+    assert "0 of 4 windows estimable" in " ".join(theirs.output.split())
+    days = run("mwa", "--data", mwa_example_csv, "--t-window", "2", "10", "2", "--spat-window",
+               "2", "10", "2", "--match", "match1", "match2", "--weighted", "--tcm",
+               "--alpha1", "0.05", "--alpha2", "0.1", "--out", tmp_path / "days")
+    assert "with 0.05 < p <= 0.1 (R's alpha2)" in " ".join(days.output.split())
     secs = run("mwa", "--data", mwa_example_csv, "--t-window", "172800", "172800", "1",
                "--spat-window", "4", "4", "1", "--t-unit", "secs", "--match", "match1",
                "--out", tmp_path / "secs")
@@ -628,6 +633,42 @@ def test_a_quoted_space_separated_match_is_split_as_a_comma_separated_one(mwa_ex
                                   pd.read_csv(tmp_path / "commas" / "estimates.csv"))
     settings = json.loads((tmp_path / "quoted" / "provenance.json").read_text())["settings"]
     assert settings["match_on"] == ["match1", "match2"]
+
+
+def test_a_long_out_name_runs_and_reruns_and_one_too_long_is_one_line(mwa_example_csv,
+                                                                       tmp_path):
+    """A 240-character --out made staging names past 255 bytes: 'cannot create a folder',
+    or an OSError traceback."""
+    out = tmp_path / ("o" * 240)
+    for _ in range(2):  # the second run replaces the first's folder through a staging one
+        result = mwa(mwa_example_csv, out)
+        assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+    assert (out / "estimates.csv").is_file()
+    too_long = tmp_path / ("x" * 256)
+    result = mwa(mwa_example_csv, too_long)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "a folder name of 256 bytes; file systems take at most 255" in last_line(result)
+
+
+def test_a_repeated_match_selects_a_column_whose_name_holds_a_space(mwa_example_csv,
+                                                                     tmp_path):
+    """``--match "match1,match 2"`` split the name at its space; repeating --match (or a
+    comma list) keeps it whole."""
+    data = tmp_path / "spaced.csv"
+    data.write_text(mwa_example_csv.read_text().replace('"match2"', '"match 2"', 1))
+    repeated = run("mwa", "--data", data, *SMALL, "--match", "match1", "--match", "match 2",
+                   "--out", tmp_path / "repeated")
+    assert repeated.exit_code == 0, repeated.output
+    listed = run("mwa", "--data", data, *SMALL, "--match", "match1,match 2",
+                 "--out", tmp_path / "listed")
+    assert listed.exit_code == 0, listed.output
+    assert mwa(mwa_example_csv, tmp_path / "commas").exit_code == 0
+    for folder in ("repeated", "listed"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / folder / "estimates.csv"),
+                                      pd.read_csv(tmp_path / "commas" / "estimates.csv"))
+        settings = json.loads((tmp_path / folder / "provenance.json").read_text())["settings"]
+        assert settings["match_on"] == ["match1", "match 2"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -756,6 +797,20 @@ def test_the_readme_command_blocks_run_as_written(tmp_path):
             assert (out / "provenance.json").is_file(), command
 
 
+def test_work_that_takes_no_time_prints_no_progress_but_logs_it(mwa_example_csv, tmp_path,
+                                                                 caplog):
+    """mwa printed 11 'matching and fitting' lines for a step that took 0 s."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="bayes_wake.progress"):
+        result = mwa(mwa_example_csv, tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert "matching and fitting" not in result.output
+    assert "counting wakes" not in result.output
+    logged = [r.getMessage() for r in caplog.records if r.name == "bayes_wake.progress"]
+    assert any(m.startswith("matching and fitting: 4/4") for m in logged), logged
+
+
 def test_a_terminal_bar_shows_a_question_mark_until_the_total_is_known():
     """In a terminal the bar is drawn before the first task reports: its total reads "?",
     never "None" (it read "0/None")."""
@@ -781,19 +836,33 @@ def test_a_terminal_bar_shows_a_question_mark_until_the_total_is_known():
     assert "3/32" in after
 
 
-def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap():
-    """Without a terminal (a log, CI) progress is printed line-wise, at 0%, every further
-    10% and the end, and a long message stays on one line."""
+class _Clock:
+    """A stand-in for time.monotonic that the test moves on."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap(monkeypatch):
+    """Without a terminal (a log, CI) progress of work that lasts is printed line-wise, at
+    0%, every further 10% and the end, and a long message stays on one line."""
     import io
 
     from rich.console import Console
 
+    from bayes_wake.cli import common
     from bayes_wake.cli.common import _progress
 
+    clock = _Clock()
+    monkeypatch.setattr(common.time, "monotonic", clock)
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=False, width=80, highlight=False,
                       soft_wrap=True)
     with _progress(console, "sensitivity tasks") as advance:
+        clock.now += 5  # past PROGRESS_AFTER_S
         for done in range(0, 101):
             advance(done, 100)
         advance(100, 100)

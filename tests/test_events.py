@@ -367,6 +367,20 @@ def test_bad_timestamps(tmp_path: Path, old: str, new: str, match: str, rows: li
     assert error.column == "timestamp"
 
 
+def test_dates_given_only_to_the_year_or_month_are_refused(tmp_path: Path) -> None:
+    """``1994`` and ``1994-12`` were read as 1 January and the 1st: events moved up to a
+    year, and significant windows vanished without a word."""
+    text = small_with('"1994-12-25T06:30:00"', '"1994"')
+    text = text.replace('"1994-12-27 12:00:00"', '"1994-12"').replace(
+        '"1994-12-28 00:00:00"', '"1994 / 12"')
+    error = raises(write(tmp_path, text), "3 of 6 dates are given 1 to the year only and 2 "
+                                          "to the month only")
+    assert error.rows == [3, 5, 6] and error.column == "timestamp"
+    assert "'1994', '1994-12'" in str(error)
+    # a full date, with or without a time, is no coarse date
+    assert len(read_events(write(tmp_path, SMALL_CSV, "fine.csv"))) == 6
+
+
 def test_bad_coordinates(tmp_path: Path) -> None:
     def row_4(lon_lat: str) -> Path:
         return write(tmp_path, small_with(",12.5,45.25,", lon_lat))
@@ -628,3 +642,73 @@ def test_a_file_neither_utf8_nor_windows1252_is_refused_where_it_breaks(tmp_path
     path.write_bytes(("\n".join(lines) + "\n").encode("utf-8").replace(b"\xc2\x81", b"\x81"))
     error = raises(path, "neither UTF-8 nor Windows-1252 text")
     assert (error.rows, error.column) == ([3], "type")
+
+
+# ---------------------------------------------------------------------------------------------
+# delimiters, encodings and names that used to mislead the reader
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_semicolon_file_whose_text_holds_commas_reads(tmp_path: Path) -> None:
+    """The delimiter comes from the header line: 'aid, other' split a comma-read row."""
+    text = ("type;lon;lat;timestamp;note\n"
+            'treatment;1;2;2020-01-01;"aid, other"\ncontrol;1;2;2020-01-02;aid, again\n'
+            "dependent;1;2;2020-01-03;plain\n")
+    events = read_events(write(tmp_path, text), covariates=[])
+    assert events["role"].tolist() == ["treatment", "control", "dependent"]
+
+
+def test_a_semicolon_file_with_decimal_commas_reads_them_as_points(tmp_path: Path) -> None:
+    text = ("type;lon;lat;timestamp;size;note\n"
+            "treatment;-0,5;12,25;2020-01-01;3;a, b\ncontrol;1;2,5e-1;2020-01-02;4,5;c\n"
+            "dependent;1,75;2;2020-01-03;;d\n")
+    with pytest.warns(UserWarning, match=r"decimal commas; read them as decimal points in 3 "
+                                         r"columns: 'lon', 'lat', 'size'"):
+        events = read_events(write(tmp_path, text), covariates=["size"])
+    assert events["lon"].tolist() == [-0.5, 1.0, 1.75]
+    assert events["lat"].tolist() == [12.25, 0.25, 2.0]
+    assert events["size"].tolist()[:2] == [3.0, 4.5]
+
+
+def test_a_windows1252_file_with_cr_line_ends_reads_with_the_byte_named(tmp_path: Path) -> None:
+    """Naming the first non-UTF-8 byte split lines at LF only: a _csv.Error traceback."""
+    lines = SMALL_CSV.splitlines()
+    lines[3] = lines[3].replace('"control"', '"contrôle"')
+    path = tmp_path / "mac.csv"
+    path.write_bytes(("\r".join(lines) + "\r").encode("cp1252"))
+    with pytest.warns(UserWarning, match=r"row 3, column 'type': not UTF-8 .* line 4\); read "
+                                         r"as Windows-1252"):
+        error = raises(path, "unknown role 'contrôle'")
+    assert error.rows == [3]
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(1, 255)),
+                                     "type,lon\n".encode("utf-16-le")],
+                         ids=["binary", "utf16_without_bom"])
+def test_binary_and_unmarked_utf16_files_are_refused_in_one_line(tmp_path: Path,
+                                                                content: bytes) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes(content)
+    error = raises(path, "it holds NUL bytes, so it is no text file .* UTF-16")
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_files_with_a_byte_order_mark_read(tmp_path: Path,
+                                                           encoding: str) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text(SMALL_CSV, encoding=encoding)
+    events = read_events(path)
+    assert events["time"].tolist() == SMALL_TIMES.tolist()
+    assert events.attrs["covariates"] == ["match1", "match2"]
+
+
+def test_a_column_named_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    """Two 'lat' columns used the first silently; two 'match1' made a phantom 'match1.1'."""
+    text = SMALL_CSV.replace('"match2"', '"lat"', 1)
+    error = raises(write(tmp_path, text), r"names a column more than once: 'lat' \(columns 3, "
+                                          r"6\)")
+    assert "\n" not in str(error)
+    frame = pd.DataFrame([[1, 2, 3]], columns=["a", "b", "a"])
+    with pytest.raises(EventDataError, match="'a' \\(columns 1, 3\\)"):
+        read_events(frame)

@@ -12,7 +12,7 @@ import statsmodels.api as sm
 from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.core.regression import weighted_ols
 from bayes_wake.errors import SettingsError
-from bayes_wake.mwa.analysis import matched_wake_analysis
+from bayes_wake.mwa.analysis import EXTRA_ESTIMATE_COLUMNS, matched_wake_analysis
 from bayes_wake.wakes import count_wakes
 
 TABLES = {"estimates": "estimates", "matching": "matching", "SUTVA": "sutva", "wakes": "wakes"}
@@ -28,7 +28,9 @@ def example_result(mwa_example_events):
 def test_documented_example_equals_r(example_result, mwa_reference, name):
     reference = pd.read_csv(mwa_reference / f"{name}.csv")
     mine = getattr(example_result, TABLES[name])
-    assert list(mine.columns) == list(reference.columns)
+    # R's columns in R's order, then ours (the estimates' standard error and interval)
+    extra = list(EXTRA_ESTIMATE_COLUMNS) if name == "estimates" else []
+    assert list(mine.columns) == [*reference.columns, *extra]
     assert len(mine) == len(reference)
     for column in reference.columns:
         want = reference[column].to_numpy(dtype=float)
@@ -45,10 +47,12 @@ def test_written_csv_reads_back_as_r_wrote_it(example_result, mwa_reference, tmp
     for name in TABLES:
         back = pd.read_csv(tmp_path / f"{name}.csv")
         reference = pd.read_csv(mwa_reference / f"{name}.csv")
-        pd.testing.assert_frame_equal(back, reference, check_dtype=False, rtol=1e-8)
+        assert list(back.columns[:reference.shape[1]]) == list(reference.columns)
+        pd.testing.assert_frame_equal(back[reference.columns], reference, check_dtype=False,
+                                      rtol=1e-8)
     # NA is an empty cell
     first = (tmp_path / "estimates.csv").read_text().splitlines()[1]
-    assert first == "2,2,,,,,"
+    assert first == "2,2,,,,,,,,"
 
 
 def test_significant_windows_are_the_published_ones(example_result):
@@ -269,8 +273,45 @@ def test_every_option_equals_statsmodels_on_the_wakes_it_selects(mwa_example_eve
             np.testing.assert_allclose(float(mine["estimate"]), ref.params[-1], rtol=1e-9)
             np.testing.assert_allclose(float(mine["std_error"]), ref.bse[-1], rtol=1e-8)
             np.testing.assert_allclose(float(mine["pvalue"]), ref.pvalues[-1], rtol=1e-6)
+            np.testing.assert_allclose([float(mine["ci_lower"]), float(mine["ci_upper"])],
+                                       ref.conf_int(alpha=0.05)[-1], rtol=1e-8)
             checked += 1
     assert checked >= 1 and checked == int(np.isfinite(result.surface["estimate"]).sum())
+
+
+@pytest.mark.parametrize("vcov", ["classical", "HC1", "CR1:location", "CR2:location",
+                                  "conley:25", "conley-bm:25"])
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects(mwa_example_events, vcov):
+    """std_error, ci_lower and ci_upper follow R's columns; the interval is the test's own,
+    whatever --vcov made the p-values."""
+    cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
+    result = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True,
+                                   tcm=True, vcov=vcov, alpha=0.05)
+    table = result.estimates
+    assert list(table.columns[-3:]) == ["std_error", "ci_lower", "ci_upper"]
+    estimated = table["pvalue"].notna()
+    assert table.loc[estimated, list(EXTRA_ESTIMATE_COLUMNS)].notna().all().all()
+    assert table.loc[~estimated, list(EXTRA_ESTIMATE_COLUMNS)].isna().all().all()
+    rows = table[estimated]
+    assert (rows["ci_lower"] < rows["estimate"]).all() and (rows["estimate"] < rows[
+        "ci_upper"]).all()
+    np.testing.assert_allclose(rows["ci_upper"] - rows["estimate"],
+                               rows["estimate"] - rows["ci_lower"], rtol=1e-12)
+    excludes = (rows["ci_lower"] > 0) | (rows["ci_upper"] < 0)
+    assert (excludes == (rows["pvalue"] <= 0.05)).all()
+    # at the boundary: the interval at level 1 - p just touches 0
+    from bayes_wake.core.regression import parse_vcov
+    from bayes_wake.mwa.analysis import coefficient_interval
+
+    kind = vcov.split(":")[0]
+    small = parse_vcov(kind + {"CR1": ":g", "CR2": ":g"}.get(kind, ":25" if "conley" in kind
+                                                               else ""))
+    fit = weighted_ols(np.array([0.0, 1, 0, 2, 1, 3, 2, 4]),
+                       np.column_stack([np.ones(8), [0, 0, 0, 0, 1, 1, 1, 1]]), np.ones(8),
+                       vcov=small, clusters=np.array([1, 1, 2, 2, 3, 3, 4, 4]),
+                       kernel=np.eye(8))
+    lower, _ = coefficient_interval(fit, 1 - fit.pvalue[-1])
+    assert abs(lower) < 1e-7 * fit.std_error[-1]
 
 
 def test_no_covariate_to_match_on_names_the_python_arguments():

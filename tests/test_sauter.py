@@ -192,6 +192,25 @@ def test_command_errors_are_one_line_and_leave_nothing(study, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
 
 
+@pytest.mark.parametrize("option, said", [
+    ("--boundaries", "the boundary file must hold polygons, and this one holds no geometry"),
+    ("--rivers", "the rivers layer must hold lines or polygons; this file holds Point"),
+])
+def test_a_points_file_where_shapes_are_needed_is_one_line(study, tmp_path, option, said):
+    """The bases CSV given as --boundaries raised an AttributeError traceback; given as
+    --rivers, its points were taken as water."""
+    given = {"--acled": study["acled"], "--boundaries": study["boundaries"],
+             "--bases": study["bases"], option: study["bases"]}
+    out = tmp_path / "out"
+    argv = ["sauter", *[str(a) for pair in given.items() for a in pair], "--out", str(out),
+            "--mwa-only"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2, result.output
+    last = [line for line in result.output.splitlines() if line.strip()][-1]
+    assert last.startswith(f"bayes-wake: error: {study['bases']}: {said}")
+    assert not out.exists()
+
+
 def test_the_console_separates_thousands_in_every_count(study, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(main, [

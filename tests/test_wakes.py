@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,3 +222,74 @@ def test_events_exactly_on_a_radius_or_a_window_are_inside_the_wake():
     assert int(cube.sel(event=anchor + 1, window=3, radius=near, period="post")["dependent"]) == 1
     assert int(cube.sel(event=anchor + 1, window=3, radius=far, period="pre")["dependent"]) == 1
     assert int(cube.sel(event=anchor + 1, window=5, radius=near, period="pre")["dependent"]) == 1
+
+
+def _span_events(times):
+    """Anchors and outcomes at one place (0.001 degrees apart) at the given times."""
+    roles = ["treatment", "control", "dependent", "dependent", "dependent", "control"]
+    frame = pd.DataFrame({
+        "event_id": np.arange(1, len(times) + 1), "role": roles[:len(times)],
+        "time": pd.to_datetime(times, utc=True), "lon": 0.001 * np.arange(len(times)),
+        "lat": np.zeros(len(times)), "x": np.zeros(len(times))})
+    frame.attrs["covariates"] = ["x"]
+    return frame
+
+
+def test_windows_longer_than_the_record_count_every_event_exactly():
+    """50,000 and 100,000 days in a 1901-2100 record: (t_max + 1) x ns per day plus a time
+    passed int64, the candidate search wrapped around and every wake counted 0 events."""
+    times = ["1901-10-02", "2050-01-01", "1950-01-01", "1994-12-24", "2100-01-01", "2000-06-01"]
+    events = _span_events(times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        cube = count_wakes(events, [50_000, 100_000], [5.0], convention="exact")
+    alone = count_wakes(events, [50_000], [5.0], convention="exact")
+    xr.testing.assert_equal(cube["dependent"].sel(window=[50_000]), alone["dependent"])
+    # 100,000 days is longer than the record: every other event is in each wake
+    whole = cube.sel(window=100_000, radius=5.0)
+    assert (whole["dependent"].sum("period") == 3).all()
+    t = pd.to_datetime(events["time"])
+    for event in cube["event"].to_numpy():
+        anchor = cube.sel(event=event)
+        at = pd.Timestamp(anchor["time"].item(), tz="UTC")
+        days = (t - at).dt.days.to_numpy()
+        dep = (events["role"] == "dependent").to_numpy()
+        pre = dep & (days <= 0) & (days >= -50_000)
+        post = dep & (days >= 1) & (days <= 50_000)
+        got = anchor["dependent"].sel(window=50_000, radius=5.0)
+        assert int(got.sel(period="pre")) == pre.sum()
+        assert int(got.sel(period="post")) == post.sum()
+
+
+def test_a_record_longer_than_292_years_counts_and_flags_exactly():
+    """Differences of times in ns pass int64 beyond 292 years (1700-2200)."""
+    times = ["1700-01-01", "2199-12-25", "2199-12-28", "1700-01-03", "2200-01-01",
+             "2000-01-01"]
+    cube = count_wakes(_span_events(times), [2, 8], [5.0], convention="exact")
+    late = cube.sel(event=cube["event"][cube["time"] > np.datetime64("2199-01-01")][0])
+    # the control of 2199-12-25: outcomes 3 and 7 days later, in the 8-day wake only
+    assert int(late["dependent"].sel(window=8, radius=5.0, period="post")) == 2
+    assert int(late["dependent"].sel(window=2, radius=5.0, period="post")) == 0
+    assert late["complete"].sel(window=8).item() is False  # the record ends 7 days later
+    assert late["complete"].sel(window=2).item() is True
+    first = cube.sel(event=1)  # the treatment of 1700-01-01 starts the record
+    assert not first["complete"].any()
+    assert int(first["dependent"].sel(window=2, radius=5.0, period="post")) == 1
+    middle = cube.sel(event=cube["event"][cube["time"] == np.datetime64("2000-01-01")][0])
+    assert middle["complete"].all()
+
+
+@pytest.mark.parametrize("unit, longest", [("days", 106_752), ("hours", 2_562_048),
+                                           ("seconds", 9_223_372_037)])
+def test_a_window_longer_than_a_time_can_represent_is_refused(unit, longest):
+    from bayes_wake.core.windows import expand_windows
+
+    events = _span_events(["2000-01-01", "2000-01-02", "2000-01-03"])
+    with pytest.raises(SettingsError, match="longer than a time can represent"):
+        count_wakes(events, [2, longest], [5.0], t_unit=unit)
+    with pytest.raises(SettingsError, match="--t-window: .*longer than a time can"):
+        expand_windows(2, longest, longest - 2, name="--t-window", temporal=True, t_unit=unit)
+    assert expand_windows(2, longest - 1, longest - 3, temporal=True, t_unit=unit)[-1] == \
+        longest - 1
+    with pytest.raises(SettingsError, match="longer than a time can represent"):
+        expand_windows(2, 1e30, 1e30 - 2, temporal=True)  # never cast to int64 garbage

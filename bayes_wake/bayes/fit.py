@@ -317,10 +317,6 @@ def _cumulative_effects(grid: xr.Dataset, data: ModelData, spec: ModelSpec) -> x
     coords = {"chain": grid["chain"], "draw": grid["draw"], "window": data.windows,
               "radius": data.radii}
     likelihood = likelihood_for(spec)
-    if not likelihood.rate_ratio:  # identity link: the effect is the additive effect
-        effect = grid["effect"]
-        return xr.Dataset({"additive_effect": effect, "effect": effect,
-                           "rate_ratio": xr.full_like(effect, np.nan)})
     fitted, counterfactual, events = _treated_means(grid, data, likelihood)
     if spec.nested == "increments":  # the cumulative cell is the sum of its increments
         fitted, counterfactual, events = _cumulate(fitted, counterfactual, events)

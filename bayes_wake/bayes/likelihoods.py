@@ -5,7 +5,6 @@ A spec's ``likelihood`` and ``pre_count`` pick one form (:func:`likelihood_for`)
 ============================  ==========================  ==============================
 form                          ``likelihood``              ``pre_count``
 ============================  ==========================  ==============================
-:class:`Gaussian`             ``gaussian``                ``identity`` (identity link)
 :class:`Poisson`              ``poisson``                 ``log1p`` or ``identity``
 :class:`NegativeBinomial`     ``negative_binomial``       ``log1p`` or ``identity``
 :class:`PairedBinomial`       ``poisson``                 ``paired``
@@ -19,8 +18,8 @@ turns into the additive effect. The model (:mod:`bayes_wake.bayes.model`) and th
 (:mod:`bayes_wake.bayes.fit`) call these instead of branching on the spec.
 
 Units: counts are events per wake and cell; ``eta`` is a log mean (log events per wake) for
-the lagged count forms, a mean (events per wake) for :class:`Gaussian`, and the log odds of
-a wake's event falling after rather than before its anchor for the paired forms.
+the lagged count forms and the log odds of a wake's event falling after rather than before
+its anchor for the paired forms.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
     from bayes_wake.bayes.model import ModelData
     from bayes_wake.bayes.spec import FieldPrior, ModelSpec
 
-__all__ = ["Likelihood", "TreatedDraws", "Gaussian", "Poisson", "NegativeBinomial",
+__all__ = ["Likelihood", "TreatedDraws", "Poisson", "NegativeBinomial",
            "PairedBinomial", "PairedBetaBinomial", "likelihood_for"]
 
 
@@ -71,17 +70,12 @@ class Likelihood:
 
     Attributes
     ----------
-    rate_ratio
-        True when the effect is a log rate ratio (count forms): the fit rebuilds the additive
-        effect from the treated means. False for an identity link, whose effect is the
-        additive effect itself (events per wake) and has no rate ratio.
     intercept_trend
         The plane in (log window, log radius) the intercept field shrinks toward: prior means
         of its two slopes (log events per log day and per log km) and their prior sd; None
         for a flat field.
     """
 
-    rate_ratio: bool = True
     intercept_trend: tuple[float, float, float] | None = None
 
     @classmethod
@@ -191,32 +185,6 @@ class _Lagged(Likelihood):
     def inverse_link(eta: np.ndarray) -> np.ndarray:
         """The mean (events per wake) of a log mean."""
         return np.exp(eta)
-
-
-@dataclass(frozen=True)
-class Gaussian(_Lagged):
-    """Normal outcome, identity link, a sd per cell: the Bayesian twin of the OLS table."""
-
-    pre_count: str = "identity"
-    rate_ratio = False
-    intercept_trend = None
-
-    def effect_trend(self, prior: FieldPrior) -> None:
-        """No plane: the effect is additive (events per wake)."""
-
-    @staticmethod
-    def inverse_link(eta: np.ndarray) -> np.ndarray:
-        """The identity: ``eta`` is the mean (events per wake)."""
-        return eta
-
-    def loglik(self, data: ModelData, eta):
-        """Weighted normal log density of the post counts with mean ``eta``."""
-        sigma = _cell_sigma(data.cell)
-        return pt.sum(data.weight * pm.logp(pm.Normal.dist(mu=eta, sigma=sigma), data.post))
-
-    def predictive(self, data: ModelData, eta) -> None:
-        """``post ~ Normal(eta, sigma[cell])``."""
-        pm.Normal("post", mu=eta, sigma=_cell_sigma(data.cell), dims="row")
 
 
 @dataclass(frozen=True)
@@ -369,11 +337,6 @@ def _concentration():
     return pm.Gamma("concentration", 2.0, 0.1)
 
 
-def _cell_sigma(cell: np.ndarray):
-    """The normal sd per cell (events per wake), half-normal(10), indexed by row."""
-    return pm.HalfNormal("sigma", 10.0, dims="cell")[cell]
-
-
 def _lgamma1(y: np.ndarray) -> np.ndarray:
     """``lgamma(y + 1)`` of counts, as floats."""
     return gammaln(np.asarray(y, dtype=float) + 1)
@@ -383,7 +346,6 @@ def _lgamma1(y: np.ndarray) -> np.ndarray:
 #: (``robust_normal``) is fitted by :mod:`bayes_wake.bayes.did_surface`; its rate-ratio twin,
 #: built when the model is asked for directly, is the lagged negative binomial.
 _FORMS: dict[tuple[str, bool], type[Likelihood]] = {
-    ("gaussian", False): Gaussian,
     ("poisson", False): Poisson,
     ("negative_binomial", False): NegativeBinomial,
     ("robust_normal", False): NegativeBinomial,

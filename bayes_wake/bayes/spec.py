@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bayes_wake.core.regression import parse_vcov
 from bayes_wake.errors import ModelSpecError, SettingsError
+from bayes_wake.options import MAX_SEED
 
 __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs",
            "check_errors"]
@@ -83,7 +84,7 @@ class SamplerSpec(_Strict):
     tune: int = Field(500, ge=10)
     chains: int = Field(4, ge=1)
     target_accept: float = Field(0.9, gt=0.5, lt=1.0)
-    seed: int = 20220101
+    seed: int = Field(20220101, ge=0, le=MAX_SEED)
 
 
 class ModelSpec(_Strict):
@@ -109,8 +110,7 @@ class ModelSpec(_Strict):
         ``diff`` (post - pre on the treatment: the difference in differences of counts) or
         ``lag`` (the paper's post on pre and treatment); unset, the OLS table's formula.
     likelihood
-        ``negative_binomial`` or ``poisson`` (log link), or ``gaussian`` (identity link; the
-        Bayesian twin of the OLS table, for checks); ``robust_normal`` for ``count_did``
+        ``negative_binomial`` or ``poisson`` (log link); ``robust_normal`` for ``count_did``
         (the cell estimates, jointly normal with their robust covariance).
     pre_count
         How the pre-period count enters. ``paired`` (default): pre and post counts are two
@@ -156,8 +156,7 @@ class ModelSpec(_Strict):
     name: str
     description: str = ""
     estimand: Literal["count_did", "rate_ratio"] = "rate_ratio"
-    likelihood: Literal["negative_binomial", "poisson", "gaussian", "robust_normal"] = \
-        "negative_binomial"
+    likelihood: Literal["negative_binomial", "poisson", "robust_normal"] = "negative_binomial"
     errors: str = "location"
     formula: Literal["diff", "lag"] | None = None
     pre_count: Literal["paired", "log1p", "identity"] = "paired"
@@ -187,8 +186,6 @@ class ModelSpec(_Strict):
                                  f"{' or '.join(COUNT_DID_POOLING)}, not "
                                  f"{self.effect.pooling!r}")
             return self
-        if self.likelihood == "gaussian" and self.pre_count != "identity":
-            raise ValueError("a gaussian (identity-link) model takes pre_count: identity")
         if self.nested == "increments" and self.pre_count != "paired":
             raise ValueError("nested: increments needs pre_count: paired")
         return self
@@ -199,11 +196,24 @@ class ModelSpec(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_sampler(self, **changes) -> ModelSpec:
-        """A copy with sampler settings changed (``None`` values are ignored)."""
+        """A copy with sampler settings changed (``None`` values are ignored), checked as a
+        spec file's are.
+
+        Raises
+        ------
+        SettingsError
+            A setting out of its range (a negative seed, fewer than 10 draws, ...), named.
+        """
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
-        return self.model_copy(update={"sampler": self.sampler.model_copy(update=changes)})
+        try:
+            sampler = SamplerSpec.model_validate({**self.sampler.model_dump(), **changes})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise SettingsError(f"sampler {'.'.join(map(str, error['loc']))} "
+                                f"{error.get('input')!r}: {error['msg'].lower()}") from None
+        return self.model_copy(update={"sampler": sampler})
 
 
 def check_errors(errors: str) -> None:

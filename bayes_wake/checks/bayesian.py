@@ -303,9 +303,7 @@ def plan_fits(checks: Sequence[str], spec, *, match_on: Sequence[str], delete_su
                                 spec={"effect": effect, "name": f"{base['name']}, effect prior "
                                       f"x{factor:g}"}))
     if "likelihood" in checks:
-        if base["likelihood"] == "gaussian":
-            skipped["likelihood"] = "the reference model is Gaussian, not a count model"
-        elif base["likelihood"] == "robust_normal":
+        if base["likelihood"] == "robust_normal":
             skipped["likelihood"] = ("the reference model (count-scale DiD) has no count "
                                      "likelihood to swap; its errors are cluster-robust")
         else:

@@ -19,6 +19,7 @@ import click
 
 from bayes_wake.cli.common import (
     EXIT_CODES,
+    SEED,
     RCommand,
     _check_alpha2,
     _console,
@@ -100,7 +101,7 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
 @click.option("--out", default="bw-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @overwrite_option
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fit (seconds, not minutes).")
 @allow_unconverged_option
 @_fail_cleanly
@@ -168,7 +169,8 @@ def demo(out, seed, mwa_only, allow_unconverged):
 @mwa_options
 @alpha2_option
 @model_options
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=SEED, default=None,
+              help="Seed of the sampler (default: the spec's).")
 @_fail_cleanly
 @_guard_output
 def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
-import re
 import sys
 import time
 import warnings
@@ -17,8 +17,11 @@ from typing import get_args
 
 import click
 
-from bayes_wake.errors import BayesWakeError, SettingsError
-from bayes_wake.options import Convention, Estimation, Formula
+from bayes_wake.errors import BayesWakeError, NoDependentEventsWarning, SettingsError
+from bayes_wake.options import MAX_SEED, Convention, Estimation, Formula
+
+#: The type of every --seed: a whole number from 0 to MAX_SEED.
+SEED = click.IntRange(0, MAX_SEED)
 
 _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
 
@@ -150,9 +153,18 @@ def _join_match_words(args: list[str]) -> list[str]:
     return out
 
 
-def _match_columns(match_on: str) -> list[str]:
-    """The covariate names of ``--match``, comma or space separated (R: matchColumns)."""
-    return [name for name in re.split(r"[,\s]+", match_on) if name]
+def _match_columns(match_on: str | Sequence[str]) -> list[str]:
+    """The covariate names of ``--match`` (R: matchColumns), given once or repeated.
+
+    Names are separated by commas, with the spaces around them stripped. A single
+    ``--match`` whose value holds no comma is also split at spaces (``"match1 match2"``); a
+    name that holds a space is given in a comma list or in a ``--match`` of its own
+    (``--match match1 --match "match 2"``)."""
+    values = [match_on] if isinstance(match_on, str) else list(match_on)
+    if len(values) == 1 and "," not in values[0]:
+        return values[0].split()
+    names = [name.strip() for value in values for name in value.split(",")]
+    return [name for name in names if name]
 
 
 def _canonical_time_unit(_ctx, _param, value: str) -> str:
@@ -180,8 +192,8 @@ def _vcov_columns(vcov: str) -> list[str]:
     return [spec.column] if spec.clustered and spec.column not in (None, "location") else []
 
 
-def _mwa_settings(match_on: str, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                  vcov, alpha):
+def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete_sutva, formula,
+                  estimation, vcov, alpha):
     """The matched wake analysis settings of a command's options (``--match A,B`` and the
     rest of :func:`mwa_options`), validated before any data are read."""
     from bayes_wake.mwa.analysis import MWASettings
@@ -231,9 +243,9 @@ def data_options(command: Callable) -> Callable:
                      metavar="COLUMN=VALUE", help="Rows that are control events."),
         click.option("--dependent", default="type=dependent", show_default=True,
                      metavar="COLUMN=VALUE", help="Rows that are dependent (outcome) events."),
-        click.option("--match", "match_on", default="", metavar="COL1,COL2",
+        click.option("--match", "match_on", multiple=True, metavar="COL1,COL2",
                      help="Covariates to match on (R: matchColumns), comma or space "
-                          "separated."),
+                          "separated; repeat --match for a name with a space in it."),
         click.option("--t-unit", default="days", show_default=True,
                      type=click.Choice(["days", "hours", "minutes", "seconds", "mins",
                                         "secs"]),
@@ -269,7 +281,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     from bayes_wake.io.tables import counted
     from bayes_wake.wakes import count_wakes
 
-    windows = expand_windows(*t_window, name="--t-window", temporal=True)
+    windows = expand_windows(*t_window, name="--t-window", temporal=True, t_unit=t_unit)
     radii = expand_windows(*spat_window, name="--spat-window")
     roles = {"treatment": _parse_selector(treatment, "--treatment"),
              "control": _parse_selector(control, "--control"),
@@ -283,6 +295,9 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
                              roles=roles if explicit else None, covariates=wanted,
                              drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov),
                              drop_option="--drop-duplicates")
+    for warning in caught:
+        if isinstance(warning.message, NoDependentEventsWarning):
+            raise SettingsError(_no_dependent_message(dependent, warning.message))
     for warning in caught:  # the reader's findings (encoding, duplicates), one line each
         console.print(f"[yellow]warning: {escape(str(warning.message))}[/]")
     counts = events["role"].value_counts()
@@ -298,6 +313,17 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
     return events, cube
 
 
+def _no_dependent_message(dependent: str, found: NoDependentEventsWarning) -> str:
+    """A --dependent selector that matches no row: every wake would count zero and every
+    estimate be NA, so the command refuses, naming the values the column holds."""
+    column = dependent.split("=", 1)[0]
+    values = ", ".join(repr(v) for v in found.present[:8]) or "none"
+    more = f" and {len(found.present) - 8} more" if len(found.present) > 8 else ""
+    hint = f"; did you mean {column}={found.guess}?" if found.guess else ""
+    return (f"--dependent {dependent} matches no row, so every wake would count zero "
+            f"outcome events (values in {column!r}: {values}{more}){hint}")
+
+
 def _event_checks(events) -> dict:
     """What the reader found in the event file, for the provenance record."""
     repeats = events.attrs.get("duplicate_rows", ())
@@ -307,9 +333,17 @@ def _event_checks(events) -> dict:
             "duplicates_dropped": bool(events.attrs.get("duplicates_dropped"))}
 
 
+#: Work that ends sooner than this shows no progress on the console (it is still logged).
+PROGRESS_AFTER_S = 2.0
+_PROGRESS_LOG = logging.getLogger("bayes_wake.progress")
+
+
 class _progress:
-    """Progress as a context manager yielding ``advance(done, total)``: a rich bar in a
-    terminal; elsewhere (a log, CI) one line at every further 10% or 10 s, and at the end."""
+    """Progress as a context manager yielding ``advance(done, total)``: every step is logged
+    (logger ``bayes_wake.progress``, INFO). In a terminal a transient rich bar (drawn at once,
+    so that long first steps show their time); elsewhere (a log, CI) a line at every further
+    10% or 10 s and at the end, but only for work that lasts past :data:`PROGRESS_AFTER_S`:
+    a step that takes no time prints nothing."""
 
     def __init__(self, console, label: str):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -329,10 +363,14 @@ class _progress:
             self._task = self._bar.add_task("", total=None, of="?")
 
         def advance(done: int, total: int) -> None:
+            now = time.monotonic()
+            _PROGRESS_LOG.info("%s: %d/%d, %.1f s", self._label, done, total,
+                               now - self._start)
             if self._bar is not None:
                 self._bar.update(self._task, completed=done, total=total, of=total)
                 return
-            now = time.monotonic()
+            if now - self._start < PROGRESS_AFTER_S:
+                return
             tenths = int(10 * done / total) if total else 0
             if tenths > self._last[0] or now - self._last[1] >= 10 or done == total:
                 if done == total and self._last[0] == 10:
@@ -365,18 +403,28 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                 f"{alpha2:g} (R's alpha2)")
     else:
         note = ""
+    estimable, why_na = _estimable(result)
     if significant.empty:
-        console.print(f"{title}: no window reaches p <= {alpha:g}{note}.")
+        if estimable == 0:
+            console.print(f"{title}: 0 of {counted(len(result.estimates), 'window')} "
+                          f"estimable ({why_na}).")
+        else:
+            console.print(f"{title}: no window reaches p <= {alpha:g}{note} ({estimable:,} of "
+                          f"{counted(len(result.estimates), 'window')} estimable"
+                          f"{'; NA: ' + why_na if why_na else ''}).")
         return
+    errors = result.surface.attrs.get("standard_errors", result.settings.vcov)
     table = Table(title=f"{title}: {len(significant):,} of "
                         f"{counted(len(result.estimates), 'window')} with p <= "
-                        f"{alpha:g}{note}")
-    for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "p", "adj. R2"):
+                        f"{alpha:g}{note}; standard errors: {escape(errors)}")
+    level = f"{1 - alpha:.0%} CI"
+    for name in (f"Time [{t_unit}]", "Space [km]", "Effect", "SE", level, "p", "adj. R2"):
         table.add_column(escape(name), justify="right")
     for row in significant.to_dict("records"):
         r2 = row.get("adj.r.squared", float("nan"))
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}",
-                      f"{row['estimate']:.3f}", f"{row['pvalue']:.3f}",
+                      f"{row['estimate']:.3f}", f"{row['std_error']:.3f}",
+                      f"{row['ci_lower']:.3f} to {row['ci_upper']:.3f}", f"{row['pvalue']:.3f}",
                       "" if r2 != r2 else f"{r2:.3f}")
     console.print(table)
 
@@ -399,6 +447,16 @@ def _print_undefined_errors(console, result) -> None:
         console.print(escape(f"No p-value with --vcov {result.settings.vcov} in "
                              f"{counted(len(cells), 'window')} ({'; '.join(cells)}): {why}."),
                       style="yellow")
+
+
+def _estimable(result) -> tuple[int, str]:
+    """How many windows have a p-value, and why the others are NA: each reason of the
+    result's ``na_reason`` with its count, most frequent first ("" when none is NA)."""
+    from collections import Counter
+
+    estimable = int(result.estimates["pvalue"].notna().sum())
+    reasons = Counter(str(r) for r in result.surface["na_reason"].to_numpy().ravel() if r)
+    return estimable, ", ".join(f"{reason} in {n:,}" for reason, n in reasons.most_common())
 
 
 def _write_mwa_outputs(stage: Path, result, cube, provenance_record: dict) -> None:

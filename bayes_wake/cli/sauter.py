@@ -14,6 +14,7 @@ import click
 
 from bayes_wake.cli.common import (
     EXIT_CODES,
+    SEED,
     _console,
     _convergence_status,
     _fail_cleanly,
@@ -100,7 +101,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--no-event-map", is_flag=True,
               help="Leave the outcome events (ACLED locations) out of the report's map.")
 @model_options
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=SEED, default=None,
               help="Seed of the simulated placement (default 0) and of the sampler (default: "
                    "the spec's).")
 @_fail_cleanly

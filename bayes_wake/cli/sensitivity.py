@@ -14,6 +14,7 @@ import click
 
 from bayes_wake.cli.common import (
     EXIT_CODES,
+    SEED,
     RCommand,
     _console,
     _convergence_status,
@@ -41,7 +42,7 @@ from bayes_wake.errors import SettingsError
                    "outcome dates (0: none). Fewer than 20 valid draws give no p-value.")
 @click.option("--chunk-size", type=int, default=100, show_default=True,
               help="Permutations per task.")
-@click.option("--seed", type=int, default=20220101, show_default=True,
+@click.option("--seed", type=SEED, default=20220101, show_default=True,
               help="Seed of every random stream.")
 @click.option("--bayes-checks", default="default", show_default=True, metavar="CHECKS",
               help="all, none, default, or a comma list of surface, prior, prior_refit, "

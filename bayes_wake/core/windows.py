@@ -8,7 +8,12 @@ import numpy as np
 
 from bayes_wake.errors import SettingsError
 
-__all__ = ["expand_windows", "TIME_UNITS", "normalise_time_unit", "unit_ns", "units_per_day"]
+__all__ = ["expand_windows", "TIME_UNITS", "normalise_time_unit", "unit_ns", "units_per_day",
+           "MAX_SPAN_NS", "check_window_span"]
+
+#: The longest time span a time in nanoseconds (int64, as pandas and NumPy hold times) can
+#: represent: 2**63 - 1 ns, about 106,751 days or 292 years.
+MAX_SPAN_NS = np.iinfo(np.int64).max
 
 #: Time units and their length in seconds.
 TIME_UNITS: dict[str, int] = {"days": 86_400, "hours": 3_600, "minutes": 60, "seconds": 1}
@@ -40,8 +45,30 @@ def units_per_day(t_unit: str) -> int:
     return TIME_UNITS["days"] // TIME_UNITS[normalise_time_unit(t_unit)]
 
 
+def check_window_span(windows, t_unit: str, *, name: str = "t_window") -> None:
+    """Refuse temporal windows longer than a time in nanoseconds can represent.
+
+    Times are int64 nanoseconds, so a window of more than 2**63 - 1 ns (about 106,751 days)
+    cannot be told apart from an overflowed one. A window longer than the record is allowed
+    (every event of the record is in it); the counter counts it exactly.
+
+    Raises
+    ------
+    SettingsError
+        Naming ``name``, the longest window, and the longest representable one in ``t_unit``.
+    """
+    unit = normalise_time_unit(t_unit)
+    longest = max((float(w) for w in np.ravel(windows)), default=0.0)
+    limit = MAX_SPAN_NS // unit_ns(unit)
+    if not longest <= limit:
+        raise SettingsError(
+            f"{name}: a window of {longest:,.0f} {unit} is longer than a time can represent "
+            f"(at most {limit:,} {unit}, about 292 years, the range of int64 nanoseconds)")
+
+
 def expand_windows(
-    minimum: float, maximum: float, step: float, *, name: str = "window", temporal: bool = False
+    minimum: float, maximum: float, step: float, *, name: str = "window", temporal: bool = False,
+    t_unit: str | None = None,
 ) -> np.ndarray:
     """Expand ``(min, max, step)`` into ``min, min + step, ..., max`` as R's ``mwa`` does.
 
@@ -54,6 +81,10 @@ def expand_windows(
     temporal
         Temporal windows must be whole numbers of at least 2 units (a pre-trend needs two
         halves), as in R.
+    t_unit
+        With ``temporal``: the windows' unit, to refuse windows longer than a time can
+        represent (:func:`check_window_span`); without it, windows beyond that in seconds
+        (the finest unit) are refused.
 
     Returns
     -------
@@ -64,7 +95,7 @@ def expand_windows(
     ------
     SettingsError
         If the step does not divide the range, the grid is empty or reversed, or a temporal
-        window is not a whole number >= 2.
+        window is not a whole number >= 2 or is longer than a time can represent.
     """
     values = [minimum, maximum, step]
     if not all(isinstance(v, (int, float, np.integer, np.floating)) for v in values) or not all(
@@ -98,5 +129,6 @@ def expand_windows(
             )
         if not np.all(grid == np.round(grid)):
             raise SettingsError(f"{name}: temporal windows must be whole numbers, got {grid}")
+        check_window_span(grid, t_unit or "seconds", name=name)
         return grid.astype(np.int64)
     return grid

@@ -38,6 +38,11 @@ __all__ = ["atomic_path", "staged_directory", "provenance", "file_sha256", "pack
 #: there (``NAME/`` for a folder owned whole, the task store) and the folders set aside for it.
 MARKER = ".bayes-wake-output"
 _STAGING = ".staging-"
+#: The most bytes of ``--out``'s name that a staging name carries: with ".", ".staging-",
+#: "pPID-", "old-" and mkdtemp's 8 characters it stays within a file name's 255 bytes.
+_STEM_BYTES = 200
+#: The longest file name (bytes) of the file systems Linux, macOS and Windows use.
+_NAME_MAX = 255
 # Children of output folders that the running process writes in place (the resumable task
 # store of ``sensitivity``): kept when the staged folder replaces the old one.
 _KEPT: set[Path] = set()
@@ -101,7 +106,21 @@ def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
 
 
 def _staging_prefix(out: Path) -> str:
-    return f".{out.name}{_STAGING}p{os.getpid()}-"
+    return f".{_staging_stem(out)}{_STAGING}p{os.getpid()}-"
+
+
+def _staging_stem(out: Path) -> str:
+    """``out``'s name as staging names carry it: whole, or, for a name too long to take the
+    staging suffixes within 255 bytes, its start and a hash of the whole name (so two long
+    names that share a start do not share staging folders)."""
+    name = out.name
+    if len(os.fsencode(name)) <= _STEM_BYTES:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    head = name
+    while len(os.fsencode(head)) > _STEM_BYTES - len(digest) - 1:
+        head = head[:-1]
+    return f"{head}~{digest}"
 
 
 def _replace_folder(stage: Path, out: Path) -> None:
@@ -298,9 +317,14 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
         A parent of ``out`` is a file (``base.csv/sub``, ``/dev/null/x``), the nearest existing
         parent takes no new folder (``/proc/x``, no permission), ``out`` is a file, ``out``
         holds one of ``inputs``, or ``out`` holds files that its marker does not list (or has
-        no marker that lists files) and ``overwrite`` is False.
+        no marker that lists files) and ``overwrite`` is False, or ``out``'s name is longer
+        than a file name can be (255 bytes).
     """
     out = Path(out)
+    if len(os.fsencode(out.name)) > _NAME_MAX:
+        raise OutputFolderError(f"--out {out.name[:40]}...: a folder name of "
+                                f"{len(os.fsencode(out.name)):,} bytes; file systems take at "
+                                f"most {_NAME_MAX}")
     remove_stale_staging(out)
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {out}: is a file, not a folder")
@@ -346,7 +370,7 @@ def remove_stale_staging(out: str | os.PathLike) -> int:
     killed run wrote in place (its task store), and else kept; a warning says which.
     """
     out = Path(out)
-    pattern = re.compile(re.escape(f".{out.name}{_STAGING}") + r"(?:p(\d+)-)?(old-)?")
+    pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"(?:p(\d+)-)?(old-)?")
     try:
         beside = sorted(out.parent.iterdir())
     except OSError:  # no folder, no permission: check_output_folder says so

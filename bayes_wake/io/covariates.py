@@ -57,7 +57,14 @@ _LAT = ("latitude", "lat", "y")
 _NAME = ("name", "base", "location", "site", "label")
 
 
-def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str | None = None):
+#: The geometry types of each kind of feature :func:`load_layer` can require.
+_GEOMETRY_KINDS = {"points": ("Point", "MultiPoint"),
+                   "lines": ("LineString", "MultiLineString", "LinearRing"),
+                   "polygons": ("Polygon", "MultiPolygon")}
+
+
+def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str | None = None,
+               kinds: Sequence[str] = (), what: str = "layer"):
     """Read a map layer: a vector file of any geometry, or a CSV of points.
 
     Parameters
@@ -71,6 +78,12 @@ def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str 
         for the major rivers of the GSHHG/WDBII file.
     layer
         The layer of a multi-layer file.
+    kinds
+        The kinds of feature the layer must hold, among ``points``, ``lines`` and
+        ``polygons`` (rivers are lines or polygons: a file of points is not water); empty
+        for any.
+    what
+        What the layer is, for messages (``"rivers layer"``).
 
     Returns
     -------
@@ -83,7 +96,8 @@ def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str 
     ------
     EventDataError
         Missing or unreadable file, a CSV without coordinate columns or with bad
-        coordinates, a ``where`` that fails, or no features left.
+        coordinates, a ``where`` that fails, no features left, or features of another kind
+        than ``kinds``.
     """
     import geopandas as gpd
 
@@ -133,6 +147,11 @@ def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str 
     if len(frame) == 0:
         raise EventDataError("no features in the layer" + (f" where {where}" if where else ""),
                              path=label)
+    allowed = {t for kind in kinds for t in _GEOMETRY_KINDS[kind]}
+    found = set(frame.geom_type)
+    if allowed and not found <= allowed:
+        raise EventDataError(f"the {what} must hold {' or '.join(kinds)}; this file holds "
+                             f"{', '.join(sorted(found - allowed))} features", path=label)
     frame = frame.set_geometry(frame.geometry.make_valid())
     name_col = find_column(pd.DataFrame(columns=[c for c in frame.columns
                                                  if c != frame.geometry.name]), _NAME)

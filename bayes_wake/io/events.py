@@ -19,11 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_wake.errors import DuplicateRowsWarning, EventDataError, SettingsError
+from bayes_wake.errors import (
+    DuplicateRowsWarning,
+    EventDataError,
+    NoDependentEventsWarning,
+    SettingsError,
+)
 from bayes_wake.io.tables import (
     NUMBER_PATTERN,
     LoadedTable,
     check_coordinates,
+    coarse_dates,
     load_table,
     missing_mask,
     number_cells,
@@ -180,10 +186,10 @@ def read_events(
     ------
     EventDataError
         The file is missing, empty, of an unknown type or unreadable, or its content is not a
-        valid event table (missing columns, unknown roles, bad or missing times, times with
-        and without a UTC offset in one column, non-finite coordinates, bad or missing
-        covariates or a covariate name with ``/``, duplicate ids, events outside ``area``, no
-        treatment or no control events).
+        valid event table (missing columns, unknown roles, bad or missing times, dates given
+        only to the year or the month, times with and without a UTC offset in one column,
+        non-finite coordinates, bad or missing covariates or a covariate name with ``/``,
+        duplicate ids, events outside ``area``, no treatment or no control events).
     SettingsError
         ``columns``, ``roles``, ``covariates`` or ``area`` themselves are malformed.
     """
@@ -593,7 +599,9 @@ def _assign_roles(
         )
         if name == "dependent":
             # a study may be read for a look at its anchors, but every wake will count zero
-            warnings.warn(f"{fail(problem, column=column)}", UserWarning, stacklevel=3)
+            warnings.warn(NoDependentEventsWarning(f"{fail(problem, column=column)}",
+                                                   present=tuple(present), guess=guess),
+                          stacklevel=3)
         else:
             raise fail(problem, column=column)
     return role
@@ -679,6 +687,8 @@ def _parse_time(column: pd.Series, name: str, fail: Any) -> pd.Series:
         missing = missing_mask(column)
         raw = column.to_numpy(dtype=object)
         if all(isinstance(v, str) for v in raw[~missing]):
+            if (coarse := coarse_dates(column)) is not None:
+                raise fail(coarse[0], coarse[1], column=name)
             # R's format(x, usetz = TRUE) writes "... UTC"; the ISO parser wants no zone name
             text = column.astype("str").str.strip()
             zoned = text.str.contains(_ZONE_RE, regex=True).to_numpy(dtype=bool)

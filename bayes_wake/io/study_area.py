@@ -137,6 +137,10 @@ def load_regions(
         raise EventDataError(f"cannot read the boundary file: {first}", path=label) from None
     if len(frame) == 0:
         raise EventDataError("the boundary file has no features", path=label)
+    if not isinstance(frame, gpd.GeoDataFrame):  # e.g. a CSV: a table, no shapes
+        raise EventDataError("the boundary file must hold polygons, and this one holds no "
+                             "geometry (a table, such as a CSV of points?); give the regions "
+                             "as a GeoJSON, GeoPackage or Shapefile", path=label)
     kinds = set(frame.geom_type.dropna())
     if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
         raise EventDataError(f"the boundary file must hold polygons, found "

@@ -184,7 +184,8 @@ def _read_vector(path: Path, label: str, layer: str | None, names: str) -> pd.Da
 
 def table_from_frame(frame: pd.DataFrame, label: str) -> LoadedTable:
     """A frame (or GeoDataFrame) as a :class:`LoadedTable`: geometry apart, a fresh
-    ``RangeIndex``, column names as text."""
+    ``RangeIndex``, column names as text (each once: a name given twice is an
+    :class:`~bayes_wake.errors.EventDataError`)."""
     geometry = None
     geometry_column = None
     geo_name = getattr(frame, "_geometry_column_name", None)
@@ -194,6 +195,7 @@ def table_from_frame(frame: pd.DataFrame, label: str) -> LoadedTable:
         frame = pd.DataFrame(frame.drop(columns=[geo_name]))
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
+    _check_unique_names(list(frame.columns), label)  # Parquet and frames in memory too
     return LoadedTable(frame=frame, label=label, geometry=geometry,
                        geometry_column=geometry_column)
 
@@ -235,11 +237,15 @@ def read_csv_text(path: Path, label: str, what: str, *, missing: str = "empty",
                   stacklevel: int = 5) -> pd.DataFrame:
     """Read a CSV file as text columns: the one CSV reader of every input.
 
-    Comma, semicolon or tab separated (a one-column header holding ``;`` or a tab switches);
-    UTF-8 with or without a byte-order mark, else Windows-1252 with a warning that names the
-    first byte that is not UTF-8 (offset, line, row and column); rows with more fields than
-    the header are an error (unless the extra fields are empty: a delimiter at each line's
-    end).
+    Comma, semicolon or tab separated: the delimiter is the one that splits the header line
+    into the most fields (a comma on a tie), so a semicolon file whose text holds commas
+    reads; in a semicolon file, a column whose numbers all have a decimal comma (``12,5``)
+    is read with decimal points, with a warning naming the columns. UTF-8 with or without a
+    byte-order mark, UTF-16 or UTF-32 with one, else Windows-1252 with a warning that names
+    the first byte that is not UTF-8 (offset, line, row and column); line ends LF, CRLF or
+    CR. Rows with more fields than the header are an error (unless the extra fields are
+    empty: a delimiter at each line's end), and so are a header that names a column twice
+    and a file that holds NUL bytes without a UTF-16 or UTF-32 byte-order mark (binary).
 
     Parameters
     ----------
@@ -261,15 +267,25 @@ def read_csv_text(path: Path, label: str, what: str, *, missing: str = "empty",
     Raises
     ------
     EventDataError
-        Empty, ragged or unreadable file; text that is neither UTF-8 nor Windows-1252.
+        Empty, ragged, binary or unreadable file; text that is neither UTF-8 nor
+        Windows-1252; a column name given twice.
     """
     options = ({"keep_default_na": False, "na_values": [""]} if missing == "empty" else {})
+    head = _head_bytes(path)
+    wide = _wide_encoding(head)
+    if wide is not None:
+        return _csv_frame(path, label, what, wide, options, head, stacklevel)
+    if b"\x00" in head:
+        raise EventDataError(
+            f"cannot read {what}: it holds NUL bytes, so it is no text file (a binary file, or "
+            "UTF-16 or UTF-32 text without a byte-order mark); save it as UTF-8 CSV",
+            path=label)
     try:
-        return _csv_frame(path, label, what, "utf-8-sig", options)
+        return _csv_frame(path, label, what, "utf-8-sig", options, head, stacklevel)
     except UnicodeDecodeError as exc:
-        bad = _first_non_utf8(path, exc)
+        bad = _first_non_utf8(path, exc, _header_delimiter(head, "utf-8")[0])
     try:
-        frame = _csv_frame(path, label, what, "cp1252", options)
+        frame = _csv_frame(path, label, what, "cp1252", options, head, stacklevel)
     except UnicodeDecodeError:
         raise EventDataError(f"cannot read {what}: neither UTF-8 nor Windows-1252 text "
                              f"({bad['text']}); save it as UTF-8", path=label,
@@ -281,18 +297,99 @@ def read_csv_text(path: Path, label: str, what: str, *, missing: str = "empty",
     return frame
 
 
-def _csv_frame(path: Path, label: str, what: str, encoding: str, options: dict) -> pd.DataFrame:
+def _head_bytes(path: Path, size: int = 1 << 16) -> bytes:
+    """The first ``size`` bytes of a file (decompressed for ``.gz``)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        frame = _csv_sep(path, label, what, encoding, ",", options)
-        if frame.shape[1] == 1:  # a one-column table is almost always another separator
-            header = str(frame.columns[0])
-            for sep in (";", "\t"):
-                if sep in header:
-                    return _csv_sep(path, label, what, encoding, sep, options)
-        return frame
+        with opener(path, "rb") as handle:
+            return handle.read(size)
+    except (OSError, EOFError):  # not gzip after all: pandas' reader will say so
+        return b""
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """``utf-32`` or ``utf-16`` for a file that starts with their byte-order mark."""
+    import codecs
+
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return None
+
+
+def _header_delimiter(head: bytes, encoding: str) -> tuple[str, list[str]]:
+    """The delimiter that splits the header line into the most fields (comma, semicolon,
+    tab; the first of them on a tie) and the header's names split by it."""
+    import csv
+
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+    best: tuple[str, list[str]] = (",", [line])
+    for sep in (",", ";", "\t"):
+        try:
+            names = next(csv.reader([line], delimiter=sep), [])
+        except csv.Error:
+            continue
+        if len(names) > len(best[1]):
+            best = (sep, names)
+    return best
+
+
+def _check_unique_names(names: Sequence[str], label: str) -> None:
+    """Refuse a header that names a column twice: pandas would rename the second one
+    (``lat.1``) and every reader take the first without a word."""
+    positions: dict[str, list[int]] = {}
+    for k, name in enumerate(names, 1):
+        positions.setdefault(name.strip(), []).append(k)
+    twice = {name: at for name, at in positions.items() if len(at) > 1 and name}
+    if twice:
+        shown = "; ".join(f"{name!r} (columns {', '.join(map(str, at))})"
+                          for name, at in twice.items())
+        raise EventDataError(f"the header names a column more than once: {shown}; rename "
+                             "them so each column has its own name", path=label)
+
+
+#: A number with a decimal comma, as a semicolon-separated file writes it.
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?\s*")
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _decimal_commas(frame: pd.DataFrame, label: str, stacklevel: int) -> pd.DataFrame:
+    """Columns of a semicolon-separated file whose numbers have decimal commas, with decimal
+    points: every cell that is not missing is such a number or an integer, and one at
+    least has a comma. A warning names them."""
+    changed = []
+    for name in frame.columns:
+        cells = [v for v in frame[name].tolist() if isinstance(v, str)
+                 and v.strip().lower() not in MISSING_TEXT]
+        if not any(_DECIMAL_COMMA.fullmatch(v) for v in cells):
+            continue
+        if all(_DECIMAL_COMMA.fullmatch(v) or _INTEGER.fullmatch(v) for v in cells):
+            frame[name] = frame[name].str.replace(",", ".", regex=False)
+            changed.append(str(name))
+    if changed:
+        warnings.warn(f"{label}: semicolon-separated with decimal commas; read them as decimal "
+                      f"points in {counted(len(changed), 'column')}: "
+                      f"{', '.join(repr(c) for c in changed)}", UserWarning,
+                      stacklevel=stacklevel + 1)
+    return frame
+
+
+def _csv_frame(path: Path, label: str, what: str, encoding: str, options: dict, head: bytes,
+               stacklevel: int) -> pd.DataFrame:
+    import csv
+
+    sep, names = _header_delimiter(head, encoding)
+    _check_unique_names(names, label)
+    try:
+        frame = _csv_sep(path, label, what, encoding, sep, options)
+        return _decimal_commas(frame, label, stacklevel) if sep == ";" else frame
     except pd.errors.EmptyDataError:
         raise EventDataError(f"{what} is empty", path=label) from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, ValueError, OSError, csv.Error) as exc:
         if isinstance(exc, (EventDataError, UnicodeDecodeError)):
             raise
         raise EventDataError(f"cannot read {what} as CSV: {one_line(exc)}",
@@ -318,9 +415,10 @@ def _csv_sep(path: Path, label: str, what: str, encoding: str, sep: str,
                            **options)
 
 
-def _first_non_utf8(path: Path, exc: UnicodeDecodeError) -> dict:
+def _first_non_utf8(path: Path, exc: UnicodeDecodeError, sep: str) -> dict:
     """Where the first byte that is not UTF-8 sits: its offset in the file (pandas reports it
-    within one of its buffers), its line, and the data row and column it falls in."""
+    within one of its buffers), its line, and the data row and column it falls in (fields
+    split at ``sep``; line ends LF, CRLF or CR)."""
     import codecs
     import csv
     import gzip
@@ -344,11 +442,13 @@ def _first_non_utf8(path: Path, exc: UnicodeDecodeError) -> dict:
                 break
             consumed += len(chunk)
     before = "".join(parts)
-    line = before.count("\n") + 1
-    first = before.split("\n", 1)[0]
-    sep = next((c for c in (";", "\t") if "," not in first and c in first), ",")
+    line = len(re.findall(r"\r\n|\r|\n", before)) + 1
     rows, column = None, None
-    records = list(csv.reader(io.StringIO(before), delimiter=sep))
+    try:
+        records = list(csv.reader(io.StringIO(before.replace("\x00", ""), newline=""),
+                                  delimiter=sep))
+    except csv.Error:  # no row to name: the byte and its line still are
+        return {"text": f"{reason} at byte {offset}, line {line}", "rows": None, "column": None}
     if before.endswith(("\n", "\r")) or not records:
         records.append([""])  # the bad byte starts a new record
     if len(records) > 1:
@@ -501,6 +601,36 @@ def parse_numbers(column: pd.Series, *, name: str, path: str | None, what: str,
     return values
 
 
+#: Text that names a year or a month, not a day: the ISO parser reads ``1994`` as 1 January
+#: and ``1994-12`` (or ``1994/12``) as the 1st, silently moving every such event.
+_COARSE_DATE_RE = re.compile(r"^\s*[+-]?(\d{4})(?:\s*[-/.]\s*(\d{1,2}))?\s*$")
+
+
+def coarse_dates(column: pd.Series) -> tuple[str, np.ndarray] | None:
+    """Dates given only to the year or the month (``1994``, ``1994-12``): the problem in
+    words and the cells (a mask), or None.
+
+    A wake counts whole days: read as 1 January or the 1st, such events would land up to a
+    year from where they happened, with nothing to show for it; every date reader refuses
+    them (the caller names the file, the column and the rows).
+    """
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return None
+    raw = column.to_numpy(dtype=object)
+    matches = [_COARSE_DATE_RE.match(v) if isinstance(v, str) else None for v in raw]
+    coarse = np.array([m is not None for m in matches], dtype=bool)
+    if not coarse.any():
+        return None
+    months = sum(1 for m in matches if m is not None and m.group(2))
+    years = int(coarse.sum()) - months
+    what = " and ".join(part for part in (
+        f"{years:,} to the year only" if years else "",
+        f"{months:,} to the month only" if months else "") if part)
+    return (f"{int(coarse.sum()):,} of {len(raw):,} dates are given {what} "
+            f"(e.g. {show_values(raw[coarse])}), which would be read as 1 January or the 1st "
+            "of the month; wakes count whole days, so give each event's day", coarse)
+
+
 def parse_dates(column: pd.Series, *, name: str, path: str | None) -> pd.Series:
     """Parse a column of dates (a time of day, if any, is dropped) to midnight UTC.
 
@@ -510,9 +640,13 @@ def parse_dates(column: pd.Series, *, name: str, path: str | None) -> pd.Series:
     Raises
     ------
     EventDataError
-        A cell holds text that is no date in those formats (naming the rows and the column).
+        A cell holds text that is no date in those formats, or a date given only to the year
+        or the month (:func:`coarse_dates`), naming the rows and the column.
     """
     missing = missing_mask(column)
+    if (coarse := coarse_dates(column)) is not None:
+        raise EventDataError(coarse[0], path=path, rows=list(np.flatnonzero(coarse[1]) + 1),
+                             column=name)
     text = column.astype("str").str.strip().where(~missing, None)
     parsed = pd.Series(pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True))
     for fmt in _DATE_FORMATS:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import special
 
 from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.core.rcompat import r_round
@@ -34,8 +35,14 @@ from bayes_wake.io.artefacts import write_table
 from bayes_wake.options import Estimation, Formula, check_choice
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
+           "EXTRA_ESTIMATE_COLUMNS", "coefficient_interval",
            "matched_cells", "match_variables", "wake_weights", "covariate_strata",
            "vcov_inputs", "standard_error_table", "ROBUST_ERRORS", "regression_design"]
+
+#: The columns the estimates table has beyond R's, after them so R's stay a prefix: the
+#: treatment coefficient's standard error (the ``vcov`` choice) and its interval at level
+#: 1 - alpha (the interval that inverts the reported test).
+EXTRA_ESTIMATE_COLUMNS = ("std_error", "ci_lower", "ci_upper")
 
 FORMULAS = {
     "lag": "dependent_post ~ dependent_pre + treatment",
@@ -106,10 +113,14 @@ class MWAResult:
     ----------
     estimates, matching, sutva, wakes
         R's four tables (``estimates``, ``matching``, ``SUTVA``, ``wakes``), same columns and
-        row order.
+        row order; ``estimates`` adds :data:`EXTRA_ESTIMATE_COLUMNS` after R's columns:
+        ``std_error`` (of the ``vcov`` choice) and ``ci_lower``, ``ci_upper``, the
+        ``1 - alpha`` interval that inverts the reported test (it excludes 0 exactly when
+        ``pvalue <= alpha``).
     surface
         The estimates as an :class:`xarray.Dataset` with dims ``window`` x ``radius``
-        (variables ``estimate``, ``std_error``, ``pvalue``, ``adj_r_squared``,
+        (variables ``estimate``, ``std_error``, ``ci_lower``, ``ci_upper``, ``pvalue``,
+        ``adj_r_squared``,
         ``intercept``, ``intercept_pvalue``, ``n_treated``, ``n_control``, and
         ``na_reason``: why a cell is NA, in a few words, empty where it is estimated).
     settings
@@ -245,8 +256,8 @@ def matched_wake_analysis(
     clusters, kernel = vcov_inputs(cube, vcov_spec)
     est_rows, match_rows, sutva_rows = [], [], []
     surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
-        "estimate", "std_error", "pvalue", "adj_r_squared", "intercept", "intercept_pvalue",
-        "n_treated", "n_control", "L1_pre", "L1_post")}
+        "estimate", "std_error", "ci_lower", "ci_upper", "pvalue", "adj_r_squared",
+        "intercept", "intercept_pvalue", "n_treated", "n_control", "L1_pre", "L1_post")}
     na_reason = np.full((len(windows), len(radii)), "", dtype=object)
     total = len(windows) * len(radii)
     for done, cell in enumerate(matched_cells(cube, settings), 1):
@@ -266,13 +277,17 @@ def matched_wake_analysis(
             row["adj.r.squared"] = fit.adj_r_squared if estimated else np.nan
         row["intercept"] = fit.coef[0] if estimated else np.nan
         row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
+        row["std_error"] = fit.std_error[-1] if defined else np.nan
+        row["ci_lower"], row["ci_upper"] = coefficient_interval(fit, 1 - settings.alpha) \
+            if defined else (np.nan, np.nan)
         est_rows.append(row)
         match_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
                            **cell.balance})
         sutva_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
                            **_sutva_shares(cell.wakes)})
         for key, value in (("estimate", row["estimate"]), ("pvalue", row["pvalue"]),
-                           ("std_error", fit.std_error[-1] if defined else np.nan),
+                           ("std_error", row["std_error"]), ("ci_lower", row["ci_lower"]),
+                           ("ci_upper", row["ci_upper"]),
                            ("adj_r_squared", row.get("adj.r.squared", np.nan)),
                            ("intercept", row["intercept"]),
                            ("intercept_pvalue", row["intercept.pval"]),
@@ -301,6 +316,7 @@ def matched_wake_analysis(
                           "formula": FORMULAS[formula],
                           "settings": json.dumps(asdict(settings)),
                           "standard_errors": vcov_spec.label,
+                          "ci_level": 1 - settings.alpha,
                           "t_unit": cube.attrs.get("t_unit", "days"),
                           "convention": cube.attrs.get("convention", "")})
     return MWAResult(
@@ -312,6 +328,27 @@ def matched_wake_analysis(
         settings=settings,
         cube_attrs=dict(cube.attrs),
     )
+
+
+def coefficient_interval(fit: OLSFit, level: float) -> tuple[float, float]:
+    """The ``level`` interval of the treatment coefficient that inverts the fit's own test.
+
+    It holds the effects that the two-sided test behind ``fit.pvalue`` would not reject at
+    ``1 - level``, so it excludes 0 exactly when the p-value is at most ``1 - level``: t with
+    the test's own degrees of freedom (``fit.df_test``: the residual df for classical, HC1
+    and HC3, G - 1 for CR1, Satterthwaite's for CR2 and ``conley-bm``), the normal where
+    they are infinite (``conley``).
+
+    Returns
+    -------
+    tuple of float
+        ``(lower, upper)`` in the estimate's unit (events per wake).
+    """
+    estimate, se = float(fit.coef[-1]), float(fit.std_error[-1])
+    df = float(np.asarray(fit.df_test)[-1])
+    tail = (1 - level) / 2
+    critical = -special.ndtri(tail) if np.isinf(df) else -special.stdtrit(df, tail)
+    return estimate - critical * se, estimate + critical * se
 
 
 @dataclass(frozen=True)

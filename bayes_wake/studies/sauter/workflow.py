@@ -475,9 +475,11 @@ def _layers(bases, rivers, rivers_where, roads, roads_where, layers) -> dict[str
     """The distance-covariate layers by covariate name (the bases always)."""
     specs: dict[str, object] = {"dist_base_km": load_layer(bases)}
     if rivers:
-        specs["dist_water_km"] = [load_layer(p, where=rivers_where) for p in rivers]
+        specs["dist_water_km"] = [load_layer(p, where=rivers_where, kinds=("lines", "polygons"),
+                                             what="rivers layer") for p in rivers]
     if roads:
-        specs["dist_road_km"] = [load_layer(p, where=roads_where) for p in roads]
+        specs["dist_road_km"] = [load_layer(p, where=roads_where, kinds=("lines",),
+                                            what="roads layer") for p in roads]
     for name, path in (layers or {}).items():
         specs[name] = load_layer(path)
     return specs
