@@ -70,7 +70,7 @@ def _theta(**values):
     from bayes_wake.bayes.did_surface import HYPERPARAMETERS
 
     return {n: values.get(n, 0.0 if not n.startswith("length") else 0.5)
-            for n in (*HYPERPARAMETERS, "level", "proportional")}
+            for n in (*HYPERPARAMETERS["smooth"], "level", "proportional")}
 
 
 def test_the_kernel_is_a_valid_covariance():
@@ -112,11 +112,17 @@ def test_the_discrepancy_moves_the_surface_between_the_smooth_fit_and_the_estima
     baseline direction), a huge discrepancy returns the OLS estimates themselves with their
     own noise shrunk by d^2 / (1 + d^2), and d = 0 a surface in the span of the two
     fixed directions."""
-    from bayes_wake.bayes.did_surface import HYPERPARAMETERS, draw_surface, fixed_terms
+    from bayes_wake.bayes.did_surface import (
+        HYPERPARAMETERS,
+        PROPORTIONAL_SD,
+        draw_surface,
+        prior_covariance,
+        scale_reference,
+    )
 
     data = prepare_surface_data(cube, SETTINGS, errors="wake")
     hyper = {n: np.full((1, 4000), 0.5 if n.startswith("length") else 0.0)
-             for n in HYPERPARAMETERS}
+             for n in HYPERPARAMETERS["smooth"]}
     d = data.defined
     y = data.estimate.ravel()[d]
     loose = draw_surface(data, hyper, seed=1, discrepancy=100.0).reshape(-1, data.n_cells)
@@ -124,15 +130,48 @@ def test_the_discrepancy_moves_the_surface_between_the_smooth_fit_and_the_estima
                                atol=4 * data.std_error.max() / np.sqrt(4000))
     np.testing.assert_allclose(loose.std(axis=0)[d], data.std_error, rtol=0.08)
     tight = draw_surface(data, hyper, seed=1).reshape(-1, data.n_cells).mean(axis=0)
-    fixed = fixed_terms(data)
     n_w, n_r = len(data.windows), len(data.radii)
     count = np.outer(np.arange(1, n_w + 1), np.arange(1, n_r + 1)).ravel()
     span = np.column_stack([count, data.baseline.ravel()])
     coef = np.linalg.lstsq(span, tight, rcond=None)[0]
     np.testing.assert_allclose(span @ coef, tight, atol=1e-8 * max(1, abs(tight).max()))
-    assert fixed["level"] > 0 and fixed["proportional"] > 0
-    # the spec's mean_sd scales the common mean's prior sd
-    assert fixed_terms(data, mean_sd=2.5)["level"] == pytest.approx(2.5 * fixed["level"])
+    # the two fixed directions: a common increment mean with sd mean_sd x the prior unit, and
+    # the baseline with sd PROPORTIONAL_SD
+    theta = {n: v[0, 0] for n, v in hyper.items()}
+    b = data.baseline.ravel()
+    k = prior_covariance(data, theta, "smooth", mean_sd=2.5)
+    expected = grid_kernel(data.windows, data.radii, {
+        **theta, "level": 2.5 * scale_reference(data), "proportional": PROPORTIONAL_SD}, b)
+    np.testing.assert_allclose(k, expected, rtol=1e-12)
+
+
+def test_the_adaptive_field_pools_flat_stretches_and_frees_a_jump():
+    """Tiny jump scales tie all increments to one level (every pair correlated ~1); one large
+    local scale frees exactly that jump (the two increments it separates decouple), and the
+    precision is a valid, proper Markov random field on the grid's edges."""
+    from bayes_wake.bayes.did_surface import adaptive_precision, grid_edges
+
+    n_w, n_r = 3, 2
+    edges = grid_edges(n_w, n_r)
+    assert edges.shape == ((n_w - 1) * n_r + n_w * (n_r - 1), n_w * n_r)
+    assert np.all(edges.sum(axis=1) == 0) and np.all(np.abs(edges).sum(axis=1) == 2)
+    tied = {"jump_scale": 1e-3, "jump_local": np.ones(len(edges)), "jump_slab": 1.0}
+    q = adaptive_precision(n_w, n_r, tied, ref=1.0, level_sd=3.0)
+    assert np.all(np.linalg.eigvalsh(q) > 0)
+    cov = np.linalg.inv(q)
+    corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    assert corr.min() > 0.999
+    # free the jump between interval 0 and 1 in ring 0 (edge 0) and every jump leaving
+    # increment 0: it decouples from the rest
+    leaving = np.flatnonzero(edges[:, 0] != 0)
+    free = dict(tied, jump_local=np.where(np.isin(np.arange(len(edges)), leaving), 1e4, 1.0))
+    cov = np.linalg.inv(adaptive_precision(n_w, n_r, free, ref=1.0, level_sd=3.0))
+    corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    assert abs(corr[0, 1]) < 0.2 and corr[1:, 1:].min() > 0.999
+    # the slab caps a free jump's scale at SLAB_SCALE x ref
+    from bayes_wake.bayes.did_surface import SLAB_SCALE
+
+    assert np.sqrt(cov[0, 0]) < 2 * SLAB_SCALE
 
 
 def test_the_unpooled_surface_returns_the_ols_estimates(cube):
@@ -162,7 +201,7 @@ def test_a_pooling_the_surface_model_does_not_have_is_refused():
 
     spec = load_spec("smooth_did").model_dump()
     spec["effect"]["pooling"] = "hierarchical"
-    with pytest.raises(ModelSpecError, match="takes effect pooling smooth or none"):
+    with pytest.raises(ModelSpecError, match="takes effect pooling adaptive or smooth or none"):
         parse_spec(spec)
 
 

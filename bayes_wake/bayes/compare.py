@@ -23,6 +23,7 @@ __all__ = ["fit_matched", "write_beside", "shrinkage_warning"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
+    "adaptive": "no OLS estimate: pooled from neighbouring windows (the model's adaptive field)",
     "smooth": "no OLS estimate: pooled from neighbouring windows (the model's smoothing)",
     "hierarchical": "no OLS estimate: pooled across all windows (hierarchical prior)",
     "none": "no OLS estimate: this model's prior and wakes alone (no pooling)",

@@ -12,22 +12,22 @@ wake relative to the control wakes' change, on the count scale. The model has tw
    counts once as evidence. ``errors`` chooses the clusters: each wake on its own (the
    default spec's choice, measured best calibrated on the battery), anchors at one location
    (projects geocoded to one town share their wakes), ``CR1:COLUMN`` or ``conley:KM``.
-2. **Pooling.** The ring x interval increments get a Gaussian-process prior with an ANOVA
-   structure (:func:`grid_kernel`): a common mean (an effect spread evenly over lags and
-   distances), a Matern 5/2 process over the intervals alone (an effect that varies with
-   lag, the same at every distance), one over the rings alone, and their product (both);
-   the cumulative surface is the sum of the increments. Real effects spread smoothly over
-   lags and distances, sampling noise does not; the common mean and the main effects carry
-   the signal that only shows once the increments are summed. One more direction is
-   proportional to the wakes' baseline (their mean pre-period count per cell): an effect
-   that scales real activity up or down (thinning, or more events where there were
-   already many), still on the count scale, is carried by a single coefficient. The GP's
-   amplitudes and length scales are learned: NUTS samples them on the marginal likelihood
-   (the surface integrated out); the common mean and the proportional coefficient have
-   fixed normal priors (:func:`fixed_terms`); the surface is then drawn exactly from its
-   Gaussian conditional for every draw.
-3. **Discrepancy.** The true surface is the smooth one plus non-smooth detail
-   ~ N(0, d^2 V), a fixed share ``d`` of the sampling noise: what the smooth structure
+2. **Pooling** (the spec's ``effect.pooling``). ``adaptive`` (the default spec's): a locally
+   adaptive Markov random field on the ring x interval increments (:func:`adaptive_precision`):
+   the jump between two neighbouring increments has a regularised-horseshoe scale, so the
+   surface is pooled where it is flat and free to jump where an effect starts or stops at a
+   lag or a distance. ``smooth``: a Gaussian-process prior with an ANOVA structure
+   (:func:`grid_kernel`: a common mean, Matern 5/2 processes over the intervals alone, over
+   the rings alone, and their product), which spreads a sharp onset into its neighbours.
+   ``none``: each cell its own estimate (:func:`draw_unpooled`; the OLS table exactly). The
+   cumulative surface is the sum of the increments; one more direction is proportional to
+   the wakes' baseline (their mean pre-period count per cell), for an effect that scales
+   real activity. The hyperparameters are sampled by NUTS on the marginal likelihood (the
+   surface integrated out); the surface is then drawn exactly from its Gaussian conditional
+   for every draw. :func:`shrinkage` says, per cell, how far pooling moved the posterior
+   mean from the cell's own estimate.
+3. **Discrepancy.** The true surface is the pooled one plus non-smooth detail
+   ~ N(0, d^2 V), a fixed share ``d`` of the sampling noise: what the prior
    cannot represent (an effect that also moves other wakes' pre-periods, or one confined to
    a few cells) is neither erased nor trusted away, and the intervals stay honest there.
 
@@ -51,7 +51,8 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
 
 __all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
-           "draw_unpooled", "shrinkage", "grid_kernel", "restrict", "table_cells",
+           "draw_unpooled", "shrinkage", "grid_kernel", "grid_edges", "adaptive_precision",
+           "prior_covariance", "surface_inputs", "restrict", "table_cells",
            "HYPERPARAMETERS", "CLEAR_T", "PULL_SE"]
 
 
@@ -257,25 +258,24 @@ def _nearest_psd(cov: np.ndarray) -> np.ndarray:
     return (vectors * np.maximum(values, floor)) @ vectors.T
 
 
-#: The prior's hyperparameters sampled on the marginal likelihood: the increments' GP
-#: amplitudes (events per wake) and length scales (on grid indices scaled to [0, 1]).
-HYPERPARAMETERS = ("amplitude_window", "amplitude_radius", "amplitude",
-                   "length_window", "length_radius")
+#: The prior's hyperparameters sampled on the marginal likelihood, per pooling: ``smooth``,
+#: the increments' GP amplitudes (events per wake) and length scales (on grid indices scaled
+#: to [0, 1]); ``adaptive``, the global and local scales of the jumps between neighbouring
+#: increments and the slab that caps them (:func:`adaptive_precision`), in units of
+#: :func:`scale_reference`.
+HYPERPARAMETERS = {
+    "smooth": ("amplitude_window", "amplitude_radius", "amplitude", "length_window",
+               "length_radius"),
+    "adaptive": ("jump_scale", "jump_local", "jump_slab"),
+}
+
+#: ``adaptive``: the slab (the largest jump the horseshoe leaves unshrunk) is inverse-gamma
+#: (2, 2) around this many :func:`scale_reference` units, about one event per wake on the
+#: paper's grid; far above any planted jump, so it only keeps the sampler off infinity.
+SLAB_SCALE = 10.0
 
 #: Prior sd of the coefficient on the baseline direction (a share of the baseline).
 PROPORTIONAL_SD = 0.5
-
-
-def fixed_terms(data: SurfaceData, mean_sd: float = 1.0) -> dict:
-    """The prior sds of the two fixed-effect directions of :func:`grid_kernel`.
-
-    ``level`` (the common increment mean, ``mean_sd`` x :func:`scale_reference`, events per
-    wake) and ``proportional`` (:data:`PROPORTIONAL_SD`). Each is one coefficient; learning
-    its prior sd from the data would be a variance estimated from a single draw, whose
-    posterior mass near zero shrinks a clear overall effect toward 0, so they are fixed
-    normal priors instead.
-    """
-    return {"level": mean_sd * scale_reference(data), "proportional": PROPORTIONAL_SD}
 
 
 def grid_kernel(windows, radii, theta, baseline=None, *, module=np):
@@ -334,48 +334,162 @@ def _discrepancy(data: SurfaceData, discrepancy: float) -> np.ndarray:
     return out
 
 
+def grid_edges(n_w: int, n_r: int) -> np.ndarray:
+    """The difference operator of neighbouring increments, shape (edges, n_w * n_r): one row
+    per pair of increments adjacent in lag (same ring) or in distance (same interval)."""
+    pairs = [(i * n_r + j, (i + 1) * n_r + j) for i in range(n_w - 1) for j in range(n_r)]
+    pairs += [(i * n_r + j, i * n_r + j + 1) for i in range(n_w) for j in range(n_r - 1)]
+    d = np.zeros((len(pairs), n_w * n_r))
+    for row, (a, b) in enumerate(pairs):
+        d[row, a], d[row, b] = 1.0, -1.0
+    return d
+
+
+def adaptive_precision(n_w: int, n_r: int, theta, ref: float, level_sd: float, *,
+                       module=np):
+    """Prior precision of the increments of the locally adaptive field.
+
+    A Gaussian Markov random field on the ring x interval increments whose jumps between
+    neighbours have regularised-horseshoe scales (Faulkner and Minin 2018; Piironen and
+    Vehtari 2017): jump ``e`` ~ N(0, s_e^2) with ``s_e^2 = c^2 t^2 l_e^2 / (c^2 + t^2
+    l_e^2)``, ``t`` = ``jump_scale`` x ``ref`` (global), ``l_e`` = ``jump_local[e]``,
+    ``c^2`` = ``jump_slab`` x (:data:`SLAB_SCALE` x ``ref``)^2. Most jumps are shrunk to 0,
+    so the surface is flat where the data are; a few are left free, so an effect can start
+    at a lag, stop at a distance or sit only far out without being spread into its
+    neighbours. Each increment also has a weak N(0, (``level_sd`` x ``ref``)^2) prior, which
+    makes the field proper.
+
+    Returns
+    -------
+    Precision matrix, shape (n_w * n_r, n_w * n_r), per (events per wake)^2.
+    """
+    d = grid_edges(n_w, n_r)
+    t2 = (theta["jump_scale"] * ref) ** 2 * theta["jump_local"] ** 2
+    c2 = theta["jump_slab"] * (SLAB_SCALE * ref) ** 2
+    scale2 = c2 * t2 / (c2 + t2)
+    return module.dot(d.T / scale2[None, :], d) + np.eye(n_w * n_r) / (level_sd * ref) ** 2
+
+
+def prior_covariance(data: SurfaceData, theta, pooling: str, mean_sd: float) -> np.ndarray:
+    """Prior covariance of the cumulative cells (full grid, window outer) given the
+    hyperparameters ``theta``: :func:`grid_kernel` for ``smooth``; for ``adaptive`` the
+    cumulative sums of :func:`adaptive_precision`'s field, ``A Q^-1 A'``. Both add the
+    baseline-proportional direction (:func:`fixed_terms`)."""
+    return _prior_covariance(len(data.windows), len(data.radii), theta, pooling, mean_sd,
+                             scale_reference(data), data.baseline.ravel())
+
+
+def _prior_covariance(n_w, n_r, theta, pooling, mean_sd, ref, baseline, *, module=np):
+    """:func:`prior_covariance` from the grid's shape, the prior unit and the baseline
+    (numbers or PyTensor variables, ``module=pt``).
+
+    The common increment mean (``smooth``; sd ``mean_sd`` x ``ref``) and the coefficient on
+    the baseline direction (sd :data:`PROPORTIONAL_SD`) have fixed normal priors: each is one
+    coefficient, and learning its prior sd from the data would be a variance estimated from
+    a single draw, whose posterior mass near zero shrinks a clear overall effect toward 0.
+    """
+    level, proportional = mean_sd * ref, PROPORTIONAL_SD
+    outer = module.outer(baseline, baseline)
+    if pooling == "smooth":
+        return grid_kernel(np.arange(n_w), np.arange(n_r), {**theta, "level": level,
+                                                            "proportional": 0.0},
+                           module=module) + proportional**2 * outer
+    cumulative = np.kron(np.tril(np.ones((n_w, n_w))), np.tril(np.ones((n_r, n_r))))
+    precision = adaptive_precision(n_w, n_r, theta, ref, mean_sd, module=module)
+    inverse = pt.linalg.inv(precision) if module is pt else np.linalg.inv(precision)
+    return module.dot(module.dot(cumulative, inverse), cumulative.T) + proportional**2 * outer
+
+
+def _hyperpriors(pooling: str, ref, amplitude_sd: float, scale_sd: float,
+                 n_edges: int) -> dict:
+    """The sampled hyperparameters of a pooling, inside a PyMC model context (``ref``: the
+    prior unit, :func:`scale_reference`)."""
+    if pooling == "adaptive":
+        # half-Cauchy local scales as a half-normal times the root of an inverse-gamma(1/2,
+        # 1/2) (Piironen and Vehtari 2017): the same prior, without the funnel that made
+        # NUTS diverge on null-like data
+        normal = pm.HalfNormal("jump_local_normal", 1.0, shape=n_edges)
+        spread = pm.InverseGamma("jump_local_spread", 0.5, 0.5, shape=n_edges)
+        return {"jump_scale": pm.HalfCauchy("jump_scale", scale_sd),
+                "jump_local": pm.Deterministic("jump_local", normal * pt.sqrt(spread)),
+                "jump_slab": pm.InverseGamma("jump_slab", 2.0, 2.0)}
+    theta = {name: pm.HalfNormal(name, amplitude_sd * ref / 3)
+             for name in ("amplitude_window", "amplitude_radius", "amplitude")}
+    theta["length_window"] = pm.InverseGamma("length_window", 4.0, 1.5)
+    theta["length_radius"] = pm.InverseGamma("length_radius", 4.0, 1.5)
+    return theta
+
+
+#: A cell the OLS table leaves NA enters the marginal likelihood of the hyperparameters with
+#: estimate 0 and this many squared :func:`scale_reference` units of variance: no evidence
+#: (its weight is about 1e-4 of a defined cell's), but every fit on one grid then has the
+#: same shapes and one compiled model serves them all (:func:`surface_inputs`).
+UNDEFINED_VARIANCE = 1e4
+
+
+def surface_inputs(data: SurfaceData) -> dict[str, np.ndarray]:
+    """The data of :func:`build_surface_model` on the full grid (window outer): ``estimate``
+    (0 where the OLS table is NA), ``covariance`` (:data:`UNDEFINED_VARIANCE` there),
+    ``baseline`` and ``reference`` (:func:`scale_reference`)."""
+    ref = scale_reference(data)
+    estimate = np.zeros(data.n_cells)
+    estimate[data.defined] = data.estimate.ravel()[data.defined]
+    covariance = np.diag(np.full(data.n_cells, UNDEFINED_VARIANCE * ref**2))
+    covariance[np.ix_(data.defined, data.defined)] = data.covariance
+    return {"estimate": estimate, "covariance": covariance,
+            "baseline": data.baseline.ravel().astype(float), "reference": np.array(ref)}
+
+
 def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0, *, mean_sd: float = 1.0,
-                        discrepancy: float = 0.0) -> pm.Model:
+                        discrepancy: float = 0.0, pooling: str = "smooth",
+                        scale_sd: float = 0.3) -> pm.Model:
     """The marginal model of the hyperparameters: estimates ~ N(0, K(theta) + (1 + d^2) V).
+
+    The data enter as ``pm.Data`` (:func:`surface_inputs`), so a compiled model can be given
+    another fit's data of the same grid (``nutpie``'s ``with_data``).
 
     Parameters
     ----------
     data
         From :func:`prepare_surface_data`.
     amplitude_sd
-        Sd of the half-normal priors on the increments' GP amplitudes, in units of a third
-        of the largest cell standard error (:func:`scale_reference`).
+        ``smooth``: sd of the half-normal priors on the increments' GP amplitudes, in units
+        of a third of the largest cell standard error (:func:`scale_reference`).
     mean_sd
-        Sd of the normal prior on the common increment mean, in units of that error
-        (:func:`fixed_terms`).
+        ``smooth``: sd of the normal prior on the common increment mean; ``adaptive``: sd of
+        each increment's weak prior (:func:`adaptive_precision`); in units of that error.
     discrepancy
-        ``d``: the true surface is the smooth one plus non-smooth detail ~ N(0, d^2 V), detail
-        the GP cannot represent (an effect that also moves other wakes' pre-periods, or one
-        confined to a few cells) and that the data cannot tell from noise. It is fixed, not
-        learned: with ``V`` right, the data carry no information on it.
+        ``d``: the true surface is the pooled one plus non-smooth detail ~ N(0, d^2 V),
+        detail the prior cannot represent and that the data cannot tell from noise. It is
+        fixed, not learned: with ``V`` right, the data carry no information on it.
+    pooling
+        ``smooth`` (:func:`grid_kernel`) or ``adaptive`` (:func:`adaptive_precision`).
+    scale_sd
+        ``adaptive``: scale of the half-Cauchy prior on the global jump scale, in units of
+        that error.
     """
     if len(data.defined) == 0:
         raise SettingsError("no cell of the grid has a defined OLS estimate (too few matched "
                             "treated or control wakes); the surface model has no data")
-    y = data.estimate.ravel()[data.defined]
-    ref = scale_reference(data)
+    inputs = surface_inputs(data)
+    n = data.n_cells
+    n_edges = len(grid_edges(len(data.windows), len(data.radii)))
     with pm.Model() as model:
+        y = pm.Data("estimate", inputs["estimate"])
+        v = pm.Data("covariance", inputs["covariance"])
+        b = pm.Data("baseline", inputs["baseline"])
         # the prior unit is the largest cell's standard error; that cell sums all increments
-        theta = dict(fixed_terms(data, mean_sd))
-        for name in ("amplitude_window", "amplitude_radius", "amplitude"):
-            theta[name] = pm.HalfNormal(name, amplitude_sd * ref / 3)
-        theta["length_window"] = pm.InverseGamma("length_window", 4.0, 1.5)
-        theta["length_radius"] = pm.InverseGamma("length_radius", 4.0, 1.5)
-        k = grid_kernel(data.windows, data.radii, theta, data.baseline.ravel(), module=pt)
-        k = k[data.defined][:, data.defined]
-        cov = k + (1 + discrepancy**2) * data.covariance + 1e-10 * ref**2 * np.eye(len(y))
-        pm.Potential("weighted_loglik", pm.logp(pm.MvNormal.dist(mu=np.zeros(len(y)),
-                                                                  cov=cov), y))
+        ref = pm.Data("reference", inputs["reference"])
+        theta = _hyperpriors(pooling, ref, amplitude_sd, scale_sd, n_edges)
+        k = _prior_covariance(len(data.windows), len(data.radii), theta, pooling, mean_sd,
+                              ref, b, module=pt)
+        cov = k + (1 + discrepancy**2) * v + 1e-10 * ref**2 * pt.eye(n)
+        pm.Potential("weighted_loglik", pm.logp(pm.MvNormal.dist(mu=pt.zeros(n), cov=cov), y))
     return model
 
 
 def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
-                 discrepancy: float = 0.0) -> np.ndarray:
+                 discrepancy: float = 0.0, pooling: str = "smooth") -> np.ndarray:
     """Exact draws of the cumulative surface given each hyperparameter draw.
 
     Parameters
@@ -383,10 +497,11 @@ def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
     data
         From :func:`prepare_surface_data`.
     hyper
-        :data:`HYPERPARAMETERS` to draws, each of shape (chain, draw).
+        The pooling's :data:`HYPERPARAMETERS` to draws, each of shape (chain, draw) (and a
+        last axis for ``jump_local``).
     seed
         Seed of the draws.
-    mean_sd, discrepancy
+    mean_sd, discrepancy, pooling
         As in :func:`build_surface_model`.
 
     Returns
@@ -397,15 +512,13 @@ def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
     rng = np.random.default_rng(seed)
     y = data.estimate.ravel()[data.defined]
     d = data.defined
-    shape = np.shape(hyper["amplitude"])
+    shape = np.shape(hyper[HYPERPARAMETERS[pooling][0]])[:2]
     out = np.empty(shape + (data.n_cells,))
     jitter = 1e-10 * scale_reference(data) ** 2
-    fixed = fixed_terms(data, mean_sd)
     detail = _discrepancy(data, discrepancy)
     for index in np.ndindex(shape):
-        k = grid_kernel(data.windows, data.radii,
-                        {**fixed, **{n: v[index] for n, v in hyper.items()}},
-                        data.baseline.ravel()) + detail
+        k = prior_covariance(data, {n: v[index] for n, v in hyper.items()}, pooling,
+                             mean_sd) + detail
         k_dd = k[np.ix_(d, d)]
         chol = linalg.cho_factor(k_dd + data.covariance + jitter * np.eye(len(d)))
         cross = k[:, d]

@@ -35,7 +35,7 @@ from bayes_wake.io.artefacts import atomic_path, package_versions
 from bayes_wake.io.tables import counted
 
 __all__ = ["BayesResult", "fit_surface", "sample_model", "effect_surface_table",
-           "load_posterior", "SAMPLERS", "Diagnostics"]
+           "load_posterior", "SAMPLERS", "Diagnostics", "SHRINKAGE_COLUMNS"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 #: Convergence thresholds (Vehtari et al. 2021).
@@ -43,6 +43,10 @@ MAX_RHAT, MIN_ESS = 1.01, 400
 SURFACE_COLUMNS = ["t_window", "spat_window", "mean", "sd", "ci_lower", "ci_upper",
                    "prob_positive", "rate_ratio_mean", "rate_ratio_ci_lower",
                    "rate_ratio_ci_upper", "r_hat", "ess_bulk", "converged"]
+#: The count-scale surface's further columns: the cell's own estimate, how far pooling moved
+#: the posterior mean from it (robust standard errors) and whether it pulled a clear one
+#: toward 0 (:func:`bayes_wake.bayes.did_surface.shrinkage`).
+SHRINKAGE_COLUMNS = ["ols_estimate", "shift_se", "pulled_to_zero"]
 
 
 @dataclass(frozen=True)
@@ -121,10 +125,10 @@ class BayesResult:
     def table(self) -> pd.DataFrame:
         """The surface as the ``effect_surface.csv`` table (t_window outer, spat_window inner);
         its ``converged`` column (1 or 0, the same in every row) says whether the fit passed
-        the convergence rule."""
+        the convergence rule; count-scale fits add :data:`SHRINKAGE_COLUMNS`."""
         frame = self.surface.to_dataframe().reset_index()
         frame = frame.rename(columns={"window": "t_window", "radius": "spat_window"})
-        return frame[SURFACE_COLUMNS]
+        return frame[SURFACE_COLUMNS + [c for c in SHRINKAGE_COLUMNS if c in frame]]
 
     def write_outputs(self, folder: str | os.PathLike) -> str | None:
         """Write ``effect_surface.csv`` and ``posterior.nc`` into ``folder`` and, for a fit
@@ -194,9 +198,20 @@ def _data_hash(data: ModelData) -> str:
     return digest.hexdigest()
 
 
-def sample_model(model, spec: ModelSpec, *,
-                 progressbar: bool = True) -> tuple[xr.DataTree, float, float]:
+#: nutpie's compiled models of the count-scale surface, by grid shape and prior (the last four
+#: per process: a battery fits one grid with a few specs many times).
+_COMPILED: dict = {}
+
+
+def sample_model(model, spec: ModelSpec, *, progressbar: bool = True,
+                 reuse: tuple | None = None) -> tuple[xr.DataTree, float, float]:
     """Sample a built model with the spec's sampler settings.
+
+    Parameters
+    ----------
+    reuse
+        ``(key, data)``: with nutpie, the model compiled for ``key`` earlier in this process
+        is given ``data`` (its ``pm.Data`` values) instead of compiling ``model`` again.
 
     Returns
     -------
@@ -211,7 +226,15 @@ def sample_model(model, spec: ModelSpec, *,
     if settings.backend == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
+        if reuse is None:
+            compiled = nutpie.compile_pymc_model(model)
+        else:
+            key, data = reuse
+            if key not in _COMPILED:
+                while len(_COMPILED) >= 4:  # the oldest goes
+                    _COMPILED.pop(next(iter(_COMPILED)))
+                _COMPILED[key] = nutpie.compile_pymc_model(model)
+            compiled = _COMPILED[key].with_data(**data)
         compile_s = time.perf_counter() - start
         start = time.perf_counter()
         idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
@@ -486,8 +509,9 @@ def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
 
 def _surface_prior(spec: ModelSpec) -> dict:
     """The count-scale surface's prior settings from a spec."""
-    return {"amplitude_sd": spec.effect.scale_sd, "mean_sd": spec.effect.mean_sd,
-            "discrepancy": spec.discrepancy}
+    return {"amplitude_sd": spec.effect.scale_sd, "scale_sd": spec.effect.scale_sd,
+            "mean_sd": spec.effect.mean_sd, "discrepancy": spec.discrepancy,
+            "pooling": spec.effect.pooling}
 
 
 def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
@@ -516,6 +540,7 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
         draw_surface,
         draw_unpooled,
         shrinkage,
+        surface_inputs,
     )
 
     data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
@@ -530,12 +555,17 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
         names = ["additive_effect"]
     else:
         model = build_surface_model(data, **_surface_prior(spec))
-        idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
-        hyper = {n: idata.posterior[n].to_numpy() for n in HYPERPARAMETERS}
+        key = ("count_did", len(data.windows), len(data.radii), spec.effect,
+               spec.discrepancy)
+        idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar,
+                                                  reuse=(key, surface_inputs(data)))
+        hyperparameters = HYPERPARAMETERS[spec.effect.pooling]
+        hyper = {n: idata.posterior[n].to_numpy() for n in hyperparameters}
         prior = _surface_prior(spec)
         surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed,
-                                     mean_sd=prior["mean_sd"], discrepancy=prior["discrepancy"])
-        names = [*HYPERPARAMETERS, "additive_effect"]
+                                     mean_sd=prior["mean_sd"], discrepancy=prior["discrepancy"],
+                                     pooling=spec.effect.pooling)
+        names = [*hyperparameters, "additive_effect"]
     posterior = idata.posterior.to_dataset()
     # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
     # is reported only where the paper's estimand is defined

@@ -41,10 +41,12 @@ def _models_dir() -> Path:
 MODELS_DIR = _models_dir()
 
 
-#: Poolings of the count-scale surface (:mod:`bayes_wake.bayes.did_surface`): ``smooth`` (the
-#: Gaussian-process prior), ``none`` (each cell its own estimate: the OLS table's estimates
-#: with their joint robust covariance, the reference every pooled surface is judged against).
-COUNT_DID_POOLING = ("smooth", "none")
+#: Poolings of the count-scale surface (:mod:`bayes_wake.bayes.did_surface`): ``adaptive``
+#: (a locally adaptive Markov random field: flat where the data are, free to jump at an onset
+#: or a cut-off), ``smooth`` (the Gaussian-process prior), ``none`` (each cell its own
+#: estimate: the OLS table's estimates with their joint robust covariance, the reference
+#: every pooled surface is judged against).
+COUNT_DID_POOLING = ("adaptive", "smooth", "none")
 
 
 class _Strict(BaseModel):
@@ -60,7 +62,8 @@ class FieldPrior(_Strict):
         ``smooth``: a BYM2-type field on the grid graph (neighbouring windows and radii share
         strength; the mix of smooth and rough parts and the overall scale are learned);
         ``hierarchical``: exchangeable cells around a common mean; ``none``: independent
-        cells with a fixed prior.
+        cells with a fixed prior; ``adaptive`` (the count-scale surface's effect only): a
+        locally adaptive Markov random field over the increments.
     mean_sd
         Sd of the normal prior on the grid-wide mean (log scale for count likelihoods).
     mean_mu
@@ -70,7 +73,7 @@ class FieldPrior(_Strict):
         for ``none`` the fixed prior sd of each cell.
     """
 
-    pooling: Literal["smooth", "hierarchical", "none"] = "hierarchical"
+    pooling: Literal["adaptive", "smooth", "hierarchical", "none"] = "hierarchical"
     mean_mu: float = 0.0
     mean_sd: float = Field(1.0, gt=0)
     scale_sd: float = Field(0.5, gt=0)
@@ -179,6 +182,11 @@ class ModelSpec(_Strict):
                              "robust_normal only with count_did")
         if self.discrepancy and self.estimand != "count_did":
             raise ValueError("discrepancy applies to estimand: count_did only")
+        adaptive = [name for name in ("intercept", "slope", "effect")
+                    if getattr(self, name).pooling == "adaptive"]
+        if adaptive and (self.estimand != "count_did" or adaptive != ["effect"]):
+            raise ValueError("pooling: adaptive is the count_did effect's only (given for "
+                             f"{', '.join(adaptive)})")
         if self.estimand == "count_did":
             check_errors(self.errors)
             if self.effect.pooling not in COUNT_DID_POOLING:
