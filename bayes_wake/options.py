@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 from bayes_wake.errors import SettingsError
 
 __all__ = ["Convention", "Formula", "Estimation", "TimeUnit", "PAPER_WINDOWS", "PAPER_RADII",
-           "MAX_SEED", "check_choice"]
+           "MAX_SEED", "DEFAULT_SPEC", "check_choice"]
 
 #: Wake counting: R's ``mwa`` (111.111 km per degree, edge wakes dropped) or ``exact``.
 Convention = Literal["mwa", "exact"]
@@ -24,6 +24,10 @@ Estimation = Literal["lm", "att"]
 #: The unit of the temporal windows (R's ``t_unit``; :mod:`bayes_wake.core.windows` also
 #: accepts R's spellings ``mins``, ``secs``, ...).
 TimeUnit = Literal["days", "hours", "minutes", "seconds"]
+
+#: The default Bayesian model: the shipped spec ``models/adaptive_did.yaml`` (the count-scale
+#: surface with locally adaptive pooling; docs/bayesian_model.md says why).
+DEFAULT_SPEC = "adaptive_did"
 
 #: Sauter's (2022) grid as (min, max, step): t = 10..60 days by 10, s = 3..15 km by 3, the
 #: default of every command that follows the paper.

@@ -43,6 +43,7 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
         run_recovery,
         score_recovery,
     )
+    from bayes_wake.options import DEFAULT_SPEC
 
     scenarios, conf = load_battery(path)
     placements = conf.get("placements", [0, 1, 2])[: 1 if quick else None]
@@ -53,10 +54,10 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
         windows=tuple(int(w) for w in np.arange(w0, w1 + 1, ws)),
         radii=tuple(float(r) for r in np.arange(r0, r1 + 1e-9, rs)),
         mwa={"match_on": ["dist_base_km"], **conf.get("mwa", {})},
-        methods=tuple(methods or conf.get("methods", ["ols", "smooth_did"])))
+        methods=tuple(methods or conf.get("methods", ["ols", DEFAULT_SPEC])))
     frames, scen_all = {}, []
-    for design in designs:
-        for p in placements:
+    for p in placements:  # placements outer: a battery stopped early is balanced over designs
+        for design in designs:
             for name, frame in sauter_studies(p, design=design).items():
                 frames[f"{name}@{design}:{p}"] = frame
             scen_all += [replace(s, data=f"{s.data}@{design}:{p}") for s in scenarios]

@@ -100,11 +100,11 @@ def test_the_wheel_ships_every_module_and_the_model_specs(tmp_path):
     for path in PACKAGE.rglob("*.py"):
         assert path.relative_to(REPO).as_posix() in names
     specs = {p.name for p in (REPO / "models").glob("*.yaml")}
-    assert {"smooth_did.yaml"} <= specs
+    assert {"adaptive_did.yaml", "smooth_did.yaml", "unpooled_did.yaml"} <= specs
     assert {f"bayes_wake/models/{s}" for s in specs} <= names
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = ("from bayes_wake.bayes.spec import default_spec_path, load_spec; "
-            "print(default_spec_path()); load_spec('smooth_did')")
+            "print(default_spec_path()); load_spec(default_spec_path())")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
     assert run.returncode == 0, run.stderr

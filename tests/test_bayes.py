@@ -13,11 +13,17 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bayes_wake.bayes.fit import SURFACE_COLUMNS, fit_surface, load_posterior
+from bayes_wake.bayes.fit import (
+    SHRINKAGE_COLUMNS,
+    SURFACE_COLUMNS,
+    fit_surface,
+    load_posterior,
+)
 from bayes_wake.bayes.spec import load_spec
 from bayes_wake.cli import main
 from bayes_wake.errors import ConvergenceWarning
 from bayes_wake.mwa.analysis import matched_wake_analysis
+from bayes_wake.options import DEFAULT_SPEC
 from bayes_wake.simulate import simulate_study
 from bayes_wake.wakes import count_wakes
 
@@ -34,7 +40,7 @@ def recovery_runs():
         study = simulate_study(seed)
         covariates = list(study.events.attrs["covariates"])
         cube = count_wakes(study.events, WINDOWS, RADII)
-        fit = fit_surface(cube, load_spec("smooth_did"), match_on=covariates, progressbar=False)
+        fit = fit_surface(cube, load_spec(DEFAULT_SPEC), match_on=covariates, progressbar=False)
         ols = matched_wake_analysis(cube, match_on=covariates, weighted=True)
         truth = study.true_effect(WINDOWS, RADII, convention="mwa")
         runs.append((fit, ols.surface, truth))
@@ -70,7 +76,7 @@ def test_result_saves_and_reloads_with_provenance(recovery_runs, tmp_path):
     for key in ("spec", "data_sha256", "versions", "converged"):
         assert key in back.attrs
     table = fit.table()
-    assert list(table.columns) == SURFACE_COLUMNS and len(table) == 30
+    assert list(table.columns) == SURFACE_COLUMNS + SHRINKAGE_COLUMNS and len(table) == 30
     assert (table["prob_positive"].between(0, 1)).all()
     region = fit.prob_positive(lambda w, r: (w >= 20) & (r <= 9))
     assert 0.0 <= region <= 1.0
@@ -98,7 +104,7 @@ def test_fit_command_writes_the_surface_table_posterior_and_figure(mwa_example_c
     result = _fit(mwa_example_csv, out, "--seed", "3")
     assert result.exit_code == 0, result.output
     surface = pd.read_csv(out / "effect_surface.csv")
-    assert list(surface.columns) == SURFACE_COLUMNS and len(surface) == 25
+    assert list(surface.columns) == SURFACE_COLUMNS + SHRINKAGE_COLUMNS and len(surface) == 25
     assert (surface["converged"] == 1).all()
     estimates = pd.read_csv(out / "estimates.csv")
     assert estimates["t_window"].tolist()[:5] == [2] * 5

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_wake.errors import SettingsError
+from bayes_wake.options import DEFAULT_SPEC
 
 GRID = dict(windows=[2, 6, 10], radii=[2, 6, 10])
 ARGS = ["--t-window", "2", "10", "4", "--spat-window", "2", "10", "4", "--match",
@@ -30,7 +31,7 @@ def small_fit(mwa_example_events):
     from bayes_wake.wakes import count_wakes
 
     cube = count_wakes(mwa_example_events, GRID["windows"], GRID["radii"])
-    spec = load_spec("smooth_did").with_sampler(draws=200, tune=200, chains=2, seed=7)
+    spec = load_spec(DEFAULT_SPEC).with_sampler(draws=200, tune=200, chains=2, seed=7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = fit_surface(cube, spec, match_on=["match1", "match2"], weighted=True, tcm=True,

@@ -283,8 +283,10 @@ def load_spec(path_or_name: str | Path) -> ModelSpec:
 
 
 def default_spec_path() -> Path:
-    """The default model: the count-scale DiD surface (``smooth_did``)."""
-    return MODELS_DIR / "smooth_did.yaml"
+    """The default model (:data:`bayes_wake.options.DEFAULT_SPEC`)."""
+    from bayes_wake.options import DEFAULT_SPEC
+
+    return MODELS_DIR / f"{DEFAULT_SPEC}.yaml"
 
 
 def list_specs() -> list[str]:

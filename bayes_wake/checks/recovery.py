@@ -58,6 +58,7 @@ import xarray as xr
 from bayes_wake.core.geo import destination, great_circle_km
 from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
+from bayes_wake.options import DEFAULT_SPEC
 from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import (
     MWASettings,
@@ -484,7 +485,7 @@ class RecoverySettings:
     windows: tuple[int, ...]
     radii: tuple[float, ...]
     mwa: dict
-    methods: tuple[str, ...] = ("ols", "smooth_did")
+    methods: tuple[str, ...] = ("ols", DEFAULT_SPEC)
     convention: str = "mwa"
     draws: int | None = None
     tune: int | None = None

@@ -82,6 +82,7 @@ from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis, write_table
 from bayes_wake.mwa.multiplicity import MultiplicitySummary, summarise_multiplicity
+from bayes_wake.options import DEFAULT_SPEC
 
 if TYPE_CHECKING:
     from bayes_wake.io.html import HtmlReport
@@ -206,7 +207,7 @@ class SensitivitySettings:
         """The reference :class:`~bayes_wake.bayes.spec.ModelSpec`."""
         from bayes_wake.bayes.spec import load_spec, parse_spec
 
-        return load_spec("smooth_did") if self.spec is None else parse_spec(self.spec,
+        return load_spec(DEFAULT_SPEC) if self.spec is None else parse_spec(self.spec,
                                                                             "--spec")
 
     def region(self) -> GridRegion:

@@ -150,8 +150,9 @@ def demo(out, seed, mwa_only, allow_unconverged):
                                        "simulation": study.settings}))
         if not mwa_only:
             from bayes_wake.bayes.spec import load_spec
+            from bayes_wake.options import DEFAULT_SPEC
 
-            fitted = _fit_and_write(stage, cube, result, load_spec("smooth_did"), console)
+            fitted = _fit_and_write(stage, cube, result, load_spec(DEFAULT_SPEC), console)
     _print_significant(console, result, "Matched wake analysis (simulated study)")
     if fitted is not None:
         _print_surface(console, fitted, result)

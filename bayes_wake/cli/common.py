@@ -18,7 +18,7 @@ from typing import get_args
 import click
 
 from bayes_wake.errors import BayesWakeError, NoDependentEventsWarning, SettingsError
-from bayes_wake.options import MAX_SEED, Convention, Estimation, Formula
+from bayes_wake.options import DEFAULT_SPEC, MAX_SEED, Convention, Estimation, Formula
 
 #: The type of every --seed: a whole number from 0 to MAX_SEED.
 SEED = click.IntRange(0, MAX_SEED)
@@ -527,7 +527,7 @@ allow_unconverged_option = click.option(
 def model_options(command: Callable) -> Callable:
     """The model and sampler options shared by ``fit`` and ``sauter``."""
     options = [
-        click.option("--spec", "spec_path", default="smooth_did", show_default=True,
+        click.option("--spec", "spec_path", default=DEFAULT_SPEC, show_default=True,
                      help="Model spec: a YAML file or the name of a spec in models/."),
         click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]),
                      default=None, help="Sampler backend (default: the spec's)."),

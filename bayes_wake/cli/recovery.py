@@ -26,6 +26,7 @@ from bayes_wake.cli.common import (
     mwa_options,
 )
 from bayes_wake.errors import SettingsError
+from bayes_wake.options import DEFAULT_SPEC
 
 
 def _parse_scenario(text: str):
@@ -67,7 +68,7 @@ def _parse_scenario(text: str):
               help="A YAML file of scenarios (see benchmarks/battery.yaml).")
 @click.option("--replicates", type=click.IntRange(1), default=3, show_default=True,
               help="Replicates per scenario.")
-@click.option("--methods", default="ols,smooth_did", show_default=True, metavar="A,B",
+@click.option("--methods", default=f"ols,{DEFAULT_SPEC}", show_default=True, metavar="A,B",
               help="ols and model specs (names in models/ or YAML files).")
 @click.option("--placebo-sites", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Candidate sites (CSV with lat, lon and the match columns) for re-drawn "

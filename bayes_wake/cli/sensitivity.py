@@ -29,6 +29,7 @@ from bayes_wake.cli.common import (
     mwa_options,
 )
 from bayes_wake.errors import SettingsError
+from bayes_wake.options import DEFAULT_SPEC
 
 
 @click.command(cls=RCommand, epilog=EXIT_CODES)
@@ -68,7 +69,7 @@ from bayes_wake.errors import SettingsError
 @click.option("--placebo-bayes", is_flag=True,
               help="Also fit the reference model on every placebo placement (one MCMC fit "
                    "each) for the size of its posterior intervals.")
-@click.option("--spec", "spec_path", default="smooth_did", show_default=True,
+@click.option("--spec", "spec_path", default=DEFAULT_SPEC, show_default=True,
               help="Reference model spec: a YAML file or the name of a spec in models/.")
 @click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain.")
 @click.option("--tune", type=click.IntRange(10), default=None, help="Tuning steps per chain.")

@@ -52,7 +52,13 @@ from bayes_wake.mwa.analysis import (
 )
 from bayes_wake.mwa.multiplicity import benjamini_hochberg
 from bayes_wake.mwa.multiplicity import holm as holm_adjusted
-from bayes_wake.options import PAPER_RADII, PAPER_WINDOWS, Convention, check_choice
+from bayes_wake.options import (
+    DEFAULT_SPEC,
+    PAPER_RADII,
+    PAPER_WINDOWS,
+    Convention,
+    check_choice,
+)
 from bayes_wake.wakes import count_wakes, save_cube
 
 __all__ = [
@@ -201,7 +207,7 @@ def reanalyze_sauter(
     weighted: bool = True,
     tcm: bool = True,
     alpha: float = 0.05,
-    spec: object = "smooth_did",
+    spec: object = DEFAULT_SPEC,
     bayes: bool = True,
     event_map: bool = True,
     progressbar: bool = False,
