@@ -319,3 +319,35 @@ def test_no_covariate_to_match_on_names_the_python_arguments():
 
     with pytest.raises(SettingsError, match=r"in match_on .*\(matching=False\)"):
         MWASettings(match_on=())
+
+
+def test_the_treated_overlap_share_is_what_the_wakes_table_says_and_warns_above_10pc():
+    """Per cell, the share of treated wakes holding another treatment's anchor (before or
+    after) equals the same share read off R's wakes table. Treatments geocoded to shared
+    places (simulate_study's default) overlap more than scattered ones and raise the
+    spillover warning; small wakes of scattered treatments hold no other treatment and do
+    not."""
+    from bayes_wake.mwa.analysis import SPILLOVER_SHARE, spillover_warning
+    from bayes_wake.simulate import simulate_study
+
+    largest = {}
+    for sites, grid in (("places", ([10, 30, 60], [3.0, 9.0, 15.0])),
+                        ("scattered", ([10, 30, 60], [3.0, 9.0, 15.0])),
+                        ("scattered", ([10], [1.0]))):
+        study = simulate_study(3, n_dependent=600, project_sites=sites)
+        covariates = list(study.events.attrs["covariates"])
+        cube = count_wakes(study.events, *grid)
+        result = matched_wake_analysis(cube, match_on=covariates)
+        wakes = result.wakes[result.wakes["treatment"] == 1]
+        oracle = ((wakes["SO_pre"] > 0) | (wakes["SO_post"] > 0)).groupby(
+            [wakes["t_window"], wakes["spat_window"]]).mean()
+        share = result.surface["treated_overlap"].to_series()
+        np.testing.assert_allclose(share.to_numpy(), oracle.to_numpy(), rtol=1e-12)
+        warning = spillover_warning(result)
+        if share.max() > SPILLOVER_SHARE:
+            assert "spillover" in warning and f"up to {share.max():.0%}" in warning
+        else:
+            assert warning is None
+        largest.setdefault(sites, share.max())
+    assert largest["places"] > largest["scattered"] > SPILLOVER_SHARE
+    assert share.max() <= SPILLOVER_SHARE and warning is None  # 10 days x 1 km, scattered

@@ -391,6 +391,7 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
     from rich.table import Table
 
     from bayes_wake.io.tables import counted
+    from bayes_wake.mwa.analysis import spillover_warning
 
     significant = result.significant()
     t_unit = result.cube_attrs.get("t_unit", "days")
@@ -403,6 +404,9 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                 f"{alpha2:g} (R's alpha2)")
     else:
         note = ""
+    spillover = spillover_warning(result)
+    if spillover:
+        console.print(f"[bold yellow]WARNING: {escape(spillover)}.[/]")
     estimable, why_na = _estimable(result)
     if significant.empty:
         if estimable == 0:

@@ -37,7 +37,8 @@ from bayes_wake.options import Estimation, Formula, check_choice
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
            "EXTRA_ESTIMATE_COLUMNS", "coefficient_interval",
            "matched_cells", "match_variables", "wake_weights", "covariate_strata",
-           "vcov_inputs", "standard_error_table", "ROBUST_ERRORS", "regression_design"]
+           "vcov_inputs", "standard_error_table", "ROBUST_ERRORS", "regression_design",
+           "spillover_warning", "SPILLOVER_SHARE"]
 
 #: The columns the estimates table has beyond R's, after them so R's stay a prefix: the
 #: treatment coefficient's standard error (the ``vcov`` choice) and its interval at level
@@ -257,7 +258,8 @@ def matched_wake_analysis(
     est_rows, match_rows, sutva_rows = [], [], []
     surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
         "estimate", "std_error", "ci_lower", "ci_upper", "pvalue", "adj_r_squared",
-        "intercept", "intercept_pvalue", "n_treated", "n_control", "L1_pre", "L1_post")}
+        "intercept", "intercept_pvalue", "n_treated", "n_control", "L1_pre", "L1_post",
+        "treated_overlap")}
     na_reason = np.full((len(windows), len(radii)), "", dtype=object)
     total = len(windows) * len(radii)
     for done, cell in enumerate(matched_cells(cube, settings), 1):
@@ -293,7 +295,8 @@ def matched_wake_analysis(
                            ("intercept_pvalue", row["intercept.pval"]),
                            ("n_treated", cell.balance["treatment_post"]),
                            ("n_control", cell.balance["control_post"]),
-                           ("L1_pre", cell.l1[0]), ("L1_post", cell.l1[1])):
+                           ("L1_pre", cell.l1[0]), ("L1_post", cell.l1[1]),
+                           ("treated_overlap", _treated_overlap(cell.wakes))):
             surface_vars[key][i, j] = value
         if progress is not None:
             progress(done, total)
@@ -647,6 +650,41 @@ def regression_design(post, pre, treated, formula: Formula) -> tuple[np.ndarray,
     if formula == "lag":
         return post, np.column_stack([ones, pre, treated])
     return post - pre, np.column_stack([ones, treated])
+
+
+#: Above this share of treated wakes that hold another treatment's anchor, the outputs warn
+#: that the treatment coefficient mixes each treatment's own effect with its neighbours'.
+SPILLOVER_SHARE = 0.10
+
+
+def _treated_overlap(wakes: dict) -> float:
+    """Share of the cell's treated wakes holding another treatment anchor before or after
+    (R's SO_pre, SO_post of the treated wakes); NaN without treated wakes."""
+    treated = wakes["treatment"] == 1
+    if not treated.any():
+        return np.nan
+    return float(((wakes["SO_pre"][treated] > 0) | (wakes["SO_post"][treated] > 0)).mean())
+
+
+def spillover_warning(result: MWAResult) -> str | None:
+    """One sentence when more than :data:`SPILLOVER_SHARE` of the treated wakes of some cell
+    hold another treatment's anchor, else None.
+
+    Treatments that come in clumps (a programme's projects in one town within weeks) put
+    their neighbours' anchors, and so their neighbours' effects, into each other's wakes:
+    the coefficient is then a treatment's own effect plus the spillover from the others,
+    not the effect of one treatment.
+    """
+    share = result.surface["treated_overlap"]
+    over = share.where(share > SPILLOVER_SHARE)
+    n = int(over.notnull().sum())
+    if not n:
+        return None
+    worst = float(share.max())
+    return (f"in {n} of {share.size} windows more than {SPILLOVER_SHARE:.0%} of the treated "
+            f"wakes hold another treatment's anchor (up to {worst:.0%}): there each treated "
+            "wake also catches its neighbours' effects, so the coefficient mixes a treatment's "
+            "own effect with spillover from treatments nearby (SUTVA.csv, SO columns)")
 
 
 def _sutva_shares(wakes: dict) -> dict[str, float]:

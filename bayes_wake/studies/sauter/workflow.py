@@ -48,6 +48,7 @@ from bayes_wake.mwa.analysis import (
     ROBUST_ERRORS,
     MWAResult,
     matched_wake_analysis,
+    spillover_warning,
     standard_error_table,
 )
 from bayes_wake.mwa.multiplicity import benjamini_hochberg
@@ -972,6 +973,9 @@ def _outcome_sections(report, stage: Path, sauter: SauterResult, alpha: float) -
 
     for item in sauter.outcomes.values():
         report.heading(f"Outcome: {item.outcome.label}")
+        spillover = spillover_warning(item.mwa)
+        if spillover:
+            report.paragraph(f"Spillover between treatments: {spillover}.", kind="warning")
         significant = _windows_table(item, alpha, bayes_columns=True)
         k = len(significant)
         pvalues = item.mwa.estimates["pvalue"].to_numpy(dtype=float)
