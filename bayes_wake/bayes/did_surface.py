@@ -273,6 +273,8 @@ HYPERPARAMETERS = {
 #: (2, 2) around this many :func:`scale_reference` units, about one event per wake on the
 #: paper's grid; far above any planted jump, so it only keeps the sampler off infinity.
 SLAB_SCALE = 10.0
+#: ``adaptive``: degrees of freedom of the half-Student-t local jump scales (1: half-Cauchy).
+LOCAL_DF = 1.0
 
 #: Prior sd of the coefficient on the baseline direction (a share of the baseline).
 PROPORTIONAL_SD = 0.5
@@ -374,7 +376,7 @@ def prior_covariance(data: SurfaceData, theta, pooling: str, mean_sd: float) -> 
     """Prior covariance of the cumulative cells (full grid, window outer) given the
     hyperparameters ``theta``: :func:`grid_kernel` for ``smooth``; for ``adaptive`` the
     cumulative sums of :func:`adaptive_precision`'s field, ``A Q^-1 A'``. Both add the
-    baseline-proportional direction (:func:`fixed_terms`)."""
+    baseline-proportional direction (:func:`_prior_covariance` says why its prior is fixed)."""
     return _prior_covariance(len(data.windows), len(data.radii), theta, pooling, mean_sd,
                              scale_reference(data), data.baseline.ravel())
 
@@ -409,7 +411,8 @@ def _hyperpriors(pooling: str, ref, amplitude_sd: float, scale_sd: float,
         # 1/2) (Piironen and Vehtari 2017): the same prior, without the funnel that made
         # NUTS diverge on null-like data
         normal = pm.HalfNormal("jump_local_normal", 1.0, shape=n_edges)
-        spread = pm.InverseGamma("jump_local_spread", 0.5, 0.5, shape=n_edges)
+        spread = pm.InverseGamma("jump_local_spread", LOCAL_DF / 2, LOCAL_DF / 2,
+                                 shape=n_edges)
         return {"jump_scale": pm.HalfCauchy("jump_scale", scale_sd),
                 "jump_local": pm.Deterministic("jump_local", normal * pt.sqrt(spread)),
                 "jump_slab": pm.InverseGamma("jump_slab", 2.0, 2.0)}
