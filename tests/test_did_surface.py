@@ -224,3 +224,24 @@ def test_the_shrinkage_flag_marks_a_clear_estimate_pulled_toward_zero(cube):
     assert not away["pulled_to_zero"].any()
     assert not shrinkage(data, data.estimate - 0.4 * np.sign(data.estimate) * se)[
         "pulled_to_zero"].any()
+
+
+def test_the_shrinkage_warning_names_the_pulled_cells_with_both_values():
+    """The sentence names each pulled cell with its estimate and posterior mean, and there is
+    none when no cell is pulled (the surface is the fit's own table)."""
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    from bayes_wake.bayes.compare import shrinkage_warning
+
+    cells = ("window", "radius")
+    surface = xr.Dataset({"mean": (cells, [[0.1, 0.3]]), "ols_estimate": (cells, [[0.1, 0.5]]),
+                          "shift_se": (cells, [[0.0, -2.0]]),
+                          "pulled_to_zero": (cells, [[0, 1]])},
+                         coords={"window": [30], "radius": [3.0, 6.0]},
+                         attrs={"t_unit": "days"})
+    text = shrinkage_warning(SimpleNamespace(surface=surface))
+    assert "pooling moved 1 clear estimate" in text and "30 days x 6 km (0.500 -> 0.300)" in text
+    surface["pulled_to_zero"][:] = 0
+    assert shrinkage_warning(SimpleNamespace(surface=surface)) is None

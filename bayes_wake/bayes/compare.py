@@ -119,8 +119,8 @@ def shrinkage_warning(fit: BayesResult) -> str | None:
     if pulled.empty:
         return None
     unit = fit.surface.attrs.get("t_unit", "days")
-    cells = ", ".join(f"{t:g} {unit} x {s:g} km ({row.ols_estimate:.3f} -> {row.mean:.3f})"
-                      for (t, s), row in pulled.head(4).iterrows())
+    cells = ", ".join(f"{t:g} {unit} x {s:g} km ({row['ols_estimate']:.3f} -> "
+                      f"{row['mean']:.3f})" for (t, s), row in pulled.head(4).iterrows())
     more = f" and {len(pulled) - 4} more" if len(pulled) > 4 else ""
     return (f"pooling moved {len(pulled)} clear estimate{'s' if len(pulled) > 1 else ''} "
             f"(|t| > {CLEAR_T:g}) more than {PULL_SE:g} standard errors toward 0: {cells}"
