@@ -401,7 +401,7 @@ def simulate_project_placement(
         Where the projects go (:data:`DESIGNS`): ``bases`` (above; places near bases may
         trend differently from settlements before any QIP, a placement bias every DiD
         inherits), ``settlements`` (QIPs placed exactly as aid projects: treatment and control
-        exchangeable, the DiD estimand of a null is exactly 0), ``clumped`` (as
+        exchangeable, so over placements a null's DiD is 0 on average), ``clumped`` (as
         ``settlements``, but aid projects come in programmes of 5 within 5 km and 60 days, so
         control wakes share events) or ``clumped_qips`` (as ``bases``, QIPs in programmes of
         3 within 3 km and 30 days: each treated wake holds its neighbours' effects).
