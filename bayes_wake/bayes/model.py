@@ -30,6 +30,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from bayes_wake.bayes.did_surface import grid_edges
 from bayes_wake.bayes.likelihoods import Likelihood, likelihood_for
 from bayes_wake.bayes.spec import FieldPrior, ModelSpec
 from bayes_wake.errors import SettingsError
@@ -255,15 +256,8 @@ def grid_field_basis(n_windows: int, n_radii: int) -> tuple[np.ndarray, float]:
         field by ``sqrt(scaling)`` gives it unit typical variance, as BYM2 requires.
     """
     n = n_windows * n_radii
-    lap = np.zeros((n, n))
-    for i in range(n_windows):
-        for j in range(n_radii):
-            a = i * n_radii + j
-            for di, dj in ((1, 0), (0, 1)):
-                if i + di < n_windows and j + dj < n_radii:
-                    b = (i + di) * n_radii + (j + dj)
-                    lap[a, b] = lap[b, a] = -1
-    np.fill_diagonal(lap, -lap.sum(axis=1))
+    edges = grid_edges(n_windows, n_radii)
+    lap = edges.T @ edges
     if n == 1:
         return np.zeros((1, 0)), 1.0
     values, vectors = np.linalg.eigh(lap)
