@@ -145,6 +145,42 @@ def test_the_discrepancy_moves_the_surface_between_the_smooth_fit_and_the_estima
     np.testing.assert_allclose(k, expected, rtol=1e-12)
 
 
+def test_the_draws_carry_the_correlated_noise_the_working_likelihood_ignores(cube):
+    """Brute force: truths drawn from the prior, estimates = truth + noise with the joint
+    robust covariance V (nested cells' errors correlated). The posterior mean is the
+    working-independence smoother (each cell's own variance); its error over many such
+    worlds has the covariance of the draws around their mean, and ignoring V's
+    correlations (diag V alone) would understate it."""
+    from bayes_wake.bayes.did_surface import (
+        HYPERPARAMETERS,
+        draw_surface,
+        prior_covariance,
+        scale_reference,
+    )
+
+    data = prepare_surface_data(cube, SETTINGS, errors="wake")
+    ref = scale_reference(data)
+    # strong pooling (small, long-range amplitudes): each cell borrows from its neighbours
+    theta = {"amplitude_window": ref / 10, "amplitude_radius": ref / 10,
+             "amplitude": ref / 10, "length_window": 2.0, "length_radius": 2.0}
+    hyper = {n: np.full((1, 4000), theta[n]) for n in HYPERPARAMETERS["smooth"]}
+    draws = draw_surface(data, hyper, seed=3, mean_sd=1.0).reshape(-1, data.n_cells)
+    d, v = data.defined, data.covariance
+    k = prior_covariance(data, theta, "smooth", mean_sd=1.0)
+    gain = k[:, d] @ np.linalg.inv(k[np.ix_(d, d)] + np.diag(np.diag(v)))
+    np.testing.assert_allclose(draws.mean(axis=0), gain @ data.estimate.ravel()[d],
+                               atol=5 * np.sqrt(np.diag(k)).max() / np.sqrt(4000))
+    rng = np.random.default_rng(4)
+    truth = rng.multivariate_normal(np.zeros(data.n_cells), k, 20000, method="eigh")
+    noise = rng.multivariate_normal(np.zeros(len(d)), v, 20000, method="eigh")
+    miss = truth - (truth[:, d] + noise) @ gain.T
+    spread = np.cov(draws, rowvar=False)
+    np.testing.assert_allclose(np.sqrt(np.diag(spread)), miss.std(axis=0), rtol=0.06)
+    # the sandwich term matters here: without it the cells' sd would be too small
+    naive = k - gain @ k[d, :]
+    assert np.mean(np.sqrt(np.clip(np.diag(naive), 0, None)) / miss.std(axis=0)) < 0.9
+
+
 def test_the_adaptive_field_pools_flat_stretches_and_frees_a_jump():
     """Tiny jump scales tie all increments to one level (every pair correlated ~1); one large
     local scale frees exactly that jump (the two increments it separates decouple), and the

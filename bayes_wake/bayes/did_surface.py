@@ -8,10 +8,19 @@ wake relative to the control wakes' change, on the count scale. The model has tw
    and formula as the OLS table, optionally with covariates) is, jointly over all cells,
    normal around the true surface with a *robust* covariance ``V``: the sum over clusters of
    the wakes' influence on every cell's estimate. Nested cells reuse the same events (a 9 km
-   wake holds the 3 km wake's events); ``V`` carries those correlations, so every event
-   counts once as evidence. ``errors`` chooses the clusters: each wake on its own (the
-   default spec's choice, measured best calibrated on the battery), anchors at one location
-   (projects geocoded to one town share their wakes), ``CR1:COLUMN`` or ``conley:KM``.
+   wake holds the 3 km wake's events), so their errors are strongly correlated. The
+   surface is fitted with a *working-independence* likelihood (each cell's own variance,
+   the diagonal of ``V``) and its draws are then widened by the noise that likelihood
+   ignored (the sandwich term ``G (V - diag V) G'``, ``G`` the smoother that maps the
+   estimates to the posterior mean), so every event still counts once in the intervals.
+   Why not the joint likelihood: ``V`` is estimated from the same sparse, skewed counts as
+   the estimates, and a generalised-least-squares fit through it weights the cells by noise
+   that moves with the estimates: on the battery, even the true effect shape fitted by GLS
+   through ``V`` recovered 0.92 of a sharp onset, 0.88 of a wide effect and -0.24 of a
+   thinning, where the plain average of the cells' estimates recovered 0.96, 0.98 and 0.72
+   (the working-independence fit: 0.97, 0.98, 0.65). ``errors`` chooses the clusters: each
+   wake on its own (the default spec's choice), anchors at one location (projects geocoded
+   to one town share their wakes), ``CR1:COLUMN``, ``conley:KM`` or proximity clusters.
 2. **Pooling** (the spec's ``effect.pooling``). ``adaptive`` (the default spec's): a locally
    adaptive Markov random field on the ring x interval increments (:func:`adaptive_precision`):
    the jump between two neighbouring increments has a regularised-horseshoe scale, so the
@@ -446,7 +455,10 @@ def surface_inputs(data: SurfaceData) -> dict[str, np.ndarray]:
 def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0, *, mean_sd: float = 1.0,
                         discrepancy: float = 0.0, pooling: str = "smooth",
                         scale_sd: float = 0.3) -> pm.Model:
-    """The marginal model of the hyperparameters: estimates ~ N(0, K(theta) + (1 + d^2) V).
+    """The marginal model of the hyperparameters: estimates ~ N(0, K(theta) + d^2 V + diag V).
+
+    ``diag V``: the working-independence likelihood (the module's docstring says why);
+    ``d^2 V``: the non-smooth detail, correlated over nested cells as their errors are.
 
     The data enter as ``pm.Data`` (:func:`surface_inputs`), so a compiled model can be given
     another fit's data of the same grid (``nutpie``'s ``with_data``).
@@ -486,7 +498,7 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0, *, mean_sd
         theta = _hyperpriors(pooling, ref, amplitude_sd, scale_sd, n_edges)
         k = _prior_covariance(len(data.windows), len(data.radii), theta, pooling, mean_sd,
                               ref, b, module=pt)
-        cov = k + (1 + discrepancy**2) * v + 1e-10 * ref**2 * pt.eye(n)
+        cov = k + discrepancy**2 * v + pt.diag(pt.diag(v)) + 1e-10 * ref**2 * pt.eye(n)
         pm.Potential("weighted_loglik", pm.logp(pm.MvNormal.dist(mu=pt.zeros(n), cov=cov), y))
     return model
 
@@ -519,14 +531,16 @@ def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
     out = np.empty(shape + (data.n_cells,))
     jitter = 1e-10 * scale_reference(data) ** 2
     detail = _discrepancy(data, discrepancy)
+    working = np.diag(np.diag(data.covariance))
     for index in np.ndindex(shape):
         k = prior_covariance(data, {n: v[index] for n, v in hyper.items()}, pooling,
                              mean_sd) + detail
-        k_dd = k[np.ix_(d, d)]
-        chol = linalg.cho_factor(k_dd + data.covariance + jitter * np.eye(len(d)))
-        cross = k[:, d]
-        mean = cross @ linalg.cho_solve(chol, y)
-        cov = k - cross @ linalg.cho_solve(chol, cross.T)
+        chol = linalg.cho_factor(k[np.ix_(d, d)] + working + jitter * np.eye(len(d)))
+        gain = linalg.cho_solve(chol, k[d, :]).T  # the smoother: posterior mean = gain @ y
+        mean = gain @ y
+        # the working posterior's covariance plus the noise it ignored: the cells' errors
+        # are correlated (nested cells share events), so the mean varies by gain V gain'
+        cov = k - gain @ k[d, :] + gain @ (data.covariance - working) @ gain.T
         values, vectors = np.linalg.eigh((cov + cov.T) / 2)
         root = vectors * np.sqrt(np.clip(values, 0, None))
         out[index] = mean + root @ rng.standard_normal(data.n_cells)
