@@ -193,7 +193,7 @@ def _vcov_columns(vcov: str) -> list[str]:
 
 
 def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete_sutva, formula,
-                  estimation, vcov, alpha):
+                  estimation, vcov, alpha, spillover=False):
     """The matched wake analysis settings of a command's options (``--match A,B`` and the
     rest of :func:`mwa_options`), validated before any data are read."""
     from bayes_wake.mwa.analysis import MWASettings
@@ -204,7 +204,7 @@ def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete
                             "(R: matchColumns), or switch matching off with --no-match")
     return MWASettings(match_on=columns, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
                        matching=not no_match, formula=formula, estimation=estimation,
-                       vcov=vcov, alpha=alpha)
+                       vcov=vcov, alpha=alpha, spillover=spillover)
 
 
 def _parse_selector(text: str, option: str) -> tuple[str, str]:
@@ -499,6 +499,11 @@ def mwa_options(command: Callable) -> Callable:
                           "Bell-McCaffrey small-sample versions."),
         click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
                      type=float, help="Significance level (R: alpha1)."),
+        click.option("--spillover", is_flag=True,
+                     help="Direct and spillover effects: add to each window's regression the "
+                          "number of other treatments whose wake reaches the wake's pre- and "
+                          "post-period, so the effect is one treatment's own and the "
+                          "spillover columns give the effect per neighbouring treatment."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
         overwrite_option,
     ]

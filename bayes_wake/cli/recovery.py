@@ -87,7 +87,8 @@ def _parse_scenario(text: str):
 @_guard_output
 def recovery(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
              t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
-             formula, estimation, vcov, alpha, out, scenario_texts, battery, replicates,
+             formula, estimation, vcov, alpha, spillover, out, scenario_texts, battery,
+             replicates,
              methods, placebo_sites, placebo_weight, placebos, seed, draws, tune, chains,
              scheduler):
     """Plant known effects into the real outcome events and score every method.
@@ -116,7 +117,7 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     console = _console()
     started = time.perf_counter()
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha)
+                        vcov, alpha, spillover)
     scenarios = [_parse_scenario(t) for t in scenario_texts]
     if battery:
         scenarios += load_battery(battery)[0]
