@@ -309,7 +309,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
            if counts.get("other", 0) else ""))
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
-                           progress=advance)
+                           progress=advance, leads=True)
     return events, cube
 
 
@@ -405,8 +405,13 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
     else:
         note = ""
     spillover = spillover_warning(result)
-    if spillover:
-        console.print(f"[bold yellow]WARNING: {escape(spillover)}.[/]")
+    if spillover and not result.settings.spillover:
+        console.print(f"[bold yellow]WARNING: {escape(spillover)}; --spillover separates "
+                      "them.[/]")
+    elif spillover:
+        console.print("Direct effects (--spillover): the estimates hold apart the spillover "
+                      "of neighbouring treatments (estimates.csv: spillover columns).")
+    _print_pretrend(console, result)
     estimable, why_na = _estimable(result)
     if significant.empty:
         if estimable == 0:
@@ -431,6 +436,19 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                       f"{row['ci_lower']:.3f} to {row['ci_upper']:.3f}", f"{row['pvalue']:.3f}",
                       "" if r2 != r2 else f"{r2:.3f}")
     console.print(table)
+
+
+def _print_pretrend(console, result) -> None:
+    """One line on the pre-trend placebo (yellow, a warning, where many leads are clear)."""
+    from rich.markup import escape
+
+    from bayes_wake.mwa.analysis import pretrend_warning
+
+    if result.pretrend is None:
+        return
+    text, warn = pretrend_warning(result.pretrend, result.settings.alpha)
+    console.print(f"[bold yellow]WARNING: {escape(text)}.[/]" if warn else
+                  escape(text[0].upper() + text[1:] + "."))
 
 
 def _print_undefined_errors(console, result) -> None:

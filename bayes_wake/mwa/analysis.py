@@ -39,7 +39,8 @@ __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "M
            "matched_cells", "match_variables", "wake_weights", "covariate_strata",
            "vcov_inputs", "standard_error_table", "ROBUST_ERRORS", "regression_design",
            "spillover_warning", "SPILLOVER_SHARE", "SPILLOVER_COLUMNS",
-           "spillover_coefficient"]
+           "spillover_coefficient", "pretrend_table", "pretrend_warning", "PRETREND_SHARE",
+           "PRETREND_COLUMNS"]
 
 #: The columns the estimates table has beyond R's, after them so R's stay a prefix: the
 #: treatment coefficient's standard error (the ``vcov`` choice) and its interval at level
@@ -136,6 +137,9 @@ class MWAResult:
         The settings used.
     cube_attrs
         Attributes of the wake cube (unit, convention, provenance).
+    pretrend
+        The pre-trend placebo per cell (:func:`pretrend_table`), where the cube holds lead
+        counts (``count_wakes(..., leads=True)``); else None.
     """
 
     estimates: pd.DataFrame
@@ -145,6 +149,7 @@ class MWAResult:
     surface: xr.Dataset
     settings: MWASettings
     cube_attrs: dict = field(default_factory=dict)
+    pretrend: pd.DataFrame | None = None
 
     def significant(self, alpha: float | None = None) -> pd.DataFrame:
         """Rows of the estimates table with ``pvalue <= alpha`` (R's ``summary``)."""
@@ -348,6 +353,7 @@ def matched_wake_analysis(
         surface=surface,
         settings=settings,
         cube_attrs=dict(cube.attrs),
+        pretrend=pretrend_table(cube, settings) if "dependent_lead" in cube else None,
     )
 
 
@@ -779,3 +785,88 @@ def _spatial_as_int(table: pd.DataFrame) -> pd.DataFrame:
         if np.all(values == np.round(values)):
             table = table.assign(spat_window=values.astype(np.int64))
     return table
+
+
+#: Above this share of the estimable windows with a clear lead (p <= alpha), the outputs warn
+#: that the placements already differed before the treatment: four times the share expected
+#: by chance at alpha = .05 (nested windows share events, so chance alone gives clumps).
+PRETREND_SHARE = 0.20
+
+#: The pre-trend placebo's columns (:func:`pretrend_table`), per cell.
+PRETREND_COLUMNS = ("lead_estimate", "lead_std_error", "lead_pvalue", "lead_ci_lower",
+                    "lead_ci_upper", "lead_wakes")
+
+
+def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
+    """The pre-trend placebo per cell: the cell's own regression moved back one period.
+
+    On the cell's matched wakes and weights (:func:`matched_cells`), the table's formula with
+    the pre-period count as the outcome and the lead-period count (the ``window + 1`` units
+    before the pre-period, :func:`bayes_wake.wakes.count_wakes` with ``leads=True``) as the
+    "pre" count: ``pre ~ lead + treatment`` (``lag``) or ``pre - lead ~ treatment``
+    (``diff``), with the exposure terms under ``spillover``. No treatment has started in
+    either period, so its coefficient (the *lead*) estimates 0 where treated and control
+    places evolved alike; a clear lead says the places already differed, and that the
+    cell's estimate carries that difference. Wakes whose lead period runs off the record
+    are left out. Standard errors: the ``vcov`` choice, HC1 in place of R's classical ones.
+
+    Limits: matching uses the pre-period trend, so the lead is partly matched away (a
+    difference in levels that grows steadily still shows); a lead of one period cannot see
+    a difference that starts with the treatment; and clear leads in nested cells are not
+    independent confirmations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t_window``, ``spat_window`` and :data:`PRETREND_COLUMNS` (events per wake; NA where
+        the regression is, by R's rule).
+    """
+    if "dependent_lead" not in cube:
+        raise SettingsError("the wake cube has no lead counts: count it with "
+                            "count_wakes(..., leads=True)")
+    spec = parse_vcov("HC1" if settings.vcov == "classical" else settings.vcov)
+    clusters, kernel = vcov_inputs(cube, spec)
+    lead = cube["dependent_lead"].transpose("event", "window", "radius").to_numpy()
+    covered = cube["lead_complete"].transpose("event", "window").to_numpy()
+    rows = []
+    for cell in matched_cells(cube, settings, balance=False):
+        i, j = cell.index
+        keep = covered[cell.events, i]
+        idx = cell.events[keep]
+        y, x = regression_design(cell.pre[keep], lead[idx, i, j], cell.treated[keep],
+                                 settings.formula)
+        p = cell.design.shape[1]
+        exposure = cell.design[keep][:, p - 1 - len(cell.exposure):p - 1]
+        x = np.column_stack([x[:, :-1], exposure, x[:, -1]])
+        fit = weighted_ols(y, x, cell.weights[keep], vcov=spec,
+                           clusters=None if clusters is None else clusters[idx],
+                           kernel=None if kernel is None else kernel[idx][:, idx])
+        lower, upper = coefficient_interval(fit, 1 - settings.alpha) if fit.defined \
+            else (np.nan, np.nan)
+        rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
+                     "lead_estimate": fit.coef[-1] if fit.estimated else np.nan,
+                     "lead_std_error": fit.std_error[-1] if fit.defined else np.nan,
+                     "lead_pvalue": fit.pvalue[-1] if fit.defined else np.nan,
+                     "lead_ci_lower": lower, "lead_ci_upper": upper,
+                     "lead_wakes": int(keep.sum())})
+    return _spatial_as_int(pd.DataFrame(rows))
+
+
+def pretrend_warning(table: pd.DataFrame, alpha: float) -> tuple[str, bool]:
+    """One sentence on the pre-trend placebo: in how many windows the lead is clear, and
+    whether that is more than :data:`PRETREND_SHARE` of the estimable ones (the warning)."""
+    estimable = int(table["lead_pvalue"].notna().sum())
+    clear = table["lead_pvalue"] <= alpha
+    n = int(clear.sum())
+    if not estimable:
+        return "pre-trend placebo: no window has an estimable lead", False
+    signs = table.loc[clear, "lead_estimate"]
+    side = "" if not n else (" (all positive)" if (signs > 0).all() else
+                             " (all negative)" if (signs < 0).all() else "")
+    text = (f"pre-trend placebo (the same regression one period earlier, lead vs pre): the "
+            f"lead is clear (p <= {alpha:g}) in {n} of {estimable} windows{side}")
+    if n > PRETREND_SHARE * estimable:
+        return (text + f", more than {PRETREND_SHARE:.0%}: treated and control places already "
+                "differed before any treatment, so those windows' estimates are suspect "
+                "(pretrend.csv)"), True
+    return text + " (pretrend.csv)", False
