@@ -175,3 +175,47 @@ def test_lead_counts_and_the_pretrend_placebo_against_a_loop():
     plain = pretrend_table(count_wakes(_clumped_events(7, 86400.0), [6, 10], [3.0, 6.0],
                                        convention="exact", leads=True), settings)
     assert np.all(np.abs(plain["lead_estimate"]) < 0.5)
+
+
+def _clumped_recovery(shared_data, placement: int, spillover: bool) -> dict:
+    """One replicate of the issue's scenario on the real VAC events: clumped pseudo-QIPs (3
+    within 3 km and 30 days), each adding Poisson(0.3) VAC events 1-20 days after, 0-4 km
+    away; OLS with or without the exposure terms."""
+    from dataclasses import asdict
+
+    from bayes_wake.checks.recovery import RecoverySettings, Scenario, replicate_task
+    from bayes_wake.studies.sauter.workflow import battery_studies
+
+    studies = battery_studies(shared_data, placement=placement, outcomes=("vac",),
+                              design="clumped_qips")
+    settings = RecoverySettings(windows=(10, 20, 30, 40, 50, 60),
+                                radii=(3.0, 6.0, 9.0, 12.0, 15.0), methods=("ols",),
+                                mwa={"match_on": ["dist_base_km"], "weighted": True,
+                                     "tcm": True, "formula": "lag", "spillover": spillover})
+    scenario = Scenario("clumped QIPs", data="vac", form="additive", size=0.3,
+                        delay=(1, 20), distance=(0, 4))
+    return replicate_task(studies["vac"], None, asdict(scenario), 0, 0, asdict(settings))
+
+
+def test_spillover_recovers_the_direct_effect_of_clumped_qips_in_the_real_acled_outcomes(
+        shared_data):
+    """On 6 placements of clumped pseudo-QIPs with a planted per-QIP effect, OLS without
+    --spillover overstates the direct effect (each wake also holds its clump-mates' events:
+    1.4-1.8 x in the cells where the effect is largest); with --spillover the treatment
+    coefficient is within 25% of the direct effect there on average and its error is at most
+    0.85 x OLS's (measured 0.78 x). The plain coefficient fails the first band, one that drops the
+    effect (or halves it) the second."""
+    ratio, sq = {False: [], True: []}, {False: [], True: []}
+    for placement in range(6):
+        for spillover in (False, True):
+            fit = _clumped_recovery(shared_data, placement, spillover)
+            truth = np.asarray(fit["truth_direct"], float)
+            est = np.asarray(fit["methods"]["ols"]["mean"], float)
+            big = np.isfinite(est) & (truth >= 0.5 * truth.max())
+            assert big.sum() >= 10
+            ratio[spillover].append(est[big].mean() / truth[big].mean())
+            sq[spillover].append((est - truth)[np.isfinite(est)] ** 2)
+    rmse = {k: float(np.sqrt(np.concatenate(v).mean())) for k, v in sq.items()}
+    assert np.mean(ratio[False]) >= 1.4, ratio
+    assert abs(np.mean(ratio[True]) - 1) <= 0.25, ratio
+    assert rmse[True] <= 0.85 * rmse[False], rmse
