@@ -10,7 +10,7 @@ import pytest
 from bayes_wake.mwa.analysis import matched_wake_analysis
 from bayes_wake.mwa.spillover import spillover_exposure
 from bayes_wake.wakes import count_wakes
-from tests.oracle import haversine_km, java_distance_km
+from oracle import haversine_km, java_distance_km
 
 
 def _clumped_events(seed: int, unit_s: float) -> pd.DataFrame:
@@ -219,3 +219,56 @@ def test_spillover_recovers_the_direct_effect_of_clumped_qips_in_the_real_acled_
     assert np.mean(ratio[False]) >= 1.4, ratio
     assert abs(np.mean(ratio[True]) - 1) <= 0.25, ratio
     assert rmse[True] <= 0.85 * rmse[False], rmse
+
+
+def test_the_mwa_command_with_spillover_keeps_r_columns_first_and_writes_the_placebo(
+        mwa_example_csv, tmp_path):
+    """`bayes-wake mwa --spillover`: R's columns first, then the spillover columns; without
+    it estimates.csv has R's columns only; both runs write pretrend.csv and print its line;
+    the recovery command scores --spillover on the direct effect."""
+    from click.testing import CliRunner
+
+    from bayes_wake.cli import main
+
+    args = ["--data", str(mwa_example_csv), "--t-window", "2", "10", "2", "--spat-window",
+            "2", "10", "2", "--match", "match1,match2", "--weighted", "--tcm"]
+    tables = {}
+    for flag in ((), ("--spillover",)):
+        out = tmp_path / f"run{len(flag)}"
+        result = CliRunner().invoke(main, ["mwa", *args, *flag, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "Pre-trend placebo" in result.output
+        tables[bool(flag)] = pd.read_csv(out / "estimates.csv")
+        assert len(pd.read_csv(out / "pretrend.csv")) == 25
+    plain, direct = tables[False], tables[True]
+    assert "spillover" not in plain.columns
+    assert list(direct.columns) == [*plain.columns, "spillover", "spillover_std_error",
+                                    "spillover_pvalue"]
+    out = tmp_path / "recovery"
+    result = CliRunner().invoke(main, [
+        "recovery", *args, "--spillover", "--scenario",
+        "form=additive,size=0.5,delay=1:6,distance=0:6", "--methods", "ols",
+        "--replicates", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "scored on the direct effect" in result.output
+    assert (pd.read_csv(out / "recovery_summary.csv")["truth"] == "truth_direct").all()
+
+
+def test_the_surface_model_takes_the_direct_effect_from_the_exposure_design():
+    """prepare_surface_data with spillover: each cell's estimate is the direct effect of the
+    OLS table with --spillover (not R's coefficient), so the Bayesian surface pools the
+    direct effect."""
+    from bayes_wake.bayes.did_surface import prepare_surface_data
+    from bayes_wake.mwa.analysis import MWASettings
+
+    cube = count_wakes(_clumped_events(5, 86400.0), [6, 10, 14], [5.0, 9.0, 13.0],
+                       convention="exact", covariates=["match1"])
+    settings = MWASettings(match_on=("match1",), weighted=True, spillover=True)
+    data = prepare_surface_data(cube, settings, errors="wake")
+    direct = matched_wake_analysis(cube, match_on=["match1"], weighted=True, spillover=True)
+    plain = matched_wake_analysis(cube, match_on=["match1"], weighted=True)
+    table = direct.surface["estimate"].to_numpy()
+    defined = np.isfinite(data.estimate)
+    assert defined.sum() >= 3 and data.attrs["spillover"] == 1
+    np.testing.assert_allclose(data.estimate[defined], table[defined], rtol=1e-9)
+    assert not np.allclose(data.estimate[defined], plain.surface["estimate"].to_numpy()[defined])

@@ -152,7 +152,12 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
                              scheduler=None if scheduler == "local" else scheduler,
                              progress=advance, placebo_replicates=placebos,
                              log=lambda line: console.print(line, markup=False))
-    summary = score_recovery(cells)
+    # with --spillover every method estimates the direct effect: score it on that
+    truth = "truth_direct" if spillover else "truth"
+    summary = score_recovery(cells, truth=truth)
+    if spillover:
+        console.print("--spillover: scored on the direct effect (truth_direct: what each "
+                      "matched treated wake's own treatment caused in its own wake).")
     write_recovery(out, summary, cells, settings={"data": str(data), "seed": seed,
                                                   "replicates": replicates,
                                                   **settings.__dict__})
