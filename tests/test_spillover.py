@@ -225,7 +225,8 @@ def test_the_mwa_command_with_spillover_keeps_r_columns_first_and_writes_the_pla
         mwa_example_csv, tmp_path):
     """`bayes-wake mwa --spillover`: R's columns first, then the spillover columns; without
     it estimates.csv has R's columns only; both runs write pretrend.csv and print its line;
-    the recovery command scores --spillover on the direct effect."""
+    wakes.csv adds each wake's exposure_pre and exposure_post with --spillover; the
+    recovery command scores --spillover on the direct effect."""
     from click.testing import CliRunner
 
     from bayes_wake.cli import main
@@ -240,6 +241,8 @@ def test_the_mwa_command_with_spillover_keeps_r_columns_first_and_writes_the_pla
         assert "Pre-trend placebo" in result.output
         tables[bool(flag)] = pd.read_csv(out / "estimates.csv")
         assert len(pd.read_csv(out / "pretrend.csv")) == 25
+        wakes = pd.read_csv(out / "wakes.csv")
+        assert ("exposure_post" in wakes.columns) == bool(flag)
     plain, direct = tables[False], tables[True]
     assert "spillover" not in plain.columns
     assert list(direct.columns) == [*plain.columns, "spillover", "spillover_std_error",
@@ -288,3 +291,31 @@ def test_label_permutations_refit_the_direct_effect_regression():
                                   vcov="HC1").surface
     np.testing.assert_allclose(observed.estimate[0], table["estimate"].to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(observed.pvalue[0], table["pvalue"].to_numpy(), rtol=1e-7)
+
+
+def test_fit_with_spillover_reports_the_direct_effect_and_rate_models_refuse_it(
+        mwa_example_csv, tmp_path):
+    """`bayes-wake fit --spillover` (the unpooled count surface: no sampler) reports, per cell,
+    the direct effect of the OLS table; a rate-ratio model refuses the flag, naming it."""
+    from click.testing import CliRunner
+
+    from bayes_wake.cli import main
+
+    args = ["fit", "--data", str(mwa_example_csv), "--t-window", "2", "10", "2",
+            "--spat-window", "2", "10", "2", "--match", "match1,match2", "--weighted",
+            "--tcm", "--spillover"]
+    result = CliRunner().invoke(main, [*args, "--spec", "unpooled_did", "--out",
+                                       str(tmp_path / "fit")])
+    assert result.exit_code == 0, result.output
+    surface = pd.read_csv(tmp_path / "fit" / "effect_surface.csv")
+    table = pd.read_csv(tmp_path / "fit" / "estimates.csv")
+    defined = surface["ols_estimate"].notna()
+    assert defined.sum() >= 4 and table["spillover"].notna().sum() >= 4
+    np.testing.assert_allclose(surface.loc[defined, "ols_estimate"],
+                               table.loc[defined, "estimate"], rtol=1e-9)
+    np.testing.assert_allclose(surface.loc[defined, "mean"], table.loc[defined, "estimate"],
+                               atol=0.1)
+    refused = CliRunner().invoke(main, [*args, "--spec", "smooth_nb", "--out",
+                                        str(tmp_path / "nb")])
+    assert refused.exit_code == 2 and "--spillover" in refused.output.splitlines()[-1]
+    assert not (tmp_path / "nb").exists()

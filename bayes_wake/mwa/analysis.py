@@ -329,6 +329,9 @@ def matched_wake_analysis(
 
     # R's wake table: radius outer, window inner, events in time order.
     in_r_order = keep.transpose(2, 1, 0)
+    if spillover:  # after R's columns: each wake's exposure to neighbouring treatments
+        columns = {**columns, **{k: v.astype(np.int64) for k, v in
+                                 _exposure_columns(cube).items()}}
     wakes_table = pd.DataFrame({k: v.transpose(2, 1, 0)[in_r_order]
                                 for k, v in columns.items()})
     surface = xr.Dataset(
