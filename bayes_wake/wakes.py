@@ -137,6 +137,7 @@ def count_wakes(
     covariates: Sequence[str] | None = None,
     chunk_size: int = 4096,
     progress: Callable[[int, int], None] | None = None,
+    leads: bool = False,
 ) -> xr.Dataset:
     """Count the wakes of every treatment and control event over a grid of windows and radii.
 
@@ -166,6 +167,12 @@ def count_wakes(
         Anchors per chunk; bounds memory for large studies.
     progress
         Called as ``progress(done, total)`` after each chunk of anchors.
+    leads
+        Also count the *lead* period of every wake, the ``window + 1`` units before its
+        pre-period (``window + 1 <= floor((t_anchor - t) / unit) <= 2 window + 1``): the
+        variable ``dependent_lead`` (event x radius x window) and ``lead_complete`` (event x
+        window: the record starts before it), for the pre-trend placebo of
+        :func:`bayes_wake.mwa.analysis.pretrend_table`.
 
     Returns
     -------
@@ -205,8 +212,60 @@ def count_wakes(
         if progress is not None:
             progress(min(start + len(chunk), n_a), n_a)
     counts = counts.cumsum(axis=3).cumsum(axis=4)  # over radius, then window
-    return _cube(rows, anchors, counts, trend, windows, radii, unit, convention, covariates,
+    cube = _cube(rows, anchors, counts, trend, windows, radii, unit, convention, covariates,
                  source=str(events.attrs.get("source", "")))
+    return _with_leads(cube, rows, anchors, windows, radii, ns_per_unit, convention,
+                       chunk_size) if leads else cube
+
+
+def _with_leads(cube: xr.Dataset, rows: _SortedRows, anchors, windows, radii,
+                ns_per_unit: int, convention: str, chunk_size: int) -> xr.Dataset:
+    """The cube with ``dependent_lead`` and ``lead_complete`` (see :func:`count_wakes`)."""
+    lead = np.zeros((len(anchors), len(radii), len(windows)))
+    terms = [[(1.0, int(w) + 1, 2 * int(w) + 1)] for w in windows]
+    for start in range(0, len(anchors), chunk_size):
+        chunk = anchors[start:start + chunk_size]
+        lead[start:start + len(chunk)] = _lead_chunk(rows, chunk, windows, radii, ns_per_unit,
+                                                     convention, terms)
+    first = rows.t_ns[0]
+    covered = _units_elapsed(rows.t_ns[anchors], first, ns_per_unit)[:, None] > (
+        2 * windows[None, :] + 1)
+    cube["dependent_lead"] = (("event", "radius", "window"), lead.astype(np.int32),
+                              {"long_name": "dependent events in the lead period: "
+                                            "window + 1 <= floor((t_anchor - t)/unit) <= "
+                                            "2 window + 1"})
+    cube["lead_complete"] = (("event", "window"), covered,
+                             {"long_name": "the record covers the lead period"})
+    return cube
+
+
+def _lead_chunk(rows: _SortedRows, chunk: np.ndarray, windows, radii, ns_per_unit: int,
+                convention: str, terms: list) -> np.ndarray:
+    """Dependent events of one chunk of anchors per lead period (anchors, radii, windows)."""
+    t_max, m, n_r = int(windows[-1]), len(chunk), len(radii)
+    chord = 2 * np.sin(min(radii[-1] / km_per_radian(convention), np.pi) / 2)
+    chord = chord * (1 + 1e-9) + 1e-12
+    lo = max(int(rows.t_ns[chunk[0]]) - (2 * t_max + 2) * ns_per_unit, int(rows.t_ns[0]))
+    sl = slice(np.searchsorted(rows.target_times, np.int64(lo), "left"),
+               np.searchsorted(rows.target_times, rows.t_ns[chunk[-1]], "right"))
+    nearby = rows.targets[sl]
+    nearby = nearby[rows.target_class[nearby] == 0]  # dependent events only
+    a_local, k_local = _candidate_pairs(rows.xyz[chunk], rows.xyz[nearby], chord)
+    a_idx, k_idx = chunk[a_local], nearby[k_local]
+    before = k_idx < a_idx
+    a_idx, k_idx, a_local = a_idx[before], k_idx[before], a_local[before]
+    r_bin = np.searchsorted(radii, _distance_km(rows, a_idx, k_idx, convention), side="left")
+    dd = _units_elapsed(rows.t_ns[a_idx], rows.t_ns[k_idx], ns_per_unit)
+    ok = (r_bin < n_r) & (dd <= 2 * t_max + 1)
+    edges = np.unique([e for window in terms for _, lo_, hi in window for e in (lo_, hi + 1)])
+    edges = np.concatenate([[0], edges])
+    dd, a_local, r_bin = dd[ok], a_local[ok], r_bin[ok]
+    stretch = np.searchsorted(edges, dd, side="right") - 1
+    n_s = len(edges) - 1
+    inside = stretch < n_s
+    hist = np.bincount((a_local[inside] * n_r + r_bin[inside]) * n_s + stretch[inside],
+                       minlength=m * n_r * n_s).reshape(m, n_r, n_s).cumsum(axis=1)
+    return _trend(hist, edges, terms)
 
 
 def _check_grid(windows, radii) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,8 @@ def sauter_studies(placement: int, outcomes=("vac", "battles_nsag"),
     return battery_studies(SHARED, placement, outcomes, design=design)
 
 
-def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=None):
+def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=None,
+            mwa: dict | None = None):
     """Run the battery on every design and placement; returns (score table, cell table).
 
     The score table has one row per method, truth (``truth``: the effect on the OLS table's
@@ -53,7 +54,7 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
     settings = RecoverySettings(
         windows=tuple(int(w) for w in np.arange(w0, w1 + 1, ws)),
         radii=tuple(float(r) for r in np.arange(r0, r1 + 1e-9, rs)),
-        mwa={"match_on": ["dist_base_km"], **conf.get("mwa", {})},
+        mwa={"match_on": ["dist_base_km"], **conf.get("mwa", {}), **(mwa or {})},
         methods=tuple(methods or conf.get("methods", ["ols", DEFAULT_SPEC])))
     frames, scen_all = {}, []
     for p in placements:  # placements outer: a battery stopped early is balanced over designs
@@ -83,4 +84,27 @@ def run(quick: bool = False, path=HERE / "battery.yaml") -> list[dict]:
             "converged"]
     rows = table[keep].to_dict("records")
     rows.append({"method": "total seconds", "scenario": f"{time.perf_counter() - start:.0f}"})
+    return rows
+
+
+def run_spillover(quick: bool = False) -> list[dict]:
+    """spillover.yaml with OLS with and without --spillover, scored on the direct effect:
+    per design and scenario the RMSE, the mean error in the cells where the effect is
+    largest and the 95% coverage of the direct effect with R's classical errors and with
+    CR2 over anchors linked within 6 km and 60 days (a clump shares its outcome events)."""
+    if not ACLED.exists():
+        return [{"skipped": f"no ACLED data at {ACLED}"}]
+    start = time.perf_counter()
+    rows = []
+    for vcov in ("classical", "CR2:near=6,60"):
+        for spillover in (False, True):
+            table, _ = battery(HERE / "spillover.yaml", quick=quick,
+                               mwa={"spillover": spillover, "vcov": vcov})
+            table = table[table["truth"] == "truth_direct"]
+            for row in table.to_dict("records"):
+                rows.append({"ols": "--spillover" if spillover else "plain", "vcov": vcov,
+                             **{k: row[k] for k in ("design", "scenario", "replicates",
+                                                    "rmse", "bias", "bias_large", "coverage",
+                                                    "false_positive_cells")}})
+    rows.append({"ols": "total seconds", "design": f"{time.perf_counter() - start:.0f}"})
     return rows

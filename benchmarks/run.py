@@ -4,6 +4,8 @@ Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sam
 ``sensitivity`` (batched permutations vs a statsmodels loop; Dask with 1 and 2 workers).
 ``recovery`` (the planted-effect battery of battery.yaml on the real ACLED outcomes),
 ``holdout`` (the same on holdout.yaml: scenarios the default model was not chosen on).
+``spillover`` (spillover.yaml: clumped QIPs, OLS with and without --spillover, scored on
+the direct effect).
 ``calibration`` (size of per-window p-values per standard-error choice over placebo
 placements on the real ACLED outcomes). ``cli`` (whole-process times of ``bayes-wake --help``
 and ``bayes-wake mwa``, imports included). ``--quick`` runs smaller cases.
@@ -49,6 +51,7 @@ def main() -> None:
     SUITES["recovery"] = bench_recovery.run
     SUITES["holdout"] = lambda quick: bench_recovery.run(quick, bench_recovery.HERE
                                                          / "holdout.yaml")
+    SUITES["spillover"] = bench_recovery.run_spillover
     SUITES["calibration"] = bench_calibration.run
     SUITES["simulator"] = bench_simulator.run
     SUITES["cli"] = bench_cli.run

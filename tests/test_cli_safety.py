@@ -217,7 +217,7 @@ def test_a_new_run_replaces_an_earlier_run_whole(mwa_example_csv, tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [MARKER, "SUTVA.csv", "cube.nc", "effect_surface.png", "estimates.csv",
-         "matching.csv", "provenance.json", "wakes.csv"])
+         "matching.csv", "pretrend.csv", "provenance.json", "wakes.csv"])
     assert len(pd.read_csv(out / "estimates.csv")) == 6
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
 
@@ -512,8 +512,8 @@ def test_a_file_added_to_an_output_folder_is_never_replaced_unasked(mwa_example_
     assert mwa(mwa_example_csv, out).exit_code == 0
     record = json.loads((out / MARKER).read_text())
     assert record["files"] == sorted(["SUTVA.csv", "cube.nc", "effect_surface.png",
-                                      "estimates.csv", "matching.csv", "provenance.json",
-                                      "wakes.csv"])
+                                      "estimates.csv", "matching.csv", "pretrend.csv",
+                                      "provenance.json", "wakes.csv"])
     (out / "notes.docx").write_text("my notes\n")
     (out / "mine").mkdir()
     (out / "mine" / "plot.png").write_bytes(b"png")

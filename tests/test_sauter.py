@@ -305,6 +305,13 @@ def test_real_acled_export_with_simulated_projects(real_run):
     assert "PROJECTS ARE SIMULATED" in html[:html.index("<h2>")]
     assert "1,088" in html and "monadic layout" in html
     assert "the report holds ACLED-derived data and is for your own use" in html
+    # the two design checks (issue 24): spillover between the simulated QIPs, which sit in
+    # the base towns, names --spillover; the pre-trend placebo is stated per outcome
+    assert html.count("rerun with --spillover for the direct effect") == 3
+    assert html.count("Pre-trend placebo (the same regression one period earlier") == 3
+    assert "--spillover separates them" in output
+    for name in ("vac", "battles_nsag", "nsag"):
+        assert len(pd.read_csv(out / name / "pretrend.csv")["lead_estimate"].dropna()) >= 25
 
 
 def test_no_event_map_leaves_the_acled_locations_out(study, tmp_path):

@@ -41,7 +41,8 @@ def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bo
     spec
         The model spec.
     settings
-        The analysis's match columns, weights, TCM, SUTVA rule and formula.
+        The analysis's match columns, weights, TCM, SUTVA rule, formula and ``spillover``
+        (the exposure terms: the surface is then the direct effect).
     progressbar, log
         As in :func:`~bayes_wake.bayes.fit.fit_surface`.
 
@@ -55,7 +56,8 @@ def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bo
         warnings.simplefilter("ignore", ConvergenceWarning)
         return fit_surface(cube, spec, match_on=settings.match_on, weighted=settings.weighted,
                            tcm=settings.tcm, delete_sutva=settings.delete_sutva,
-                           formula=settings.formula, progressbar=progressbar, log=log)
+                           formula=settings.formula, spillover=settings.spillover,
+                           progressbar=progressbar, log=log)
 
 
 def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,

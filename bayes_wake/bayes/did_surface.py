@@ -133,6 +133,10 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
         The wake cube.
     settings
         The matched wake analysis settings (matching, weights, formula) of the OLS table.
+        With ``settings.spillover`` each cell's design (from
+        :func:`~bayes_wake.mwa.analysis.matched_cells`) holds the exposure terms before the
+        treatment column, so the estimate, its influence and the surface are the *direct*
+        effect of one treatment (its neighbours' spillover held apart).
     covariates
         Event covariates added to each cell's regression (before the treatment column).
     errors
@@ -201,6 +205,7 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
                        baseline=baseline.reshape(len(windows), len(radii)),
                        n_clusters=n_clusters,
                        attrs={"errors": errors, "covariates": list(covariates),
+                              "spillover": int(settings.spillover),
                               "t_unit": cube.attrs.get("t_unit", "days"),
                               "convention": cube.attrs.get("convention", "")})
 

@@ -31,6 +31,7 @@ from bayes_wake.bayes.model import (
 )
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning, SettingsError
+from bayes_wake.options import DEFAULT_SPEC
 from bayes_wake.io.artefacts import atomic_path, package_versions
 from bayes_wake.io.tables import counted
 
@@ -426,6 +427,7 @@ def fit_surface(
     tcm: bool = False,
     delete_sutva: bool = False,
     formula: str = "lag",
+    spillover: bool = False,
     progressbar: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> BayesResult:
@@ -443,6 +445,11 @@ def fit_surface(
         command line and this function fit the same model). ``weighted`` and ``formula``
         enter the count-scale model (``estimand: count_did``); the rate-ratio models always
         use the CEM weights of their matching mode.
+    spillover
+        Count-scale models only: each cell's regression holds the exposure terms of
+        :mod:`bayes_wake.mwa.spillover` before the treatment column (``--spillover``), so the
+        surface is the *direct* effect of one treatment, its neighbours' spillover held
+        apart.
     progressbar
         Show the sampler's progress bar (PyMC's name; ``progress`` elsewhere in the
         package is a callback).
@@ -459,7 +466,10 @@ def fit_surface(
     if spec.estimand == "count_did":
         return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
                               delete_sutva=delete_sutva, formula=formula,
-                              progressbar=progressbar, log=log)
+                              spillover=spillover, progressbar=progressbar, log=log)
+    if spillover:
+        raise SettingsError(f"--spillover needs a count-scale model (estimand count_did, e.g. "
+                            f"{DEFAULT_SPEC}); {spec.name} models rate ratios")
     data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
     log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "
         f"unique rows; sampling {counted(spec.sampler.chains, 'chain')} with "
@@ -514,13 +524,14 @@ def _surface_prior(spec: ModelSpec) -> dict:
             "pooling": spec.effect.pooling}
 
 
-def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
+def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula,
+                  spillover=False):
     from bayes_wake.bayes.did_surface import prepare_surface_data, restrict, table_cells
     from bayes_wake.mwa.analysis import MWASettings
 
     settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
                            delete_sutva=delete_sutva, matching=spec.matching != "none",
-                           formula=spec.formula or formula)
+                           formula=spec.formula or formula, spillover=spillover)
     covariates = covariate_names(spec, list(match_on))
     data = prepare_surface_data(cube, settings, covariates=covariates, errors=spec.errors)
     if settings.formula == formula:
@@ -530,7 +541,7 @@ def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula):
 
 
 def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,
-                   progressbar, log) -> BayesResult:
+                   spillover=False, progressbar, log) -> BayesResult:
     """Fit the count-scale DiD surface model (:mod:`bayes_wake.bayes.did_surface`)."""
     from bayes_wake.bayes.did_surface import (
         CLEAR_T,
@@ -543,7 +554,8 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
         surface_inputs,
     )
 
-    data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
+    data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula,
+                         spillover)
     log(f"model {spec.name}: {len(data.defined)} of {counted(data.n_cells, 'cell')} with an "
         f"OLS estimate, robust covariance over {counted(data.n_clusters, 'cluster')} "
         f"({spec.errors}); sampling {counted(spec.sampler.chains, 'chain')} with "

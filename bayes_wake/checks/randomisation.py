@@ -108,6 +108,11 @@ class CellDesign:
     control_weight
         Regression weight of a control wake, per stratum (1 when unweighted); treated wakes
         weigh 1.
+    exposure
+        With ``spillover``: the exposure columns of the cell's design, shape (wakes, m),
+        held at their observed values while the labels are permuted (a test of no direct
+        effect given the observed exposure to neighbouring treatments, not of Athey, Eckles
+        and Imbens' exact kind); shape (wakes, 0) otherwise.
     """
 
     window: float
@@ -118,6 +123,7 @@ class CellDesign:
     treated: np.ndarray
     stratum: np.ndarray
     control_weight: np.ndarray
+    exposure: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -302,7 +308,8 @@ def grid_design(cube: xr.Dataset, settings: MWASettings) -> GridDesign:
         cells.append(CellDesign(
             window=float(cell.window), radius=float(cell.radius), event=cell.events,
             outcome=cell.y.astype(float), pre=cell.pre.astype(float), treated=treated,
-            stratum=stratum, control_weight=control_weight))
+            stratum=stratum, control_weight=control_weight,
+            exposure=cell.design[:, cell.design.shape[1] - 1 - len(cell.exposure):-1]))
     windows, radii = cube["window"].to_numpy(), cube["radius"].to_numpy()
     return GridDesign(windows=windows, radii=radii, cells=tuple(cells),
                       n_events=int(cube.sizes["event"]), settings=settings)
@@ -363,9 +370,10 @@ def _batched_wls(cell: CellDesign, labels: np.ndarray, settings: MWASettings):
     """Weighted OLS of the cell for every row of ``labels`` at once.
 
     The design is ``[fixed columns, treated]`` with fixed columns ``[1, pre]`` (``lag``) or
-    ``[1]`` (``diff``). A treated wake weighs 1 and a control wake ``c_s`` (its stratum's
-    CEM weight), so ``w = c + L (1 - c)`` and every entry of the normal equations is a
-    constant plus ``labels @ (column)``: one matrix product gives them for all permutations.
+    ``[1]`` (``diff``), then the cell's exposure columns (``spillover``). A treated wake
+    weighs 1 and a control wake ``c_s`` (its stratum's CEM weight), so ``w = c + L (1 - c)``
+    and every entry of the normal equations is a constant plus ``labels @ (column)``: one
+    matrix product gives them for all permutations.
 
     Returns estimate, std_error, t and pvalue of the treatment coefficient, each of shape
     (permutations,), NaN where R reports NA, and the flags of essentially perfect fits.
@@ -378,6 +386,8 @@ def _batched_wls(cell: CellDesign, labels: np.ndarray, settings: MWASettings):
     lab = labels.astype(float)
     y = cell.outcome
     fixed = [np.ones(n), cell.pre] if settings.formula == "lag" else [np.ones(n)]
+    if cell.exposure is not None:
+        fixed += list(cell.exposure.T)
     k = len(fixed) + 1
     if settings.weighted and settings.matching:
         c = cell.control_weight[cell.stratum]

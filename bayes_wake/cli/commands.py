@@ -58,7 +58,7 @@ def main() -> None:
 @_guard_output
 def mwa(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
         t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula,
-        estimation, vcov, alpha, out, alpha2):
+        estimation, vcov, alpha, spillover, out, alpha2):
     """Matched wake analysis, as R's mwa::matchedwake.
 
     Writes estimates.csv, matching.csv, SUTVA.csv and wakes.csv (R's columns and row order),
@@ -72,7 +72,7 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     console = _console()
     started = time.perf_counter()
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha)  # before any data are read
+                        vcov, alpha, spillover)  # before any data are read
     _check_alpha2(alpha, alpha2)
     events, cube = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
@@ -176,7 +176,8 @@ def demo(out, seed, mwa_only, allow_unconverged):
 @_guard_output
 def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,
         convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula, estimation,
-        vcov, alpha, out, alpha2, spec_path, sampler, draws, tune, chains, allow_unconverged,
+        vcov, alpha, spillover, out, alpha2, spec_path, sampler, draws, tune, chains,
+        allow_unconverged,
         seed):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
@@ -197,7 +198,7 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
                                              chains=chains, seed=seed)
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha)  # before any data are read
+                        vcov, alpha, spillover)  # before any data are read
     _check_alpha2(alpha, alpha2)
     events, cube = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,

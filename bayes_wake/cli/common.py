@@ -193,7 +193,7 @@ def _vcov_columns(vcov: str) -> list[str]:
 
 
 def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete_sutva, formula,
-                  estimation, vcov, alpha):
+                  estimation, vcov, alpha, spillover=False):
     """The matched wake analysis settings of a command's options (``--match A,B`` and the
     rest of :func:`mwa_options`), validated before any data are read."""
     from bayes_wake.mwa.analysis import MWASettings
@@ -204,7 +204,7 @@ def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete
                             "(R: matchColumns), or switch matching off with --no-match")
     return MWASettings(match_on=columns, weighted=weighted, tcm=tcm, delete_sutva=delete_sutva,
                        matching=not no_match, formula=formula, estimation=estimation,
-                       vcov=vcov, alpha=alpha)
+                       vcov=vcov, alpha=alpha, spillover=spillover)
 
 
 def _parse_selector(text: str, option: str) -> tuple[str, str]:
@@ -309,7 +309,7 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
            if counts.get("other", 0) else ""))
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
-                           progress=advance)
+                           progress=advance, leads=True)
     return events, cube
 
 
@@ -405,8 +405,13 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
     else:
         note = ""
     spillover = spillover_warning(result)
-    if spillover:
-        console.print(f"[bold yellow]WARNING: {escape(spillover)}.[/]")
+    if spillover and not result.settings.spillover:
+        console.print(f"[bold yellow]WARNING: {escape(spillover)}; --spillover separates "
+                      "them.[/]")
+    elif spillover:
+        console.print("Direct effects (--spillover): the estimates hold apart the spillover "
+                      "of neighbouring treatments (estimates.csv: spillover columns).")
+    _print_pretrend(console, result)
     estimable, why_na = _estimable(result)
     if significant.empty:
         if estimable == 0:
@@ -431,6 +436,19 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                       f"{row['ci_lower']:.3f} to {row['ci_upper']:.3f}", f"{row['pvalue']:.3f}",
                       "" if r2 != r2 else f"{r2:.3f}")
     console.print(table)
+
+
+def _print_pretrend(console, result) -> None:
+    """One line on the pre-trend placebo (yellow, a warning, where many leads are clear)."""
+    from rich.markup import escape
+
+    from bayes_wake.mwa.analysis import pretrend_warning
+
+    if result.pretrend is None:
+        return
+    text, warn = pretrend_warning(result.pretrend, result.settings.alpha)
+    console.print(f"[bold yellow]WARNING: {escape(text)}.[/]" if warn else
+                  escape(text[0].upper() + text[1:] + "."))
 
 
 def _print_undefined_errors(console, result) -> None:
@@ -499,6 +517,11 @@ def mwa_options(command: Callable) -> Callable:
                           "Bell-McCaffrey small-sample versions."),
         click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
                      type=float, help="Significance level (R: alpha1)."),
+        click.option("--spillover", is_flag=True,
+                     help="Direct and spillover effects: add to each window's regression the "
+                          "number of other treatments whose wake reaches the wake's pre- and "
+                          "post-period, so the effect is one treatment's own and the "
+                          "spillover columns give the effect per neighbouring treatment."),
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path)),
         overwrite_option,
     ]

@@ -87,7 +87,8 @@ def _parse_scenario(text: str):
 @_guard_output
 def recovery(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
              t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
-             formula, estimation, vcov, alpha, out, scenario_texts, battery, replicates,
+             formula, estimation, vcov, alpha, spillover, out, scenario_texts, battery,
+             replicates,
              methods, placebo_sites, placebo_weight, placebos, seed, draws, tune, chains,
              scheduler):
     """Plant known effects into the real outcome events and score every method.
@@ -116,7 +117,7 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     console = _console()
     started = time.perf_counter()
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha)
+                        vcov, alpha, spillover)
     scenarios = [_parse_scenario(t) for t in scenario_texts]
     if battery:
         scenarios += load_battery(battery)[0]
@@ -151,7 +152,12 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
                              scheduler=None if scheduler == "local" else scheduler,
                              progress=advance, placebo_replicates=placebos,
                              log=lambda line: console.print(line, markup=False))
-    summary = score_recovery(cells)
+    # with --spillover every method estimates the direct effect: score it on that
+    truth = "truth_direct" if spillover else "truth"
+    summary = score_recovery(cells, truth=truth)
+    if spillover:
+        console.print("--spillover: scored on the direct effect (truth_direct: what each "
+                      "matched treated wake's own treatment caused in its own wake).")
     write_recovery(out, summary, cells, settings={"data": str(data), "seed": seed,
                                                   "replicates": replicates,
                                                   **settings.__dict__})

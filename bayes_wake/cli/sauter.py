@@ -97,6 +97,10 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--unweighted", is_flag=True, help="OLS without the CEM weights.")
 @click.option("--no-tcm", is_flag=True, help="Do not match on earlier overlapping projects.")
 @click.option("--alpha", default=0.05, show_default=True, type=float)
+@click.option("--spillover", is_flag=True,
+              help="Direct and spillover effects: each window's regression holds the number "
+                   "of other QIPs whose wake reaches the wake's pre- and post-period, so the "
+                   "effect is one QIP's own.")
 @click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fits (seconds, not minutes).")
 @click.option("--no-event-map", is_flag=True,
               help="Leave the outcome events (ACLED locations) out of the report's map.")
@@ -109,8 +113,8 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, rivers,
            rivers_where, roads, roads_where, layers, rasters, covariate_columns, outcomes,
            t_window, spat_window, regions, merge_menaka, snap_km, start, end, n_qips, n_aid,
-           convention, unweighted, no_tcm, alpha, mwa_only, no_event_map, spec_path, sampler,
-           draws, tune, chains, allow_unconverged, seed):
+           convention, unweighted, no_tcm, alpha, spillover, mwa_only, no_event_map, spec_path,
+           sampler, draws, tune, chains, allow_unconverged, seed):
     """The Sauter (2022) reanalysis: MINUSMA QIPs and violence in Mali, one report.
 
     Reads the ACLED export, keeps the study period and regions, reads the project files (or
@@ -156,7 +160,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
         merge_menaka=merge_menaka, snap_km=snap_km, start=start, end=end,
         seed=0 if seed is None else seed, n_qips=n_qips, n_aid=n_aid,
         convention=convention, weighted=not unweighted, tcm=not no_tcm, alpha=alpha,
-        spec=spec, bayes=not mwa_only, event_map=not no_event_map,
+        spillover=spillover, spec=spec, bayes=not mwa_only, event_map=not no_event_map,
         progressbar=console.is_terminal, log=log)
 
     dropped = result.dropped[result.dropped["events"] > 0]

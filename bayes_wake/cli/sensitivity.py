@@ -84,7 +84,8 @@ from bayes_wake.options import DEFAULT_SPEC
 @_guard_output
 def sensitivity(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
                 t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
-                formula, estimation, vcov, alpha, out, permutations, date_shifts, chunk_size,
+                formula, estimation, vcov, alpha, spillover, out, permutations, date_shifts,
+                chunk_size,
                 seed, bayes_checks, grid_region, region_column, leave_out, placebo_sites,
                 placebos, placebo_weight, placebo_bayes, spec_path, draws, tune, chains,
                 allow_unconverged, scheduler, workers):
@@ -123,7 +124,7 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     started = time.perf_counter()
     # Everything that can be checked without the data is checked before reading it.
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha)
+                        vcov, alpha, spillover)
     check_permutation_vcov(vcov)
     windows = expand_windows(*t_window, name="--t-window", temporal=True)
     radii = expand_windows(*spat_window, name="--spat-window")

@@ -482,10 +482,13 @@ def write_table(table, path: str | os.PathLike, *, float_format: str | None = "%
 
 def write_mwa_tables(result, folder: str | os.PathLike) -> dict[str, Path]:
     """Write the ``estimates``, ``matching``, ``SUTVA`` and ``wakes`` tables of an
-    :class:`~bayes_wake.mwa.analysis.MWAResult` to ``folder`` through :func:`write_table`."""
+    :class:`~bayes_wake.mwa.analysis.MWAResult` to ``folder`` through :func:`write_table`,
+    and ``pretrend`` (the pre-trend placebo per cell) where the result has one."""
     folder = Path(folder)
     tables: Mapping = {"estimates": result.estimates, "matching": result.matching,
                        "SUTVA": result.sutva, "wakes": result.wakes}
+    if getattr(result, "pretrend", None) is not None:
+        tables = {**tables, "pretrend": result.pretrend}
     return {name: write_table(table, folder / f"{name}.csv") for name, table in tables.items()}
 
 

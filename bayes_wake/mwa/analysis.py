@@ -38,7 +38,9 @@ __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "M
            "EXTRA_ESTIMATE_COLUMNS", "coefficient_interval",
            "matched_cells", "match_variables", "wake_weights", "covariate_strata",
            "vcov_inputs", "standard_error_table", "ROBUST_ERRORS", "regression_design",
-           "spillover_warning", "SPILLOVER_SHARE"]
+           "spillover_warning", "SPILLOVER_SHARE", "SPILLOVER_COLUMNS",
+           "spillover_coefficient", "pretrend_table", "pretrend_warning", "PRETREND_SHARE",
+           "PRETREND_COLUMNS"]
 
 #: The columns the estimates table has beyond R's, after them so R's stay a prefix: the
 #: treatment coefficient's standard error (the ``vcov`` choice) and its interval at level
@@ -83,6 +85,12 @@ class MWASettings:
         placements).
     alpha
         Significance level for summaries (R's ``alpha1``).
+    spillover
+        Add the exposure terms of :func:`bayes_wake.mwa.spillover.spillover_exposure` (other
+        treatments reaching the wake's pre- and post-period) to every cell's regression,
+        before the treatment column: the treatment coefficient is then the direct effect of
+        one treatment and the ``exposure_post`` coefficient the spillover per neighbouring
+        treatment. False (the default) is R's regression.
     """
 
     match_on: tuple[str, ...] = ()
@@ -94,6 +102,7 @@ class MWASettings:
     estimation: Estimation = "lm"
     vcov: str = "classical"
     alpha: float = 0.05
+    spillover: bool = False
 
     def __post_init__(self) -> None:
         check_choice("formula", self.formula, Formula)
@@ -128,6 +137,9 @@ class MWAResult:
         The settings used.
     cube_attrs
         Attributes of the wake cube (unit, convention, provenance).
+    pretrend
+        The pre-trend placebo per cell (:func:`pretrend_table`), where the cube holds lead
+        counts (``count_wakes(..., leads=True)``); else None.
     """
 
     estimates: pd.DataFrame
@@ -137,6 +149,7 @@ class MWAResult:
     surface: xr.Dataset
     settings: MWASettings
     cube_attrs: dict = field(default_factory=dict)
+    pretrend: pd.DataFrame | None = None
 
     def significant(self, alpha: float | None = None) -> pd.DataFrame:
         """Rows of the estimates table with ``pvalue <= alpha`` (R's ``summary``)."""
@@ -229,6 +242,7 @@ def matched_wake_analysis(
     estimation: Estimation = "lm",
     vcov: str = "classical",
     alpha: float = 0.05,
+    spillover: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> MWAResult:
     """Matched wake analysis over the whole window grid, as R's ``matchedwake``.
@@ -239,6 +253,10 @@ def matched_wake_analysis(
         The wake cube from :func:`bayes_wake.wakes.count_wakes`.
     match_on, weighted, tcm, delete_sutva, matching, formula, estimation, vcov, alpha
         See :class:`MWASettings`.
+    spillover
+        Direct and spillover effects (:class:`MWASettings`): ``estimate`` is the direct
+        effect, and the estimates table and surface add :data:`SPILLOVER_COLUMNS` (the
+        coefficient of ``exposure_post``, events per wake per neighbouring treatment).
     progress
         Called as ``progress(done, total)`` after each cell.
 
@@ -250,7 +268,8 @@ def matched_wake_analysis(
     """
     settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
                            delete_sutva=delete_sutva, matching=matching, formula=formula,
-                           estimation=estimation, vcov=vcov, alpha=alpha)
+                           estimation=estimation, vcov=vcov, alpha=alpha,
+                           spillover=spillover)
     windows = cube["window"].to_numpy()
     radii = cube["radius"].to_numpy()
     vcov_spec = parse_vcov(settings.vcov)
@@ -259,7 +278,7 @@ def matched_wake_analysis(
     surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
         "estimate", "std_error", "ci_lower", "ci_upper", "pvalue", "adj_r_squared",
         "intercept", "intercept_pvalue", "n_treated", "n_control", "L1_pre", "L1_post",
-        "treated_overlap")}
+        "treated_overlap", *(SPILLOVER_COLUMNS if spillover else ()))}
     na_reason = np.full((len(windows), len(radii)), "", dtype=object)
     total = len(windows) * len(radii)
     for done, cell in enumerate(matched_cells(cube, settings), 1):
@@ -282,6 +301,10 @@ def matched_wake_analysis(
         row["std_error"] = fit.std_error[-1] if defined else np.nan
         row["ci_lower"], row["ci_upper"] = coefficient_interval(fit, 1 - settings.alpha) \
             if defined else (np.nan, np.nan)
+        if spillover:
+            row.update(spillover_coefficient(cell, fit))
+            for key in SPILLOVER_COLUMNS:
+                surface_vars[key][i, j] = row[key]
         est_rows.append(row)
         match_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
                            **cell.balance})
@@ -306,6 +329,9 @@ def matched_wake_analysis(
 
     # R's wake table: radius outer, window inner, events in time order.
     in_r_order = keep.transpose(2, 1, 0)
+    if spillover:  # after R's columns: each wake's exposure to neighbouring treatments
+        columns = {**columns, **{k: v.astype(np.int64) for k, v in
+                                 _exposure_columns(cube).items()}}
     wakes_table = pd.DataFrame({k: v.transpose(2, 1, 0)[in_r_order]
                                 for k, v in columns.items()})
     surface = xr.Dataset(
@@ -330,6 +356,7 @@ def matched_wake_analysis(
         surface=surface,
         settings=settings,
         cube_attrs=dict(cube.attrs),
+        pretrend=pretrend_table(cube, settings) if "dependent_lead" in cube else None,
     )
 
 
@@ -375,6 +402,10 @@ class MatchedCell:
         R's matching-table entries of the cell.
     l1
         L1 imbalance before and after matching.
+    exposure
+        Names of the exposure columns in ``design`` (with ``spillover``; they sit just before
+        the treatment column, in this order; a column constant over the matched wakes is
+        left out, as the intercept already holds it).
     """
 
     index: tuple[int, int]
@@ -390,6 +421,7 @@ class MatchedCell:
     wakes: dict
     balance: dict
     l1: tuple[float, float]
+    exposure: tuple[str, ...] = ()
 
 
 def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = True):
@@ -410,6 +442,7 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
     columns, keep = _cube_columns(cube, settings.match_on)
     if settings.delete_sutva:
         keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
+    exposure = _exposure_columns(cube) if settings.spillover else {}
     for i, window in enumerate(cube["window"].to_numpy()):
         for j, radius in enumerate(cube["radius"].to_numpy()):
             rows = keep[:, i, j]
@@ -423,6 +456,8 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
             y, design = regression_design(cell["dependent_post"][in_fit],
                                           cell["dependent_pre"][in_fit],
                                           cell["treatment"][in_fit], settings.formula)
+            design, names = _with_exposure(design, {
+                k: v[:, i, j][rows][in_fit] for k, v in exposure.items()})
             table = {
                 "control_pre": int((treated == 0).sum()),
                 "treatment_pre": int((treated == 1).sum()),
@@ -436,7 +471,26 @@ def matched_cells(cube: xr.Dataset, settings: MWASettings, *, balance: bool = Tr
                               weights=weights[in_fit], treated=treated[in_fit],
                               pre=cell["dependent_pre"][in_fit], stratum=stratum[in_fit],
                               wakes=cell,
-                              balance=table, l1=(l1_pre, l1_post))
+                              balance=table, l1=(l1_pre, l1_post), exposure=names)
+
+
+def _exposure_columns(cube: xr.Dataset) -> dict[str, np.ndarray]:
+    """The exposure terms of every wake, shape (event, window, radius) each."""
+    from bayes_wake.mwa.spillover import EXPOSURE_COLUMNS, spillover_exposure
+
+    counts = spillover_exposure(cube).transpose("event", "window", "radius", "period")
+    return {name: counts.sel(period=period).to_numpy().astype(float)
+            for name, period in zip(EXPOSURE_COLUMNS, ("pre", "post"))}
+
+
+def _with_exposure(design: np.ndarray, exposure: dict[str, np.ndarray]):
+    """The design with the exposure columns that vary over the matched wakes inserted just
+    before the treatment column, and their names."""
+    names = tuple(k for k, v in exposure.items() if len(v) and np.ptp(v) > 0)
+    if not names:
+        return design, ()
+    return np.column_stack([design[:, :-1], *(exposure[k] for k in names),
+                            design[:, -1]]), names
 
 
 def match_variables(settings: MWASettings) -> list[str]:
@@ -493,6 +547,8 @@ def _na_reason(cell: MatchedCell, fit: OLSFit, settings: MWASettings) -> str:
         return ("no events in matched wakes" if not (cell.pre.any() or post.any())
                 else "equal counts in matched wakes")
     if fit.aliased:  # the lag formula's pre-period count, with the intercept and treatment
+        if cell.exposure and not _aliased_without_exposure(cell):
+            return "exposure collinear with treatment (--spillover)"
         if np.ptp(cell.pre) == 0:
             return ("no pre events in matched wakes" if not cell.pre.any()
                     else "equal pre counts in matched wakes")
@@ -503,6 +559,33 @@ def _na_reason(cell: MatchedCell, fit: OLSFit, settings: MWASettings) -> str:
         return ("no post events in matched wakes" if not post.any()
                 else "equal post counts in matched wakes")
     return "no finite p-value"
+
+
+def _aliased_without_exposure(cell: MatchedCell) -> bool:
+    """Whether the cell's design is rank deficient even without its exposure columns."""
+    k = len(cell.exposure)
+    x = np.column_stack([cell.design[:, :-1 - k], cell.design[:, -1]])
+    return np.linalg.matrix_rank(x * np.sqrt(cell.weights)[:, None]) < x.shape[1]
+
+
+#: The columns ``spillover=True`` adds to the estimates table (after
+#: :data:`EXTRA_ESTIMATE_COLUMNS`): the coefficient of ``exposure_post`` (extra events in a
+#: wake's post-period per other treatment whose post-period wake reaches it; NA where no
+#: matched wake is exposed), its standard error (the ``vcov`` choice) and p-value.
+SPILLOVER_COLUMNS = ("spillover", "spillover_std_error", "spillover_pvalue")
+
+
+def spillover_coefficient(cell: MatchedCell, fit: OLSFit) -> dict[str, float]:
+    """The :data:`SPILLOVER_COLUMNS` of one cell's fit (NaN where undefined)."""
+    out = dict.fromkeys(SPILLOVER_COLUMNS, np.nan)
+    if "exposure_post" not in cell.exposure or not fit.estimated:
+        return out
+    k = cell.design.shape[1] - 1 - len(cell.exposure) + cell.exposure.index("exposure_post")
+    out["spillover"] = float(fit.coef[k])
+    if fit.defined:
+        out["spillover_std_error"] = float(fit.std_error[k])
+        out["spillover_pvalue"] = float(fit.pvalue[k])
+    return out
 
 
 def wake_weights(cube: xr.Dataset, settings: MWASettings,
@@ -705,3 +788,88 @@ def _spatial_as_int(table: pd.DataFrame) -> pd.DataFrame:
         if np.all(values == np.round(values)):
             table = table.assign(spat_window=values.astype(np.int64))
     return table
+
+
+#: Above this share of the estimable windows with a clear lead (p <= alpha), the outputs warn
+#: that the placements already differed before the treatment: four times the share expected
+#: by chance at alpha = .05 (nested windows share events, so chance alone gives clumps).
+PRETREND_SHARE = 0.20
+
+#: The pre-trend placebo's columns (:func:`pretrend_table`), per cell.
+PRETREND_COLUMNS = ("lead_estimate", "lead_std_error", "lead_pvalue", "lead_ci_lower",
+                    "lead_ci_upper", "lead_wakes")
+
+
+def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
+    """The pre-trend placebo per cell: the cell's own regression moved back one period.
+
+    On the cell's matched wakes and weights (:func:`matched_cells`), the table's formula with
+    the pre-period count as the outcome and the lead-period count (the ``window + 1`` units
+    before the pre-period, :func:`bayes_wake.wakes.count_wakes` with ``leads=True``) as the
+    "pre" count: ``pre ~ lead + treatment`` (``lag``) or ``pre - lead ~ treatment``
+    (``diff``), with the exposure terms under ``spillover``. No treatment has started in
+    either period, so its coefficient (the *lead*) estimates 0 where treated and control
+    places evolved alike; a clear lead says the places already differed, and that the
+    cell's estimate carries that difference. Wakes whose lead period runs off the record
+    are left out. Standard errors: the ``vcov`` choice, HC1 in place of R's classical ones.
+
+    Limits: matching uses the pre-period trend, so the lead is partly matched away (a
+    difference in levels that grows steadily still shows); a lead of one period cannot see
+    a difference that starts with the treatment; and clear leads in nested cells are not
+    independent confirmations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t_window``, ``spat_window`` and :data:`PRETREND_COLUMNS` (events per wake; NA where
+        the regression is, by R's rule).
+    """
+    if "dependent_lead" not in cube:
+        raise SettingsError("the wake cube has no lead counts: count it with "
+                            "count_wakes(..., leads=True)")
+    spec = parse_vcov("HC1" if settings.vcov == "classical" else settings.vcov)
+    clusters, kernel = vcov_inputs(cube, spec)
+    lead = cube["dependent_lead"].transpose("event", "window", "radius").to_numpy()
+    covered = cube["lead_complete"].transpose("event", "window").to_numpy()
+    rows = []
+    for cell in matched_cells(cube, settings, balance=False):
+        i, j = cell.index
+        keep = covered[cell.events, i]
+        idx = cell.events[keep]
+        y, x = regression_design(cell.pre[keep], lead[idx, i, j], cell.treated[keep],
+                                 settings.formula)
+        p = cell.design.shape[1]
+        exposure = cell.design[keep][:, p - 1 - len(cell.exposure):p - 1]
+        x = np.column_stack([x[:, :-1], exposure, x[:, -1]])
+        fit = weighted_ols(y, x, cell.weights[keep], vcov=spec,
+                           clusters=None if clusters is None else clusters[idx],
+                           kernel=None if kernel is None else kernel[idx][:, idx])
+        lower, upper = coefficient_interval(fit, 1 - settings.alpha) if fit.defined \
+            else (np.nan, np.nan)
+        rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
+                     "lead_estimate": fit.coef[-1] if fit.estimated else np.nan,
+                     "lead_std_error": fit.std_error[-1] if fit.defined else np.nan,
+                     "lead_pvalue": fit.pvalue[-1] if fit.defined else np.nan,
+                     "lead_ci_lower": lower, "lead_ci_upper": upper,
+                     "lead_wakes": int(keep.sum())})
+    return _spatial_as_int(pd.DataFrame(rows))
+
+
+def pretrend_warning(table: pd.DataFrame, alpha: float) -> tuple[str, bool]:
+    """One sentence on the pre-trend placebo: in how many windows the lead is clear, and
+    whether that is more than :data:`PRETREND_SHARE` of the estimable ones (the warning)."""
+    estimable = int(table["lead_pvalue"].notna().sum())
+    clear = table["lead_pvalue"] <= alpha
+    n = int(clear.sum())
+    if not estimable:
+        return "pre-trend placebo: no window has an estimable lead", False
+    signs = table.loc[clear, "lead_estimate"]
+    side = "" if not n else (" (all positive)" if (signs > 0).all() else
+                             " (all negative)" if (signs < 0).all() else "")
+    text = (f"pre-trend placebo (the same regression one period earlier, lead vs pre): the "
+            f"lead is clear (p <= {alpha:g}) in {n} of {estimable} windows{side}")
+    if n > PRETREND_SHARE * estimable:
+        return (text + f", more than {PRETREND_SHARE:.0%}: treated and control places already "
+                "differed before any treatment, so those windows' estimates are suspect "
+                "(pretrend.csv)"), True
+    return text + " (pretrend.csv)", False

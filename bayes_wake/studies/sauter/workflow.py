@@ -48,6 +48,7 @@ from bayes_wake.mwa.analysis import (
     ROBUST_ERRORS,
     MWAResult,
     matched_wake_analysis,
+    pretrend_warning,
     spillover_warning,
     standard_error_table,
 )
@@ -208,6 +209,7 @@ def reanalyze_sauter(
     weighted: bool = True,
     tcm: bool = True,
     alpha: float = 0.05,
+    spillover: bool = False,
     spec: object = DEFAULT_SPEC,
     bayes: bool = True,
     event_map: bool = True,
@@ -269,6 +271,9 @@ def reanalyze_sauter(
         Wake counting: ``mwa`` (R's, as the paper) or ``exact``.
     weighted, tcm, alpha
         Matched wake analysis settings (the paper: weighted, matched on earlier overlaps).
+    spillover
+        Direct and spillover effects (:class:`~bayes_wake.mwa.analysis.MWASettings`): the
+        OLS tables and the Bayesian surfaces are the direct effect of one QIP.
     spec
         Model spec for the Bayesian fit: a :class:`~bayes_wake.bayes.spec.ModelSpec`, a shipped
         name or a YAML path.
@@ -338,7 +343,8 @@ def reanalyze_sauter(
     say("Covariates: " + ", ".join(covariates))
     results, selections = _analyse_outcomes(
         chosen, projects, outcome_pool, covariates, window_grid, radius_grid,
-        convention=convention, weighted=weighted, tcm=tcm, alpha=alpha, say=say)
+        convention=convention, weighted=weighted, tcm=tcm, alpha=alpha, spillover=spillover,
+        say=say)
 
     summary = _summary(projects, outcome_pool, selections, chosen, keep_regions)
     dropped_table = pd.DataFrame(dropped, columns=["step", "reason", "events"])
@@ -521,7 +527,7 @@ def _with_covariates(projects, events, layer_specs, rasters, covariate_columns):
 
 
 def _analyse_outcomes(chosen, projects, outcome_pool, covariates, window_grid, radius_grid,
-                      *, convention, weighted, tcm, alpha, say):
+                      *, convention, weighted, tcm, alpha, say, spillover=False):
     """Per outcome: its events, the wake cube, the matched wake analysis and the robust
     errors. Returns (results by outcome name, event selection by outcome name)."""
     results: dict[str, OutcomeResult] = {}
@@ -535,9 +541,9 @@ def _analyse_outcomes(chosen, projects, outcome_pool, covariates, window_grid, r
         table = _event_table(projects, outcome_pool[mask], covariates,
                              source=f"Sauter (2022) reanalysis, outcome {outcome.name}")
         cube = count_wakes(table, window_grid, radius_grid, convention=convention,
-                           covariates=covariates)
+                           covariates=covariates, leads=True)
         result = matched_wake_analysis(cube, match_on=covariates, weighted=weighted, tcm=tcm,
-                                       alpha=alpha)
+                                       alpha=alpha, spillover=spillover)
         n_sig = len(result.significant())
         say(f"{outcome.label}: {counted(int(mask.sum()), 'event')}; {n_sig} of "
             f"{counted(len(result.estimates), 'window')} with p <= {alpha:g} (OLS)")
@@ -974,8 +980,17 @@ def _outcome_sections(report, stage: Path, sauter: SauterResult, alpha: float) -
     for item in sauter.outcomes.values():
         report.heading(f"Outcome: {item.outcome.label}")
         spillover = spillover_warning(item.mwa)
-        if spillover:
-            report.paragraph(f"Spillover between treatments: {spillover}.", kind="warning")
+        if spillover and item.mwa.settings.spillover:
+            report.paragraph(f"Direct effects (--spillover): {spillover}; the estimates below "
+                             "hold that spillover apart (estimates.csv, spillover columns: "
+                             "the effect per neighbouring treatment).", kind="note")
+        elif spillover:
+            report.paragraph(f"Spillover between treatments: {spillover}; rerun with "
+                             "--spillover for the direct effect.", kind="warning")
+        if item.mwa.pretrend is not None:
+            text, warn = pretrend_warning(item.mwa.pretrend, alpha)
+            report.paragraph(text[0].upper() + text[1:] + ".",
+                             kind="warning" if warn else "note")
         significant = _windows_table(item, alpha, bayes_columns=True)
         k = len(significant)
         pvalues = item.mwa.estimates["pvalue"].to_numpy(dtype=float)
