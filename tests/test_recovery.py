@@ -402,24 +402,26 @@ def test_the_default_model_recovers_planted_effects_in_the_real_acled_outcomes(s
 
 
 @pytest.mark.slow
-def test_adaptive_did_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(shared_data):
+def test_the_default_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(shared_data):
     """0.5 extra VAC events per QIP 30-40 days after it, 0-6 km away, on the real outcomes
     (QIPs placed as aid projects): OLS finds the onset (every strongest cell far from 0).
-    adaptive_did must follow it: in the cells where the truth is at least 0.8 x its largest
-    value, its posterior mean lies on average less than one OLS standard error below the OLS
-    estimate (smooth_did sat 1.2-2.7 below: it spreads the onset into the empty lags before
-    it) and its error is at most 1.3 x OLS's. Its chains must mix (R-hat, ESS); a few
-    divergences are its known limit, not checked here. Coverage is the battery's to measure:
-    on this placement the real data's own placebo difference puts OLS itself below the truth
-    (its 95% intervals cover 3 of the 12 strongest cells)."""
+    The default must follow it: in the cells where the truth is at least 0.8 x its largest
+    value, its posterior mean lies on average within half an OLS standard error of the OLS
+    estimate (the joint-covariance likelihood sat 1.2-2.7 below: weighting nested cells by
+    their estimated joint covariance pulls a clear effect toward 0; measured on 18 cached
+    placements, the working-independence fit's mean pull there is -0.30 to +0.14) and its
+    error is at most 1.3 x OLS's; its chains mix with no divergence. Coverage is the
+    battery's to measure: on this placement the real data's own placebo difference puts OLS
+    itself below the truth."""
     from dataclasses import asdict
 
     from bayes_wake.checks.recovery import RecoverySettings, replicate_task
+    from bayes_wake.options import DEFAULT_SPEC
     from bayes_wake.studies.sauter.workflow import battery_studies
 
     studies = battery_studies(shared_data, placement=0, outcomes=("vac",),
                               design="settlements")
-    settings = RecoverySettings(**BATTERY_GRID, methods=("ols", "adaptive_did"),
+    settings = RecoverySettings(**BATTERY_GRID, methods=("ols", DEFAULT_SPEC),
                                 mwa={"match_on": ["dist_base_km"], "weighted": True,
                                      "tcm": True, "formula": "lag"})
     onset = Scenario("onset", data="vac", form="additive", size=0.5, delay=(30, 40),
@@ -429,13 +431,14 @@ def test_adaptive_did_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(sh
     ols = np.asarray(fit["methods"]["ols"]["mean"])
     # the OLS standard error of each cell: the 95% interval's half width / 1.96
     se = (np.asarray(fit["methods"]["ols"]["upper"]) - ols) / 1.959964
-    post = fit["methods"]["adaptive_did"]
+    post = fit["methods"][DEFAULT_SPEC]
     assert post["max_r_hat"] <= 1.01 and post["min_ess_bulk"] >= 400, post
+    assert post["divergences"] == 0, post
     strongest = np.isfinite(ols) & (truth >= 0.8 * np.nanmax(truth))
     assert strongest.sum() >= 6 and np.all(ols[strongest] / se[strongest] > 3)
     pull = (np.asarray(post["mean"]) - ols)[strongest] / se[strongest]
-    assert pull.mean() > -1.0, pull
+    assert pull.mean() > -0.5, pull
     defined = np.isfinite(ols)
     rmse = {m: np.sqrt(np.mean((np.asarray(fit["methods"][m]["mean"]) - truth)[defined] ** 2))
-            for m in ("ols", "adaptive_did")}
-    assert rmse["adaptive_did"] <= 1.3 * rmse["ols"], rmse
+            for m in ("ols", DEFAULT_SPEC)}
+    assert rmse[DEFAULT_SPEC] <= 1.3 * rmse["ols"], rmse
