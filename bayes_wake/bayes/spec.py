@@ -114,7 +114,8 @@ class ModelSpec(_Strict):
         ``lag`` (the paper's post on pre and treatment); unset, the OLS table's formula.
     likelihood
         ``negative_binomial`` or ``poisson`` (log link); ``robust_normal`` for ``count_did``
-        (the cell estimates, jointly normal with their robust covariance).
+        (the cell estimates, normal with their robust variances; the draws carry their
+        joint covariance, :mod:`bayes_wake.bayes.did_surface`).
     pre_count
         How the pre-period count enters. ``paired`` (default): pre and post counts are two
         draws from the wake's own rate (a gamma frailty, so each is marginally negative
