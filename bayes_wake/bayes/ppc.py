@@ -5,7 +5,8 @@ Real outcome counts are sparse and bursty: most wakes hold no event, a few hold 
 counts (CEM-weighted) with their distribution over replicated data sets drawn from the
 posterior: the share of wakes with no event, the variance/mean ratio (1 for Poisson counts)
 and the largest count of one wake. A statistic misfits in a cell when its observed value lies
-outside the central :data:`PPP_BAND` of its replications (posterior predictive p-value); the
+outside the central :data:`PPP_BAND` of its replications (posterior predictive mid-p-value,
+ties counted half); the
 model misfits a statistic when that happens in more than :data:`MISFIT_SHARE` of the cells.
 """
 
@@ -57,7 +58,8 @@ def count_statistics(counts: np.ndarray, weight: np.ndarray) -> dict[str, np.nda
 
 def predictive_table(replicated: np.ndarray, observed: np.ndarray, weight: np.ndarray,
                      windows, radii) -> pd.DataFrame:
-    """One row per cell and statistic: observed, replicated mean and 90% band, p-value.
+    """One row per cell and statistic: observed, replicated mean and 90% band, mid-p-value
+(NaN where the statistic is undefined: no event in the cell).
 
     Parameters
     ----------
@@ -78,7 +80,7 @@ def predictive_table(replicated: np.ndarray, observed: np.ndarray, weight: np.nd
             for j, s in enumerate(radii):
                 r, o = rep[name][:, i, j], obs[name][i, j]
                 r = r[np.isfinite(r)]
-                p = float(np.mean(r >= o)) if len(r) and np.isfinite(o) else np.nan
+                p = _mid_p(r, o)
                 rows.append({"t_window": t, "spat_window": s, "statistic": name,
                              "observed": o, "replicated_mean": r.mean() if len(r) else np.nan,
                              "replicated_lower": np.quantile(r, 0.05) if len(r) else np.nan,
@@ -87,6 +89,15 @@ def predictive_table(replicated: np.ndarray, observed: np.ndarray, weight: np.nd
                              "misfit": bool(np.isfinite(p) and not
                                             PPP_BAND[0] <= p <= PPP_BAND[1])})
     return pd.DataFrame(rows)
+
+
+def _mid_p(replicated: np.ndarray, observed: float) -> float:
+    """P(replicated > observed) + P(replicated == observed) / 2: a posterior predictive
+    p-value that ties of a discrete statistic (a largest count of 3 in most replications)
+    do not push to 0 or 1; NaN without replications or observation."""
+    if not len(replicated) or not np.isfinite(observed):
+        return np.nan
+    return float(np.mean(replicated > observed) + 0.5 * np.mean(replicated == observed))
 
 
 def verdict(table: pd.DataFrame, model: str, t_unit: str = "days") -> str:
