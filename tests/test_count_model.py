@@ -160,3 +160,41 @@ def test_fit_with_the_count_model_writes_its_check_and_compares_by_loo(mwa_examp
     assert {"elpd_loo", "pareto_k_max", "pareto_k_bad"} <= set(table.columns)
     surface = pd.read_csv(out / "effect_surface.csv")
     assert surface["mean"].notna().sum() > 0
+
+
+def test_g_computation_is_the_treated_wakes_excess_at_their_posterior_frailty():
+    import xarray as xr
+
+    from bayes_wake.bayes.count_model import treated_means
+
+    data = _data([[1, 0, 2, 0], [0, 0, 0, 0], [3, 1, 0, 0]],
+                 [[2, 1, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0]], [1, 1, 0], [0, 0, 0, 0])
+    data = CountData(**{**data.__dict__, "weight": np.array([1.0, 3.0, 1.0])})
+    a, d, tau, alpha = np.log([0.2, 0.5, 0.1, 0.3]), np.full(4, 0.1), np.full(4, 0.7), 0.8
+    posterior = xr.Dataset({
+        "baseline": (("chain", "draw", "increment"), a[None, None]),
+        "trend": (("chain", "draw", "increment"), d[None, None]),
+        "increment_effect": (("chain", "draw", "increment"), tau[None, None]),
+        "frailty_shape": (("chain", "draw"), np.array([[alpha]]))})
+    fitted, counterfactual = treated_means(posterior, data)
+    expected_total = np.exp(a).sum() + np.exp(a + d + tau).sum()
+    want = np.zeros(4)
+    for i, w in ((0, 0.25), (1, 0.75)):  # CEM weights over the two treated wakes
+        frailty = (alpha + data.pre[i].sum() + data.post[i].sum()) / (alpha + expected_total)
+        want += w * frailty * np.exp(a + d) * (np.exp(tau) - 1)
+    np.testing.assert_allclose((fitted - counterfactual).ravel(), want, rtol=1e-12)
+
+
+def test_the_verdict_names_the_statistic_and_direction_that_misfit():
+    from bayes_wake.bayes.ppc import predictive_table, verdict
+
+    rng = np.random.default_rng(2)
+    overdispersed = rng.negative_binomial(0.3, 0.3 / (0.3 + 0.5), size=(800, 2, 2))
+    poisson = rng.poisson(0.5, size=(200, 800, 2, 2))
+    table = predictive_table(poisson, overdispersed, np.ones(800), [10, 20], [3.0, 6.0])
+    line = verdict(table, "m")
+    assert "MISFITS" in line and "fewer share of wakes with no event" in line
+    assert "less variance/mean" in line
+    same = rng.negative_binomial(0.3, 0.3 / (0.3 + 0.5), size=(200, 800, 2, 2))
+    assert "reproduces" in verdict(predictive_table(same, overdispersed, np.ones(800),
+                                                    [10, 20], [3.0, 6.0]), "m")
