@@ -20,9 +20,9 @@ __all__ = ["count_statistics", "predictive_table", "predictive_check", "verdict"
 
 #: The statistics, with what a too-low or too-high replication means, in words.
 STATISTICS = {
-    "zero_share": ("share of wakes with no event", "fewer", "more"),
-    "dispersion": ("variance/mean of the wake counts", "less", "more"),
-    "max_count": ("largest count of one wake", "smaller", "larger"),
+    "zero_share": ("share of wakes with no event", "a smaller", "a larger"),
+    "dispersion": ("variance/mean of the wake counts", "a smaller", "a larger"),
+    "max_count": ("largest count of one wake", "a smaller", "a larger"),
 }
 #: A cell's statistic misfits when P(replicated >= observed) is outside this band.
 PPP_BAND = (0.005, 0.995)

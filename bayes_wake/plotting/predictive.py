@@ -49,7 +49,7 @@ def plot_predictive_check(table: pd.DataFrame, title: str = "", t_unit: str = "d
         ax.set_ylabel(_LABELS.get(name, name), fontsize=9)
         ax.set_xticks(x, [f"{t:g}/{s:g}" for t, s in zip(rows["t_window"], rows["spat_window"])],
                       rotation=90, fontsize=7)
-    axes[0, 0].legend(fontsize=8, ncols=3, loc="upper left")
+    axes[0, 0].legend(fontsize=8, ncols=3, loc="lower right", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel(f"cell: window ({t_unit}) / radius (km)")
     if title:
         fig.suptitle(title, fontsize=9, wrap=True)
