@@ -198,3 +198,23 @@ def test_the_verdict_names_the_statistic_and_direction_that_misfit():
     same = rng.negative_binomial(0.3, 0.3 / (0.3 + 0.5), size=(200, 800, 2, 2))
     assert "reproduces" in verdict(predictive_table(same, overdispersed, np.ones(800),
                                                     [10, 20], [3.0, 6.0]), "m")
+
+
+def test_the_count_data_are_the_matched_complete_wakes_and_drop_overlaps_on_request(
+        mwa_example_events):
+    from bayes_wake.bayes.count_model import prepare_count_data
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, windows=[2, 4, 6], radii=[2, 4])
+    spec = load_spec("nb_did")
+    data = prepare_count_data(cube, spec, ["match1", "match2"], tcm=True)
+    post = cube["dependent"].sel(period="post").isel(window=-1, radius=-1).to_numpy()
+    # the increments sum to the largest cell's count: every event once
+    np.testing.assert_array_equal(data.post.sum(axis=1), post[data.event])
+    assert cube["complete"].all("window").to_numpy()[data.event].all()
+    loose = prepare_count_data(cube, spec, ["match1", "match2"])
+    strict = prepare_count_data(cube, spec, ["match1", "match2"], delete_sutva=True)
+    overlap = (cube["same_type"] + cube["other_type"]).sel(period="pre").isel(window=-1,
+                                                                               radius=-1)
+    assert (overlap.to_numpy()[strict.event] == 0).all()
+    assert len(strict.event) < len(loose.event)

@@ -125,7 +125,8 @@ def _frailty_groups(kind: str, n_w: int, n_r: int) -> np.ndarray:
 
 
 def prepare_count_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *,
-                       weighted: bool = True, tcm: bool = False) -> CountData:
+                       weighted: bool = True, tcm: bool = False,
+                       delete_sutva: bool = False) -> CountData:
     """The matched wakes and their increment counts.
 
     One matching on the largest cell (:func:`bayes_wake.mwa.analysis.wake_weights`), so that
@@ -140,6 +141,9 @@ def prepare_count_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *,
         The model spec (matching, covariates, frailty).
     match_on, weighted, tcm
         As for the OLS table.
+    delete_sutva
+        Drop the wakes with an earlier same- or other-type anchor in the pre-period of the
+        largest cell (the strictest of the OLS table's per-cell rule).
     """
     from bayes_wake.bayes.model import _period_counts, _standardised, covariate_names
 
@@ -151,6 +155,9 @@ def prepare_count_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *,
     keep = np.ones(cube.sizes["event"], bool)
     if cube.attrs.get("convention", "mwa") == "mwa":
         keep &= cube["complete"].all("window").to_numpy()
+    if delete_sutva:
+        overlap = (cube["same_type"] + cube["other_type"]).sel(period="pre")
+        keep &= overlap.isel(window=-1, radius=-1).to_numpy() == 0
     weight = np.ones(cube.sizes["event"])
     if spec.matching != "none":
         if not match_on:
@@ -381,7 +388,8 @@ def replicate_counts(posterior: xr.Dataset, data: CountData, n_draws: int,
 
 
 def fit_counts(cube: xr.Dataset, spec: ModelSpec, *, match_on=(), weighted: bool = True,
-               tcm: bool = False, formula: str = "lag", progressbar: bool = True, log=None):
+               tcm: bool = False, delete_sutva: bool = False, formula: str = "lag",
+               progressbar: bool = True, log=None):
     """Fit the count model and report its count-scale surface as every fit does.
 
     Cells where the OLS table of the same settings is NA stay NA. The posterior keeps the
@@ -396,7 +404,8 @@ def fit_counts(cube: xr.Dataset, spec: ModelSpec, *, match_on=(), weighted: bool
     from bayes_wake.bayes.fit import _diagnostics, _result, effect_surface_table, sample_model
     from bayes_wake.io.tables import counted
 
-    data = prepare_count_data(cube, spec, match_on, weighted=weighted, tcm=tcm)
+    data = prepare_count_data(cube, spec, match_on, weighted=weighted, tcm=tcm,
+                              delete_sutva=delete_sutva)
     (log or (lambda _line: None))(
         f"model {spec.name}: {counted(len(data.treated), 'matched wake')} "
         f"({int(data.treated.sum())} treated) x {data.n_cells} increments, frailty per "
@@ -405,8 +414,8 @@ def fit_counts(cube: xr.Dataset, spec: ModelSpec, *, match_on=(), weighted: bool
     model = build_count_model(data, spec)
     idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar)
     posterior = idata.posterior.to_dataset()
-    grid = _surface_draws(posterior, data, _ols_cells(cube, match_on, weighted, tcm, formula,
-                                                      spec))
+    grid = _surface_draws(posterior, data, _ols_cells(cube, match_on, weighted, tcm,
+                                                      delete_sutva, formula, spec))
     names = [*HYPERPARAMETERS[spec.effect.pooling], "additive_effect"]
     names += ["frailty_shape"] if "frailty_shape" in posterior else []
     surface = effect_surface_table(grid)
@@ -417,12 +426,13 @@ def fit_counts(cube: xr.Dataset, spec: ModelSpec, *, match_on=(), weighted: bool
     return result
 
 
-def _ols_cells(cube, match_on, weighted, tcm, formula, spec) -> np.ndarray:
+def _ols_cells(cube, match_on, weighted, tcm, delete_sutva, formula, spec) -> np.ndarray:
     """Flat indices of the cells the OLS table of these settings estimates."""
     from bayes_wake.bayes.did_surface import table_cells
 
     settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
-                           matching=spec.matching != "none", formula=formula)
+                           delete_sutva=delete_sutva, matching=spec.matching != "none",
+                           formula=formula)
     return table_cells(cube, settings)
 
 

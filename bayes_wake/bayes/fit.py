@@ -464,7 +464,8 @@ def fit_surface(
         from bayes_wake.bayes.count_model import fit_counts
 
         return fit_counts(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
-                          formula=formula, progressbar=progressbar, log=log)
+                          delete_sutva=delete_sutva, formula=formula,
+                          progressbar=progressbar, log=log)
     if spec.estimand == "count_did":
         return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
                               delete_sutva=delete_sutva, formula=formula,
@@ -508,7 +509,7 @@ def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
         from bayes_wake.bayes.count_model import build_count_model, prepare_count_data
 
         return build_count_model(prepare_count_data(cube, spec, match_on, weighted=weighted,
-                                                    tcm=tcm), spec)
+                                                    tcm=tcm, delete_sutva=delete_sutva), spec)
     if spec.estimand == "count_did":
         from bayes_wake.bayes.did_surface import build_surface_model
 
