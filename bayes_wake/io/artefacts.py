@@ -32,7 +32,7 @@ from bayes_wake.errors import OutputFolderError
 
 __all__ = ["atomic_path", "staged_directory", "provenance", "file_sha256", "package_versions",
            "check_output_folder", "prepared_output", "remove_stale_staging", "keep_in_output",
-           "is_package_output", "write_table", "write_mwa_tables", "csv_header_name", "MARKER"]
+           "is_package_output", "write_table", "csv_text_cell", "write_mwa_tables", "csv_header_name", "MARKER"]
 
 #: Hidden file in every output folder this package writes: JSON that lists the files written
 #: there (``NAME/`` for a folder owned whole, the task store) and the folders set aside for it.
@@ -468,15 +468,42 @@ def csv_header_name(name: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def csv_text_cell(value: object) -> object:
+    """A text cell as written to CSV: text a spreadsheet would read as a formula gets a
+    leading ``'`` (as :func:`csv_header_name`); a cell that is a plain number (``-0.5``) is
+    no formula and stays, and so does anything that is not text."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+def _escaped_text(table):
+    """``table`` with every text cell passed through :func:`csv_text_cell` (a copy only
+    where a column holds text)."""
+    text = [c for c in table.columns if table[c].dtype == object
+            or str(table[c].dtype) in ("string", "str", "category")]
+    if not text:
+        return table
+    table = table.copy()
+    for column in text:
+        table[column] = table[column].astype(object).map(csv_text_cell)
+    return table
+
+
 def write_table(table, path: str | os.PathLike, *, float_format: str | None = "%.15g") -> Path:
     """Write a pandas table as CSV, atomically: the one CSV writer of the package.
 
     Numbers get 15 significant digits (R-like; ``float_format=None`` for the shortest exact
-    text), NA is an empty cell, and header names are escaped by :func:`csv_header_name`.
+    text), NA is an empty cell, and header names and text cells are escaped against formula
+    injection by :func:`csv_header_name` and :func:`csv_text_cell`.
     """
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format=float_format, na_rep="",
-                     header=[csv_header_name(c) for c in table.columns])
+        _escaped_text(table).to_csv(tmp, index=False, float_format=float_format, na_rep="",
+                                    header=[csv_header_name(c) for c in table.columns])
     return Path(path)
 
 
