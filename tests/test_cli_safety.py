@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_wake.cli import main
-from bayes_wake.io.artefacts import MARKER, csv_header_name, write_table
+from bayes_wake.io.artefacts import MARKER, STAGING_MARKER, csv_header_name, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--t-window", "2", "4", "2", "--spat-window", "2", "4", "2"]
@@ -288,13 +288,15 @@ def test_stale_staging_folders_of_killed_runs_are_removed(mwa_example_csv, tmp_p
     try:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        stale = [tmp_path / ".run.staging-k2j3h4g5", tmp_path / f".run.staging-p{dead}-x1"]
+        stale = tmp_path / f".run.staging-p{dead}-x1"
         live = tmp_path / f".run.staging-p{sleeper.pid}-x3"  # a run still going
-        other = tmp_path / ".other.staging-k2j3h4g5"  # beside another folder
-        for path in [*stale, live, other]:
+        other = tmp_path / f".other.staging-p{dead}-x5"  # beside another folder
+        for path in [stale, live, other]:
             path.mkdir()
             (path / "estimates.csv").write_text("half written\n")
+            (path / STAGING_MARKER).touch()
         (tmp_path / f".run.staging-p{dead}-old-x2").mkdir()  # killed before it set one aside
+        (tmp_path / f".run.staging-p{dead}-x6").mkdir()  # killed before it wrote its marker
         result = mwa(mwa_example_csv, tmp_path / "run")
         assert result.exit_code == 0, result.output
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -302,6 +304,27 @@ def test_stale_staging_folders_of_killed_runs_are_removed(mwa_example_csv, tmp_p
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_users_folder_named_like_a_staging_folder_is_never_deleted(mwa_example_csv,
+                                                                     tmp_path):
+    """A user's backups beside --out, named like staging folders but without the package's
+    staging marker, were deleted by the next run: now kept, each named once in a warning."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    mine = [tmp_path / ".run.staging-mybackup", tmp_path / f".run.staging-p{dead}-notes",
+            tmp_path / ".run.staging-old-mine"]
+    for path in mine:
+        path.mkdir()
+        (path / "notes.txt").write_text("mine\n")
+    for _ in range(2):
+        result = mwa(mwa_example_csv, tmp_path / "run")
+        assert result.exit_code == 0, result.output
+    for path in mine:
+        assert (path / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*(p.name for p in mine), "run"])
+    assert not (tmp_path / "run" / "notes.txt").exists()
 
 
 #: Runs ``bayes-wake`` in forked children, each killed (SIGKILL, by itself) just before its

@@ -32,11 +32,15 @@ from bayes_wake.errors import OutputFolderError
 
 __all__ = ["atomic_path", "staged_directory", "provenance", "file_sha256", "package_versions",
            "check_output_folder", "prepared_output", "remove_stale_staging", "keep_in_output",
+           "STAGING_MARKER",
            "is_package_output", "write_table", "csv_text_cell", "write_mwa_tables", "csv_header_name", "MARKER"]
 
 #: Hidden file in every output folder this package writes: JSON that lists the files written
 #: there (``NAME/`` for a folder owned whole, the task store) and the folders set aside for it.
 MARKER = ".bayes-wake-output"
+#: Empty file in every staging folder of a running command: only a folder holding it (or
+#: an empty one, or one with a bayes_wake :data:`MARKER`) is ever deleted as a killed run's.
+STAGING_MARKER = ".bayes-wake-staging"
 _STAGING = ".staging-"
 #: The most bytes of ``--out``'s name that a staging name carries: with ".", ".staging-",
 #: "pPID-", "old-" and mkdtemp's 8 characters it stays within a file name's 255 bytes.
@@ -95,6 +99,7 @@ def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out)))
     try:
+        (stage / STAGING_MARKER).touch()
         yield stage
         for item in stage.rglob("*"):
             if item.is_file():
@@ -145,6 +150,7 @@ def _replace_folder(stage: Path, out: Path) -> None:
         aside = [p.name for p in _ASIDE if p.parent == out.parent.resolve()
                  and p.name.startswith(_staging_prefix(out) + "old-")]
         _write_marker(stage, owned=[p.name for p in kept], replaces=aside)
+        (stage / STAGING_MARKER).unlink(missing_ok=True)  # after the marker: never unmarked
         os.rename(stage, out)
     except BaseException:
         if old is not None and not out.exists():
@@ -171,6 +177,7 @@ def _put_back(aside: Path, out: Path) -> None:
     if out.exists():
         trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out)))
         os.rename(out, trash)
+        (trash / STAGING_MARKER).touch()
     os.rename(aside, out)
     _ASIDE.discard(aside.resolve())
     if trash is not None:
@@ -202,7 +209,7 @@ def _entries(folder: Path, owned: Sequence[str] | set[str] = ()) -> list[str]:
         if here == Path("."):
             found += [f"{name}/" for name in dirs if name in owned]
             dirs[:] = [name for name in dirs if name not in owned]
-            files = [name for name in files if name != MARKER]
+            files = [name for name in files if name not in (MARKER, STAGING_MARKER)]
         links = [name for name in dirs if os.path.islink(os.path.join(root, name))]
         found += [(here / name).as_posix() for name in [*files, *links]]
     return sorted(found)
@@ -364,13 +371,16 @@ def remove_stale_staging(out: str | os.PathLike) -> int:
     """Clear up the hidden ``.NAME.staging-*`` folders beside ``out`` that runs killed before
     they finished left behind (their process is gone); returns how many were removed.
 
-    Staging folders are removed. A folder set aside (``-old-``) is removed only when it is
-    empty or the marker of ``out`` names it (the run that set it aside put its new folder in
-    place). Any other is put back as ``out`` when ``out`` is missing or holds only what a
-    killed run wrote in place (its task store), and else kept; a warning says which.
+    Staging folders are removed when they are the package's own (:func:`_is_staging`: empty,
+    or holding :data:`STAGING_MARKER` or a bayes_wake :data:`MARKER`); a folder that only
+    carries a staging name (a user's ``.out.staging-mybackup``) is kept, with a warning. A
+    folder set aside (``-old-``) is removed only when it is empty or the marker of ``out``
+    names it (the run that set it aside put its new folder in place). Any other is put back
+    as ``out`` when ``out`` is missing or holds only what a killed run wrote in place (its
+    task store), and else kept; a warning says which.
     """
     out = Path(out)
-    pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"(?:p(\d+)-)?(old-)?")
+    pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"p(\d+)-(old-)?")
     try:
         beside = sorted(out.parent.iterdir())
     except OSError:  # no folder, no permission: check_output_folder says so
@@ -383,11 +393,29 @@ def remove_stale_staging(out: str | os.PathLike) -> int:
         if found.group(2) and not _replaced(path, out):
             aside.append(path)
             continue
+        if not found.group(2) and not _is_staging(path):
+            _warn_once(path, f"kept {path}: named like a bayes-wake staging folder, but "
+                             "bayes-wake did not make it")
+            continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     for path in sorted(aside, key=_holds_only_stores):  # a user's folder goes back first
         _restore(path, out)
     return removed
+
+
+def _is_staging(path: Path) -> bool:
+    """True for a staging folder of this package: empty (killed right after it was made),
+    holding :data:`STAGING_MARKER`, or a bayes_wake output (a failed run's folder renamed
+    to a staging name before the marker was written into it)."""
+    return (not any(path.iterdir()) or (path / STAGING_MARKER).is_file()
+            or _marker(path) is not None)
+
+
+def _warn_once(path: Path, message: str) -> None:
+    if path not in _WARNED:
+        _WARNED.add(path)
+        warnings.warn(message, stacklevel=4)
 
 
 def _replaced(aside: Path, out: Path) -> bool:
@@ -407,10 +435,8 @@ def _restore(aside: Path, out: Path) -> None:
         else:
             warnings.warn(f"put back {out}: {story} as {aside.name}", stacklevel=4)
             return
-    if aside not in _WARNED:
-        _WARNED.add(aside)
-        warnings.warn(f"kept {aside}: {story} from {out}, which now holds other files; move "
-                      "it back or delete it yourself", stacklevel=4)
+    _warn_once(aside, f"kept {aside}: {story} from {out}, which now holds other files; "
+                      "move it back or delete it yourself")
 
 
 def _alive(pid: str | None) -> bool:
