@@ -897,3 +897,127 @@ def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap(monk
     from bayes_wake.cli.common import _console
 
     assert _console().soft_wrap  # pytest's stderr is not a terminal
+
+
+# --out as ., x/.., a link or a mount point; a full disk; two runs at once; SIGTERM
+
+
+@pytest.mark.parametrize("given", [".", "x/..", "inner/.."])
+def test_out_that_is_or_holds_the_folder_you_run_in_is_refused_before_any_work(
+        mwa_example_csv, tmp_path, monkeypatch, given):
+    """`--out .` (or `x/..`) failed after the whole run with a traceback and left a hidden
+    folder: now one line before the data are read, and nothing written."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "inner").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = mwa(mwa_example_csv, given)
+    assert result.exit_code == 2, result.output
+    assert "is (or holds) the folder you run in" in last_line(result)
+    assert "treatment" not in result.output  # stopped before the data were read
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inner", "x"]
+
+
+def test_out_as_a_link_to_a_folder_writes_into_that_folder(mwa_example_csv, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    for _ in range(2):  # a rerun replaces the folder behind the link
+        result = mwa(mwa_example_csv, tmp_path / "link")
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real" / "estimates.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_out_as_a_mount_point_is_refused_in_one_line(mwa_example_csv):
+    result = mwa(mwa_example_csv, "/")
+    assert result.exit_code == 2
+    assert "is a mount point" in last_line(result) and "treatment" not in result.output
+
+
+_LIMITED = """
+import resource, signal, sys
+from bayes_wake.cli import run
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv.pop(1)),) * 2)
+run()
+"""
+
+
+def test_a_full_disk_is_one_line_exit_2_and_keeps_the_old_folder(mwa_example_csv, tmp_path):
+    """With no room for the cube (a file-size limit: the write fails as on a full disk),
+    HDF5 printed about 30 tracebacks and the process died of a segmentation fault: now one
+    line, exit 2, and the earlier run's folder untouched."""
+    out = tmp_path / "run"
+    args = ["mwa", "--data", str(mwa_example_csv), "--t-window", "2", "10", "2",
+            "--spat-window", "2", "10", "2", "--match", "match1,match2", "--out", str(out)]
+    assert run(*args).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    done = subprocess.run([sys.executable, "-c", _LIMITED, "20000", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "the disk is full" in errors[0], done.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_second_run_into_a_folder_another_run_is_writing_stops_in_one_line(
+        mwa_example_csv, tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        claim = tmp_path / f".run.staging-p{sleeper.pid}-run-abcd1234"
+        claim.mkdir()
+        result = mwa(mwa_example_csv, tmp_path / "run")
+        assert result.exit_code == 2
+        assert last_line(result).endswith(f"another bayes-wake run (process {sleeper.pid}) is "
+                                          "writing it; wait for it to finish or choose "
+                                          "another folder")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [claim.name]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert mwa(mwa_example_csv, tmp_path / "run").exit_code == 0  # the claim was a dead run's
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_runs_started_together_into_one_folder_never_print_a_traceback(mwa_example_csv,
+                                                                       tmp_path):
+    args = [sys.executable, "-m", "bayes_wake.cli", "mwa", "--data", str(mwa_example_csv),
+            *SMALL, "--match", "match1,match2", "--out", str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runs = [subprocess.Popen(args, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    said = [(p.wait(timeout=300), p.stderr.read()) for p in runs]
+    assert any(code == 0 for code, _ in said)
+    for code, text in said:
+        assert "Traceback" not in text
+        assert code == 0 or (code == 2 and "another bayes-wake run" in text), text
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_sigterm_during_overwrite_puts_the_users_folder_back(mwa_example_csv, tmp_path):
+    """SIGINT restored the folder --overwrite had set aside; SIGTERM left it hidden."""
+    import signal
+
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "draft.txt").write_text("years of work\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bayes_wake.cli", "mwa", "--data", str(mwa_example_csv),
+         "--t-window", "2", "10", "2", "--spat-window", "2", "10", "2", "--match",
+         "match1,match2", "--overwrite", "--out", str(thesis)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.monotonic() + 120
+    while thesis.exists() and time.monotonic() < deadline:  # set aside: the run is going
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=120)
+    said = proc.stderr.read()
+    assert code != 0 and "Traceback" not in said, said
+    assert (thesis / "draft.txt").is_file(), (said, sorted(map(str, tmp_path.rglob("*"))))
+    assert (thesis / "draft.txt").read_text() == "years of work\n"
+    assert sorted(p.name for p in thesis.iterdir()) == ["draft.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis"]

@@ -32,7 +32,7 @@ from bayes_wake.bayes.model import (
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.options import DEFAULT_SPEC
-from bayes_wake.io.artefacts import atomic_path, package_versions
+from bayes_wake.io.artefacts import package_versions, write_netcdf
 from bayes_wake.io.tables import counted
 
 __all__ = ["BayesResult", "fit_surface", "sample_model", "effect_surface_table",
@@ -149,9 +149,7 @@ class BayesResult:
 
     def to_netcdf(self, path: str | os.PathLike) -> Path:
         """Save the DataTree atomically (the pointwise log-likelihood is never stored)."""
-        with atomic_path(path) as tmp:
-            self.idata.to_netcdf(tmp, engine="h5netcdf")
-        return Path(path)
+        return write_netcdf(self.idata, path)
 
     def prob_positive(self, where=None) -> float:
         """Posterior probability that the additive effect is positive over a grid region.

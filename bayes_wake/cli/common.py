@@ -5,6 +5,7 @@ and the steps every command repeats (read and count, write the MWA outputs, fit 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -27,6 +28,8 @@ _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
 
 #: Exit status of a command whose inputs or settings are bad (one line on stderr says why).
 EXIT_BAD_INPUT = 2
+# errno of a full disk, a full quota and a file too large for the file system
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 #: Exit status of a run whose Bayesian fit failed the convergence rule (outputs written and
 #: marked NOT CONVERGED); ``--allow-unconverged`` exits 0 instead.
 EXIT_NOT_CONVERGED = 3
@@ -59,10 +62,22 @@ def _fail_cleanly(command: Callable) -> Callable:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"bayes-wake: error: {message}", err=True)
             sys.exit(EXIT_BAD_INPUT)
+        except OSError as exc:
+            if _DEBUG or exc.errno not in _DISK_FULL:
+                raise
+            click.echo(f"bayes-wake: error: {_disk_full_line(exc)}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         if isinstance(status, int) and not isinstance(status, bool) and status:
             sys.exit(status)
 
     return wrapper
+
+
+def _disk_full_line(exc: OSError) -> str:
+    """One line for a write that found the disk (or the user's quota) full."""
+    where = f" writing {Path(exc.filename).name}" if exc.filename else ""
+    return (f"the disk is full ({os.strerror(exc.errno)}){where}: nothing was replaced, an "
+            "earlier --out folder is kept as it was; free some space or write elsewhere")
 
 
 def _guard_output(command: Callable) -> Callable:
@@ -79,8 +94,8 @@ def _guard_output(command: Callable) -> Callable:
         with contextlib.ExitStack() as stack:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                try:
-                    stack.enter_context(prepared_output(
+                try:  # the command writes where the check resolved --out to (., a link)
+                    kwargs["out"] = stack.enter_context(prepared_output(
                         kwargs["out"], overwrite=kwargs.pop("overwrite"),
                         inputs=_input_paths(kwargs)))
                 finally:  # also before the error that refuses the folder put back

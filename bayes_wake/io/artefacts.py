@@ -33,7 +33,7 @@ from bayes_wake.errors import OutputFolderError
 __all__ = ["atomic_path", "staged_directory", "provenance", "file_sha256", "package_versions",
            "check_output_folder", "prepared_output", "remove_stale_staging", "keep_in_output",
            "STAGING_MARKER",
-           "is_package_output", "write_table", "csv_text_cell", "write_mwa_tables", "csv_header_name", "MARKER"]
+           "is_package_output", "write_table", "csv_text_cell", "write_netcdf", "write_mwa_tables", "csv_header_name", "MARKER"]
 
 #: Hidden file in every output folder this package writes: JSON that lists the files written
 #: there (``NAME/`` for a folder owned whole, the task store) and the folders set aside for it.
@@ -138,6 +138,19 @@ def _replace_folder(stage: Path, out: Path) -> None:
     target = out.resolve()
     kept = sorted(p for p in _KEPT if p.parent == target)
     _KEPT.difference_update(kept)
+    old = None
+    try:
+        with _signals_held():  # an interrupt lands after the swap, done or undone
+            old = _swap_in(stage, out, kept)
+    finally:
+        if old is not None:  # the new folder is in place (its marker names `old`)
+            _discard(old)
+
+
+def _swap_in(stage: Path, out: Path, kept: Sequence[Path]) -> Path | None:
+    """The renames of :func:`_replace_folder`: the kept children of ``out`` into ``stage``,
+    ``out`` aside, ``stage`` to ``out``. Returns the folder set aside (or None); on an error
+    every rename is undone."""
     moved, old = [], None
     try:
         for path in kept:
@@ -158,8 +171,7 @@ def _replace_folder(stage: Path, out: Path) -> None:
         for source, dest in moved:
             os.rename(dest, source)
         raise
-    if old is not None:
-        _discard(old)
+    return old
 
 
 def _set_aside(out: Path) -> Path:
@@ -332,6 +344,7 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
         raise OutputFolderError(f"--out {out.name[:40]}...: a folder name of "
                                 f"{len(os.fsencode(out.name)):,} bytes; file systems take at "
                                 f"most {_NAME_MAX}")
+    out = _resolved_output(out)
     remove_stale_staging(out)
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {out}: is a file, not a folder")
@@ -356,6 +369,29 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
     if refusal:
         raise OutputFolderError(f"--out {out}: {refusal}; choose another folder, or pass "
                                 "--overwrite to replace it whole")
+    return out
+
+
+def _resolved_output(out: Path) -> Path:
+    """``out`` as the folder a run replaces: ``.``, ``x/..`` and a link resolved to the real
+    folder (the link stays, pointing at the new folder); refused when it is a mount point or
+    holds the folder the command runs in.
+
+    Raises
+    ------
+    OutputFolderError
+        ``out`` is a mount point (a file system's root cannot be replaced), or it is or holds
+        the current folder.
+    """
+    given = out
+    if out.name in ("", ".", "..") or ".." in out.parts or out.is_symlink():
+        out = Path(os.path.realpath(out))
+    if out.is_dir() and os.path.ismount(out):
+        raise OutputFolderError(f"--out {given}: is a mount point, which a run cannot replace "
+                                "whole; name a new folder inside it")
+    if out.exists() and _within(Path.cwd(), out):
+        raise OutputFolderError(f"--out {given}: is (or holds) the folder you run in, and a run "
+                                "replaces its --out folder whole; name a new folder")
     return out
 
 
@@ -473,17 +509,87 @@ def prepared_output(out: str | os.PathLike, *, overwrite: bool = False,
     back when the run fails (or, killed, by the next run: :func:`remove_stale_staging`).
     """
     out = check_output_folder(out, overwrite=overwrite, inputs=inputs)
+    claim = _claim(out)
     aside = None
-    if overwrite and out.is_dir() and any(out.iterdir()):
-        aside = _set_aside(out)
     try:
+        with _signals_held():  # Ctrl-C or SIGTERM here arrive once `aside` is known
+            if overwrite and out.is_dir() and any(out.iterdir()):
+                aside = _set_aside(out)
         yield out
     except BaseException:
         if aside is not None:
-            _put_back(aside, out)  # what the failed run wrote (a task store) goes
+            with _signals_held():
+                _put_back(aside, out)  # what the failed run wrote (a task store) goes
         raise
+    finally:
+        shutil.rmtree(claim, ignore_errors=True)
     if aside is not None:
         _discard(aside)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block (a rename and the bookkeeping of it): one that
+    arrives is recorded and acted on (its own handler: Ctrl-C's KeyboardInterrupt) after the
+    block, where the caller knows what to put back. Only the main thread can; elsewhere the
+    block runs as it is."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in wanted}
+    arrived: list[int] = []
+    for number in wanted:
+        signal.signal(number, lambda received, _frame: arrived.append(received))
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        for number in arrived[:1]:
+            _deliver(number, before[number])
+
+
+def _deliver(number: int, handler) -> None:
+    """Act on a held signal as its handler would have."""
+    import signal
+
+    if callable(handler):
+        handler(number, None)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), number)
+
+
+def _claim(out: Path) -> Path:
+    """Claim ``out`` for this run: an empty staging folder ``.NAME.staging-pPID-run-*``
+    beside it. Of the live runs that claim one folder, the first (the oldest claim, then
+    the name) goes on; the others stop before any work. A killed run's claim is an empty
+    staging folder, which the next run removes.
+
+    Raises
+    ------
+    OutputFolderError
+        Another live bayes-wake process claimed ``out`` first.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mine = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + "run-"))
+    pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"p(\d+)-run-")
+    claims = []
+    for path in out.parent.iterdir():
+        found = pattern.match(path.name)
+        if found and (path.name == mine.name or (_alive(found.group(1))
+                                       and int(found.group(1)) != os.getpid())):
+            with contextlib.suppress(OSError):
+                claims.append((path.stat().st_mtime_ns, path.name, found.group(1)))
+    first = min(claims)
+    if first[1] != mine.name:
+        shutil.rmtree(mine, ignore_errors=True)
+        raise OutputFolderError(f"--out {out}: another bayes-wake run (process {first[2]}) "
+                                "is writing it; wait for it to finish or choose another folder")
+    return mine
 
 
 def csv_header_name(name: object) -> str:
@@ -543,6 +649,24 @@ def write_mwa_tables(result, folder: str | os.PathLike) -> dict[str, Path]:
     if getattr(result, "pretrend", None) is not None:
         tables = {**tables, "pretrend": result.pretrend}
     return {name: write_table(table, folder / f"{name}.csv") for name, table in tables.items()}
+
+
+def write_netcdf(data, path: str | os.PathLike) -> Path:
+    """Write an xarray Dataset or DataTree to netCDF (HDF5, h5netcdf) atomically.
+
+    The file is built in memory and then written with Python's own file calls: HDF5 writing
+    straight to a full disk fails inside its C library (tracebacks from h5py, then a
+    segmentation fault as it closes the file); this way a full disk is one ``OSError``
+    (ENOSPC) that the command reports in one line.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    data.to_netcdf(buffer, engine="h5netcdf")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getbuffer())
+    return Path(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
