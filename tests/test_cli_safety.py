@@ -963,22 +963,34 @@ def test_a_full_disk_is_one_line_exit_2_and_keeps_the_old_folder(mwa_example_csv
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from bayes_wake.io.artefacts import prepared_output
+with prepared_output(Path(sys.argv[1])):
+    print("holding", flush=True)
+    time.sleep(60)
+"""
+
+
 def test_a_second_run_into_a_folder_another_run_is_writing_stops_in_one_line(
         mwa_example_csv, tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, text=True)
     try:
-        claim = tmp_path / f".run.staging-p{sleeper.pid}-run-abcd1234"
-        claim.mkdir()
-        result = mwa(mwa_example_csv, tmp_path / "run")
+        assert holder.stdout.readline().strip() == "holding"
+        result = mwa(mwa_example_csv, out)
         assert result.exit_code == 2
-        assert last_line(result).endswith(f"another bayes-wake run (process {sleeper.pid}) is "
-                                          "writing it; wait for it to finish or choose "
-                                          "another folder")
-        assert sorted(p.name for p in tmp_path.iterdir()) == [claim.name]
+        line = last_line(result)
+        assert line.startswith(f"bayes-wake: error: --out {out}: another bayes-wake run ")
+        assert line.endswith("is writing it; wait for it to finish or choose another folder")
+        assert not out.exists()
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    assert mwa(mwa_example_csv, tmp_path / "run").exit_code == 0  # the claim was a dead run's
+        holder.kill()
+        holder.wait()
+    assert mwa(mwa_example_csv, out).exit_code == 0  # the claim ended with its process
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
@@ -1021,3 +1033,43 @@ def test_sigterm_during_overwrite_puts_the_users_folder_back(mwa_example_csv, tm
     assert (thesis / "draft.txt").read_text() == "years of work\n"
     assert sorted(p.name for p in thesis.iterdir()) == ["draft.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["thesis"]
+
+
+# memory estimated before any work
+
+
+@pytest.mark.parametrize("argv, parts", [
+    (["mwa", "--t-window", "2", "200", "2", "--spat-window", "1", "100", "1",
+      "--memory-budget", "100M"],
+     ["the wake grid: 75 anchors x 10,000 cells (100 windows x 100 radii)", "100.0 MB "
+      "(--memory-budget)"]),
+    (["mwa", "--t-window", "2", "10", "2", "--spat-window", "0.001", "2000", "0.001"],
+     ["75 anchors x 10,000,000 cells", "the default --memory-budget, 50% of this machine's"]),
+    (["sensitivity", *SMALL, "--permutations", "1000000000"],
+     ["1,000,000,000 permutations: "]),
+    (["sensitivity", *SMALL, "--workers", "100000"], ["100,000 Dask workers: 28.6 TB"])])
+def test_a_run_beyond_the_memory_budget_is_refused_before_counting(mwa_example_csv, tmp_path,
+                                                                   argv, parts):
+    """`mwa --t-window 2 2000 2 --spat-window 1 1000 1` took 6 GB in 30 s and went on;
+    `--permutations 1000000000` and `--workers 100000` ran until memory ran out."""
+    started = time.monotonic()
+    result = run(argv[0], "--data", mwa_example_csv, *argv[1:], "--match", "match1",
+                 "--out", tmp_path / "x")
+    assert result.exit_code == 2, result.output
+    line = last_line(result)
+    assert line.startswith("bayes-wake: error: this run would need about ")
+    for part in parts:
+        assert part in line, line
+    assert time.monotonic() - started < 20 and not (tmp_path / "x").exists()
+
+
+def test_a_bad_memory_budget_is_a_usage_error():
+    result = run("mwa", "--data", "x.csv", *SMALL, "--memory-budget", "lots", "--out", "y")
+    assert result.exit_code == 2 and "give a size such as 4G" in result.output
+
+
+def test_sizes_read_as_powers_of_1024():
+    from bayes_wake.cli.resources import parse_size
+
+    assert parse_size("4G") == 4 * 2**30 and parse_size("500mb") == 500 * 2**20
+    assert parse_size("1.5T") == int(1.5 * 2**40) and parse_size("123") == 123

@@ -18,6 +18,7 @@ from typing import get_args
 
 import click
 
+from bayes_wake.cli.resources import check_memory, counting_need, memory_budget_option
 from bayes_wake.errors import BayesWakeError, NoDependentEventsWarning, SettingsError
 from bayes_wake.options import DEFAULT_SPEC, MAX_SEED, Convention, Estimation, Formula
 
@@ -278,13 +279,15 @@ def data_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return memory_budget_option(command)
 
 
 def _load_and_count(data, columns, t_window, spat_window, treatment, control, dependent,
                     match_on, t_unit, convention, console, extra_covariates=(),
-                    drop_duplicates=False, vcov="classical"):
-    """Read the events, expand the grid (checked before any counting) and count wakes.
+                    drop_duplicates=False, vcov="classical", extra_memory=()):
+    """Read the events, expand the grid (checked before any counting), check the memory the
+    grid and ``extra_memory`` (parts of :func:`bayes_wake.cli.resources.check_memory`) need,
+    and count wakes.
 
     The cube carries the match columns, ``extra_covariates`` and the cluster column of a
     cluster-robust ``vcov``."""
@@ -322,6 +325,8 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
         "events"
         + (f", {counted(counts.get('other', 0), 'other row')} (bound the record only)"
            if counts.get("other", 0) else ""))
+    anchors = int(counts.get("treatment", 0) + counts.get("control", 0))
+    check_memory([counting_need(anchors, len(windows), len(radii)), *extra_memory])
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
                            progress=advance, leads=True)

@@ -522,7 +522,7 @@ def prepared_output(out: str | os.PathLike, *, overwrite: bool = False,
                 _put_back(aside, out)  # what the failed run wrote (a task store) goes
         raise
     finally:
-        shutil.rmtree(claim, ignore_errors=True)
+        _release(claim)
     if aside is not None:
         _discard(aside)
 
@@ -563,17 +563,46 @@ def _deliver(number: int, handler) -> None:
         os.kill(os.getpid(), number)
 
 
-def _claim(out: Path) -> Path:
-    """Claim ``out`` for this run: an empty staging folder ``.NAME.staging-pPID-run-*``
-    beside it. Of the live runs that claim one folder, the first (the oldest claim, then
-    the name) goes on; the others stop before any work. A killed run's claim is an empty
-    staging folder, which the next run removes.
+def _claim(out: Path):
+    """Claim ``out`` for this run; the claim ends with the process, however it ends.
+
+    On Linux the claim is a Unix socket in the abstract namespace named after ``out``'s
+    resolved path: the kernel releases it when the process exits, killed or not, so a
+    killed run leaves nothing behind. Elsewhere it is an empty staging folder
+    ``.NAME.staging-pPID-run-*`` beside ``out``, which the next run removes once its process
+    is gone (:func:`_claim_folder`). Returns what :func:`_release` ends.
 
     Raises
     ------
     OutputFolderError
         Another live bayes-wake process claimed ``out`` first.
     """
+    import socket
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return _claim_folder(out)
+    name = "\0bayes-wake-out:" + hashlib.sha256(os.fsencode(out.resolve())).hexdigest()
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(name)
+    except OSError:
+        claim.close()
+        raise OutputFolderError(f"--out {out}: another bayes-wake run is writing it; wait for "
+                                "it to finish or choose another folder") from None
+    return claim
+
+
+def _release(claim) -> None:
+    if isinstance(claim, Path):
+        shutil.rmtree(claim, ignore_errors=True)
+    else:
+        claim.close()
+
+
+def _claim_folder(out: Path) -> Path:
+    """The claim where there is no abstract socket: of the live runs that made a claim
+    folder for ``out``, the first (the oldest folder, then the name) goes on."""
     out.parent.mkdir(parents=True, exist_ok=True)
     mine = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + "run-"))
     pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"p(\d+)-run-")
@@ -581,7 +610,7 @@ def _claim(out: Path) -> Path:
     for path in out.parent.iterdir():
         found = pattern.match(path.name)
         if found and (path.name == mine.name or (_alive(found.group(1))
-                                       and int(found.group(1)) != os.getpid())):
+                                                 and int(found.group(1)) != os.getpid())):
             with contextlib.suppress(OSError):
                 claims.append((path.stat().st_mtime_ns, path.name, found.group(1)))
     first = min(claims)
