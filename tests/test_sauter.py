@@ -471,3 +471,30 @@ def test_the_report_counts_where_ols_and_the_posterior_disagree():
     assert "interval in 2 of 5 cells" in text, text
     assert "opposite signs, one of them clearly (p <= 0.05 or the interval excluding 0), in 2." \
         in text, text
+
+
+def test_significant_windows_has_the_same_columns_whether_empty_or_not(mwa_example_events):
+    """With no significant window the table lost its robust and posterior columns."""
+    import warnings
+
+    from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.mwa.analysis import ROBUST_ERRORS, matched_wake_analysis, \
+        standard_error_table
+    from bayes_wake.studies.sauter.workflow import OutcomeResult, _significant_all
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, [2, 6, 10], [2.0, 6.0, 10.0])
+    result = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_surface(cube, load_spec("unpooled_did"), match_on=["match1", "match2"],
+                          weighted=True, progressbar=False)  # no sampler: exact draws
+    item = OutcomeResult(outcome=None, n_events=0, cube=cube, mwa=result, bayes=fit,
+                         robust=standard_error_table(cube, result.settings, ROBUST_ERRORS))
+    full = _significant_all({"vac": item}, alpha=1.0)
+    empty = _significant_all({"vac": item}, alpha=0.0)
+    assert len(full) > 0 and len(empty) == 0
+    assert list(empty.columns) == list(full.columns)
+    assert {"posterior_mean", "prob_positive", *(f"pvalue_{v}" for v in ROBUST_ERRORS)} <= \
+        set(full.columns)

@@ -629,7 +629,19 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     if pulled:
         console.print(f"[bold yellow]WARNING: {escape(pulled)}[/]")
     write_beside(fit, result, stage)
+    console.print(_grid_line(fit), markup=False)
     return fit
+
+
+def _grid_line(fit) -> str:
+    """The grid-level summary (grid_summary.csv) in one sentence."""
+    row = fit.grid_summary().iloc[0]
+    if not row["cells"]:
+        return "Average over the grid: no cell with an estimate."
+    return (f"Average effect over the grid's {row['cells']} cells with an estimate: "
+            f"{row['mean']:.3f} extra events per treated wake, {100 * row['ci_prob']:g}% "
+            f"interval [{row['ci_lower']:.3f}, {row['ci_upper']:.3f}], "
+            f"P(average > 0) = {row['prob_positive']:.2f} (grid_summary.csv)")
 
 
 def _cell(value, digits: int = 3) -> str:
@@ -653,7 +665,7 @@ def _print_surface(console, fit, ols) -> None:
     # the fit's own interval (ArviZ's default when it was summarised, e.g. 89% equal-tailed)
     kind = "HDI" if fit.surface.attrs.get("ci_kind") == "hdi" else "interval"
     interval = f"{100 * fit.surface.attrs['ci_prob']:g}% {kind}"
-    for name in ("t", "s [km]", "mean", interval, "P(>0)", "rate ratio"):
+    for name in ("t", "s [km]", "mean", interval, "P(>0)", "rate ratio (median)"):
         table.add_column(escape(name), justify="right")
     reasons = ols.surface["na_reason"]
     for row in fit.table().to_dict("records"):
@@ -664,5 +676,5 @@ def _print_surface(console, fit, ols) -> None:
             continue
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
                       escape(f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"),
-                      f"{row['prob_positive']:.2f}", _cell(row["rate_ratio_mean"], 2))
+                      f"{row['prob_positive']:.2f}", _cell(row["rate_ratio_median"], 2))
     console.print(table)

@@ -743,12 +743,14 @@ def _windows_table(item: OutcomeResult, alpha: float, *, bayes_columns: bool,
     significant = item.mwa.significant(alpha)
     keep = ["t_window", "spat_window", "estimate", "pvalue", "adj.r.squared"]
     table = significant[[c for c in keep if c in significant.columns]].copy()
-    if item.robust is not None and len(table):
+    # the columns do not depend on whether any window is significant (an empty table has
+    # the same header as a full one)
+    if item.robust is not None:
         robust = item.robust.set_index(["t_window", "spat_window"])
         index = list(zip(table["t_window"], table["spat_window"], strict=True))
         for v in ROBUST_ERRORS:
             table[f"pvalue_{v}"] = robust[f"pvalue_{v}"].reindex(index).to_numpy()
-    if bayes_columns and item.bayes is not None and len(table):
+    if bayes_columns and item.bayes is not None:
         surface = item.bayes.surface
         cells = [surface.sel(window=int(t), radius=float(s)) for t, s in
                  zip(table["t_window"], table["spat_window"], strict=True)]
