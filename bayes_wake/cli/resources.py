@@ -21,8 +21,9 @@ __all__ = ["memory_budget_option", "parse_size", "check_memory", "counting_need"
            "permutation_need", "worker_need", "DEFAULT_SHARE"]
 
 #: Peak memory per wake anchor and grid cell of counting, matching and the tables of ``mwa``:
-#: 200 bytes measured (R's example, 75 anchors; 10,000 and 20,000 cells took 150 and 295 MB
-#: over the imports, ``/usr/bin/time -f %M``), 250 with a margin.
+#: 200-226 bytes measured (R's example, 75 anchors; 10,000 and 20,000 cells took 150 and
+#: 295 MB over the imports, 5,000 cells 85 MB with the cube's netCDF built in memory;
+#: ``/usr/bin/time -f %M``), 250 with a margin.
 BYTES_PER_ANCHOR_CELL = 250
 #: Per label permutation of ``sensitivity``: its statistics per cell and its share of the task
 #: store (40,000 permutations of 25 cells took 11 MB more than 1,000), with a margin.
