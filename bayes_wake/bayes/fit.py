@@ -42,7 +42,7 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 #: Convergence thresholds (Vehtari et al. 2021).
 MAX_RHAT, MIN_ESS = 1.01, 400
 SURFACE_COLUMNS = ["t_window", "spat_window", "mean", "sd", "ci_lower", "ci_upper",
-                   "prob_positive", "rate_ratio_median", "rate_ratio_ci_lower",
+                   "ci_prob", "prob_positive", "rate_ratio_median", "rate_ratio_ci_lower",
                    "rate_ratio_ci_upper", "rate_ratio_defined", "r_hat", "ess_bulk",
                    "converged"]
 #: The share of draws in which a cell's rate ratio must be defined (its counterfactual
@@ -133,6 +133,7 @@ class BayesResult:
         the convergence rule; count-scale fits add :data:`SHRINKAGE_COLUMNS`."""
         frame = self.surface.to_dataframe().reset_index()
         frame = frame.rename(columns={"window": "t_window", "radius": "spat_window"})
+        frame["ci_prob"] = self.surface.attrs["ci_prob"]  # the level of ci_lower, ci_upper
         return frame[SURFACE_COLUMNS + [c for c in SHRINKAGE_COLUMNS if c in frame]]
 
     def write_outputs(self, folder: str | os.PathLike) -> str | None:

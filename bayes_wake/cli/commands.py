@@ -37,6 +37,7 @@ from bayes_wake.cli.common import (
     _write_mwa_outputs,
     allow_unconverged_option,
     alpha2_option,
+    ci_option,
     data_options,
     model_options,
     mwa_options,
@@ -104,6 +105,7 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fit (seconds, not minutes).")
 @allow_unconverged_option
+@ci_option
 @_fail_cleanly
 @_guard_output
 def demo(out, seed, mwa_only, allow_unconverged):

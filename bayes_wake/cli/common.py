@@ -586,7 +586,38 @@ def model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return ci_option(command)
+
+
+#: The level of every posterior interval a command reports (``--ci``), unless given.
+DEFAULT_CI = 0.90
+
+
+def _remember_ci(ctx: click.Context, _param, value: float) -> None:
+    ctx.meta["ci"] = value
+
+
+def ci_option(command: Callable) -> Callable:
+    """``--ci LEVEL``: the one level of the posterior intervals of a command's tables, console
+    and figures (equal-tailed; default :data:`DEFAULT_CI`). The command runs inside ArviZ's
+    ``rc_context`` with that level, which every summary reads (and records in its attrs),
+    instead of ArviZ's own default of 89%."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import arviz as az
+
+        level = click.get_current_context().meta.get("ci", DEFAULT_CI)
+        with az.rc_context({"stats.ci_prob": level, "stats.ci_kind": "eti"}):
+            return command(*args, **kwargs)
+
+    return click.option(
+        "--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=DEFAULT_CI, show_default=True, expose_value=False, callback=_remember_ci,
+        metavar="LEVEL",
+        help="Level of the posterior intervals in every table, console line and figure "
+             "(equal-tailed). OLS intervals stay 1 - --alpha, so they exclude 0 exactly "
+             "when p <= alpha.")(wrapper)
 
 
 def _convergence_status(console, converged: Sequence[bool], allow_unconverged: bool) -> int:
@@ -662,7 +693,7 @@ def _print_surface(console, fit, ols) -> None:
     from rich.table import Table
 
     table = Table(title="Posterior effect surface (extra events per treated wake)")
-    # the fit's own interval (ArviZ's default when it was summarised, e.g. 89% equal-tailed)
+    # the fit's own interval, at the level it was summarised (--ci)
     kind = "HDI" if fit.surface.attrs.get("ci_kind") == "hdi" else "interval"
     interval = f"{100 * fit.surface.attrs['ci_prob']:g}% {kind}"
     for name in ("t", "s [km]", "mean", interval, "P(>0)", "rate ratio (median)"):
