@@ -184,10 +184,11 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
     Writes effect_surface.csv, grid_summary.csv (the average effect over the grid),
-    estimates.csv (the OLS table of `bayes-wake mwa`), posterior.nc, comparison.png (OLS surface | posterior surface), the other MWA tables,
-    the cube and provenance.json to OUT. A fit that fails the convergence rule (R-hat <= 1.01,
-    bulk ESS >= 400, no divergences) is still written, marked NOT CONVERGED (the converged
-    column, NOT_CONVERGED.txt, a banner on the figure), and the command exits with status 3.
+    estimates.csv (the OLS table of `bayes-wake mwa`), posterior.nc, comparison.png (OLS
+    surface | posterior surface), the other MWA tables, the cube and provenance.json to
+    OUT. A fit that fails the convergence rule (R-hat <= 1.01, bulk ESS >= 400, no
+    divergences) is still written, marked NOT CONVERGED (the converged column,
+    NOT_CONVERGED.txt, a banner on the figure), and the command exits with status 3.
     """
     from rich.markup import escape
 

@@ -32,8 +32,8 @@ from bayes_wake.errors import OutputFolderError
 
 __all__ = ["atomic_path", "staged_directory", "provenance", "file_sha256", "package_versions",
            "check_output_folder", "prepared_output", "remove_stale_staging", "keep_in_output",
-           "STAGING_MARKER",
-           "is_package_output", "write_table", "csv_text_cell", "write_netcdf", "write_mwa_tables", "csv_header_name", "MARKER"]
+           "is_package_output", "write_table", "csv_text_cell", "write_netcdf",
+           "write_mwa_tables", "csv_header_name", "MARKER", "STAGING_MARKER"]
 
 #: Hidden file in every output folder this package writes: JSON that lists the files written
 #: there (``NAME/`` for a folder owned whole, the task store) and the folders set aside for it.
@@ -390,8 +390,8 @@ def _resolved_output(out: Path) -> Path:
         raise OutputFolderError(f"--out {given}: is a mount point, which a run cannot replace "
                                 "whole; name a new folder inside it")
     if out.exists() and _within(Path.cwd(), out):
-        raise OutputFolderError(f"--out {given}: is (or holds) the folder you run in, and a run "
-                                "replaces its --out folder whole; name a new folder")
+        raise OutputFolderError(f"--out {given}: is (or holds) the folder you run in, and a "
+                                "run replaces its --out folder whole; name a new folder")
     return out
 
 
