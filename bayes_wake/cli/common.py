@@ -666,13 +666,12 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
 
 def _grid_line(fit) -> str:
     """The grid-level summary (grid_summary.csv) in one sentence."""
-    row = fit.grid_summary().iloc[0]
-    if not row["cells"]:
+    from bayes_wake.bayes.compare import grid_average_text
+
+    text = grid_average_text(fit)
+    if not text:
         return "Average over the grid: no cell with an estimate."
-    return (f"Average effect over the grid's {row['cells']} cells with an estimate: "
-            f"{row['mean']:.3f} extra events per treated wake, {100 * row['ci_prob']:g}% "
-            f"interval [{row['ci_lower']:.3f}, {row['ci_upper']:.3f}], "
-            f"P(average > 0) = {row['prob_positive']:.2f} (grid_summary.csv)")
+    return text[0].upper() + text[1:] + " (grid_summary.csv)"
 
 
 def _cell(value, digits: int = 3) -> str:

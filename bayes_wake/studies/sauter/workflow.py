@@ -880,7 +880,10 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, keep_
 
 
 def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float) -> None:
-    """Per outcome: significant OLS windows and Bayesian cells; the grid and the matching."""
+    """Per outcome: significant OLS windows and Bayesian cells (and the grid's average
+    effect); the grid and the matching."""
+    from bayes_wake.bayes.compare import grid_average_text
+
     n_cells = len(settings["windows"]) * len(settings["radii"])
     verdict = []
     for item in sauter.outcomes.values():
@@ -894,7 +897,7 @@ def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float)
             pos = int(((s["ci_lower"] > 0)).sum())
             neg = int(((s["ci_upper"] < 0)).sum())
             line += (f"; Bayesian: {counted(pos, 'cell')} with the {ci}% interval above 0, "
-                     f"{neg} below 0"
+                     f"{neg} below 0; {grid_average_text(item.bayes)}"
                      + ("" if item.bayes.diagnostics.converged else " (NOT CONVERGED)"))
         verdict.append(line + ".")
     report.heading("Summary")
