@@ -458,9 +458,12 @@ def _ratio_summary(ratio: xr.DataArray, ci_prob: float) -> dict:
     share = defined.mean(draws)
     kept = ratio.where(defined)
     tails = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
-    bounds = kept.quantile(tails, dim=draws, skipna=True)
+    with warnings.catch_warnings():  # a cell with no defined draw: NA, said by its share
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bounds = kept.quantile(tails, dim=draws, skipna=True)
+        median = kept.median(draws, skipna=True)
     enough = share >= MIN_RATIO_DEFINED
-    return {"rate_ratio_median": kept.median(draws, skipna=True).where(enough),
+    return {"rate_ratio_median": median.where(enough),
             "rate_ratio_ci_lower": bounds.isel(quantile=0, drop=True).where(enough),
             "rate_ratio_ci_upper": bounds.isel(quantile=1, drop=True).where(enough),
             "rate_ratio_defined": share}
