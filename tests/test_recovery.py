@@ -491,7 +491,7 @@ def test_the_default_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(sha
     value, its posterior mean lies on average within half an OLS standard error of the OLS
     estimate (the joint-covariance likelihood sat 1.2-2.7 below: weighting nested cells by
     their estimated joint covariance pulls a clear effect toward 0; measured on 18 cached
-    placements, the working-independence fit's mean pull there is -0.30 to +0.14) and its
+    placements, the working-independence fit's mean pull there is -0.36 to -0.13) and its
     error is at most 1.3 x OLS's; its chains mix with no divergence. Coverage is the
     battery's to measure: on this placement the real data's own placebo difference puts OLS
     itself below the truth."""

@@ -13,13 +13,18 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from bayes_wake.bayes.did_surface import CLEAR_T, PULL_SE
 from bayes_wake.bayes.fit import BayesResult, fit_surface
 from bayes_wake.bayes.spec import ModelSpec
-from bayes_wake.errors import ConvergenceWarning
+from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
-__all__ = ["fit_matched", "write_beside", "shrinkage_warning", "grid_average_text"]
+__all__ = ["fit_matched", "write_beside", "shrinkage_warning", "write_predictive_check",
+           "loo_table", "write_model_comparison", "count_model_summary",
+           "grid_average_text"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
@@ -104,7 +109,128 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
     if shown is None and label:
         fig.suptitle(label, fontsize=12, fontweight="bold")
     save_figure(fig, Path(folder) / "comparison.png")
+    write_predictive_check(fit, folder)
     return warning
+
+
+def write_predictive_check(fit: BayesResult, folder: str | Path) -> str | None:
+    """Write ``ppc.csv`` and ``ppc.png`` (:mod:`bayes_wake.bayes.ppc`) for a model of the
+    wake counts and keep its one-line verdict in ``fit.surface.attrs["ppc_verdict"]``.
+
+    Returns
+    -------
+    str or None
+        The verdict; None for a model that is not of the counts (nothing written).
+    """
+    from bayes_wake.bayes.ppc import predictive_check
+    from bayes_wake.io.artefacts import write_table
+    from bayes_wake.plotting import plot_predictive_check, save_figure
+
+    if fit.count_data is None:
+        return None
+    table, verdict = predictive_check(fit, seed=fit.spec.sampler.seed)
+    write_table(table, Path(folder) / "ppc.csv")
+    unit = fit.surface.attrs.get("t_unit", "days")
+    save_figure(plot_predictive_check(table, title=verdict, t_unit=unit),
+                Path(folder) / "ppc.png")
+    fit.surface.attrs["ppc_verdict"] = verdict
+    return verdict
+
+
+def _loo(fit: BayesResult):
+    """PSIS-LOO of a count model, a wake's whole count vector (CEM-weighted) left out."""
+    import arviz as az
+    import numpy as np
+    import xarray as xr
+
+    from bayes_wake.bayes.count_model import pointwise_loglik
+
+    posterior = fit.idata.posterior.to_dataset()
+    loglik = pointwise_loglik(posterior, fit.count_data)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], loglik.shape[1])
+    tree = xr.DataTree.from_dict({
+        "posterior": posterior[["baseline"]],
+        "log_likelihood": xr.Dataset({"counts": (("chain", "draw", "wake"),
+                                                 loglik.reshape(shape))})})
+    return tree, az.loo(tree, pointwise=True), np.asarray(fit.count_data.event)
+
+
+def loo_table(fits: dict[str, BayesResult]) -> tuple[pd.DataFrame, str]:
+    """PSIS-LOO of count models fitted to the same wakes, compared (ArviZ's ``compare``),
+    with their Pareto-k diagnostics.
+
+    Parameters
+    ----------
+    fits
+        Name to fit; every fit a model of the wake counts (``fit.count_data`` set) on the
+        same matched wakes, so the likelihoods are of the same data.
+
+    Returns
+    -------
+    table, sentence
+        One row per model: ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff``, ``dse``,
+        ``weight``, ``pareto_k_max``, ``pareto_k_bad`` (wakes with k > 0.7); and one line
+        naming the preferred model.
+    """
+    import arviz as az
+
+    trees, rows = {}, {}
+    events = None
+    for name, fit in fits.items():
+        if fit.count_data is None:
+            raise SettingsError(f"{name} is not a model of the wake counts: its likelihood "
+                                "is not comparable by LOO")
+        trees[name], loo, event = _loo(fit)
+        if events is not None and not np.array_equal(events, event):
+            raise SettingsError("LOO compares models of the same wakes; these differ")
+        events = event
+        k = np.asarray(loo.pareto_k)
+        rows[name] = {"pareto_k_max": float(np.nanmax(k)), "pareto_k_bad": int((k > 0.7).sum()),
+                      "wakes": len(k)}
+    compared = az.compare(trees).reset_index().rename(columns={"index": "model"})
+    extra = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model").reset_index()
+    table = compared.merge(extra, on="model")
+    table = table.rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
+    best = table.iloc[0]
+    runner = table.iloc[1] if len(table) > 1 else None
+    sentence = f"PSIS-LOO prefers {best['model']}" + (
+        f" over {runner['model']} by {-runner['elpd_diff']:.1f} (se {runner['dse']:.1f})"
+        if runner is not None else "")
+    bad = int(table["pareto_k_bad"].sum())
+    sentence += (f"; {bad} wake(s) with Pareto k > 0.7 (LOO unreliable for them)" if bad
+                 else "; every Pareto k <= 0.7")
+    return table, sentence
+
+
+def write_model_comparison(fit: BayesResult, other: BayesResult, ols: MWAResult,
+                           folder: str | Path) -> str:
+    """Write ``compare_surfaces.png`` (this fit | the other) and ``model_comparison.csv``:
+    per model its surface's mean RMSE distance to the OLS table and, for two models of the
+    wake counts, PSIS-LOO with Pareto-k. Returns one line to print."""
+    from bayes_wake.io.artefacts import write_table
+    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+
+    fig, _ = plot_surfaces_side_by_side(
+        fit.surface, other.surface, left_value="mean", right_value="mean",
+        left_title=f"posterior mean ({fit.spec.name})",
+        right_title=f"posterior mean ({other.spec.name})",
+        t_unit=ols.cube_attrs.get("t_unit", "days"), alpha=ols.settings.alpha)
+    save_figure(fig, Path(folder) / "compare_surfaces.png")
+    estimate = ols.surface["estimate"].transpose("window", "radius").to_numpy()
+    rows = [{"model": f.spec.name, "estimand": f.spec.estimand,
+             "rms_distance_to_ols": float(np.sqrt(np.nanmean(
+                 (f.surface["mean"].transpose("window", "radius").to_numpy() - estimate) ** 2))),
+             "converged": int(f.diagnostics.converged)} for f in (fit, other)]
+    table = pd.DataFrame(rows)
+    if fit.count_data is None or other.count_data is None:
+        others = ", ".join(f.spec.name for f in (fit, other) if f.count_data is None)
+        sentence = (f"LOO: not computed ({others} is not a model of the wake counts: the "
+                    "likelihoods are of different data)")
+    else:
+        loo, sentence = loo_table({fit.spec.name: fit, other.spec.name: other})
+        table = table.merge(loo, on="model")
+    write_table(table, Path(folder) / "model_comparison.csv")
+    return sentence
 
 
 def shrinkage_warning(fit: BayesResult) -> str | None:
@@ -141,3 +267,30 @@ def grid_average_text(fit: BayesResult) -> str:
             f"{row['mean']:.3f} extra events per treated wake, "
             f"{round(100 * row['ci_prob'])}% interval [{row['ci_lower']:.3f}, "
             f"{row['ci_upper']:.3f}], P(average > 0) = {row['prob_positive']:.2f}")
+
+
+def count_model_summary(fit: BayesResult) -> str | None:
+    """One line for a model of the wake counts: its covariate coefficients on the wakes'
+    baseline (log rate per standard deviation) and its overdispersion (1 / frailty shape),
+    posterior means with the fit's default interval; None for other models."""
+    import arviz as az
+
+    if fit.count_data is None:
+        return None
+    posterior = fit.idata.posterior
+    prob = az.rcParams["stats.ci_prob"]
+    parts = []
+
+    def summary(values) -> str:
+        low, high = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2])
+        return f"{values.mean():.2f} [{low:.2f}, {high:.2f}]"
+
+    if "covariate_coef" in posterior:
+        for name in posterior["covariate_coef"]["covariate"].to_numpy():
+            values = posterior["covariate_coef"].sel(covariate=name).to_numpy().ravel()
+            parts.append(f"{name} {summary(values)}")
+    if "frailty_shape" in posterior:
+        parts.append("overdispersion (1 / frailty shape) "
+                     + summary(1 / posterior["frailty_shape"].to_numpy().ravel()))
+    return (f"{fit.spec.name}, {100 * prob:g}% intervals: covariates on the log baseline rate "
+            "per sd: " + "; ".join(parts)) if parts else None

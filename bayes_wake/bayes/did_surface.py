@@ -5,8 +5,8 @@ The estimand is the one of the OLS table (Sauter 2022; ``mwa::matchedwake``): pe
 wake relative to the control wakes' change, on the count scale. The model has two layers:
 
 1. **Likelihood.** Each cell's matched weighted OLS estimate (the same matched sets, weights
-   and formula as the OLS table, optionally with covariates) is, jointly over all cells,
-   normal around the true surface with a *robust* covariance ``V``: the sum over clusters of
+   and formula as the OLS table, optionally with covariates) is normal around the true
+   surface with a *robust* covariance ``V`` over the cells: the sum over clusters of
    the wakes' influence on every cell's estimate. Nested cells reuse the same events (a 9 km
    wake holds the 3 km wake's events), so their errors are strongly correlated. The
    surface is fitted with a *working-independence* likelihood (each cell's own variance,

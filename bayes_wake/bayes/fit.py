@@ -120,12 +120,16 @@ class BayesResult:
         Convergence diagnostics.
     spec
         The model spec.
+    count_data
+        The count model's wakes and counts (:class:`bayes_wake.bayes.count_model.CountData`)
+        for its predictive checks and LOO; None for the other models.
     """
 
     idata: xr.DataTree
     surface: xr.Dataset
     diagnostics: Diagnostics
     spec: ModelSpec
+    count_data: object = None
 
     def table(self) -> pd.DataFrame:
         """The surface as the ``effect_surface.csv`` table (t_window outer, spat_window inner);
@@ -514,6 +518,16 @@ def fit_surface(
         is returned with a :class:`~bayes_wake.errors.ConvergenceWarning`.
     """
     log = log or (lambda _message: None)
+    if spec.counts_model:
+        from bayes_wake.bayes.count_model import fit_counts
+
+        if spillover:
+            raise SettingsError(f"--spillover is not modelled by {spec.name} (the count model "
+                                f"has no exposure terms yet); use {DEFAULT_SPEC}")
+
+        return fit_counts(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
+                          delete_sutva=delete_sutva, formula=formula,
+                          progressbar=progressbar, log=log)
     if spec.estimand == "count_did":
         return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
                               delete_sutva=delete_sutva, formula=formula,
@@ -556,6 +570,11 @@ def fit_surface(
 def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
                    tcm: bool = False, delete_sutva: bool = False, formula: str = "lag"):
     """The PyMC model that :func:`fit_surface` samples for this cube and spec."""
+    if spec.counts_model:
+        from bayes_wake.bayes.count_model import build_count_model, prepare_count_data
+
+        return build_count_model(prepare_count_data(cube, spec, match_on, weighted=weighted,
+                                                    tcm=tcm, delete_sutva=delete_sutva), spec)
     if spec.estimand == "count_did":
         from bayes_wake.bayes.did_surface import build_surface_model
 

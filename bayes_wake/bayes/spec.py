@@ -26,11 +26,15 @@ __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_sp
 
 
 def _models_dir() -> Path:
-    """The shipped specs: the ``bayes_wake.models`` package (the repository's ``models/``
-    folder, mapped into the wheel by ``pyproject.toml``), or ``models/`` beside the package
-    in a checkout that is not installed."""
+    """The shipped specs: ``models/`` beside the package in a checkout (the one whose code
+    runs, even if another checkout is installed), else the ``bayes_wake.models`` package (the
+    repository's ``models/`` folder, mapped into the wheel by ``pyproject.toml``)."""
     import importlib.util
 
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "models").is_dir():
+        # a checkout: its own specs, even when another checkout is the installed one
+        return checkout / "models"
     found = importlib.util.find_spec("bayes_wake.models")
     if found is not None and found.submodule_search_locations:
         return Path(next(iter(found.submodule_search_locations)))
@@ -114,7 +118,11 @@ class ModelSpec(_Strict):
         ``lag`` (the paper's post on pre and treatment); unset, the OLS table's formula.
     likelihood
         ``negative_binomial`` or ``poisson`` (log link); ``robust_normal`` for ``count_did``
-        (the cell estimates, jointly normal with their robust covariance).
+        (the cell estimates, normal with their robust variances; the draws carry their
+        joint covariance, :mod:`bayes_wake.bayes.did_surface`). ``count_did``
+        with ``negative_binomial`` or ``poisson`` is the count model of the wakes
+        (:mod:`bayes_wake.bayes.count_model`, ``nb_did``): every matched wake's pre and post
+        counts on the increments, the effect reported on the count scale by g-computation.
     pre_count
         How the pre-period count enters. ``paired`` (default): pre and post counts are two
         draws from the wake's own rate (a gamma frailty, so each is marginally negative
@@ -152,6 +160,11 @@ class ModelSpec(_Strict):
     covariates
         Covariates in the linear predictor (standardised; one coefficient each, shared over
         cells). ``match`` stands for the matching columns.
+    frailty
+        The count model of ``count_did`` (``negative_binomial``): which of a wake's counts
+        share one gamma frailty, integrated out exactly (a negative-multinomial margin):
+        ``wake`` (all its increments, pre and post), ``ring`` (one per ring) or
+        ``increment`` (one per ring x interval, its pre and post count).
     sampler
         Sampler settings.
     """
@@ -173,22 +186,33 @@ class ModelSpec(_Strict):
     nested: Literal["increments", "temper", "independent"] = "increments"
     discrepancy: float = Field(0.0, ge=0)
     covariates: tuple[str, ...] = ("match",)
+    frailty: Literal["wake", "ring", "increment"] = "wake"
     sampler: SamplerSpec = SamplerSpec()
+
+    @property
+    def counts_model(self) -> bool:
+        """The count-scale estimand fitted to the wake counts themselves
+        (:mod:`bayes_wake.bayes.count_model`), not to the cell estimates."""
+        return self.estimand == "count_did" and self.likelihood != "robust_normal"
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
-        if (self.estimand == "count_did") != (self.likelihood == "robust_normal"):
-            raise ValueError("estimand: count_did goes with likelihood: robust_normal, and "
-                             "robust_normal only with count_did")
-        if self.discrepancy and self.estimand != "count_did":
-            raise ValueError("discrepancy applies to estimand: count_did only")
+        if self.likelihood == "robust_normal" and self.estimand != "count_did":
+            raise ValueError("likelihood: robust_normal goes with estimand: count_did only")
+        if self.discrepancy and (self.estimand != "count_did" or self.counts_model):
+            raise ValueError("discrepancy applies to estimand: count_did with likelihood: "
+                             "robust_normal only")
+        if self.counts_model and self.nested != "increments":
+            raise ValueError("the count model of estimand: count_did is fitted on the "
+                             "increments (nested: increments)")
         adaptive = [name for name in ("intercept", "slope", "effect")
                     if getattr(self, name).pooling == "adaptive"]
         if adaptive and (self.estimand != "count_did" or adaptive != ["effect"]):
             raise ValueError("pooling: adaptive is the count_did effect's only (given for "
                              f"{', '.join(adaptive)})")
         if self.estimand == "count_did":
-            check_errors(self.errors)
+            if not self.counts_model:
+                check_errors(self.errors)
             if self.effect.pooling not in COUNT_DID_POOLING:
                 raise ValueError(f"estimand: count_did takes effect pooling "
                                  f"{' or '.join(COUNT_DID_POOLING)}, not "

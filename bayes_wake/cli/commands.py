@@ -174,21 +174,26 @@ def demo(out, seed, mwa_only, allow_unconverged):
 @model_options
 @click.option("--seed", type=SEED, default=None,
               help="Seed of the sampler (default: the spec's).")
+@click.option("--compare", "compare_path", default=None, metavar="SPEC",
+              help="Also fit SPEC and write compare_surfaces.png and model_comparison.csv "
+                   "(PSIS-LOO with Pareto k when both are models of the wake counts, e.g. "
+                   "nb_did and poisson_did).")
 @_fail_cleanly
 @_guard_output
 def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,
         convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula, estimation,
         vcov, alpha, spillover, out, alpha2, spec_path, sampler, draws, tune, chains,
-        allow_unconverged,
-        seed):
+        allow_unconverged, seed, compare_path):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
     Writes effect_surface.csv, grid_summary.csv (the average effect over the grid),
     estimates.csv (the OLS table of `bayes-wake mwa`), posterior.nc, comparison.png (OLS
     surface | posterior surface), the other MWA tables, the cube and provenance.json to
-    OUT. A fit that fails the convergence rule (R-hat <= 1.01, bulk ESS >= 400, no
-    divergences) is still written, marked NOT CONVERGED (the converged column,
-    NOT_CONVERGED.txt, a banner on the figure), and the command exits with status 3.
+    OUT; for a model of the wake counts (nb_did) also its posterior predictive check,
+    ppc.csv and ppc.png, with a one-line verdict. A fit that fails the convergence rule
+    (R-hat <= 1.01, bulk ESS >= 400, no divergences) is still written, marked NOT CONVERGED
+    (the converged column, NOT_CONVERGED.txt, a banner on the figure), and the command exits
+    with status 3.
     """
     from rich.markup import escape
 
@@ -200,6 +205,8 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     started = time.perf_counter()
     spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
                                              chains=chains, seed=seed)
+    other_spec = None if compare_path is None else load_spec(compare_path).with_sampler(
+        backend=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
     mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
                         vcov, alpha, spillover)  # before any data are read
     _check_alpha2(alpha, alpha2)
@@ -218,12 +225,31 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
         fitted = _fit_and_write(stage, cube, result, spec, console)
+        converged = [fitted.diagnostics.converged]
+        if other_spec is not None:
+            converged.append(_compare_and_write(stage, cube, result, fitted, other_spec,
+                                                console))
     _print_significant(console, result, "Matched wake analysis (OLS)", alpha2)
     _print_undefined_errors(console, result)
     _print_surface(console, fitted, result)
     console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "
                   f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")
-    return _convergence_status(console, [fitted.diagnostics.converged], allow_unconverged)
+    return _convergence_status(console, converged, allow_unconverged)
+
+
+def _compare_and_write(stage, cube, result, fitted, other_spec, console) -> bool:
+    """Fit the ``--compare`` spec, write the model comparison beside the fit and say its
+    verdict; returns whether that fit converged."""
+    from bayes_wake.bayes.compare import fit_matched, write_model_comparison
+
+    other = fit_matched(cube, other_spec, result.settings,
+                        log=lambda line: console.print(line, markup=False))
+    console.print(f"sampler {other_spec.sampler.backend} ({other_spec.name}): "
+                  f"{other.diagnostics.summary()}", markup=False)
+    sentence = write_model_comparison(fitted, other, result, stage)
+    console.print(f"Model comparison ({fitted.spec.name} vs {other_spec.name}): {sentence} "
+                  "(model_comparison.csv, compare_surfaces.png)", markup=False)
+    return other.diagnostics.converged
 
 
 from bayes_wake.cli.sauter import sauter  # noqa: E402

@@ -646,7 +646,12 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     into the staging folder, and report convergence loudly."""
     from rich.markup import escape
 
-    from bayes_wake.bayes.compare import fit_matched, shrinkage_warning, write_beside
+    from bayes_wake.bayes.compare import (
+        count_model_summary,
+        fit_matched,
+        shrinkage_warning,
+        write_beside,
+    )
 
     fit = fit_matched(cube, spec, result.settings, progressbar=console.is_terminal,
                       log=lambda line: console.print(line, markup=False))
@@ -661,6 +666,14 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
         console.print(f"[bold yellow]WARNING: {escape(pulled)}[/]")
     write_beside(fit, result, stage)
     console.print(_grid_line(fit), markup=False)
+    summary = count_model_summary(fit)
+    if summary:
+        console.print(summary, markup=False)
+    verdict = fit.surface.attrs.get("ppc_verdict")
+    if verdict:
+        colour = "bold yellow" if "MISFITS" in verdict else "green"
+        console.print(f"[{colour}]Posterior predictive check: {escape(verdict)} "
+                      "(ppc.csv, ppc.png)[/]")
     return fit
 
 
