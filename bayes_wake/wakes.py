@@ -36,7 +36,7 @@ from bayes_wake.core.geo import (
 from bayes_wake.core.rcompat import format_digits7
 from bayes_wake.core.windows import check_window_span, normalise_time_unit, unit_ns
 from bayes_wake.errors import EventDataError, SettingsError
-from bayes_wake.io.artefacts import atomic_path
+from bayes_wake.io.artefacts import write_netcdf
 from bayes_wake.options import Convention, check_choice
 
 __all__ = [
@@ -546,9 +546,7 @@ def save_cube(cube: xr.Dataset, path: str | os.PathLike) -> Path:
     pathlib.Path
         The written file.
     """
-    with atomic_path(path) as tmp:
-        cube.to_netcdf(tmp, engine="h5netcdf")
-    return Path(path)
+    return write_netcdf(cube, path)
 
 
 def load_cube(path: str | os.PathLike) -> xr.Dataset:

@@ -73,8 +73,9 @@ def test_result_saves_and_reloads_with_provenance(recovery_runs, tmp_path):
     path = fit.to_netcdf(tmp_path / "posterior.nc")
     back = load_posterior(path)
     posterior = back.posterior
-    assert set(posterior["additive_effect"].dims) == {"chain", "draw", "window", "radius"}
-    np.testing.assert_allclose(posterior["additive_effect"].to_numpy(),
+    # the file names the count-scale effect `effect` (FILE_NAMES)
+    assert set(posterior["effect"].dims) == {"chain", "draw", "window", "radius"}
+    np.testing.assert_allclose(posterior["effect"].to_numpy(),
                                fit.idata.posterior["additive_effect"].to_numpy())
     for key in ("spec", "data_sha256", "versions", "converged"):
         assert key in back.attrs

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from bayes_wake.cli import main
-from bayes_wake.io.artefacts import MARKER, csv_header_name, write_table
+from bayes_wake.io.artefacts import MARKER, STAGING_MARKER, csv_header_name, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--t-window", "2", "4", "2", "--spat-window", "2", "4", "2"]
@@ -288,13 +288,15 @@ def test_stale_staging_folders_of_killed_runs_are_removed(mwa_example_csv, tmp_p
     try:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        stale = [tmp_path / ".run.staging-k2j3h4g5", tmp_path / f".run.staging-p{dead}-x1"]
+        stale = tmp_path / f".run.staging-p{dead}-x1"
         live = tmp_path / f".run.staging-p{sleeper.pid}-x3"  # a run still going
-        other = tmp_path / ".other.staging-k2j3h4g5"  # beside another folder
-        for path in [*stale, live, other]:
+        other = tmp_path / f".other.staging-p{dead}-x5"  # beside another folder
+        for path in [stale, live, other]:
             path.mkdir()
             (path / "estimates.csv").write_text("half written\n")
+            (path / STAGING_MARKER).touch()
         (tmp_path / f".run.staging-p{dead}-old-x2").mkdir()  # killed before it set one aside
+        (tmp_path / f".run.staging-p{dead}-x6").mkdir()  # killed before it wrote its marker
         result = mwa(mwa_example_csv, tmp_path / "run")
         assert result.exit_code == 0, result.output
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -302,6 +304,27 @@ def test_stale_staging_folders_of_killed_runs_are_removed(mwa_example_csv, tmp_p
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_users_folder_named_like_a_staging_folder_is_never_deleted(mwa_example_csv,
+                                                                     tmp_path):
+    """A user's backups beside --out, named like staging folders but without the package's
+    staging marker, were deleted by the next run: now kept, each named once in a warning."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    mine = [tmp_path / ".run.staging-mybackup", tmp_path / f".run.staging-p{dead}-notes",
+            tmp_path / ".run.staging-old-mine"]
+    for path in mine:
+        path.mkdir()
+        (path / "notes.txt").write_text("mine\n")
+    for _ in range(2):
+        result = mwa(mwa_example_csv, tmp_path / "run")
+        assert result.exit_code == 0, result.output
+    for path in mine:
+        assert (path / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*(p.name for p in mine), "run"])
+    assert not (tmp_path / "run" / "notes.txt").exists()
 
 
 #: Runs ``bayes-wake`` in forked children, each killed (SIGKILL, by itself) just before its
@@ -874,3 +897,179 @@ def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap(monk
     from bayes_wake.cli.common import _console
 
     assert _console().soft_wrap  # pytest's stderr is not a terminal
+
+
+# --out as ., x/.., a link or a mount point; a full disk; two runs at once; SIGTERM
+
+
+@pytest.mark.parametrize("given", [".", "x/..", "inner/.."])
+def test_out_that_is_or_holds_the_folder_you_run_in_is_refused_before_any_work(
+        mwa_example_csv, tmp_path, monkeypatch, given):
+    """`--out .` (or `x/..`) failed after the whole run with a traceback and left a hidden
+    folder: now one line before the data are read, and nothing written."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "inner").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = mwa(mwa_example_csv, given)
+    assert result.exit_code == 2, result.output
+    assert "is (or holds) the folder you run in" in last_line(result)
+    assert "treatment" not in result.output  # stopped before the data were read
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inner", "x"]
+
+
+def test_out_as_a_link_to_a_folder_writes_into_that_folder(mwa_example_csv, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    for _ in range(2):  # a rerun replaces the folder behind the link
+        result = mwa(mwa_example_csv, tmp_path / "link")
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real" / "estimates.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_out_as_a_mount_point_is_refused_in_one_line(mwa_example_csv):
+    result = mwa(mwa_example_csv, "/")
+    assert result.exit_code == 2
+    assert "is a mount point" in last_line(result) and "treatment" not in result.output
+
+
+_LIMITED = """
+import resource, signal, sys
+from bayes_wake.cli import run
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv.pop(1)),) * 2)
+run()
+"""
+
+
+def test_a_full_disk_is_one_line_exit_2_and_keeps_the_old_folder(mwa_example_csv, tmp_path):
+    """With no room for the cube (a file-size limit: the write fails as on a full disk),
+    HDF5 printed about 30 tracebacks and the process died of a segmentation fault: now one
+    line, exit 2, and the earlier run's folder untouched."""
+    out = tmp_path / "run"
+    args = ["mwa", "--data", str(mwa_example_csv), "--t-window", "2", "10", "2",
+            "--spat-window", "2", "10", "2", "--match", "match1,match2", "--out", str(out)]
+    assert run(*args).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    done = subprocess.run([sys.executable, "-c", _LIMITED, "20000", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "the disk is full" in errors[0], done.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from bayes_wake.io.artefacts import prepared_output
+with prepared_output(Path(sys.argv[1])):
+    print("holding", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_run_into_a_folder_another_run_is_writing_stops_in_one_line(
+        mwa_example_csv, tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        result = mwa(mwa_example_csv, out)
+        assert result.exit_code == 2
+        line = last_line(result)
+        assert line.startswith(f"bayes-wake: error: --out {out}: another bayes-wake run ")
+        assert line.endswith("is writing it; wait for it to finish or choose another folder")
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert mwa(mwa_example_csv, out).exit_code == 0  # the claim ended with its process
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_runs_started_together_into_one_folder_never_print_a_traceback(mwa_example_csv,
+                                                                       tmp_path):
+    args = [sys.executable, "-m", "bayes_wake.cli", "mwa", "--data", str(mwa_example_csv),
+            *SMALL, "--match", "match1,match2", "--out", str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    runs = [subprocess.Popen(args, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    said = [(p.wait(timeout=300), p.stderr.read()) for p in runs]
+    assert any(code == 0 for code, _ in said)
+    for code, text in said:
+        assert "Traceback" not in text
+        assert code == 0 or (code == 2 and "another bayes-wake run" in text), text
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_sigterm_during_overwrite_puts_the_users_folder_back(mwa_example_csv, tmp_path):
+    """SIGINT restored the folder --overwrite had set aside; SIGTERM left it hidden."""
+    import signal
+
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "draft.txt").write_text("years of work\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bayes_wake.cli", "mwa", "--data", str(mwa_example_csv),
+         "--t-window", "2", "10", "2", "--spat-window", "2", "10", "2", "--match",
+         "match1,match2", "--overwrite", "--out", str(thesis)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.monotonic() + 120
+    while thesis.exists() and time.monotonic() < deadline:  # set aside: the run is going
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=120)
+    said = proc.stderr.read()
+    assert code != 0 and "Traceback" not in said, said
+    assert (thesis / "draft.txt").is_file(), (said, sorted(map(str, tmp_path.rglob("*"))))
+    assert (thesis / "draft.txt").read_text() == "years of work\n"
+    assert sorted(p.name for p in thesis.iterdir()) == ["draft.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis"]
+
+
+# memory estimated before any work
+
+
+@pytest.mark.parametrize("argv, parts", [
+    (["mwa", "--t-window", "2", "200", "2", "--spat-window", "1", "100", "1",
+      "--memory-budget", "100M"],
+     ["the wake grid: 75 anchors x 10,000 cells (100 windows x 100 radii)", "100.0 MB "
+      "(--memory-budget)"]),
+    (["mwa", "--t-window", "2", "10", "2", "--spat-window", "0.001", "2000", "0.001"],
+     ["75 anchors x 10,000,000 cells", "the default --memory-budget, 50% of this machine's"]),
+    (["sensitivity", *SMALL, "--permutations", "1000000000"],
+     ["1,000,000,000 permutations: "]),
+    (["sensitivity", *SMALL, "--workers", "100000"], ["100,000 Dask workers: 28.6 TB"])])
+def test_a_run_beyond_the_memory_budget_is_refused_before_counting(mwa_example_csv, tmp_path,
+                                                                   argv, parts):
+    """`mwa --t-window 2 2000 2 --spat-window 1 1000 1` took 6 GB in 30 s and went on;
+    `--permutations 1000000000` and `--workers 100000` ran until memory ran out."""
+    started = time.monotonic()
+    result = run(argv[0], "--data", mwa_example_csv, *argv[1:], "--match", "match1",
+                 "--out", tmp_path / "x")
+    assert result.exit_code == 2, result.output
+    line = last_line(result)
+    assert line.startswith("bayes-wake: error: this run would need about ")
+    for part in parts:
+        assert part in line, line
+    assert time.monotonic() - started < 20 and not (tmp_path / "x").exists()
+
+
+def test_a_bad_memory_budget_is_a_usage_error():
+    result = run("mwa", "--data", "x.csv", *SMALL, "--memory-budget", "lots", "--out", "y")
+    assert result.exit_code == 2 and "give a size such as 4G" in result.output
+
+
+def test_sizes_read_as_powers_of_1024():
+    from bayes_wake.cli.resources import parse_size
+
+    assert parse_size("4G") == 4 * 2**30 and parse_size("500mb") == 500 * 2**20
+    assert parse_size("1.5T") == int(1.5 * 2**40) and parse_size("123") == 123

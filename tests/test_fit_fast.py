@@ -105,6 +105,52 @@ def test_the_command_line_fits_the_same_surface(small_fit, mwa_example_csv, tmp_
     api = fit.table()
     np.testing.assert_allclose(table["mean"].to_numpy(), api["mean"].to_numpy(), rtol=1e-10,
                                equal_nan=True)
+    grid = pd.read_csv(out / "grid_summary.csv")
+    np.testing.assert_allclose(grid["mean"], fit.grid_summary()["mean"], rtol=1e-10)
+    assert "Average effect over the grid's" in " ".join(result.output.split())
+
+
+def test_the_grid_summary_averages_the_cells_of_each_draw(small_fit):
+    """fit had no grid-level result: the average effect over the grid's cells, with its
+    interval, is one row of grid_summary.csv."""
+    fit, _ = small_fit
+    draws = fit.idata.posterior["additive_effect"].to_numpy()
+    flat = draws.reshape(-1, *draws.shape[2:])
+    defined = np.isfinite(flat).all(axis=0)
+    average = flat[:, defined].mean(axis=1)
+    row = fit.grid_summary().iloc[0]
+    prob = fit.surface.attrs["ci_prob"]
+    assert row["cells"] == defined.sum() and row["ci_prob"] == prob
+    assert row["mean"] == pytest.approx(average.mean())
+    assert row["ci_lower"] == pytest.approx(np.quantile(average, (1 - prob) / 2))
+    assert row["ci_upper"] == pytest.approx(np.quantile(average, (1 + prob) / 2))
+    assert row["prob_positive"] == pytest.approx((average > 0).mean())
+    far = fit.grid_summary(lambda w, r: (w >= 6) & (r >= 6)).iloc[0]
+    assert far["region"] == "region" and far["cells"] <= 4
+
+
+def test_the_rate_ratio_is_a_median_over_its_defined_draws_or_na():
+    """rate_ratio_mean averaged only the defined draws, and a few near-zero counterfactuals
+    made it 6.45 (maximum 28,784): now the median, its interval and the share of draws that
+    define it, NA below 95%."""
+    import xarray as xr
+
+    from bayes_wake.bayes.fit import effect_surface_table
+
+    rng = np.random.default_rng(0)
+    ratio = np.exp(rng.normal(0, 0.1, (2, 500, 1, 3)))
+    ratio[0, :3, 0, 0] = 28_784.0  # a heavy tail: the median ignores it
+    ratio[:, :50, 0, 1] = np.nan  # 10% undefined: NA
+    dims = ("chain", "draw", "window", "radius")
+    posterior = xr.Dataset({"additive_effect": (dims, rng.normal(0, 1, ratio.shape)),
+                            "rate_ratio": (dims, ratio)},
+                           coords={"window": [2], "radius": [2.0, 4.0, 6.0]})
+    table = effect_surface_table(posterior).isel(window=0)
+    assert table["rate_ratio_median"][0] == pytest.approx(1.0, abs=0.02)
+    assert np.isnan(table["rate_ratio_median"][1]) and np.isnan(table["rate_ratio_ci_lower"][1])
+    np.testing.assert_allclose(table["rate_ratio_defined"], [1.0, 0.9, 1.0])
+    assert table["rate_ratio_ci_upper"][2] == pytest.approx(
+        np.quantile(ratio[..., 0, 2], (1 + table.attrs["ci_prob"]) / 2))
 
 
 def _fit_help() -> str:
@@ -241,10 +287,66 @@ def test_the_rate_ratio_is_na_where_the_treated_wakes_hold_no_post_events(mwa_ex
     assert (treated_post == 0).all()
     assert posterior["additive_effect"].notnull().all()
     assert posterior["rate_ratio"].isnull().all() and posterior["effect"].isnull().all()
-    assert fit.surface["rate_ratio_mean"].sel(radius=2.0, window=[6, 10]).isnull().all()
+    assert fit.surface["rate_ratio_median"].sel(radius=2.0, window=[6, 10]).isnull().all()
+    assert (fit.surface["rate_ratio_defined"].sel(radius=2.0, window=[6, 10]) == 0).all()
     elsewhere = fit.idata.posterior["rate_ratio"].sel(radius=10.0)
     assert float((elsewhere > 0).mean()) > 0.9  # positive where the treated wakes hold events
     console = Console(record=True, width=150)
     _print_surface(console, fit, matched_wake_analysis(cube, matching=False, tcm=True))
     printed = console.export_text()
     assert "nan" not in printed and printed.count(" - ") >= 2  # the NA ratios
+
+
+def test_posterior_nc_names_the_count_scale_effect_effect(mwa_example_events, tmp_path):
+    """posterior.nc's `effect` was the log rate ratio while the table's mean is the
+    count-scale effect: on disk `effect` is now the count-scale effect and the log rate
+    ratio is `log_rate_ratio` (unpooled_did: exact draws, no sampler)."""
+    import xarray as xr
+
+    from bayes_wake.bayes.fit import fit_surface, load_posterior
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, GRID["windows"], GRID["radii"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_surface(cube, load_spec("unpooled_did"), match_on=["match1", "match2"],
+                          weighted=True, progressbar=False)
+    path = fit.to_netcdf(tmp_path / "posterior.nc")
+    on_disk = xr.open_datatree(path, engine="h5netcdf")["posterior"].to_dataset()
+    inside = fit.idata.posterior
+    assert "additive_effect" not in on_disk
+    np.testing.assert_array_equal(on_disk["effect"], inside["additive_effect"])
+    np.testing.assert_array_equal(on_disk["log_rate_ratio"], inside["effect"])
+    assert on_disk["effect"].attrs["units"] == "events per wake"
+    assert set(load_posterior(path).posterior.data_vars) >= {"effect", "log_rate_ratio",
+                                                             "rate_ratio"}
+    assert "additive_effect" in fit.idata.posterior  # the object in memory is unchanged
+
+
+@pytest.mark.parametrize("level", [None, 0.8])
+def test_one_interval_level_chosen_with_ci_is_used_everywhere(mwa_example_csv, tmp_path,
+                                                              level):
+    """Outputs gave ArviZ's 89% while the docs and recovery used 90%: --ci (default 90%)
+    sets the level of effect_surface.csv (ci_prob column), the console's header, the grid
+    summary and the figure's legend (unpooled_did: exact draws, no sampler)."""
+    from bayes_wake.cli import main
+    from bayes_wake.cli.common import DEFAULT_CI
+
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(main, [
+        "fit", "--data", str(mwa_example_csv), *ARGS[:10], "--spec", "unpooled_did",
+        *(["--ci", str(level)] if level else []), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    expected = level or DEFAULT_CI
+    assert DEFAULT_CI == 0.90 and "[default: 0.9; 0<x<1]" in " ".join(
+        CliRunner().invoke(main, ["fit", "--help"]).output.split())
+    table = pd.read_csv(out / "effect_surface.csv")
+    assert (table["ci_prob"] == expected).all()
+    assert (pd.read_csv(out / "grid_summary.csv")["ci_prob"] == expected).all()
+    said = " ".join(result.output.split())
+    assert f"{100 * expected:g}% interval" in said and "89%" not in said
+    draws = pytest.importorskip("arviz").from_netcdf(out / "posterior.nc").posterior["effect"]
+    cell = table.dropna(subset=["mean"]).iloc[0]
+    one = draws.sel(window=cell["t_window"], radius=cell["spat_window"]).to_numpy().ravel()
+    assert cell["ci_lower"] == pytest.approx(np.quantile(one, (1 - expected) / 2), rel=1e-6)

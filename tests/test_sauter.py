@@ -471,3 +471,66 @@ def test_the_report_counts_where_ols_and_the_posterior_disagree():
     assert "interval in 2 of 5 cells" in text, text
     assert "opposite signs, one of them clearly (p <= 0.05 or the interval excluding 0), in 2." \
         in text, text
+
+
+def test_significant_windows_has_the_same_columns_whether_empty_or_not(mwa_example_events):
+    """With no significant window the table lost its robust and posterior columns."""
+    from bayes_wake.mwa.analysis import ROBUST_ERRORS
+    from bayes_wake.studies.sauter.workflow import _significant_all
+
+    item = _unpooled_outcome(mwa_example_events)
+    full = _significant_all({"vac": item}, alpha=1.0)
+    empty = _significant_all({"vac": item}, alpha=0.0)
+    assert len(full) > 0 and len(empty) == 0
+    assert list(empty.columns) == list(full.columns)
+    assert {"posterior_mean", "prob_positive", *(f"pvalue_{v}" for v in ROBUST_ERRORS)} <= \
+        set(full.columns)
+
+
+def _unpooled_outcome(events):
+    """An outcome analysed on R's example with the unpooled surface (exact draws, no
+    sampler) as its Bayesian fit."""
+    import warnings
+
+    from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.io.acled import parse_outcome
+    from bayes_wake.mwa.analysis import ROBUST_ERRORS, matched_wake_analysis, \
+        standard_error_table
+    from bayes_wake.studies.sauter.workflow import OutcomeResult
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(events, [2, 6, 10], [2.0, 6.0, 10.0])
+    result = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_surface(cube, load_spec("unpooled_did"), match_on=["match1", "match2"],
+                          weighted=True, progressbar=False)
+    return OutcomeResult(outcome=parse_outcome("vac"), n_events=0, cube=cube, mwa=result,
+                         bayes=fit,
+                         robust=standard_error_table(cube, result.settings, ROBUST_ERRORS))
+
+
+def test_the_report_summary_gives_the_grid_average_effect(mwa_example_events, tmp_path):
+    """The Sauter report had no grid-level result: each outcome's summary line now gives
+    the average effect over the grid's cells with its interval (grid_summary.csv)."""
+    from bayes_wake.io.html import HtmlReport
+    from bayes_wake.studies.sauter.workflow import SauterResult, _summary_section
+
+    item = _unpooled_outcome(mwa_example_events)
+    empty = pd.DataFrame()
+    sauter = SauterResult(out=tmp_path, outcomes={"vac": item}, projects=empty, summary=empty,
+                          dropped=empty, balance=empty, funding=None, simulated={},
+                          covariates=["match1", "match2"])
+    report = HtmlReport("x")
+    _summary_section(report, sauter, {"windows": [2, 6, 10], "radii": [2.0, 6.0, 10.0],
+                                      "tcm": False, "weighted": True, "convention": "mwa"},
+                     0.05)
+    import html
+
+    row = item.bayes.grid_summary().iloc[0]
+    text = " ".join(html.unescape(report.html()).split())
+    assert (f"average effect over the grid's {row['cells']} cells with an estimate: "
+            f"{row['mean']:.3f} extra events per treated wake, "
+            f"{round(100 * row['ci_prob'])}% interval [{row['ci_lower']:.3f}, "
+            f"{row['ci_upper']:.3f}]") in text

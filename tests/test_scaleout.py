@@ -199,3 +199,75 @@ def test_a_scheduler_address_that_is_no_address_is_a_settings_error(tmp_path, ad
     """distributed raises ValueError on an address it cannot parse; the user gets one line."""
     with pytest.raises(SettingsError, match="not a Dask scheduler address"):
         run_tasks(_tasks(2), tmp_path, scheduler=address)
+
+
+def _server(reply: bytes | None):
+    """A TCP server on a free local port that answers every connection with ``reply`` (or
+    says nothing) and keeps it open; returns (address, stop)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    held = []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
+            held.append(conn)
+            if reply:
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close():
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+    return f"tcp://127.0.0.1:{listener.getsockname()[1]}", close
+
+
+@pytest.mark.parametrize("reply, said", [
+    (None, "sent no Dask handshake within"),  # a server that waits for a request (HTTP)
+    (b"SSH-2.0-OpenSSH_9.6\r\n", "are not a Dask handshake")])  # a banner read as a length
+def test_a_server_that_is_not_dask_is_one_line_within_seconds(tmp_path, mwa_example_csv,
+                                                              reply, said):
+    """--scheduler at a non-Dask server: a 2.82 EiB allocation traceback or a hang past 60 s
+    before; now one line within the connect timeout."""
+    from click.testing import CliRunner
+
+    from bayes_wake.cli import main
+
+    address, close = _server(reply)
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(main, [
+            "sensitivity", "--data", str(mwa_example_csv), "--t-window", "2", "4", "2",
+            "--spat-window", "2", "4", "2", "--match", "match1", "--permutations", "10",
+            "--date-shifts", "0", "--bayes-checks", "none", "--scheduler", address,
+            "--out", str(tmp_path / "x")])
+        assert time.monotonic() - started < 30
+    finally:
+        close()
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output
+
+
+def test_a_dask_scheduler_passes_the_probe():
+    from distributed import LocalCluster
+
+    from bayes_wake.checks.scaleout import probe_scheduler
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None,
+                      protocol="tcp://") as cluster:
+        probe_scheduler(cluster.scheduler_address)

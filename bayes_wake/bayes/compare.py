@@ -23,7 +23,8 @@ from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
 __all__ = ["fit_matched", "write_beside", "shrinkage_warning", "write_predictive_check",
-           "loo_table", "write_model_comparison", "count_model_summary"]
+           "loo_table", "write_model_comparison", "count_model_summary",
+           "grid_average_text"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
@@ -253,6 +254,19 @@ def shrinkage_warning(fit: BayesResult) -> str | None:
             f"(|t| > {CLEAR_T:g}) more than {PULL_SE:g} standard errors toward 0: {cells}"
             f"{more}. Read those cells from the OLS table or the unpooled fit "
             "(fit --spec unpooled_did); shift_se in effect_surface.csv gives every cell.")
+
+
+def grid_average_text(fit: BayesResult) -> str:
+    """The grid-level summary (:meth:`BayesResult.grid_summary`, ``grid_summary.csv``) as a
+    clause: the average effect over the grid's cells with an estimate, its interval at the
+    fit's level and P(average > 0); "" when no cell has an estimate."""
+    row = fit.grid_summary().iloc[0]
+    if not row["cells"]:
+        return ""
+    return (f"average effect over the grid's {row['cells']} cells with an estimate: "
+            f"{row['mean']:.3f} extra events per treated wake, "
+            f"{round(100 * row['ci_prob'])}% interval [{row['ci_lower']:.3f}, "
+            f"{row['ci_upper']:.3f}], P(average > 0) = {row['prob_positive']:.2f}")
 
 
 def count_model_summary(fit: BayesResult) -> str | None:

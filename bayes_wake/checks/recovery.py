@@ -70,7 +70,8 @@ from bayes_wake.wakes import count_wakes
 
 __all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth",
            "placebo_placement", "posterior_cells", "recovery_tasks", "run_recovery",
-           "score_recovery", "write_recovery", "RecoverySettings", "FORMS", "load_battery"]
+           "score_recovery", "write_recovery", "RecoverySettings", "FORMS", "load_battery",
+           "baseline_task", "recovery_scoring_note", "check_scenario_names"]
 
 FORMS = ("additive", "proportional", "controls", "thinning", "null")
 _DAY_NS = unit_ns("days")
@@ -113,6 +114,8 @@ class Scenario:
     data: str = "default"
 
     def __post_init__(self) -> None:
+        if not str(self.name).strip():
+            raise SettingsError("a scenario needs a name that is not empty")
         if self.form is None:  # YAML reads a bare `null` as None
             object.__setattr__(self, "form", "null")
         if self.form not in FORMS:
@@ -575,6 +578,7 @@ def recovery_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
     re-draw placements run ``placebo_replicates`` times, default ``replicates``)."""
     from bayes_wake.checks.scaleout import Shared, Task, task_key
 
+    check_scenario_names(scenarios)
     tasks = []
     for scen in scenarios:
         if scen.data not in data:
@@ -594,44 +598,116 @@ def recovery_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
     return tasks
 
 
+def check_scenario_names(scenarios: Sequence[Scenario]) -> None:
+    """Two scenarios of one study with one name would be pooled into one summary row."""
+    seen: set[tuple[str, str]] = set()
+    for scen in scenarios:
+        if (scen.name, scen.data) in seen:
+            raise SettingsError(f"two scenarios are named {scen.name!r}"
+                                + (f" (study {scen.data!r})" if scen.data != "default" else "")
+                                + "; give each its own name (name=...)")
+        seen.add((scen.name, scen.data))
+
+
+def baseline_task(events: pd.DataFrame, settings: dict) -> dict:
+    """Every method fitted on the study as it is, nothing planted: what each method's
+    estimate on a planted replicate is compared with (:func:`run_recovery`)."""
+    settings_ = RecoverySettings(**settings)
+    grid = np.array(settings_.windows), np.array(settings_.radii)
+    cube = count_wakes(events, *grid, convention=settings_.convention)
+    return {"methods": _fit_methods(cube, settings_)}
+
+
+def baseline_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario],
+                   settings: RecoverySettings, data_hashes: Mapping[str, str]) -> dict:
+    """One :func:`baseline_task` per study that a scenario on the real placements uses,
+    keyed by study name."""
+    from bayes_wake.checks.scaleout import Shared, Task, task_key
+
+    studies = sorted({s.data for s in scenarios if not s.placebo and s.data in data})
+    return {name: Task(key=task_key(data_hashes[name], {"baseline": asdict(settings),
+                                                        "result": _RESULT_VERSION}),
+                       function=baseline_task, args=(Shared(f"events:{name}"),
+                                                     asdict(settings)),
+                       label="nothing planted" + (f" on {name}" if name != "default" else ""),
+                       kind="recovery", priority=1)
+            for name in studies}
+
+
 def run_recovery(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario],
                  settings: RecoverySettings, directory, *, replicates: int = 3,
                  seed: int = 0, sites: pd.DataFrame | None = None,
                  scheduler: str | None = "inline", n_workers: int | None = None,
-                 placebo_replicates: int | None = None,
+                 placebo_replicates: int | None = None, baseline: bool = True,
                  progress: Callable[[int, int], None] | None = None,
                  log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Run a battery (resumable: finished replicates are kept in ``directory/tasks``) and
     return one row per method, scenario, replicate and cell (:func:`score_recovery` scores
-    it)."""
+    it).
+
+    With ``baseline`` (the default), a scenario on the study's real placements is scored on
+    what planting changed: ``mean``, ``lower`` and ``upper`` are each method's estimate and
+    interval on the planted data minus its estimate on the same data with nothing planted
+    (``baseline``; ``estimate`` keeps the planted estimate), because the real placements
+    carry the data's own effect (or a placement bias), which is no method's error. Scenarios
+    that re-draw placements (``placebo``), and every scenario without ``baseline`` (the
+    benchmark battery, whose simulated placements carry no effect by construction), score the
+    estimate itself. The ``scored`` column says which.
+    """
     from bayes_wake.checks.scaleout import run_tasks
 
     hashes = {name: _frame_hash(frame) for name, frame in data.items()}
     tasks = recovery_tasks(data, scenarios, settings, replicates=replicates, seed=seed,
                            data_hashes=hashes, placebo_replicates=placebo_replicates)
+    bases = baseline_tasks(data, scenarios, settings, hashes) if baseline else {}
     shared = {f"events:{name}": frame for name, frame in data.items()}
     shared["sites"] = sites
-    report = run_tasks(tasks, directory, shared=shared, scheduler=scheduler,
-                       n_workers=n_workers, progress=progress, log=log)
+    report = run_tasks([*bases.values(), *tasks], directory, shared=shared,
+                       scheduler=scheduler, n_workers=n_workers, progress=progress, log=log)
     rows = []
     for task in tasks:
-        result = report.results[task.key]
-        truth = np.asarray(result["truth"], float)
-        truth_all = np.asarray(result["truth_all"], float)
-        truth_direct = np.asarray(result["truth_direct"], float)
-        for method, fit in result["methods"].items():
-            for i, w in enumerate(settings.windows):
-                for j, r in enumerate(settings.radii):
-                    rows.append({"method": method, "scenario": result["scenario"],
-                                 "study": task.args[2]["data"],
-                                 "replicate": f"{task.label}", "t_window": w,
-                                 "spat_window": r, "truth": truth[i, j],
-                                 "truth_direct": truth_direct[i, j],
-                                 "truth_all": truth_all[i, j],
-                                 "mean": fit["mean"][i][j], "lower": fit["lower"][i][j],
-                                 "upper": fit["upper"][i][j],
-                                 "converged": fit.get("converged", 1)})
+        study = task.args[2]["data"]
+        base = None
+        if study in bases and not task.args[2]["placebo"]:
+            base = report.results[bases[study].key]["methods"]
+        rows += _replicate_rows(report.results[task.key], base, settings, task.label, study)
     return pd.DataFrame(rows)
+
+
+def _replicate_rows(result: dict, base: dict | None, settings: RecoverySettings,
+                    label: str, study: str) -> list[dict]:
+    """The cell rows of one replicate; with ``base`` (the fits with nothing planted) each
+    method's estimate and interval are shifted by its own unplanted estimate."""
+    truth = np.asarray(result["truth"], float)
+    truth_all = np.asarray(result["truth_all"], float)
+    truth_direct = np.asarray(result["truth_direct"], float)
+    rows = []
+    for method, fit in result["methods"].items():
+        mean = np.asarray(fit["mean"], float)
+        shift = (np.asarray(base[method]["mean"], float) if base is not None
+                 else np.zeros_like(mean))
+        lower, upper = np.asarray(fit["lower"], float), np.asarray(fit["upper"], float)
+        for i, w in enumerate(settings.windows):
+            for j, r in enumerate(settings.radii):
+                rows.append({"method": method, "scenario": result["scenario"],
+                             "study": study, "replicate": label, "t_window": w,
+                             "spat_window": r, "truth": truth[i, j],
+                             "truth_direct": truth_direct[i, j],
+                             "truth_all": truth_all[i, j],
+                             "scored": "change" if base is not None else "estimate",
+                             "estimate": mean[i, j],
+                             "baseline": shift[i, j] if base is not None else np.nan,
+                             "mean": mean[i, j] - shift[i, j],
+                             "lower": lower[i, j] - shift[i, j],
+                             "upper": upper[i, j] - shift[i, j],
+                             "converged": _converged(fit, base, method)})
+    return rows
+
+
+def _converged(fit: dict, base: dict | None, method: str) -> int:
+    """1 when the planted fit (and the unplanted one it is compared with) converged."""
+    ok = int(fit.get("converged", 1))
+    return ok if base is None else min(ok, int(base[method].get("converged", 1)))
 
 
 def _frame_hash(frame: pd.DataFrame) -> str:
@@ -693,6 +769,7 @@ def score_recovery(cells: pd.DataFrame, truth: str = "truth",
         })
     table = pd.DataFrame(rows)
     ref = table[table["method"] == "ols"].set_index(by)["rmse"]
+    ref = ref.where(ref > 0)  # OLS exact (nothing planted on real placements): no ratio
     table["rmse_vs_ols"] = table["rmse"].to_numpy() / ref.reindex(
         pd.MultiIndex.from_frame(table[by]) if len(by) > 1 else table[by[0]]).to_numpy()
     return table
@@ -723,10 +800,33 @@ def write_recovery(out, summary: pd.DataFrame, cells: pd.DataFrame, *, settings:
             "on each replicate. Intervals: 95% confidence intervals for OLS (classical errors, "
             "as in the paper), 90% posterior intervals for the Bayesian models. Cells where "
             "OLS is NA are left out for every method.", kind="note")
+        report.paragraph(recovery_scoring_note(cells), kind="note")
         report.figure(stage / "recovery.png", caption="Error and coverage per method and "
                       "scenario (dashed: nominal coverage)")
         report.table(summary, caption="Per method and scenario")
         report.write(stage / "recovery_report.html")
+
+
+def recovery_scoring_note(cells: pd.DataFrame) -> str:
+    """What the scores measure: the change planting made (real placements) or the estimate
+    itself (re-drawn placements), and what a no-effect scenario can and cannot tell."""
+    scored = set(cells["scored"]) if "scored" in cells.columns else {"estimate"}
+    parts = []
+    if "change" in scored:
+        parts.append(
+            "On the study's real placements each method is scored on what planting changed: "
+            "its estimate on the planted data minus its estimate on the same data with "
+            "nothing planted, against the planted truth; the real placements carry the "
+            "data's own effect (or a placement bias), which is not a method's error. So a "
+            "no-effect scenario on the real placements measures stability (it changes "
+            "nothing, and scores 0), not the size of a test: for size, re-draw the "
+            "placements with --placebo-sites FILE --placebos N.")
+    if "estimate" in scored:
+        parts.append(
+            "On re-drawn placements (or where no unplanted fit was made) the estimate itself "
+            "is scored against the planted truth: re-drawn placements carry no effect, so "
+            "what they show beyond the truth is error or a placement bias of the sites.")
+    return " ".join(parts)
 
 
 def recovery_verdict(summary: pd.DataFrame) -> str:

@@ -44,6 +44,7 @@ __all__ = [
     "RunReport",
     "Shared",
     "Task",
+    "probe_scheduler",
     "TaskFailed",
     "TaskStore",
     "chunk_sizes",
@@ -317,6 +318,51 @@ def _check_address(scheduler: str) -> None:
                             f"tcp://host:8786): {exc}") from None
 
 
+#: A Dask handshake message is a few hundred bytes; a first frame claimed larger than this is
+#: not Dask's (an SSH or SMTP banner read as a length).
+_HANDSHAKE_MAX = 1 << 20
+
+
+def probe_scheduler(scheduler: str, timeout: float = 5.0) -> None:
+    """Check that a ``tcp://`` address answers as a Dask scheduler does, before a client
+    connects: a scheduler sends its handshake first (8 bytes of frame length, then the
+    frames). A server that says nothing (a web server), or whose first bytes read as an
+    absurd length (a banner), made Dask's client hang or try to allocate exabytes.
+
+    Raises
+    ------
+    SettingsError
+        Nothing listens there, nothing is said within ``timeout`` seconds, or the first
+        bytes are not a Dask frame length.
+    """
+    import socket
+    import struct
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(scheduler)
+    if scheme != "tcp":
+        return  # tls, inproc, ucx: Dask's own client checks those
+    host, port = parse_host_port(location)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            head = b""
+            while len(head) < 8:
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except TimeoutError:
+        raise SettingsError(f"{scheduler} is not a Dask scheduler: it accepted the connection "
+                            f"but sent no Dask handshake within {timeout:g} s") from None
+    except OSError as exc:
+        raise SettingsError(f"cannot reach the Dask scheduler at {scheduler}: "
+                            f"{exc.strerror or exc}") from None
+    if len(head) < 8 or not 0 < struct.unpack("<Q", head)[0] <= _HANDSHAKE_MAX:
+        raise SettingsError(f"{scheduler} is not a Dask scheduler: its first bytes "
+                            f"({head[:8]!r}) are not a Dask handshake")
+
+
 def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_workers: int | None,
                  finish, report: RunReport, log) -> None:
     try:
@@ -335,6 +381,7 @@ def _run_on_dask(todo: list[Task], shared: dict, scheduler: str | None, n_worker
             report.where = "LocalCluster"
         else:
             _check_address(scheduler)
+            probe_scheduler(scheduler)
             try:
                 client = stack.enter_context(Client(scheduler, timeout="10s"))
             except (OSError, TimeoutError) as exc:

@@ -5,6 +5,7 @@
 private helpers are for this subpackage only). Imports: every stage.
 """
 
+import signal
 import sys
 
 from bayes_wake.cli.commands import main
@@ -29,4 +30,12 @@ def run() -> None:
     if sys.argv[1:2] and sys.argv[1] in _WITHOUT_DASK:
         for name in ("dask", "distributed"):
             sys.modules.setdefault(name, None)
+    signal.signal(signal.SIGTERM, _interrupt)
     main(prog_name="bayes-wake")
+
+
+def _interrupt(signum, _frame) -> None:
+    """SIGTERM (``kill PID``, a scheduler's time limit) as Ctrl-C: the run unwinds, so a
+    folder that ``--overwrite`` set aside is put back and staging folders are removed
+    (Python's default would end the process where it stands)."""
+    raise KeyboardInterrupt(f"signal {signum}")

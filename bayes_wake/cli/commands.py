@@ -37,6 +37,7 @@ from bayes_wake.cli.common import (
     _write_mwa_outputs,
     allow_unconverged_option,
     alpha2_option,
+    ci_option,
     data_options,
     model_options,
     mwa_options,
@@ -104,6 +105,7 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--mwa-only", is_flag=True, help="Skip the Bayesian fit (seconds, not minutes).")
 @allow_unconverged_option
+@ci_option
 @_fail_cleanly
 @_guard_output
 def demo(out, seed, mwa_only, allow_unconverged):
@@ -184,12 +186,14 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
         allow_unconverged, seed, compare_path):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
-    Writes effect_surface.csv, estimates.csv (the OLS table of `bayes-wake mwa`),
-    posterior.nc, comparison.png (OLS surface | posterior surface), the other MWA tables,
-    the cube and provenance.json to OUT; for a model of the wake counts (nb_did) also its
-    posterior predictive check, ppc.csv and ppc.png, with a one-line verdict. A fit that fails the convergence rule (R-hat <= 1.01,
-    bulk ESS >= 400, no divergences) is still written, marked NOT CONVERGED (the converged
-    column, NOT_CONVERGED.txt, a banner on the figure), and the command exits with status 3.
+    Writes effect_surface.csv, grid_summary.csv (the average effect over the grid),
+    estimates.csv (the OLS table of `bayes-wake mwa`), posterior.nc, comparison.png (OLS
+    surface | posterior surface), the other MWA tables, the cube and provenance.json to
+    OUT; for a model of the wake counts (nb_did) also its posterior predictive check,
+    ppc.csv and ppc.png, with a one-line verdict. A fit that fails the convergence rule
+    (R-hat <= 1.01, bulk ESS >= 400, no divergences) is still written, marked NOT CONVERGED
+    (the converged column, NOT_CONVERGED.txt, a banner on the figure), and the command exits
+    with status 3.
     """
     from rich.markup import escape
 

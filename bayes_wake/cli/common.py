@@ -5,6 +5,7 @@ and the steps every command repeats (read and count, write the MWA outputs, fit 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -17,6 +18,7 @@ from typing import get_args
 
 import click
 
+from bayes_wake.cli.resources import check_memory, counting_need, memory_budget_option
 from bayes_wake.errors import BayesWakeError, NoDependentEventsWarning, SettingsError
 from bayes_wake.options import DEFAULT_SPEC, MAX_SEED, Convention, Estimation, Formula
 
@@ -27,6 +29,8 @@ _DEBUG = os.environ.get("BAYES_WAKE_DEBUG", "") not in ("", "0")
 
 #: Exit status of a command whose inputs or settings are bad (one line on stderr says why).
 EXIT_BAD_INPUT = 2
+# errno of a full disk, a full quota and a file too large for the file system
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 #: Exit status of a run whose Bayesian fit failed the convergence rule (outputs written and
 #: marked NOT CONVERGED); ``--allow-unconverged`` exits 0 instead.
 EXIT_NOT_CONVERGED = 3
@@ -59,10 +63,22 @@ def _fail_cleanly(command: Callable) -> Callable:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"bayes-wake: error: {message}", err=True)
             sys.exit(EXIT_BAD_INPUT)
+        except OSError as exc:
+            if _DEBUG or exc.errno not in _DISK_FULL:
+                raise
+            click.echo(f"bayes-wake: error: {_disk_full_line(exc)}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         if isinstance(status, int) and not isinstance(status, bool) and status:
             sys.exit(status)
 
     return wrapper
+
+
+def _disk_full_line(exc: OSError) -> str:
+    """One line for a write that found the disk (or the user's quota) full."""
+    where = f" writing {Path(exc.filename).name}" if exc.filename else ""
+    return (f"the disk is full ({os.strerror(exc.errno)}){where}: nothing was replaced, an "
+            "earlier --out folder is kept as it was; free some space or write elsewhere")
 
 
 def _guard_output(command: Callable) -> Callable:
@@ -79,8 +95,8 @@ def _guard_output(command: Callable) -> Callable:
         with contextlib.ExitStack() as stack:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                try:
-                    stack.enter_context(prepared_output(
+                try:  # the command writes where the check resolved --out to (., a link)
+                    kwargs["out"] = stack.enter_context(prepared_output(
                         kwargs["out"], overwrite=kwargs.pop("overwrite"),
                         inputs=_input_paths(kwargs)))
                 finally:  # also before the error that refuses the folder put back
@@ -263,13 +279,15 @@ def data_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return memory_budget_option(command)
 
 
 def _load_and_count(data, columns, t_window, spat_window, treatment, control, dependent,
                     match_on, t_unit, convention, console, extra_covariates=(),
-                    drop_duplicates=False, vcov="classical"):
-    """Read the events, expand the grid (checked before any counting) and count wakes.
+                    drop_duplicates=False, vcov="classical", extra_memory=()):
+    """Read the events, expand the grid (checked before any counting), check the memory the
+    grid and ``extra_memory`` (parts of :func:`bayes_wake.cli.resources.check_memory`) need,
+    and count wakes.
 
     The cube carries the match columns, ``extra_covariates`` and the cluster column of a
     cluster-robust ``vcov``."""
@@ -307,6 +325,8 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
         "events"
         + (f", {counted(counts.get('other', 0), 'other row')} (bound the record only)"
            if counts.get("other", 0) else ""))
+    anchors = int(counts.get("treatment", 0) + counts.get("control", 0))
+    check_memory([counting_need(anchors, len(windows), len(radii)), *extra_memory])
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
                            progress=advance, leads=True)
@@ -566,7 +586,38 @@ def model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return ci_option(command)
+
+
+#: The level of every posterior interval a command reports (``--ci``), unless given.
+DEFAULT_CI = 0.90
+
+
+def _remember_ci(ctx: click.Context, _param, value: float) -> None:
+    ctx.meta["ci"] = value
+
+
+def ci_option(command: Callable) -> Callable:
+    """``--ci LEVEL``: the one level of the posterior intervals of a command's tables, console
+    and figures (equal-tailed; default :data:`DEFAULT_CI`). The command runs inside ArviZ's
+    ``rc_context`` with that level, which every summary reads (and records in its attrs),
+    instead of ArviZ's own default of 89%."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import arviz as az
+
+        level = click.get_current_context().meta.get("ci", DEFAULT_CI)
+        with az.rc_context({"stats.ci_prob": level, "stats.ci_kind": "eti"}):
+            return command(*args, **kwargs)
+
+    return click.option(
+        "--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=DEFAULT_CI, show_default=True, expose_value=False, callback=_remember_ci,
+        metavar="LEVEL",
+        help="Level of the posterior intervals in every table, console line and figure "
+             "(equal-tailed). OLS intervals stay 1 - --alpha, so they exclude 0 exactly "
+             "when p <= alpha.")(wrapper)
 
 
 def _convergence_status(console, converged: Sequence[bool], allow_unconverged: bool) -> int:
@@ -614,6 +665,7 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     if pulled:
         console.print(f"[bold yellow]WARNING: {escape(pulled)}[/]")
     write_beside(fit, result, stage)
+    console.print(_grid_line(fit), markup=False)
     summary = count_model_summary(fit)
     if summary:
         console.print(summary, markup=False)
@@ -623,6 +675,16 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
         console.print(f"[{colour}]Posterior predictive check: {escape(verdict)} "
                       "(ppc.csv, ppc.png)[/]")
     return fit
+
+
+def _grid_line(fit) -> str:
+    """The grid-level summary (grid_summary.csv) in one sentence."""
+    from bayes_wake.bayes.compare import grid_average_text
+
+    text = grid_average_text(fit)
+    if not text:
+        return "Average over the grid: no cell with an estimate."
+    return text[0].upper() + text[1:] + " (grid_summary.csv)"
 
 
 def _cell(value, digits: int = 3) -> str:
@@ -643,10 +705,10 @@ def _print_surface(console, fit, ols) -> None:
     from rich.table import Table
 
     table = Table(title="Posterior effect surface (extra events per treated wake)")
-    # the fit's own interval (ArviZ's default when it was summarised, e.g. 89% equal-tailed)
+    # the fit's own interval, at the level it was summarised (--ci)
     kind = "HDI" if fit.surface.attrs.get("ci_kind") == "hdi" else "interval"
     interval = f"{100 * fit.surface.attrs['ci_prob']:g}% {kind}"
-    for name in ("t", "s [km]", "mean", interval, "P(>0)", "rate ratio"):
+    for name in ("t", "s [km]", "mean", interval, "P(>0)", "rate ratio (median)"):
         table.add_column(escape(name), justify="right")
     reasons = ols.surface["na_reason"]
     for row in fit.table().to_dict("records"):
@@ -657,5 +719,5 @@ def _print_surface(console, fit, ols) -> None:
             continue
         table.add_row(f"{row['t_window']:g}", f"{row['spat_window']:g}", f"{row['mean']:.3f}",
                       escape(f"[{row['ci_lower']:.3f}, {row['ci_upper']:.3f}]"),
-                      f"{row['prob_positive']:.2f}", _cell(row["rate_ratio_mean"], 2))
+                      f"{row['prob_positive']:.2f}", _cell(row["rate_ratio_median"], 2))
     console.print(table)

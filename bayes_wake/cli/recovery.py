@@ -9,7 +9,7 @@ and scenario. Replicates are keyed, resumable tasks on the Dask scale-out.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import click
 
@@ -33,6 +33,9 @@ def _parse_scenario(text: str):
     """``form=additive,size=0.3,delay=20:60,distance=2:9[,name=...][,placebo=1]``."""
     from bayes_wake.checks.recovery import Scenario
 
+    if not text.strip():
+        raise SettingsError("--scenario '': empty; give e.g. "
+                            "'form=additive,size=0.3,delay=20:60,distance=2:9'")
     fields: dict = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         key, sep, value = part.partition("=")
@@ -106,7 +109,9 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     from bayes_wake.checks.recovery import (
         RecoverySettings,
         Scenario,
+        check_scenario_names,
         load_battery,
+        recovery_scoring_note,
         run_recovery,
         score_recovery,
         write_recovery,
@@ -128,6 +133,7 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
         raise SettingsError("give at least one --scenario, a --battery file, or "
                             "--placebo-sites with --placebos N")
     scenarios = [replace(s, data="default") for s in scenarios]
+    check_scenario_names(scenarios)
     method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
     for method in method_list:
         if method != "ols":
@@ -158,9 +164,10 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     if spillover:
         console.print("--spillover: scored on the direct effect (truth_direct: what each "
                       "matched treated wake's own treatment caused in its own wake).")
-    write_recovery(out, summary, cells, settings={"data": str(data), "seed": seed,
-                                                  "replicates": replicates,
-                                                  **settings.__dict__})
+    console.print(recovery_scoring_note(cells), markup=False)
+    write_recovery(out, summary, cells, settings={
+        "data": str(data), "seed": seed, "replicates": replicates, "placebos": placebos,
+        "scenarios": [asdict(s) for s in scenarios], **settings.__dict__})
     _print_summary(console, summary)
     console.print(f"Wrote {escape(str(out))}/ (recovery_summary.csv, recovery_cells.csv, "
                   f"recovery.png, recovery_report.html) in {time.perf_counter() - started:.1f} s")

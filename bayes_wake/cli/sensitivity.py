@@ -8,6 +8,7 @@ independent pieces run on Dask.
 
 from __future__ import annotations
 
+import os
 import time
 
 import click
@@ -28,6 +29,7 @@ from bayes_wake.cli.common import (
     data_options,
     mwa_options,
 )
+from bayes_wake.cli.resources import permutation_need, worker_need
 from bayes_wake.errors import SettingsError
 from bayes_wake.options import DEFAULT_SPEC
 
@@ -145,9 +147,12 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
         placebos=_placebo_count(placebo_sites, placebos), placebo_weight=placebo_weight,
         placebo_bayes=placebo_bayes)
 
+    local_workers = 0 if workers == 0 or scheduler else (workers or os.cpu_count() or 1)
     events, cube = _load_and_count(
         data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
+        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov,
+        extra_memory=[permutation_need(permutations, len(windows) * len(radii)),
+                      worker_need(local_workers)])
     checks_record = _event_checks(events)
     sites = None
     if placebo_sites:

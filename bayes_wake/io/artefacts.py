@@ -32,11 +32,15 @@ from bayes_wake.errors import OutputFolderError
 
 __all__ = ["atomic_path", "staged_directory", "provenance", "file_sha256", "package_versions",
            "check_output_folder", "prepared_output", "remove_stale_staging", "keep_in_output",
-           "is_package_output", "write_table", "write_mwa_tables", "csv_header_name", "MARKER"]
+           "is_package_output", "write_table", "csv_text_cell", "write_netcdf",
+           "write_mwa_tables", "csv_header_name", "MARKER", "STAGING_MARKER"]
 
 #: Hidden file in every output folder this package writes: JSON that lists the files written
 #: there (``NAME/`` for a folder owned whole, the task store) and the folders set aside for it.
 MARKER = ".bayes-wake-output"
+#: Empty file in every staging folder of a running command: only a folder holding it (or
+#: an empty one, or one with a bayes_wake :data:`MARKER`) is ever deleted as a killed run's.
+STAGING_MARKER = ".bayes-wake-staging"
 _STAGING = ".staging-"
 #: The most bytes of ``--out``'s name that a staging name carries: with ".", ".staging-",
 #: "pPID-", "old-" and mkdtemp's 8 characters it stays within a file name's 255 bytes.
@@ -95,6 +99,7 @@ def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out)))
     try:
+        (stage / STAGING_MARKER).touch()
         yield stage
         for item in stage.rglob("*"):
             if item.is_file():
@@ -133,6 +138,19 @@ def _replace_folder(stage: Path, out: Path) -> None:
     target = out.resolve()
     kept = sorted(p for p in _KEPT if p.parent == target)
     _KEPT.difference_update(kept)
+    old = None
+    try:
+        with _signals_held():  # an interrupt lands after the swap, done or undone
+            old = _swap_in(stage, out, kept)
+    finally:
+        if old is not None:  # the new folder is in place (its marker names `old`)
+            _discard(old)
+
+
+def _swap_in(stage: Path, out: Path, kept: Sequence[Path]) -> Path | None:
+    """The renames of :func:`_replace_folder`: the kept children of ``out`` into ``stage``,
+    ``out`` aside, ``stage`` to ``out``. Returns the folder set aside (or None); on an error
+    every rename is undone."""
     moved, old = [], None
     try:
         for path in kept:
@@ -145,6 +163,7 @@ def _replace_folder(stage: Path, out: Path) -> None:
         aside = [p.name for p in _ASIDE if p.parent == out.parent.resolve()
                  and p.name.startswith(_staging_prefix(out) + "old-")]
         _write_marker(stage, owned=[p.name for p in kept], replaces=aside)
+        (stage / STAGING_MARKER).unlink(missing_ok=True)  # after the marker: never unmarked
         os.rename(stage, out)
     except BaseException:
         if old is not None and not out.exists():
@@ -152,8 +171,7 @@ def _replace_folder(stage: Path, out: Path) -> None:
         for source, dest in moved:
             os.rename(dest, source)
         raise
-    if old is not None:
-        _discard(old)
+    return old
 
 
 def _set_aside(out: Path) -> Path:
@@ -171,6 +189,7 @@ def _put_back(aside: Path, out: Path) -> None:
     if out.exists():
         trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out)))
         os.rename(out, trash)
+        (trash / STAGING_MARKER).touch()
     os.rename(aside, out)
     _ASIDE.discard(aside.resolve())
     if trash is not None:
@@ -202,7 +221,7 @@ def _entries(folder: Path, owned: Sequence[str] | set[str] = ()) -> list[str]:
         if here == Path("."):
             found += [f"{name}/" for name in dirs if name in owned]
             dirs[:] = [name for name in dirs if name not in owned]
-            files = [name for name in files if name != MARKER]
+            files = [name for name in files if name not in (MARKER, STAGING_MARKER)]
         links = [name for name in dirs if os.path.islink(os.path.join(root, name))]
         found += [(here / name).as_posix() for name in [*files, *links]]
     return sorted(found)
@@ -325,6 +344,7 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
         raise OutputFolderError(f"--out {out.name[:40]}...: a folder name of "
                                 f"{len(os.fsencode(out.name)):,} bytes; file systems take at "
                                 f"most {_NAME_MAX}")
+    out = _resolved_output(out)
     remove_stale_staging(out)
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {out}: is a file, not a folder")
@@ -352,6 +372,29 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
     return out
 
 
+def _resolved_output(out: Path) -> Path:
+    """``out`` as the folder a run replaces: ``.``, ``x/..`` and a link resolved to the real
+    folder (the link stays, pointing at the new folder); refused when it is a mount point or
+    holds the folder the command runs in.
+
+    Raises
+    ------
+    OutputFolderError
+        ``out`` is a mount point (a file system's root cannot be replaced), or it is or holds
+        the current folder.
+    """
+    given = out
+    if out.name in ("", ".", "..") or ".." in out.parts or out.is_symlink():
+        out = Path(os.path.realpath(out))
+    if out.is_dir() and os.path.ismount(out):
+        raise OutputFolderError(f"--out {given}: is a mount point, which a run cannot replace "
+                                "whole; name a new folder inside it")
+    if out.exists() and _within(Path.cwd(), out):
+        raise OutputFolderError(f"--out {given}: is (or holds) the folder you run in, and a "
+                                "run replaces its --out folder whole; name a new folder")
+    return out
+
+
 def _within(path: Path, folder: Path) -> bool:
     """True when ``path`` is ``folder`` or lies inside it (links resolved)."""
     if not folder.exists():
@@ -364,13 +407,16 @@ def remove_stale_staging(out: str | os.PathLike) -> int:
     """Clear up the hidden ``.NAME.staging-*`` folders beside ``out`` that runs killed before
     they finished left behind (their process is gone); returns how many were removed.
 
-    Staging folders are removed. A folder set aside (``-old-``) is removed only when it is
-    empty or the marker of ``out`` names it (the run that set it aside put its new folder in
-    place). Any other is put back as ``out`` when ``out`` is missing or holds only what a
-    killed run wrote in place (its task store), and else kept; a warning says which.
+    Staging folders are removed when they are the package's own (:func:`_is_staging`: empty,
+    or holding :data:`STAGING_MARKER` or a bayes_wake :data:`MARKER`); a folder that only
+    carries a staging name (a user's ``.out.staging-mybackup``) is kept, with a warning. A
+    folder set aside (``-old-``) is removed only when it is empty or the marker of ``out``
+    names it (the run that set it aside put its new folder in place). Any other is put back
+    as ``out`` when ``out`` is missing or holds only what a killed run wrote in place (its
+    task store), and else kept; a warning says which.
     """
     out = Path(out)
-    pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"(?:p(\d+)-)?(old-)?")
+    pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"p(\d+)-(old-)?")
     try:
         beside = sorted(out.parent.iterdir())
     except OSError:  # no folder, no permission: check_output_folder says so
@@ -383,11 +429,29 @@ def remove_stale_staging(out: str | os.PathLike) -> int:
         if found.group(2) and not _replaced(path, out):
             aside.append(path)
             continue
+        if not found.group(2) and not _is_staging(path):
+            _warn_once(path, f"kept {path}: named like a bayes-wake staging folder, but "
+                             "bayes-wake did not make it")
+            continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     for path in sorted(aside, key=_holds_only_stores):  # a user's folder goes back first
         _restore(path, out)
     return removed
+
+
+def _is_staging(path: Path) -> bool:
+    """True for a staging folder of this package: empty (killed right after it was made),
+    holding :data:`STAGING_MARKER`, or a bayes_wake output (a failed run's folder renamed
+    to a staging name before the marker was written into it)."""
+    return (not any(path.iterdir()) or (path / STAGING_MARKER).is_file()
+            or _marker(path) is not None)
+
+
+def _warn_once(path: Path, message: str) -> None:
+    if path not in _WARNED:
+        _WARNED.add(path)
+        warnings.warn(message, stacklevel=4)
 
 
 def _replaced(aside: Path, out: Path) -> bool:
@@ -407,10 +471,8 @@ def _restore(aside: Path, out: Path) -> None:
         else:
             warnings.warn(f"put back {out}: {story} as {aside.name}", stacklevel=4)
             return
-    if aside not in _WARNED:
-        _WARNED.add(aside)
-        warnings.warn(f"kept {aside}: {story} from {out}, which now holds other files; move "
-                      "it back or delete it yourself", stacklevel=4)
+    _warn_once(aside, f"kept {aside}: {story} from {out}, which now holds other files; "
+                      "move it back or delete it yourself")
 
 
 def _alive(pid: str | None) -> bool:
@@ -447,17 +509,116 @@ def prepared_output(out: str | os.PathLike, *, overwrite: bool = False,
     back when the run fails (or, killed, by the next run: :func:`remove_stale_staging`).
     """
     out = check_output_folder(out, overwrite=overwrite, inputs=inputs)
+    claim = _claim(out)
     aside = None
-    if overwrite and out.is_dir() and any(out.iterdir()):
-        aside = _set_aside(out)
     try:
+        with _signals_held():  # Ctrl-C or SIGTERM here arrive once `aside` is known
+            if overwrite and out.is_dir() and any(out.iterdir()):
+                aside = _set_aside(out)
         yield out
     except BaseException:
         if aside is not None:
-            _put_back(aside, out)  # what the failed run wrote (a task store) goes
+            with _signals_held():
+                _put_back(aside, out)  # what the failed run wrote (a task store) goes
         raise
+    finally:
+        _release(claim)
     if aside is not None:
         _discard(aside)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block (a rename and the bookkeeping of it): one that
+    arrives is recorded and acted on (its own handler: Ctrl-C's KeyboardInterrupt) after the
+    block, where the caller knows what to put back. Only the main thread can; elsewhere the
+    block runs as it is."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    before = {number: signal.getsignal(number) for number in wanted}
+    arrived: list[int] = []
+    for number in wanted:
+        signal.signal(number, lambda received, _frame: arrived.append(received))
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        for number in arrived[:1]:
+            _deliver(number, before[number])
+
+
+def _deliver(number: int, handler) -> None:
+    """Act on a held signal as its handler would have."""
+    import signal
+
+    if callable(handler):
+        handler(number, None)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), number)
+
+
+def _claim(out: Path):
+    """Claim ``out`` for this run; the claim ends with the process, however it ends.
+
+    On Linux the claim is a Unix socket in the abstract namespace named after ``out``'s
+    resolved path: the kernel releases it when the process exits, killed or not, so a
+    killed run leaves nothing behind. Elsewhere it is an empty staging folder
+    ``.NAME.staging-pPID-run-*`` beside ``out``, which the next run removes once its process
+    is gone (:func:`_claim_folder`). Returns what :func:`_release` ends.
+
+    Raises
+    ------
+    OutputFolderError
+        Another live bayes-wake process claimed ``out`` first.
+    """
+    import socket
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return _claim_folder(out)
+    name = "\0bayes-wake-out:" + hashlib.sha256(os.fsencode(out.resolve())).hexdigest()
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(name)
+    except OSError:
+        claim.close()
+        raise OutputFolderError(f"--out {out}: another bayes-wake run is writing it; wait for "
+                                "it to finish or choose another folder") from None
+    return claim
+
+
+def _release(claim) -> None:
+    if isinstance(claim, Path):
+        shutil.rmtree(claim, ignore_errors=True)
+    else:
+        claim.close()
+
+
+def _claim_folder(out: Path) -> Path:
+    """The claim where there is no abstract socket: of the live runs that made a claim
+    folder for ``out``, the first (the oldest folder, then the name) goes on."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mine = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + "run-"))
+    pattern = re.compile(re.escape(f".{_staging_stem(out)}{_STAGING}") + r"p(\d+)-run-")
+    claims = []
+    for path in out.parent.iterdir():
+        found = pattern.match(path.name)
+        if found and (path.name == mine.name or (_alive(found.group(1))
+                                                 and int(found.group(1)) != os.getpid())):
+            with contextlib.suppress(OSError):
+                claims.append((path.stat().st_mtime_ns, path.name, found.group(1)))
+    first = min(claims)
+    if first[1] != mine.name:
+        shutil.rmtree(mine, ignore_errors=True)
+        raise OutputFolderError(f"--out {out}: another bayes-wake run (process {first[2]}) "
+                                "is writing it; wait for it to finish or choose another folder")
+    return mine
 
 
 def csv_header_name(name: object) -> str:
@@ -468,15 +629,42 @@ def csv_header_name(name: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def csv_text_cell(value: object) -> object:
+    """A text cell as written to CSV: text a spreadsheet would read as a formula gets a
+    leading ``'`` (as :func:`csv_header_name`); a cell that is a plain number (``-0.5``) is
+    no formula and stays, and so does anything that is not text."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+def _escaped_text(table):
+    """``table`` with every text cell passed through :func:`csv_text_cell` (a copy only
+    where a column holds text)."""
+    text = [c for c in table.columns if table[c].dtype == object
+            or str(table[c].dtype) in ("string", "str", "category")]
+    if not text:
+        return table
+    table = table.copy()
+    for column in text:
+        table[column] = table[column].astype(object).map(csv_text_cell)
+    return table
+
+
 def write_table(table, path: str | os.PathLike, *, float_format: str | None = "%.15g") -> Path:
     """Write a pandas table as CSV, atomically: the one CSV writer of the package.
 
     Numbers get 15 significant digits (R-like; ``float_format=None`` for the shortest exact
-    text), NA is an empty cell, and header names are escaped by :func:`csv_header_name`.
+    text), NA is an empty cell, and header names and text cells are escaped against formula
+    injection by :func:`csv_header_name` and :func:`csv_text_cell`.
     """
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format=float_format, na_rep="",
-                     header=[csv_header_name(c) for c in table.columns])
+        _escaped_text(table).to_csv(tmp, index=False, float_format=float_format, na_rep="",
+                                    header=[csv_header_name(c) for c in table.columns])
     return Path(path)
 
 
@@ -490,6 +678,24 @@ def write_mwa_tables(result, folder: str | os.PathLike) -> dict[str, Path]:
     if getattr(result, "pretrend", None) is not None:
         tables = {**tables, "pretrend": result.pretrend}
     return {name: write_table(table, folder / f"{name}.csv") for name, table in tables.items()}
+
+
+def write_netcdf(data, path: str | os.PathLike) -> Path:
+    """Write an xarray Dataset or DataTree to netCDF (HDF5, h5netcdf) atomically.
+
+    The file is built in memory and then written with Python's own file calls: HDF5 writing
+    straight to a full disk fails inside its C library (tracebacks from h5py, then a
+    segmentation fault as it closes the file); this way a full disk is one ``OSError``
+    (ENOSPC) that the command reports in one line.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    data.to_netcdf(buffer, engine="h5netcdf")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getbuffer())
+    return Path(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -743,12 +743,14 @@ def _windows_table(item: OutcomeResult, alpha: float, *, bayes_columns: bool,
     significant = item.mwa.significant(alpha)
     keep = ["t_window", "spat_window", "estimate", "pvalue", "adj.r.squared"]
     table = significant[[c for c in keep if c in significant.columns]].copy()
-    if item.robust is not None and len(table):
+    # the columns do not depend on whether any window is significant (an empty table has
+    # the same header as a full one)
+    if item.robust is not None:
         robust = item.robust.set_index(["t_window", "spat_window"])
         index = list(zip(table["t_window"], table["spat_window"], strict=True))
         for v in ROBUST_ERRORS:
             table[f"pvalue_{v}"] = robust[f"pvalue_{v}"].reindex(index).to_numpy()
-    if bayes_columns and item.bayes is not None and len(table):
+    if bayes_columns and item.bayes is not None:
         surface = item.bayes.surface
         cells = [surface.sel(window=int(t), radius=float(s)) for t, s in
                  zip(table["t_window"], table["spat_window"], strict=True)]
@@ -878,7 +880,10 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, keep_
 
 
 def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float) -> None:
-    """Per outcome: significant OLS windows and Bayesian cells; the grid and the matching."""
+    """Per outcome: significant OLS windows and Bayesian cells (and the grid's average
+    effect); the grid and the matching."""
+    from bayes_wake.bayes.compare import grid_average_text
+
     n_cells = len(settings["windows"]) * len(settings["radii"])
     verdict = []
     for item in sauter.outcomes.values():
@@ -892,7 +897,7 @@ def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float)
             pos = int(((s["ci_lower"] > 0)).sum())
             neg = int(((s["ci_upper"] < 0)).sum())
             line += (f"; Bayesian: {counted(pos, 'cell')} with the {ci}% interval above 0, "
-                     f"{neg} below 0"
+                     f"{neg} below 0; {grid_average_text(item.bayes)}"
                      + ("" if item.bayes.diagnostics.converged else " (NOT CONVERGED)"))
         verdict.append(line + ".")
     report.heading("Summary")
