@@ -21,13 +21,14 @@ wake relative to the control wakes' change, on the count scale. The model has tw
    (the working-independence fit: 0.97, 0.98, 0.65). ``errors`` chooses the clusters: each
    wake on its own (the default spec's choice), anchors at one location (projects geocoded
    to one town share their wakes), ``CR1:COLUMN``, ``conley:KM`` or proximity clusters.
-2. **Pooling** (the spec's ``effect.pooling``). ``adaptive`` (the default spec's): a locally
+2. **Pooling** (the spec's ``effect.pooling``). ``adaptive`` (``adaptive_did``): a locally
    adaptive Markov random field on the ring x interval increments (:func:`adaptive_precision`):
    the jump between two neighbouring increments has a regularised-horseshoe scale, so the
    surface is pooled where it is flat and free to jump where an effect starts or stops at a
-   lag or a distance. ``smooth``: a Gaussian-process prior with an ANOVA structure
-   (:func:`grid_kernel`: a common mean, Matern 5/2 processes over the intervals alone, over
-   the rings alone, and their product), which spreads a sharp onset into its neighbours.
+   lag or a distance. ``smooth`` (the default, ``smooth_did``): a Gaussian-process prior
+   with an ANOVA structure (:func:`grid_kernel`: a common mean, Matern 5/2 processes over
+   the intervals alone, over the rings alone, and their product), which spreads a sharp
+   onset into its neighbours unless the discrepancy (below) leaves the estimates room.
    ``none``: each cell its own estimate (:func:`draw_unpooled`; the OLS table exactly). The
    cumulative surface is the sum of the increments; one more direction is proportional to
    the wakes' baseline (their mean pre-period count per cell), for an effect that scales
