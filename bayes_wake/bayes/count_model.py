@@ -14,8 +14,9 @@ interval increment *c* (window outer)::
 ``a_c`` is the increment's baseline (log events per wake), ``x_i b`` the covariates on the
 wake's baseline rate (standardised match columns), ``d_c`` the common change from the pre to
 the post period, ``tau_c`` the treatment's log rate ratio in the increment, pooled over the
-grid with the prior of the count-scale surface (:func:`bayes_wake.bayes.did_surface.grid_kernel`
-for ``smooth``, :func:`~bayes_wake.bayes.did_surface.adaptive_precision` for ``adaptive``).
+grid with the prior of the count-scale surface
+(:func:`bayes_wake.bayes.did_surface.increment_kernel` for ``smooth``,
+:func:`~bayes_wake.bayes.did_surface.adaptive_precision` for ``adaptive``).
 The frailty ``f_ig`` is shared by the counts of group *g* of the wake (``frailty``: the whole
 wake, one ring, or one increment); because it multiplies every mean of its group it is
 integrated out exactly: the group's counts are negative multinomial, so NUTS samples about
@@ -44,7 +45,12 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy.special import gammaln
 
-from bayes_wake.bayes.did_surface import adaptive_precision, grid_edges, grid_kernel
+from bayes_wake.bayes.did_surface import (
+    adaptive_precision,
+    field_hyperpriors,
+    grid_edges,
+    increment_kernel,
+)
 from bayes_wake.bayes.spec import FieldPrior, ModelSpec
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, wake_weights
@@ -228,32 +234,21 @@ def wake_loglik(baseline, trend, effect, shift, alpha, data: CountData, *, modul
 
 def _smooth_effect(prior: FieldPrior, n_w: int, n_r: int):
     """Increment log rate ratios with the Gaussian-process prior of the count-scale surface
-    (:func:`~bayes_wake.bayes.did_surface.grid_kernel`, its common mean sd ``mean_sd`` and
-    amplitudes half-normal with sd ``scale_sd``, all log rate ratios), non-centred."""
-    theta = {name: pm.HalfNormal(name, prior.scale_sd)
-             for name in ("amplitude_window", "amplitude_radius", "amplitude")}
-    theta["length_window"] = pm.InverseGamma("length_window", 4.0, 1.5)
-    theta["length_radius"] = pm.InverseGamma("length_radius", 4.0, 1.5)
-    theta.update(level=prior.mean_sd, proportional=0.0)
-    cumulative = grid_kernel(np.arange(n_w), np.arange(n_r), theta, module=pt)
-    # grid_kernel gives the cumulative cells' covariance A K A'; A^-1 takes it back to K
-    difference = np.linalg.inv(np.kron(np.tril(np.ones((n_w, n_w))),
-                                       np.tril(np.ones((n_r, n_r)))))
-    k = pt.dot(pt.dot(difference, cumulative), difference.T) + 1e-6 * pt.eye(n_w * n_r)
+    (:func:`~bayes_wake.bayes.did_surface.increment_kernel`, its common mean sd ``mean_sd``
+    and amplitudes half-normal with sd ``scale_sd``, all log rate ratios), non-centred."""
+    theta = field_hyperpriors("smooth", prior.scale_sd, prior.scale_sd, 0)
+    k = increment_kernel(n_w, n_r, {**theta, "level": prior.mean_sd}, module=pt)
     z = pm.Normal("effect_z", 0.0, 1.0, dims="increment")
-    return prior.mean_mu + pt.dot(pt.linalg.cholesky(k), z)
+    root = pt.linalg.cholesky(k + 1e-6 * pt.eye(n_w * n_r))
+    return prior.mean_mu + pt.dot(root, z)
 
 
 def _adaptive_effect(prior: FieldPrior, n_w: int, n_r: int):
     """Increment log rate ratios with the locally adaptive field of the count-scale surface
     (:func:`~bayes_wake.bayes.did_surface.adaptive_precision`, unit 1 log rate ratio),
     non-centred through the Cholesky factor of its precision."""
-    n_edges = len(grid_edges(n_w, n_r))
-    normal = pm.HalfNormal("jump_local_normal", 1.0, shape=n_edges)
-    spread = pm.InverseGamma("jump_local_spread", 0.5, 0.5, shape=n_edges)
-    theta = {"jump_scale": pm.HalfCauchy("jump_scale", prior.scale_sd),
-             "jump_local": normal * pt.sqrt(spread),
-             "jump_slab": pm.InverseGamma("jump_slab", 2.0, 2.0)}
+    theta = field_hyperpriors("adaptive", prior.scale_sd, prior.scale_sd,
+                              len(grid_edges(n_w, n_r)))
     precision = adaptive_precision(n_w, n_r, theta, 1.0, prior.mean_sd, module=pt)
     z = pm.Normal("effect_z", 0.0, 1.0, dims="increment")
     root = pt.linalg.cholesky(precision)

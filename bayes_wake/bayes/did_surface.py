@@ -61,7 +61,8 @@ from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
 
 __all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
-           "draw_unpooled", "shrinkage", "grid_kernel", "grid_edges", "adaptive_precision",
+           "draw_unpooled", "shrinkage", "grid_kernel", "increment_kernel", "grid_edges",
+           "adaptive_precision", "field_hyperpriors",
            "prior_covariance", "surface_inputs", "restrict", "table_cells",
            "HYPERPARAMETERS", "CLEAR_T", "PULL_SE"]
 
@@ -295,6 +296,25 @@ LOCAL_DF = 1.0
 PROPORTIONAL_SD = 0.5
 
 
+def increment_kernel(n_w: int, n_r: int, theta, *, module=np):
+    """Prior covariance of the ring x interval increments (:func:`grid_kernel`'s ``K_inc``):
+    a common mean ~ N(0, ``level``^2) plus Matern 5/2 processes over the interval index,
+    the ring index and their product, indices scaled to [0, 1]; shape (n_w * n_r,) x 2,
+    window outer, in the units of ``level`` and the amplitudes."""
+    t = np.repeat(np.arange(n_w) / max(n_w - 1, 1), n_r)
+    s = np.tile(np.arange(n_r) / max(n_r - 1, 1), n_w)
+    dt = np.abs(t[:, None] - t[None, :])
+    ds = np.abs(s[:, None] - s[None, :])
+
+    def matern(d, length):
+        r = np.sqrt(5.0) * d / length
+        return (1 + r + r**2 / 3) * module.exp(-r)
+
+    k_t, k_s = matern(dt, theta["length_window"]), matern(ds, theta["length_radius"])
+    return (theta["level"]**2 + theta["amplitude_window"]**2 * k_t
+            + theta["amplitude_radius"]**2 * k_s + theta["amplitude"]**2 * k_t * k_s)
+
+
 def grid_kernel(windows, radii, theta, baseline=None, *, module=np):
     """Prior covariance of the cumulative cells.
 
@@ -318,20 +338,9 @@ def grid_kernel(windows, radii, theta, baseline=None, *, module=np):
         Flat (window outer) baseline per cumulative cell, or None.
     """
     n_w, n_r = len(windows), len(radii)
-    t = np.repeat(np.arange(n_w) / max(n_w - 1, 1), n_r)
-    s = np.tile(np.arange(n_r) / max(n_r - 1, 1), n_w)
-    dt = np.abs(t[:, None] - t[None, :])
-    ds = np.abs(s[:, None] - s[None, :])
-
-    def matern(d, length):
-        r = np.sqrt(5.0) * d / length
-        return (1 + r + r**2 / 3) * module.exp(-r)
-
     cumulative = np.kron(np.tril(np.ones((n_w, n_w))), np.tril(np.ones((n_r, n_r))))
-    k_t, k_s = matern(dt, theta["length_window"]), matern(ds, theta["length_radius"])
-    increments = (theta["level"]**2 + theta["amplitude_window"]**2 * k_t
-                  + theta["amplitude_radius"]**2 * k_s + theta["amplitude"]**2 * k_t * k_s)
-    k = module.dot(module.dot(cumulative, increments), cumulative.T)
+    k = module.dot(module.dot(cumulative, increment_kernel(n_w, n_r, theta, module=module)),
+                   cumulative.T)
     if baseline is not None:
         b = np.asarray(baseline, float)
         k = k + theta["proportional"]**2 * np.outer(b, b)
@@ -417,10 +426,12 @@ def _prior_covariance(n_w, n_r, theta, pooling, mean_sd, ref, baseline, *, modul
     return module.dot(module.dot(cumulative, inverse), cumulative.T) + proportional**2 * outer
 
 
-def _hyperpriors(pooling: str, ref, amplitude_sd: float, scale_sd: float,
-                 n_edges: int) -> dict:
-    """The sampled hyperparameters of a pooling, inside a PyMC model context (``ref``: the
-    prior unit, :func:`scale_reference`)."""
+def field_hyperpriors(pooling: str, amplitude_sd, scale_sd, n_edges: int) -> dict:
+    """The sampled hyperparameters of a pooling, inside a PyMC model context: ``smooth``,
+    half-normal amplitudes with sd ``amplitude_sd`` and inverse-gamma(4, 1.5) length scales;
+    ``adaptive``, a half-Cauchy(``scale_sd``) global jump scale, ``n_edges`` regularised
+    horseshoe local scales and the slab (:func:`adaptive_precision`). Shared by the surface
+    model and the count model (``bayes_wake.bayes.count_model``)."""
     if pooling == "adaptive":
         # half-Cauchy local scales as a half-normal times the root of an inverse-gamma(1/2,
         # 1/2) (Piironen and Vehtari 2017): the same prior, without the funnel that made
@@ -431,7 +442,7 @@ def _hyperpriors(pooling: str, ref, amplitude_sd: float, scale_sd: float,
         return {"jump_scale": pm.HalfCauchy("jump_scale", scale_sd),
                 "jump_local": pm.Deterministic("jump_local", normal * pt.sqrt(spread)),
                 "jump_slab": pm.InverseGamma("jump_slab", 2.0, 2.0)}
-    theta = {name: pm.HalfNormal(name, amplitude_sd * ref / 3)
+    theta = {name: pm.HalfNormal(name, amplitude_sd)
              for name in ("amplitude_window", "amplitude_radius", "amplitude")}
     theta["length_window"] = pm.InverseGamma("length_window", 4.0, 1.5)
     theta["length_radius"] = pm.InverseGamma("length_radius", 4.0, 1.5)
@@ -501,7 +512,7 @@ def build_surface_model(data: SurfaceData, amplitude_sd: float = 5.0, *, mean_sd
         b = pm.Data("baseline", inputs["baseline"])
         # the prior unit is the largest cell's standard error; that cell sums all increments
         ref = pm.Data("reference", inputs["reference"])
-        theta = _hyperpriors(pooling, ref, amplitude_sd, scale_sd, n_edges)
+        theta = field_hyperpriors(pooling, amplitude_sd * ref / 3, scale_sd, n_edges)
         k = _prior_covariance(len(data.windows), len(data.radii), theta, pooling, mean_sd,
                               ref, b, module=pt)
         cov = k + discrepancy**2 * v + pt.diag(pt.diag(v)) + 1e-10 * ref**2 * pt.eye(n)
