@@ -204,8 +204,7 @@ def _vcov_columns(vcov: str) -> list[str]:
     ``near=KM,DAYS``, whose clusters come from the anchors' places and times)."""
     from bayes_wake.core.regression import parse_vcov
 
-    spec = parse_vcov(vcov)
-    return [spec.column] if spec.clustered and spec.column not in (None, "location") else []
+    return list(parse_vcov(vcov).event_columns)
 
 
 def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete_sutva, formula,
