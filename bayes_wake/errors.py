@@ -62,7 +62,7 @@ class EventDataError(BayesWakeError, ValueError):
 
 
 class OutputFolderError(BayesWakeError):
-    """An output folder that cannot or must not be written (``--out``)."""
+    """An output folder that cannot or must not be written (``out``)."""
 
 
 class ModelSpecError(BayesWakeError, ValueError):

@@ -48,7 +48,7 @@ def test_which_checks():
     assert resolve_checks("sutva,surface", has_regions=False) == ("surface", "sutva")
     with pytest.raises(SettingsError, match="did you mean 'matching'"):
         resolve_checks("surface,matchin", has_regions=False)
-    with pytest.raises(SettingsError, match="--region-column"):
+    with pytest.raises(SettingsError, match="region_column"):
         resolve_checks("regions", has_regions=False)
 
 

@@ -228,5 +228,5 @@ def test_the_count_model_refuses_spillover_rather_than_ignoring_it(mwa_example_e
     from bayes_wake.wakes import count_wakes
 
     cube = count_wakes(mwa_example_events, [2, 4], [2, 4])
-    with pytest.raises(SettingsError, match="--spillover.*smooth_did"):
+    with pytest.raises(SettingsError, match="spillover=True.*smooth_did"):
         fit_surface(cube, load_spec("nb_did"), match_on=["match1", "match2"], spillover=True)

@@ -168,7 +168,7 @@ def test_settings_refuse_bad_values_from_python():
         SensitivitySettings(mwa=mwa, windows=(10,), radii=(3.0,), permutations=0)
     with pytest.raises(SettingsError, match="grid is empty"):
         SensitivitySettings(mwa=mwa, windows=(), radii=(3.0,))
-    with pytest.raises(SettingsError, match="--region-column"):
+    with pytest.raises(SettingsError, match="region_column"):
         SensitivitySettings(mwa=mwa, windows=(10,), radii=(3.0,), bayes_checks=("regions",))
 
 

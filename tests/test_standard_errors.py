@@ -413,3 +413,27 @@ def test_vcov_inputs_clusters_the_cubes_anchors_near_each_other(mwa_example_even
     assert kernel is None and len(clusters) == cube.sizes["event"] == 75
     np.testing.assert_array_equal(clusters, expected)
     assert 10 < clusters.max() + 1 < 75
+
+
+@pytest.mark.parametrize("text, canonical, columns", [
+    ("wake", "CR1:wake", ()), ("location", "CR1:location", ()), ("CR2:location",
+     "CR2:location", ()), ("CR1:site", "CR1:site", ("site",)), ("CR2:near=5,60",
+     "CR2:near=5,60", ()), ("HC1", "HC1", ()), ("conley:25", "conley:25", ())])
+def test_one_grammar_for_ols_and_models(text, canonical, columns):
+    spec = parse_vcov(text)
+    assert str(spec) == canonical and parse_vcov(spec) is spec
+    assert parse_vcov(canonical) == spec
+    assert spec.event_columns == columns
+
+
+def test_cluster_ids_of_each_kind_of_clusters():
+    from bayes_wake.core.regression import cluster_ids
+
+    lon, lat = np.array([1.0, 1.0, 2.0, 1.0]), np.array([5.0, 5.0, 5.0, 6.0])
+    days = np.array([0.0, 400.0, 0.0, 0.0])
+    np.testing.assert_array_equal(cluster_ids("wake", lon=lon, lat=lat), [0, 1, 2, 3])
+    np.testing.assert_array_equal(cluster_ids("CR2:location", lon=lon, lat=lat), [0, 0, 1, 2])
+    np.testing.assert_array_equal(
+        cluster_ids("CR1:site", lon=lon, lat=lat, values=["b", "a", "b", "c"]), [1, 0, 1, 2])
+    np.testing.assert_array_equal(
+        cluster_ids("CR2:near=1,30", lon=lon, lat=lat, time_days=days), [0, 1, 2, 3])

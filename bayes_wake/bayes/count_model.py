@@ -167,7 +167,7 @@ def prepare_count_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *,
     weight = np.ones(cube.sizes["event"])
     if spec.matching != "none":
         if not match_on:
-            raise SettingsError("matching: weights needs match columns (--match)")
+            raise SettingsError("matching: weights needs match columns (match_on)")
         weight = wake_weights(cube, MWASettings(match_on=tuple(match_on), weighted=weighted,
                                                 tcm=tcm))
     event = np.flatnonzero(keep & (weight > 0))

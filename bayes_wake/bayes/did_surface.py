@@ -55,8 +55,8 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import linalg
 
-from bayes_wake.bayes.spec import check_errors
-from bayes_wake.core.regression import coefficient_influence, parse_vcov, weighted_ols
+from bayes_wake.bayes.spec import surface_vcov
+from bayes_wake.core.regression import VCov, coefficient_influence, weighted_ols
 from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
 
@@ -112,21 +112,8 @@ class SurfaceData:
         return np.sqrt(np.diag(self.covariance))
 
 
-def _clusters(cube: xr.Dataset, errors: str) -> tuple[np.ndarray | None, object]:
-    """Cluster labels per event (``location``: identical coordinates) or a Conley kernel."""
-    check_errors(errors)
-    if errors == "classical":
-        return None, None
-    if errors == "location":
-        coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
-        return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
-    if errors == "wake":
-        return np.arange(cube.sizes["event"]), None
-    return vcov_inputs(cube, parse_vcov(errors))
-
-
 def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=(),
-                         errors: str = "location") -> SurfaceData:
+                         errors: "str | VCov" = "location") -> SurfaceData:
     """Per-cell matched OLS estimates and their joint robust covariance.
 
     Parameters
@@ -142,8 +129,9 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
     covariates
         Event covariates added to each cell's regression (before the treatment column).
     errors
-        ``location`` (clusters of anchors with identical coordinates), ``wake`` (each anchor
-        its own cluster), ``CR1:COLUMN``, ``conley:KM[:DAYS]``, or ``classical`` (the joint
+        The standard errors (:func:`bayes_wake.bayes.spec.surface_vcov`): ``wake`` (each
+        anchor its own cluster), ``location`` (clusters of anchors with identical
+        coordinates), ``CR1:CLUSTERS``, ``conley:KM[:DAYS]``, or ``classical`` (the joint
         version of R's ``summary.lm`` errors: homoskedastic within each pair of cells).
 
     Returns
@@ -153,63 +141,88 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
     missing = [c for c in covariates if c not in cube.coords]
     if missing:
         raise SettingsError(f"covariate(s) {missing} are not in the wake cube")
+    vcov = surface_vcov(errors)
     windows, radii = cube["window"].to_numpy(), cube["radius"].to_numpy()
-    n_e, n_c = cube.sizes["event"], len(windows) * len(radii)
-    clusters, kernel = _clusters(cube, errors)
-    extra = _covariate_columns(cube, covariates)
-    post = cube["dependent"].sel(period="post").transpose("event", "window", "radius").to_numpy()
-    influence = np.zeros((n_e, n_c))
-    lever = np.zeros((n_e, n_c))  # influence per unit residual, for classical errors
-    resid = np.zeros((n_e, n_c))
-    weight = np.zeros((n_e, n_c))
-    estimate = np.full(n_c, np.nan)
-    treated_post = np.full(n_c, np.nan)
-    baseline = np.zeros(n_c)
-    pre = cube["dependent"].sel(period="pre").transpose("event", "window", "radius").to_numpy()
+    cells = _cell_influence(cube, settings, _covariate_columns(cube, covariates))
+    defined = np.flatnonzero(np.isfinite(cells.estimate))
+    cov, n_clusters = _joint_covariance(cube, vcov, cells, defined)
+    shape = (len(windows), len(radii))
+    return SurfaceData(windows=windows, radii=radii, estimate=cells.estimate.reshape(shape),
+                       covariance=_nearest_psd(cov), defined=defined,
+                       treated_post=cells.treated_post.reshape(shape),
+                       baseline=cells.baseline.reshape(shape), n_clusters=n_clusters,
+                       attrs={"errors": str(errors), "covariates": list(covariates),
+                              "spillover": int(settings.spillover),
+                              "t_unit": cube.attrs.get("t_unit", "days"),
+                              "convention": cube.attrs.get("convention", "")})
+
+
+@dataclass
+class _CellInfluence:
+    """Per event x flat cell (window outer): each wake's influence on the cell's estimate,
+    its weight in it per unit outcome (``lever``), its residual and its weight; per cell the
+    estimate (NaN where the OLS table is NA), the treated wakes' mean post count and all
+    matched wakes' mean pre count; ``n_coef`` the columns of a cell's design."""
+
+    influence: np.ndarray
+    lever: np.ndarray
+    resid: np.ndarray
+    weight: np.ndarray
+    estimate: np.ndarray
+    treated_post: np.ndarray
+    baseline: np.ndarray
+    n_coef: int = 0
+
+
+def _cell_influence(cube: xr.Dataset, settings: MWASettings, extra: np.ndarray
+                    ) -> _CellInfluence:
+    """Fit every matched cell's regression (covariates ``extra`` before the treatment) and
+    keep what the joint covariance and the rate ratio need (:class:`_CellInfluence`)."""
+    n_e, n_r = cube.sizes["event"], cube.sizes["radius"]
+    n_c = cube.sizes["window"] * n_r
+    out = _CellInfluence(*(np.zeros((n_e, n_c)) for _ in range(4)),
+                         estimate=np.full(n_c, np.nan), treated_post=np.full(n_c, np.nan),
+                         baseline=np.zeros(n_c))
+    post, pre = (cube["dependent"].sel(period=p).transpose("event", "window", "radius")
+                 .to_numpy() for p in ("post", "pre"))
     for cell in matched_cells(cube, settings, balance=False):
-        c = cell.index[0] * len(radii) + cell.index[1]
-        idx = cell.events
+        c = cell.index[0] * n_r + cell.index[1]
+        idx, w, t = cell.events, cell.weights, cell.treated == 1
         x = _design(cell, extra)
-        w = cell.weights
-        t = cell.treated == 1
+        out.n_coef = x.shape[1]
         if not _estimable(cell, x):
             continue  # NA in the OLS table (R's rule): no evidence, not certainty
         coef, infl = coefficient_influence(cell.y, x, w)
         if not np.any(infl[:, -1]):
             continue  # a perfect fit carries no estimate of its own noise
-        estimate[c] = coef[-1]
-        influence[idx, c] = infl[:, -1]
-        resid[idx, c] = cell.y - x @ coef
-        weight[idx, c] = w
-        lever[idx, c] = np.linalg.solve((x * w[:, None]).T @ x, (x * w[:, None]).T)[-1]
-        treated_post[c] = np.average(post[idx, cell.index[0], cell.index[1]][t], weights=w[t])
-        baseline[c] = np.average(pre[idx, cell.index[0], cell.index[1]], weights=w)
-    defined = np.flatnonzero(np.isfinite(estimate))
-    psi = influence[:, defined]
-    classical = _classical_joint(lever[:, defined], resid[:, defined], weight[:, defined],
-                                 x.shape[1]) if errors == "classical" else None
-    if errors == "classical":
-        cov, n_clusters = classical, n_e
-    elif kernel is not None:
-        cov = psi.T @ (kernel @ psi)
-        n_clusters = n_e
-    else:
-        _, group = np.unique(clusters, return_inverse=True)
-        n_clusters = int(group.max()) + 1
-        summed = np.zeros((n_clusters, len(defined)))
-        np.add.at(summed, group.ravel(), psi)
-        cov = summed.T @ summed * (n_clusters / max(n_clusters - 1, 1))
-    cov = _nearest_psd(cov)
-    return SurfaceData(windows=windows, radii=radii,
-                       estimate=estimate.reshape(len(windows), len(radii)), covariance=cov,
-                       defined=defined, treated_post=treated_post.reshape(len(windows),
-                                                                          len(radii)),
-                       baseline=baseline.reshape(len(windows), len(radii)),
-                       n_clusters=n_clusters,
-                       attrs={"errors": errors, "covariates": list(covariates),
-                              "spillover": int(settings.spillover),
-                              "t_unit": cube.attrs.get("t_unit", "days"),
-                              "convention": cube.attrs.get("convention", "")})
+        out.estimate[c] = coef[-1]
+        out.influence[idx, c] = infl[:, -1]
+        out.resid[idx, c] = cell.y - x @ coef
+        out.weight[idx, c] = w
+        out.lever[idx, c] = np.linalg.solve((x * w[:, None]).T @ x, (x * w[:, None]).T)[-1]
+        out.treated_post[c] = np.average(post[idx, cell.index[0], cell.index[1]][t],
+                                         weights=w[t])
+        out.baseline[c] = np.average(pre[idx, cell.index[0], cell.index[1]], weights=w)
+    return out
+
+
+def _joint_covariance(cube: xr.Dataset, vcov: VCov, cells: _CellInfluence,
+                      defined: np.ndarray) -> tuple[np.ndarray, int]:
+    """The joint covariance of the defined cells' estimates under ``vcov`` (before the PSD
+    repair) and its number of clusters (the events, for ``classical`` and Conley)."""
+    n_e = cube.sizes["event"]
+    if vcov.kind == "classical":
+        return _classical_joint(cells.lever[:, defined], cells.resid[:, defined],
+                                cells.weight[:, defined], cells.n_coef), n_e
+    psi = cells.influence[:, defined]
+    clusters, kernel = vcov_inputs(cube, vcov)
+    if kernel is not None:
+        return psi.T @ (kernel @ psi), n_e
+    _, group = np.unique(clusters, return_inverse=True)
+    n_clusters = int(group.max()) + 1
+    summed = np.zeros((n_clusters, len(defined)))
+    np.add.at(summed, group.ravel(), psi)
+    return summed.T @ summed * (n_clusters / max(n_clusters - 1, 1)), n_clusters
 
 
 def _covariate_columns(cube: xr.Dataset, covariates) -> np.ndarray:

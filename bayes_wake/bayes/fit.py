@@ -522,7 +522,7 @@ def fit_surface(
         from bayes_wake.bayes.count_model import fit_counts
 
         if spillover:
-            raise SettingsError(f"--spillover is not modelled by {spec.name} (the count model "
+            raise SettingsError(f"spillover=True is not modelled by {spec.name} (the count model "
                                 f"has no exposure terms yet); use {DEFAULT_SPEC}")
 
         return fit_counts(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
@@ -533,7 +533,7 @@ def fit_surface(
                               delete_sutva=delete_sutva, formula=formula,
                               spillover=spillover, progressbar=progressbar, log=log)
     if spillover:
-        raise SettingsError(f"--spillover needs a count-scale model (estimand count_did, e.g. "
+        raise SettingsError(f"spillover=True needs a count-scale model (estimand count_did, e.g. "
                             f"{DEFAULT_SPEC}); {spec.name} models rate ratios")
     data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
     log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "

@@ -127,7 +127,7 @@ def prepare_model_data(cube: xr.Dataset, spec: ModelSpec, match_on=(), *, tcm: b
     if missing:
         raise SettingsError(f"covariate(s) {missing} are not in the wake cube")
     if spec.matching == "weights" and not match_on:
-        raise SettingsError("matching: weights needs match columns (--match)")
+        raise SettingsError("matching: weights needs match columns (match_on)")
     stratum_event = _strata(cube, spec, match_on)
     table, n_terms = _wake_rows(cube, spec, match_on, _standardised(cube, names), stratum_event,
                                 tcm=tcm, delete_sutva=delete_sutva)
@@ -175,7 +175,7 @@ def _strata(cube: xr.Dataset, spec: ModelSpec, match_on: list[str]) -> np.ndarra
     if spec.matching != "strata":
         return np.zeros(cube.sizes["event"], dtype=np.int64)
     if not match_on:
-        raise SettingsError("matching: strata needs match columns (--match)")
+        raise SettingsError("matching: strata needs match columns (match_on)")
     return covariate_strata(cube, match_on)
 
 

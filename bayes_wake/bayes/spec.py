@@ -16,12 +16,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bayes_wake.core.regression import parse_vcov
+from bayes_wake.core.regression import VCov, parse_vcov
 from bayes_wake.errors import ModelSpecError, SettingsError
 from bayes_wake.options import MAX_SEED
 
 __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs",
-           "check_errors"]
+           "surface_vcov", "SURFACE_VCOV_KINDS"]
 
 
 
@@ -109,9 +109,11 @@ class ModelSpec(_Strict):
         rates (parallel trends in ratios); its additive surface is rebuilt from the treated
         wakes' counts and differs from the OLS estimand when baselines differ.
     errors
-        ``count_did`` only: the clusters of the robust covariance of the cell estimates,
-        ``location`` (anchors at identical coordinates), ``wake``, ``CR1:COLUMN``,
-        ``conley:KM[:DAYS]`` or ``classical``.
+        ``count_did`` only: the robust covariance of the cell estimates, in the standard-error
+        grammar of :mod:`bayes_wake.core.regression` (the kinds of
+        :data:`SURFACE_VCOV_KINDS`): ``wake`` (short for ``CR1:wake``, each wake its own
+        cluster), ``location`` (``CR1:location``, anchors at identical coordinates),
+        ``CR1:CLUSTERS``, ``conley:KM[:DAYS]`` or ``classical``; :attr:`vcov` parses it.
     formula
         ``count_did`` only: the per-cell regression whose estimates the model pools,
         ``diff`` (post - pre on the treatment: the difference in differences of counts) or
@@ -190,6 +192,11 @@ class ModelSpec(_Strict):
     sampler: SamplerSpec = SamplerSpec()
 
     @property
+    def vcov(self) -> VCov:
+        """``errors`` parsed (:func:`bayes_wake.core.regression.parse_vcov`)."""
+        return parse_vcov(self.errors)
+
+    @property
     def counts_model(self) -> bool:
         """The count-scale estimand fitted to the wake counts themselves
         (:mod:`bayes_wake.bayes.count_model`), not to the cell estimates."""
@@ -212,7 +219,7 @@ class ModelSpec(_Strict):
                              f"{', '.join(adaptive)})")
         if self.estimand == "count_did":
             if not self.counts_model:
-                check_errors(self.errors)
+                surface_vcov(self.errors)
             if self.effect.pooling not in COUNT_DID_POOLING:
                 raise ValueError(f"estimand: count_did takes effect pooling "
                                  f"{' or '.join(COUNT_DID_POOLING)}, not "
@@ -248,14 +255,25 @@ class ModelSpec(_Strict):
         return self.model_copy(update={"sampler": sampler})
 
 
-def check_errors(errors: str) -> None:
-    """Raise :class:`SettingsError` unless ``errors`` names a covariance of the count-scale
-    surface: ``location``, ``wake``, ``classical``, ``CR1:COLUMN`` or ``conley:KM[:DAYS]``."""
-    if errors in ("location", "wake", "classical"):
-        return
-    if parse_vcov(errors).kind not in ("CR1", "conley"):
-        raise SettingsError(f"errors {errors!r}: use location, wake, CR1:COLUMN or "
+#: The kinds of standard errors the count-scale surface implements (with any clusters of
+#: ``CR1``): the joint covariance of its cell estimates (:mod:`bayes_wake.bayes.did_surface`).
+SURFACE_VCOV_KINDS = ("classical", "CR1", "conley")
+
+
+def surface_vcov(errors: "str | VCov") -> VCov:
+    """``errors`` parsed (:func:`bayes_wake.core.regression.parse_vcov`), if it is a
+    covariance of the count-scale surface (:data:`SURFACE_VCOV_KINDS`).
+
+    Raises
+    ------
+    SettingsError
+        For text the grammar refuses or another kind (``HC1``, ``CR2``, ...).
+    """
+    vcov = parse_vcov(errors)
+    if vcov.kind not in SURFACE_VCOV_KINDS:
+        raise SettingsError(f"errors {str(errors)!r}: use location, wake, CR1:COLUMN or "
                             "conley:KM[:DAYS]")
+    return vcov
 
 
 def _near_miss(error: dict, data: dict) -> str:

@@ -152,22 +152,22 @@ def parse_grid_region(text: str | None, *, windows: Sequence[float] | None = Non
             match = re.fullmatch(r"([A-Za-z_]+)\s*(>=|<=|==|=|>|<)\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)",
                                  part)
             if not match:
-                raise SettingsError(f"--grid-region: cannot read {part!r}; write conditions "
+                raise SettingsError(f"grid_region: cannot read {part!r}; write conditions "
                                     "like 't>=20, s<=9' (t: window, s: radius in km)")
             name, op, value = match.groups()
             name = {"window": "t", "t_window": "t", "radius": "s", "spat_window": "s"}.get(
                 name, name)
             if name not in _NAMES:
-                raise SettingsError(f"--grid-region: unknown name {match.group(1)!r}; use t "
+                raise SettingsError(f"grid_region: unknown name {match.group(1)!r}; use t "
                                     "(temporal window) or s (radius, km)")
             try:
                 number = float(value)
             except ValueError:
-                raise SettingsError(f"--grid-region: {value!r} is not a number") from None
+                raise SettingsError(f"grid_region: {value!r} is not a number") from None
             conditions.append((name, op, number))
         region = GridRegion(tuple(conditions), t_unit)
     if windows is not None and radii is not None and not region.mask(windows, radii).any():
-        raise SettingsError(f"--grid-region: no cell of the grid has {region.describe()}")
+        raise SettingsError(f"grid_region: no cell of the grid has {region.describe()}")
     return region
 
 
@@ -205,12 +205,12 @@ def resolve_checks(text: str | Sequence[str] | None, *, has_regions: bool) -> tu
                 close = difflib.get_close_matches(name, [*CHECKS, "all", "none", "default"],
                                                   n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise SettingsError(f"--bayes-checks: unknown check {name!r}{hint} "
+                raise SettingsError(f"bayes_checks: unknown check {name!r}{hint} "
                                     f"(checks: {', '.join(CHECKS)}, or all, none, default)")
             chosen.append(name)
         if "regions" in chosen and not has_regions:
-            raise SettingsError("--bayes-checks regions (leave one region out) needs "
-                                "--region-column naming each event's region")
+            raise SettingsError("bayes_checks regions (leave one region out) needs "
+                                "region_column naming each event's region")
     return tuple(c for c in CHECKS if c in chosen)
 
 

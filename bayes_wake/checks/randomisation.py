@@ -268,7 +268,7 @@ def check_permutation_vcov(vcov: str) -> None:
     if str(vcov) not in ("classical", "HC1", "HC3"):
         raise SettingsError(
             f"the randomisation checks refit every cell thousands of times with classical, "
-            f"HC1 or HC3 errors; {vcov} is not available there (choose --vcov HC1; the "
+            f"HC1 or HC3 errors; {vcov} is not available there (choose vcov=HC1; the "
             f"cluster-robust and Conley p-values are in the report's first verdict)")
 
 
@@ -642,7 +642,7 @@ def date_shift_range(events: pd.DataFrame, windows: Sequence[int], t_unit: str
         raise SettingsError(
             f"the span of the treatment/control events ({span.describe()}) is too short "
             f"for date-shift placebos: an offset must keep at least {guard} {t_unit} (twice "
-            "the longest window + 1) from the real date both ways; use --date-shifts 0 or "
+            "the longest window + 1) from the real date both ways; use date_shifts=0 or "
             "shorter windows")
     return lo, hi, span.period
 

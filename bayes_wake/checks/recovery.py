@@ -546,7 +546,7 @@ def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: d
     if scen.placebo:
         if sites is None:
             raise SettingsError(f"scenario {scen.name!r} re-draws placements: give the "
-                                "candidate sites (--placebo-sites)")
+                                "candidate sites (placebo_sites)")
         events = placebo_placement(events, sites, rng, weight=settings_.placebo_weight)
     planted, effects = plant(events, scen, rng, settings_.windows, settings_.radii,
                              convention=settings_.convention)
@@ -741,7 +741,7 @@ def score_recovery(cells: pd.DataFrame, truth: str = "truth",
     cells = cells[ols.reindex(key).notna().to_numpy() & cells["mean"].notna().to_numpy()]
     if cells.empty:
         raise SettingsError("no window has an OLS estimate in any replicate, so nothing can "
-                            "be scored: widen --t-window or --spat-window (or match on fewer "
+                            "be scored: widen t_window or spat_window (or match on fewer "
                             "covariates)")
     rows = []
     by = list(by)

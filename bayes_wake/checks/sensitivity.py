@@ -180,15 +180,15 @@ class SensitivitySettings:
                     or value < minimum:
                 raise SettingsError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
-        whole("--permutations", self.permutations, 1)
-        whole("--date-shifts", self.date_shifts, 0)
-        whole("--chunk-size", self.chunk_size, 1)
+        whole("SensitivitySettings.permutations", self.permutations, 1)
+        whole("date_shifts", self.date_shifts, 0)
+        whole("chunk_size", self.chunk_size, 1)
         whole("date-shift chunk size", self.date_shift_chunk, 1)
-        whole("--seed", self.seed, 0)
-        whole("--placebos", self.placebos, 0)
+        whole("SensitivitySettings.seed", self.seed, 0)
+        whole("SensitivitySettings.placebos", self.placebos, 0)
         if self.placebo_bayes and not self.placebos:
-            raise SettingsError("--placebo-bayes fits the model on placebo placements: give "
-                                "--placebo-sites")
+            raise SettingsError("placebo_bayes=True fits the model on placebo placements: give "
+                                "placebo_sites")
         if len(self.windows) == 0 or len(self.radii) == 0:
             raise SettingsError("the window grid is empty")
         unknown = [c for c in self.bayes_checks if c not in CHECKS]
@@ -196,9 +196,9 @@ class SensitivitySettings:
             raise SettingsError(f"unknown Bayesian check(s) {unknown}; checks: "
                                 f"{', '.join(CHECKS)}")
         if "regions" in self.bayes_checks and not self.region_column:
-            raise SettingsError("leave-one-region-out needs --region-column")
+            raise SettingsError("leave-one-region-out needs region_column")
         if self.leave_out and not self.region_column:
-            raise SettingsError("--regions needs --region-column")
+            raise SettingsError("leave_out needs region_column")
         parse_grid_region(self.grid_region, windows=self.windows, radii=self.radii,
                           t_unit=self.t_unit)
         self.model_spec()  # validates
@@ -322,7 +322,7 @@ def regions_of_anchors(events: pd.DataFrame, cube: xr.Dataset, region_of_row: Se
         if unknown:
             close = difflib.get_close_matches(unknown[0], known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise SettingsError(f"--regions: unknown region {unknown[0]!r}{hint} (regions of "
+            raise SettingsError(f"leave_out: unknown region {unknown[0]!r}{hint} (regions of "
                                 f"the anchors in '{column}': {', '.join(known)})")
         chosen = list(dict.fromkeys(leave_out))
     else:
@@ -482,7 +482,7 @@ def run_sensitivity(
     if "regions" in settings.bayes_checks and region_of_event is None:
         raise SettingsError("leave-one-region-out needs the region of every anchor")
     if settings.placebos and sites is None:
-        raise SettingsError("the placebo calibration needs candidate sites (--placebo-sites)")
+        raise SettingsError("the placebo calibration needs candidate sites (placebo_sites)")
     if region_of_event is not None and not leave_out:
         leave_out = sorted(set(map(str, region_of_event)))
     span = None

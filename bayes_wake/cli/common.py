@@ -9,6 +9,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -40,6 +41,54 @@ EXIT_CODES = ("Exit status: 0 done; 2 bad input or settings (one line says why; 
               "NOT CONVERGED; --allow-unconverged exits 0).")
 
 
+#: How library errors name the parameters that a flag sets (``NAME=True``: a boolean flag;
+#: ``NAME=`` before a value), and the flag; :func:`flags_for_parameters` rewrites a library
+#: message with it, so that the command line's errors name what its user typed.
+PARAMETER_FLAGS = {
+    "drop_duplicates=True": "--drop-duplicates",
+    "overwrite=True": "--overwrite",
+    "spillover=True": "--spillover",
+    "placebo_bayes=True": "--placebo-bayes",
+    "out=": "--out",
+    "vcov=": "--vcov",
+    "date_shifts=": "--date-shifts",
+    "date_shifts": "--date-shifts",
+    "chunk_size": "--chunk-size",
+    "match_on": "--match",
+    "t_window": "--t-window",
+    "spat_window": "--spat-window",
+    "placebo_sites": "--placebo-sites",
+    "region_column": "--region-column",
+    "leave_out": "--regions",
+    "grid_region": "--grid-region",
+    "bayes_checks": "--bayes-checks",
+    "SensitivitySettings.permutations": "--permutations",
+    "SensitivitySettings.seed": "--seed",
+    "SensitivitySettings.placebos": "--placebos",
+}
+
+
+def _parameter_pattern(name: str) -> re.Pattern:
+    """A parameter as a whole token: ``NAME=`` followed by its value, else not inside a
+    longer name, a quoted value or a flag."""
+    after = r"(?=\S)" if name.endswith("=") else r"(?![\w'\"])"
+    return re.compile(rf"(?<![\w.'\"-]){re.escape(name)}{after}")
+
+
+_PARAMETER_PATTERNS = [(_parameter_pattern(name), flag + " " * name.endswith("="))
+                       for name, flag in sorted(PARAMETER_FLAGS.items(),
+                                                key=lambda item: -len(item[0]))]
+
+
+def flags_for_parameters(message: str) -> str:
+    """A library message with every parameter it names (:data:`PARAMETER_FLAGS`) written as
+    the flag that sets it: ``drop_duplicates=True`` as ``--drop-duplicates``, ``out=x`` as
+    ``--out x``."""
+    for pattern, flag in _PARAMETER_PATTERNS:
+        message = pattern.sub(flag, message)
+    return message
+
+
 def _console():
     from rich.console import Console
 
@@ -61,6 +110,7 @@ def _fail_cleanly(command: Callable) -> Callable:
             if _DEBUG:
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = flags_for_parameters(message)
             click.echo(f"bayes-wake: error: {message}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         except OSError as exc:
@@ -204,8 +254,7 @@ def _vcov_columns(vcov: str) -> list[str]:
     ``near=KM,DAYS``, whose clusters come from the anchors' places and times)."""
     from bayes_wake.core.regression import parse_vcov
 
-    spec = parse_vcov(vcov)
-    return [spec.column] if spec.clustered and spec.column not in (None, "location") else []
+    return list(parse_vcov(vcov).event_columns)
 
 
 def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete_sutva, formula,
@@ -311,13 +360,13 @@ def _load_and_count(data, columns, t_window, spat_window, treatment, control, de
         warnings.simplefilter("always")
         events = read_events(data, columns=_parse_columns(columns) or None,
                              roles=roles if explicit else None, covariates=wanted,
-                             drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov),
-                             drop_option="--drop-duplicates")
+                             drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov))
     for warning in caught:
         if isinstance(warning.message, NoDependentEventsWarning):
             raise SettingsError(_no_dependent_message(dependent, warning.message))
     for warning in caught:  # the reader's findings (encoding, duplicates), one line each
-        console.print(f"[yellow]warning: {escape(str(warning.message))}[/]")
+        said = flags_for_parameters(str(warning.message))
+        console.print(f"[yellow]warning: {escape(said)}[/]")
     counts = events["role"].value_counts()
     console.print(
         f"[bold]{escape(str(data))}[/]: {counts.get('treatment', 0):,} treatment, "

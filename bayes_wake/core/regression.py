@@ -5,8 +5,9 @@ Written by hand (statsmodels is the test oracle) because the MWA table must foll
 the letter: a coefficient is aliased when the QR decomposition finds its column linearly
 dependent on the earlier ones (tolerance 1e-7), and R's adjusted R-squared is weighted.
 
-Standard errors (:class:`VCovSpec`), each the R call of the fit ``lm(y ~ ..., weights = w)``
-that it equals (``tests/test_r_vcov_parity.py`` holds R's outputs):
+Standard errors (:class:`VCov`: one grammar for the OLS table and the models), each the R
+call of the fit ``lm(y ~ ..., weights = w)`` that it equals (``tests/test_r_vcov_parity.py``
+holds R's outputs):
 
 - ``classical``: ``summary(fit)``; it assumes independent, homoskedastic wakes, which clustered
   count data are not, so its p-values are too small;
@@ -28,9 +29,11 @@ that it equals (``tests/test_r_vcov_parity.py`` holds R's outputs):
 - ``conley-bm:KM[:DAYS]``: the same kernel, scaled per coefficient to be unbiased under CR2's
   working model, with Satterthwaite df under that model.
 
-``CLUSTERS`` is an event column or ``near=KM,DAYS``: the connected components of the graph
-that links anchors within KM km and DAYS days of each other (single linkage,
-:func:`near_clusters`).
+``CLUSTERS`` is ``wake`` (each anchor its own cluster), ``location`` (anchors at identical
+coordinates), ``near=KM,DAYS`` (the connected components of the graph that links anchors within
+KM km and DAYS days of each other, single linkage, :func:`near_clusters`) or else an event
+column; :func:`cluster_ids` turns any of them into cluster ids. ``wake`` and ``location`` alone
+are short for ``CR1:wake`` and ``CR1:location`` (the model specs' ``errors: wake``).
 
 CR1 and Conley are what Stata and ``conleyreg`` report, and on MWA data they are too small:
 a few busy wakes carry most of the residual variance and the residuals of a cluster that
@@ -48,7 +51,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy import sparse, special
@@ -56,15 +58,17 @@ from scipy import sparse, special
 from bayes_wake.core.geo import EARTH_RADIUS_KM, unit_vectors
 from bayes_wake.errors import SettingsError
 
-__all__ = ["OLSFit", "weighted_ols", "VCov", "VCovSpec", "parse_vcov", "conley_kernel",
-           "near_clusters", "coefficient_influence"]
+__all__ = ["OLSFit", "weighted_ols", "VCov", "parse_vcov", "conley_kernel", "near_clusters",
+           "cluster_ids", "coefficient_influence"]
 
-VCov = Literal["classical", "HC1", "HC3"]
 _QR_TOL = 1e-7  # lm's default tol
 _KINDS = ("classical", "HC1", "HC3", "CR1", "CR2", "CR2-ivw", "conley", "conley-bm")
 _CLUSTERED = ("CR1", "CR2", "CR2-ivw")
 _SPATIAL = ("conley", "conley-bm")
 _BM = ("CR2", "CR2-ivw", "conley-bm")
+#: Clusters that are not an event column: each anchor its own (``wake``), anchors at identical
+#: coordinates (``location``); alone, each is short for CR1 by it
+_ANCHOR_CLUSTERS = ("wake", "location")
 #: clubSandwich's tolerance: eigenvalues of a cluster's working residual covariance at or below
 #: it are zero (there R takes a pseudo-inverse; here the cluster makes CR2 undefined, NA)
 _EIGEN_TOL = 1e-12
@@ -75,8 +79,9 @@ _NEAR = re.compile(r"near=\s*([^,]+?)\s*(?:km)?\s*,\s*([^,]+?)\s*(?:d|days?)?\s*
 
 
 @dataclass(frozen=True)
-class VCovSpec:
-    """A choice of standard errors.
+class VCov:
+    """A choice of standard errors (:func:`parse_vcov` reads one; ``str()`` is its canonical
+    text).
 
     Attributes
     ----------
@@ -84,8 +89,9 @@ class VCovSpec:
         ``classical``, ``HC1``, ``HC3``, ``CR1``, ``CR2``, ``CR2-ivw``, ``conley`` or
         ``conley-bm``.
     column
-        ``CR1``, ``CR2``, ``CR2-ivw``: the event column whose values are the clusters; None
-        for clusters of nearby anchors (``near=KM,DAYS``, then ``km`` and ``days`` are set).
+        ``CR1``, ``CR2``, ``CR2-ivw``: ``wake``, ``location`` or the event column whose values
+        are the clusters; None for clusters of nearby anchors (``near=KM,DAYS``, then ``km``
+        and ``days`` are set).
     km, days
         ``conley``, ``conley-bm``: the distance cutoff (km) and the optional time cutoff
         (days); clusters ``near=KM,DAYS``: anchors within both of each other are linked.
@@ -117,6 +123,14 @@ class VCovSpec:
         return self.kind in _CLUSTERED and self.column is None
 
     @property
+    def event_columns(self) -> tuple[str, ...]:
+        """The event column the clusters are read from, which the event table must keep (none
+        for ``wake``, ``location``, ``near=KM,DAYS`` and the kinds without clusters)."""
+        if self.clustered and not self.near and self.column not in _ANCHOR_CLUSTERS:
+            return (self.column,)
+        return ()
+
+    @property
     def spatial(self) -> bool:
         """True for the Conley kinds (they need the kernel between rows)."""
         return self.kind in _SPATIAL
@@ -144,28 +158,33 @@ def _km_days(km: float, days: float | None) -> str:
 
 
 _USAGE = ("use classical, HC1, HC3, CR1:CLUSTERS, CR2:CLUSTERS or CR2-ivw:CLUSTERS "
-          "(cluster-robust; CLUSTERS is an event column or near=KM,DAYS: anchors linked "
-          "within KM km and DAYS days) or conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial "
+          "(cluster-robust; CLUSTERS is wake, location, an event column or near=KM,DAYS: "
+          "anchors linked within KM km and DAYS days) or conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial "
           "HAC with a cutoff in km, optionally days)")
 
 
-def parse_vcov(text: "str | VCovSpec") -> VCovSpec:
+def parse_vcov(text: "str | VCov") -> VCov:
     """Parse ``classical``, ``HC1``, ``HC3``, ``CR1:CLUSTERS``, ``CR2:CLUSTERS``,
-    ``CR2-ivw:CLUSTERS``, ``conley:KM[:DAYS]`` or ``conley-bm:KM[:DAYS]``.
+    ``CR2-ivw:CLUSTERS``, ``conley:KM[:DAYS]`` or ``conley-bm:KM[:DAYS]`` (the grammar of the
+    module's docstring); a :class:`VCov` is returned as it is.
 
-    ``CLUSTERS`` is an event column (e.g. ``CR2:site``) or ``near=KM,DAYS`` (e.g.
-    ``CR2:near=5,60`` or ``CR2:near=5km,60d``): anchors within KM km and DAYS days of each
-    other are linked, and the clusters are the connected components (:func:`near_clusters`).
-    ``str()`` of the result is the canonical text, which parses back to the same choice.
+    ``CLUSTERS`` is ``wake``, ``location``, an event column (e.g. ``CR2:site``) or
+    ``near=KM,DAYS`` (e.g. ``CR2:near=5,60`` or ``CR2:near=5km,60d``): anchors within KM km
+    and DAYS days of each other are linked, and the clusters are the connected components
+    (:func:`near_clusters`). ``wake`` and ``location`` alone are ``CR1:wake`` and
+    ``CR1:location``. ``str()`` of the result is the canonical text, which parses back to the
+    same choice.
 
     Raises
     ------
     SettingsError
         For anything else, saying what is accepted.
     """
-    if isinstance(text, VCovSpec):
+    if isinstance(text, VCov):
         return text
     parts = str(text).strip().split(":")
+    if len(parts) == 1 and parts[0] in _ANCHOR_CLUSTERS:
+        return VCov("CR1", column=parts[0])
     kind = {k.lower(): k for k in _KINDS}.get(parts[0].lower())
     if kind is None:
         raise SettingsError(f"unknown standard errors {text!r}; {_USAGE}")
@@ -174,22 +193,22 @@ def parse_vcov(text: "str | VCovSpec") -> VCovSpec:
             raise SettingsError(f"{text!r}: {kind} needs the clusters, an event column or "
                                 f"near=KM,DAYS, e.g. {kind}:site_id or {kind}:near=5,60")
         if not parts[1].strip().lower().startswith("near="):
-            return VCovSpec(kind, column=parts[1].strip())
+            return VCov(kind, column=parts[1].strip())
         match = _NEAR.fullmatch(parts[1].strip())
         cut = _positive_numbers(match.groups() if match else ())
         if len(cut) != 2:
             raise SettingsError(f"{text!r}: near= needs a distance in km > 0 and a time in "
                                 f"days > 0, e.g. {kind}:near=5,60 or {kind}:near=5km,60d")
-        return VCovSpec(kind, km=cut[0], days=cut[1])
+        return VCov(kind, km=cut[0], days=cut[1])
     if kind in _SPATIAL:
         cut = _positive_numbers(parts[1:])
         if len(cut) not in (1, 2):
             raise SettingsError(f"{text!r}: {kind} needs a cutoff in km > 0 and optionally "
                                 f"days > 0, e.g. {kind}:25 or {kind}:25:180")
-        return VCovSpec(kind, km=cut[0], days=cut[1] if len(cut) == 2 else None)
+        return VCov(kind, km=cut[0], days=cut[1] if len(cut) == 2 else None)
     if len(parts) != 1:
         raise SettingsError(f"unknown standard errors {text!r}; {_USAGE}")
-    return VCovSpec(kind)
+    return VCov(kind)
 
 
 def _positive_numbers(texts) -> list[float]:
@@ -258,6 +277,42 @@ def near_clusters(lat, lon, km: float, days: float, time_days) -> np.ndarray:
 
     graph = conley_kernel(lat, lon, km, days, time_days)
     return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def cluster_ids(vcov: "VCov | str", *, lon, lat, time_days=None, values=None) -> np.ndarray:
+    """The cluster of every anchor under a cluster-robust choice (:attr:`VCov.clustered`).
+
+    Parameters
+    ----------
+    vcov
+        The choice; its clusters say how anchors are grouped: ``wake`` (each its own),
+        ``location`` (identical coordinates), ``near=KM,DAYS`` (:func:`near_clusters`) or an
+        event column (equal values).
+    lon, lat
+        Anchor coordinates, degrees.
+    time_days
+        The anchors' times, days on any origin (``near=KM,DAYS`` only).
+    values
+        The event column's value per anchor (an event column only).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,), integer cluster ids from 0.
+    """
+    spec = parse_vcov(vcov)
+    if not spec.clustered:
+        raise SettingsError(f"{spec} has no clusters")
+    if spec.near:
+        return near_clusters(lat, lon, spec.km, spec.days, time_days)
+    if spec.column == "wake":
+        return np.arange(len(np.asarray(lon)))
+    if spec.column == "location":
+        values = np.column_stack([np.asarray(lat), np.asarray(lon)])
+        return np.unique(values, axis=0, return_inverse=True)[1].ravel()
+    if values is None:
+        raise SettingsError(f"{spec} needs the values of event column {spec.column!r}")
+    return np.unique(np.asarray(values), return_inverse=True)[1].ravel()
 
 
 def coefficient_influence(y, x, weights=None) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +402,7 @@ def weighted_ols(
     x: np.ndarray,
     weights: np.ndarray | None = None,
     *,
-    vcov: "VCov | VCovSpec | str" = "classical",
+    vcov: "VCov | str" = "classical",
     clusters: np.ndarray | None = None,
     kernel: sparse.spmatrix | None = None,
 ) -> OLSFit:
@@ -364,7 +419,7 @@ def weighted_ols(
     vcov
         ``classical`` (R's ``summary.lm``), heteroskedasticity-robust ``HC1`` or ``HC3``,
         ``CR1``, ``CR2`` or ``CR2-ivw`` (need ``clusters``), ``conley`` or ``conley-bm``
-        (need ``kernel``); a string or a :class:`VCovSpec` (the module's docstring gives the
+        (need ``kernel``); a string or a :class:`VCov` (the module's docstring gives the
         R call each equals).
     clusters
         Cluster label of each row (``CR1``, ``CR2``, ``CR2-ivw``).
@@ -432,7 +487,7 @@ def weighted_ols(
                   df_test=np.asarray(df_test, dtype=float), se_note=note)
 
 
-def _covariance(spec: VCovSpec, x, w, e, r_inv, bread, rss, df, clusters, kernel):
+def _covariance(spec: VCov, x, w, e, r_inv, bread, rss, df, clusters, kernel):
     """The coefficients' covariance, the df of each coefficient's t test (inf: normal) and why
     the covariance is undefined ("" when it is defined).
 

@@ -341,34 +341,34 @@ def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False,
     """
     out = Path(out)
     if len(os.fsencode(out.name)) > _NAME_MAX:
-        raise OutputFolderError(f"--out {out.name[:40]}...: a folder name of "
+        raise OutputFolderError(f"out={out.name[:40]}...: a folder name of "
                                 f"{len(os.fsencode(out.name)):,} bytes; file systems take at "
                                 f"most {_NAME_MAX}")
     out = _resolved_output(out)
     remove_stale_staging(out)
     if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"--out {out}: is a file, not a folder")
+        raise OutputFolderError(f"out={out}: is a file, not a folder")
     inside = [Path(p) for p in inputs if _within(Path(p), out)]
     if inside:
         raise OutputFolderError(
-            f"--out {out}: holds the input {inside[0]}, and a run replaces its --out folder "
+            f"out={out}: holds the input {inside[0]}, and a run replaces that folder "
             "whole; move the input or write to another folder")
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise OutputFolderError(f"--out {out}: {parent} is not a folder")
+        raise OutputFolderError(f"out={out}: {parent} is not a folder")
     try:
         probe = tempfile.mkdtemp(dir=parent, prefix=_staging_prefix(out))  # stale if killed
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise OutputFolderError(f"--out {out}: cannot create a folder in {parent} ({reason})"
+        raise OutputFolderError(f"out={out}: cannot create a folder in {parent} ({reason})"
                                 ) from None
     os.rmdir(probe)
     refusal = _refusal(out) if out.is_dir() and not overwrite and any(out.iterdir()) else None
     if refusal:
-        raise OutputFolderError(f"--out {out}: {refusal}; choose another folder, or pass "
-                                "--overwrite to replace it whole")
+        raise OutputFolderError(f"out={out}: {refusal}; choose another folder, or pass "
+                                "overwrite=True to replace it whole")
     return out
 
 
@@ -387,11 +387,11 @@ def _resolved_output(out: Path) -> Path:
     if out.name in ("", ".", "..") or ".." in out.parts or out.is_symlink():
         out = Path(os.path.realpath(out))
     if out.is_dir() and os.path.ismount(out):
-        raise OutputFolderError(f"--out {given}: is a mount point, which a run cannot replace "
+        raise OutputFolderError(f"out={given}: is a mount point, which a run cannot replace "
                                 "whole; name a new folder inside it")
     if out.exists() and _within(Path.cwd(), out):
-        raise OutputFolderError(f"--out {given}: is (or holds) the folder you run in, and a "
-                                "run replaces its --out folder whole; name a new folder")
+        raise OutputFolderError(f"out={given}: is (or holds) the folder you run in, and a "
+                                "run replaces that folder whole; name a new folder")
     return out
 
 
@@ -588,7 +588,7 @@ def _claim(out: Path):
         claim.bind(name)
     except OSError:
         claim.close()
-        raise OutputFolderError(f"--out {out}: another bayes-wake run is writing it; wait for "
+        raise OutputFolderError(f"out={out}: another bayes-wake run is writing it; wait for "
                                 "it to finish or choose another folder") from None
     return claim
 
@@ -616,7 +616,7 @@ def _claim_folder(out: Path) -> Path:
     first = min(claims)
     if first[1] != mine.name:
         shutil.rmtree(mine, ignore_errors=True)
-        raise OutputFolderError(f"--out {out}: another bayes-wake run (process {first[2]}) "
+        raise OutputFolderError(f"out={out}: another bayes-wake run (process {first[2]}) "
                                 "is writing it; wait for it to finish or choose another folder")
     return mine
 

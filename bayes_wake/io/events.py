@@ -106,7 +106,6 @@ def read_events(
     layer: str | None = None,
     drop_duplicates: bool = False,
     labels: Sequence[str] = (),
-    drop_option: str = "drop_duplicates=True",
 ) -> pd.DataFrame:
     """Read an event file and validate it into the event table.
 
@@ -158,9 +157,6 @@ def read_events(
         0, 1, ... in order of first appearance, listed with the covariates so that the wake
         cube carries it. Required for treatment and control events. A label column that is
         also a covariate stays the covariate.
-    drop_option
-        How the warning and the errors name the way to drop exact duplicate rows: the
-        argument for Python callers; the command line passes ``--drop-duplicates``.
 
     Returns
     -------
@@ -196,18 +192,9 @@ def read_events(
     names = _resolve_columns(columns)
     selectors, default_roles = _resolve_roles(roles, names)
     box = _resolve_area(area)
-    if covariates is not None:
-        if isinstance(covariates, str):
-            raise SettingsError(
-                f"covariates must be a list of column names, not the string {covariates!r}"
-            )
-        covariates = [str(c) for c in covariates]
-        if len(set(covariates)) != len(covariates):
-            raise SettingsError(f"covariates names a column twice: {covariates}")
-
+    covariates = _check_covariate_names(covariates)
     loaded = _load(source, layer)
     frame, label = loaded.frame, loaded.label
-    n = len(frame)
     repeats = _duplicate_rows(loaded)
 
     def fail(problem: str, rows: Any = None, column: str | None = None) -> EventDataError:
@@ -222,30 +209,13 @@ def read_events(
 
     role = _assign_roles(frame, selectors, default_roles, fail)
     time = _parse_time(frame[names["time"]], names["time"], fail)
-    if use_geometry:
-        lon, lat = _geometry_coordinates(loaded, fail)
-        lon_col = lat_col = loaded.geometry_column
-    else:
-        lon_col, lat_col = names["lon"], names["lat"]
-        lon = parse_numbers(frame[lon_col], name=lon_col, path=label, what="longitude",
-                            required=True)
-        lat = parse_numbers(frame[lat_col], name=lat_col, path=label, what="latitude",
-                            required=True)
-    check_coordinates(lon, lat, lon_name=lon_col, lat_name=lat_col, path=label)
+    lon, lat = _coordinates(loaded, names, use_geometry, fail)
     if box is not None:
         _check_area(lon, lat, box, fail)
-    keep = ~repeats if drop_duplicates else np.ones(n, dtype=bool)
-    event_id, source_id = _event_ids(frame, names.get("id"), keep, repeats, fail, drop_option)
-
-    out = pd.DataFrame(
-        {
-            "event_id": event_id,
-            "role": pd.array(role, dtype="str"),
-            "time": time,
-            "lon": lon,
-            "lat": lat,
-        }
-    )
+    keep = ~repeats if drop_duplicates else np.ones(len(frame), dtype=bool)
+    event_id, source_id = _event_ids(frame, names.get("id"), keep, repeats, fail)
+    out = pd.DataFrame({"event_id": event_id, "role": pd.array(role, dtype="str"),
+                        "time": time, "lon": lon, "lat": lat})
     needs_values = np.isin(role, ("treatment", "control"))
     for name in cov_names:
         if name in out.columns:
@@ -258,21 +228,56 @@ def read_events(
         out["source_id"] = pd.array(source_id, dtype="str")
     rows = tuple(_row_numbers(repeats) or ())
     if rows:
-        warnings.warn(duplicate_rows_message(label, rows, drop_duplicates, drop_option),
+        warnings.warn(duplicate_rows_message(label, rows, drop_duplicates),
                       DuplicateRowsWarning, stacklevel=2)
     if drop_duplicates and rows:
         out = out[keep].reset_index(drop=True)
-    out.attrs["source"] = label
-    out.attrs["covariates"] = [*cov_names, *label_names]
-    out.attrs["duplicate_rows"] = rows
-    out.attrs["duplicates_dropped"] = bool(drop_duplicates and rows)
+    out.attrs.update(source=label, covariates=[*cov_names, *label_names], duplicate_rows=rows,
+                     duplicates_dropped=bool(drop_duplicates and rows))
     return out
 
 
-def duplicate_rows_message(label: str, rows: Sequence[int], dropped: bool,
-                           option: str = "drop_duplicates=True") -> str:
+def _check_covariate_names(covariates: Sequence[str] | None) -> list[str] | None:
+    """``covariates`` as a list of names (None stays None: every eligible column).
+
+    Raises
+    ------
+    SettingsError
+        For a single string or a name given twice.
+    """
+    if covariates is None:
+        return None
+    if isinstance(covariates, str):
+        raise SettingsError(
+            f"covariates must be a list of column names, not the string {covariates!r}"
+        )
+    covariates = [str(c) for c in covariates]
+    if len(set(covariates)) != len(covariates):
+        raise SettingsError(f"covariates names a column twice: {covariates}")
+    return covariates
+
+
+def _coordinates(loaded: LoadedTable, names: Mapping[str, str], use_geometry: bool,
+                 fail: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude of every row, from the Point geometry or the mapped columns,
+    checked to be finite and in range."""
+    frame, label = loaded.frame, loaded.label
+    if use_geometry:
+        lon, lat = _geometry_coordinates(loaded, fail)
+        lon_col = lat_col = loaded.geometry_column
+    else:
+        lon_col, lat_col = names["lon"], names["lat"]
+        lon = parse_numbers(frame[lon_col], name=lon_col, path=label, what="longitude",
+                            required=True)
+        lat = parse_numbers(frame[lat_col], name=lat_col, path=label, what="latitude",
+                            required=True)
+    check_coordinates(lon, lat, lon_name=lon_col, lat_name=lat_col, path=label)
+    return lon, lat
+
+
+def duplicate_rows_message(label: str, rows: Sequence[int], dropped: bool) -> str:
     """The one-line report of exact duplicate rows (1-based data rows that repeat an earlier
-    row), as :func:`read_events` warns it; ``option`` names the way to drop them."""
+    row), as :func:`read_events` warns it."""
     shown = ", ".join(str(r) for r in rows[:10])
     more = f" and {len(rows) - 10:,} more" if len(rows) > 10 else ""
     if len(rows) == 1:
@@ -282,7 +287,7 @@ def duplicate_rows_message(label: str, rows: Sequence[int], dropped: bool,
     if dropped:
         return f"{label}: {what}; dropped, the first occurrence of each kept"
     return (f"{label}: {what}; kept (distinct events can share place and date); drop them "
-            f"with {option}")
+            "with drop_duplicates=True")
 
 
 def summarise_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -545,10 +550,26 @@ def _assign_roles(
     default_roles: bool,
     fail: Any,
 ) -> np.ndarray:
-    n = len(frame)
+    """The role of every row: the one selector it matches, else ``other`` (an error with the
+    default selectors); every role but ``dependent`` must have a row (a warning for it)."""
     masks = {
         role: _selector_mask(frame[column], value) for role, (column, value) in selectors.items()
     }
+    _check_one_role_each(masks, selectors, fail)
+    role = np.full(len(frame), OTHER, dtype=object)
+    for name, mask in masks.items():
+        role[mask] = name
+    if default_roles and (role == OTHER).any():
+        _refuse_unknown_types(frame, selectors["treatment"][0], role == OTHER, fail)
+    for name in ROLES:
+        if not (role == name).any():
+            _no_events_of(name, frame, selectors, fail)
+    return role
+
+
+def _check_one_role_each(masks: Mapping[str, np.ndarray],
+                         selectors: Mapping[str, tuple[str, Any]], fail: Any) -> None:
+    """Refuse rows that match more than one role selector, naming the selectors."""
     hits = np.sum(np.vstack(list(masks.values())), axis=0)
     if (hits > 1).any():
         rows = np.flatnonzero(hits > 1)
@@ -561,50 +582,50 @@ def _assign_roles(
             rows,
             column=next(iter(columns)) if len(columns) == 1 else None,
         )
-    role = np.full(n, OTHER, dtype=object)
-    for name, mask in masks.items():
-        role[mask] = name
-    if default_roles and (role == OTHER).any():
-        column = selectors["treatment"][0]
-        values = frame[column].to_numpy(dtype=object)
-        unmatched = role == OTHER
-        missing = unmatched & missing_mask(frame[column])
-        if missing.any():
-            raise fail("missing event type (empty cell)", missing, column=column)
-        unknown = list(dict.fromkeys(str(v) for v in values[unmatched]))
-        shown = ", ".join(repr(v) for v in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        guess = _closest(unknown[0], ROLES) if len(unknown) == 1 else None
-        hint = f" (did you mean {guess!r}?)" if guess else ""
-        label = "role" if len(unknown) == 1 else "roles"
-        raise fail(
-            f"unknown {label} {shown}{more}{hint}; the type must be 'treatment', 'control' or "
-            "'dependent', or pass roles= to select roles by other values",
-            unmatched,
-            column=column,
-        )
-    # Without treatment or control events there are no wakes to compare; most often the
-    # selector has a typo, so show what the column holds.
-    for name in ROLES:
-        if (role == name).any():
-            continue
-        column, value = selectors[name]
-        present = [str(v) for v in frame[column].dropna().astype(str).value_counts().index]
-        seen = ", ".join(repr(v) for v in present[:8]) or "none"
-        guess = _closest(_value_text(value), present)
-        hint = f"; did you mean {guess!r}?" if guess else ""
-        problem = (
-            f"no {name} events: no row has {_describe(selectors[name])} "
-            f"(values in {column!r}: {seen}){hint}"
-        )
-        if name == "dependent":
-            # a study may be read for a look at its anchors, but every wake will count zero
-            warnings.warn(NoDependentEventsWarning(f"{fail(problem, column=column)}",
-                                                   present=tuple(present), guess=guess),
-                          stacklevel=3)
-        else:
-            raise fail(problem, column=column)
-    return role
+
+
+def _refuse_unknown_types(frame: pd.DataFrame, column: str, unmatched: np.ndarray,
+                          fail: Any) -> None:
+    """Raise for the rows that the default selectors leave unmatched: an empty type, or the
+    unknown types (the closest role suggested for a single one)."""
+    values = frame[column].to_numpy(dtype=object)
+    missing = unmatched & missing_mask(frame[column])
+    if missing.any():
+        raise fail("missing event type (empty cell)", missing, column=column)
+    unknown = list(dict.fromkeys(str(v) for v in values[unmatched]))
+    shown = ", ".join(repr(v) for v in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    guess = _closest(unknown[0], ROLES) if len(unknown) == 1 else None
+    hint = f" (did you mean {guess!r}?)" if guess else ""
+    label = "role" if len(unknown) == 1 else "roles"
+    raise fail(
+        f"unknown {label} {shown}{more}{hint}; the type must be 'treatment', 'control' or "
+        "'dependent', or pass roles= to select roles by other values",
+        unmatched,
+        column=column,
+    )
+
+
+def _no_events_of(name: str, frame: pd.DataFrame, selectors: Mapping[str, tuple[str, Any]],
+                  fail: Any) -> None:
+    """No row has role ``name``: without treatment or control events there are no wakes to
+    compare (raise); without dependent events every wake counts zero (warn). Most often the
+    selector has a typo, so the message shows what the column holds."""
+    column, value = selectors[name]
+    present = [str(v) for v in frame[column].dropna().astype(str).value_counts().index]
+    seen = ", ".join(repr(v) for v in present[:8]) or "none"
+    guess = _closest(_value_text(value), present)
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    problem = (
+        f"no {name} events: no row has {_describe(selectors[name])} "
+        f"(values in {column!r}: {seen}){hint}"
+    )
+    if name != "dependent":
+        raise fail(problem, column=column)
+    # a study may be read for a look at its anchors, but every wake will count zero
+    warnings.warn(NoDependentEventsWarning(f"{fail(problem, column=column)}",
+                                           present=tuple(present), guess=guess),
+                  stacklevel=4)
 
 
 def _closest(value: str, candidates: Sequence[str]) -> str | None:
@@ -799,7 +820,7 @@ def _check_area(
 
 def _event_ids(
     frame: pd.DataFrame, id_column: str | None, keep: np.ndarray, repeats: np.ndarray,
-    fail: Any, drop_option: str,
+    fail: Any,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Ids of every row; ids from row order count only the rows in ``keep``, and only those
     rows must have distinct ids (dropped repeats share their original's)."""
@@ -829,7 +850,7 @@ def _event_ids(
         hint = ""
         if (duplicated & repeats).any():
             hint = ("; some of these rows repeat earlier rows exactly (drop them with "
-                    f"{drop_option})")
+                    "drop_duplicates=True)")
         raise fail(f"duplicate event {label} {shown}{hint}", duplicated, column=id_column)
     if source_id is None:
         return ids, None  # type: ignore[return-value]
@@ -904,7 +925,7 @@ def read_region_column(path: str | os.PathLike, column: str, n_rows: int) -> np.
     if column not in columns:
         close = difflib.get_close_matches(column, columns, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise EventDataError(f"--region-column: no column '{column}'{hint} (columns: "
+        raise EventDataError(f"region_column: no column '{column}'{hint} (columns: "
                              f"{', '.join(columns)})", path=str(path))
     values = loaded.frame[column]
     if len(values) != n_rows:  # pragma: no cover - the reader guarantees it

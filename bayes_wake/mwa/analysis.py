@@ -24,9 +24,9 @@ from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.core.rcompat import r_round
 from bayes_wake.core.regression import (
     OLSFit,
-    VCovSpec,
+    VCov,
+    cluster_ids,
     conley_kernel,
-    near_clusters,
     parse_vcov,
     weighted_ols,
 )
@@ -634,24 +634,18 @@ def covariate_strata(cube: xr.Dataset, match_on: Sequence[str]) -> np.ndarray:
     return coarsened_exact_match(x, cube["treated"].to_numpy()).stratum
 
 
-def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
-    """What a standard-error choice needs from the cube: the cluster label of every event
-    (``CR1``, ``CR2``, ``CR2-ivw``) or the Conley kernel between events (``conley``,
-    ``conley-bm``); None otherwise.
-
-    Clusters are the values of an event column of the cube; for ``location`` (unless the cube
-    has such a column) the anchors at identical coordinates; for ``near=KM,DAYS`` the
-    connected components of the graph linking anchors (the cube's treatment and control
-    events) within KM km (great-circle on the mean Earth radius) and DAYS days of each other
-    (:func:`bayes_wake.core.regression.near_clusters`), so that anchors sharing outcome events
-    share a cluster. Kernel and clusters are over all the cube's events; a cell takes its
-    matched wakes' rows.
+def vcov_inputs(cube: xr.Dataset, vcov: "str | VCov"):
+    """What a standard-error choice needs from the cube: the cluster of every event (``CR1``,
+    ``CR2``, ``CR2-ivw``; :func:`bayes_wake.core.regression.cluster_ids` over the cube's
+    anchors, so that with ``near=KM,DAYS`` anchors sharing outcome events share a cluster) or
+    the Conley kernel between events (``conley``, ``conley-bm``); None otherwise. Kernel and
+    clusters are over all the cube's events; a cell takes its matched wakes' rows.
 
     Returns
     -------
     tuple
-        ``(clusters, kernel)``: labels of shape (event,) or None, and a sparse (event, event)
-        kernel or None.
+        ``(clusters, kernel)``: integer ids of shape (event,) or None, and a sparse (event,
+        event) kernel or None.
 
     Raises
     ------
@@ -659,23 +653,21 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCovSpec"):
         If the cluster column is not a covariate of the cube.
     """
     spec = parse_vcov(vcov)
-    if spec.near or spec.spatial:
-        days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
-        lat, lon = cube["lat"].to_numpy(), cube["lon"].to_numpy()
-        if spec.near:
-            return near_clusters(lat, lon, spec.km, spec.days, days), None
+    if not (spec.clustered or spec.spatial):
+        return None, None
+    days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
+    lat, lon = cube["lat"].to_numpy(), cube["lon"].to_numpy()
+    if spec.spatial:
         return None, conley_kernel(lat, lon, spec.km, spec.days, days)
-    if spec.clustered and spec.column == "location" and "location" not in cube.coords:
-        coords = np.column_stack([cube["lat"].to_numpy(), cube["lon"].to_numpy()])
-        return np.unique(coords, axis=0, return_inverse=True)[1].ravel(), None
-    if spec.clustered:
-        if spec.column not in cube.coords or "event" not in cube[spec.column].dims:
+    values = None
+    for column in spec.event_columns:
+        if column not in cube.coords or "event" not in cube[column].dims:
             raise SettingsError(
-                f"cluster column {spec.column!r} (from {spec}) is not an event column of the "
+                f"cluster column {column!r} (from {spec}) is not an event column of the "
                 f"wake cube; pass it as a covariate (covariates: "
                 f"{json.loads(cube.attrs.get('covariates', '[]'))})")
-        return cube[spec.column].to_numpy(), None
-    return None, None
+        values = cube[column].to_numpy()
+    return cluster_ids(spec, lon=lon, lat=lat, time_days=days, values=values), None
 
 
 #: The robust standard errors reported beside R's classical ones (the Sauter report, the
