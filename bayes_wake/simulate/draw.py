@@ -20,7 +20,12 @@ import pandas as pd
 
 from bayes_wake.core.geo import EARTH_RADIUS_KM, destination
 from bayes_wake.errors import SettingsError
-from bayes_wake.simulate.effects import PlantedEffect, _as_effect, _rayleigh_km
+from bayes_wake.simulate.effects import (
+    PlantedEffect,
+    _as_effect,
+    _rayleigh_km,
+    spawn_offspring,
+)
 from bayes_wake.simulate.mali import (
     _CONTROL_CENTROID_SHARE,
     _CONTROL_SCATTER_KM,
@@ -200,21 +205,18 @@ def _offspring(rng, effect: PlantedEffect, treatment, dated_share: float) -> dic
     """The events each treatment spawns: parent (index), delay (days), distance (km),
     whether dated only, place and time (whole seconds)."""
     t_lon, t_lat, t_s = treatment
-    n_children = rng.poisson(effect.rate, t_lon.size)
-    parent = np.repeat(np.arange(t_lon.size), n_children)
-    delay_days = effect.sample_delays(rng, parent.size)
-    distance_km = effect.sample_distances(rng, parent.size)
-    bearing = rng.uniform(0.0, 2.0 * np.pi, parent.size)
+    spawned = spawn_offspring(rng, effect, t_lon, t_lat, np.full(t_lon.size, effect.rate))
+    parent, delay_days = spawned.parent, spawned.delay_days
     dated = rng.random(parent.size) < dated_share
-    lon, lat = destination(t_lon[parent], t_lat[parent], bearing, distance_km)
     # Whole seconds, rounded down: floor(floor(x) / n) = floor(x / n) for whole n, so the
     # wake counter's floor((t_k - t_w) / unit) is unchanged for every unit from seconds to
     # days. A date-only report drops the time of day; the parent sits at midnight, so the
     # offset in whole days is unchanged too.
     offset_s = np.floor(delay_days * _SECONDS_PER_DAY).astype(np.int64)
     offset_s[dated] = offset_s[dated] // _SECONDS_PER_DAY * _SECONDS_PER_DAY
-    return {"parent": parent, "delay_days": delay_days, "distance_km": distance_km,
-            "dated": dated, "lon": lon, "lat": lat, "time_s": t_s[parent] + offset_s}
+    return {"parent": parent, "delay_days": delay_days, "distance_km": spawned.distance_km,
+            "dated": dated, "lon": spawned.lon, "lat": spawned.lat,
+            "time_s": t_s[parent] + offset_s}
 
 
 def _hide_offspring(rng, baseline, spawn: dict, observed: np.ndarray):
