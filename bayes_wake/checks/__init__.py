@@ -5,6 +5,6 @@ table, figures), ``estimates`` (robust standard errors and multiplicity over the
 ``randomisation`` (label permutations and date-shift placebos), ``bayesian`` (posterior,
 prior and likelihood checks and refits), ``calibration`` (placebo-placement size of every
 standard-error choice), ``recovery`` (planted-effect batteries), ``sensitivity`` (one run, one
-report) and ``scaleout`` (keyed, resumable tasks on Dask). Imports: every stage below
+report) and ``tasks`` (keyed, resumable tasks on Dask). Imports: every stage below
 (errors, core, simulate, io, wakes, plotting, mwa, bayes).
 """

@@ -396,9 +396,9 @@ def _stable_int(text: str) -> int:
 def recovery_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario],
                    settings: RecoverySettings, *, replicates: int, seed: int,
                    data_hashes: Mapping[str, str], placebo_replicates: int | None = None):
-    """The battery as keyed tasks for :func:`bayes_wake.checks.scaleout.run_tasks` (scenarios that
+    """The battery as keyed tasks for :func:`bayes_wake.checks.tasks.run_tasks` (scenarios that
     re-draw placements run ``placebo_replicates`` times, default ``replicates``)."""
-    from bayes_wake.checks.scaleout import Shared, Task, task_key
+    from bayes_wake.checks.tasks import Shared, Task, task_key
 
     check_scenario_names(scenarios)
     tasks = []
@@ -444,7 +444,7 @@ def baseline_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
                    settings: RecoverySettings, data_hashes: Mapping[str, str]) -> dict:
     """One :func:`baseline_task` per study that a scenario on the real placements uses,
     keyed by study name."""
-    from bayes_wake.checks.scaleout import Shared, Task, task_key
+    from bayes_wake.checks.tasks import Shared, Task, task_key
 
     studies = sorted({s.data for s in scenarios if not s.placebo and s.data in data})
     return {name: Task(key=task_key(data_hashes[name], {"baseline": asdict(settings),
@@ -476,7 +476,7 @@ def run_recovery(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario]
     benchmark battery, whose simulated placements carry no effect by construction), score the
     estimate itself. The ``scored`` column says which.
     """
-    from bayes_wake.checks.scaleout import run_tasks
+    from bayes_wake.checks.tasks import run_tasks
 
     hashes = {name: _frame_hash(frame) for name, frame in data.items()}
     tasks = recovery_tasks(data, scenarios, settings, replicates=replicates, seed=seed,

@@ -20,7 +20,7 @@ behind them as CSV. Every check returns a :class:`~bayes_wake.checks.result.Chec
    intervals, on the user's own outcomes.
 
 Every permutation chunk, placebo chunk and model fit is a task keyed by the hash of the data
-and its settings and run on Dask (:mod:`bayes_wake.checks.scaleout`); finished tasks are stored in
+and its settings and run on Dask (:mod:`bayes_wake.checks.tasks`); finished tasks are stored in
 ``OUT/tasks/`` as they finish, so an interrupted run resumes where it stopped. The report and
 the tables are written through a staging folder: a run that fails or is killed leaves no
 half-written report.
@@ -69,7 +69,7 @@ from bayes_wake.checks.randomisation import (
     randomisation_test,
 )
 from bayes_wake.checks.result import CheckResult
-from bayes_wake.checks.scaleout import (
+from bayes_wake.checks.tasks import (
     RunReport,
     Shared,
     Task,
@@ -462,7 +462,7 @@ def run_sensitivity(
     inputs
         Input files for the provenance record (``{"data": path}``).
     scheduler, n_workers
-        Where the tasks run (see :func:`bayes_wake.checks.scaleout.run_tasks`): None for a new
+        Where the tasks run (see :func:`bayes_wake.checks.tasks.run_tasks`): None for a new
         LocalCluster, ``"inline"`` for this process, or a scheduler address.
     log, progress
         Status lines, and ``progress(done, total)`` over tasks.
