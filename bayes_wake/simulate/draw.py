@@ -123,13 +123,7 @@ def simulate_study(
     effect = _as_effect(effect)
     seed, n_treatment, n_control, n_dependent = _check_counts(
         seed=seed, n_treatment=n_treatment, n_control=n_control, n_dependent=n_dependent)
-    if not (isinstance(dated_share, (int, float, np.number)) and 0.0 <= dated_share <= 1.0):
-        raise SettingsError(f"dated_share must lie in [0, 1], got {dated_share!r}")
-    dated_share = float(dated_share)
-    if project_sites not in ("places", "scattered"):
-        raise SettingsError(f"project_sites must be 'places' or 'scattered', got "
-                            f"{project_sites!r}")
-    scattered = project_sites == "scattered"
+    dated_share, scattered = _check_options(dated_share, project_sites)
     first_day, end_exclusive = _record_span(start, end)
 
     rng_places, rng_treatment, rng_control, rng_baseline, rng_spawn, rng_covariate, rng_order = (
@@ -146,12 +140,7 @@ def simulate_study(
     spawn = _offspring(rng_spawn, effect, treatment, dated_share)
     observed = spawn["time_s"] < last_s
     n_observed = int(observed.sum())
-    n_baseline = n_dependent - n_observed
-    if n_baseline < 0:
-        raise SettingsError(
-            f"the treatments spawned {n_observed} dependent events inside the record, more "
-            f"than n_dependent={n_dependent}; raise n_dependent or lower the effect rate"
-        )
+    n_baseline = _baseline_count(n_dependent, n_observed)
     baseline = _baseline_violence(rng_baseline, places, n_baseline, first_s, last_s,
                                   dated_share)
     dependent, order = _hide_offspring(rng_order, baseline, spawn, observed)
@@ -172,12 +161,42 @@ def simulate_study(
         "effect": effect.to_dict(),
         "dated_share": dated_share,
         "project_sites": project_sites,
+        **_geography(),
+    }
+    return SimulatedStudy(events=events, offspring=offspring, effect=effect, settings=settings)
+
+
+def _check_options(dated_share, project_sites: str) -> tuple[float, bool]:
+    """`dated_share` as a float in [0, 1], and whether the project sites are scattered; or a
+    :class:`SettingsError`."""
+    if not (isinstance(dated_share, (int, float, np.number)) and 0.0 <= dated_share <= 1.0):
+        raise SettingsError(f"dated_share must lie in [0, 1], got {dated_share!r}")
+    if project_sites not in ("places", "scattered"):
+        raise SettingsError(f"project_sites must be 'places' or 'scattered', got "
+                            f"{project_sites!r}")
+    return float(dated_share), project_sites == "scattered"
+
+
+def _baseline_count(n_dependent: int, n_observed: int) -> int:
+    """The baseline events the table needs beside the `n_observed` offspring inside the
+    record; a :class:`SettingsError` when the offspring alone are too many."""
+    n_baseline = n_dependent - n_observed
+    if n_baseline < 0:
+        raise SettingsError(
+            f"the treatments spawned {n_observed} dependent events inside the record, more "
+            f"than n_dependent={n_dependent}; raise n_dependent or lower the effect rate"
+        )
+    return n_baseline
+
+
+def _geography() -> dict:
+    """The simulated Mali's sphere, box, bases and river, for the study's settings."""
+    return {
         "earth_radius_km": EARTH_RADIUS_KM,
         "bounds": list(MALI_BOUNDS),
         "bases": {name: list(xy) for name, xy in BASES.items()},
         "river": [list(xy) for xy in NIGER_RIVER],
     }
-    return SimulatedStudy(events=events, offspring=offspring, effect=effect, settings=settings)
 
 
 def _check_counts(**counts) -> tuple[int, ...]:
