@@ -5,7 +5,7 @@ a self-contained HTML report with one verdict sentence per check at the top, and
 behind them as CSV. Every check returns a :class:`~bayes_wake.checks.result.CheckResult`
 (sentence, table, figures), and the report prints them one after the other:
 
-0. robust standard errors (:mod:`bayes_wake.checks.estimates`): how many significant windows
+0. robust standard errors (:mod:`bayes_wake.checks.standard_errors`): how many significant windows
    stay significant with heteroskedasticity-consistent, cluster-robust and Conley errors;
 1. multiplicity (:mod:`bayes_wake.mwa.multiplicity`): Holm and Benjamini-Hochberg adjusted
    p-values, and how many significant windows survive each;
@@ -55,7 +55,7 @@ from bayes_wake.checks.calibration import (
     calibration_check,
     placebo_calibration_task,
 )
-from bayes_wake.checks.estimates import multiplicity_check, standard_error_check
+from bayes_wake.checks.standard_errors import multiplicity_check, standard_error_check
 from bayes_wake.checks.randomisation import RESULT_FORMAT as NULL_FORMAT
 from bayes_wake.checks.randomisation import (
     DateShiftSettings,
