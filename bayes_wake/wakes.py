@@ -30,6 +30,7 @@ from bayes_wake import __version__
 from bayes_wake.core.geo import (
     EARTH_RADIUS_KM,
     KM_PER_DEGREE_MWA,
+    central_angle_deg,
     km_per_radian,
     unit_vectors,
 )
@@ -43,7 +44,6 @@ __all__ = [
     "count_wakes",
     "save_cube",
     "load_cube",
-    "central_angle_deg",
 ]
 
 
@@ -53,29 +53,6 @@ _RESERVED = {"event", "event_id", "source_id", "role", "treated", "time", "lon",
              "radius", "window", "period", "dependent", "same_type", "other_type", "trend",
              "complete"}
 
-
-
-def central_angle_deg(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
-    """Great-circle central angle in degrees, by the atan2 (Vincenty) form R's mwa uses.
-
-    Parameters
-    ----------
-    lat_a, lon_a, lat_b, lon_b
-        Coordinates in degrees (broadcastable arrays).
-
-    Returns
-    -------
-    numpy.ndarray
-        Central angle between a and b, in degrees.
-    """
-    a = np.radians(lat_a)
-    b = np.radians(lat_b)
-    dlon = np.radians(lon_a) - np.radians(lon_b)
-    cos_b = np.cos(b)
-    y = np.sqrt((cos_b * np.sin(dlon)) ** 2
-                + (np.cos(a) * np.sin(b) - np.sin(a) * cos_b * np.cos(dlon)) ** 2)
-    x = np.sin(a) * np.sin(b) + np.cos(a) * cos_b * np.cos(dlon)
-    return np.degrees(np.arctan2(y, x))
 
 
 def _validate(events: pd.DataFrame, covariates: Sequence[str]) -> None:
@@ -350,7 +327,7 @@ class _SortedRows:
 
 def _distance_km(rows: _SortedRows, a: np.ndarray, k: np.ndarray, convention: str):
     """Distances between rows ``a`` and ``k`` under the convention's rule (km)."""
-    angle = central_angle_deg(rows.lat[a], rows.lon[a], rows.lat[k], rows.lon[k])
+    angle = central_angle_deg(rows.lon[a], rows.lat[a], rows.lon[k], rows.lat[k])
     if convention == "mwa":
         return angle * KM_PER_DEGREE_MWA
     return np.radians(angle) * EARTH_RADIUS_KM

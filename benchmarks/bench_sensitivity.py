@@ -121,7 +121,7 @@ def _tasks(events, cube, settings, design, permutations: int, date_shifts: int, 
 
 def dask_rows(events, cube, settings, design, permutations: int, shifts: int, fits: bool,
               with_layout: bool) -> list[dict]:
-    from bayes_wake.checks.scaleout import layout, run_tasks
+    from bayes_wake.checks.tasks import layout, run_tasks
 
     tasks, shared = _tasks(events, cube, settings, design, permutations, shifts, fits=fits)
     what = (f"{permutations:,} permutations + {shifts} date shifts"

@@ -286,7 +286,7 @@ def _after_robust(verdicts: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_the_robust_verdict_counts_surviving_windows(mwa_example_events):
-    from bayes_wake.checks.estimates import robust_survival
+    from bayes_wake.checks.standard_errors import robust_survival
     from bayes_wake.mwa.analysis import MWASettings, standard_error_table
     from bayes_wake.wakes import count_wakes
 

@@ -429,6 +429,10 @@ def _region_probabilities(effect: xr.DataArray, mask: np.ndarray) -> dict:
             "cells": int(use.sum()), "cells_without_events": int((mask & ~defined).sum())}
 
 
+#: The dims of a posterior's draws.
+_SAMPLE_DIMS = ("chain", "draw")
+
+
 def power_scaling(fit, cube: xr.Dataset, spec, mwa: MWASettings, region: GridRegion) -> dict:
     """Power-scaling sensitivity of the additive effect surface to the top-level priors.
 
@@ -446,70 +450,102 @@ def power_scaling(fit, cube: xr.Dataset, spec, mwa: MWASettings, region: GridReg
         probability, Pareto k), ``priors`` (the parameters scaled).
     """
     from arviz_stats import psense
-    from pymc.model.transform.conditioning import remove_value_transforms
-    from pymc.stats import compute_log_prior
 
     from bayes_wake.bayes.fit import build_for_cube
 
     model = build_for_cube(cube, spec, match_on=mwa.match_on, weighted=mwa.weighted,
                            tcm=mwa.tcm, delete_sutva=mwa.delete_sutva, formula=mwa.formula)
     posterior = fit.idata.posterior.to_dataset()
-    sample_dims = ("chain", "draw")
+    values = _model_draws(model, posterior)
+    prior_total, top = _top_level_log_prior(model, xr.Dataset(values))
+    effect = posterior["additive_effect"]
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"additive_effect": effect}),
+        "log_prior": xr.Dataset({"prior": prior_total}),
+        "log_likelihood": xr.Dataset({"wakes": _draw_log_likelihood(model, values,
+                                                                    posterior)})})
+    prior_sense = psense(tree, var_names=["additive_effect"], group="prior")["additive_effect"]
+    like_sense = psense(tree, var_names=["additive_effect"], group="likelihood")[
+        "additive_effect"]
+    mask = region.mask(effect["window"].to_numpy(), effect["radius"].to_numpy())
+    defined = effect.notnull().all(_SAMPLE_DIMS).to_numpy()
+    inside = effect.to_numpy()[..., mask & defined]
+    all_positive = (inside > 0).all(axis=-1) if inside.shape[-1] else None
+    return {"cells": _sensitivity_cells(effect, prior_sense, like_sense),
+            "powers": _powered_priors(prior_total, all_positive), "priors": top,
+            "all_positive": None if all_positive is None else float(all_positive.mean())}
+
+
+
+def _model_draws(model, posterior: xr.Dataset) -> dict[str, xr.DataArray]:
+    """The posterior draws of the model's free variables, per-cell ones back on the model's
+    ``cell`` dim (window outer, radius inner)."""
     values = {}
     for rv in model.free_RVs:
         var = posterior[rv.name]
         if "window" in var.dims and "radius" in var.dims:  # back to the model's cell dim
             var = var.stack(cell=("window", "radius")).drop_vars(["cell", "window", "radius"])
-            var = var.transpose(*sample_dims, "cell", ...)
+            var = var.transpose(*_SAMPLE_DIMS, "cell", ...)
         values[rv.name] = var
-    draws = xr.Dataset(values)
+    return values
+
+
+def _top_level_log_prior(model, draws: xr.Dataset) -> tuple[xr.DataArray, list[str]]:
+    """Per draw, the log prior of the top-level parameters (not the latent fields
+    ``*_iid``, ``*_gmrf``, ``*_raw``), and their names."""
+    from pymc.stats import compute_log_prior
+
     log_prior = compute_log_prior(xr.DataTree.from_dict({"posterior": draws}), model=model,
-                                     extend_inferencedata=False, progressbar=False)
+                                  extend_inferencedata=False, progressbar=False)
     top = [name for name in log_prior.data_vars
            if not name.endswith(("_iid", "_gmrf", "_raw"))]
-    prior_total = sum(log_prior[n].sum([d for d in log_prior[n].dims if d not in sample_dims])
-                      for n in top)
+    total = sum(log_prior[n].sum([d for d in log_prior[n].dims if d not in _SAMPLE_DIMS])
+                for n in top)
+    return total, top
+
+
+def _draw_log_likelihood(model, values: dict[str, xr.DataArray],
+                         posterior: xr.Dataset) -> xr.DataArray:
+    """The model's log likelihood (the sum of its potentials) at every draw."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
     plain = remove_value_transforms(model)
     loglik_graph = plain.replace_rvs_by_values([sum(plain.potentials)])[0]
     loglik_fn = plain.compile_fn(loglik_graph, inputs=plain.value_vars,
                                  on_unused_input="ignore", point_fn=True)
-    n_chain, n_draw = draws.sizes["chain"], draws.sizes["draw"]
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     flat = {k: v.to_numpy().reshape((n_chain * n_draw,) + v.shape[2:]) for k, v in
             values.items()}
     loglik = np.array([loglik_fn({k: flat[k][i] for k in flat})
                        for i in range(n_chain * n_draw)]).reshape(n_chain, n_draw)
-    loglik_da = xr.DataArray(loglik, dims=sample_dims, coords={d: posterior[d] for d in
-                                                                 sample_dims})
-    effect = posterior["additive_effect"]
-    tree = xr.DataTree.from_dict({
-        "posterior": xr.Dataset({"additive_effect": effect}),
-        "log_prior": xr.Dataset({"prior": prior_total}),
-        "log_likelihood": xr.Dataset({"wakes": loglik_da})})
-    prior_sense = psense(tree, var_names=["additive_effect"], group="prior")["additive_effect"]
-    like_sense = psense(tree, var_names=["additive_effect"], group="likelihood")[
-        "additive_effect"]
-    mask = region.mask(effect["window"].to_numpy(), effect["radius"].to_numpy())
-    defined = effect.notnull().all(sample_dims).to_numpy()
-    use = mask & defined
-    inside = effect.to_numpy()[..., use]
-    all_positive = (inside > 0).all(axis=-1) if inside.shape[-1] else None
+    return xr.DataArray(loglik, dims=_SAMPLE_DIMS, coords={d: posterior[d] for d in
+                                                             _SAMPLE_DIMS})
+
+
+def _powered_priors(prior_total: xr.DataArray, all_positive) -> list[dict]:
+    """Per power of :data:`PRIOR_POWERS`, the region probability under the powered prior
+    (Pareto-smoothed importance weights) and the Pareto k."""
     powers = []
     for alpha in PRIOR_POWERS:
-        log_weights, khat = ((alpha - 1.0) * prior_total).azstats.psislw(dim=list(sample_dims))
+        log_weights, khat = ((alpha - 1.0) * prior_total).azstats.psislw(dim=list(_SAMPLE_DIMS))
         weights = np.exp(log_weights.to_numpy() - float(log_weights.max()))
         weights /= weights.sum()
         powers.append({"alpha": alpha,
                        "all_positive": None if all_positive is None
                        else float((weights * all_positive).sum()),
                        "pareto_k": float(khat)})
+    return powers
+
+
+def _sensitivity_cells(effect: xr.DataArray, prior_sense, like_sense) -> list[dict]:
+    """One row per cell: its prior and likelihood sensitivity."""
     cells = []
     for i, window in enumerate(effect["window"].to_numpy()):
         for j, radius in enumerate(effect["radius"].to_numpy()):
             cells.append({"t_window": float(window), "spat_window": float(radius),
                           "prior_sensitivity": float(prior_sense[i, j]),
                           "likelihood_sensitivity": float(like_sense[i, j])})
-    return {"cells": cells, "powers": powers, "priors": top,
-            "all_positive": None if all_positive is None else float(all_positive.mean())}
+    return cells
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ placebo designs answer it: re-draw the treatment and control placements over can
 (treatments weighted by a column of the sites, e.g. nearness to a base; dates uniform over the
 real anchors' span), keep the real outcome events, recount, rematch, refit, and count the
 windows each standard-error choice (and the Bayesian surface) calls significant.
-:func:`placebo_calibration_task` is one placement (a task of :mod:`bayes_wake.checks.scaleout`),
+:func:`placebo_calibration_task` is one placement (a task of :mod:`bayes_wake.checks.tasks`),
 :func:`placebo_size` the size table, :func:`calibration_sentence` its verdict and
 :func:`calibration_check` all of it as a :class:`~bayes_wake.checks.result.CheckResult`.
 """

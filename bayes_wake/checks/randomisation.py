@@ -41,10 +41,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special
 
 from bayes_wake.checks.result import CheckResult
-from bayes_wake.core.regression import weighted_ols
+from bayes_wake.core.regression import batched_treatment_ols
 from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
 from bayes_wake.io.tables import counted
@@ -73,8 +72,6 @@ __all__ = [
     "shift_treatment_dates",
 ]
 
-_QR_TOL2 = 1e-7**2  # lm's tol on column norms, squared: the pivots are squared norms
-_BORDERLINE = (1e-2, 1e2)  # pivot / tol band in which the exact QR fit decides
 LABEL_STREAM, DATE_SHIFT_STREAM = 0, 1
 #: Version of the null statistics a chunk returns; part of the chunks' task keys.
 RESULT_FORMAT = 3
@@ -367,121 +364,26 @@ def permuted_labels(design: GridDesign, keys: np.ndarray) -> list[np.ndarray]:
 
 
 def _batched_wls(cell: CellDesign, labels: np.ndarray, settings: MWASettings):
-    """Weighted OLS of the cell for every row of ``labels`` at once.
+    """Weighted OLS of the cell for every row of ``labels`` at once
+    (:func:`~bayes_wake.core.regression.batched_treatment_ols`).
 
     The design is ``[fixed columns, treated]`` with fixed columns ``[1, pre]`` (``lag``) or
     ``[1]`` (``diff``), then the cell's exposure columns (``spillover``). A treated wake
-    weighs 1 and a control wake ``c_s`` (its stratum's CEM weight), so ``w = c + L (1 - c)``
-    and every entry of the normal equations is a constant plus ``labels @ (column)``: one
-    matrix product gives them for all permutations.
+    weighs 1 and a control wake ``c_s`` (its stratum's CEM weight).
 
     Returns estimate, std_error, t and pvalue of the treatment coefficient, each of shape
     (permutations,), NaN where R reports NA, and the flags of essentially perfect fits.
     """
-    n_perm, n = labels.shape
-    nan = np.full(n_perm, np.nan)
-    perfect = np.zeros(n_perm, dtype=bool)
-    if n == 0:
-        return nan, nan.copy(), nan.copy(), nan.copy(), perfect
-    lab = labels.astype(float)
-    y = cell.outcome
+    n = labels.shape[1]
     fixed = [np.ones(n), cell.pre] if settings.formula == "lag" else [np.ones(n)]
     if cell.exposure is not None:
         fixed += list(cell.exposure.T)
-    k = len(fixed) + 1
     if settings.weighted and settings.matching:
         c = cell.control_weight[cell.stratum]
     else:
         c = np.ones(n)
-    pairs = [(i, j) for i in range(k - 1) for j in range(i, k - 1)]
-    # columns f with  sum(w f) = c @ f + labels @ ((1 - c) f)  and  sum(L g) = labels @ g
-    weighted_cols = [fixed[i] * fixed[j] for i, j in pairs] + [f * y for f in fixed] + [y * y]
-    label_cols = [*fixed, y]
-    base = np.array([c @ f for f in weighted_cols])
-    columns = np.column_stack([(1 - c) * f for f in weighted_cols] + label_cols)
-    sums = lab @ columns
-    n_w = len(weighted_cols)
-    wsum = base[None, :] + sums[:, :n_w]
-    lsum = sums[:, n_w:]
-
-    gram = np.empty((n_perm, k, k))
-    for m, (i, j) in enumerate(pairs):
-        gram[:, i, j] = gram[:, j, i] = wsum[:, m]
-    for i in range(k - 1):
-        gram[:, i, k - 1] = gram[:, k - 1, i] = lsum[:, i]
-    gram[:, k - 1, k - 1] = lsum[:, 0]  # sum(w L L) = sum(L): treated weigh 1, L^2 = L
-    rhs = np.concatenate([wsum[:, len(pairs):len(pairs) + k - 1], lsum[:, -1:]], axis=1)
-    yy = wsum[:, -1]
-
-    # R's aliasing rule: sequential pivots (squared residual norms of each weighted column
-    # on the earlier ones) against lm's tolerance.
-    diag = np.diagonal(gram, axis1=1, axis2=2)
-    ratio = np.full((n_perm, k), np.inf)
-    ratio[:, 0] = np.where(diag[:, 0] > 0, np.inf, 0.0)
-    with np.errstate(all="ignore"):
-        for j in range(1, k):
-            lead, col = gram[:, :j, :j], gram[:, :j, j]
-            ok = np.abs(np.linalg.det(lead)) > 0
-            solved = np.zeros((n_perm, j))
-            if ok.any():
-                solved[ok] = np.linalg.solve(lead[ok], col[ok][..., None])[..., 0]
-            pivot = diag[:, j] - np.einsum("pi,pi->p", col, solved)
-            ratio[:, j] = np.where(diag[:, j] > 0, pivot / np.where(diag[:, j] > 0, diag[:, j],
-                                                                     1.0), 0.0)
-    ratio_min = ratio.min(axis=1)
-    aliased = ratio_min < _QR_TOL2
-    borderline = ((ratio_min > _QR_TOL2 * _BORDERLINE[0])
-                  & (ratio_min < _QR_TOL2 * _BORDERLINE[1]))
-
-    est, se, t, p = nan.copy(), nan.copy(), nan.copy(), nan.copy()
-    fit = np.flatnonzero(~aliased & ~borderline)
-    df = n - k
-    refit = list(np.flatnonzero(borderline))
-    if len(fit) and df > 0:
-        g = gram[fit]
-        coef = np.linalg.solve(g, rhs[fit][..., None])[..., 0]
-        bread = np.linalg.inv(g)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if settings.vcov == "classical":
-                rss = yy[fit] - np.einsum("pi,pi->p", coef, rhs[fit])
-                # a near-perfect fit loses digits to cancellation: let the QR fit decide
-                close = rss <= 1e-8 * np.abs(yy[fit])
-                refit += list(fit[close])
-                var = bread[:, -1, -1] * rss / df
-            else:
-                w = c[None, :] + lab[fit] * (1 - c)[None, :]
-                x = np.stack([np.broadcast_to(f, (len(fit), n)) for f in fixed] + [lab[fit]],
-                             axis=2)
-                resid = y[None, :] - np.einsum("pni,pi->pn", x, coef)
-                if settings.vcov == "HC1":
-                    q = (w * resid) ** 2 * (n / df)
-                else:  # HC3: leverage of the weighted design
-                    lev = w * np.einsum("pni,pij,pnj->pn", x, bread, x)
-                    q = (w * resid / (1 - lev)) ** 2
-                meat = np.einsum("pni,pn,pnj->pij", x, q, x)
-                var = np.einsum("pi,pij,pj->p", bread[:, -1, :], meat, bread[:, -1, :])
-            std = np.sqrt(var)
-            tval = coef[:, -1] / std
-            pval = 2 * special.stdtr(df, -np.abs(tval))
-        defined = np.isfinite(pval)
-        est[fit] = np.where(defined, coef[:, -1], np.nan)
-        se[fit] = np.where(defined, std, np.nan)
-        t[fit] = np.where(defined, tval, np.nan)
-        p[fit] = np.where(defined, pval, np.nan)
-    for r in refit:  # let the exact QR fit decide, as R would
-        x_r = np.column_stack([*fixed, lab[r]])
-        w_r = c + lab[r] * (1 - c)
-        res = weighted_ols(y, x_r, w_r, vcov=settings.vcov)
-        est[r] = se[r] = t[r] = p[r] = np.nan
-        if res.defined:
-            est[r], se[r], p[r] = res.coef[-1], res.std_error[-1], res.pvalue[-1]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t[r] = res.coef[-1] / res.std_error[-1]
-            # R's summary.lm: "essentially perfect fit: summary may be unreliable"
-            fitted = x_r @ res.coef
-            resvar = float(np.sum(w_r * (y - fitted) ** 2)) / res.df_resid
-            perfect[r] = resvar < (fitted.mean() ** 2 + fitted.var(ddof=1)) * 1e-30
-    return est, se, t, p, perfect
+    fits = batched_treatment_ols(cell.outcome, fixed, labels, c, settings.vcov)
+    return fits.estimate, fits.std_error, fits.t, fits.pvalue, fits.perfect
 
 
 def chunk_rng(seed: int, stream: int, chunk: int) -> np.random.Generator:

@@ -55,8 +55,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_wake.core.geo import destination, great_circle_km
-from bayes_wake.core.windows import unit_ns
 from bayes_wake.errors import SettingsError
 from bayes_wake.options import DEFAULT_SPEC
 from bayes_wake.io.tables import counted
@@ -66,6 +64,7 @@ from bayes_wake.mwa.analysis import (
     matched_wake_analysis,
     regression_design,
 )
+from bayes_wake.simulate.effects import FORMS, Scenario, plant
 from bayes_wake.wakes import count_wakes
 
 __all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth",
@@ -73,73 +72,9 @@ __all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_trut
            "score_recovery", "write_recovery", "RecoverySettings", "FORMS", "load_battery",
            "baseline_task", "recovery_scoring_note", "check_scenario_names"]
 
-FORMS = ("additive", "proportional", "controls", "thinning", "null")
-_DAY_NS = unit_ns("days")
 #: Version of a replicate's result (3: the truth is the scenario's effect on the table's
 #: coefficient); part of the task key, so a resumed battery never mixes two definitions.
 _RESULT_VERSION = 3
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One planted effect.
-
-    Attributes
-    ----------
-    name
-        Unique label.
-    form
-        One of :data:`FORMS`.
-    size
-        Events per treatment (``additive``), multiple of the local baseline
-        (``proportional``), events per control (``controls``) or the share of events removed
-        (``thinning``, in [0, 1]).
-    delay
-        (first, last) delay after the anchor, days.
-    distance
-        (nearest, farthest) distance from the anchor, km.
-    placebo
-        Re-draw the treatment and control placements over the candidate sites for each
-        replicate (needs ``sites`` in :func:`run_recovery`).
-    data
-        Which study the scenario uses, when a battery has several (e.g. ``vac``).
-    """
-
-    name: str
-    form: str = "additive"
-    size: float = 0.3
-    delay: tuple[float, float] = (20.0, 60.0)
-    distance: tuple[float, float] = (2.0, 9.0)
-    placebo: bool = False
-    data: str = "default"
-
-    def __post_init__(self) -> None:
-        if not str(self.name).strip():
-            raise SettingsError("a scenario needs a name that is not empty")
-        if self.form is None:  # YAML reads a bare `null` as None
-            object.__setattr__(self, "form", "null")
-        if self.form not in FORMS:
-            raise SettingsError(f"scenario {self.name!r}: form must be one of {FORMS}")
-        if not (np.isfinite(self.size) and self.size >= 0):
-            raise SettingsError(f"scenario {self.name!r}: size must be >= 0")
-        if self.form == "thinning" and self.size > 1:
-            raise SettingsError(f"scenario {self.name!r}: thinning removes a share <= 1")
-        (d0, d1), (r0, r1) = self.delay, self.distance
-        if not (1 <= d0 < d1 and 0 <= r0 < r1):
-            raise SettingsError(f"scenario {self.name!r}: need 1 <= delay[0] < delay[1] days "
-                                "and 0 <= distance[0] < distance[1] km")
-        object.__setattr__(self, "delay", (float(d0), float(d1)))
-        object.__setattr__(self, "distance", (float(r0), float(r1)))
-
-    def share(self, windows, radii) -> np.ndarray:
-        """Share of a planted event's (delay, distance) falling inside each cell, under the
-        counting rule ``1 <= floor(delay) <= window`` and ``distance <= radius``."""
-        (d0, d1), (r0, r1) = self.delay, self.distance
-        w = np.asarray(windows, float)
-        r = np.asarray(radii, float)
-        in_time = np.clip((np.minimum(w + 1, d1) - d0) / (d1 - d0), 0, 1)
-        in_space = np.clip((r - r0) / (r1 - r0), 0, 1)
-        return in_time[:, None] * in_space[None, :]
 
 
 def load_battery(path) -> tuple[list[Scenario], dict]:
@@ -155,119 +90,6 @@ def load_battery(path) -> tuple[list[Scenario], dict]:
         raise SettingsError(f"{path}: a battery needs 'scenarios', a list of name/form/size/"
                             f"delay/distance entries ({exc})") from None
     return scenarios, doc.get("settings", {})
-
-
-# -------------------------------------------------------------------------------------------
-# planting
-# -------------------------------------------------------------------------------------------
-
-
-def _days(times: pd.Series) -> np.ndarray:
-    return pd.to_datetime(times, utc=True).dt.as_unit("ns").astype("int64").to_numpy() / _DAY_NS
-
-
-def _local_baseline(anchors: pd.DataFrame, outcomes: pd.DataFrame, scenario: Scenario,
-                    convention: str) -> np.ndarray:
-    """Real outcome events within the profile's radius and delay *before* each anchor."""
-    t_a, t_o = _days(anchors["time"]), _days(outcomes["time"])
-    out = np.zeros(len(anchors))
-    for k in range(len(anchors)):
-        before = (t_a[k] - t_o >= 0) & (t_a[k] - t_o <= scenario.delay[1])
-        if before.any():
-            d = great_circle_km(anchors["lon"].iloc[k], anchors["lat"].iloc[k],
-                                outcomes["lon"].to_numpy()[before],
-                                outcomes["lat"].to_numpy()[before], convention)
-            out[k] = np.sum(d <= scenario.distance[1])
-    return out
-
-
-def plant(events: pd.DataFrame, scenario: Scenario, rng: np.random.Generator, windows,
-          radii, *, convention: str = "mwa") -> tuple[pd.DataFrame, np.ndarray]:
-    """Plant a scenario's effect into the outcome (``dependent``) events.
-
-    Parameters
-    ----------
-    events
-        The event table (:func:`bayes_wake.io.events.read_events`).
-    scenario
-        What to plant.
-    rng
-        Random generator.
-    windows, radii
-        The grid (days, km), for the truth.
-    convention
-        The wake counter's distance convention (``mwa``: 111.111 km per degree).
-
-    Returns
-    -------
-    events : pandas.DataFrame
-        The table with planted rows added (or real outcome rows removed).
-    effects : numpy.ndarray
-        The true effect on each treated wake (rows in the order of the table's treatment
-        rows) per cell, shape (treated, windows, radii), events per wake.
-    """
-    share = scenario.share(windows, radii)
-    n_treated = int((events["role"] == "treatment").sum())
-    if scenario.form == "null" or scenario.size == 0:
-        return events, np.zeros((n_treated,) + share.shape)
-    if scenario.form == "thinning":
-        return _thin(events, scenario, rng, windows, radii, convention)
-    parents = events[events["role"] == ("control" if scenario.form == "controls"
-                                        else "treatment")]
-    mean = np.full(len(parents), scenario.size)
-    if scenario.form == "proportional":
-        mean = scenario.size * _local_baseline(parents, events[events["role"] == "dependent"],
-                                               scenario, convention)
-    n = rng.poisson(mean)
-    parent = np.repeat(np.arange(len(parents)), n)
-    delay = rng.uniform(*scenario.delay, len(parent))
-    dist = rng.uniform(*scenario.distance, len(parent))
-    lon, lat = destination(parents["lon"].to_numpy()[parent], parents["lat"].to_numpy()[
-        parent], rng.uniform(0, 2 * np.pi, len(parent)), dist, convention)
-    start_ns = pd.to_datetime(parents["time"], utc=True).dt.as_unit("ns").astype("int64")
-    times = start_ns.to_numpy()[parent] + (delay * _DAY_NS).astype(np.int64)
-    planted = pd.DataFrame({"role": "dependent", "lat": lat, "lon": lon,
-                            "time": pd.to_datetime(times, utc=True).as_unit("ns")})
-    for column in events.columns.difference(planted.columns):
-        planted[column] = events[column].iloc[0] if column != "event_id" else \
-            np.arange(len(parent)) + 10**9
-    out = pd.concat([events, planted[events.columns]], ignore_index=True)
-    out.attrs = dict(events.attrs)
-    if scenario.form == "controls":
-        return out, np.broadcast_to(-scenario.size * share, (n_treated,) + share.shape).copy()
-    return out, mean[:, None, None] * share[None]
-
-
-def _thin(events, scenario, rng, windows, radii, convention):
-    """Remove real outcome events inside treatments' profiles; the truth is realised."""
-    dep = np.flatnonzero((events["role"] == "dependent").to_numpy())
-    treated = events[events["role"] == "treatment"]
-    t_o, t_a = _days(events["time"].iloc[dep]), _days(treated["time"])
-    lat_o, lon_o = events["lat"].to_numpy()[dep], events["lon"].to_numpy()[dep]
-    inside = np.zeros(len(dep), bool)
-    pairs = []
-    for k in range(len(treated)):
-        lag = t_o - t_a[k]
-        near = np.flatnonzero((lag >= scenario.delay[0]) & (lag <= scenario.delay[1]))
-        if not len(near):
-            continue
-        d = great_circle_km(treated["lon"].iloc[k], treated["lat"].iloc[k], lon_o[near],
-                            lat_o[near], convention)
-        hit = near[(d >= scenario.distance[0]) & (d <= scenario.distance[1])]
-        inside[hit] = True
-        pairs.append((k, hit, lag[hit], d[(d >= scenario.distance[0])
-                                           & (d <= scenario.distance[1])]))
-    removed = inside & (rng.random(len(dep)) < scenario.size)
-    effects = np.zeros((len(treated), len(windows), len(radii)))
-    for k, hit, lag, d in pairs:
-        gone = removed[hit]
-        for i, w in enumerate(windows):
-            for j, r in enumerate(radii):
-                effects[k, i, j] -= np.sum(gone & (np.floor(lag) >= 1)
-                                           & (np.floor(lag) <= w) & (d <= r))
-    out = events.drop(index=events.index[dep[removed]]).reset_index(drop=True)
-    out.attrs = dict(events.attrs)
-    return out, effects
 
 
 def expected_change(events: pd.DataFrame, scenario: Scenario, real: xr.Dataset, *,
@@ -574,9 +396,9 @@ def _stable_int(text: str) -> int:
 def recovery_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario],
                    settings: RecoverySettings, *, replicates: int, seed: int,
                    data_hashes: Mapping[str, str], placebo_replicates: int | None = None):
-    """The battery as keyed tasks for :func:`bayes_wake.checks.scaleout.run_tasks` (scenarios that
+    """The battery as keyed tasks for :func:`bayes_wake.checks.tasks.run_tasks` (scenarios that
     re-draw placements run ``placebo_replicates`` times, default ``replicates``)."""
-    from bayes_wake.checks.scaleout import Shared, Task, task_key
+    from bayes_wake.checks.tasks import Shared, Task, task_key
 
     check_scenario_names(scenarios)
     tasks = []
@@ -622,7 +444,7 @@ def baseline_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
                    settings: RecoverySettings, data_hashes: Mapping[str, str]) -> dict:
     """One :func:`baseline_task` per study that a scenario on the real placements uses,
     keyed by study name."""
-    from bayes_wake.checks.scaleout import Shared, Task, task_key
+    from bayes_wake.checks.tasks import Shared, Task, task_key
 
     studies = sorted({s.data for s in scenarios if not s.placebo and s.data in data})
     return {name: Task(key=task_key(data_hashes[name], {"baseline": asdict(settings),
@@ -654,7 +476,7 @@ def run_recovery(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario]
     benchmark battery, whose simulated placements carry no effect by construction), score the
     estimate itself. The ``scored`` column says which.
     """
-    from bayes_wake.checks.scaleout import run_tasks
+    from bayes_wake.checks.tasks import run_tasks
 
     hashes = {name: _frame_hash(frame) for name, frame in data.items()}
     tasks = recovery_tasks(data, scenarios, settings, replicates=replicates, seed=seed,

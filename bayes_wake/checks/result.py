@@ -1,7 +1,7 @@
 """One result type for every sensitivity check: a verdict sentence, its table, its figures.
 
 Every check of this stage returns a :class:`CheckResult`: the robust standard errors and the
-multiplicity corrections (:mod:`bayes_wake.checks.estimates`), each randomisation test
+multiplicity corrections (:mod:`bayes_wake.checks.standard_errors`), each randomisation test
 (:meth:`bayes_wake.checks.randomisation.RandomisationTest.check_result`), each Bayesian check
 (:func:`bayes_wake.checks.bayesian.summarise_checks`) and the placebo-placement calibration
 (:func:`bayes_wake.checks.calibration.calibration_check`). A report or a command line prints

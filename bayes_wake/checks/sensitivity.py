@@ -5,7 +5,7 @@ a self-contained HTML report with one verdict sentence per check at the top, and
 behind them as CSV. Every check returns a :class:`~bayes_wake.checks.result.CheckResult`
 (sentence, table, figures), and the report prints them one after the other:
 
-0. robust standard errors (:mod:`bayes_wake.checks.estimates`): how many significant windows
+0. robust standard errors (:mod:`bayes_wake.checks.standard_errors`): how many significant windows
    stay significant with heteroskedasticity-consistent, cluster-robust and Conley errors;
 1. multiplicity (:mod:`bayes_wake.mwa.multiplicity`): Holm and Benjamini-Hochberg adjusted
    p-values, and how many significant windows survive each;
@@ -20,7 +20,7 @@ behind them as CSV. Every check returns a :class:`~bayes_wake.checks.result.Chec
    intervals, on the user's own outcomes.
 
 Every permutation chunk, placebo chunk and model fit is a task keyed by the hash of the data
-and its settings and run on Dask (:mod:`bayes_wake.checks.scaleout`); finished tasks are stored in
+and its settings and run on Dask (:mod:`bayes_wake.checks.tasks`); finished tasks are stored in
 ``OUT/tasks/`` as they finish, so an interrupted run resumes where it stopped. The report and
 the tables are written through a staging folder: a run that fails or is killed leaves no
 half-written report.
@@ -55,7 +55,7 @@ from bayes_wake.checks.calibration import (
     calibration_check,
     placebo_calibration_task,
 )
-from bayes_wake.checks.estimates import multiplicity_check, standard_error_check
+from bayes_wake.checks.standard_errors import multiplicity_check, standard_error_check
 from bayes_wake.checks.randomisation import RESULT_FORMAT as NULL_FORMAT
 from bayes_wake.checks.randomisation import (
     DateShiftSettings,
@@ -69,7 +69,7 @@ from bayes_wake.checks.randomisation import (
     randomisation_test,
 )
 from bayes_wake.checks.result import CheckResult
-from bayes_wake.checks.scaleout import (
+from bayes_wake.checks.tasks import (
     RunReport,
     Shared,
     Task,
@@ -462,7 +462,7 @@ def run_sensitivity(
     inputs
         Input files for the provenance record (``{"data": path}``).
     scheduler, n_workers
-        Where the tasks run (see :func:`bayes_wake.checks.scaleout.run_tasks`): None for a new
+        Where the tasks run (see :func:`bayes_wake.checks.tasks.run_tasks`): None for a new
         LocalCluster, ``"inline"`` for this process, or a scheduler address.
     log, progress
         Status lines, and ``progress(done, total)`` over tasks.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["EARTH_RADIUS_KM", "KM_PER_DEGREE_MWA", "km_per_radian", "destination",
-           "great_circle_km", "unit_vectors"]
+           "great_circle_km", "central_angle_deg", "unit_vectors"]
 
 #: IUGG mean Earth radius (km): the sphere of the ``exact`` convention, of Conley kernels and
 #: of distances to covariate layers.
@@ -52,7 +52,8 @@ def destination(lon, lat, bearing, distance_km, convention: str = "exact"):
 def great_circle_km(lon1, lat1, lon2, lat2, convention: str = "exact") -> np.ndarray:
     """Great-circle distance, km, by the atan2 form (exact at all angles).
 
-    Arguments broadcast; degrees in; ``convention`` as in :func:`destination`.
+    Arguments broadcast; degrees in; ``convention`` as in :func:`destination`. The wake
+    counter measures with :func:`central_angle_deg` instead (R's expression, bit for bit).
     """
     phi1, phi2 = np.radians(lat1), np.radians(lat2)
     dlam = np.radians(np.asarray(lon2) - np.asarray(lon1))
@@ -60,6 +61,34 @@ def great_circle_km(lon1, lat1, lon2, lat2, convention: str = "exact") -> np.nda
                  np.cos(phi1) * np.sin(phi2) - np.sin(phi1) * np.cos(phi2) * np.cos(dlam))
     x = np.sin(phi1) * np.sin(phi2) + np.cos(phi1) * np.cos(phi2) * np.cos(dlam)
     return km_per_radian(convention) * np.arctan2(y, x)
+
+
+def central_angle_deg(lon_a, lat_a, lon_b, lat_b) -> np.ndarray:
+    """Great-circle central angle in degrees, by the atan2 (Vincenty) form R's mwa uses.
+
+    The wake counter's distances (:func:`bayes_wake.wakes.count_wakes`) come from this
+    angle; its floating-point expression is R's, operation for operation, and differs from
+    :func:`great_circle_km`'s in the last bits, which decide R parity at a radius' edge:
+    keep it as it is.
+
+    Parameters
+    ----------
+    lon_a, lat_a, lon_b, lat_b
+        Coordinates in degrees (broadcastable arrays).
+
+    Returns
+    -------
+    numpy.ndarray
+        Central angle between a and b, in degrees.
+    """
+    a = np.radians(lat_a)
+    b = np.radians(lat_b)
+    dlon = np.radians(lon_a) - np.radians(lon_b)
+    cos_b = np.cos(b)
+    y = np.sqrt((cos_b * np.sin(dlon)) ** 2
+                + (np.cos(a) * np.sin(b) - np.sin(a) * cos_b * np.cos(dlon)) ** 2)
+    x = np.sin(a) * np.sin(b) + np.cos(a) * cos_b * np.cos(dlon)
+    return np.degrees(np.arctan2(y, x))
 
 
 def unit_vectors(lon, lat) -> np.ndarray:

@@ -280,7 +280,22 @@ def r_pretty(
         min_n = n // 3
     h = high_u_bias
     h5 = 0.5 + 1.5 * h if u5_bias is None else u5_bias
-    ndiv = n
+    cell = _pretty_cell(lo, up, n, min_n, shrink_sml, (h, h5))
+    unit = _pretty_unit(cell, h, h5)
+    ns, nu, ndiv = _pretty_steps(lo, up, unit, n, min_n)
+    low, high = ns * unit, nu * unit
+    s = r_seq_int_length_out(low, high, ndiv + 1)
+    if ndiv:
+        delta = (high - low) / ndiv
+        s[np.abs(s) < 1e-14 * delta] = 0.0
+    return s
+
+
+def _pretty_cell(lo: float, up: float, ndiv: int, min_n: int, shrink_sml: float,
+                 biases: tuple[float, float]) -> float:
+    """R_pretty's first step: the cell, the range per interval (or, for a range too small
+    for its magnitude, a shrunk share of that magnitude), at least 20 x the tiniest double."""
+    h, h5 = biases
     dx = up - lo
     if dx == 0 and up == 0:
         cell = 1.0
@@ -301,8 +316,12 @@ def r_pretty(
         if ndiv > 1:
             cell /= ndiv
     tiny = 20 * np.finfo(float).tiny
-    if cell < tiny:
-        cell = tiny
+    return tiny if cell < tiny else cell
+
+
+def _pretty_unit(cell: float, h: float, h5: float) -> float:
+    """R_pretty's second step: the unit, 1, 2, 5 or 10 times the power of ten below the
+    cell, the larger ones preferred by the biases ``h`` and ``h5``."""
     base = 10.0 ** math.floor(math.log10(cell))
     unit = base
     if 2 * base - cell < h * (cell - unit):
@@ -311,6 +330,13 @@ def r_pretty(
             unit = 5 * base
             if 10 * base - cell < h * (cell - unit):
                 unit = 10 * base
+    return unit
+
+
+def _pretty_steps(lo: float, up: float, unit: float, ndiv: int,
+                  min_n: int) -> tuple[int, int, int]:
+    """R_pretty's last step: the first and last multiples of the unit (``ns``, ``nu``) that
+    cover the range, widened to at least ``min_n`` intervals, and the number of intervals."""
     rounding_eps = 1e-10  # R >= 3.5; R <= 3.4 used 1e-7
     ns = math.floor(lo / unit + rounding_eps)
     nu = math.ceil(up / unit - rounding_eps)
@@ -327,12 +353,5 @@ def r_pretty(
         else:
             ns -= k // 2
             nu += k // 2 + k % 2
-        ndiv = min_n
-    else:
-        ndiv = k
-    low, high = ns * unit, nu * unit
-    s = r_seq_int_length_out(low, high, ndiv + 1)
-    if ndiv:
-        delta = (high - low) / ndiv
-        s[np.abs(s) < 1e-14 * delta] = 0.0
-    return s
+        return ns, nu, min_n
+    return ns, nu, k

@@ -58,7 +58,7 @@ from scipy import sparse, special
 from bayes_wake.core.geo import EARTH_RADIUS_KM, unit_vectors
 from bayes_wake.errors import SettingsError
 
-__all__ = ["OLSFit", "weighted_ols", "VCov", "parse_vcov", "conley_kernel", "near_clusters",
+__all__ = ["OLSFit", "weighted_ols", "LabelledFits", "batched_treatment_ols", "VCov", "parse_vcov", "conley_kernel", "near_clusters",
            "cluster_ids", "coefficient_influence"]
 
 _QR_TOL = 1e-7  # lm's default tol
@@ -635,3 +635,189 @@ def _satterthwaite(trace_q, trace_qq, zqz, zqqz, s) -> tuple[float, float]:
     trace_qs = trace_q + np.trace(szqz)
     trace_qsqs = trace_qq + 2 * np.trace(s @ zqqz) + np.trace(szqz @ szqz)
     return float(trace_qs), float(trace_qs**2 / trace_qsqs) if trace_qsqs > 0 else np.nan
+
+
+# -------------------------------------------------------------------------------------------
+# one regression, many treatment labels: the randomisation checks' batched refits
+# -------------------------------------------------------------------------------------------
+
+#: Pivot / lm's tolerance band in which the exact QR fit (:func:`weighted_ols`) decides.
+_BORDERLINE = (1e-2, 1e2)
+
+
+@dataclass(frozen=True)
+class LabelledFits:
+    """The treatment coefficient of :func:`batched_treatment_ols`, one entry per label row.
+
+    Attributes
+    ----------
+    estimate, std_error, t, pvalue
+        NaN where R reports NA.
+    perfect
+        R's "essentially perfect fit" (decided by the exact refits only).
+    """
+
+    estimate: np.ndarray
+    std_error: np.ndarray
+    t: np.ndarray
+    pvalue: np.ndarray
+    perfect: np.ndarray
+
+
+def batched_treatment_ols(y: np.ndarray, fixed: list[np.ndarray], labels: np.ndarray,
+                          control_weight: np.ndarray, vcov: str = "classical") -> LabelledFits:
+    """Weighted OLS of ``y`` on ``[fixed columns, treated]`` for every row of `labels` at once.
+
+    A treated wake weighs 1 and a control wake its `control_weight` ``c``, so
+    ``w = c + L (1 - c)`` and every entry of the normal equations is a constant plus
+    ``labels @ (column)``: one matrix product gives them for all rows. R's aliasing rule
+    (sequential pivots against lm's tolerance, as in :func:`weighted_ols`) makes a row NA;
+    rows near the tolerance, and near-perfect classical fits, are refitted with
+    :func:`weighted_ols` itself.
+
+    Parameters
+    ----------
+    y
+        The outcome, shape (n,).
+    fixed
+        The columns before the treatment column, each shape (n,).
+    labels
+        Treatment labels, bool, shape (rows, n).
+    control_weight
+        Each wake's weight when it is a control, shape (n,).
+    vcov
+        ``classical``, ``HC1`` or ``HC3``.
+
+    Returns
+    -------
+    LabelledFits
+        Estimate, standard error, t and p-value of the treatment coefficient, each of shape
+        (rows,), and the flags of essentially perfect fits.
+    """
+    n_perm, n = labels.shape
+    nan = np.full(n_perm, np.nan)
+    perfect = np.zeros(n_perm, dtype=bool)
+    if n == 0:
+        return LabelledFits(nan, nan.copy(), nan.copy(), nan.copy(), perfect)
+    lab = labels.astype(float)
+    gram, rhs, yy = _label_normal_equations(y, fixed, lab, control_weight)
+    ratio_min = _pivot_ratios(gram)
+    tol2 = _QR_TOL ** 2  # the pivots are squared norms
+    aliased = ratio_min < tol2
+    borderline = (ratio_min > tol2 * _BORDERLINE[0]) & (ratio_min < tol2 * _BORDERLINE[1])
+    out = LabelledFits(nan.copy(), nan.copy(), nan.copy(), nan.copy(), perfect)
+    fit = np.flatnonzero(~aliased & ~borderline)
+    refit = list(np.flatnonzero(borderline))
+    df = n - gram.shape[1]
+    if len(fit) and df > 0:
+        refit += _solve_rows(out, fit, (gram, rhs, yy), (y, fixed, lab, control_weight),
+                             vcov)
+    for r in refit:  # let the exact QR fit decide, as R would
+        _refit_row(out, r, y, np.column_stack([*fixed, lab[r]]),
+                   control_weight + lab[r] * (1 - control_weight), vcov)
+    return out
+
+
+def _label_normal_equations(y, fixed, lab, c):
+    """The normal equations of every label row: Gram matrices (rows, k, k), right-hand
+    sides (rows, k) and the weighted sums of squares of ``y`` (rows,)."""
+    k = len(fixed) + 1
+    pairs = [(i, j) for i in range(k - 1) for j in range(i, k - 1)]
+    # columns f with  sum(w f) = c @ f + labels @ ((1 - c) f)  and  sum(L g) = labels @ g
+    weighted_cols = [fixed[i] * fixed[j] for i, j in pairs] + [f * y for f in fixed] + [y * y]
+    label_cols = [*fixed, y]
+    base = np.array([c @ f for f in weighted_cols])
+    columns = np.column_stack([(1 - c) * f for f in weighted_cols] + label_cols)
+    sums = lab @ columns
+    n_w = len(weighted_cols)
+    wsum = base[None, :] + sums[:, :n_w]
+    lsum = sums[:, n_w:]
+    gram = np.empty((lab.shape[0], k, k))
+    for m, (i, j) in enumerate(pairs):
+        gram[:, i, j] = gram[:, j, i] = wsum[:, m]
+    for i in range(k - 1):
+        gram[:, i, k - 1] = gram[:, k - 1, i] = lsum[:, i]
+    gram[:, k - 1, k - 1] = lsum[:, 0]  # sum(w L L) = sum(L): treated weigh 1, L^2 = L
+    rhs = np.concatenate([wsum[:, len(pairs):len(pairs) + k - 1], lsum[:, -1:]], axis=1)
+    return gram, rhs, wsum[:, -1]
+
+
+def _pivot_ratios(gram: np.ndarray) -> np.ndarray:
+    """R's aliasing rule, per row: the smallest sequential pivot (squared residual norm of
+    each weighted column on the earlier ones) relative to the column's squared norm."""
+    n_perm, k = gram.shape[:2]
+    diag = np.diagonal(gram, axis1=1, axis2=2)
+    ratio = np.full((n_perm, k), np.inf)
+    ratio[:, 0] = np.where(diag[:, 0] > 0, np.inf, 0.0)
+    with np.errstate(all="ignore"):
+        for j in range(1, k):
+            lead, col = gram[:, :j, :j], gram[:, :j, j]
+            ok = np.abs(np.linalg.det(lead)) > 0
+            solved = np.zeros((n_perm, j))
+            if ok.any():
+                solved[ok] = np.linalg.solve(lead[ok], col[ok][..., None])[..., 0]
+            pivot = diag[:, j] - np.einsum("pi,pi->p", col, solved)
+            ratio[:, j] = np.where(diag[:, j] > 0, pivot / np.where(diag[:, j] > 0, diag[:, j],
+                                                                     1.0), 0.0)
+    return ratio.min(axis=1)
+
+
+def _solve_rows(out: LabelledFits, fit, normal, data, vcov: str) -> list:
+    """Fill `out` at the rows `fit` from their normal equations; returns the rows whose
+    classical fit is too near perfect to trust (for the exact refit)."""
+    gram, rhs, yy = normal
+    y, fixed, lab, c = data
+    n, k = lab.shape[1], gram.shape[1]
+    df = n - k
+    g = gram[fit]
+    coef = np.linalg.solve(g, rhs[fit][..., None])[..., 0]
+    bread = np.linalg.inv(g)
+    refit = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if vcov == "classical":
+            rss = yy[fit] - np.einsum("pi,pi->p", coef, rhs[fit])
+            # a near-perfect fit loses digits to cancellation: let the QR fit decide
+            refit = list(fit[rss <= 1e-8 * np.abs(yy[fit])])
+            var = bread[:, -1, -1] * rss / df
+        else:
+            w = c[None, :] + lab[fit] * (1 - c)[None, :]
+            x = np.stack([np.broadcast_to(f, (len(fit), n)) for f in fixed] + [lab[fit]],
+                         axis=2)
+            var = _robust_variance(vcov, x, w, y[None, :] - np.einsum("pni,pi->pn", x, coef),
+                                   bread, df)
+        std = np.sqrt(var)
+        tval = coef[:, -1] / std
+        pval = 2 * special.stdtr(df, -np.abs(tval))
+    defined = np.isfinite(pval)
+    for name, values in (("estimate", coef[:, -1]), ("std_error", std), ("t", tval),
+                         ("pvalue", pval)):
+        getattr(out, name)[fit] = np.where(defined, values, np.nan)
+    return refit
+
+
+def _robust_variance(vcov: str, x, w, resid, bread, df) -> np.ndarray:
+    """HC1 or HC3 variance of the last coefficient, per row (x: rows, n, k)."""
+    n = x.shape[1]
+    if vcov == "HC1":
+        q = (w * resid) ** 2 * (n / df)
+    else:  # HC3: leverage of the weighted design
+        lev = w * np.einsum("pni,pij,pnj->pn", x, bread, x)
+        q = (w * resid / (1 - lev)) ** 2
+    meat = np.einsum("pni,pn,pnj->pij", x, q, x)
+    return np.einsum("pi,pij,pj->p", bread[:, -1, :], meat, bread[:, -1, :])
+
+
+def _refit_row(out: LabelledFits, r: int, y, x_r, w_r, vcov: str) -> None:
+    """Fill row `r` of `out` from the exact QR fit (:func:`weighted_ols`)."""
+    res = weighted_ols(y, x_r, w_r, vcov=vcov)
+    out.estimate[r] = out.std_error[r] = out.t[r] = out.pvalue[r] = np.nan
+    if not res.defined:
+        return
+    out.estimate[r], out.std_error[r] = res.coef[-1], res.std_error[-1]
+    out.pvalue[r] = res.pvalue[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.t[r] = res.coef[-1] / res.std_error[-1]
+    # R's summary.lm: "essentially perfect fit: summary may be unreliable"
+    fitted = x_r @ res.coef
+    resvar = float(np.sum(w_r * (y - fitted) ** 2)) / res.df_resid
+    out.perfect[r] = resvar < (fitted.mean() ** 2 + fitted.var(ddof=1)) * 1e-30

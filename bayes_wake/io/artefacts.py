@@ -670,9 +670,12 @@ def write_table(table, path: str | os.PathLike, *, float_format: str | None = "%
 
 def write_mwa_tables(result, folder: str | os.PathLike) -> dict[str, Path]:
     """Write the ``estimates``, ``matching``, ``SUTVA`` and ``wakes`` tables of an
-    :class:`~bayes_wake.mwa.analysis.MWAResult` to ``folder`` through :func:`write_table`,
-    and ``pretrend`` (the pre-trend placebo per cell) where the result has one."""
+    :class:`~bayes_wake.mwa.analysis.MWAResult` to ``folder`` (made if missing) through
+    :func:`write_table`, and ``pretrend`` (the pre-trend placebo per cell) where the result
+    has one: numbers with 15 significant digits, NA an empty cell, each file written to a
+    temporary name and renamed into place."""
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     tables: Mapping = {"estimates": result.estimates, "matching": result.matching,
                        "SUTVA": result.sutva, "wakes": result.wakes}
     if getattr(result, "pretrend", None) is not None:

@@ -99,42 +99,10 @@ def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str 
         coordinates, a ``where`` that fails, no features left, or features of another kind
         than ``kinds``.
     """
-    import geopandas as gpd
-
     label = os.fspath(path)
-    lower = label.lower()
     if not os.path.exists(label):
         raise EventDataError("layer file not found", path=label)
-    if lower.endswith(_CSV_SUFFIXES):
-        table = read_table(label, "point layer")
-        lon_col, lat_col = find_column(table, _LON), find_column(table, _LAT)
-        if lon_col is None or lat_col is None:
-            raise EventDataError("a CSV layer needs longitude and latitude columns (columns: "
-                                 f"{', '.join(table.columns)})", path=label)
-        lon = parse_numbers(table[lon_col], name=lon_col, path=label, what="longitude")
-        lat = parse_numbers(table[lat_col], name=lat_col, path=label, what="latitude")
-        bad = np.isnan(lon) | np.isnan(lat)
-        if bad.any():
-            raise EventDataError("missing coordinates", path=label,
-                                 rows=list(np.flatnonzero(bad) + 1), column=lon_col)
-        check_coordinates(lon, lat, lon_name=lon_col, lat_name=lat_col, path=label)
-        frame = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(lon, lat), crs=4326)
-        for column in table.columns:
-            if column != lon_col and column != lat_col:
-                converted = pd.to_numeric(table[column], errors="coerce")
-                if converted.notna().sum() == table[column].notna().sum():
-                    frame[column] = converted
-    elif lower.endswith(_VECTOR_SUFFIXES):
-        try:
-            frame = (gpd.read_parquet(label) if lower.endswith(".parquet")
-                     else gpd.read_file(label, layer=layer))
-        except Exception as exc:  # pyogrio.errors.DataSourceError and friends
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise EventDataError(f"cannot read the layer: {first}", path=label) from None
-        frame = to_wgs84(frame)
-    else:
-        raise EventDataError(f"unknown layer file type; use one of "
-                             f"{', '.join(_VECTOR_SUFFIXES + _CSV_SUFFIXES)}", path=label)
+    frame = _read_layer_file(label, layer)
     if where:
         try:
             frame = frame.query(where)
@@ -161,6 +129,50 @@ def load_layer(path: str | os.PathLike, *, where: str | None = None, layer: str 
     frame.attrs["source"] = label
     if where:
         frame.attrs["where"] = where
+    return frame
+
+
+def _read_layer_file(label: str, layer: str | None):
+    """All the features of a layer file (a CSV of points or a vector file), in EPSG:4326."""
+    import geopandas as gpd
+
+    lower = label.lower()
+    if lower.endswith(_CSV_SUFFIXES):
+        return _read_point_csv(label)
+    if not lower.endswith(_VECTOR_SUFFIXES):
+        raise EventDataError(f"unknown layer file type; use one of "
+                             f"{', '.join(_VECTOR_SUFFIXES + _CSV_SUFFIXES)}", path=label)
+    try:
+        frame = (gpd.read_parquet(label) if lower.endswith(".parquet")
+                 else gpd.read_file(label, layer=layer))
+    except Exception as exc:  # pyogrio.errors.DataSourceError and friends
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EventDataError(f"cannot read the layer: {first}", path=label) from None
+    return to_wgs84(frame)
+
+
+def _read_point_csv(label: str):
+    """A CSV of points as a GeoDataFrame in EPSG:4326; its numeric columns as numbers."""
+    import geopandas as gpd
+
+    table = read_table(label, "point layer")
+    lon_col, lat_col = find_column(table, _LON), find_column(table, _LAT)
+    if lon_col is None or lat_col is None:
+        raise EventDataError("a CSV layer needs longitude and latitude columns (columns: "
+                             f"{', '.join(table.columns)})", path=label)
+    lon = parse_numbers(table[lon_col], name=lon_col, path=label, what="longitude")
+    lat = parse_numbers(table[lat_col], name=lat_col, path=label, what="latitude")
+    bad = np.isnan(lon) | np.isnan(lat)
+    if bad.any():
+        raise EventDataError("missing coordinates", path=label,
+                             rows=list(np.flatnonzero(bad) + 1), column=lon_col)
+    check_coordinates(lon, lat, lon_name=lon_col, lat_name=lat_col, path=label)
+    frame = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    for column in table.columns:
+        if column != lon_col and column != lat_col:
+            converted = pd.to_numeric(table[column], errors="coerce")
+            if converted.notna().sum() == table[column].notna().sum():
+                frame[column] = converted
     return frame
 
 

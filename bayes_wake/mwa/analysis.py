@@ -31,7 +31,7 @@ from bayes_wake.core.regression import (
     weighted_ols,
 )
 from bayes_wake.errors import SettingsError
-from bayes_wake.io.artefacts import write_table
+from bayes_wake.io.artefacts import write_mwa_tables, write_table
 from bayes_wake.options import Estimation, Formula, check_choice
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
@@ -157,18 +157,8 @@ class MWAResult:
         return self.estimates[self.estimates["pvalue"] <= alpha].reset_index(drop=True)
 
     def to_csv(self, directory: str | os.PathLike) -> dict[str, Path]:
-        """Write ``estimates.csv``, ``matching.csv``, ``SUTVA.csv`` and ``wakes.csv``.
-
-        Numbers are written with 15 significant digits and NA as an empty cell; each file
-        is written to a temporary name and renamed into place.
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for name, table in (("estimates", self.estimates), ("matching", self.matching),
-                            ("SUTVA", self.sutva), ("wakes", self.wakes)):
-            written[name] = write_table(table, directory / f"{name}.csv")
-        return written
+        """Write the tables to ``directory`` (:func:`~bayes_wake.io.artefacts.write_mwa_tables`)."""
+        return write_mwa_tables(self, directory)
 
     def plot(self, **kwargs):
         """Draw the effect surface (Figure 6 style); returns ``(fig, ax)``."""

@@ -110,13 +110,7 @@ def plot_study_map(
     boundary[study].plot(ax=ax, color=_REGION_COLOUR, edgecolor="none", zorder=0)
     boundary.boundary.plot(ax=ax, color="black", linewidth=0.7, zorder=1)
     if rivers is not None:
-        country = boundary.geometry.union_all()
-        for layer in rivers:
-            shapes = layer.geometry
-            areas = shapes.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-            lines = shapes.where(~areas, shapes.boundary).intersection(country)
-            lines = lines[lines.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
-            lines.plot(ax=ax, color=_WATER_COLOUR, linewidth=0.45, alpha=0.8, zorder=1)
+        _draw_water(ax, rivers, boundary.geometry.union_all())
     if points is not None:
         ax.scatter(points["lon"], points["lat"], s=6, c=_OUTCOME_COLOUR, alpha=0.55,
                    linewidths=0, zorder=2)
@@ -126,33 +120,11 @@ def plot_study_map(
                linewidths=0.8, zorder=3)
     ax.scatter(qip["lon"], qip["lat"], s=30, marker="^", c=_QIP_COLOUR, edgecolors="black",
                linewidths=0.4, zorder=4)
-    bx, by = bases.geometry.x.to_numpy(), bases.geometry.y.to_numpy()
-    ax.scatter(bx, by, s=140, marker="*", c="black", edgecolors="white", linewidths=0.8,
-               zorder=5)
-    names = bases["name"].astype(str).tolist() if "name" in bases else [""] * len(bases)
-    for x, y, name in zip(bx, by, names, strict=True):
-        ax.annotate(name, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=9,
-                    fontweight="bold", zorder=6,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                          "alpha": 0.75})
+    bx, by = _draw_bases(ax, bases)
     markers = np.column_stack([np.r_[bx, projects["lon"].to_numpy()],
                                np.r_[by, projects["lat"].to_numpy()]])
-    for _, row in boundary.iterrows():
-        if row.geometry.area < label_min_area:
-            continue
-        x, y = _label_position(row.geometry, markers)
-        ax.annotate(row["region"], (x, y), ha="center", va="center", fontsize=9,
-                    color="#333333", style="italic", zorder=7,
-                    bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none",
-                          "alpha": 0.6})
-    west, south, east, north = boundary.total_bounds
-    pad = 0.3
-    ax.set_xlim(west - pad, east + pad)
-    ax.set_ylim(south - pad, north + pad)
-    ax.set_aspect(1.0 / np.cos(np.radians((south + north) / 2)))
-    add_scale_bar(ax, km=scale_km)
-    ax.set_xlabel("longitude [°E]")
-    ax.set_ylabel("latitude [°N]")
+    _label_regions(ax, boundary, markers, label_min_area)
+    _frame_map(ax, boundary, scale_km)
     ax.legend(handles=_legend_handles(bases, aid, qip, points, points_label, rivers, simulated,
                                       bases_label),
               loc="upper left", fontsize=9, framealpha=0.9)
@@ -163,6 +135,55 @@ def plot_study_map(
                  color=_SIMULATED_COLOUR if simulated else "black")
     ax.grid(color="#eeeeee", linewidth=0.5, zorder=-1)
     return fig
+
+
+def _draw_water(ax: Axes, rivers: Sequence, country) -> None:
+    """Rivers (lines) and lakes (polygons, by their outline), clipped to `country`."""
+    for layer in rivers:
+        shapes = layer.geometry
+        areas = shapes.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+        lines = shapes.where(~areas, shapes.boundary).intersection(country)
+        lines = lines[lines.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
+        lines.plot(ax=ax, color=_WATER_COLOUR, linewidth=0.45, alpha=0.8, zorder=1)
+
+
+def _draw_bases(ax: Axes, bases) -> tuple[np.ndarray, np.ndarray]:
+    """The bases as black stars with their names; returns their longitudes and latitudes."""
+    bx, by = bases.geometry.x.to_numpy(), bases.geometry.y.to_numpy()
+    ax.scatter(bx, by, s=140, marker="*", c="black", edgecolors="white", linewidths=0.8,
+               zorder=5)
+    names = bases["name"].astype(str).tolist() if "name" in bases else [""] * len(bases)
+    for x, y, name in zip(bx, by, names, strict=True):
+        ax.annotate(name, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=9,
+                    fontweight="bold", zorder=6,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.75})
+    return bx, by
+
+
+def _label_regions(ax: Axes, boundary, markers: np.ndarray, min_area: float) -> None:
+    """Each region's name (in italics) at a point inside it far from every marker; regions
+    smaller than `min_area` (square degrees) are left unlabelled."""
+    for _, row in boundary.iterrows():
+        if row.geometry.area < min_area:
+            continue
+        x, y = _label_position(row.geometry, markers)
+        ax.annotate(row["region"], (x, y), ha="center", va="center", fontsize=9,
+                    color="#333333", style="italic", zorder=7,
+                    bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none",
+                          "alpha": 0.6})
+
+
+def _frame_map(ax: Axes, boundary, scale_km: float) -> None:
+    """The map's extent (the boundary and a margin), aspect, scale bar and axis labels."""
+    west, south, east, north = boundary.total_bounds
+    pad = 0.3
+    ax.set_xlim(west - pad, east + pad)
+    ax.set_ylim(south - pad, north + pad)
+    ax.set_aspect(1.0 / np.cos(np.radians((south + north) / 2)))
+    add_scale_bar(ax, km=scale_km)
+    ax.set_xlabel("longitude [°E]")
+    ax.set_ylabel("latitude [°N]")
 
 
 def add_scale_bar(ax: Axes, km: float) -> None:

@@ -332,25 +332,10 @@ def _read_grid(
 ) -> _Grid:
     """Lay a surface out as ascending (window, radius) arrays and decide its hatching."""
     normalise_time_unit(t_unit)  # an unknown unit is a SettingsError
-    if not isinstance(surface, xr.Dataset):
-        raise SettingsError(
-            f"surface must be an xarray.Dataset with dims 'window' and 'radius', "
-            f"not {type(surface).__name__}"
-        )
-    if value not in surface.data_vars:
-        names = ", ".join(map(str, surface.data_vars)) or "none"
-        raise SettingsError(f"surface has no variable '{value}' (variables: {names})")
-    dims = ", ".join(map(str, surface[value].dims))
-    for dim in ("window", "radius"):
-        if dim not in surface[value].dims:
-            raise SettingsError(f"variable '{value}' has no dim '{dim}' (dims: {dims})")
+    _check_surface(surface, value)
     surface = _drop_unit_dims(surface, keep=("window", "radius", *_SAMPLE_DIMS))
     if isinstance(significant, xr.DataArray):
-        # A mask without coordinates follows the surface's own order of cells.
-        for dim in ("window", "radius"):
-            if (dim in significant.dims and dim not in significant.coords
-                    and significant.sizes[dim] == surface.sizes[dim]):
-                significant = significant.assign_coords({dim: surface[dim].values})
+        significant = _follow_surface_order(significant, surface)
     surface = surface.sortby(["window", "radius"])
 
     data = surface[value]
@@ -361,44 +346,14 @@ def _read_grid(
             f"variable '{value}' has dims {extra} besides 'window' and 'radius': "
             "select one slice first (e.g. surface.sel(...))"
         )
-    ci_prob: float | None = None
-    if sample_dims:
-        point = data.mean(sample_dims)
-        stacked = data.stack(sample=sample_dims).transpose("window", "radius", "sample")
-        draws = np.asarray(stacked.values, dtype=float)
-        with warnings.catch_warnings():  # a cell without any draw is NA, not an error
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lower = np.nanquantile(draws, alpha / 2, axis=-1)
-            upper = np.nanquantile(draws, 1 - alpha / 2, axis=-1)
-        ci_prob = 1 - alpha
-    else:
-        point = data
+    point = data.mean(sample_dims) if sample_dims else data
     values = np.asarray(point.transpose("window", "radius").values, dtype=float)
-
-    sig: np.ndarray | None
-    criterion: str | None
     if significant is not None:
         sig, criterion = _align_significant(significant, point), None
     elif sample_dims:
-        sig, criterion = (lower > 0) | (upper < 0), _interval_text(ci_prob)
+        sig, criterion = _interval_excludes_zero(data, sample_dims, alpha)
     else:
-        has_p = "pvalue" in surface.data_vars
-        has_ci = "ci_lower" in surface.data_vars and "ci_upper" in surface.data_vars
-        use = None
-        if has_p and (prefer == "pvalue" or not has_ci):
-            use = "pvalue"
-        elif has_ci:
-            use = "interval"
-        if use == "pvalue":
-            p = _as_grid(surface["pvalue"], "pvalue")
-            sig, criterion = p <= alpha, f"p > {alpha:g}"
-        elif use == "interval":
-            lo = _as_grid(surface["ci_lower"], "ci_lower")
-            hi = _as_grid(surface["ci_upper"], "ci_upper")
-            ci_prob = _find_ci_prob(surface)
-            sig, criterion = (lo > 0) | (hi < 0), _interval_text(ci_prob)
-        else:
-            sig, criterion = None, None
+        sig, criterion = _table_significance(surface, alpha, prefer)
 
     hatched = None if sig is None else (~sig) & np.isfinite(values)
     label = None
@@ -415,6 +370,62 @@ def _read_grid(
         hatch_label=label,
         value_label=_value_label(surface[value], value),
     )
+
+
+def _check_surface(surface, value: str) -> None:
+    """A :class:`SettingsError` unless `surface` is a Dataset whose `value` has dims
+    ``window`` and ``radius``."""
+    if not isinstance(surface, xr.Dataset):
+        raise SettingsError(
+            f"surface must be an xarray.Dataset with dims 'window' and 'radius', "
+            f"not {type(surface).__name__}"
+        )
+    if value not in surface.data_vars:
+        names = ", ".join(map(str, surface.data_vars)) or "none"
+        raise SettingsError(f"surface has no variable '{value}' (variables: {names})")
+    dims = ", ".join(map(str, surface[value].dims))
+    for dim in ("window", "radius"):
+        if dim not in surface[value].dims:
+            raise SettingsError(f"variable '{value}' has no dim '{dim}' (dims: {dims})")
+
+
+def _follow_surface_order(significant: xr.DataArray, surface: xr.Dataset) -> xr.DataArray:
+    """A mask without coordinates follows the surface's own order of cells."""
+    for dim in ("window", "radius"):
+        if (dim in significant.dims and dim not in significant.coords
+                and significant.sizes[dim] == surface.sizes[dim]):
+            significant = significant.assign_coords({dim: surface[dim].values})
+    return significant
+
+
+def _interval_excludes_zero(data: xr.DataArray, sample_dims: list[str],
+                            alpha: float) -> tuple[np.ndarray, str]:
+    """Per cell, whether the central ``1 - alpha`` interval of the draws excludes 0, and the
+    criterion in words."""
+    stacked = data.stack(sample=sample_dims).transpose("window", "radius", "sample")
+    draws = np.asarray(stacked.values, dtype=float)
+    with warnings.catch_warnings():  # a cell without any draw is NA, not an error
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lower = np.nanquantile(draws, alpha / 2, axis=-1)
+        upper = np.nanquantile(draws, 1 - alpha / 2, axis=-1)
+    return (lower > 0) | (upper < 0), _interval_text(1 - alpha)
+
+
+def _table_significance(surface: xr.Dataset, alpha: float,
+                        prefer: str) -> tuple[np.ndarray | None, str | None]:
+    """Per cell, whether a table's surface is significant, by its p-values (``pvalue`` at
+    `alpha`) or its interval (``ci_lower``, ``ci_upper``), `prefer` choosing where it holds
+    both; and the criterion in words. None, None where it holds neither."""
+    has_p = "pvalue" in surface.data_vars
+    has_ci = "ci_lower" in surface.data_vars and "ci_upper" in surface.data_vars
+    if has_p and (prefer == "pvalue" or not has_ci):
+        p = _as_grid(surface["pvalue"], "pvalue")
+        return p <= alpha, f"p > {alpha:g}"
+    if has_ci:
+        lo = _as_grid(surface["ci_lower"], "ci_lower")
+        hi = _as_grid(surface["ci_upper"], "ci_upper")
+        return (lo > 0) | (hi < 0), _interval_text(_find_ci_prob(surface))
+    return None, None
 
 
 def _mark_filled(grid: _Grid, other: _Grid, label: str) -> _Grid:
@@ -591,6 +602,20 @@ def _draw_grid(
     # White cell borders above the hatching, so that hatch lines stop at their cell.
     ax.vlines(x_edges[1:-1], y_edges[0], y_edges[-1], colors="white", linewidth=1.0, zorder=4)
     ax.hlines(y_edges[1:-1], x_edges[0], x_edges[-1], colors="white", linewidth=1.0, zorder=4)
+    _mark_cells(ax, grid)
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    _label_axes(ax, grid, t_unit, title)
+    handles = _legend_handles(grid)
+    if handles:
+        _add_legend(ax, handles, ncol=len(handles) if n_radius >= 4 else 1,
+                    room=math.inf if legend_room is None
+                    else legend_room * _root_figure(ax).dpi)
+    return mesh
+
+
+def _mark_cells(ax: Axes, grid: _Grid) -> None:
+    """Hatch the cells of ``grid.hatched`` and outline those of ``grid.filled``."""
     if grid.hatched is not None and grid.hatched.any():
         rows, cols = np.nonzero(grid.hatched)
         corners = [(j - 0.5, i - 0.5) for i, j in zip(rows, cols, strict=True)]
@@ -608,8 +633,11 @@ def _draw_grid(
         ):
             ax.add_collection(_outline_cells(rows, cols, colour, width, style, gid, z),
                               autolim=False)
-    ax.set_xlim(x_edges[0], x_edges[-1])
-    ax.set_ylim(y_edges[0], y_edges[-1])
+
+
+def _label_axes(ax: Axes, grid: _Grid, t_unit: str, title: str | None) -> None:
+    """Ticks at the cells' windows and radii, axis labels, spines and the title."""
+    n_window, n_radius = grid.values.shape
     ax.set_xticks(np.arange(n_radius), [_format_coordinate(r) for r in grid.radii])
     ax.set_yticks(np.arange(n_window), [_format_coordinate(w) for w in grid.windows])
     ax.tick_params(labelsize=_FS_TICK, length=3, width=0.8)
@@ -620,6 +648,9 @@ def _draw_grid(
     if title:
         ax.set_title(title, fontsize=_FS_TITLE, pad=6)
 
+
+def _legend_handles(grid: _Grid) -> list:
+    """The legend's entries: the hatching, NA cells and outlined cells, where present."""
     handles = []
     if grid.hatched is not None and grid.hatch_label:
         handles.append(_legend_hatch(grid.hatch_label))
@@ -629,11 +660,7 @@ def _draw_grid(
     if grid.filled is not None:
         handles.append(mpatches.Patch(facecolor="white", edgecolor="black", linewidth=1.2,
                                       linestyle=(0, (3, 2)), label=grid.filled_label))
-    if handles:
-        _add_legend(ax, handles, ncol=len(handles) if n_radius >= 4 else 1,
-                    room=math.inf if legend_room is None
-                    else legend_room * _root_figure(ax).dpi)
-    return mesh
+    return handles
 
 
 def _add_legend(ax: Axes, handles: list, *, ncol: int, room: float) -> None:

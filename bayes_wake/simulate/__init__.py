@@ -3,7 +3,9 @@
 :func:`simulate_study` (``draw``) draws treatments, controls and dependent events, with the
 offspring of each treatment hidden among the baseline, into a :class:`SimulatedStudy`
 (``study``) whose ``true_effect`` gives the planted truth on any wake grid; the effect and its
-kernels are :class:`PlantedEffect` (``effects``), the geography and the calibrated settings of
+kernels are :class:`PlantedEffect` (``effects``, beside a recovery battery's :class:`Scenario`
+and :func:`plant`, which plants one into a real event table; both spawn with
+:func:`spawn_offspring`), the geography and the calibrated settings of
 the simulated Mali live in ``mali`` and the gazetteer, the placing of points and the
 covariates in ``places``. :mod:`bayes_wake.io.projects` uses it for the project placements of
 users without project files. Imports: :mod:`bayes_wake.errors`, :mod:`bayes_wake.options` and
@@ -18,6 +20,9 @@ from bayes_wake.simulate.effects import (
     DelayKernel,
     DistanceKernel,
     PlantedEffect,
+    Scenario,
+    plant,
+    spawn_offspring,
 )
 from bayes_wake.simulate.mali import BASES, MALI_BOUNDS, NIGER_RIVER
 from bayes_wake.simulate.places import COVARIATES
@@ -32,6 +37,9 @@ __all__ = [
     "DelayKernel",
     "DistanceKernel",
     "PlantedEffect",
+    "Scenario",
     "SimulatedStudy",
+    "plant",
     "simulate_study",
+    "spawn_offspring",
 ]

@@ -20,7 +20,12 @@ import pandas as pd
 
 from bayes_wake.core.geo import EARTH_RADIUS_KM, destination
 from bayes_wake.errors import SettingsError
-from bayes_wake.simulate.effects import PlantedEffect, _as_effect, _rayleigh_km
+from bayes_wake.simulate.effects import (
+    PlantedEffect,
+    _as_effect,
+    _rayleigh_km,
+    spawn_offspring,
+)
 from bayes_wake.simulate.mali import (
     _CONTROL_CENTROID_SHARE,
     _CONTROL_SCATTER_KM,
@@ -118,13 +123,7 @@ def simulate_study(
     effect = _as_effect(effect)
     seed, n_treatment, n_control, n_dependent = _check_counts(
         seed=seed, n_treatment=n_treatment, n_control=n_control, n_dependent=n_dependent)
-    if not (isinstance(dated_share, (int, float, np.number)) and 0.0 <= dated_share <= 1.0):
-        raise SettingsError(f"dated_share must lie in [0, 1], got {dated_share!r}")
-    dated_share = float(dated_share)
-    if project_sites not in ("places", "scattered"):
-        raise SettingsError(f"project_sites must be 'places' or 'scattered', got "
-                            f"{project_sites!r}")
-    scattered = project_sites == "scattered"
+    dated_share, scattered = _check_options(dated_share, project_sites)
     first_day, end_exclusive = _record_span(start, end)
 
     rng_places, rng_treatment, rng_control, rng_baseline, rng_spawn, rng_covariate, rng_order = (
@@ -141,12 +140,7 @@ def simulate_study(
     spawn = _offspring(rng_spawn, effect, treatment, dated_share)
     observed = spawn["time_s"] < last_s
     n_observed = int(observed.sum())
-    n_baseline = n_dependent - n_observed
-    if n_baseline < 0:
-        raise SettingsError(
-            f"the treatments spawned {n_observed} dependent events inside the record, more "
-            f"than n_dependent={n_dependent}; raise n_dependent or lower the effect rate"
-        )
+    n_baseline = _baseline_count(n_dependent, n_observed)
     baseline = _baseline_violence(rng_baseline, places, n_baseline, first_s, last_s,
                                   dated_share)
     dependent, order = _hide_offspring(rng_order, baseline, spawn, observed)
@@ -167,12 +161,42 @@ def simulate_study(
         "effect": effect.to_dict(),
         "dated_share": dated_share,
         "project_sites": project_sites,
+        **_geography(),
+    }
+    return SimulatedStudy(events=events, offspring=offspring, effect=effect, settings=settings)
+
+
+def _check_options(dated_share, project_sites: str) -> tuple[float, bool]:
+    """`dated_share` as a float in [0, 1], and whether the project sites are scattered; or a
+    :class:`SettingsError`."""
+    if not (isinstance(dated_share, (int, float, np.number)) and 0.0 <= dated_share <= 1.0):
+        raise SettingsError(f"dated_share must lie in [0, 1], got {dated_share!r}")
+    if project_sites not in ("places", "scattered"):
+        raise SettingsError(f"project_sites must be 'places' or 'scattered', got "
+                            f"{project_sites!r}")
+    return float(dated_share), project_sites == "scattered"
+
+
+def _baseline_count(n_dependent: int, n_observed: int) -> int:
+    """The baseline events the table needs beside the `n_observed` offspring inside the
+    record; a :class:`SettingsError` when the offspring alone are too many."""
+    n_baseline = n_dependent - n_observed
+    if n_baseline < 0:
+        raise SettingsError(
+            f"the treatments spawned {n_observed} dependent events inside the record, more "
+            f"than n_dependent={n_dependent}; raise n_dependent or lower the effect rate"
+        )
+    return n_baseline
+
+
+def _geography() -> dict:
+    """The simulated Mali's sphere, box, bases and river, for the study's settings."""
+    return {
         "earth_radius_km": EARTH_RADIUS_KM,
         "bounds": list(MALI_BOUNDS),
         "bases": {name: list(xy) for name, xy in BASES.items()},
         "river": [list(xy) for xy in NIGER_RIVER],
     }
-    return SimulatedStudy(events=events, offspring=offspring, effect=effect, settings=settings)
 
 
 def _check_counts(**counts) -> tuple[int, ...]:
@@ -200,21 +224,18 @@ def _offspring(rng, effect: PlantedEffect, treatment, dated_share: float) -> dic
     """The events each treatment spawns: parent (index), delay (days), distance (km),
     whether dated only, place and time (whole seconds)."""
     t_lon, t_lat, t_s = treatment
-    n_children = rng.poisson(effect.rate, t_lon.size)
-    parent = np.repeat(np.arange(t_lon.size), n_children)
-    delay_days = effect.sample_delays(rng, parent.size)
-    distance_km = effect.sample_distances(rng, parent.size)
-    bearing = rng.uniform(0.0, 2.0 * np.pi, parent.size)
+    spawned = spawn_offspring(rng, effect, t_lon, t_lat, np.full(t_lon.size, effect.rate))
+    parent, delay_days = spawned.parent, spawned.delay_days
     dated = rng.random(parent.size) < dated_share
-    lon, lat = destination(t_lon[parent], t_lat[parent], bearing, distance_km)
     # Whole seconds, rounded down: floor(floor(x) / n) = floor(x / n) for whole n, so the
     # wake counter's floor((t_k - t_w) / unit) is unchanged for every unit from seconds to
     # days. A date-only report drops the time of day; the parent sits at midnight, so the
     # offset in whole days is unchanged too.
     offset_s = np.floor(delay_days * _SECONDS_PER_DAY).astype(np.int64)
     offset_s[dated] = offset_s[dated] // _SECONDS_PER_DAY * _SECONDS_PER_DAY
-    return {"parent": parent, "delay_days": delay_days, "distance_km": distance_km,
-            "dated": dated, "lon": lon, "lat": lat, "time_s": t_s[parent] + offset_s}
+    return {"parent": parent, "delay_days": delay_days, "distance_km": spawned.distance_km,
+            "dated": dated, "lon": spawned.lon, "lat": spawned.lat,
+            "time_s": t_s[parent] + offset_s}
 
 
 def _hide_offspring(rng, baseline, spawn: dict, observed: np.ndarray):

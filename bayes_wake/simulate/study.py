@@ -137,25 +137,10 @@ def _true_effect(
     convention: str = "exact",
     dated_share: float = 0.0,
 ) -> xr.DataArray:
+    """The planted truth per cell (:meth:`SimulatedStudy.true_effect`)."""
     k = units_per_day(t_unit)
     check_choice("convention", convention, Convention)
-    window = np.atleast_1d(np.asarray(windows))
-    try:
-        radius = np.atleast_1d(np.asarray(radii, dtype=float))
-    except (TypeError, ValueError):
-        raise SettingsError(f"radii must be numbers > 0 km, got {radii!r}") from None
-    if window.ndim != 1 or radius.ndim != 1:
-        raise SettingsError("windows and radii must be one-dimensional")
-    if window.size == 0 or radius.size == 0:
-        raise SettingsError("windows and radii must not be empty")
-    as_float = window.astype(float) if window.dtype.kind in "iuf" else np.array([np.nan])
-    whole = np.isfinite(as_float) & (as_float == np.round(as_float)) & (as_float >= 1)
-    if not whole.all():
-        raise SettingsError(f"windows must be whole numbers >= 1, got {window.tolist()}")
-    if not np.all(np.isfinite(radius)) or np.any(radius <= 0):
-        raise SettingsError(f"radii must be numbers > 0 km, got {radius.tolist()}")
-    window = window.astype(np.int64)
-
+    window, radius = _checked_grid(windows, radii)
     # An event with a time of day is counted when 1 <= floor(delay * k) <= T, that is
     # 1/k <= delay < (T + 1)/k (delays are continuous). A date-only event sits at the
     # midnight floor(delay) days after its parent, k * floor(delay) units, so it is counted
@@ -189,3 +174,24 @@ def _true_effect(
             "effect": repr(effect),
         },
     )
+
+
+def _checked_grid(windows, radii) -> tuple[np.ndarray, np.ndarray]:
+    """The windows as int64 (whole numbers >= 1) and the radii as floats (> 0 km), both
+    one-dimensional and not empty; or a :class:`SettingsError`."""
+    window = np.atleast_1d(np.asarray(windows))
+    try:
+        radius = np.atleast_1d(np.asarray(radii, dtype=float))
+    except (TypeError, ValueError):
+        raise SettingsError(f"radii must be numbers > 0 km, got {radii!r}") from None
+    if window.ndim != 1 or radius.ndim != 1:
+        raise SettingsError("windows and radii must be one-dimensional")
+    if window.size == 0 or radius.size == 0:
+        raise SettingsError("windows and radii must not be empty")
+    as_float = window.astype(float) if window.dtype.kind in "iuf" else np.array([np.nan])
+    whole = np.isfinite(as_float) & (as_float == np.round(as_float)) & (as_float >= 1)
+    if not whole.all():
+        raise SettingsError(f"windows must be whole numbers >= 1, got {window.tolist()}")
+    if not np.all(np.isfinite(radius)) or np.any(radius <= 0):
+        raise SettingsError(f"radii must be numbers > 0 km, got {radius.tolist()}")
+    return window.astype(np.int64), radius

@@ -21,6 +21,7 @@ client, so workers need no shared file system.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -254,14 +255,46 @@ def run_tasks(
     keys = [t.key for t in tasks]
     if len(set(keys)) != len(keys):
         raise SettingsError("two tasks have the same key")
+    store = _open_store(directory, log)
+    report = RunReport()
+    started = time.perf_counter()
+    todo = _reuse_stored(store, tasks, report)
+    total = len(tasks)
+    if report.reused:
+        log(f"resuming: {len(report.reused)} of {counted(total, 'task')} already done")
+    if progress:
+        progress(len(report.reused), total)
+
+    def tick() -> None:
+        if progress:
+            progress(len(report.results), total)
+
+    finish = functools.partial(_finish, store, report, tick)
+    if not todo:
+        report.where = "none needed"
+    elif scheduler == "inline":
+        report.where = "inline"
+        _run_inline(todo, shared, finish)
+    else:
+        _run_on_dask(todo, shared, scheduler, n_workers, finish, report, log)
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _open_store(directory: str | os.PathLike, log: Callable[[str], None]) -> TaskStore:
+    """The run's task store, its folder made, kept out of staged output folders and cleared
+    of a killed run's temporary files."""
     store = TaskStore(directory)
     keep_in_output(store.root)  # the task store outlives the run's staged output folder
     store.root.mkdir(parents=True, exist_ok=True)
     stale = store.clean_stale()
     if stale:
         log(f"removed {counted(stale, 'temporary file')} left by an interrupted run")
-    report = RunReport()
-    started = time.perf_counter()
+    return store
+
+
+def _reuse_stored(store: TaskStore, tasks: Sequence[Task], report: RunReport) -> list[Task]:
+    """Put the stored results into `report`; returns the tasks still to run."""
     todo = []
     for task in tasks:
         document = store.stored(task.key)
@@ -270,38 +303,31 @@ def run_tasks(
             report.reused.append(task.key)
         else:
             todo.append(task)
-    total = len(tasks)
-    if report.reused:
-        log(f"resuming: {len(report.reused)} of {counted(total, 'task')} already done")
-    if progress:
-        progress(len(report.reused), total)
+    return todo
 
-    def finish(task: Task, result: dict, seconds: float, where: str) -> None:
-        store.save(task.key, result, {"label": task.label, "kind": task.kind,
-                                      "seconds": seconds, "worker": where})
-        report.results[task.key] = _jsonable(result)
-        report.computed.append(task.key)
-        report.seconds[task.key] = seconds
-        if progress:
-            progress(len(report.results), total)
 
-    if not todo:
-        report.where = "none needed"
-    elif scheduler == "inline":
-        report.where = "inline"
-        for task in sorted(todo, key=lambda t: -t.priority):
-            try:
-                result, seconds, where = _execute(task.function, _resolve(task.args, shared))
-            except BayesWakeError:
-                raise
-            except Exception as exc:
-                raise TaskFailed(f"task {task.label or task.key[:12]} failed: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-            finish(task, result, seconds, where)
-    else:
-        _run_on_dask(todo, shared, scheduler, n_workers, finish, report, log)
-    report.wall_seconds = time.perf_counter() - started
-    return report
+def _finish(store: TaskStore, report: RunReport, tick: Callable[[], object], task: Task,
+            result: dict, seconds: float, where: str) -> None:
+    """Store a computed task's result and record it in `report`; then `tick` the progress."""
+    store.save(task.key, result, {"label": task.label, "kind": task.kind,
+                                  "seconds": seconds, "worker": where})
+    report.results[task.key] = _jsonable(result)
+    report.computed.append(task.key)
+    report.seconds[task.key] = seconds
+    tick()
+
+
+def _run_inline(todo: list[Task], shared: Mapping[str, Any], finish) -> None:
+    """Run the tasks in this process, highest priority first."""
+    for task in sorted(todo, key=lambda t: -t.priority):
+        try:
+            result, seconds, where = _execute(task.function, _resolve(task.args, shared))
+        except BayesWakeError:
+            raise
+        except Exception as exc:
+            raise TaskFailed(f"task {task.label or task.key[:12]} failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        finish(task, result, seconds, where)
 
 
 def _check_address(scheduler: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bayes_wake.checks.randomisation import grid_design, label_permutation_chunk
-from bayes_wake.checks.scaleout import (
+from bayes_wake.checks.tasks import (
     Shared,
     Task,
     TaskFailed,
@@ -120,7 +120,7 @@ def test_duplicate_keys_and_bad_chunks_are_refused(tmp_path):
 KILLABLE = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from bayes_wake.checks.scaleout import Task, run_tasks, task_key
+    from bayes_wake.checks.tasks import Task, run_tasks, task_key
 
     def slow(n):
         Path(sys.argv[2], f"ran-{n}-{os.getpid()}").touch()  # one file per execution
@@ -266,7 +266,7 @@ def test_a_server_that_is_not_dask_is_one_line_within_seconds(tmp_path, mwa_exam
 def test_a_dask_scheduler_passes_the_probe():
     from distributed import LocalCluster
 
-    from bayes_wake.checks.scaleout import probe_scheduler
+    from bayes_wake.checks.tasks import probe_scheduler
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None,
                       protocol="tcp://") as cluster:
