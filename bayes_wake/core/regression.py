@@ -58,8 +58,8 @@ from scipy import sparse, special
 from bayes_wake.core.geo import EARTH_RADIUS_KM, unit_vectors
 from bayes_wake.errors import SettingsError
 
-__all__ = ["OLSFit", "weighted_ols", "LabelledFits", "batched_treatment_ols", "VCov", "parse_vcov", "conley_kernel", "near_clusters",
-           "cluster_ids", "coefficient_influence"]
+__all__ = ["OLSFit", "weighted_ols", "LabelledFits", "batched_treatment_ols", "VCov",
+           "parse_vcov", "conley_kernel", "near_clusters", "cluster_ids", "coefficient_influence"]
 
 _QR_TOL = 1e-7  # lm's default tol
 _KINDS = ("classical", "HC1", "HC3", "CR1", "CR2", "CR2-ivw", "conley", "conley-bm")
