@@ -5,9 +5,9 @@ offspring of each treatment hidden among the baseline, into a :class:`SimulatedS
 (``study``) whose ``true_effect`` gives the planted truth on any wake grid; the effect and its
 kernels are :class:`PlantedEffect` (``effects``), the geography and the calibrated settings of
 the simulated Mali live in ``mali`` and the gazetteer, the placing of points and the
-covariates in ``places``. :mod:`bayes_wake.io.projects` uses it for the project placements of
-users without project files. Imports: :mod:`bayes_wake.errors`, :mod:`bayes_wake.options` and
-:mod:`bayes_wake.core` only.
+covariates in ``places``; ``placements`` places QIPs and aid projects the same way for users
+without project files (:func:`simulate_project_placement`, filling a study area). Imports:
+:mod:`bayes_wake.errors`, :mod:`bayes_wake.options` and :mod:`bayes_wake.core` only.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from bayes_wake.simulate.effects import (
     PlantedEffect,
 )
 from bayes_wake.simulate.mali import BASES, MALI_BOUNDS, NIGER_RIVER
+from bayes_wake.simulate.placements import DESIGNS, simulate_project_placement
 from bayes_wake.simulate.places import COVARIATES
 from bayes_wake.simulate.study import SimulatedStudy
 
 __all__ = [
     "BASES",
     "COVARIATES",
+    "DESIGNS",
     "MALI_BOUNDS",
     "NIGER_RIVER",
     "NULL_EFFECT",
@@ -33,5 +35,6 @@ __all__ = [
     "DistanceKernel",
     "PlantedEffect",
     "SimulatedStudy",
+    "simulate_project_placement",
     "simulate_study",
 ]
