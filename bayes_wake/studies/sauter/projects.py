@@ -145,6 +145,17 @@ def read_projects(
     raw = read_table(path, what)
     label = raw.attrs["source"]
     mapping = _resolve_columns(raw, defaults, columns, label, what)
+    _check_mapping(raw, mapping, defaults, keep, label, what)
+    frame = _one_row_per_location(raw, mapping, kind, keep, label)
+    frame, dropped = _drop_unusable(frame, kind, start, end)
+    frame.attrs.update({"source": label, "kind": kind, "columns": mapping, "rows_read": len(raw),
+                        "dropped": dropped})
+    return frame
+
+
+def _check_mapping(raw: pd.DataFrame, mapping: dict, defaults: Mapping[str, tuple[str, ...]],
+                   keep: Sequence[str], label: str, what: str) -> None:
+    """A start-date column, a location (lon and lat, or points) and the columns to keep."""
     if mapping.get("start") is None:
         raise EventDataError(f"no start-date column in the {what}; name it with "
                              f"columns={{'start': ...}} (tried: {', '.join(defaults['start'])})",
@@ -157,28 +168,17 @@ def read_projects(
         if name not in raw.columns:
             raise SettingsError(f"column {name!r} to keep is not in {label} (columns: "
                                 f"{', '.join(raw.columns)})")
+
+
+def _one_row_per_location(raw: pd.DataFrame, mapping: dict, kind: str, keep: Sequence[str],
+                          label: str) -> pd.DataFrame:
+    """The projects in our columns, a project with several locations repeated per location
+    (a project without one kept once, with NaN coordinates)."""
     n = len(raw)
     rows = np.arange(1, n + 1, dtype=np.int64)
     time = parse_dates(raw[mapping["start"]], name=mapping["start"], path=label)
-    if mapping.get("point") is not None and (mapping.get("lon") is None
-                                             or mapping.get("lat") is None):
-        lon_lists, lat_lists = _points(raw[mapping["point"]], mapping["point"], label)
-    else:
-        lon = parse_numbers(raw[mapping["lon"]], name=mapping["lon"], path=label,
-                            what="longitude")
-        lat = parse_numbers(raw[mapping["lat"]], name=mapping["lat"], path=label,
-                            what="latitude")
-        check_coordinates(lon, lat, lon_name=mapping["lon"], lat_name=mapping["lat"],
-                          path=label)
-        lon_lists = [[x] if np.isfinite(x) else [] for x in lon]
-        lat_lists = [[y] if np.isfinite(y) else [] for y in lat]
-    budget = (parse_numbers(raw[mapping["budget"]], name=mapping["budget"], path=label,
-                            what="budget", money=True)
-              if mapping.get("budget") else np.full(n, np.nan))
-    if np.any(budget < 0):
-        bad = np.flatnonzero(budget < 0) + 1
-        raise EventDataError("negative budget", path=label, rows=list(bad),
-                             column=mapping["budget"])
+    lon_lists, lat_lists = _locations(raw, mapping, label)
+    budget = _budgets(raw, mapping, label)
 
     def text(key: str) -> pd.Series:
         name = mapping.get(key)
@@ -189,8 +189,7 @@ def read_projects(
 
     ids = text("id")
     ids = ids.where(ids.notna(), pd.Series([f"{kind}-{r}" for r in rows], dtype="str"))
-    counts = np.array([len(v) for v in lon_lists])
-    repeat = np.maximum(counts, 1)
+    repeat = np.maximum(np.array([len(v) for v in lon_lists]), 1)
     frame = pd.DataFrame({
         "project_id": np.repeat(ids.to_numpy(dtype=object), repeat),
         "kind": kind,
@@ -208,6 +207,39 @@ def read_projects(
     frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.as_unit("ns")
     for column in ("project_id", "kind", "activity_type", "title"):
         frame[column] = frame[column].astype("str")
+    return frame
+
+
+def _locations(raw: pd.DataFrame, mapping: dict, label: str) -> tuple[list[list[float]],
+                                                                      list[list[float]]]:
+    """Per file row, the longitudes and latitudes of its locations (IATI points when the file
+    has no lon and lat columns)."""
+    if mapping.get("point") is not None and (mapping.get("lon") is None
+                                             or mapping.get("lat") is None):
+        return _points(raw[mapping["point"]], mapping["point"], label)
+    lon = parse_numbers(raw[mapping["lon"]], name=mapping["lon"], path=label, what="longitude")
+    lat = parse_numbers(raw[mapping["lat"]], name=mapping["lat"], path=label, what="latitude")
+    check_coordinates(lon, lat, lon_name=mapping["lon"], lat_name=mapping["lat"], path=label)
+    return ([[x] if np.isfinite(x) else [] for x in lon],
+            [[y] if np.isfinite(y) else [] for y in lat])
+
+
+def _budgets(raw: pd.DataFrame, mapping: dict, label: str) -> np.ndarray:
+    """The budget per file row (NaN without a budget column); negative budgets refused."""
+    budget = (parse_numbers(raw[mapping["budget"]], name=mapping["budget"], path=label,
+                            what="budget", money=True)
+              if mapping.get("budget") else np.full(len(raw), np.nan))
+    if np.any(budget < 0):
+        bad = np.flatnonzero(budget < 0) + 1
+        raise EventDataError("negative budget", path=label, rows=list(bad),
+                             column=mapping["budget"])
+    return budget
+
+
+def _drop_unusable(frame: pd.DataFrame, kind: str, start, end) -> tuple[pd.DataFrame,
+                                                                        list[dict]]:
+    """The projects with a location and a start date inside the study period, and the drop
+    records."""
     step = "QIPs" if kind == "qip" else "aid projects"
     dropped = []
     no_place = (frame["lon"].isna() | frame["lat"].isna()).to_numpy()
@@ -229,10 +261,7 @@ def read_projects(
                                                 f"({last_day.date()})",
                         "events": int(after.sum())})
         frame = frame[~after]
-    frame = frame.reset_index(drop=True)
-    frame.attrs.update({"source": label, "kind": kind, "columns": mapping, "rows_read": n,
-                        "dropped": dropped})
-    return frame
+    return frame.reset_index(drop=True), dropped
 
 
 def _resolve_columns(raw: pd.DataFrame, defaults: Mapping[str, tuple[str, ...]],
