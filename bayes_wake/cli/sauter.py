@@ -126,8 +126,6 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
     folder (NOT_CONVERGED.txt, the converged column) say so and the command exits with
     status 3.
     """
-    from rich.markup import escape
-
     from bayes_wake.bayes.spec import load_spec
     from bayes_wake.studies.sauter.settings import DEFAULT_OUTCOMES, SauterSettings
     from bayes_wake.studies.sauter.workflow import reanalyze_sauter
@@ -154,10 +152,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
     result = reanalyze_sauter(settings, out, progressbar=console.is_terminal,
                               log=lambda line: console.print(line, markup=False,
                                                              highlight=False))
-    _print_result(console, result)
-    if banner:
-        console.print(f"[bold red]{banner}[/]")
-    console.print(f"Report: {escape(str(Path(out) / 'report.html'))} ({result.seconds:.1f} s)")
+    _print_result(console, result, banner)
     converged = [item.bayes.diagnostics.converged for item in result.outcomes.values()
                  if item.bayes is not None]
     return _convergence_status(console, converged, allow_unconverged)
@@ -174,8 +169,9 @@ def _simulated_banner(settings) -> str:
             "real projects.")
 
 
-def _print_result(console, result) -> None:
-    """The drops, and per outcome the significant windows and the Bayesian cells."""
+def _print_result(console, result, banner: str) -> None:
+    """The drops, per outcome the significant windows and the Bayesian cells, the warning
+    about simulated projects again, and where the report is."""
     from rich.markup import escape
 
     from bayes_wake.io.tables import counted
@@ -199,3 +195,6 @@ def _print_result(console, result) -> None:
                           f"interval above 0, {below} below 0; posterior mean "
                           f"{float(surface['mean'].min()):.3f} to "
                           f"{float(surface['mean'].max()):.3f} events per wake{state}")
+    if banner:
+        console.print(f"[bold red]{banner}[/]")
+    console.print(f"Report: {escape(str(result.report))} ({result.seconds:.1f} s)")

@@ -27,7 +27,6 @@ import pandas as pd
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import (
     check_coordinates,
-    counted,
     find_column,
     missing_mask,
     parse_dates,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from bayes_wake.checks.estimates import robust_survival
 from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import ROBUST_ERRORS, pretrend_warning, spillover_warning
 from bayes_wake.mwa.multiplicity import benjamini_hochberg
@@ -349,14 +350,15 @@ def _files_section(report, sauter: SauterResult, record: dict, settings: dict) -
 
 
 def _robust_sentence(item: OutcomeResult, alpha: float) -> str:
-    """How many windows keep p <= alpha under each robust standard error."""
+    """How many of the windows with classical p <= alpha keep it under each robust standard
+    error (:func:`~bayes_wake.checks.estimates.robust_survival`)."""
     if item.robust is None:
         return ""
-    counts = ", ".join(f"{int((item.robust[f'pvalue_{v}'] <= alpha).sum())} with {v}"
-                       for v in ROBUST_ERRORS)
+    counts = ", ".join(f"{n} with {v}" for v, n in robust_survival(item.robust, alpha).items())
+    k = int((item.robust["pvalue_classical"] <= alpha).sum())
     return (f" Classical (R's lm) p-values assume independent, equally noisy wakes and "
-            f"overstate the evidence on clustered counts; with robust standard errors: "
-            f"{counts}.")
+            f"overstate the evidence on clustered counts; of the {k} with p <= {alpha:g}, "
+            f"{counts} stay significant with robust standard errors.")
 
 
 def _agreement_sentence(item: OutcomeResult, alpha: float) -> str:

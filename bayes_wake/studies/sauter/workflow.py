@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_wake.checks.estimates import robust_survival
 from bayes_wake.errors import SettingsError
 from bayes_wake.io.artefacts import (
     check_output_folder,
@@ -59,18 +60,10 @@ from bayes_wake.studies.sauter.report import (
     simulated_text,
     write_report,
 )
-from bayes_wake.studies.sauter.settings import (
-    DEFAULT_OUTCOMES,
-    DEFAULT_RADII,
-    DEFAULT_WINDOWS,
-    SauterSettings,
-)
+from bayes_wake.studies.sauter.settings import SauterSettings
 from bayes_wake.wakes import count_wakes, save_cube
 
 __all__ = [
-    "DEFAULT_OUTCOMES",
-    "DEFAULT_RADII",
-    "DEFAULT_WINDOWS",
     "OutcomeResult",
     "SauterResult",
     "StudyData",
@@ -106,9 +99,10 @@ class OutcomeResult:
     bayes
         The Bayesian fit (:class:`bayes_wake.bayes.fit.BayesResult`), or None when skipped.
     robust
-        Per window, the p-values of the robust standard errors
+        Per window, the p-values of the classical and the robust standard errors
         :data:`bayes_wake.mwa.analysis.ROBUST_ERRORS`
-        (:func:`bayes_wake.mwa.analysis.standard_error_table`).
+        (:func:`bayes_wake.mwa.analysis.standard_error_table`; which classical significant
+        windows survive: :func:`bayes_wake.checks.estimates.robust_survival`).
     """
 
     outcome: Outcome
@@ -482,10 +476,9 @@ def _analyse_outcome(outcome: Outcome, settings: SauterSettings, study: StudyDat
     say(f"{outcome.label}: {counted(int(mask.sum()), 'event')}; "
         f"{len(result.significant())} of {counted(len(result.estimates), 'window')} with "
         f"p <= {alpha:g} (OLS)")
-    robust = standard_error_table(cube, result.settings, ROBUST_ERRORS)
-    survive = {v: int((robust[f"pvalue_{v}"] <= alpha).sum()) for v in ROBUST_ERRORS}
-    say(f"{outcome.label}: with robust errors " + ", ".join(
-        f"{n} ({v})" for v, n in survive.items()) + " windows")
+    robust = standard_error_table(cube, result.settings, ("classical", *ROBUST_ERRORS))
+    say(f"{outcome.label}: of these, with robust errors " + ", ".join(
+        f"{n} ({v})" for v, n in robust_survival(robust, alpha).items()) + " stay significant")
     return OutcomeResult(outcome=outcome, n_events=int(mask.sum()), robust=robust, cube=cube,
                          mwa=result)
 
