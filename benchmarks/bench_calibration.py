@@ -31,7 +31,7 @@ DESIGNS = {"settlements": "QIPs placed as aid projects (exchangeable)",
 def size_table(placements=range(20), choices=CHOICES, alpha=0.05,
                design: str = "bases") -> list[dict]:
     """Size of the per-window tests over placebo placements of one ``design``
-    (:func:`bayes_wake.io.projects.simulate_project_placement`)."""
+    (:func:`bayes_wake.simulate.placements.simulate_project_placement`)."""
     from bayes_wake.checks.calibration import calibration_table, placebo_size
     from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.wakes import count_wakes
@@ -103,7 +103,7 @@ def _settlement_sites():
     import pandas as pd
 
     from bayes_wake.io.covariates import add_covariates, load_layer
-    from bayes_wake.io.study_area import (
+    from bayes_wake.studies.sauter.regions import (
         STUDY_REGIONS,
         filter_to_regions,
         load_regions,

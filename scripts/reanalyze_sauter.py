@@ -1,9 +1,9 @@
 """Reanalyse Sauter (2022) on the shared data: the script form of ``bayes-wake sauter``.
 
-Runs :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter` (the function behind the command) on the data
-in ``../shared/data`` beside the repository: the ACLED Mali 2017-2020 export, the OCHA admin-1
-boundaries with Ménaka split out, the six MINUSMA bases of Geo-PKO, and the GSHHG/WDBII rivers
-and lakes. Projects come from ``--qips``/``--aid`` or are simulated (and the report says so).
+Runs :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter` (the function behind the
+command) on the data in ``../shared/data`` beside the repository: the ACLED Mali 2017-2020
+export, the OCHA admin-1 boundaries with Ménaka split out, the six MINUSMA bases of Geo-PKO,
+and the GSHHG/WDBII rivers and lakes. Projects come from ``--qips``/``--aid`` or are simulated (and the report says so).
 
     .venv/bin/python scripts/reanalyze_sauter.py --out sauter-report
     .venv/bin/python scripts/reanalyze_sauter.py --out sauter-report --qips qips.csv --aid aid.csv
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from bayes_wake.errors import BayesWakeError
+from bayes_wake.studies.sauter.settings import SauterSettings
 from bayes_wake.studies.sauter.workflow import reanalyze_sauter
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -43,10 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated placement")
     args = parser.parse_args(argv)
     try:
-        result = reanalyze_sauter(
-            args.acled, args.boundaries, args.bases, args.out, qips=args.qips, aid=args.aid,
+        settings = SauterSettings(
+            args.acled, args.boundaries, args.bases, qips=args.qips, aid=args.aid,
             rivers=[] if args.no_water else [str(p) for p in WATER], seed=args.seed,
-            bayes=not args.mwa_only, log=print)
+            bayes=not args.mwa_only)
+        result = reanalyze_sauter(settings, args.out, log=print)
     except BayesWakeError as exc:
         print(f"reanalyze_sauter: error: {exc}", file=sys.stderr)
         return 2

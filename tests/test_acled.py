@@ -14,7 +14,7 @@ import pytest
 from synthetic import made_up_events, write_dyadic, write_monadic
 
 from bayes_wake.errors import EventDataError, SettingsError
-from bayes_wake.io.acled import OUTCOMES, Outcome, parse_outcome, read_acled
+from bayes_wake.studies.sauter.acled import OUTCOMES, Outcome, parse_outcome, read_acled
 
 CORE = ["event_id_cnty", "time", "lon", "lat", "event_type", "actor1", "inter1", "actor2",
         "inter2", "admin1"]

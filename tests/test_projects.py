@@ -9,8 +9,9 @@ from synthetic import write_projects, write_regions
 
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.covariates import distance_to_layer
-from bayes_wake.io.projects import read_projects, simulate_project_placement
-from bayes_wake.io.study_area import load_regions
+from bayes_wake.simulate.placements import simulate_project_placement
+from bayes_wake.studies.sauter.projects import read_projects
+from bayes_wake.studies.sauter.regions import StudyArea, load_regions
 from bayes_wake.simulate import BASES
 
 
@@ -138,8 +139,8 @@ def test_simulated_placement_is_seeded_and_puts_qips_nearer_the_bases():
 
 def test_simulated_placement_fills_the_chosen_regions_exactly(tmp_path):
     regions = load_regions(write_regions(tmp_path / "r.geojson"))
-    only_aid = simulate_project_placement(1, n_aid=150, kinds=("aid",), regions=regions,
-                                          keep_regions=["Mopti"])
+    only_aid = simulate_project_placement(1, n_aid=150, kinds=("aid",),
+                                          area=StudyArea(regions, ("Mopti",)))
     assert len(only_aid) == 150 and set(only_aid["kind"]) == {"aid"}
     assert ((only_aid["lon"] >= -4.8) & (only_aid["lon"] <= -1.5)).all()
     with pytest.raises(SettingsError, match="kinds"):

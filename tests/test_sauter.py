@@ -28,6 +28,7 @@ from synthetic import (
 
 from bayes_wake.cli import main
 from bayes_wake.errors import SettingsError
+from bayes_wake.studies.sauter.settings import SauterSettings
 from bayes_wake.studies.sauter.workflow import reanalyze_sauter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,9 +55,9 @@ def study(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def real_projects_run(study, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "report"
-    result = reanalyze_sauter(study["acled"], study["boundaries"], study["bases"], out,
-                              qips=study["qips"], aid=study["aid"], bayes=False,
-                              **SMALL_GRID)
+    result = reanalyze_sauter(SauterSettings(study["acled"], study["boundaries"], study["bases"],
+                                             qips=study["qips"], aid=study["aid"], bayes=False,
+                                             **SMALL_GRID), out)
     return result, out
 
 
@@ -112,7 +113,7 @@ def test_counts_drops_and_tables_add_up(real_projects_run, study):
 
 
 def test_the_event_table_follows_the_contract(real_projects_run, study):
-    from bayes_wake.io.acled import read_acled
+    from bayes_wake.studies.sauter.acled import read_acled
     from bayes_wake.studies.sauter.workflow import _event_table
 
     result, _ = real_projects_run
@@ -137,9 +138,9 @@ def test_the_event_table_follows_the_contract(real_projects_run, study):
 
 def test_missing_project_files_are_simulated_and_every_output_says_so(study, tmp_path):
     out = tmp_path / "sim"
-    result = reanalyze_sauter(study["acled"], study["boundaries"], study["bases"], out,
-                              qips=study["qips"], aid=None, n_aid=120, seed=3, bayes=False,
-                              outcomes=["vac"], **SMALL_GRID)
+    result = reanalyze_sauter(SauterSettings(study["acled"], study["boundaries"], study["bases"],
+                                             qips=study["qips"], aid=None, n_aid=120, seed=3,
+                                             bayes=False, outcomes=["vac"], **SMALL_GRID), out)
     assert result.simulated == {"qip": False, "aid": True}
     assert (result.projects["kind"] == "aid").sum() == 120
     html = (out / "report.html").read_text()
@@ -154,26 +155,28 @@ def test_missing_project_files_are_simulated_and_every_output_says_so(study, tmp
     assert projects.loc[projects["kind"] == "aid", "simulated"].all()
     assert not projects.loc[projects["kind"] == "qip", "simulated"].any()
     # the same seed gives the same placement
-    again = reanalyze_sauter(study["acled"], study["boundaries"], study["bases"],
-                             tmp_path / "again", qips=study["qips"], n_aid=120, seed=3,
-                             bayes=False, outcomes=["vac"], **SMALL_GRID)
+    again = reanalyze_sauter(SauterSettings(study["acled"], study["boundaries"], study["bases"],
+                                            qips=study["qips"], n_aid=120, seed=3,
+                                            bayes=False, outcomes=["vac"], **SMALL_GRID),
+                             tmp_path / "again")
     pd.testing.assert_frame_equal(result.projects[["lon", "lat", "time"]],
                                   again.projects[["lon", "lat", "time"]])
 
 
 def test_settings_are_checked_before_any_work(study, tmp_path):
-    args = (study["acled"], study["boundaries"], study["bases"], tmp_path / "x")
+    args, out = (study["acled"], study["boundaries"], study["bases"]), tmp_path / "x"
     with pytest.raises(SettingsError, match="simulated"):
-        reanalyze_sauter(*args, covariate_columns=["pop_density"], bayes=False)
+        reanalyze_sauter(SauterSettings(*args, covariate_columns=["pop_density"], bayes=False),
+                         out)
     with pytest.raises(SettingsError, match="unknown outcome"):
-        reanalyze_sauter(*args, outcomes=["riots"], bayes=False)
+        reanalyze_sauter(SauterSettings(*args, outcomes=["riots"], bayes=False), out)
     with pytest.raises(SettingsError, match="does not divide"):
-        reanalyze_sauter(*args, windows=(10, 60, 15), bayes=False)
+        reanalyze_sauter(SauterSettings(*args, windows=(10, 60, 15), bayes=False), out)
     with pytest.raises(SettingsError, match="'Sikasso' is not in the boundary file"):
-        reanalyze_sauter(*args, regions=["Mopti", "Sikasso"], bayes=False)
+        reanalyze_sauter(SauterSettings(*args, regions=["Mopti", "Sikasso"], bayes=False), out)
     with pytest.raises(SettingsError, match="'riots' .* has no events"):
-        reanalyze_sauter(*args, outcomes=["riots:event_types=Riots"], bayes=False,
-                         n_qips=20, n_aid=40)
+        reanalyze_sauter(SauterSettings(*args, outcomes=["riots:event_types=Riots"],
+                                        bayes=False, n_qips=20, n_aid=40), out)
     assert not (tmp_path / "x").exists()
 
 
@@ -388,10 +391,10 @@ def test_the_study_map_keeps_labels_clear_rivers_inside_and_a_true_scale_bar(sha
     import shapely
     from matplotlib.collections import LineCollection
 
-    from bayes_wake.io.acled import parse_outcome
+    from bayes_wake.studies.sauter.acled import parse_outcome
     from bayes_wake.io.covariates import load_layer
-    from bayes_wake.io.projects import simulate_project_placement
-    from bayes_wake.io.study_area import load_regions
+    from bayes_wake.simulate.placements import simulate_project_placement
+    from bayes_wake.studies.sauter.regions import StudyArea, load_regions
     from bayes_wake.studies.sauter.workflow import STUDY_REGIONS, _study_map
 
     boundary = load_regions(shared_data / "ocha_cod_ab_mali_2015"
@@ -401,7 +404,7 @@ def test_the_study_map_keeps_labels_clear_rivers_inside_and_a_true_scale_bar(sha
     rivers = load_layer(shared_data / "gshhg_wdbii_mali" / "mali_bbox_rivers_wdbii_full.geojson")
     country = boundary.geometry.union_all().buffer(1e-6)
     assert not rivers.geometry.within(country).all()  # the layer does run outside
-    projects = simulate_project_placement(0, regions=boundary, keep_regions=STUDY_REGIONS)
+    projects = simulate_project_placement(0, area=StudyArea(boundary, STUDY_REGIONS))
     events = pd.DataFrame({"lon": [-3.0, 0.0], "lat": [14.5, 16.0]})
     outcome = parse_outcome("vac")
 
@@ -445,7 +448,8 @@ def test_the_report_counts_where_ols_and_the_posterior_disagree():
     for neither, and an NA cell."""
     from types import SimpleNamespace
 
-    from bayes_wake.studies.sauter.workflow import OutcomeResult, _agreement_sentence
+    from bayes_wake.studies.sauter.report import _agreement_sentence
+    from bayes_wake.studies.sauter.workflow import OutcomeResult
 
     coords = {"window": [10, 20, 30], "radius": [3.0, 6.0]}
 
@@ -494,7 +498,7 @@ def _unpooled_outcome(events):
 
     from bayes_wake.bayes.fit import fit_surface
     from bayes_wake.bayes.spec import load_spec
-    from bayes_wake.io.acled import parse_outcome
+    from bayes_wake.studies.sauter.acled import parse_outcome
     from bayes_wake.mwa.analysis import ROBUST_ERRORS, matched_wake_analysis, \
         standard_error_table
     from bayes_wake.studies.sauter.workflow import OutcomeResult
@@ -515,7 +519,8 @@ def test_the_report_summary_gives_the_grid_average_effect(mwa_example_events, tm
     """The Sauter report had no grid-level result: each outcome's summary line now gives
     the average effect over the grid's cells with its interval (grid_summary.csv)."""
     from bayes_wake.io.html import HtmlReport
-    from bayes_wake.studies.sauter.workflow import SauterResult, _summary_section
+    from bayes_wake.studies.sauter.report import _summary_section
+    from bayes_wake.studies.sauter.workflow import SauterResult
 
     item = _unpooled_outcome(mwa_example_events)
     empty = pd.DataFrame()

@@ -286,7 +286,7 @@ def _after_robust(verdicts: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_the_robust_verdict_counts_surviving_windows(mwa_example_events):
-    from bayes_wake.checks.standard_errors import robust_survival
+    from bayes_wake.checks.standard_errors import standard_error_check
     from bayes_wake.mwa.analysis import MWASettings, standard_error_table
     from bayes_wake.wakes import count_wakes
 
@@ -295,7 +295,7 @@ def test_the_robust_verdict_counts_surviving_windows(mwa_example_events):
     table = standard_error_table(cube, mwa, ["classical", "HC1"])
     n_classical = int((table["pvalue_classical"] <= 0.05).sum())
     both = int(((table["pvalue_classical"] <= 0.05) & (table["pvalue_HC1"] <= 0.05)).sum())
-    sentence = robust_survival(cube, mwa, ["HC1"])
+    sentence = standard_error_check(cube, mwa, ["HC1"]).sentence
     assert sentence.startswith(f"Of {n_classical} windows significant")
     assert f"{both} with HC1 stay significant" in sentence
     assert n_classical == 4  # R's reference: 4 significant windows on the example

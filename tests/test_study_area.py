@@ -10,7 +10,7 @@ import pytest
 from synthetic import REGION_BOXES, write_regions
 
 from bayes_wake.errors import EventDataError, SettingsError
-from bayes_wake.io.study_area import (
+from bayes_wake.studies.sauter.regions import (
     STUDY_REGIONS,
     assign_regions,
     filter_to_regions,

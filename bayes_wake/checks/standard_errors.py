@@ -2,7 +2,7 @@
 
 :func:`standard_error_check`: how many of the windows significant with classical (R's)
 standard errors stay significant with robust ones (heteroskedasticity-consistent,
-cluster-robust, Conley). :func:`multiplicity_check`: how many survive Holm's and
+cluster-robust, Conley; counted by :func:`robust_survival`, as in the Sauter report). :func:`multiplicity_check`: how many survive Holm's and
 Benjamini-Hochberg's corrections over the window grid
 (:mod:`bayes_wake.mwa.multiplicity`), with the Westfall-Young p-values of the label
 permutations beside them and the estimate surface hatched where Holm's correction removes a
@@ -54,7 +54,7 @@ def standard_error_check(cube: xr.Dataset, mwa: MWASettings,
     """
     cells = standard_error_table(cube, mwa, ("classical", *choices))
     classical = cells["pvalue_classical"] <= mwa.alpha
-    surviving = [int((classical & (cells[f"pvalue_{c}"] <= mwa.alpha)).sum()) for c in choices]
+    surviving = list(robust_survival(cells, mwa.alpha, choices).values())
     table = pd.DataFrame({"standard_errors": ["classical", *choices],
                           "windows_significant": [int(classical.sum()), *surviving]})
     parts = [f"{n} with {c}" for c, n in zip(choices, surviving, strict=True)]
@@ -67,10 +67,29 @@ def standard_error_check(cube: xr.Dataset, mwa: MWASettings,
                        cells=cells)
 
 
-def robust_survival(cube: xr.Dataset, mwa: MWASettings,
-                    choices: Sequence[str] = ROBUST_ERRORS) -> str:
-    """The sentence of :func:`standard_error_check`."""
-    return standard_error_check(cube, mwa, choices).sentence
+def robust_survival(cells: pd.DataFrame, alpha: float,
+                    choices: Sequence[str] = ROBUST_ERRORS) -> dict[str, int]:
+    """Does a classical significant window survive robust errors: per robust choice, how many
+    windows significant at ``alpha`` with classical (R's) standard errors stay significant
+    with that choice too (a window significant only with the robust choice is not counted).
+
+    Parameters
+    ----------
+    cells
+        Per window, ``pvalue_classical`` and ``pvalue_<choice>`` for each choice
+        (:func:`bayes_wake.mwa.analysis.standard_error_table` with ``classical`` among them).
+    alpha
+        The significance level.
+    choices
+        The robust standard-error choices.
+
+    Returns
+    -------
+    dict
+        Choice -> number of surviving windows, in the order of ``choices``.
+    """
+    classical = cells["pvalue_classical"] <= alpha
+    return {c: int((classical & (cells[f"pvalue_{c}"] <= alpha)).sum()) for c in choices}
 
 
 def multiplicity_check(multiplicity: MultiplicitySummary, surface: xr.Dataset, *,

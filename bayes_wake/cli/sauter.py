@@ -1,6 +1,7 @@
 """``bayes-wake sauter``: the Sauter (2022) reanalysis with one command.
 
-A thin layer over :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter`;
+A thin layer over :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter`: the options
+build one :class:`~bayes_wake.studies.sauter.settings.SauterSettings`;
 ``scripts/reanalyze_sauter.py`` calls the same function. Registered in
 :mod:`bayes_wake.cli` with ``main.add_command(sauter)``.
 """
@@ -125,47 +126,60 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
     folder (NOT_CONVERGED.txt, the converged column) say so and the command exits with
     status 3.
     """
-    from rich.markup import escape
-
     from bayes_wake.bayes.spec import load_spec
-    from bayes_wake.io.acled import parse_outcome
-    from bayes_wake.io.tables import counted
-    from bayes_wake.studies.sauter.workflow import DEFAULT_OUTCOMES, reanalyze_sauter
+    from bayes_wake.studies.sauter.settings import DEFAULT_OUTCOMES, SauterSettings
+    from bayes_wake.studies.sauter.workflow import reanalyze_sauter
 
     console = _console()
-    spec = None
-    if not mwa_only:
-        spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
-                                                 chains=chains, seed=seed)
-    chosen = [parse_outcome(text) for text in (outcomes or DEFAULT_OUTCOMES)]
-    simulated = [name for name, path in (("QIPs", qips), ("aid projects", aid)) if path is None]
-    banner = (f"PROJECTS ARE SIMULATED ({' and '.join(simulated)}; seed "
-              f"{0 if seed is None else seed}): effects are a placebo, not findings about QIPs. "
-              "Give --qips and --aid to analyse real projects.")
-    if simulated:
-        console.print(f"[bold red]{banner}[/]")
-
-    def log(line: str) -> None:
-        console.print(line, markup=False, highlight=False)
-
-    result = reanalyze_sauter(
-        acled, boundaries, bases, out, qips=qips, aid=aid,
+    settings = SauterSettings(
+        acled, boundaries, bases, qips=qips, aid=aid,
         qip_columns=_pairs(qip_columns, "--qip-column") or None,
         aid_columns=_pairs(aid_columns, "--aid-column") or None,
         rivers=list(rivers), rivers_where=rivers_where, roads=list(roads),
         roads_where=roads_where, layers=_pairs(layers, "--layer") or None,
         rasters=_pairs(rasters, "--raster") or None,
-        covariate_columns=list(covariate_columns), outcomes=chosen,
+        covariate_columns=list(covariate_columns), outcomes=outcomes or DEFAULT_OUTCOMES,
         windows=t_window, radii=spat_window, regions=regions.split(","),
         merge_menaka=merge_menaka, snap_km=snap_km, start=start, end=end,
         seed=0 if seed is None else seed, n_qips=n_qips, n_aid=n_aid,
         convention=convention, weighted=not unweighted, tcm=not no_tcm, alpha=alpha,
-        spillover=spillover, spec=spec, bayes=not mwa_only, event_map=not no_event_map,
-        progressbar=console.is_terminal, log=log)
+        spillover=spillover, bayes=not mwa_only, event_map=not no_event_map,
+        spec=None if mwa_only else load_spec(spec_path).with_sampler(
+            backend=sampler, draws=draws, tune=tune, chains=chains, seed=seed))
+    banner = _simulated_banner(settings)
+    if banner:
+        console.print(f"[bold red]{banner}[/]")
+    result = reanalyze_sauter(settings, out, progressbar=console.is_terminal,
+                              log=lambda line: console.print(line, markup=False,
+                                                             highlight=False))
+    _print_result(console, result, banner)
+    converged = [item.bayes.diagnostics.converged for item in result.outcomes.values()
+                 if item.bayes is not None]
+    return _convergence_status(console, converged, allow_unconverged)
+
+
+def _simulated_banner(settings) -> str:
+    """The console's warning when projects are simulated (empty when both files are given)."""
+    simulated = [{"qip": "QIPs", "aid": "aid projects"}[kind]
+                 for kind in settings.simulated_kinds]
+    if not simulated:
+        return ""
+    return (f"PROJECTS ARE SIMULATED ({' and '.join(simulated)}; seed {settings.seed}): "
+            "effects are a placebo, not findings about QIPs. Give --qips and --aid to analyse "
+            "real projects.")
+
+
+def _print_result(console, result, banner: str) -> None:
+    """The drops, per outcome the significant windows and the Bayesian cells, the warning
+    about simulated projects again, and where the report is."""
+    from rich.markup import escape
+
+    from bayes_wake.io.tables import counted
 
     dropped = result.dropped[result.dropped["events"] > 0]
     for row in dropped.itertuples(index=False):
-        log(f"  {row.step}: {row.events:,} {row.reason}")
+        console.print(f"  {row.step}: {row.events:,} {row.reason}", markup=False,
+                      highlight=False)
     for item in result.outcomes.values():
         _print_significant(console, item.mwa,
                            f"{item.outcome.label} ({counted(item.n_events, 'event')})")
@@ -181,9 +195,6 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
                           f"interval above 0, {below} below 0; posterior mean "
                           f"{float(surface['mean'].min()):.3f} to "
                           f"{float(surface['mean'].max()):.3f} events per wake{state}")
-    if simulated:
+    if banner:
         console.print(f"[bold red]{banner}[/]")
-    console.print(f"Report: {escape(str(Path(out) / 'report.html'))} ({result.seconds:.1f} s)")
-    converged = [item.bayes.diagnostics.converged for item in result.outcomes.values()
-                 if item.bayes is not None]
-    return _convergence_status(console, converged, allow_unconverged)
+    console.print(f"Report: {escape(str(result.report))} ({result.seconds:.1f} s)")

@@ -3,10 +3,10 @@ reader (:func:`read_csv_text`), the missing-value rule (:func:`missing_mask`) an
 parser (:func:`number_cells`, :func:`parse_numbers`); :func:`read_table` for the study
 adapters (ACLED, projects, point layers).
 
-Shared by :mod:`bayes_wake.io.events`, :mod:`bayes_wake.io.acled`,
-:mod:`bayes_wake.io.projects` and :mod:`bayes_wake.io.covariates`: CSV files are read as
-text, so that each bad cell can be named by file, 1-based data row (the header is not
-counted) and column in an :class:`~bayes_wake.errors.EventDataError`.
+Shared by :mod:`bayes_wake.io.events`, :mod:`bayes_wake.io.covariates` and the Sauter study's
+readers (:mod:`bayes_wake.studies.sauter.acled`, :mod:`bayes_wake.studies.sauter.projects`):
+CSV files are read as text, so that each bad cell can be named by file, 1-based data row (the
+header is not counted) and column in an :class:`~bayes_wake.errors.EventDataError`.
 """
 
 from __future__ import annotations

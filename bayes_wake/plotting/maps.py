@@ -1,10 +1,10 @@
 """Maps of a study area: regions, bases, projects, outcome events and rivers, with a scale bar.
 
 :func:`plot_study_map` draws the paper's Figure 4 from the package's data contracts: admin
-regions (a GeoDataFrame with a ``region`` column, as :func:`bayes_wake.io.study_area.
-load_regions` returns), bases (points), the project table of :mod:`bayes_wake.io.projects`
-(``kind`` ``qip`` or ``aid``, ``lon``, ``lat``) and, optionally, outcome events (``lon``,
-``lat``) and line or polygon layers of rivers and lakes. :func:`add_scale_bar` puts a true
+regions (a GeoDataFrame with a ``region`` column, as
+:func:`bayes_wake.studies.sauter.regions.load_regions` returns), bases (points), a project
+table (as :mod:`bayes_wake.studies.sauter.projects` reads it: ``kind`` ``qip`` or ``aid``,
+``lon``, ``lat``) and, optionally, outcome events (``lon``, ``lat``) and line or polygon layers of rivers and lakes. :func:`add_scale_bar` puts a true
 kilometre scale bar on any axes in longitude and latitude.
 """
 
@@ -62,14 +62,14 @@ def plot_study_map(
     ----------
     boundary
         ``geopandas.GeoDataFrame`` of the admin regions (WGS84), with a ``region`` column
-        naming each; as :func:`bayes_wake.io.study_area.load_regions` returns it.
+        naming each; as :func:`bayes_wake.studies.sauter.regions.load_regions` returns it.
     regions
         Names (``region`` values) of the regions of the study, shaded.
     bases
         ``geopandas.GeoDataFrame`` of points (WGS84); a ``name`` column, if present, labels
         each.
     projects
-        The project table of :mod:`bayes_wake.io.projects`: ``kind`` (``"qip"`` or
+        The project table of :mod:`bayes_wake.studies.sauter.projects`: ``kind`` (``"qip"`` or
         ``"aid"``), ``lon``, ``lat`` (degrees). Other kinds are not drawn.
     points
         Outcome events with ``lon`` and ``lat`` (degrees), or None to leave them out (the

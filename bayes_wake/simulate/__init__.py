@@ -7,9 +7,9 @@ kernels are :class:`PlantedEffect` (``effects``, beside a recovery battery's :cl
 and :func:`plant`, which plants one into a real event table; both spawn with
 :func:`spawn_offspring`), the geography and the calibrated settings of
 the simulated Mali live in ``mali`` and the gazetteer, the placing of points and the
-covariates in ``places``. :mod:`bayes_wake.io.projects` uses it for the project placements of
-users without project files. Imports: :mod:`bayes_wake.errors`, :mod:`bayes_wake.options` and
-:mod:`bayes_wake.core` only.
+covariates in ``places``; ``placements`` places QIPs and aid projects the same way for users
+without project files (:func:`simulate_project_placement`, filling a study area). Imports:
+:mod:`bayes_wake.errors`, :mod:`bayes_wake.options` and :mod:`bayes_wake.core` only.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from bayes_wake.simulate.effects import (
     spawn_offspring,
 )
 from bayes_wake.simulate.mali import BASES, MALI_BOUNDS, NIGER_RIVER
+from bayes_wake.simulate.placements import DESIGNS, simulate_project_placement
 from bayes_wake.simulate.places import COVARIATES
 from bayes_wake.simulate.study import SimulatedStudy
 
 __all__ = [
     "BASES",
     "COVARIATES",
+    "DESIGNS",
     "MALI_BOUNDS",
     "NIGER_RIVER",
     "NULL_EFFECT",
@@ -40,6 +42,7 @@ __all__ = [
     "Scenario",
     "SimulatedStudy",
     "plant",
+    "simulate_project_placement",
     "simulate_study",
     "spawn_offspring",
 ]

@@ -317,6 +317,39 @@ def read_acled(
     first_day, last_day = study_period(start, end)
     raw = read_table(path, "ACLED file")
     label = raw.attrs["source"]
+    columns = _acled_columns(raw, label)
+    layout = _layout(layout, columns, label)
+    frame = _first_actor_rows(raw, columns, label)
+    interaction = (_optional_numbers(_text(raw, columns, "interaction"),
+                                     columns["interaction"], label)
+                   if columns["interaction"] is not None else None)
+    if layout == "dyadic":
+        frame["actor2"] = _text(raw, columns, "actor2")
+        frame["assoc_actor_2"] = _text(raw, columns, "assoc_actor_2")
+        frame["inter2"] = _inter_codes(_text(raw, columns, "inter2"), columns["inter2"], label,
+                                       missing_is_zero=True)
+        frame = _dyadic_unique(frame, label, columns)
+    else:
+        frame = _rebuild_dyads(frame, label, columns)
+    if interaction is not None:
+        _check_interaction(frame, interaction, label, columns["interaction"])
+    frame = frame[_EVENT_COLUMNS].reset_index(drop=True)
+    events_read = len(frame)
+    frame, dropped = _drop_outside(frame, first_day, last_day)
+    frame.attrs.update({"source": label, "layout": layout, "rows_read": len(raw),
+                        "events_read": events_read, "dropped": dropped})
+    return frame
+
+
+_EVENT_COLUMNS = ["event_id_cnty", "time", "lon", "lat", "event_type", "sub_event_type",
+                  "actor1", "assoc_actor_1", "inter1", "actor2", "assoc_actor_2", "inter2",
+                  "admin1", "admin2", "location", "fatalities", "geo_precision",
+                  "time_precision", "file_row"]
+
+
+def _acled_columns(raw: pd.DataFrame, label: str) -> dict[str, str | None]:
+    """Our column names -> the file's (None where the file lacks one); the required ones
+    checked."""
     columns = {ours: find_column(raw, names) for ours, names in _COLUMNS.items()}
     missing = [c for c in _REQUIRED if columns[c] is None]
     if missing:
@@ -324,6 +357,11 @@ def read_acled(
             f"not an ACLED export: no column {', '.join(repr(c) for c in missing)} "
             f"(columns: {', '.join(map(str, raw.columns[:12]))}"
             f"{', ...' if raw.shape[1] > 12 else ''})", path=label)
+    return columns
+
+
+def _layout(layout: str, columns: dict, label: str) -> str:
+    """``monadic`` or ``dyadic``: as asked, or (``auto``) dyadic when the file has inter2."""
     has_actor2 = columns["inter2"] is not None
     if layout == "auto":
         layout = "dyadic" if has_actor2 else "monadic"
@@ -331,12 +369,22 @@ def read_acled(
         raise EventDataError("layout 'dyadic' needs an inter2 column; this looks like a "
                              "monadic export (one row per actor): use layout='monadic'",
                              path=label, column="inter2")
+    return layout
 
+
+def _text(raw: pd.DataFrame, columns: dict, ours: str) -> pd.Series:
+    """A column of the file as text (all missing when the file lacks it)."""
+    name = columns[ours]
+    if name is None:
+        return pd.Series(pd.array([None] * len(raw), dtype="str"))
+    return raw[name].astype("str")
+
+
+def _first_actor_rows(raw: pd.DataFrame, columns: dict, label: str) -> pd.DataFrame:
+    """One validated row per file row: the event and its first actor (ids, dates,
+    coordinates and inter codes checked)."""
     def col(ours: str) -> pd.Series:
-        name = columns[ours]
-        if name is None:
-            return pd.Series(pd.array([None] * len(raw), dtype="str"))
-        return raw[name].astype("str")
+        return _text(raw, columns, ours)
 
     ids = col("event_id_cnty")
     no_id = missing_mask(ids)
@@ -357,8 +405,7 @@ def read_acled(
                         what="latitude")
     check_coordinates(lon, lat, lon_name=columns["longitude"], lat_name=columns["latitude"],
                       path=label)
-
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "event_id_cnty": ids.str.strip(),
         "time": time,
         "lon": lon,
@@ -371,31 +418,14 @@ def read_acled(
         "admin1": col("admin1").str.strip(),
         "admin2": col("admin2").str.strip(),
         "location": col("location"),
-        "fatalities": _optional_numbers(col("fatalities"), columns["fatalities"], label),
-        "geo_precision": _optional_numbers(col("geo_precision"), columns["geo_precision"],
-                                           label),
-        "time_precision": _optional_numbers(col("time_precision"), columns["time_precision"],
-                                            label),
+        **{name: _optional_numbers(col(name), columns[name], label)
+           for name in ("fatalities", "geo_precision", "time_precision")},
         "file_row": np.arange(1, len(raw) + 1, dtype=np.int64),
     })
-    interaction = (_optional_numbers(col("interaction"), columns["interaction"], label)
-                   if columns["interaction"] is not None else None)
-    if layout == "dyadic":
-        frame["actor2"] = col("actor2")
-        frame["assoc_actor_2"] = col("assoc_actor_2")
-        frame["inter2"] = _inter_codes(col("inter2"), columns["inter2"], label,
-                                       missing_is_zero=True)
-        frame = _dyadic_unique(frame, label, columns)
-    else:
-        frame = _rebuild_dyads(frame, label, columns)
-    if interaction is not None:
-        _check_interaction(frame, interaction, label, columns["interaction"])
 
-    frame = frame[["event_id_cnty", "time", "lon", "lat", "event_type", "sub_event_type",
-                   "actor1", "assoc_actor_1", "inter1", "actor2", "assoc_actor_2", "inter2",
-                   "admin1", "admin2", "location", "fatalities", "geo_precision",
-                   "time_precision", "file_row"]].reset_index(drop=True)
-    events_read = len(frame)
+
+def _drop_outside(frame: pd.DataFrame, first_day, last_day) -> tuple[pd.DataFrame, list[dict]]:
+    """The events with coordinates inside the study period, and the drop records."""
     dropped = []
     no_xy = (frame["lon"].isna() | frame["lat"].isna()).to_numpy()
     dropped.append({"step": "ACLED", "reason": "missing coordinates",
@@ -411,10 +441,7 @@ def read_acled(
         dropped.append({"step": "ACLED", "reason": f"{reason} ({bound.date()})",
                         "events": int(mask.sum())})
         frame = frame[~mask]
-    frame = frame.reset_index(drop=True)
-    frame.attrs.update({"source": label, "layout": layout, "rows_read": len(raw),
-                        "events_read": events_read, "dropped": dropped})
-    return frame
+    return frame.reset_index(drop=True), dropped
 
 
 def _text_in(column: pd.Series, values: Sequence[str]) -> np.ndarray:

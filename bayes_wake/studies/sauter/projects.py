@@ -10,12 +10,9 @@ budget and the activity type as attributes (the paper's Table 1).
 A project with several locations is one event per location: either one row per location, or
 an IATI-style ``point`` column holding ``"lat lon"`` positions separated by ``;`` or ``|``.
 
-When a user has no QIP or no aid file, :func:`simulate_project_placement` places projects as
-:func:`bayes_wake.simulate.simulate_study` does (documented there): QIPs at the MINUSMA base
-towns and camps, aid projects following the population of the study area's towns, both
-geocoded to places, start dates uniform over the period, so that QIPs lie nearer to the bases
-than aid projects, as in the paper's Table 2 (59 km against 95 km). Simulated projects carry
-``simulated = True``, and every output of the Sauter workflow says so.
+When a user has no QIP or no aid file, the study places projects by simulation
+(:func:`bayes_wake.simulate.placements.simulate_project_placement`, in the same columns with
+``simulated = True``), and every output of the Sauter workflow says so.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ import pandas as pd
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import (
     check_coordinates,
-    counted,
     find_column,
     missing_mask,
     parse_dates,
@@ -38,14 +34,12 @@ from bayes_wake.io.tables import (
     read_table,
     study_period,
 )
-from bayes_wake.simulate import simulate_study
 
 __all__ = [
     "AID_COLUMNS",
     "PROJECT_COLUMNS",
     "QIP_COLUMNS",
     "read_projects",
-    "simulate_project_placement",
 ]
 
 _LON = ("longitude", "lon", "lng", "long", "x", "location_longitude")
@@ -150,6 +144,17 @@ def read_projects(
     raw = read_table(path, what)
     label = raw.attrs["source"]
     mapping = _resolve_columns(raw, defaults, columns, label, what)
+    _check_mapping(raw, mapping, defaults, keep, label, what)
+    frame = _one_row_per_location(raw, mapping, kind, keep, label)
+    frame, dropped = _drop_unusable(frame, kind, start, end)
+    frame.attrs.update({"source": label, "kind": kind, "columns": mapping, "rows_read": len(raw),
+                        "dropped": dropped})
+    return frame
+
+
+def _check_mapping(raw: pd.DataFrame, mapping: dict, defaults: Mapping[str, tuple[str, ...]],
+                   keep: Sequence[str], label: str, what: str) -> None:
+    """A start-date column, a location (lon and lat, or points) and the columns to keep."""
     if mapping.get("start") is None:
         raise EventDataError(f"no start-date column in the {what}; name it with "
                              f"columns={{'start': ...}} (tried: {', '.join(defaults['start'])})",
@@ -162,28 +167,17 @@ def read_projects(
         if name not in raw.columns:
             raise SettingsError(f"column {name!r} to keep is not in {label} (columns: "
                                 f"{', '.join(raw.columns)})")
+
+
+def _one_row_per_location(raw: pd.DataFrame, mapping: dict, kind: str, keep: Sequence[str],
+                          label: str) -> pd.DataFrame:
+    """The projects in our columns, a project with several locations repeated per location
+    (a project without one kept once, with NaN coordinates)."""
     n = len(raw)
     rows = np.arange(1, n + 1, dtype=np.int64)
     time = parse_dates(raw[mapping["start"]], name=mapping["start"], path=label)
-    if mapping.get("point") is not None and (mapping.get("lon") is None
-                                             or mapping.get("lat") is None):
-        lon_lists, lat_lists = _points(raw[mapping["point"]], mapping["point"], label)
-    else:
-        lon = parse_numbers(raw[mapping["lon"]], name=mapping["lon"], path=label,
-                            what="longitude")
-        lat = parse_numbers(raw[mapping["lat"]], name=mapping["lat"], path=label,
-                            what="latitude")
-        check_coordinates(lon, lat, lon_name=mapping["lon"], lat_name=mapping["lat"],
-                          path=label)
-        lon_lists = [[x] if np.isfinite(x) else [] for x in lon]
-        lat_lists = [[y] if np.isfinite(y) else [] for y in lat]
-    budget = (parse_numbers(raw[mapping["budget"]], name=mapping["budget"], path=label,
-                            what="budget", money=True)
-              if mapping.get("budget") else np.full(n, np.nan))
-    if np.any(budget < 0):
-        bad = np.flatnonzero(budget < 0) + 1
-        raise EventDataError("negative budget", path=label, rows=list(bad),
-                             column=mapping["budget"])
+    lon_lists, lat_lists = _locations(raw, mapping, label)
+    budget = _budgets(raw, mapping, label)
 
     def text(key: str) -> pd.Series:
         name = mapping.get(key)
@@ -194,8 +188,7 @@ def read_projects(
 
     ids = text("id")
     ids = ids.where(ids.notna(), pd.Series([f"{kind}-{r}" for r in rows], dtype="str"))
-    counts = np.array([len(v) for v in lon_lists])
-    repeat = np.maximum(counts, 1)
+    repeat = np.maximum(np.array([len(v) for v in lon_lists]), 1)
     frame = pd.DataFrame({
         "project_id": np.repeat(ids.to_numpy(dtype=object), repeat),
         "kind": kind,
@@ -213,6 +206,39 @@ def read_projects(
     frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.as_unit("ns")
     for column in ("project_id", "kind", "activity_type", "title"):
         frame[column] = frame[column].astype("str")
+    return frame
+
+
+def _locations(raw: pd.DataFrame, mapping: dict, label: str) -> tuple[list[list[float]],
+                                                                      list[list[float]]]:
+    """Per file row, the longitudes and latitudes of its locations (IATI points when the file
+    has no lon and lat columns)."""
+    if mapping.get("point") is not None and (mapping.get("lon") is None
+                                             or mapping.get("lat") is None):
+        return _points(raw[mapping["point"]], mapping["point"], label)
+    lon = parse_numbers(raw[mapping["lon"]], name=mapping["lon"], path=label, what="longitude")
+    lat = parse_numbers(raw[mapping["lat"]], name=mapping["lat"], path=label, what="latitude")
+    check_coordinates(lon, lat, lon_name=mapping["lon"], lat_name=mapping["lat"], path=label)
+    return ([[x] if np.isfinite(x) else [] for x in lon],
+            [[y] if np.isfinite(y) else [] for y in lat])
+
+
+def _budgets(raw: pd.DataFrame, mapping: dict, label: str) -> np.ndarray:
+    """The budget per file row (NaN without a budget column); negative budgets refused."""
+    budget = (parse_numbers(raw[mapping["budget"]], name=mapping["budget"], path=label,
+                            what="budget", money=True)
+              if mapping.get("budget") else np.full(len(raw), np.nan))
+    if np.any(budget < 0):
+        bad = np.flatnonzero(budget < 0) + 1
+        raise EventDataError("negative budget", path=label, rows=list(bad),
+                             column=mapping["budget"])
+    return budget
+
+
+def _drop_unusable(frame: pd.DataFrame, kind: str, start, end) -> tuple[pd.DataFrame,
+                                                                        list[dict]]:
+    """The projects with a location and a start date inside the study period, and the drop
+    records."""
     step = "QIPs" if kind == "qip" else "aid projects"
     dropped = []
     no_place = (frame["lon"].isna() | frame["lat"].isna()).to_numpy()
@@ -234,10 +260,7 @@ def read_projects(
                                                 f"({last_day.date()})",
                         "events": int(after.sum())})
         frame = frame[~after]
-    frame = frame.reset_index(drop=True)
-    frame.attrs.update({"source": label, "kind": kind, "columns": mapping, "rows_read": n,
-                        "dropped": dropped})
-    return frame
+    return frame.reset_index(drop=True), dropped
 
 
 def _resolve_columns(raw: pd.DataFrame, defaults: Mapping[str, tuple[str, ...]],
@@ -305,190 +328,3 @@ def _points(column: pd.Series, name: str, path: str) -> tuple[list[list[float]],
                              "degrees (IATI's pos order), several separated by ';'",
                              path=path, rows=[i + 1 for i in bad_rows], column=name)
     return lons, lats
-
-
-#: Placement designs of :func:`simulate_project_placement`: name to (QIPs placed as aid
-#: projects, clumps of aid projects, clumps of QIPs); a clump is (projects, km, days).
-DESIGNS = ("bases", "settlements", "clumped", "clumped_qips")
-_DESIGN_RULES = {"bases": (False, None, None), "settlements": (True, None, None),
-                 "clumped": (True, (5, 5.0, 60.0), None),
-                 "clumped_qips": (False, None, (3, 3.0, 30.0))}
-
-
-def _placed(seed: int, rng: np.random.Generator, n_draw: dict, design: str, start,
-            end) -> pd.DataFrame:
-    """Projects of one draw of a design: columns role, time, lon, lat, kind."""
-    as_aid, aid_clump, qip_clump = _DESIGN_RULES[design]
-    n_qip, n_aid = n_draw["qip"], n_draw["aid"]
-    if as_aid:  # one process places both kinds; the labels are a random split
-        study = simulate_study(seed, n_treatment=0, n_control=n_qip + n_aid, n_dependent=0,
-                               effect=None, start=start, end=end)
-        events = study.events[["role", "time", "lon", "lat"]].copy()
-        events["role"] = np.where(rng.permutation(len(events)) < n_qip, "treatment", "control")
-    else:
-        study = simulate_study(seed, n_treatment=n_qip, n_control=n_aid, n_dependent=0,
-                               effect=None, start=start, end=end)
-        events = study.events[["role", "time", "lon", "lat"]].copy()
-    for role, clump in (("control", aid_clump), ("treatment", qip_clump)):
-        if clump is not None:
-            rows = events["role"] == role
-            events = pd.concat([events[~rows], _clumps(events[rows], *clump, rng, end)],
-                               ignore_index=True)
-    events["kind"] = np.where(events["role"] == "treatment", "qip", "aid")
-    return events.sort_values("time", kind="stable").reset_index(drop=True)
-
-
-def _clumps(rows: pd.DataFrame, size: int, km: float, days: float, rng: np.random.Generator,
-            end) -> pd.DataFrame:
-    """The same number of projects in programmes of ``size``: each programme's first project
-    is one of ``rows``, the others lie uniformly within ``km`` of it and start up to
-    ``days`` days later (not after ``end``)."""
-    from bayes_wake.core.geo import destination
-
-    chosen = rng.choice(len(rows), -(-len(rows) // size), replace=False)
-    out = rows.iloc[np.repeat(chosen, size)[:len(rows)]].reset_index(drop=True).copy()
-    first = (np.arange(len(out)) % size) == 0
-    moved = ~first
-    distance = km * np.sqrt(rng.random(int(moved.sum())))
-    lon, lat = destination(out.loc[moved, "lon"].to_numpy(), out.loc[moved, "lat"].to_numpy(),
-                           rng.uniform(0, 2 * np.pi, int(moved.sum())), distance)
-    out.loc[moved, "lon"], out.loc[moved, "lat"] = lon, lat
-    last = pd.Timestamp(end, tz="UTC") if pd.Timestamp(end).tz is None else pd.Timestamp(end)
-    shift = pd.to_timedelta(np.floor(rng.uniform(0, days + 1, int(moved.sum()))), unit="D")
-    times = pd.to_datetime(out.loc[moved, "time"], utc=True) + shift
-    out.loc[moved, "time"] = times.where(times <= last, last).to_numpy()
-    return out
-
-
-def simulate_project_placement(
-    seed: int = 0,
-    *,
-    n_qips: int = 364,
-    n_aid: int = 1500,
-    start: str | pd.Timestamp = "2017-01-01",
-    end: str | pd.Timestamp = "2020-12-31",
-    regions=None,
-    keep_regions: Sequence[str] | None = None,
-    kinds: Sequence[str] = ("qip", "aid"),
-    design: str = "bases",
-) -> pd.DataFrame:
-    """Simulated QIPs and aid projects for users without the project files.
-
-    The placement is that of :func:`bayes_wake.simulate.simulate_study` (no outcome events, no
-    planted effect): QIPs at MINUSMA's base towns and smaller camps (half at the town's
-    centroid, the rest at a place within ~15 km), aid projects at the study area's towns
-    weighted by population (40% at the centroid, the rest at places within ~30 km), so that
-    QIPs lie nearer to the bases than aid projects as in the paper's Table 2 (59 km against
-    95 km on average); start dates uniform over the period. It says nothing about where real
-    projects are: results on it are a placebo, not findings.
-
-    Parameters
-    ----------
-    seed
-        Seed; the same seed gives the same projects.
-    n_qips, n_aid
-        Number of projects of each kind (the paper has 364 QIPs; its number of aid projects
-        is not given).
-    start, end
-        First and last possible start date (inclusive).
-    regions, keep_regions
-        Admin-1 regions (:func:`bayes_wake.io.study_area.load_regions`) and the names of those
-        to keep: projects falling outside them are replaced by other draws of the same seed,
-        so the counts hold. ``None``: no area filter.
-    kinds
-        Which kinds to simulate (``("aid",)`` when the user has a QIP file but no aid file).
-    design
-        Where the projects go (:data:`DESIGNS`): ``bases`` (above; places near bases may
-        trend differently from settlements before any QIP, a placement bias every DiD
-        inherits), ``settlements`` (QIPs placed exactly as aid projects: treatment and control
-        exchangeable, so over placements a null's DiD is 0 on average), ``clumped`` (as
-        ``settlements``, but aid projects come in programmes of 5 within 5 km and 60 days, so
-        control wakes share events) or ``clumped_qips`` (as ``bases``, QIPs in programmes of
-        3 within 3 km and 30 days: each treated wake holds its neighbours' effects).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The columns of :func:`read_projects`, ``simulated`` True, ``budget`` NaN and
-        ``activity_type`` ``"simulated"``; rows of each kind sorted by start date.
-        ``attrs``: ``source`` (``"simulated placement (seed=...)"``), ``seed``,
-        ``dropped`` (empty) and ``settings``.
-
-    Raises
-    ------
-    SettingsError
-        Bad counts or dates, or regions where the placement puts no project.
-    """
-    from bayes_wake.io.study_area import STUDY_REGIONS, filter_to_regions
-
-    kinds = tuple(kinds)
-    if design not in DESIGNS:
-        raise SettingsError(f"unknown placement design {design!r}; use one of {DESIGNS}")
-    if not kinds or any(k not in _KINDS for k in kinds):
-        raise SettingsError(f"kinds must be among 'qip', 'aid', got {kinds!r}")
-    wanted = {"qip": int(n_qips) if "qip" in kinds else 0,
-              "aid": int(n_aid) if "aid" in kinds else 0}
-    if any(v < 0 for v in wanted.values()) or not sum(wanted.values()):
-        raise SettingsError(f"the numbers of projects must be >= 0 and not all 0, got {wanted}")
-    factor = 1.0 if regions is None else 1.1
-    rng = np.random.default_rng([int(seed), 7])
-    for _attempt in range(4):
-        n_draw = {k: int(np.ceil(v * factor)) + (5 if v and regions is not None else 0)
-                  for k, v in wanted.items()}
-        events = _placed(int(seed), rng, n_draw, design, start, end)
-        if regions is not None:
-            events, _ = filter_to_regions(events, regions, keep_regions or STUDY_REGIONS,
-                                          snap_km=0.0, step="simulated")
-        have = events["kind"].value_counts()
-        short = {k: v for k, v in wanted.items() if v and have.get(k, 0) < v}
-        if not short:
-            break
-        ratio = max(v / max(have.get(k, 0), 1) for k, v in short.items())
-        factor = factor * ratio * 1.2
-        if factor > 50:
-            break
-    else:  # pragma: no cover - the loop breaks
-        pass
-    parts = []
-    for kind in ("qip", "aid"):
-        if not wanted[kind]:
-            continue
-        rows = events[events["kind"] == kind]
-        if len(rows) < wanted[kind]:
-            raise SettingsError(f"the simulated placement puts only "
-                                f"{counted(len(rows), f'{kind} project')} in the regions "
-                                f"{list(keep_regions or [])}; choose "
-                                "other regions or give a project file")
-        pick = np.sort(rng.choice(len(rows), size=wanted[kind], replace=False))
-        parts.append(rows.iloc[pick])
-    chosen = pd.concat(parts, ignore_index=True)
-    n = len(chosen)
-    labels = np.where(chosen["kind"] == "qip", "QIP", "AID")
-    counters = chosen.groupby("kind").cumcount().to_numpy() + 1
-    frame = pd.DataFrame({
-        "project_id": pd.array([f"SIM-{a}-{i:04d}" for a, i in zip(labels, counters,
-                                                                    strict=True)], dtype="str"),
-        "kind": pd.array(chosen["kind"].to_numpy(), dtype="str"),
-        "time": chosen["time"].to_numpy(),
-        "lon": chosen["lon"].to_numpy(dtype=float),
-        "lat": chosen["lat"].to_numpy(dtype=float),
-        "budget": np.full(n, np.nan),
-        "activity_type": pd.array(["simulated"] * n, dtype="str"),
-        "title": pd.array(["simulated placement"] * n, dtype="str"),
-        "simulated": True,
-        "file_row": np.zeros(n, dtype=np.int64),
-    })
-    frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.as_unit("ns")
-    frame.attrs.update({
-        "source": f"simulated placement (seed={int(seed)})",
-        "kind": "+".join(kinds),
-        "seed": int(seed),
-        "dropped": [],
-        "settings": {"seed": int(seed), "n_qips": wanted["qip"], "n_aid": wanted["aid"],
-                     "start": str(pd.Timestamp(start).date()),
-                     "end": str(pd.Timestamp(end).date()),
-                     "placement": "bayes_wake.simulate.simulate_study (projects only)",
-                     "design": design,
-                     "regions": list(keep_regions) if keep_regions else None},
-    })
-    return frame

@@ -7,13 +7,15 @@ French or English, with or without accents (``Ségou``/``Segou``, ``Tombouctou``
 ``Koulikoro``/``Koulikouro``); :func:`normalise_region_name` maps them all to one spelling,
 ACLED's (ASCII French). Events are assigned to the region polygon that contains them; points a
 little outside every polygon (border towns, coarse boundaries) are given the nearest region
-when they lie within ``snap_km`` of it.
+when they lie within ``snap_km`` of it. A :class:`StudyArea` (the boundaries and the regions
+kept) is the area a simulated project placement fills.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ from bayes_wake.io.tables import header_key, to_wgs84
 __all__ = [
     "MALI_REGIONS",
     "STUDY_REGIONS",
+    "StudyArea",
     "assign_regions",
     "filter_to_regions",
     "load_regions",
@@ -333,3 +336,26 @@ def resolve_regions(keep: Sequence[str], regions) -> tuple[str, ...]:
     if not out:
         raise SettingsError("no study regions given")
     return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class StudyArea:
+    """The study regions of a boundary file: the :class:`~bayes_wake.simulate.placements.Area`
+    a simulated project placement fills.
+
+    Attributes
+    ----------
+    boundary
+        Admin-1 regions (:func:`load_regions`).
+    names
+        The regions kept, any spelling (:func:`resolve_regions`).
+    """
+
+    boundary: object
+    names: tuple[str, ...] = STUDY_REGIONS
+
+    def inside(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``frame`` inside the regions (no snapping), with their ``region``."""
+        kept, _ = filter_to_regions(frame, self.boundary, self.names, snap_km=0.0,
+                                    step="simulated")
+        return kept
