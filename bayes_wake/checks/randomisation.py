@@ -36,7 +36,7 @@ significant. Near the aliasing tolerance the cell is refitted with ``weighted_ol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -442,7 +442,7 @@ def _batched_wls(cell: CellDesign, labels: np.ndarray, settings: MWASettings):
         coef = np.linalg.solve(g, rhs[fit][..., None])[..., 0]
         bread = np.linalg.inv(g)
         with np.errstate(divide="ignore", invalid="ignore"):
-            if settings.vcov == "classical":
+            if settings.vcov.kind == "classical":
                 rss = yy[fit] - np.einsum("pi,pi->p", coef, rhs[fit])
                 # a near-perfect fit loses digits to cancellation: let the QR fit decide
                 close = rss <= 1e-8 * np.abs(yy[fit])
@@ -453,7 +453,7 @@ def _batched_wls(cell: CellDesign, labels: np.ndarray, settings: MWASettings):
                 x = np.stack([np.broadcast_to(f, (len(fit), n)) for f in fixed] + [lab[fit]],
                              axis=2)
                 resid = y[None, :] - np.einsum("pni,pi->pn", x, coef)
-                if settings.vcov == "HC1":
+                if settings.vcov.kind == "HC1":
                     q = (w * resid) ** 2 * (n / df)
                 else:  # HC3: leverage of the weighted design
                     lev = w * np.einsum("pni,pij,pnj->pn", x, bread, x)
@@ -545,7 +545,7 @@ class DateShiftSettings:
         """JSON-ready settings (for task keys and provenance)."""
         return {"windows": list(self.windows), "radii": list(self.radii),
                 "t_unit": self.t_unit, "convention": self.convention,
-                "mwa": asdict(self.mwa)}
+                "mwa": self.mwa.to_dict()}
 
 
 #: Central share of the outcome events' dates that bounds the date shifts: the outcome rows

@@ -47,6 +47,7 @@ from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import (
     ROBUST_ERRORS,
     MWAResult,
+    MWASettings,
     matched_wake_analysis,
     pretrend_warning,
     spillover_warning,
@@ -542,8 +543,8 @@ def _analyse_outcomes(chosen, projects, outcome_pool, covariates, window_grid, r
                              source=f"Sauter (2022) reanalysis, outcome {outcome.name}")
         cube = count_wakes(table, window_grid, radius_grid, convention=convention,
                            covariates=covariates, leads=True)
-        result = matched_wake_analysis(cube, match_on=covariates, weighted=weighted, tcm=tcm,
-                                       alpha=alpha, spillover=spillover)
+        result = matched_wake_analysis(cube, MWASettings(
+            match_on=covariates, weighted=weighted, tcm=tcm, alpha=alpha, spillover=spillover))
         n_sig = len(result.significant())
         say(f"{outcome.label}: {counted(int(mask.sum()), 'event')}; {n_sig} of "
             f"{counted(len(result.estimates), 'window')} with p <= {alpha:g} (OLS)")
@@ -847,7 +848,7 @@ def _write_outcome(folder: Path, item: OutcomeResult, model_spec, *, sim_kinds: 
     save_cube(item.cube, folder / "cube.nc")
     _save(_ols_figure(item, sim_kinds), folder / "effect_surface.png")
     if model_spec is not None:
-        from bayes_wake.bayes.compare import fit_matched, write_beside
+        from bayes_wake.bayes.matched_fit import fit_matched, write_beside
 
         say(f"{item.outcome.label}: fitting the Bayesian model ({model_spec.name})")
         item.bayes = fit_matched(item.cube, model_spec, item.mwa.settings,
@@ -882,7 +883,7 @@ def _write_report(stage: Path, sauter: SauterResult, *, events_meta: dict, keep_
 def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float) -> None:
     """Per outcome: significant OLS windows and Bayesian cells (and the grid's average
     effect); the grid and the matching."""
-    from bayes_wake.bayes.compare import grid_average_text
+    from bayes_wake.bayes.matched_fit import grid_average_text
 
     n_cells = len(settings["windows"]) * len(settings["radii"])
     verdict = []
@@ -980,7 +981,7 @@ def _balance_section(report, sauter: SauterResult, covariate_notes: dict) -> Non
 
 def _outcome_sections(report, stage: Path, sauter: SauterResult, alpha: float) -> None:
     """Per outcome: Tables 3/4, multiplicity, robust errors, Figure 6 beside the posterior."""
-    from bayes_wake.bayes.compare import shrinkage_warning
+    from bayes_wake.bayes.matched_fit import shrinkage_warning
 
     for item in sauter.outcomes.values():
         report.heading(f"Outcome: {item.outcome.label}")
