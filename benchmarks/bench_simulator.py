@@ -29,8 +29,8 @@ def _row(spec_name: str, seed: int) -> dict:
     study = simulate_study(seed)
     covariates = list(study.events.attrs["covariates"])
     cube = count_wakes(study.events, WINDOWS, RADII)
-    fit = fit_surface(cube, load_spec(spec_name), MWASettings(match_on=covariates,
-                                                              weighted=True), progressbar=False)
+    fit = fit_surface(cube, load_spec(spec_name), MWASettings(match_on=covariates, weighted=True),
+                      progressbar=False)
     ols = matched_wake_analysis(cube, MWASettings(match_on=covariates, weighted=True)).surface
     truth = study.true_effect(WINDOWS, RADII, convention="mwa")
     common = np.isfinite(ols["estimate"]) & np.isfinite(fit.surface["mean"])

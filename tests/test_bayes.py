@@ -41,8 +41,8 @@ def recovery_runs():
         study = simulate_study(seed)
         covariates = list(study.events.attrs["covariates"])
         cube = count_wakes(study.events, WINDOWS, RADII)
-        fit = fit_surface(cube, load_spec(DEFAULT_SPEC), MWASettings(match_on=covariates,
-                                                                     weighted=True), progressbar=False)
+        fit = fit_surface(cube, load_spec(DEFAULT_SPEC),
+                          MWASettings(match_on=covariates, weighted=True), progressbar=False)
         ols = matched_wake_analysis(cube, MWASettings(match_on=covariates, weighted=True))
         truth = study.true_effect(WINDOWS, RADII, convention="mwa")
         runs.append((fit, ols.surface, truth))

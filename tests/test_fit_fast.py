@@ -281,7 +281,9 @@ def test_the_rate_ratio_is_na_where_the_treated_wakes_hold_no_post_events(mwa_ex
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence of so short a run
         warnings.simplefilter("error", RuntimeWarning)  # divide by zero in log
-        fit = fit_surface(cube, spec.model_copy(update={"matching": "none"}), MWASettings(match_on=["match1", "match2"], tcm=True, weighted=True), progressbar=False)
+        fit = fit_surface(cube, spec.model_copy(update={"matching": "none"}),
+                          MWASettings(match_on=["match1", "match2"], tcm=True, weighted=True),
+                          progressbar=False)
     posterior = fit.idata.posterior.sel(radius=2.0, window=[6, 10])
     treated_post = cube["dependent"].sel(period="post", radius=2.0, window=[6, 10]).where(
         cube["treated"] == 1).sum("event")
@@ -312,8 +314,9 @@ def test_posterior_nc_names_the_count_scale_effect_effect(mwa_example_events, tm
     cube = count_wakes(mwa_example_events, GRID["windows"], GRID["radii"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_surface(cube, load_spec("unpooled_did"), MWASettings(match_on=["match1",
-                                                                       "match2"], weighted=True), progressbar=False)
+        fit = fit_surface(cube, load_spec("unpooled_did"),
+                          MWASettings(match_on=["match1", "match2"], weighted=True),
+                          progressbar=False)
     path = fit.to_netcdf(tmp_path / "posterior.nc")
     on_disk = xr.open_datatree(path, engine="h5netcdf")["posterior"].to_dataset()
     inside = fit.idata.posterior

@@ -243,8 +243,9 @@ def test_every_option_equals_statsmodels_on_the_wakes_it_selects(mwa_example_eve
     wakes, weight 1; matching: the spec's CEM on match1, match2 and the pre-trend, written
     again here, with the CEM weights in a WLS)."""
     cube = count_wakes(mwa_example_events, [4, 8], [4.0, 8.0])
-    result = matched_wake_analysis(cube, MWASettings(match_on=["match1",
-                                                     "match2"] if matched else [], weighted=matched, matching=matched, formula=formula, vcov=vcov, delete_sutva=delete_sutva))
+    result = matched_wake_analysis(cube, MWASettings(
+        match_on=["match1", "match2"] if matched else [], weighted=matched, matching=matched,
+        formula=formula, vcov=vcov, delete_sutva=delete_sutva))
     cov_type = {"classical": "nonrobust"}.get(vcov, vcov)
     checked = 0
     for w in cube["window"].to_numpy():
@@ -288,7 +289,8 @@ def test_the_interval_excludes_zero_exactly_when_the_test_rejects(mwa_example_ev
     whatever --vcov made the p-values."""
     cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
     result = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"],
-                                                     weighted=True, tcm=True, vcov=vcov, alpha=0.05))
+                                                     weighted=True, tcm=True, vcov=vcov,
+                                                     alpha=0.05))
     table = result.estimates
     assert list(table.columns[-3:]) == ["std_error", "ci_lower", "ci_upper"]
     estimated = table["pvalue"].notna()

@@ -505,8 +505,9 @@ def _unpooled_outcome(events):
     result = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], weighted=True))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_surface(cube, load_spec("unpooled_did"), MWASettings(match_on=["match1",
-                                                                       "match2"], weighted=True), progressbar=False)
+        fit = fit_surface(cube, load_spec("unpooled_did"),
+                          MWASettings(match_on=["match1", "match2"], weighted=True),
+                          progressbar=False)
     return OutcomeResult(outcome=parse_outcome("vac"), n_events=0, cube=cube, mwa=result,
                          bayes=fit,
                          robust=standard_error_table(cube, result.settings, ROBUST_ERRORS))
