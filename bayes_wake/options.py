@@ -11,7 +11,8 @@ from typing import Any, Literal, get_args
 
 from bayes_wake.errors import SettingsError
 
-__all__ = ["Convention", "Formula", "Estimation", "TimeUnit", "PAPER_WINDOWS", "PAPER_RADII",
+__all__ = ["Convention", "Formula", "Estimation", "TimeUnit", "Sampler", "PAPER_WINDOWS",
+           "PAPER_RADII",
            "MAX_SEED", "DEFAULT_SPEC", "check_choice"]
 
 #: Wake counting: R's ``mwa`` (111.111 km per degree, edge wakes dropped) or ``exact``.
@@ -24,6 +25,8 @@ Estimation = Literal["lm", "att"]
 #: The unit of the temporal windows (R's ``t_unit``; :mod:`bayes_wake.core.windows` also
 #: accepts R's spellings ``mins``, ``secs``, ...).
 TimeUnit = Literal["days", "hours", "minutes", "seconds"]
+#: The MCMC sampler backend of a model spec (``--sampler``).
+Sampler = Literal["nutpie", "pymc", "numpyro"]
 
 #: The default Bayesian model: the shipped spec ``models/smooth_did.yaml`` (the count-scale
 #: surface with a smooth prior). ``adaptive_did`` follows sharp effects better but its sampler

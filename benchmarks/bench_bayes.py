@@ -29,12 +29,14 @@ def _study():
 
 def _row(label: str, spec, cube, covariates) -> dict:
     from bayes_wake.bayes.fit import fit_surface
+    from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.errors import ConvergenceWarning
 
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = fit_surface(cube, spec, match_on=covariates, progressbar=False)
+        fit = fit_surface(cube, spec, MWASettings(match_on=covariates, weighted=True),
+                                                  progressbar=False)
     wall = time.perf_counter() - start
     d = fit.diagnostics
     model = __import__("json").loads(fit.idata.attrs["model_data"])

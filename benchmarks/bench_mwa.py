@@ -33,7 +33,7 @@ def _best_of(fn, repeat: int) -> tuple[float, object]:
 
 
 def paper_case(repeat: int = 5) -> dict:
-    from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
 
@@ -42,7 +42,8 @@ def paper_case(repeat: int = 5) -> dict:
     count_wakes(events, WINDOWS, RADII)  # warm-up (imports, caches)
     t_count, cube = _best_of(lambda: count_wakes(events, WINDOWS, RADII), repeat)
     t_match, _ = _best_of(
-        lambda: matched_wake_analysis(cube, match_on=covariates, weighted=True), repeat)
+        lambda: matched_wake_analysis(cube, MWASettings(match_on=covariates, weighted=True)),
+                                                        repeat)
     return {"case": "paper size (1,900 anchors x 1,100 outcomes)", "count_s": t_count,
             "match_ols_s": t_match, "total_s": t_count + t_match,
             "wakes": int(cube.sizes["event"]), "cells": len(WINDOWS) * len(RADII)}
@@ -77,7 +78,7 @@ def large_case_in_child(n_anchor: int = 100_000, n_outcome: int = 1_000_000) -> 
 
 
 def _large_case(n_anchor: int, n_outcome: int) -> dict:
-    from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
     from bayes_wake.wakes import count_wakes
 
     events = _large_events(n_anchor, n_outcome)
@@ -85,7 +86,7 @@ def _large_case(n_anchor: int, n_outcome: int) -> dict:
     cube = count_wakes(events, WINDOWS, RADII)
     t_count = time.perf_counter() - start
     start = time.perf_counter()
-    matched_wake_analysis(cube, match_on=["cov"], weighted=True)
+    matched_wake_analysis(cube, MWASettings(match_on=["cov"], weighted=True))
     t_match = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"case": f"{n_anchor:,} anchors x {n_outcome:,} outcomes", "count_s": t_count,

@@ -39,11 +39,13 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
     from dataclasses import replace
 
     from bayes_wake.checks.recovery import (
+        Battery,
         RecoverySettings,
         load_battery,
         run_recovery,
         score_recovery,
     )
+    from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.options import DEFAULT_SPEC
 
     scenarios, conf = load_battery(path)
@@ -54,7 +56,8 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
     settings = RecoverySettings(
         windows=tuple(int(w) for w in np.arange(w0, w1 + 1, ws)),
         radii=tuple(float(r) for r in np.arange(r0, r1 + 1e-9, rs)),
-        mwa={"match_on": ["dist_base_km"], **conf.get("mwa", {}), **(mwa or {})},
+        mwa=MWASettings.from_dict({"match_on": ["dist_base_km"], **conf.get("mwa", {}),
+                                   **(mwa or {})}),
         methods=tuple(methods or conf.get("methods", ["ols", DEFAULT_SPEC])))
     frames, scen_all = {}, []
     for p in placements:  # placements outer: a battery stopped early is balanced over designs
@@ -65,8 +68,8 @@ def battery(path=HERE / "battery.yaml", quick: bool = False, out=None, methods=N
     directory = out or tempfile.mkdtemp(prefix="bw-battery-")
     # the placements are simulated (no effect of their own): the estimate itself is scored,
     # as in the tables of docs/bayesian_model.md, not the change from an unplanted fit
-    cells = run_recovery(frames, scen_all, settings, directory, replicates=1, seed=0,
-                         baseline=False, log=print)
+    cells = run_recovery(frames, Battery(tuple(scen_all), replicates=1, seed=0), settings,
+                         directory, baseline=False, log=print)
     cells["design"] = cells["study"].str.extract(r"@(\w+):")[0]
     table = pd.concat([score_recovery(cells, truth, by=("design", "scenario"))
                        for truth in ("truth", "truth_direct")], ignore_index=True)

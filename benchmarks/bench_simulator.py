@@ -22,15 +22,16 @@ def _row(spec_name: str, seed: int) -> dict:
 
     from bayes_wake.bayes.fit import fit_surface
     from bayes_wake.bayes.spec import load_spec
-    from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
 
     study = simulate_study(seed)
     covariates = list(study.events.attrs["covariates"])
     cube = count_wakes(study.events, WINDOWS, RADII)
-    fit = fit_surface(cube, load_spec(spec_name), match_on=covariates, progressbar=False)
-    ols = matched_wake_analysis(cube, match_on=covariates, weighted=True).surface
+    fit = fit_surface(cube, load_spec(spec_name), MWASettings(match_on=covariates, weighted=True),
+                      progressbar=False)
+    ols = matched_wake_analysis(cube, MWASettings(match_on=covariates, weighted=True)).surface
     truth = study.true_effect(WINDOWS, RADII, convention="mwa")
     common = np.isfinite(ols["estimate"]) & np.isfinite(fit.surface["mean"])
     interval = az.eti(fit.idata.posterior["additive_effect"], prob=0.9)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.bayes.fit import (
     SHRINKAGE_COLUMNS,
     SURFACE_COLUMNS,
@@ -40,8 +41,9 @@ def recovery_runs():
         study = simulate_study(seed)
         covariates = list(study.events.attrs["covariates"])
         cube = count_wakes(study.events, WINDOWS, RADII)
-        fit = fit_surface(cube, load_spec(DEFAULT_SPEC), match_on=covariates, progressbar=False)
-        ols = matched_wake_analysis(cube, match_on=covariates, weighted=True)
+        fit = fit_surface(cube, load_spec(DEFAULT_SPEC),
+                          MWASettings(match_on=covariates, weighted=True), progressbar=False)
+        ols = matched_wake_analysis(cube, MWASettings(match_on=covariates, weighted=True))
         truth = study.true_effect(WINDOWS, RADII, convention="mwa")
         runs.append((fit, ols.surface, truth))
     return runs

@@ -8,6 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from scipy import integrate, stats
 
+from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.bayes.count_model import CountData, wake_loglik
 from bayes_wake.bayes.spec import load_spec, parse_spec
 from bayes_wake.errors import ModelSpecError
@@ -229,4 +230,5 @@ def test_the_count_model_refuses_spillover_rather_than_ignoring_it(mwa_example_e
 
     cube = count_wakes(mwa_example_events, [2, 4], [2, 4])
     with pytest.raises(SettingsError, match="spillover=True.*smooth_did"):
-        fit_surface(cube, load_spec("nb_did"), match_on=["match1", "match2"], spillover=True)
+        fit_surface(cube, load_spec("nb_did"), MWASettings(match_on=["match1", "match2"],
+                                                           spillover=True, weighted=True))

@@ -22,7 +22,8 @@ SETTINGS = MWASettings(match_on=("match1", "match2"), weighted=True, tcm=True)
 
 def test_the_estimates_are_the_ols_table(cube):
     data = prepare_surface_data(cube, SETTINGS)
-    ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+    ols = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], weighted=True,
+                                                  tcm=True))
     both = np.isfinite(data.estimate)
     np.testing.assert_allclose(data.estimate[both], ols.surface["estimate"].to_numpy()[both],
                                rtol=1e-10)
@@ -100,7 +101,8 @@ def test_classical_joint_errors_reproduce_the_ols_tables_errors(cube):
     """The diagonal is R's variance; projecting the joint matrix onto the positive
     semi-definite cone can only raise it (by little)."""
     data = prepare_surface_data(cube, SETTINGS, errors="classical")
-    ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+    ols = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], weighted=True,
+                                                  tcm=True))
     se = ols.surface["std_error"].to_numpy().ravel()[data.defined]
     assert np.all(data.std_error >= se * (1 - 1e-9))
     np.testing.assert_allclose(data.std_error, se, rtol=0.1)
@@ -213,10 +215,11 @@ def test_the_adaptive_field_pools_flat_stretches_and_frees_a_jump():
 def test_the_unpooled_surface_returns_the_ols_estimates(cube):
     """pooling: none is each cell's own estimate with the joint robust covariance: its mean is
     the OLS table's estimate in every cell (to rounding) and NA exactly where the table is."""
-    from bayes_wake.bayes.compare import fit_matched
+    from bayes_wake.bayes.matched_fit import fit_matched
     from bayes_wake.bayes.spec import load_spec
 
-    ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+    ols = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], weighted=True,
+                                                  tcm=True))
     fit = fit_matched(cube, load_spec("unpooled_did"), ols.settings)
     mean, table = fit.surface["mean"].to_numpy(), ols.surface["estimate"].to_numpy()
     assert np.array_equal(np.isnan(mean), np.isnan(table))
@@ -269,7 +272,7 @@ def test_the_shrinkage_warning_names_the_pulled_cells_with_both_values():
 
     import xarray as xr
 
-    from bayes_wake.bayes.compare import shrinkage_warning
+    from bayes_wake.bayes.matched_fit import shrinkage_warning
 
     cells = ("window", "radius")
     surface = xr.Dataset({"mean": (cells, [[0.1, 0.3]]), "ols_estimate": (cells, [[0.1, 0.5]]),

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.errors import SettingsError
 from bayes_wake.options import DEFAULT_SPEC
 
@@ -34,9 +35,10 @@ def small_fit(mwa_example_events):
     spec = load_spec(DEFAULT_SPEC).with_sampler(draws=200, tune=200, chains=2, seed=7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_surface(cube, spec, match_on=["match1", "match2"], weighted=True, tcm=True,
-                          progressbar=False)
-    ols = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+        fit = fit_surface(cube, spec, MWASettings(match_on=["match1", "match2"], weighted=True,
+                                                  tcm=True), progressbar=False)
+    ols = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], weighted=True,
+                                                  tcm=True))
     return fit, ols
 
 
@@ -163,7 +165,7 @@ def test_the_comparison_figure_names_the_interval_it_hatches(small_fit, tmp_path
     """The right panel's title names the posterior interval that decides its hatching (the
     title once named an 89% interval while the 90% one was drawn)."""
     import bayes_wake.plotting as plotting
-    from bayes_wake.bayes.compare import write_beside
+    from bayes_wake.bayes.matched_fit import write_beside
     from bayes_wake.plotting import HATCH_GID
 
     saved = {}
@@ -186,7 +188,7 @@ def test_the_comparison_figure_marks_posterior_cells_without_an_ols_estimate(
     from dataclasses import replace
 
     import bayes_wake.plotting as plotting
-    from bayes_wake.bayes.compare import write_beside
+    from bayes_wake.bayes.matched_fit import write_beside
     from bayes_wake.plotting import FILLED_GID
 
     fit, ols = small_fit
@@ -280,7 +282,8 @@ def test_the_rate_ratio_is_na_where_the_treated_wakes_hold_no_post_events(mwa_ex
         warnings.simplefilter("ignore")  # convergence of so short a run
         warnings.simplefilter("error", RuntimeWarning)  # divide by zero in log
         fit = fit_surface(cube, spec.model_copy(update={"matching": "none"}),
-                          match_on=["match1", "match2"], tcm=True, progressbar=False)
+                          MWASettings(match_on=["match1", "match2"], tcm=True, weighted=True),
+                          progressbar=False)
     posterior = fit.idata.posterior.sel(radius=2.0, window=[6, 10])
     treated_post = cube["dependent"].sel(period="post", radius=2.0, window=[6, 10]).where(
         cube["treated"] == 1).sum("event")
@@ -292,7 +295,8 @@ def test_the_rate_ratio_is_na_where_the_treated_wakes_hold_no_post_events(mwa_ex
     elsewhere = fit.idata.posterior["rate_ratio"].sel(radius=10.0)
     assert float((elsewhere > 0).mean()) > 0.9  # positive where the treated wakes hold events
     console = Console(record=True, width=150)
-    _print_surface(console, fit, matched_wake_analysis(cube, matching=False, tcm=True))
+    _print_surface(console, fit, matched_wake_analysis(cube, MWASettings(matching=False,
+                                                                         tcm=True)))
     printed = console.export_text()
     assert "nan" not in printed and printed.count(" - ") >= 2  # the NA ratios
 
@@ -310,8 +314,9 @@ def test_posterior_nc_names_the_count_scale_effect_effect(mwa_example_events, tm
     cube = count_wakes(mwa_example_events, GRID["windows"], GRID["radii"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_surface(cube, load_spec("unpooled_did"), match_on=["match1", "match2"],
-                          weighted=True, progressbar=False)
+        fit = fit_surface(cube, load_spec("unpooled_did"),
+                          MWASettings(match_on=["match1", "match2"], weighted=True),
+                          progressbar=False)
     path = fit.to_netcdf(tmp_path / "posterior.nc")
     on_disk = xr.open_datatree(path, engine="h5netcdf")["posterior"].to_dataset()
     inside = fit.idata.posterior

@@ -12,7 +12,7 @@ import statsmodels.api as sm
 from bayes_wake.core.matching import coarsened_exact_match, l1_imbalance
 from bayes_wake.core.regression import weighted_ols
 from bayes_wake.errors import SettingsError
-from bayes_wake.mwa.analysis import EXTRA_ESTIMATE_COLUMNS, matched_wake_analysis
+from bayes_wake.mwa.analysis import EXTRA_ESTIMATE_COLUMNS, MWASettings, matched_wake_analysis
 from bayes_wake.wakes import count_wakes
 
 TABLES = {"estimates": "estimates", "matching": "matching", "SUTVA": "sutva", "wakes": "wakes"}
@@ -21,7 +21,8 @@ TABLES = {"estimates": "estimates", "matching": "matching", "SUTVA": "sutva", "w
 @pytest.fixture(scope="module")
 def example_result(mwa_example_events):
     cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
-    return matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True, tcm=True)
+    return matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], weighted=True,
+                                                   tcm=True))
 
 
 @pytest.mark.parametrize("name", list(TABLES))
@@ -80,8 +81,8 @@ def test_windows_in_seconds_give_the_days_tables_in_the_days_memory(mwa_example_
     seconds = [86_400 * d for d in (2, 4, 6, 8, 10)]
     cube, seconds_peak = _counted_with_peak(mwa_example_events, seconds, "secs")
     assert seconds_peak < 10 * days_peak
-    result = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True,
-                                   tcm=True)
+    result = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"],
+                                                     weighted=True, tcm=True))
     for name, attribute in TABLES.items():
         in_days = getattr(result, attribute).assign(
             t_window=lambda t: t["t_window"] // 86_400)
@@ -126,7 +127,8 @@ def test_every_na_cell_says_why_and_the_reason_holds(example_result, mwa_example
 ])
 def test_na_reasons_of_other_settings(mwa_example_events, options, where, reason):
     cube = count_wakes(mwa_example_events, [2, 10, 40], [2, 8, 60])
-    result = matched_wake_analysis(cube, match_on=["match1", "match2"], tcm=True, **options)
+    result = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], tcm=True,
+                                                     **options))
     assert result.surface["na_reason"].sel(window=where[0], radius=where[1]) == reason
 
 
@@ -184,20 +186,21 @@ def test_l1_is_zero_for_identical_groups_and_one_for_disjoint():
 
 def test_options_change_what_they_should(mwa_example_events):
     cube = count_wakes(mwa_example_events, [3, 5], [4, 8])
-    base = matched_wake_analysis(cube, match_on=["match1"])
-    unmatched = matched_wake_analysis(cube, match_on=["match1"], matching=False)
+    base = matched_wake_analysis(cube, MWASettings(match_on=["match1"]))
+    unmatched = matched_wake_analysis(cube, MWASettings(match_on=["match1"], matching=False))
     assert (unmatched.matching["control_post"] == unmatched.matching["control_pre"]).all()
-    diff = matched_wake_analysis(cube, match_on=["match1"], formula="diff", delete_sutva=True)
+    diff = matched_wake_analysis(cube, MWASettings(match_on=["match1"], formula="diff",
+                                                   delete_sutva=True))
     assert (diff.wakes["SO_pre"] == 0).all() and (diff.wakes["MO_pre"] == 0).all()
     assert "adj.r.squared" in diff.estimates
-    att = matched_wake_analysis(cube, match_on=["match1"], estimation="att")
+    att = matched_wake_analysis(cube, MWASettings(match_on=["match1"], estimation="att"))
     np.testing.assert_allclose(att.estimates["estimate"], base.estimates["estimate"],
                                equal_nan=True)
     assert "adj.r.squared" not in att.estimates
     with pytest.raises(SettingsError, match="match column"):
-        matched_wake_analysis(cube, match_on=["nope"])
+        matched_wake_analysis(cube, MWASettings(match_on=["nope"]))
     with pytest.raises(SettingsError, match="formula"):
-        matched_wake_analysis(cube, match_on=["match1"], formula="log")
+        matched_wake_analysis(cube, MWASettings(match_on=["match1"], formula="log"))
 
 
 def _sturges_cem_weights(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
@@ -240,9 +243,9 @@ def test_every_option_equals_statsmodels_on_the_wakes_it_selects(mwa_example_eve
     wakes, weight 1; matching: the spec's CEM on match1, match2 and the pre-trend, written
     again here, with the CEM weights in a WLS)."""
     cube = count_wakes(mwa_example_events, [4, 8], [4.0, 8.0])
-    result = matched_wake_analysis(cube, match_on=["match1", "match2"] if matched else [],
-                                   weighted=matched, matching=matched, formula=formula,
-                                   vcov=vcov, delete_sutva=delete_sutva)
+    result = matched_wake_analysis(cube, MWASettings(
+        match_on=["match1", "match2"] if matched else [], weighted=matched, matching=matched,
+        formula=formula, vcov=vcov, delete_sutva=delete_sutva))
     cov_type = {"classical": "nonrobust"}.get(vcov, vcov)
     checked = 0
     for w in cube["window"].to_numpy():
@@ -285,8 +288,9 @@ def test_the_interval_excludes_zero_exactly_when_the_test_rejects(mwa_example_ev
     """std_error, ci_lower and ci_upper follow R's columns; the interval is the test's own,
     whatever --vcov made the p-values."""
     cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])
-    result = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True,
-                                   tcm=True, vcov=vcov, alpha=0.05)
+    result = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"],
+                                                     weighted=True, tcm=True, vcov=vcov,
+                                                     alpha=0.05))
     table = result.estimates
     assert list(table.columns[-3:]) == ["std_error", "ci_lower", "ci_upper"]
     estimated = table["pvalue"].notna()
@@ -337,7 +341,7 @@ def test_the_treated_overlap_share_is_what_the_wakes_table_says_and_warns_above_
         study = simulate_study(3, n_dependent=600, project_sites=sites)
         covariates = list(study.events.attrs["covariates"])
         cube = count_wakes(study.events, *grid)
-        result = matched_wake_analysis(cube, match_on=covariates)
+        result = matched_wake_analysis(cube, MWASettings(match_on=covariates))
         wakes = result.wakes[result.wakes["treatment"] == 1]
         oracle = ((wakes["SO_pre"] > 0) | (wakes["SO_post"] > 0)).groupby(
             [wakes["t_window"], wakes["spat_window"]]).mean()

@@ -56,7 +56,7 @@ def test_batched_fit_of_observed_labels_reproduces_the_mwa_table(study_cube, opt
     _, cube = study_cube
     match_on = COVARIATES if options.get("matching", True) else ()
     settings = MWASettings(match_on=match_on, **options)
-    result = matched_wake_analysis(cube, match_on=match_on, **options)
+    result = matched_wake_analysis(cube, MWASettings(match_on=match_on, **options))
     observed = grid_design(cube, settings).statistics()
     for ours, theirs in ((observed.estimate[0], result.surface["estimate"]),
                          (observed.pvalue[0], result.surface["pvalue"]),
@@ -306,8 +306,8 @@ def test_one_placebo_draw_equals_an_independent_count_and_fit(mwa_example_events
     shifted.loc[treated, "time"] = first + since % period
     cube = count_wakes(shifted, list(EXAMPLE.windows), list(EXAMPLE.radii),
                        covariates=["match1", "match2"])
-    table = matched_wake_analysis(cube, match_on=("match1", "match2"), weighted=True,
-                                  tcm=True).surface
+    table = matched_wake_analysis(cube, MWASettings(match_on=("match1", "match2"), weighted=True,
+                                                    tcm=True)).surface
     p, estimate = table["pvalue"].to_numpy(), table["estimate"].to_numpy()
     t = np.abs(estimate / table["std_error"].to_numpy())
     assert result["n_significant"][draw] == int((p <= 0.05).sum())

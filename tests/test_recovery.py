@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from bayes_wake.checks.recovery import Scenario, plant, score_recovery
 from bayes_wake.errors import SettingsError
+from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.options import DEFAULT_SPEC
 
 WINDOWS = np.array([10, 20, 30])
@@ -216,8 +217,8 @@ def test_recovery_on_real_placements_scores_what_planting_changed(tmp_path, mwa_
     # the baseline is the OLS table of the data as it is
     grid = np.arange(2, 11, 2)
     real = matched_wake_analysis(count_wakes(read_events(mwa_example_csv), grid, grid),
-                                 match_on=["match1", "match2"], weighted=True,
-                                 tcm=True).surface["estimate"].to_numpy()
+                                 MWASettings(match_on=["match1", "match2"], weighted=True,
+                                             tcm=True)).surface["estimate"].to_numpy()
     first = cells[(cells["scenario"] == "planted")].drop_duplicates(
         ["t_window", "spat_window"]).set_index(["t_window", "spat_window"])
     base = first["baseline"].to_numpy().reshape(5, 5)
@@ -453,14 +454,14 @@ def test_the_default_model_recovers_planted_effects_in_the_real_acled_outcomes(s
 
     studies = battery_studies(shared_data, placement=4)
     settings = RecoverySettings(**BATTERY_GRID, methods=("ols", DEFAULT_SPEC),
-                                mwa={"match_on": ["dist_base_km"], "weighted": True,
-                                     "tcm": True, "formula": "lag"})
+                                mwa=MWASettings(match_on=("dist_base_km",), weighted=True,
+                                                tcm=True, formula="lag"))
     scenarios = [Scenario("more VAC near QIPs", data="vac", form="additive", size=0.4,
                           delay=(10, 50), distance=(3, 12)),
                  Scenario("battles near aid", data="battles", form="controls", size=0.25,
                           delay=(20, 60), distance=(0, 9)),
                  Scenario("no effect", data="vac", form="null", size=0.0)]
-    fits = {s.name: replicate_task(studies[s.data], None, asdict(s), 0, 0, asdict(settings))
+    fits = {s.name: replicate_task(studies[s.data], None, asdict(s), 0, 0, settings.to_dict())
             for s in scenarios}
 
     def errors(name, method):
@@ -504,11 +505,11 @@ def test_the_default_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(sha
     studies = battery_studies(shared_data, placement=0, outcomes=("vac",),
                               design="settlements")
     settings = RecoverySettings(**BATTERY_GRID, methods=("ols", DEFAULT_SPEC),
-                                mwa={"match_on": ["dist_base_km"], "weighted": True,
-                                     "tcm": True, "formula": "lag"})
+                                mwa=MWASettings(match_on=("dist_base_km",), weighted=True,
+                                                tcm=True, formula="lag"))
     onset = Scenario("onset", data="vac", form="additive", size=0.5, delay=(30, 40),
                      distance=(0, 6))
-    fit = replicate_task(studies["vac"], None, asdict(onset), 0, 0, asdict(settings))
+    fit = replicate_task(studies["vac"], None, asdict(onset), 0, 0, settings.to_dict())
     truth = np.asarray(fit["truth"])
     ols = np.asarray(fit["methods"]["ols"]["mean"])
     # the OLS standard error of each cell: the 95% interval's half width / 1.96

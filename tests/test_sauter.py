@@ -26,6 +26,7 @@ from synthetic import (
     write_regions,
 )
 
+from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.cli import main
 from bayes_wake.errors import SettingsError
 from bayes_wake.studies.sauter.settings import SauterSettings
@@ -505,11 +506,12 @@ def _unpooled_outcome(events):
     from bayes_wake.wakes import count_wakes
 
     cube = count_wakes(events, [2, 6, 10], [2.0, 6.0, 10.0])
-    result = matched_wake_analysis(cube, match_on=["match1", "match2"], weighted=True)
+    result = matched_wake_analysis(cube, MWASettings(match_on=["match1", "match2"], weighted=True))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_surface(cube, load_spec("unpooled_did"), match_on=["match1", "match2"],
-                          weighted=True, progressbar=False)
+        fit = fit_surface(cube, load_spec("unpooled_did"),
+                          MWASettings(match_on=["match1", "match2"], weighted=True),
+                          progressbar=False)
     return OutcomeResult(outcome=parse_outcome("vac"), n_events=0, cube=cube, mwa=result,
                          bayes=fit,
                          robust=standard_error_table(cube, result.settings, ROBUST_ERRORS))

@@ -246,7 +246,7 @@ def test_bayesian_checks_of_the_count_scale_default(simulated_csv, tmp_path):
 def test_a_sensitivity_fit_takes_the_analysis_weights_and_formula(mwa_example_events):
     """The reference fit of the Bayesian checks is the fit beside the OLS table: unweighted
     and with the diff formula when the analysis is, as ``bayes-wake fit`` would fit it."""
-    from bayes_wake.bayes.compare import fit_matched
+    from bayes_wake.bayes.matched_fit import fit_matched
     from bayes_wake.bayes.spec import load_spec
     from bayes_wake.checks.bayesian import fit_variant, parse_grid_region, plan_fits
     from bayes_wake.wakes import count_wakes

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_wake.mwa.analysis import matched_wake_analysis
+from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
 from bayes_wake.mwa.spillover import spillover_exposure
 from bayes_wake.wakes import count_wakes
 from oracle import haversine_km, java_distance_km
@@ -97,14 +97,15 @@ def test_the_treatment_coefficient_is_the_direct_effect_given_the_exposures():
     events = _clumped_events(5, 86400.0)
     cube = count_wakes(events, [6, 10, 14], [5.0, 9.0, 13.0], convention="exact",
                        covariates=["match1"])
-    plain = matched_wake_analysis(cube, match_on=["match1"], weighted=True)
-    direct = matched_wake_analysis(cube, match_on=["match1"], weighted=True, spillover=True)
+    plain = matched_wake_analysis(cube, MWASettings(match_on=["match1"], weighted=True))
+    direct = matched_wake_analysis(cube, MWASettings(match_on=["match1"], weighted=True,
+                                                     spillover=True))
     expo = _brute_force(cube, 86400.0)
     assert list(direct.estimates.columns[:len(plain.estimates.columns)]) == \
         list(plain.estimates.columns)
     assert {"spillover", "spillover_std_error", "spillover_pvalue"} <= set(direct.estimates)
     weights = {}
-    from bayes_wake.mwa.analysis import MWASettings, matched_cells
+    from bayes_wake.mwa.analysis import matched_cells
 
     for cell in matched_cells(cube, MWASettings(match_on=("match1",), weighted=True)):
         weights[cell.index] = (cell.events, cell.weights, cell.y, cell.design)
@@ -190,11 +191,11 @@ def _clumped_recovery(shared_data, placement: int, spillover: bool) -> dict:
                               design="clumped_qips")
     settings = RecoverySettings(windows=(10, 20, 30, 40, 50, 60),
                                 radii=(3.0, 6.0, 9.0, 12.0, 15.0), methods=("ols",),
-                                mwa={"match_on": ["dist_base_km"], "weighted": True,
-                                     "tcm": True, "formula": "lag", "spillover": spillover})
+                                mwa=MWASettings(match_on=("dist_base_km",), weighted=True,
+                                                tcm=True, formula="lag", spillover=spillover))
     scenario = Scenario("clumped QIPs", data="vac", form="additive", size=0.3,
                         delay=(1, 20), distance=(0, 4))
-    return replicate_task(studies["vac"], None, asdict(scenario), 0, 0, asdict(settings))
+    return replicate_task(studies["vac"], None, asdict(scenario), 0, 0, settings.to_dict())
 
 
 def test_spillover_recovers_the_direct_effect_of_clumped_qips_in_the_real_acled_outcomes(
@@ -268,8 +269,9 @@ def test_the_surface_model_takes_the_direct_effect_from_the_exposure_design():
                        convention="exact", covariates=["match1"])
     settings = MWASettings(match_on=("match1",), weighted=True, spillover=True)
     data = prepare_surface_data(cube, settings, errors="wake")
-    direct = matched_wake_analysis(cube, match_on=["match1"], weighted=True, spillover=True)
-    plain = matched_wake_analysis(cube, match_on=["match1"], weighted=True)
+    direct = matched_wake_analysis(cube, MWASettings(match_on=["match1"], weighted=True,
+                                                     spillover=True))
+    plain = matched_wake_analysis(cube, MWASettings(match_on=["match1"], weighted=True))
     table = direct.surface["estimate"].to_numpy()
     defined = np.isfinite(data.estimate)
     assert defined.sum() >= 3 and data.attrs["spillover"] == 1
@@ -287,8 +289,8 @@ def test_label_permutations_refit_the_direct_effect_regression():
                        convention="exact", covariates=["match1"])
     settings = MWASettings(match_on=("match1",), weighted=True, spillover=True, vcov="HC1")
     observed = grid_design(cube, settings).statistics()
-    table = matched_wake_analysis(cube, match_on=["match1"], weighted=True, spillover=True,
-                                  vcov="HC1").surface
+    table = matched_wake_analysis(cube, MWASettings(match_on=["match1"], weighted=True,
+                                                    spillover=True, vcov="HC1")).surface
     np.testing.assert_allclose(observed.estimate[0], table["estimate"].to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(observed.pvalue[0], table["pvalue"].to_numpy(), rtol=1e-7)
 

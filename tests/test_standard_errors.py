@@ -10,6 +10,7 @@ import statsmodels.api as sm
 from scipy import stats
 from synthetic import write_one_treated_wake
 
+from bayes_wake.mwa.analysis import MWASettings
 from bayes_wake.core.regression import conley_kernel, near_clusters, parse_vcov, weighted_ols
 from bayes_wake.errors import SettingsError
 
@@ -285,11 +286,11 @@ def test_a_cell_with_one_treated_wake_keeps_its_estimate_and_says_why_hc3_and_cr
 
     write_one_treated_wake(tmp_path / "one.csv")
     cube = count_wakes(read_events(tmp_path / "one.csv"), [10], [20.0])
-    classical = matched_wake_analysis(cube, matching=False)
+    classical = matched_wake_analysis(cube, MWASettings(matching=False))
     assert np.isfinite(classical.estimates["pvalue"]).all()  # R's lm reports the cell
     for vcov, why in (("HC3", "a wake with leverage 1 (HC3 undefined)"),
                       ("CR2:location", "CR2 undefined")):
-        result = matched_wake_analysis(cube, matching=False, vcov=vcov)
+        result = matched_wake_analysis(cube, MWASettings(matching=False, vcov=vcov))
         row = result.estimates.iloc[0]
         assert np.isnan(row["pvalue"]) and np.isnan(row["intercept.pval"])
         assert row["estimate"] == pytest.approx(classical.estimates["estimate"].iloc[0])

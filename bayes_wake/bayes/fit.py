@@ -13,9 +13,10 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import get_args
 
 import arviz as az
 import numpy as np
@@ -31,14 +32,16 @@ from bayes_wake.bayes.model import (
 )
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.errors import ConvergenceWarning, SettingsError
-from bayes_wake.options import DEFAULT_SPEC
+from bayes_wake.options import DEFAULT_SPEC, Sampler
 from bayes_wake.io.artefacts import package_versions, write_netcdf
 from bayes_wake.io.tables import counted
+from bayes_wake.mwa.analysis import MWASettings
 
 __all__ = ["BayesResult", "fit_surface", "sample_model", "effect_surface_table", "FILE_NAMES",
            "load_posterior", "SAMPLERS", "Diagnostics", "SHRINKAGE_COLUMNS"]
 
-SAMPLERS = ("nutpie", "pymc", "numpyro")
+#: The sampler backends (:data:`bayes_wake.options.Sampler`).
+SAMPLERS = get_args(Sampler)
 #: Convergence thresholds (Vehtari et al. 2021).
 MAX_RHAT, MIN_ESS = 1.01, 400
 SURFACE_COLUMNS = ["t_window", "spat_window", "mean", "sd", "ci_lower", "ci_upper",
@@ -473,19 +476,9 @@ def _ratio_summary(ratio: xr.DataArray, ci_prob: float) -> dict:
             "rate_ratio_defined": share}
 
 
-def fit_surface(
-    cube: xr.Dataset,
-    spec: ModelSpec,
-    *,
-    match_on: Sequence[str] = (),
-    weighted: bool = True,
-    tcm: bool = False,
-    delete_sutva: bool = False,
-    formula: str = "lag",
-    spillover: bool = False,
-    progressbar: bool = True,
-    log: Callable[[str], None] | None = None,
-) -> BayesResult:
+def fit_surface(cube: xr.Dataset, spec: ModelSpec, settings: MWASettings, *,
+                progressbar: bool = True,
+                log: Callable[[str], None] | None = None) -> BayesResult:
     """Fit the spec's model to a wake cube and summarise the posterior effect surface.
 
     Parameters
@@ -494,17 +487,17 @@ def fit_surface(
         The wake cube.
     spec
         The model spec (with the sampler settings to use).
-    match_on, weighted, tcm, delete_sutva, formula
-        Matching columns and options, as for the OLS table (``bayes-wake fit`` passes its
-        ``--match``, ``--weighted``, ``--tcm``, ``--delete-sutva`` and ``--formula``, so the
-        command line and this function fit the same model). ``weighted`` and ``formula``
-        enter the count-scale model (``estimand: count_did``); the rate-ratio models always
-        use the CEM weights of their matching mode.
-    spillover
-        Count-scale models only: each cell's regression holds the exposure terms of
-        :mod:`bayes_wake.mwa.spillover` before the treatment column (``--spillover``), so the
-        surface is the *direct* effect of one treatment, its neighbours' spillover held
-        apart.
+    settings
+        The matched wake analysis whose OLS table the model reanalyses
+        (:class:`~bayes_wake.mwa.analysis.MWASettings`; ``bayes-wake fit`` passes the one its
+        ``--match``, ``--weighted``, ``--tcm``, ``--delete-sutva``, ``--formula`` and
+        ``--spillover`` built, so the command line and this function fit the same model).
+        Whether the model matches is the spec's ``matching``; ``weighted`` and ``formula``
+        enter the count-scale model (``estimand: count_did``), the rate-ratio models always
+        use the CEM weights of their matching mode. With ``spillover`` (count-scale models
+        only) each cell's regression holds the exposure terms of
+        :mod:`bayes_wake.mwa.spillover` before the treatment column, so the surface is the
+        *direct* effect of one treatment, its neighbours' spillover held apart.
     progressbar
         Show the sampler's progress bar (PyMC's name; ``progress`` elsewhere in the
         package is a callback).
@@ -521,21 +514,25 @@ def fit_surface(
     if spec.counts_model:
         from bayes_wake.bayes.count_model import fit_counts
 
-        if spillover:
+        if settings.spillover:
             raise SettingsError(f"spillover=True is not modelled by {spec.name} (the count model "
                                 f"has no exposure terms yet); use {DEFAULT_SPEC}")
-
-        return fit_counts(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
-                          delete_sutva=delete_sutva, formula=formula,
-                          progressbar=progressbar, log=log)
+        return fit_counts(cube, spec, match_on=settings.match_on, weighted=settings.weighted,
+                          tcm=settings.tcm, delete_sutva=settings.delete_sutva,
+                          formula=settings.formula, progressbar=progressbar, log=log)
     if spec.estimand == "count_did":
-        return _fit_count_did(cube, spec, match_on=match_on, weighted=weighted, tcm=tcm,
-                              delete_sutva=delete_sutva, formula=formula,
-                              spillover=spillover, progressbar=progressbar, log=log)
-    if spillover:
+        return _fit_count_did(cube, spec, settings, progressbar=progressbar, log=log)
+    if settings.spillover:
         raise SettingsError(f"spillover=True needs a count-scale model (estimand count_did, e.g. "
                             f"{DEFAULT_SPEC}); {spec.name} models rate ratios")
-    data = prepare_model_data(cube, spec, match_on, tcm=tcm, delete_sutva=delete_sutva)
+    return _fit_rate_ratio(cube, spec, settings, progressbar=progressbar, log=log)
+
+
+def _fit_rate_ratio(cube: xr.Dataset, spec: ModelSpec, settings: MWASettings, *,
+                    progressbar: bool, log: Callable[[str], None]) -> BayesResult:
+    """Fit a rate-ratio model (:mod:`bayes_wake.bayes.model`) and its cumulative surface."""
+    data = prepare_model_data(cube, spec, settings.match_on, tcm=settings.tcm,
+                              delete_sutva=settings.delete_sutva)
     log(f"model {spec.name}: {data.n_wake_terms:,} wake x cell terms in {data.n_rows:,} "
         f"unique rows; sampling {counted(spec.sampler.chains, 'chain')} with "
         f"{spec.sampler.backend}")
@@ -567,24 +564,23 @@ def fit_surface(
                                 "wake_terms": data.n_wake_terms})
 
 
-def build_for_cube(cube, spec: ModelSpec, *, match_on=(), weighted: bool = True,
-                   tcm: bool = False, delete_sutva: bool = False, formula: str = "lag"):
-    """The PyMC model that :func:`fit_surface` samples for this cube and spec."""
+def build_for_cube(cube, spec: ModelSpec, settings: MWASettings):
+    """The PyMC model that :func:`fit_surface` samples for this cube, spec and settings."""
     if spec.counts_model:
         from bayes_wake.bayes.count_model import build_count_model, prepare_count_data
 
-        return build_count_model(prepare_count_data(cube, spec, match_on, weighted=weighted,
-                                                    tcm=tcm, delete_sutva=delete_sutva), spec)
+        return build_count_model(prepare_count_data(
+            cube, spec, settings.match_on, weighted=settings.weighted, tcm=settings.tcm,
+            delete_sutva=settings.delete_sutva), spec)
     if spec.estimand == "count_did":
         from bayes_wake.bayes.did_surface import build_surface_model
 
         if spec.effect.pooling == "none":
             raise SettingsError(f"{spec.name}: the unpooled surface is drawn exactly from its "
                                 "estimates; it has no prior to check or model to sample")
-        data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula)
-        return build_surface_model(data, **_surface_prior(spec))
-    return build_model(prepare_model_data(cube, spec, match_on, tcm=tcm,
-                                          delete_sutva=delete_sutva), spec)
+        return build_surface_model(_surface_data(cube, spec, settings), **_surface_prior(spec))
+    return build_model(prepare_model_data(cube, spec, settings.match_on, tcm=settings.tcm,
+                                          delete_sutva=settings.delete_sutva), spec)
 
 
 def _surface_prior(spec: ModelSpec) -> dict:
@@ -594,60 +590,31 @@ def _surface_prior(spec: ModelSpec) -> dict:
             "pooling": spec.effect.pooling}
 
 
-def _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula,
-                  spillover=False):
+def _surface_data(cube, spec: ModelSpec, settings: MWASettings):
+    """The cell estimates the count-scale surface pools: the OLS table's matched wakes, with
+    the spec's matching and formula (its own regression), NA wherever the table is."""
     from bayes_wake.bayes.did_surface import prepare_surface_data, restrict, table_cells
-    from bayes_wake.mwa.analysis import MWASettings
 
-    settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
-                           delete_sutva=delete_sutva, matching=spec.matching != "none",
-                           formula=spec.formula or formula, spillover=spillover)
-    covariates = covariate_names(spec, list(match_on))
-    data = prepare_surface_data(cube, settings, covariates=covariates, errors=spec.errors)
-    if settings.formula == formula:
+    model = replace(settings, matching=spec.matching != "none",
+                    formula=spec.formula or settings.formula)
+    covariates = covariate_names(spec, list(settings.match_on))
+    data = prepare_surface_data(cube, model, covariates=covariates, errors=spec.errors)
+    if model.formula == settings.formula:
         return data
-    # NA wherever the OLS table is NA
-    return restrict(data, table_cells(cube, replace(settings, formula=formula), covariates))
+    return restrict(data, table_cells(cube, replace(model, formula=settings.formula),
+                                      covariates))
 
 
-def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sutva, formula,
-                   spillover=False, progressbar, log) -> BayesResult:
+def _fit_count_did(cube, spec: ModelSpec, settings: MWASettings, *, progressbar,
+                   log) -> BayesResult:
     """Fit the count-scale DiD surface model (:mod:`bayes_wake.bayes.did_surface`)."""
-    from bayes_wake.bayes.did_surface import (
-        CLEAR_T,
-        HYPERPARAMETERS,
-        PULL_SE,
-        build_surface_model,
-        draw_surface,
-        draw_unpooled,
-        shrinkage,
-        surface_inputs,
-    )
-
-    data = _surface_data(cube, spec, match_on, weighted, tcm, delete_sutva, formula,
-                         spillover)
+    data = _surface_data(cube, spec, settings)
     log(f"model {spec.name}: {len(data.defined)} of {counted(data.n_cells, 'cell')} with an "
         f"OLS estimate, robust covariance over {counted(data.n_clusters, 'cluster')} "
         f"({spec.errors}); sampling {counted(spec.sampler.chains, 'chain')} with "
         f"{spec.sampler.backend}")
-    if spec.effect.pooling == "none":
-        idata, compile_s, sample_s = _no_sampler(spec), 0.0, 0.0
-        surface_draws = draw_unpooled(data, spec.sampler.chains, spec.sampler.draws,
-                                      spec.sampler.seed)
-        names = ["additive_effect"]
-    else:
-        model = build_surface_model(data, **_surface_prior(spec))
-        key = ("count_did", len(data.windows), len(data.radii), spec.effect,
-               spec.discrepancy)
-        idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar,
-                                                  reuse=(key, surface_inputs(data)))
-        hyperparameters = HYPERPARAMETERS[spec.effect.pooling]
-        hyper = {n: idata.posterior[n].to_numpy() for n in hyperparameters}
-        prior = _surface_prior(spec)
-        surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed,
-                                     mean_sd=prior["mean_sd"], discrepancy=prior["discrepancy"],
-                                     pooling=spec.effect.pooling)
-        names = [*hyperparameters, "additive_effect"]
+    idata, compile_s, sample_s, surface_draws, names = _draw_count_did(data, spec,
+                                                                       progressbar)
     posterior = idata.posterior.to_dataset()
     # a cell that is NA in the OLS table (no estimate, as in R) stays NA: the pooled surface
     # is reported only where the paper's estimand is defined
@@ -666,7 +633,54 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
                                              "minus the additive effect (secondary; NA where "
                                              "the treated wakes hold no post events)")
     grid["effect"].attrs["long_name"] = "log of rate_ratio"
-    surface = effect_surface_table(grid)
+    surface = _with_shrinkage(effect_surface_table(grid), data, spec)
+    diagnostics = _diagnostics(idata, grid, names, compile_s, sample_s)
+    return _result(grid, idata, surface, diagnostics, spec,
+                   data_hash=_array_hash(data.estimate, data.covariance),
+                   model_attrs={**data.attrs, "cells": len(data.defined),
+                                "clusters": data.n_clusters})
+
+
+def _draw_count_did(data, spec: ModelSpec, progressbar: bool):
+    """Draws of the count-scale surface: exact for the unpooled surface, else by sampling the
+    hyperparameters and drawing the surface given them.
+
+    Returns
+    -------
+    tuple
+        The sampler's DataTree, compile and sample seconds, the surface draws (chain, draw,
+        window, radius) and the names of the variables the diagnostics judge.
+    """
+    from bayes_wake.bayes.did_surface import (
+        HYPERPARAMETERS,
+        build_surface_model,
+        draw_surface,
+        draw_unpooled,
+        surface_inputs,
+    )
+
+    if spec.effect.pooling == "none":
+        surface_draws = draw_unpooled(data, spec.sampler.chains, spec.sampler.draws,
+                                      spec.sampler.seed)
+        return _no_sampler(spec), 0.0, 0.0, surface_draws, ["additive_effect"]
+    model = build_surface_model(data, **_surface_prior(spec))
+    key = ("count_did", len(data.windows), len(data.radii), spec.effect, spec.discrepancy)
+    idata, compile_s, sample_s = sample_model(model, spec, progressbar=progressbar,
+                                              reuse=(key, surface_inputs(data)))
+    hyperparameters = HYPERPARAMETERS[spec.effect.pooling]
+    hyper = {n: idata.posterior[n].to_numpy() for n in hyperparameters}
+    prior = _surface_prior(spec)
+    surface_draws = draw_surface(data, hyper, seed=spec.sampler.seed,
+                                 mean_sd=prior["mean_sd"], discrepancy=prior["discrepancy"],
+                                 pooling=spec.effect.pooling)
+    return idata, compile_s, sample_s, surface_draws, [*hyperparameters, "additive_effect"]
+
+
+def _with_shrinkage(surface: xr.Dataset, data, spec: ModelSpec) -> xr.Dataset:
+    """The surface with :data:`SHRINKAGE_COLUMNS`: each cell's own estimate, how far pooling
+    moved the posterior mean from it and whether it pulled a clear one toward 0."""
+    from bayes_wake.bayes.did_surface import CLEAR_T, PULL_SE, shrinkage
+
     moved = shrinkage(data, surface["mean"].transpose("window", "radius").to_numpy())
     cells = ("window", "radius")
     surface["ols_estimate"] = (cells, data.estimate)
@@ -678,11 +692,7 @@ def _fit_count_did(cube, spec: ModelSpec, *, match_on, weighted, tcm, delete_sut
     surface["pulled_to_zero"].attrs["long_name"] = (
         f"1 where the estimate is clear (|t| > {CLEAR_T:g}) and pooling moved the posterior "
         f"mean more than {PULL_SE:g} standard errors toward 0")
-    diagnostics = _diagnostics(idata, grid, names, compile_s, sample_s)
-    return _result(grid, idata, surface, diagnostics, spec,
-                   data_hash=_array_hash(data.estimate, data.covariance),
-                   model_attrs={**data.attrs, "cells": len(data.defined),
-                                "clusters": data.n_clusters})
+    return surface
 
 
 def _no_sampler(spec: ModelSpec) -> xr.DataTree:

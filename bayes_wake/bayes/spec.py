@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bayes_wake.core.regression import VCov, parse_vcov
 from bayes_wake.errors import ModelSpecError, SettingsError
-from bayes_wake.options import MAX_SEED
+from bayes_wake.options import MAX_SEED, Sampler
 
 __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs",
            "surface_vcov", "SURFACE_VCOV_KINDS"]
@@ -86,7 +86,7 @@ class FieldPrior(_Strict):
 class SamplerSpec(_Strict):
     """How to sample: backend, draws, tuning, chains, target acceptance, seed."""
 
-    backend: Literal["nutpie", "pymc", "numpyro"] = "nutpie"
+    backend: Sampler = "nutpie"
     draws: int = Field(500, ge=10)
     tune: int = Field(500, ge=10)
     chains: int = Field(4, ge=1)

@@ -371,7 +371,7 @@ def fit_variant(cube: xr.Dataset, variant: dict, mwa: MWASettings,
 
 
 def _fit_variant(cube, variant, mwa: MWASettings, region_of_event, grid_region) -> dict:
-    from bayes_wake.bayes.compare import fit_matched
+    from bayes_wake.bayes.matched_fit import fit_matched
     from bayes_wake.bayes.spec import parse_spec
 
     spec = parse_spec(variant["spec"], variant["name"])
@@ -453,8 +453,7 @@ def power_scaling(fit, cube: xr.Dataset, spec, mwa: MWASettings, region: GridReg
 
     from bayes_wake.bayes.fit import build_for_cube
 
-    model = build_for_cube(cube, spec, match_on=mwa.match_on, weighted=mwa.weighted,
-                           tcm=mwa.tcm, delete_sutva=mwa.delete_sutva, formula=mwa.formula)
+    model = build_for_cube(cube, spec, mwa)
     posterior = fit.idata.posterior.to_dataset()
     values = _model_draws(model, posterior)
     prior_total, top = _top_level_log_prior(model, xr.Dataset(values))

@@ -126,7 +126,7 @@ def placebo_calibration_task(events: pd.DataFrame, sites: pd.DataFrame, placemen
         The placement's number and the run's seed (together: its random stream).
     config
         JSON-ready: ``windows``, ``radii``, ``t_unit``, ``convention``, ``mwa``
-        (:class:`MWASettings` fields), ``vcovs``, ``weight`` and ``spec`` (a model spec as
+        (:meth:`MWASettings.to_dict`), ``vcovs``, ``weight`` and ``spec`` (a model spec as
         a dict, or None for no Bayesian fit).
 
     Returns
@@ -141,7 +141,7 @@ def placebo_calibration_task(events: pd.DataFrame, sites: pd.DataFrame, placemen
     placed = placebo_placement(events, sites, rng, weight=config["weight"])
     cube = count_wakes(placed, np.asarray(config["windows"]), np.asarray(config["radii"]),
                        t_unit=config["t_unit"], convention=config["convention"])
-    mwa = MWASettings(**{**config["mwa"], "match_on": tuple(config["mwa"]["match_on"])})
+    mwa = MWASettings.from_dict(config["mwa"])
     table = calibration_table(cube, mwa, config["vcovs"], placement=int(placement))
     converged = None
     if config.get("spec"):

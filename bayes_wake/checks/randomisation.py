@@ -36,7 +36,7 @@ significant. Near the aliasing tolerance the cell is refitted with ``weighted_ol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -447,7 +447,7 @@ class DateShiftSettings:
         """JSON-ready settings (for task keys and provenance)."""
         return {"windows": list(self.windows), "radii": list(self.radii),
                 "t_unit": self.t_unit, "convention": self.convention,
-                "mwa": asdict(self.mwa)}
+                "mwa": self.mwa.to_dict()}
 
 
 #: Central share of the outcome events' dates that bounds the date shifts: the outcome rows

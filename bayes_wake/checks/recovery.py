@@ -49,7 +49,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -67,7 +67,7 @@ from bayes_wake.mwa.analysis import (
 from bayes_wake.simulate.effects import FORMS, Scenario, plant
 from bayes_wake.wakes import count_wakes
 
-__all__ = ["Scenario", "plant", "expected_change", "matched_truth", "direct_truth",
+__all__ = ["Scenario", "Battery", "plant", "expected_change", "matched_truth", "direct_truth",
            "placebo_placement", "posterior_cells", "recovery_tasks", "run_recovery",
            "score_recovery", "write_recovery", "RecoverySettings", "FORMS", "load_battery",
            "baseline_task", "recovery_scoring_note", "check_scenario_names"]
@@ -293,8 +293,7 @@ class RecoverySettings:
     windows, radii
         The grid: temporal windows (days) and radii (km).
     mwa
-        Keywords of :class:`~bayes_wake.mwa.analysis.MWASettings` (``match_on``,
-        ``weighted``, ``tcm``, ``formula``, ...): the OLS table every method is scored on.
+        The matched wake analysis every method is scored on (its OLS table) and refits.
     methods
         ``ols`` and/or names or paths of model specs.
     convention
@@ -309,7 +308,7 @@ class RecoverySettings:
 
     windows: tuple[int, ...]
     radii: tuple[float, ...]
-    mwa: dict
+    mwa: MWASettings
     methods: tuple[str, ...] = ("ols", DEFAULT_SPEC)
     convention: str = "mwa"
     draws: int | None = None
@@ -318,23 +317,65 @@ class RecoverySettings:
     placebo_weight: str | None = None
     extra: dict = field(default_factory=dict)
 
+    def to_dict(self) -> dict:
+        """JSON-ready settings (task keys, the Dask boundary, provenance)."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "mwa": self.mwa.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RecoverySettings:
+        """The settings of :meth:`to_dict` (also after a JSON round trip)."""
+        return cls(**{**data, "mwa": MWASettings.from_dict(data["mwa"])})
+
+    def model_spec(self, method: str):
+        """The model spec of a method (a name in ``models/`` or a YAML file) with this
+        battery's sampler settings."""
+        from bayes_wake.bayes.spec import load_spec
+
+        return load_spec(method).with_sampler(draws=self.draws, tune=self.tune,
+                                              chains=self.chains)
+
+
+@dataclass(frozen=True)
+class Battery:
+    """What a recovery run plants, and how often.
+
+    Attributes
+    ----------
+    scenarios
+        The planted effects (:class:`Scenario`).
+    replicates
+        Replicates per scenario.
+    seed
+        Seed of every replicate's random stream (with its number and scenario).
+    placebo_replicates
+        Replicates of the scenarios that re-draw placements (None: ``replicates``).
+    """
+
+    scenarios: tuple[Scenario, ...]
+    replicates: int = 3
+    seed: int = 0
+    placebo_replicates: int | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready, for the provenance record (``placebos``: the re-drawn replicates)."""
+        return {"seed": self.seed, "replicates": self.replicates,
+                "placebos": self.placebo_replicates,
+                "scenarios": [asdict(s) for s in self.scenarios]}
+
 
 def _fit_methods(cube: xr.Dataset, settings: RecoverySettings) -> dict:
     """OLS (95% CI, classical and HC1) and each spec's posterior (90% interval) per cell."""
-    from bayes_wake.bayes.spec import load_spec
-
-    mwa = _mwa_settings(settings)
+    mwa = settings.mwa
     out = {}
     for method in settings.methods:
         if method == "ols":
-            surface = matched_wake_analysis(cube, **asdict(mwa)).surface
+            surface = matched_wake_analysis(cube, mwa).surface
             est, se = surface["estimate"].to_numpy(), surface["std_error"].to_numpy()
             out["ols"] = {"mean": est, "lower": est - 1.959964 * se,
                           "upper": est + 1.959964 * se, "converged": 1}
             continue
-        spec = load_spec(method).with_sampler(draws=settings.draws, tune=settings.tune,
-                                              chains=settings.chains)
-        out[method] = posterior_cells(cube, spec, mwa)
+        out[method] = posterior_cells(cube, settings.model_spec(method), mwa)
     return {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv)
                 for kk, vv in v.items()} for k, v in out.items()}
 
@@ -346,7 +387,7 @@ def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
 
     import arviz as az
 
-    from bayes_wake.bayes.compare import fit_matched
+    from bayes_wake.bayes.matched_fit import fit_matched
 
     with warnings.catch_warnings(), az.rc_context({"stats.ci_prob": 0.9,
                                                    "stats.ci_kind": "eti"}):
@@ -362,7 +403,7 @@ def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
 def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: dict,
                    replicate: int, seed: int, settings: dict) -> dict:
     """One replicate: (re-place,) plant, count, fit every method. A JSON-ready dict."""
-    settings_ = RecoverySettings(**settings)
+    settings_ = RecoverySettings.from_dict(settings)
     scen = Scenario(**{k: tuple(v) if isinstance(v, list) else v for k, v in scenario.items()})
     rng = np.random.default_rng([seed, replicate, _stable_int(scen.name)])
     if scen.placebo:
@@ -377,16 +418,12 @@ def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: d
     real = count_wakes(events, *grid, convention=settings_.convention)
     change = expected_change(events, scen, real, seed=[seed, replicate, _stable_int(scen.name),
                                                        1], convention=settings_.convention)
-    mwa = _mwa_settings(settings_)
+    mwa = settings_.mwa
     return {"scenario": scen.name, "replicate": replicate,
             "truth": matched_truth(cube, real, mwa, change).tolist(),
             "truth_direct": direct_truth(cube, mwa, events, effects).tolist(),
             "truth_all": effects.mean(axis=0).tolist(),
             "methods": _fit_methods(cube, settings_)}
-
-
-def _mwa_settings(settings: RecoverySettings) -> MWASettings:
-    return MWASettings(**{**settings.mwa, "match_on": tuple(settings.mwa["match_on"])})
 
 
 def _stable_int(text: str) -> int:
@@ -409,11 +446,11 @@ def recovery_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
         n = placebo_replicates if scen.placebo and placebo_replicates else replicates
         for rep in range(n):
             conf = {"scenario": asdict(scen), "replicate": rep, "seed": seed,
-                    "settings": asdict(settings), "result": _RESULT_VERSION}
+                    "settings": settings.to_dict(), "result": _RESULT_VERSION}
             tasks.append(Task(key=task_key(data_hashes[scen.data], conf),
                               function=replicate_task,
                               args=(Shared(f"events:{scen.data}"), Shared("sites"),
-                                    asdict(scen), rep, seed, asdict(settings)),
+                                    asdict(scen), rep, seed, settings.to_dict()),
                               label=f"{scen.name} #{rep}" + (
                                   f" on {scen.data}" if scen.data != "default" else ""),
                               kind="recovery", priority=1))
@@ -434,7 +471,7 @@ def check_scenario_names(scenarios: Sequence[Scenario]) -> None:
 def baseline_task(events: pd.DataFrame, settings: dict) -> dict:
     """Every method fitted on the study as it is, nothing planted: what each method's
     estimate on a planted replicate is compared with (:func:`run_recovery`)."""
-    settings_ = RecoverySettings(**settings)
+    settings_ = RecoverySettings.from_dict(settings)
     grid = np.array(settings_.windows), np.array(settings_.radii)
     cube = count_wakes(events, *grid, convention=settings_.convention)
     return {"methods": _fit_methods(cube, settings_)}
@@ -447,20 +484,19 @@ def baseline_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
     from bayes_wake.checks.tasks import Shared, Task, task_key
 
     studies = sorted({s.data for s in scenarios if not s.placebo and s.data in data})
-    return {name: Task(key=task_key(data_hashes[name], {"baseline": asdict(settings),
+    return {name: Task(key=task_key(data_hashes[name], {"baseline": settings.to_dict(),
                                                         "result": _RESULT_VERSION}),
                        function=baseline_task, args=(Shared(f"events:{name}"),
-                                                     asdict(settings)),
+                                                     settings.to_dict()),
                        label="nothing planted" + (f" on {name}" if name != "default" else ""),
                        kind="recovery", priority=1)
             for name in studies}
 
 
-def run_recovery(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario],
-                 settings: RecoverySettings, directory, *, replicates: int = 3,
-                 seed: int = 0, sites: pd.DataFrame | None = None,
-                 scheduler: str | None = "inline", n_workers: int | None = None,
-                 placebo_replicates: int | None = None, baseline: bool = True,
+def run_recovery(data: Mapping[str, pd.DataFrame], battery: Battery,
+                 settings: RecoverySettings, directory, *,
+                 sites: pd.DataFrame | None = None, scheduler: str | None = "inline",
+                 n_workers: int | None = None, baseline: bool = True,
                  progress: Callable[[int, int], None] | None = None,
                  log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Run a battery (resumable: finished replicates are kept in ``directory/tasks``) and
@@ -479,9 +515,10 @@ def run_recovery(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenario]
     from bayes_wake.checks.tasks import run_tasks
 
     hashes = {name: _frame_hash(frame) for name, frame in data.items()}
-    tasks = recovery_tasks(data, scenarios, settings, replicates=replicates, seed=seed,
-                           data_hashes=hashes, placebo_replicates=placebo_replicates)
-    bases = baseline_tasks(data, scenarios, settings, hashes) if baseline else {}
+    tasks = recovery_tasks(data, battery.scenarios, settings, replicates=battery.replicates,
+                           seed=battery.seed, data_hashes=hashes,
+                           placebo_replicates=battery.placebo_replicates)
+    bases = baseline_tasks(data, battery.scenarios, settings, hashes) if baseline else {}
     shared = {f"events:{name}": frame for name, frame in data.items()}
     shared["sites"] = sites
     report = run_tasks([*bases.values(), *tasks], directory, shared=shared,
@@ -597,9 +634,12 @@ def score_recovery(cells: pd.DataFrame, truth: str = "truth",
     return table
 
 
-def write_recovery(out, summary: pd.DataFrame, cells: pd.DataFrame, *, settings: dict):
+def write_recovery(out, summary: pd.DataFrame, cells: pd.DataFrame, battery: Battery,
+                   settings: RecoverySettings, *, extra: dict | None = None):
     """Write recovery_summary.csv, recovery_cells.csv, recovery.png, recovery_report.html
-    and provenance.json into ``out`` (the task store in ``out/tasks`` stays)."""
+    and provenance.json (the battery and its settings; ``extra``: what only the caller
+    knows, :func:`bayes_wake.io.artefacts.provenance`) into ``out`` (the task store in
+    ``out/tasks`` stays)."""
     from bayes_wake.io.artefacts import (
         provenance,
         staged_directory,
@@ -613,7 +653,8 @@ def write_recovery(out, summary: pd.DataFrame, cells: pd.DataFrame, *, settings:
         write_table(summary, stage / "recovery_summary.csv")
         write_table(cells, stage / "recovery_cells.csv")
         save_figure(plot_recovery(summary), stage / "recovery.png")
-        write_json(provenance({"command": "recovery", **settings}), stage / "provenance.json")
+        write_json(provenance({**battery.to_dict(), **settings.to_dict()}, extra=extra),
+                   stage / "provenance.json")
         report = HtmlReport("Recovery of planted effects")
         report.paragraph(recovery_verdict(summary), kind="verdict")
         report.paragraph(

@@ -32,7 +32,7 @@ import difflib
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,11 +85,13 @@ from bayes_wake.mwa.multiplicity import MultiplicitySummary, summarise_multiplic
 from bayes_wake.options import DEFAULT_SPEC
 
 if TYPE_CHECKING:
+    from bayes_wake.bayes.spec import ModelSpec
     from bayes_wake.io.html import HtmlReport
 
 __all__ = [
     "REPORT_NAME",
     "VERDICT_LABELS",
+    "SensitivityData",
     "SensitivityResult",
     "SensitivitySettings",
     "event_table_sha256",
@@ -139,7 +141,8 @@ class SensitivitySettings:
     bayes_checks
         The Bayesian checks (see :mod:`bayes_wake.checks.bayesian`); empty for none.
     spec
-        The reference model spec as a dict (default: the shipped ``smooth_did``).
+        The reference :class:`~bayes_wake.bayes.spec.ModelSpec` (None: the shipped default,
+        :data:`bayes_wake.options.DEFAULT_SPEC`, loaded once here).
     grid_region
         The region of the grid for P(effect > 0), e.g. ``"t>=20, s<=9"``; empty for the
         whole grid.
@@ -166,7 +169,7 @@ class SensitivitySettings:
     date_shift_chunk: int = 10
     seed: int = 20220101
     bayes_checks: tuple[str, ...] = DEFAULT_CHECKS
-    spec: dict | None = None
+    spec: ModelSpec | None = None
     grid_region: str = ""
     region_column: str | None = None
     leave_out: tuple[str, ...] = ()
@@ -201,14 +204,10 @@ class SensitivitySettings:
             raise SettingsError("leave_out needs region_column")
         parse_grid_region(self.grid_region, windows=self.windows, radii=self.radii,
                           t_unit=self.t_unit)
-        self.model_spec()  # validates
+        if self.spec is None:
+            from bayes_wake.bayes.spec import load_spec
 
-    def model_spec(self):
-        """The reference :class:`~bayes_wake.bayes.spec.ModelSpec`."""
-        from bayes_wake.bayes.spec import load_spec, parse_spec
-
-        return load_spec(DEFAULT_SPEC) if self.spec is None else parse_spec(self.spec,
-                                                                            "--spec")
+            object.__setattr__(self, "spec", load_spec(DEFAULT_SPEC))
 
     def region(self) -> GridRegion:
         """The parsed grid region."""
@@ -216,10 +215,9 @@ class SensitivitySettings:
                                  t_unit=self.t_unit)
 
     def to_dict(self) -> dict:
-        """JSON-ready settings (provenance)."""
-        out = asdict(self)
-        out["spec"] = self.model_spec().model_dump(mode="json")
-        return out
+        """JSON-ready settings (provenance): the MWA settings' and the spec's own dicts."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "mwa": self.mwa.to_dict(), "spec": self.spec.model_dump(mode="json")}
 
 
 @dataclass
@@ -362,7 +360,7 @@ def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
           sites: pd.DataFrame | None = None):
     """Every task of the run, in a fixed order."""
     data_hash = event_table_sha256(events)
-    base = {"mwa": asdict(settings.mwa), "windows": list(map(int, settings.windows)),
+    base = {"mwa": settings.mwa.to_dict(), "windows": list(map(int, settings.windows)),
             "radii": list(map(float, settings.radii)), "t_unit": settings.t_unit,
             "convention": settings.convention, "seed": settings.seed,
             "format": NULL_FORMAT}
@@ -384,7 +382,7 @@ def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
                               (Shared("events"), shift, chunk, size, settings.seed),
                               f"date-shift placebos, chunk {chunk}", "date_shift",
                               priority=5))
-    spec = settings.model_spec()
+    spec = settings.spec
     fits, skipped = plan_fits(settings.bayes_checks, spec, match_on=settings.mwa.match_on,
                               delete_sutva=settings.mwa.delete_sutva, regions=leave_out)
     region = settings.region()
@@ -424,46 +422,69 @@ def _placebo_tasks(data_hash: str, base: dict, settings: SensitivitySettings,
             for i in range(settings.placebos)]
 
 
-def run_sensitivity(
-    events: pd.DataFrame,
-    cube: xr.Dataset,
-    settings: SensitivitySettings,
-    out: str | os.PathLike,
-    *,
-    region_of_event: np.ndarray | None = None,
-    leave_out: Sequence[str] = (),
-    sites: pd.DataFrame | None = None,
-    inputs: dict | None = None,
-    scheduler: str | None = None,
-    n_workers: int | None = None,
-    log: Callable[[str], None] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> SensitivityResult:
-    """Run every sensitivity check and write the report.
+@dataclass(frozen=True)
+class SensitivityData:
+    """What a sensitivity run checks: the events, their wake cube and what goes with them.
 
-    Parameters
+    Attributes
     ----------
     events
         The event table (for date-shift placebos).
     cube
-        Its wake cube, counted on ``settings.windows`` x ``settings.radii``.
+        Its wake cube, counted on the settings' ``windows`` x ``radii``.
+    regions
+        From :func:`regions_of_anchors`: the region of every anchor and the regions to leave
+        out (None: no leave-one-region-out).
+    sites
+        Candidate sites of the placebo calibration
+        (:func:`bayes_wake.checks.calibration.read_placebo_sites`); needed when the settings
+        ask for placebos.
+    inputs
+        Input files for the provenance record (``{"data": path}``).
+    """
+
+    events: pd.DataFrame
+    cube: xr.Dataset
+    regions: tuple[np.ndarray, Sequence[str]] | None = None
+    sites: pd.DataFrame | None = None
+    inputs: dict = field(default_factory=dict)
+
+    @property
+    def region_of_event(self) -> np.ndarray | None:
+        """The region of every anchor on the cube's ``event`` dim (None without regions)."""
+        return None if self.regions is None else self.regions[0]
+
+    @property
+    def leave_out(self) -> list[str]:
+        """The regions to leave out one at a time (every anchor's region unless chosen)."""
+        if self.regions is None:
+            return []
+        return list(self.regions[1]) or sorted(set(map(str, self.regions[0])))
+
+
+def run_sensitivity(data: SensitivityData, settings: SensitivitySettings,
+                    out: str | os.PathLike, *, scheduler: str | None = None,
+                    n_workers: int | None = None, extra: dict | None = None,
+                    log: Callable[[str], None] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> SensitivityResult:
+    """Run every sensitivity check and write the report.
+
+    Parameters
+    ----------
+    data
+        The events, their cube, the anchors' regions, the placebo sites and the input files.
     settings
         The run's settings.
     out
         Output folder: ``sensitivity_report.html``, the CSV tables and ``provenance.json``
         (written only when the whole run succeeded), and ``tasks/`` (finished tasks, kept
         so that a rerun resumes).
-    region_of_event, leave_out
-        From :func:`regions_of_anchors`, for leave-one-region-out.
-    sites
-        Candidate sites of the placebo calibration
-        (:func:`bayes_wake.checks.calibration.read_placebo_sites`); needed when
-        ``settings.placebos`` > 0.
-    inputs
-        Input files for the provenance record (``{"data": path}``).
     scheduler, n_workers
         Where the tasks run (see :func:`bayes_wake.checks.tasks.run_tasks`): None for a new
         LocalCluster, ``"inline"`` for this process, or a scheduler address.
+    extra
+        What only the caller knows, for the provenance record
+        (:func:`bayes_wake.io.artefacts.provenance`).
     log, progress
         Status lines, and ``progress(done, total)`` over tasks.
 
@@ -471,77 +492,94 @@ def run_sensitivity(
     -------
     SensitivityResult
     """
-    from bayes_wake.io.artefacts import provenance, staged_directory, write_json
-
     log = log or (lambda _message: None)
-    windows = cube["window"].to_numpy()
-    radii = cube["radius"].to_numpy()
-    if not (np.array_equal(windows, np.asarray(settings.windows))
-            and np.allclose(radii, np.asarray(settings.radii, dtype=float))):
-        raise SettingsError("the wake cube was counted on another grid than the settings name")
-    if "regions" in settings.bayes_checks and region_of_event is None:
-        raise SettingsError("leave-one-region-out needs the region of every anchor")
-    if settings.placebos and sites is None:
-        raise SettingsError("the placebo calibration needs candidate sites (placebo_sites)")
-    if region_of_event is not None and not leave_out:
-        leave_out = sorted(set(map(str, region_of_event)))
-    span = None
-    if settings.date_shifts:
-        date_shift_range(events, settings.windows, settings.t_unit)  # fail fast
-        span = date_shift_span(events, settings.t_unit)
+    span = _check_inputs(data, settings)
     mwa = settings.mwa
-    result = matched_wake_analysis(
-        cube, match_on=mwa.match_on, weighted=mwa.weighted, tcm=mwa.tcm,
-        delete_sutva=mwa.delete_sutva, matching=mwa.matching, formula=mwa.formula,
-        estimation=mwa.estimation, vcov=mwa.vcov, alpha=mwa.alpha)
+    result = matched_wake_analysis(data.cube, replace(mwa, spillover=False))
     multiplicity = summarise_multiplicity(result.estimates, alpha=mwa.alpha)
-    design = grid_design(cube, mwa)
-    observed = design.statistics()
-    tasks, fits, skipped, fit_tasks, _ = _plan(events, cube, settings, region_of_event,
-                                               leave_out, sites)
+    design = grid_design(data.cube, mwa)
+    tasks, fits, skipped, fit_tasks, _ = _plan(data.events, data.cube, settings,
+                                               data.region_of_event, data.leave_out,
+                                               data.sites)
     log(f"{counted(len(tasks), 'task')}: "
         f"{counted(settings.permutations, 'label permutation')}, "
         f"{counted(settings.date_shifts, 'date-shift placebo')}, "
         f"{counted(len(fits), 'Bayesian fit')}, "
         f"{counted(settings.placebos, 'placebo placement')}")
-    shared = {"design": design, "events": events, "cube": cube, "regions": region_of_event,
-              "sites": sites}
+    shared = {"design": design, "events": data.events, "cube": data.cube,
+              "regions": data.region_of_event, "sites": data.sites}
     run = run_tasks(tasks, out, shared=shared, scheduler=scheduler, n_workers=n_workers,
                     progress=progress, log=log)
-
     by_kind: dict[str, list[dict]] = {}
     for task in tasks:
         by_kind.setdefault(task.kind, []).append(run.results[task.key])
-    tests = _randomisation_tests(observed, by_kind, settings)
+    tests = _randomisation_tests(design.statistics(), by_kind, settings)
     fit_results = {name: run.results[key] for name, key in fit_tasks.items()}
     converged = [("error" not in r and r["diagnostics"]["converged"])
                  for r in fit_results.values()]
     converged += [r["converged"] for r in by_kind.get("placebo", [])
                   if r["converged"] is not None]
-    checks = [standard_error_check(cube, mwa),
+    checks = [standard_error_check(data.cube, mwa),
               multiplicity_check(multiplicity, result.surface, t_unit=settings.t_unit,
                                  westfall_young=tests["labels"].adjusted_pvalues()),
               *randomisation_checks(tests, span),
               *summarise_checks(fits, fit_results, settings.region(), skipped)]
     if settings.placebos:
-        checks.append(calibration_check(by_kind["placebo"], len(sites), mwa.alpha,
+        checks.append(calibration_check(by_kind["placebo"], len(data.sites), mwa.alpha,
                                         weight=settings.placebo_weight))
     task_layout = pd.DataFrame(layout(tasks, run))
-
-    record = provenance({"command": "sensitivity", **settings.to_dict()}, inputs or {})
-    record["run"] = {"tasks": len(tasks), "computed": len(run.computed),
-                     "reused": len(run.reused), "where": run.where, "workers": run.workers,
-                     "wall_seconds": run.wall_seconds, "data_sha256": event_table_sha256(events),
-                     "date_shift_span": None if span is None else span.describe()}
-    with staged_directory(out) as stage:
-        files = _write_tables(stage, checks, result.estimates, tests, task_layout)
-        write_json(record, stage / "provenance.json")
-        _write_report(stage / REPORT_NAME, settings, checks, task_layout, run, inputs or {},
-                      unconverged=converged.count(False))
-        files += ["provenance.json", REPORT_NAME]
+    record = {**(extra or {}), "run": _run_record(run, len(tasks), data.events, span)}
+    files = _write_outputs(out, data, settings, (checks, result.estimates, tests),
+                           (task_layout, run, converged.count(False)), record)
     return SensitivityResult(checks=checks, multiplicity=multiplicity, tests=tests, run=run,
                              layout=task_layout, out=Path(out), files=files,
                              converged=converged)
+
+
+def _check_inputs(data: SensitivityData, settings: SensitivitySettings):
+    """Refuse data that do not fit the settings, before any task; the span of the date-shift
+    placebos (None without them)."""
+    windows = data.cube["window"].to_numpy()
+    radii = data.cube["radius"].to_numpy()
+    if not (np.array_equal(windows, np.asarray(settings.windows))
+            and np.allclose(radii, np.asarray(settings.radii, dtype=float))):
+        raise SettingsError("the wake cube was counted on another grid than the settings name")
+    if "regions" in settings.bayes_checks and data.regions is None:
+        raise SettingsError("leave-one-region-out needs the region of every anchor")
+    if settings.placebos and data.sites is None:
+        raise SettingsError("the placebo calibration needs candidate sites (placebo_sites)")
+    if not settings.date_shifts:
+        return None
+    date_shift_range(data.events, settings.windows, settings.t_unit)  # fail fast
+    return date_shift_span(data.events, settings.t_unit)
+
+
+def _run_record(run: RunReport, n_tasks: int, events: pd.DataFrame, span) -> dict:
+    """Where and how the tasks ran, for the provenance record."""
+    return {"tasks": n_tasks, "computed": len(run.computed), "reused": len(run.reused),
+            "where": run.where, "workers": run.workers, "wall_seconds": run.wall_seconds,
+            "data_sha256": event_table_sha256(events),
+            "date_shift_span": None if span is None else span.describe()}
+
+
+def _write_outputs(out, data: SensitivityData, settings: SensitivitySettings, found: tuple,
+                   ran: tuple, extra: dict) -> list[str]:
+    """Write the tables, ``provenance.json`` (``extra``: :func:`provenance`'s) and the report
+    through a staging folder.
+
+    ``found`` is (checks, estimates, randomisation tests), ``ran`` (task layout, run report,
+    Bayesian fits that did not converge); returns the files written."""
+    from bayes_wake.io.artefacts import provenance, staged_directory, write_json
+
+    checks, estimates, tests = found
+    task_layout, run, unconverged = ran
+    record = provenance(settings.to_dict(), data.inputs, extra=extra)
+    with staged_directory(out) as stage:
+        files = _write_tables(stage, checks, estimates, tests, task_layout)
+        write_json(record, stage / "provenance.json")
+        _write_report(stage / REPORT_NAME, settings, checks, task_layout, run, data.inputs,
+                      unconverged=unconverged)
+    return files + ["provenance.json", REPORT_NAME]
 
 
 def _randomisation_tests(observed, by_kind: dict[str, list[dict]],

@@ -10,9 +10,7 @@ CONVERGED (``--allow-unconverged`` exits 0). Shared options and steps live in
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -26,10 +24,10 @@ from bayes_wake.cli.common import (
     _convergence_status,
     _event_checks,
     _fail_cleanly,
+    _fit,
     _fit_and_write,
     _guard_output,
     _load_and_count,
-    _mwa_settings,
     _print_significant,
     _print_undefined_errors,
     _print_surface,
@@ -42,6 +40,7 @@ from bayes_wake.cli.common import (
     model_options,
     mwa_options,
     overwrite_option,
+    settings_from_options,
 )
 
 
@@ -57,9 +56,8 @@ def main() -> None:
 @alpha2_option
 @_fail_cleanly
 @_guard_output
-def mwa(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula,
-        estimation, vcov, alpha, spillover, out, alpha2):
+@settings_from_options
+def mwa(source, mwa, out, alpha2):
     """Matched wake analysis, as R's mwa::matchedwake.
 
     Writes estimates.csv, matching.csv, SUTVA.csv and wakes.csv (R's columns and row order),
@@ -67,35 +65,49 @@ def mwa(data, columns, t_window, spat_window, treatment, control, dependent, mat
     """
     from rich.markup import escape
 
-    from bayes_wake.io.artefacts import provenance, staged_directory
-    from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.io.artefacts import staged_directory
 
     console = _console()
     started = time.perf_counter()
-    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha, spillover)  # before any data are read
-    _check_alpha2(alpha, alpha2)
-    events, cube = _load_and_count(
-        data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
-    with _progress(console, "matching and fitting") as advance:
-        result = matched_wake_analysis(cube, **asdict(mwa), progress=advance)
-    settings = {"command": "mwa", "t_window": list(t_window), "spat_window": list(spat_window),
-                "treatment": treatment, "control": control, "dependent": dependent,
-                "columns": list(columns), "t_unit": t_unit, "convention": convention,
-                "drop_duplicates": drop_duplicates, "alpha2": alpha2,
-                **json.loads(result.surface.attrs["settings"])}
-    record = provenance(settings, {"data": str(data)})
-    record["events"] = _event_checks(events)
+    events, cube, result, record = _analyse(source, mwa, console, alpha2,
+                                            {"command": "mwa"})
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
-    _print_significant(console, result, "Matched wake analysis", alpha2)
-    _print_undefined_errors(console, result)
-    if no_match:
+    _print_analysis(console, result, "Matched wake analysis", alpha2)
+    if not mwa.matching:
         console.print("[yellow]ATTENTION: matching was switched off; data were not matched.")
     console.print(f"Wrote {escape(str(out))}/ (estimates.csv, matching.csv, SUTVA.csv, "
                   f"wakes.csv, cube.nc, effect_surface.png) in "
                   f"{time.perf_counter() - started:.1f} s")
+
+
+def _analyse(source, mwa, console, alpha2, command: dict):
+    """What ``mwa`` and ``fit`` share: check ``--alpha2``, read and count, run the matched
+    wake analysis, and build its provenance record (``command``: the command line's own
+    settings besides the data options).
+
+    Returns
+    -------
+    tuple
+        The events, the cube, the :class:`~bayes_wake.mwa.analysis.MWAResult` and the record.
+    """
+    from bayes_wake.io.artefacts import provenance
+    from bayes_wake.mwa.analysis import matched_wake_analysis
+
+    _check_alpha2(mwa.alpha, alpha2)
+    events, cube = _load_and_count(source, mwa, console)
+    with _progress(console, "matching and fitting") as advance:
+        result = matched_wake_analysis(cube, mwa, progress=advance)
+    record = provenance(result.settings.to_dict(), {"data": str(source.path)}, extra={
+        "settings": {**command, **source.record(), "alpha2": alpha2},
+        "events": _event_checks(events)})
+    return events, cube, result, record
+
+
+def _print_analysis(console, result, title: str, alpha2) -> None:
+    """The significant windows and those whose --vcov gives no p-value."""
+    _print_significant(console, result, title, alpha2)
+    _print_undefined_errors(console, result)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -120,7 +132,7 @@ def demo(out, seed, mwa_only, allow_unconverged):
 
     from bayes_wake.core.windows import expand_windows
     from bayes_wake.io.artefacts import provenance, staged_directory, write_table
-    from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
     from bayes_wake.options import PAPER_RADII, PAPER_WINDOWS
     from bayes_wake.simulate import simulate_study
     from bayes_wake.wakes import count_wakes
@@ -139,7 +151,7 @@ def demo(out, seed, mwa_only, allow_unconverged):
     with _progress(console, "counting wakes") as advance:
         cube = count_wakes(events, windows, radii, progress=advance)
     with _progress(console, "matching and fitting") as advance:
-        result = matched_wake_analysis(cube, match_on=covariates, weighted=True,
+        result = matched_wake_analysis(cube, MWASettings(match_on=covariates, weighted=True),
                                        progress=advance)
     truth = study.true_effect(windows, radii, convention="mwa")
     fitted = None
@@ -180,10 +192,9 @@ def demo(out, seed, mwa_only, allow_unconverged):
                    "nb_did and poisson_did).")
 @_fail_cleanly
 @_guard_output
-def fit(data, columns, t_window, spat_window, treatment, control, dependent, match_on, t_unit,
-        convention, drop_duplicates, weighted, tcm, no_match, delete_sutva, formula, estimation,
-        vcov, alpha, spillover, out, alpha2, spec_path, sampler, draws, tune, chains,
-        allow_unconverged, seed, compare_path):
+@settings_from_options
+def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow_unconverged,
+        seed, compare_path):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
     Writes effect_surface.csv, grid_summary.csv (the average effect over the grid),
@@ -198,39 +209,23 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
     from rich.markup import escape
 
     from bayes_wake.bayes.spec import load_spec
-    from bayes_wake.io.artefacts import provenance, staged_directory
-    from bayes_wake.mwa.analysis import matched_wake_analysis
+    from bayes_wake.io.artefacts import staged_directory
 
     console = _console()
     started = time.perf_counter()
-    spec = load_spec(spec_path).with_sampler(backend=sampler, draws=draws, tune=tune,
-                                             chains=chains, seed=seed)
-    other_spec = None if compare_path is None else load_spec(compare_path).with_sampler(
-        backend=sampler, draws=draws, tune=tune, chains=chains, seed=seed)
-    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha, spillover)  # before any data are read
-    _check_alpha2(alpha, alpha2)
-    events, cube = _load_and_count(
-        data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov)
-    result = matched_wake_analysis(cube, **asdict(mwa))
-    settings = {"command": "fit", "t_window": list(t_window), "spat_window": list(spat_window),
-                "treatment": treatment, "control": control, "dependent": dependent,
-                "columns": list(columns), "t_unit": t_unit, "convention": convention,
-                "drop_duplicates": drop_duplicates, "alpha2": alpha2,
-                "spec": spec.model_dump(mode="json"),
-                **json.loads(result.surface.attrs["settings"])}
-    record = provenance(settings, {"data": str(data)})
-    record["events"] = _event_checks(events)
+    specs = [load_spec(path).with_sampler(backend=sampler, draws=draws, tune=tune,
+                                          chains=chains, seed=seed)
+             for path in (spec_path, compare_path) if path is not None]
+    events, cube, result, record = _analyse(source, mwa, console, alpha2, {
+        "command": "fit", "spec": specs[0].model_dump(mode="json")})
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
-        fitted = _fit_and_write(stage, cube, result, spec, console)
+        fitted = _fit_and_write(stage, cube, result, specs[0], console)
         converged = [fitted.diagnostics.converged]
-        if other_spec is not None:
-            converged.append(_compare_and_write(stage, cube, result, fitted, other_spec,
+        if len(specs) > 1:
+            converged.append(_compare_and_write(stage, cube, result, fitted, specs[1],
                                                 console))
-    _print_significant(console, result, "Matched wake analysis (OLS)", alpha2)
-    _print_undefined_errors(console, result)
+    _print_analysis(console, result, "Matched wake analysis (OLS)", alpha2)
     _print_surface(console, fitted, result)
     console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "
                   f"comparison.png, ...) in {time.perf_counter() - started:.1f} s")
@@ -240,12 +235,9 @@ def fit(data, columns, t_window, spat_window, treatment, control, dependent, mat
 def _compare_and_write(stage, cube, result, fitted, other_spec, console) -> bool:
     """Fit the ``--compare`` spec, write the model comparison beside the fit and say its
     verdict; returns whether that fit converged."""
-    from bayes_wake.bayes.compare import fit_matched, write_model_comparison
+    from bayes_wake.bayes.matched_fit import write_model_comparison
 
-    other = fit_matched(cube, other_spec, result.settings,
-                        log=lambda line: console.print(line, markup=False))
-    console.print(f"sampler {other_spec.sampler.backend} ({other_spec.name}): "
-                  f"{other.diagnostics.summary()}", markup=False)
+    other = _fit(cube, result, other_spec, console)
     sentence = write_model_comparison(fitted, other, result, stage)
     console.print(f"Model comparison ({fitted.spec.name} vs {other_spec.name}): {sentence} "
                   "(model_comparison.csv, compare_surfaces.png)", markup=False)

@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
@@ -239,22 +240,107 @@ def _canonical_time_unit(_ctx, _param, value: str) -> str:
     return normalise_time_unit(value)
 
 
-def _canonical_vcov(_ctx, _param, value: str) -> str:
-    """``--vcov``: any standard-error choice of :func:`bayes_wake.core.regression.parse_vcov`."""
-    from bayes_wake.core.regression import parse_vcov
+class VCovType(click.ParamType):
+    """``--vcov``: any standard-error choice of :func:`bayes_wake.core.regression.parse_vcov`,
+    parsed once, here, into its value object."""
 
-    try:
-        return str(parse_vcov(value))
-    except SettingsError as exc:
-        raise click.BadParameter(str(exc)) from None
+    name = "vcov"
+
+    def convert(self, value, param, ctx):
+        from bayes_wake.core.regression import VCov, parse_vcov
+
+        if isinstance(value, VCov):
+            return value
+        try:
+            return parse_vcov(value)
+        except SettingsError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-def _vcov_columns(vcov: str) -> list[str]:
-    """The event column a cluster-robust choice clusters on (none for ``location`` and for
-    ``near=KM,DAYS``, whose clusters come from the anchors' places and times)."""
-    from bayes_wake.core.regression import parse_vcov
+#: The type of every ``--vcov``.
+VCOV = VCovType()
 
-    return list(parse_vcov(vcov).event_columns)
+
+def _vcov_columns(vcov) -> list[str]:
+    """The event columns a parsed ``--vcov`` clusters on, which the event reader must keep."""
+    return list(vcov.event_columns)
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """The data options of a command (:func:`data_options`), parsed once: the event file,
+    its columns and roles, and the window grid.
+
+    Attributes
+    ----------
+    path
+        The event file (``--data``).
+    columns
+        ``--column`` as given (``OURS=THEIRS``).
+    roles
+        ``--treatment``, ``--control``, ``--dependent`` as (column, value) pairs.
+    t_window, spat_window
+        The grids as given (min, max, step).
+    windows, radii
+        The grids expanded (:func:`bayes_wake.core.windows.expand_windows`).
+    t_unit, convention, drop_duplicates
+        As given.
+    """
+
+    path: Path
+    columns: tuple[str, ...]
+    roles: dict[str, tuple[str, str]]
+    t_window: tuple[float, float, float]
+    spat_window: tuple[float, float, float]
+    windows: tuple[int, ...]
+    radii: tuple[float, ...]
+    t_unit: str = "days"
+    convention: str = "mwa"
+    drop_duplicates: bool = False
+
+    @classmethod
+    def from_options(cls, data, columns, t_window, spat_window, treatment, control, dependent,
+                     t_unit, convention, drop_duplicates) -> EventSource:
+        """Parse :func:`data_options` (the grid is checked before any data are read)."""
+        from bayes_wake.core.windows import expand_windows
+
+        windows = expand_windows(*t_window, name="--t-window", temporal=True, t_unit=t_unit)
+        radii = expand_windows(*spat_window, name="--spat-window")
+        roles = {"treatment": _parse_selector(treatment, "--treatment"),
+                 "control": _parse_selector(control, "--control"),
+                 "dependent": _parse_selector(dependent, "--dependent")}
+        return cls(path=data, columns=tuple(columns), roles=roles, t_window=tuple(t_window),
+                   spat_window=tuple(spat_window), windows=tuple(int(w) for w in windows),
+                   radii=tuple(float(r) for r in radii), t_unit=t_unit,
+                   convention=convention, drop_duplicates=drop_duplicates)
+
+    def record(self) -> dict:
+        """The options as given, for the provenance record."""
+        return {"t_window": list(self.t_window), "spat_window": list(self.spat_window),
+                **{role: "=".join(pair) for role, pair in self.roles.items()},
+                "columns": list(self.columns), "t_unit": self.t_unit,
+                "convention": self.convention, "drop_duplicates": self.drop_duplicates}
+
+
+_DATA_OPTIONS = ("data", "columns", "t_window", "spat_window", "treatment", "control",
+                 "dependent", "t_unit", "convention", "drop_duplicates")
+_MWA_OPTIONS = ("match_on", "weighted", "tcm", "no_match", "delete_sutva", "formula",
+                "estimation", "vcov", "alpha", "spillover")
+
+
+def settings_from_options(command: Callable) -> Callable:
+    """Build the settings objects of :func:`data_options` and :func:`mwa_options` once, at
+    the edge: the command receives ``source`` (:class:`EventSource`) and ``mwa``
+    (:class:`~bayes_wake.mwa.analysis.MWASettings`) in place of those options. Goes right
+    under :func:`_guard_output` (so bad settings exit as every bad input does)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        mwa = _mwa_settings(*(kwargs.pop(name) for name in _MWA_OPTIONS))
+        source = EventSource.from_options(*(kwargs.pop(name) for name in _DATA_OPTIONS))
+        return command(*args, source=source, mwa=mwa, **kwargs)
+
+    return wrapper
 
 
 def _mwa_settings(match_on: str | Sequence[str], weighted, tcm, no_match, delete_sutva, formula,
@@ -331,61 +417,59 @@ def data_options(command: Callable) -> Callable:
     return memory_budget_option(command)
 
 
-def _load_and_count(data, columns, t_window, spat_window, treatment, control, dependent,
-                    match_on, t_unit, convention, console, extra_covariates=(),
-                    drop_duplicates=False, vcov="classical", extra_memory=()):
-    """Read the events, expand the grid (checked before any counting), check the memory the
-    grid and ``extra_memory`` (parts of :func:`bayes_wake.cli.resources.check_memory`) need,
-    and count wakes.
+def _load_and_count(source: EventSource, mwa, console, *, extra_covariates=(),
+                    extra_memory=()):
+    """Read the events, check the memory the grid and ``extra_memory`` (parts of
+    :func:`bayes_wake.cli.resources.check_memory`) need, and count wakes.
 
-    The cube carries the match columns, ``extra_covariates`` and the cluster column of a
-    cluster-robust ``vcov``."""
+    The cube carries ``mwa``'s match columns, ``extra_covariates`` and the cluster column of
+    a cluster-robust ``mwa.vcov``."""
 
+    import numpy as np
     from rich.markup import escape
 
-    from bayes_wake.core.windows import expand_windows
     from bayes_wake.io.events import read_events
     from bayes_wake.io.tables import counted
     from bayes_wake.wakes import count_wakes
 
-    windows = expand_windows(*t_window, name="--t-window", temporal=True, t_unit=t_unit)
-    radii = expand_windows(*spat_window, name="--spat-window")
-    roles = {"treatment": _parse_selector(treatment, "--treatment"),
-             "control": _parse_selector(control, "--control"),
-             "dependent": _parse_selector(dependent, "--dependent")}
-    match_cols = _match_columns(match_on)
+    roles = source.roles
     explicit = roles != {r: ("type", r) for r in roles}
-    wanted = list(dict.fromkeys([*match_cols, *extra_covariates]))
+    wanted = list(dict.fromkeys([*mwa.match_on, *extra_covariates]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        events = read_events(data, columns=_parse_columns(columns) or None,
+        events = read_events(source.path, columns=_parse_columns(source.columns) or None,
                              roles=roles if explicit else None, covariates=wanted,
-                             drop_duplicates=drop_duplicates, labels=_vcov_columns(vcov))
+                             drop_duplicates=source.drop_duplicates,
+                             labels=_vcov_columns(mwa.vcov))
     for warning in caught:
         if isinstance(warning.message, NoDependentEventsWarning):
-            raise SettingsError(_no_dependent_message(dependent, warning.message))
+            raise SettingsError(_no_dependent_message(roles["dependent"], warning.message))
     for warning in caught:  # the reader's findings (encoding, duplicates), one line each
         said = flags_for_parameters(str(warning.message))
         console.print(f"[yellow]warning: {escape(said)}[/]")
     counts = events["role"].value_counts()
     console.print(
-        f"[bold]{escape(str(data))}[/]: {counts.get('treatment', 0):,} treatment, "
+        f"[bold]{escape(str(source.path))}[/]: {counts.get('treatment', 0):,} treatment, "
         f"{counts.get('control', 0):,} control, {counts.get('dependent', 0):,} dependent "
         "events"
         + (f", {counted(counts.get('other', 0), 'other row')} (bound the record only)"
            if counts.get("other", 0) else ""))
     anchors = int(counts.get("treatment", 0) + counts.get("control", 0))
-    check_memory([counting_need(anchors, len(windows), len(radii)), *extra_memory])
+    check_memory([counting_need(anchors, len(source.windows), len(source.radii)),
+                  *extra_memory])
     with _progress(console, "counting wakes") as advance:
-        cube = count_wakes(events, windows, radii, t_unit=t_unit, convention=convention,
+        cube = count_wakes(events, np.asarray(source.windows), np.asarray(source.radii),
+                           t_unit=source.t_unit, convention=source.convention,
                            progress=advance, leads=True)
     return events, cube
 
 
-def _no_dependent_message(dependent: str, found: NoDependentEventsWarning) -> str:
-    """A --dependent selector that matches no row: every wake would count zero and every
-    estimate be NA, so the command refuses, naming the values the column holds."""
-    column = dependent.split("=", 1)[0]
+def _no_dependent_message(dependent: tuple[str, str], found: NoDependentEventsWarning) -> str:
+    """A --dependent selector (column, value) that matches no row: every wake would count
+    zero and every estimate be NA, so the command refuses, naming the values the column
+    holds."""
+    column = dependent[0]
+    dependent = "=".join(dependent)
     values = ", ".join(repr(v) for v in found.present[:8]) or "none"
     more = f" and {len(found.present) - 8} more" if len(found.present) > 8 else ""
     hint = f"; did you mean {column}={found.guess}?" if found.guess else ""
@@ -576,7 +660,7 @@ def mwa_options(command: Callable) -> Callable:
         click.option("--estimation", default="lm", show_default=True,
                      type=click.Choice(get_args(Estimation))),
         click.option("--vcov", default="classical", show_default=True,
-                     callback=_canonical_vcov,
+                     type=VCOV,
                      help="Standard errors: classical (R's lm; too small on clustered count "
                           "data), HC1, HC3, CR1:CLUSTERS, CR2:CLUSTERS or CR2-ivw:CLUSTERS "
                           "(cluster-robust by an event column; location = anchors at "
@@ -695,17 +779,14 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     into the staging folder, and report convergence loudly."""
     from rich.markup import escape
 
-    from bayes_wake.bayes.compare import (
+    from bayes_wake.bayes.matched_fit import (
         count_model_summary,
-        fit_matched,
         shrinkage_warning,
         write_beside,
     )
 
-    fit = fit_matched(cube, spec, result.settings, progressbar=console.is_terminal,
-                      log=lambda line: console.print(line, markup=False))
+    fit = _fit(cube, result, spec, console, progressbar=console.is_terminal)
     diagnostics = fit.diagnostics
-    console.print(f"sampler {spec.sampler.backend}: {diagnostics.summary()}", markup=False)
     if not diagnostics.converged:
         console.print(f"[bold red]WARNING: the posterior did not converge "
                       f"({'; '.join(diagnostics.problems())}). Do not use these numbers; "
@@ -726,9 +807,21 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
     return fit
 
 
+def _fit(cube, result, spec, console, *, progressbar: bool = False):
+    """Fit ``spec`` with the settings of the matched wake analysis ``result`` and say the
+    sampler's diagnostics in one line."""
+    from bayes_wake.bayes.matched_fit import fit_matched
+
+    fit = fit_matched(cube, spec, result.settings, progressbar=progressbar,
+                      log=lambda line: console.print(line, markup=False))
+    console.print(f"sampler {spec.sampler.backend} ({spec.name}): "
+                  f"{fit.diagnostics.summary()}", markup=False)
+    return fit
+
+
 def _grid_line(fit) -> str:
     """The grid-level summary (grid_summary.csv) in one sentence."""
-    from bayes_wake.bayes.compare import grid_average_text
+    from bayes_wake.bayes.matched_fit import grid_average_text
 
     text = grid_average_text(fit)
     if not text:

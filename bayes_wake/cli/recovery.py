@@ -9,7 +9,7 @@ and scenario. Replicates are keyed, resumable tasks on the Dask scale-out.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import click
 
@@ -20,10 +20,10 @@ from bayes_wake.cli.common import (
     _fail_cleanly,
     _guard_output,
     _load_and_count,
-    _mwa_settings,
     _progress,
     data_options,
     mwa_options,
+    settings_from_options,
 )
 from bayes_wake.errors import SettingsError
 from bayes_wake.options import DEFAULT_SPEC
@@ -88,12 +88,9 @@ def _parse_scenario(text: str):
               help="inline (this process), local (a LocalCluster) or a Dask scheduler address.")
 @_fail_cleanly
 @_guard_output
-def recovery(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-             t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
-             formula, estimation, vcov, alpha, spillover, out, scenario_texts, battery,
-             replicates,
-             methods, placebo_sites, placebo_weight, placebos, seed, draws, tune, chains,
-             scheduler):
+@settings_from_options
+def recovery(source, mwa, out, scenario_texts, battery, replicates, methods, placebo_sites,
+             placebo_weight, placebos, seed, draws, tune, chains, scheduler):
     """Plant known effects into the real outcome events and score every method.
 
     Writes recovery_summary.csv (per method and scenario: bias, RMSE and its ratio to OLS,
@@ -101,29 +98,57 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
     recovery_cells.csv (every cell of every replicate), recovery.png and
     recovery_report.html to OUT; finished replicates stay in OUT/tasks/ so a rerun resumes.
     """
-
     import pandas as pd
     from rich.markup import escape
 
-    from bayes_wake.bayes.spec import load_spec
     from bayes_wake.checks.recovery import (
+        Battery,
         RecoverySettings,
-        Scenario,
-        check_scenario_names,
-        load_battery,
         recovery_scoring_note,
         run_recovery,
         score_recovery,
         write_recovery,
     )
-    from bayes_wake.core.windows import expand_windows
     from bayes_wake.io.tables import counted
 
     console = _console()
     started = time.perf_counter()
-    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha, spillover)
-    scenarios = [_parse_scenario(t) for t in scenario_texts]
+    plan = Battery(scenarios=_scenarios(scenario_texts, battery, placebo_sites, placebos),
+                   replicates=replicates, seed=seed, placebo_replicates=placebos)
+    settings = RecoverySettings(
+        windows=source.windows, radii=source.radii, mwa=mwa,
+        methods=_methods(methods), convention=source.convention, draws=draws, tune=tune,
+        chains=chains, placebo_weight=placebo_weight)
+    sites = pd.read_csv(placebo_sites) if placebo_sites else None
+    events, _ = _load_and_count(source, mwa, console)
+    n_tasks = sum(placebos if s.placebo else replicates for s in plan.scenarios)
+    console.print(f"{counted(len(plan.scenarios), 'scenario')}, "
+                  f"{counted(n_tasks, 'replicate')}, "
+                  f"methods {escape(', '.join(settings.methods))}")
+    with _progress(console, "recovery replicates") as advance:
+        cells = run_recovery({"default": events}, plan, settings, out, sites=sites,
+                             scheduler=None if scheduler == "local" else scheduler,
+                             progress=advance,
+                             log=lambda line: console.print(line, markup=False))
+    # with --spillover every method estimates the direct effect: score it on that
+    summary = score_recovery(cells, truth="truth_direct" if mwa.spillover else "truth")
+    if mwa.spillover:
+        console.print("--spillover: scored on the direct effect (truth_direct: what each "
+                      "matched treated wake's own treatment caused in its own wake).")
+    console.print(recovery_scoring_note(cells), markup=False)
+    write_recovery(out, summary, cells, plan, settings, extra={
+        "settings": {"command": "recovery", "data": str(source.path)}})
+    _print_summary(console, summary)
+    console.print(f"Wrote {escape(str(out))}/ (recovery_summary.csv, recovery_cells.csv, "
+                  f"recovery.png, recovery_report.html) in {time.perf_counter() - started:.1f} s")
+
+
+def _scenarios(texts, battery, placebo_sites, placebos) -> tuple:
+    """The scenarios of ``--scenario``, ``--battery`` and the re-drawn null placement, on
+    the one study of the command line."""
+    from bayes_wake.checks.recovery import Scenario, check_scenario_names, load_battery
+
+    scenarios = [_parse_scenario(t) for t in texts]
     if battery:
         scenarios += load_battery(battery)[0]
     if placebo_sites and placebos:
@@ -134,43 +159,19 @@ def recovery(data, columns, t_window, spat_window, treatment, control, dependent
                             "--placebo-sites with --placebos N")
     scenarios = [replace(s, data="default") for s in scenarios]
     check_scenario_names(scenarios)
-    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
-    for method in method_list:
+    return tuple(scenarios)
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    """``--methods``: ``ols`` and model specs, each spec loaded now to fail before any
+    work."""
+    from bayes_wake.bayes.spec import load_spec
+
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    for method in methods:
         if method != "ols":
-            load_spec(method)  # fail before any work
-    sites = pd.read_csv(placebo_sites) if placebo_sites else None
-    windows = expand_windows(*t_window, name="--t-window", temporal=True)
-    radii = expand_windows(*spat_window, name="--spat-window")
-    settings = RecoverySettings(
-        windows=tuple(int(w) for w in windows), radii=tuple(float(r) for r in radii),
-        mwa={k: (list(v) if isinstance(v, tuple) else v) for k, v in mwa.__dict__.items()},
-        methods=method_list, convention=convention, draws=draws, tune=tune, chains=chains,
-        placebo_weight=placebo_weight)
-    events, _ = _load_and_count(data, columns, t_window, spat_window, treatment, control,
-                                   dependent, match_on, t_unit, convention, console,
-                                   drop_duplicates=drop_duplicates, vcov=vcov)
-    n_tasks = sum(placebos if s.placebo else replicates for s in scenarios)
-    console.print(f"{counted(len(scenarios), 'scenario')}, {counted(n_tasks, 'replicate')}, "
-                  f"methods {escape(', '.join(method_list))}")
-    with _progress(console, "recovery replicates") as advance:
-        cells = run_recovery({"default": events}, scenarios, settings, out,
-                             replicates=replicates, seed=seed, sites=sites,
-                             scheduler=None if scheduler == "local" else scheduler,
-                             progress=advance, placebo_replicates=placebos,
-                             log=lambda line: console.print(line, markup=False))
-    # with --spillover every method estimates the direct effect: score it on that
-    truth = "truth_direct" if spillover else "truth"
-    summary = score_recovery(cells, truth=truth)
-    if spillover:
-        console.print("--spillover: scored on the direct effect (truth_direct: what each "
-                      "matched treated wake's own treatment caused in its own wake).")
-    console.print(recovery_scoring_note(cells), markup=False)
-    write_recovery(out, summary, cells, settings={
-        "data": str(data), "seed": seed, "replicates": replicates, "placebos": placebos,
-        "scenarios": [asdict(s) for s in scenarios], **settings.__dict__})
-    _print_summary(console, summary)
-    console.print(f"Wrote {escape(str(out))}/ (recovery_summary.csv, recovery_cells.csv, "
-                  f"recovery.png, recovery_report.html) in {time.perf_counter() - started:.1f} s")
+            load_spec(method)
+    return methods
 
 
 def _print_summary(console, summary) -> None:

@@ -23,11 +23,11 @@ from bayes_wake.cli.common import (
     _fail_cleanly,
     _guard_output,
     _load_and_count,
-    _mwa_settings,
     _progress,
     allow_unconverged_option,
     data_options,
     mwa_options,
+    settings_from_options,
 )
 from bayes_wake.cli.resources import permutation_need, worker_need
 from bayes_wake.errors import SettingsError
@@ -84,12 +84,10 @@ from bayes_wake.options import DEFAULT_SPEC
                    "in this process without Dask.")
 @_fail_cleanly
 @_guard_output
-def sensitivity(data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-                t_unit, convention, drop_duplicates, weighted, tcm, no_match, delete_sutva,
-                formula, estimation, vcov, alpha, spillover, out, permutations, date_shifts,
-                chunk_size,
-                seed, bayes_checks, grid_region, region_column, leave_out, placebo_sites,
-                placebos, placebo_weight, placebo_bayes, spec_path, draws, tune, chains,
+@settings_from_options
+def sensitivity(source, mwa, out, permutations, date_shifts, chunk_size, seed, bayes_checks,
+                grid_region, region_column, leave_out, placebo_sites, placebos,
+                placebo_weight, placebo_bayes, spec_path, draws, tune, chains,
                 allow_unconverged, scheduler, workers):
     """Sensitivity checks of per-window significance, in one report.
 
@@ -101,85 +99,89 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
     OUT/tasks/ so an interrupted run resumes where it stopped: the same data and settings
     reuse every finished task.
     """
-    import json
-
-    import numpy as np
-    from rich.markup import escape
-
     from bayes_wake.bayes.spec import load_spec
     from bayes_wake.checks.bayesian import resolve_checks
-    from bayes_wake.checks.calibration import read_placebo_sites
     from bayes_wake.checks.randomisation import check_permutation_vcov
-    from bayes_wake.checks.sensitivity import (
-        REPORT_NAME,
-        VERDICT_LABELS,
-        SensitivitySettings,
-        regions_of_anchors,
-        run_sensitivity,
-    )
-    from bayes_wake.core.windows import expand_windows, normalise_time_unit
-    from bayes_wake.io.artefacts import write_json
-    from bayes_wake.io.events import read_region_column
-    from bayes_wake.io.tables import counted
+    from bayes_wake.checks.sensitivity import SensitivitySettings, run_sensitivity
 
     console = _console()
     started = time.perf_counter()
     # Everything that can be checked without the data is checked before reading it.
-    mwa = _mwa_settings(match_on, weighted, tcm, no_match, delete_sutva, formula, estimation,
-                        vcov, alpha, spillover)
-    check_permutation_vcov(vcov)
-    windows = expand_windows(*t_window, name="--t-window", temporal=True)
-    radii = expand_windows(*spat_window, name="--spat-window")
+    check_permutation_vcov(mwa.vcov)
+    _check_workers(workers, scheduler)
+    names = tuple(r.strip() for r in leave_out.split(",") if r.strip())
+    settings = SensitivitySettings(
+        mwa=mwa, windows=source.windows, radii=source.radii, t_unit=source.t_unit,
+        convention=source.convention, permutations=permutations, date_shifts=date_shifts,
+        chunk_size=chunk_size, seed=seed,
+        bayes_checks=resolve_checks(bayes_checks, has_regions=region_column is not None),
+        spec=load_spec(spec_path).with_sampler(draws=draws, tune=tune, chains=chains),
+        grid_region=grid_region, region_column=region_column, leave_out=names,
+        placebos=_placebo_count(placebo_sites, placebos), placebo_weight=placebo_weight,
+        placebo_bayes=placebo_bayes)
+    local_workers = 0 if workers == 0 or scheduler else (workers or os.cpu_count() or 1)
+    data, extra = _sensitivity_data(source, settings, placebo_sites, console, [
+        permutation_need(permutations, len(source.windows) * len(source.radii)),
+        worker_need(local_workers)])
+    with _progress(console, "sensitivity tasks") as advance:
+        result = run_sensitivity(
+            data, settings, out, scheduler="inline" if workers == 0 else scheduler,
+            n_workers=workers or None, extra=extra,
+            log=lambda line: console.print(line, markup=False), progress=advance)
+    _print_verdicts(console, result, out, started)
+    return _convergence_status(console, result.converged, allow_unconverged)
+
+
+def _check_workers(workers: int | None, scheduler: str | None) -> None:
     if workers is not None and workers < 0:
         raise SettingsError(f"--workers must be 0 (no Dask) or more, got {workers}")
     if workers is not None and scheduler:
         raise SettingsError("--workers sizes the local cluster; an existing cluster "
                             "(--scheduler) has its own workers")
-    spec = load_spec(spec_path).with_sampler(draws=draws, tune=tune, chains=chains)
-    checks = resolve_checks(bayes_checks, has_regions=region_column is not None)
-    names = tuple(r.strip() for r in leave_out.split(",") if r.strip())
-    settings = SensitivitySettings(
-        mwa=mwa, windows=tuple(int(w) for w in windows), radii=tuple(float(r) for r in radii),
-        t_unit=normalise_time_unit(t_unit), convention=convention, permutations=permutations,
-        date_shifts=date_shifts, chunk_size=chunk_size, seed=seed, bayes_checks=checks,
-        spec=spec.model_dump(mode="json"), grid_region=grid_region,
-        region_column=region_column, leave_out=names,
-        placebos=_placebo_count(placebo_sites, placebos), placebo_weight=placebo_weight,
-        placebo_bayes=placebo_bayes)
 
-    local_workers = 0 if workers == 0 or scheduler else (workers or os.cpu_count() or 1)
-    events, cube = _load_and_count(
-        data, columns, t_window, spat_window, treatment, control, dependent, match_on,
-        t_unit, convention, console, drop_duplicates=drop_duplicates, vcov=vcov,
-        extra_memory=[permutation_need(permutations, len(windows) * len(radii)),
-                      worker_need(local_workers)])
+
+def _sensitivity_data(source, settings, placebo_sites, console, extra_memory):
+    """Read and count the events, the anchors' regions and the placebo sites: the
+    :class:`~bayes_wake.checks.sensitivity.SensitivityData` of the run, and what only the
+    command line knows for its provenance record."""
+    import numpy as np
+    from rich.markup import escape
+
+    from bayes_wake.checks.calibration import read_placebo_sites
+    from bayes_wake.checks.sensitivity import SensitivityData, regions_of_anchors
+    from bayes_wake.io.events import read_region_column
+    from bayes_wake.io.tables import counted
+
+    events, cube = _load_and_count(source, settings.mwa, console, extra_memory=extra_memory)
     checks_record = _event_checks(events)
     sites = None
     if placebo_sites:
-        sites = read_placebo_sites(placebo_sites, events.attrs["covariates"], placebo_weight)
+        sites = read_placebo_sites(placebo_sites, events.attrs["covariates"],
+                                   settings.placebo_weight)
         console.print(f"{escape(placebo_sites)}: {counted(len(sites), 'candidate site')} for "
                       f"{counted(settings.placebos, 'placebo placement')}")
-    region_of_event, chosen = None, []
-    if region_column:
-        values = read_region_column(data, region_column, checks_record["rows_read"])
+    regions = None
+    if settings.region_column:
+        values = read_region_column(source.path, settings.region_column,
+                                    checks_record["rows_read"])
         if events.attrs["duplicates_dropped"]:  # the rows read_events kept
             values = np.delete(values, np.asarray(events.attrs["duplicate_rows"]) - 1)
-        region_of_event, chosen = regions_of_anchors(events, cube, values,
-                                                     column=region_column, leave_out=names)
-    with _progress(console, "sensitivity tasks") as advance:
-        result = run_sensitivity(
-            events, cube, settings, out, region_of_event=region_of_event, leave_out=chosen,
-            sites=sites, inputs={"data": str(data), **(
-                {"placebo_sites": str(placebo_sites)} if placebo_sites else {})},
-            scheduler="inline" if workers == 0 else scheduler,
-            n_workers=workers or None, log=lambda line: console.print(line, markup=False),
-            progress=advance)
-    # what the reader found goes beside the settings run_sensitivity records
-    record_path = out / "provenance.json"
-    record = json.loads(record_path.read_text())
-    record["settings"]["drop_duplicates"] = drop_duplicates
-    record["events"] = checks_record
-    write_json(record, record_path)
+        regions = regions_of_anchors(events, cube, values, column=settings.region_column,
+                                     leave_out=settings.leave_out)
+    inputs = {"data": str(source.path),
+              **({"placebo_sites": str(placebo_sites)} if placebo_sites else {})}
+    extra = {"settings": {"command": "sensitivity", "drop_duplicates": source.drop_duplicates},
+             "events": checks_record}
+    return SensitivityData(events, cube, regions=regions, sites=sites, inputs=inputs), extra
+
+
+def _print_verdicts(console, result, out, started: float) -> None:
+    """Every check's verdict, and what was written and computed."""
+    from rich.markup import escape
+
+    from bayes_wake.checks.sensitivity import REPORT_NAME, VERDICT_LABELS
+    from bayes_wake.io.tables import counted
+
     console.print("[bold]Verdicts[/]")
     for check in result.checks:
         console.print(f"- [bold]{VERDICT_LABELS.get(check.name, check.name)}[/]: "
@@ -190,7 +192,6 @@ def sensitivity(data, columns, t_window, spat_window, treatment, control, depend
                   f"({counted(len(run.computed), 'task')} computed, "
                   f"{len(run.reused):,} reused; "
                   f"{run.where}) in {time.perf_counter() - started:.1f} s")
-    return _convergence_status(console, result.converged, allow_unconverged)
 
 
 def _placebo_count(sites, placebos: int | None) -> int:

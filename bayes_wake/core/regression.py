@@ -665,7 +665,8 @@ class LabelledFits:
 
 
 def batched_treatment_ols(y: np.ndarray, fixed: list[np.ndarray], labels: np.ndarray,
-                          control_weight: np.ndarray, vcov: str = "classical") -> LabelledFits:
+                          control_weight: np.ndarray,
+                          vcov: "str | VCov" = "classical") -> LabelledFits:
     """Weighted OLS of ``y`` on ``[fixed columns, treated]`` for every row of `labels` at once.
 
     A treated wake weighs 1 and a control wake its `control_weight` ``c``, so
@@ -686,7 +687,7 @@ def batched_treatment_ols(y: np.ndarray, fixed: list[np.ndarray], labels: np.nda
     control_weight
         Each wake's weight when it is a control, shape (n,).
     vcov
-        ``classical``, ``HC1`` or ``HC3``.
+        ``classical``, ``HC1`` or ``HC3`` (text or :class:`VCov`).
 
     Returns
     -------
@@ -694,6 +695,7 @@ def batched_treatment_ols(y: np.ndarray, fixed: list[np.ndarray], labels: np.nda
         Estimate, standard error, t and p-value of the treatment coefficient, each of shape
         (rows,), and the flags of essentially perfect fits.
     """
+    vcov = parse_vcov(vcov)
     n_perm, n = labels.shape
     nan = np.full(n_perm, np.nan)
     perfect = np.zeros(n_perm, dtype=bool)
@@ -711,7 +713,7 @@ def batched_treatment_ols(y: np.ndarray, fixed: list[np.ndarray], labels: np.nda
     df = n - gram.shape[1]
     if len(fit) and df > 0:
         refit += _solve_rows(out, fit, (gram, rhs, yy), (y, fixed, lab, control_weight),
-                             vcov)
+                             vcov.kind)
     for r in refit:  # let the exact QR fit decide, as R would
         _refit_row(out, r, y, np.column_stack([*fixed, lab[r]]),
                    control_weight + lab[r] * (1 - control_weight), vcov)

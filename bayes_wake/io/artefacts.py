@@ -722,8 +722,22 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def provenance(settings: dict, inputs: dict[str, str | None] | None = None) -> dict:
-    """A provenance record: settings, input files with hashes, versions, time of the run."""
+def provenance(settings: dict, inputs: dict[str, str | None] | None = None, *,
+               extra: dict | None = None) -> dict:
+    """A provenance record: settings, input files with hashes, versions, time of the run.
+
+    Parameters
+    ----------
+    settings
+        The run's settings, as the library knows them (the settings objects' ``to_dict``).
+    inputs
+        Input files by role (``{"data": path}``), hashed when they exist.
+    extra
+        What only the caller knows (the command line: the command, its own options, what
+        the reader found): its ``settings`` go before ``settings``' entries, its other keys
+        are added to the record.
+    """
+    extra = dict(extra or {})
     files = {}
     for role, path in (inputs or {}).items():
         if path and Path(path).is_file():
@@ -732,9 +746,10 @@ def provenance(settings: dict, inputs: dict[str, str | None] | None = None) -> d
             files[role] = {"path": str(path)}
     return {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "settings": settings,
+        "settings": {**extra.pop("settings", {}), **settings},
         "inputs": files,
         "versions": package_versions(),
+        **extra,
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,8 @@ class MWASettings:
     estimation
         ``lm`` or ``att`` (cem's ``att`` with a linear model: the same coefficient).
     vcov
-        Standard errors (:func:`bayes_wake.core.regression.parse_vcov`): ``classical`` (R's;
+        Standard errors, a parsed :class:`~bayes_wake.core.regression.VCov` (text is
+        parsed once, here, by :func:`bayes_wake.core.regression.parse_vcov`): ``classical`` (R's;
         too small on clustered count data), ``HC1``, ``HC3``, ``CR1:CLUSTERS`` (an event
         column that is a covariate of the cube; ``location``: anchors at identical
         coordinates; ``near=KM,DAYS``: anchors linked within KM km and DAYS days, see
@@ -100,19 +101,31 @@ class MWASettings:
     matching: bool = True
     formula: Formula = "lag"
     estimation: Estimation = "lm"
-    vcov: str = "classical"
+    vcov: VCov = VCov()
     alpha: float = 0.05
     spillover: bool = False
 
     def __post_init__(self) -> None:
         check_choice("formula", self.formula, Formula)
         check_choice("estimation", self.estimation, Estimation)
-        object.__setattr__(self, "vcov", str(parse_vcov(self.vcov)))
+        object.__setattr__(self, "match_on", tuple(self.match_on))
+        object.__setattr__(self, "vcov", parse_vcov(self.vcov))  # a VCov passes as is
         if not 0 < self.alpha < 1:
             raise SettingsError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.matching and not self.match_on:
             raise SettingsError("name at least one covariate to match on in match_on (R: "
                                 "matchColumns), or switch matching off (matching=False)")
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings, for task keys and provenance (``vcov`` as its canonical
+        text, which :meth:`from_dict` parses back)."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "vcov": str(self.vcov)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MWASettings:
+        """The settings of :meth:`to_dict` (also after a JSON round trip)."""
+        return cls(**data)
 
 
 @dataclass
@@ -220,33 +233,19 @@ def cell_frame(cube: xr.Dataset, window, radius, match_on: Sequence[str] = ()) -
     return pd.DataFrame({k: v[:, i, j][rows] for k, v in columns.items()})
 
 
-def matched_wake_analysis(
-    cube: xr.Dataset,
-    *,
-    match_on: Sequence[str] = (),
-    weighted: bool = False,
-    tcm: bool = False,
-    delete_sutva: bool = False,
-    matching: bool = True,
-    formula: Formula = "lag",
-    estimation: Estimation = "lm",
-    vcov: str = "classical",
-    alpha: float = 0.05,
-    spillover: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> MWAResult:
+def matched_wake_analysis(cube: xr.Dataset, settings: MWASettings, *,
+                          progress: Callable[[int, int], None] | None = None) -> MWAResult:
     """Matched wake analysis over the whole window grid, as R's ``matchedwake``.
 
     Parameters
     ----------
     cube
         The wake cube from :func:`bayes_wake.wakes.count_wakes`.
-    match_on, weighted, tcm, delete_sutva, matching, formula, estimation, vcov, alpha
-        See :class:`MWASettings`.
-    spillover
-        Direct and spillover effects (:class:`MWASettings`): ``estimate`` is the direct
-        effect, and the estimates table and surface add :data:`SPILLOVER_COLUMNS` (the
-        coefficient of ``exposure_post``, events per wake per neighbouring treatment).
+    settings
+        R's ``matchedwake`` arguments (:class:`MWASettings`). With ``settings.spillover``
+        ``estimate`` is the direct effect, and the estimates table and surface add
+        :data:`SPILLOVER_COLUMNS` (the coefficient of ``exposure_post``, events per wake per
+        neighbouring treatment).
     progress
         Called as ``progress(done, total)`` after each cell.
 
@@ -256,98 +255,119 @@ def matched_wake_analysis(
         R's four tables and the effect surface. A cell whose regression has an aliased
         coefficient or an undefined p-value is NA in every estimate column, as in R.
     """
-    settings = MWASettings(match_on=tuple(match_on), weighted=weighted, tcm=tcm,
-                           delete_sutva=delete_sutva, matching=matching, formula=formula,
-                           estimation=estimation, vcov=vcov, alpha=alpha,
-                           spillover=spillover)
     windows = cube["window"].to_numpy()
     radii = cube["radius"].to_numpy()
-    vcov_spec = parse_vcov(settings.vcov)
-    clusters, kernel = vcov_inputs(cube, vcov_spec)
+    clusters, kernel = vcov_inputs(cube, settings.vcov)
     est_rows, match_rows, sutva_rows = [], [], []
     surface_vars = {k: np.full((len(windows), len(radii)), np.nan) for k in (
-        "estimate", "std_error", "ci_lower", "ci_upper", "pvalue", "adj_r_squared",
-        "intercept", "intercept_pvalue", "n_treated", "n_control", "L1_pre", "L1_post",
-        "treated_overlap", *(SPILLOVER_COLUMNS if spillover else ()))}
+        *_SURFACE_VARIABLES, *(SPILLOVER_COLUMNS if settings.spillover else ()))}
     na_reason = np.full((len(windows), len(radii)), "", dtype=object)
     total = len(windows) * len(radii)
     for done, cell in enumerate(matched_cells(cube, settings), 1):
         idx = cell.events
-        fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=vcov_spec,
+        fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=settings.vcov,
                            clusters=None if clusters is None else clusters[idx],
                            kernel=None if kernel is None else kernel[idx][:, idx])
         i, j = cell.index
-        # R's NA rule: no estimate where the fit is NA; an estimate without its p-value where
-        # only this choice's standard errors are undefined (R's NaN, e.g. HC3 at leverage 1)
-        defined, estimated = fit.defined, fit.estimated
         na_reason[i, j] = _na_reason(cell, fit, settings)
-        row = {"t_window": int(cell.window), "spat_window": float(cell.radius),
-               "estimate": fit.coef[-1] if estimated else np.nan,
-               "pvalue": fit.pvalue[-1] if defined else np.nan}
-        if estimation == "lm":
-            row["adj.r.squared"] = fit.adj_r_squared if estimated else np.nan
-        row["intercept"] = fit.coef[0] if estimated else np.nan
-        row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
-        row["std_error"] = fit.std_error[-1] if defined else np.nan
-        row["ci_lower"], row["ci_upper"] = coefficient_interval(fit, 1 - settings.alpha) \
-            if defined else (np.nan, np.nan)
-        if spillover:
-            row.update(spillover_coefficient(cell, fit))
-            for key in SPILLOVER_COLUMNS:
-                surface_vars[key][i, j] = row[key]
+        row = _estimates_row(cell, fit, settings)
         est_rows.append(row)
         match_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
                            **cell.balance})
         sutva_rows.append({"t_window": int(cell.window), "spat_window": float(cell.radius),
                            **_sutva_shares(cell.wakes)})
-        for key, value in (("estimate", row["estimate"]), ("pvalue", row["pvalue"]),
-                           ("std_error", row["std_error"]), ("ci_lower", row["ci_lower"]),
-                           ("ci_upper", row["ci_upper"]),
-                           ("adj_r_squared", row.get("adj.r.squared", np.nan)),
-                           ("intercept", row["intercept"]),
-                           ("intercept_pvalue", row["intercept.pval"]),
-                           ("n_treated", cell.balance["treatment_post"]),
-                           ("n_control", cell.balance["control_post"]),
-                           ("L1_pre", cell.l1[0]), ("L1_post", cell.l1[1]),
-                           ("treated_overlap", _treated_overlap(cell.wakes))):
+        for key, value in _surface_values(cell, row, settings).items():
             surface_vars[key][i, j] = value
         if progress is not None:
             progress(done, total)
-    columns, keep = _cube_columns(cube, settings.match_on)
-    if delete_sutva:
-        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
+    return MWAResult(
+        estimates=_spatial_as_int(pd.DataFrame(est_rows)),
+        matching=_spatial_as_int(pd.DataFrame(match_rows)),
+        sutva=_spatial_as_int(pd.DataFrame(sutva_rows)),
+        wakes=_spatial_as_int(_wakes_table(cube, settings)),
+        surface=_surface(cube, surface_vars, na_reason, settings),
+        settings=settings,
+        cube_attrs=dict(cube.attrs),
+        pretrend=pretrend_table(cube, settings) if "dependent_lead" in cube else None,
+    )
 
-    # R's wake table: radius outer, window inner, events in time order.
+
+#: The effect surface's variables besides ``na_reason`` (and the spillover columns).
+_SURFACE_VARIABLES = ("estimate", "std_error", "ci_lower", "ci_upper", "pvalue",
+                      "adj_r_squared", "intercept", "intercept_pvalue", "n_treated",
+                      "n_control", "L1_pre", "L1_post", "treated_overlap")
+
+
+def _estimates_row(cell: MatchedCell, fit: OLSFit, settings: MWASettings) -> dict:
+    """One cell's row of R's estimates table, with :data:`EXTRA_ESTIMATE_COLUMNS` (and the
+    spillover columns).
+
+    R's NA rule: no estimate where the fit is NA; an estimate without its p-value where only
+    this choice's standard errors are undefined (R's NaN, e.g. HC3 at leverage 1).
+    """
+    defined, estimated = fit.defined, fit.estimated
+    row = {"t_window": int(cell.window), "spat_window": float(cell.radius),
+           "estimate": fit.coef[-1] if estimated else np.nan,
+           "pvalue": fit.pvalue[-1] if defined else np.nan}
+    if settings.estimation == "lm":
+        row["adj.r.squared"] = fit.adj_r_squared if estimated else np.nan
+    row["intercept"] = fit.coef[0] if estimated else np.nan
+    row["intercept.pval"] = fit.pvalue[0] if defined else np.nan
+    row["std_error"] = fit.std_error[-1] if defined else np.nan
+    row["ci_lower"], row["ci_upper"] = coefficient_interval(fit, 1 - settings.alpha) \
+        if defined else (np.nan, np.nan)
+    if settings.spillover:
+        row.update(spillover_coefficient(cell, fit))
+    return row
+
+
+def _surface_values(cell: MatchedCell, row: dict, settings: MWASettings) -> dict:
+    """One cell's values of the effect surface's variables (:data:`_SURFACE_VARIABLES`)."""
+    values = {"estimate": row["estimate"], "pvalue": row["pvalue"],
+              "std_error": row["std_error"], "ci_lower": row["ci_lower"],
+              "ci_upper": row["ci_upper"],
+              "adj_r_squared": row.get("adj.r.squared", np.nan),
+              "intercept": row["intercept"], "intercept_pvalue": row["intercept.pval"],
+              "n_treated": cell.balance["treatment_post"],
+              "n_control": cell.balance["control_post"],
+              "L1_pre": cell.l1[0], "L1_post": cell.l1[1],
+              "treated_overlap": _treated_overlap(cell.wakes)}
+    if settings.spillover:
+        values.update({key: row[key] for key in SPILLOVER_COLUMNS})
+    return values
+
+
+def _wakes_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
+    """R's wake table: radius outer, window inner, events in time order (and, with
+    ``spillover``, each wake's exposure to neighbouring treatments after R's columns)."""
+    columns, keep = _cube_columns(cube, settings.match_on)
+    if settings.delete_sutva:
+        keep = keep & (columns["SO_pre"] == 0) & (columns["MO_pre"] == 0)
     in_r_order = keep.transpose(2, 1, 0)
-    if spillover:  # after R's columns: each wake's exposure to neighbouring treatments
+    if settings.spillover:
         columns = {**columns, **{k: v.astype(np.int64) for k, v in
                                  _exposure_columns(cube).items()}}
-    wakes_table = pd.DataFrame({k: v.transpose(2, 1, 0)[in_r_order]
-                                for k, v in columns.items()})
+    return pd.DataFrame({k: v.transpose(2, 1, 0)[in_r_order] for k, v in columns.items()})
+
+
+def _surface(cube: xr.Dataset, variables: dict, na_reason: np.ndarray,
+             settings: MWASettings) -> xr.Dataset:
+    """The estimates as a (window, radius) Dataset, with the analysis's settings in attrs."""
     surface = xr.Dataset(
-        {k: (("window", "radius"), v) for k, v in surface_vars.items()},
-        coords={"window": windows, "radius": radii},
+        {k: (("window", "radius"), v) for k, v in variables.items()},
+        coords={"window": cube["window"].to_numpy(), "radius": cube["radius"].to_numpy()},
     )
     surface["na_reason"] = (("window", "radius"), na_reason)
     surface["window"].attrs = dict(cube["window"].attrs)
     surface["radius"].attrs = dict(cube["radius"].attrs)
     surface.attrs.update({"estimator": "matched wake analysis (OLS DiD)",
-                          "formula": FORMULAS[formula],
-                          "settings": json.dumps(asdict(settings)),
-                          "standard_errors": vcov_spec.label,
+                          "formula": FORMULAS[settings.formula],
+                          "settings": json.dumps(settings.to_dict()),
+                          "standard_errors": settings.vcov.label,
                           "ci_level": 1 - settings.alpha,
                           "t_unit": cube.attrs.get("t_unit", "days"),
                           "convention": cube.attrs.get("convention", "")})
-    return MWAResult(
-        estimates=_spatial_as_int(pd.DataFrame(est_rows)),
-        matching=_spatial_as_int(pd.DataFrame(match_rows)),
-        sutva=_spatial_as_int(pd.DataFrame(sutva_rows)),
-        wakes=_spatial_as_int(wakes_table),
-        surface=surface,
-        settings=settings,
-        cube_attrs=dict(cube.attrs),
-        pretrend=pretrend_table(cube, settings) if "dependent_lead" in cube else None,
-    )
+    return surface
 
 
 def coefficient_interval(fit: OLSFit, level: float) -> tuple[float, float]:
@@ -809,7 +829,7 @@ def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
     if "dependent_lead" not in cube:
         raise SettingsError("the wake cube has no lead counts: count it with "
                             "count_wakes(..., leads=True)")
-    spec = parse_vcov("HC1" if settings.vcov == "classical" else settings.vcov)
+    spec = parse_vcov("HC1") if settings.vcov.kind == "classical" else settings.vcov
     clusters, kernel = vcov_inputs(cube, spec)
     lead = cube["dependent_lead"].transpose("event", "window", "radius").to_numpy()
     covered = cube["lead_complete"].transpose("event", "window").to_numpy()

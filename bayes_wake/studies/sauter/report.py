@@ -88,7 +88,7 @@ def write_report(stage: Path, sauter: SauterResult, study: StudyData,
 def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float) -> None:
     """Per outcome: significant OLS windows and Bayesian cells (and the grid's average
     effect); the grid and the matching."""
-    from bayes_wake.bayes.compare import grid_average_text
+    from bayes_wake.bayes.matched_fit import grid_average_text
 
     n_cells = len(settings["windows"]) * len(settings["radii"])
     verdict = []
@@ -237,7 +237,7 @@ def _significance_text(item: OutcomeResult, alpha: float, k: int) -> str:
 
 def _posterior_paragraphs(report, folder: Path, item: OutcomeResult, alpha: float) -> None:
     """Figure 6 beside the posterior, the posterior's range and where the two disagree."""
-    from bayes_wake.bayes.compare import shrinkage_warning
+    from bayes_wake.bayes.matched_fit import shrinkage_warning
 
     report.figure(folder / "comparison.png", caption=(
         "Left: OLS effect per window (the paper's Figure 6), hatched where p > "

@@ -40,6 +40,7 @@ from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import (
     ROBUST_ERRORS,
     MWAResult,
+    MWASettings,
     matched_wake_analysis,
     standard_error_table,
 )
@@ -469,9 +470,9 @@ def _analyse_outcome(outcome: Outcome, settings: SauterSettings, study: StudyDat
                          source=f"Sauter (2022) reanalysis, outcome {outcome.name}")
     cube = count_wakes(table, settings.window_grid, settings.radius_grid,
                        convention=settings.convention, covariates=study.covariates, leads=True)
-    result = matched_wake_analysis(cube, match_on=study.covariates, weighted=settings.weighted,
-                                   tcm=settings.tcm, alpha=settings.alpha,
-                                   spillover=settings.spillover)
+    result = matched_wake_analysis(cube, MWASettings(
+        match_on=study.covariates, weighted=settings.weighted, tcm=settings.tcm,
+        alpha=settings.alpha, spillover=settings.spillover))
     alpha = settings.alpha
     say(f"{outcome.label}: {counted(int(mask.sum()), 'event')}; "
         f"{len(result.significant())} of {counted(len(result.estimates), 'window')} with "
@@ -487,7 +488,7 @@ def _fit_outcomes(results: dict[str, OutcomeResult], spec, *, progressbar: bool,
                   say) -> None:
     """The Bayesian fit of each outcome (``item.bayes``), through the one fit path of the
     bayes package (the analysis's own settings)."""
-    from bayes_wake.bayes.compare import fit_matched
+    from bayes_wake.bayes.matched_fit import fit_matched
 
     for item in results.values():
         say(f"{item.outcome.label}: fitting the Bayesian model ({spec.name})")
@@ -561,7 +562,7 @@ def _write_files(stage: Path, sauter: SauterResult, settings: SauterSettings,
 def _write_outcome(folder: Path, item: OutcomeResult, placebo: bool) -> None:
     """One outcome's folder: R's tables, the cube, Figure 6, and the Bayesian fit's files
     with ``comparison.png`` when it was fitted."""
-    from bayes_wake.bayes.compare import write_beside
+    from bayes_wake.bayes.matched_fit import write_beside
 
     folder.mkdir()
     write_mwa_tables(item.mwa, folder)

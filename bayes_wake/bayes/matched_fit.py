@@ -37,19 +37,9 @@ _FILLED_BY = {
 
 def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bool = False,
                 log: Callable[[str], None] | None = None) -> BayesResult:
-    """Fit ``spec`` to the cube with the settings of a matched wake analysis.
-
-    Parameters
-    ----------
-    cube
-        The wake cube.
-    spec
-        The model spec.
-    settings
-        The analysis's match columns, weights, TCM, SUTVA rule, formula and ``spillover``
-        (the exposure terms: the surface is then the direct effect).
-    progressbar, log
-        As in :func:`~bayes_wake.bayes.fit.fit_surface`.
+    """Fit ``spec`` to the cube with the settings of a matched wake analysis: the fit of
+    every command and check (:func:`~bayes_wake.bayes.fit.fit_surface`, whose parameters
+    these are, the progress bar off by default).
 
     Returns
     -------
@@ -59,10 +49,7 @@ def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bo
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit_surface(cube, spec, match_on=settings.match_on, weighted=settings.weighted,
-                           tcm=settings.tcm, delete_sutva=settings.delete_sutva,
-                           formula=settings.formula, spillover=settings.spillover,
-                           progressbar=progressbar, log=log)
+        return fit_surface(cube, spec, settings, progressbar=progressbar, log=log)
 
 
 def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
