@@ -25,13 +25,13 @@ from bayes_wake.cli.common import (
     _event_checks,
     _fail_cleanly,
     _fit,
-    _fit_and_write,
     _guard_output,
     _load_and_count,
     _print_significant,
     _print_undefined_errors,
     _print_surface,
     _progress,
+    _write_fit,
     _write_mwa_outputs,
     allow_unconverged_option,
     alpha2_option,
@@ -166,7 +166,9 @@ def demo(out, seed, mwa_only, allow_unconverged):
             from bayes_wake.bayes.spec import load_spec
             from bayes_wake.options import DEFAULT_SPEC
 
-            fitted = _fit_and_write(stage, cube, result, load_spec(DEFAULT_SPEC), console)
+            fitted = _fit(cube, result, load_spec(DEFAULT_SPEC), console,
+                          progressbar=console.is_terminal)
+            _write_fit(stage, fitted, result, console)
     _print_significant(console, result, "Matched wake analysis (simulated study)")
     if fitted is not None:
         _print_surface(console, fitted, result)
@@ -220,7 +222,8 @@ def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow
         "command": "fit", "spec": specs[0].model_dump(mode="json")})
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
-        fitted = _fit_and_write(stage, cube, result, specs[0], console)
+        fitted = _fit(cube, result, specs[0], console, progressbar=console.is_terminal)
+        _write_fit(stage, fitted, result, console)
         converged = [fitted.diagnostics.converged]
         if len(specs) > 1:
             converged.append(_compare_and_write(stage, cube, result, fitted, specs[1],

@@ -774,9 +774,9 @@ def _convergence_status(console, converged: Sequence[bool], allow_unconverged: b
     return EXIT_NOT_CONVERGED
 
 
-def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
-    """Fit the Bayesian model beside the OLS table, write its files and the comparison figure
-    into the staging folder, and report convergence loudly."""
+def _write_fit(stage: Path, fit, result, console) -> None:
+    """Write a fit beside the OLS table ``result`` (its files and the comparison figure) into
+    the staging folder, and report convergence loudly."""
     from rich.markup import escape
 
     from bayes_wake.bayes.matched_fit import (
@@ -785,7 +785,6 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
         write_beside,
     )
 
-    fit = _fit(cube, result, spec, console, progressbar=console.is_terminal)
     diagnostics = fit.diagnostics
     if not diagnostics.converged:
         console.print(f"[bold red]WARNING: the posterior did not converge "
@@ -804,7 +803,6 @@ def _fit_and_write(stage: Path, cube, result, spec, console) -> object:
         colour = "bold yellow" if "MISFITS" in verdict else "green"
         console.print(f"[{colour}]Posterior predictive check: {escape(verdict)} "
                       "(ppc.csv, ppc.png)[/]")
-    return fit
 
 
 def _fit(cube, result, spec, console, *, progressbar: bool = False):
