@@ -39,6 +39,7 @@ _PUBLIC = {
     "load_posterior": "bayes_wake.bayes.fit",
     "plot_effect_surface": "bayes_wake.plotting",
     "plot_surfaces_side_by_side": "bayes_wake.plotting",
+    "SurfaceStyle": "bayes_wake.plotting",
     "run_sensitivity": "bayes_wake.checks.sensitivity",
     "Scenario": "bayes_wake.checks.recovery",
     "RecoverySettings": "bayes_wake.checks.recovery",

@@ -23,6 +23,7 @@ from bayes_wake.plotting import (  # noqa: E402
     NULL_TEXT_GID,
     VALUE_GID,
     WARNING_GID,
+    SurfaceStyle,
     plot_effect_surface,
     plot_surfaces_side_by_side,
     save_figure,
@@ -145,14 +146,14 @@ def test_colour_limits_are_symmetric_around_zero():
 
 
 def test_given_limits_keep_zero_at_the_centre():
-    _, ax = plot_effect_surface(ols_surface(), vmin=-0.5, vmax=2.0)
+    _, ax = plot_effect_surface(ols_surface(), style=SurfaceStyle(vmin=-0.5, vmax=2.0))
     norm = mesh_of(ax).norm
     assert isinstance(norm, mcolors.TwoSlopeNorm)
     assert (norm.vmin, norm.vcenter, norm.vmax) == (-0.5, 0.0, 2.0)
-    _, ax = plot_effect_surface(ols_surface(), vmax=3.0)
+    _, ax = plot_effect_surface(ols_surface(), style=SurfaceStyle(vmax=3.0))
     assert (mesh_of(ax).norm.vmin, mesh_of(ax).norm.vmax) == (-3.0, 3.0)
     with pytest.raises(SettingsError, match="straddle 0"):
-        plot_effect_surface(ols_surface(), vmin=0.5, vmax=2.0)
+        plot_effect_surface(ols_surface(), style=SurfaceStyle(vmin=0.5, vmax=2.0))
 
 
 def test_nan_cells_are_grey_and_labelled_na():
@@ -167,7 +168,7 @@ def test_nan_cells_are_grey_and_labelled_na():
     assert np.ma.getmaskarray(mesh.get_array()).sum() == 2
     assert "NA (no estimate)" in legend_texts(ax)
     # NA labels stay even without annotation, and an NA cell is never hatched.
-    _, ax = plot_effect_surface(ds, annotate=False)
+    _, ax = plot_effect_surface(ds, style=SurfaceStyle(annotate=False))
     assert len(texts(ax, NA_GID)) == 2 and texts(ax, VALUE_GID) == []
 
 
@@ -230,7 +231,8 @@ def test_explicit_significance_mask_overrides_the_pvalues():
         dims=("radius", "window"), coords={"radius": RADII, "window": WINDOWS},
     )
     mask.loc[{"radius": 9, "window": 30}] = True
-    _, ax = plot_effect_surface(ds, significant=mask, hatch_label="n.s.")
+    _, ax = plot_effect_surface(ds, significant=mask,
+                                style=SurfaceStyle(hatch_label="n.s."))
     assert len(hatched(ax)) == int(np.isfinite(ds["estimate"].values).sum()) - 1
     assert (2, 2) not in hatched(ax)
     assert "n.s." in legend_texts(ax)

@@ -117,7 +117,7 @@ def multiplicity_check(multiplicity: MultiplicitySummary, surface: xr.Dataset, *
         its cells (also shown in a report) and the estimate surface hatched where a window
         does not survive Holm's correction.
     """
-    from bayes_wake.plotting import plot_effect_surface
+    from bayes_wake.plotting import SurfaceStyle, plot_effect_surface
 
     cells = multiplicity.table.copy()
     if westfall_young is not None:
@@ -129,8 +129,8 @@ def multiplicity_check(multiplicity: MultiplicitySummary, surface: xr.Dataset, *
         coords={"window": surface["window"], "radius": surface["radius"]})
     figure, _ = plot_effect_surface(surface, value="estimate", significant=holm, t_unit=t_unit,
                                     alpha=multiplicity.alpha,
-                                    hatch_label="does not survive Holm",
-                                    title="OLS estimates; hatched: not significant after Holm")
+                                    title="OLS estimates; hatched: not significant after Holm",
+                                    style=SurfaceStyle(hatch_label="does not survive Holm"))
     return CheckResult("multiplicity", "Multiplicity over the window grid",
                        multiplicity.summary(), multiplicity.sentence(),
                        figures={_SURFACE_CAPTION: figure}, cells=cells,

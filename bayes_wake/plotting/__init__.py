@@ -10,7 +10,7 @@ Imports: errors, options, core, simulate, io, wakes; never an estimator or a che
 bayes, checks, studies, cli), whose results come in as tables and datasets.
 """
 
-from bayes_wake.plotting.maps import add_scale_bar, plot_study_map
+from bayes_wake.plotting.maps import MapStyle, add_scale_bar, plot_study_map
 from bayes_wake.plotting.nulls import (
     NULL_TEXT_GID,
     null_distribution_caption,
@@ -24,6 +24,7 @@ from bayes_wake.plotting.surfaces import (
     HATCH_GID,
     NA_GID,
     VALUE_GID,
+    SurfaceStyle,
     plot_effect_surface,
     plot_surfaces_side_by_side,
 )
@@ -36,6 +37,8 @@ __all__ = [
     "NULL_TEXT_GID",
     "VALUE_GID",
     "WARNING_GID",
+    "MapStyle",
+    "SurfaceStyle",
     "add_scale_bar",
     "null_distribution_caption",
     "plot_effect_surface",

@@ -4,13 +4,15 @@
 regions (a GeoDataFrame with a ``region`` column, as
 :func:`bayes_wake.studies.sauter.regions.load_regions` returns), bases (points), a project
 table (as :mod:`bayes_wake.studies.sauter.projects` reads it: ``kind`` ``qip`` or ``aid``,
-``lon``, ``lat``) and, optionally, outcome events (``lon``, ``lat``) and line or polygon layers of rivers and lakes. :func:`add_scale_bar` puts a true
-kilometre scale bar on any axes in longitude and latitude.
+``lon``, ``lat``) and, optionally, outcome events (``lon``, ``lat``) and line or polygon
+layers of rivers and lakes; its texts and scale bar are a :class:`MapStyle`.
+:func:`add_scale_bar` puts a true kilometre scale bar on any axes in longitude and latitude.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -28,10 +30,44 @@ from bayes_wake.plotting.style import (
     _SIMULATED_COLOUR,
 )
 
-__all__ = ["add_scale_bar", "plot_study_map"]
+__all__ = ["MapStyle", "add_scale_bar", "plot_study_map"]
 
 _REGION_COLOUR = "#d9d9d9"
 _WATER_COLOUR = "#6baed6"
+
+
+@dataclass(frozen=True)
+class MapStyle:
+    """The texts and the scale of :func:`plot_study_map`: what its title and legend call the
+    place, the points and the bases, the scale bar's length and which regions are labelled.
+
+    Parameters
+    ----------
+    place
+        Name of the country or area, for the title (``"... in <place>"``); None leaves it
+        out.
+    points_label
+        What the points are (e.g. ``"Violence against civilians"``): in the legend, with
+        their number, and, in lower case, in the title.
+    bases_label
+        Legend text of the bases (their number is appended).
+    scale_km
+        Length of the scale bar (km).
+    label_min_area
+        Regions smaller than this (square degrees; e.g. a capital district whose base label
+        already names it) are not labelled.
+
+    Examples
+    --------
+    >>> MapStyle(place="Mali", bases_label="MINUSMA bases").scale_km
+    200
+    """
+
+    place: str | None = None
+    points_label: str = "outcome events"
+    bases_label: str = "bases"
+    scale_km: float = 200
+    label_min_area: float = 0.2
 
 
 def plot_study_map(
@@ -41,13 +77,9 @@ def plot_study_map(
     projects: pd.DataFrame,
     points: pd.DataFrame | None = None,
     *,
-    points_label: str = "outcome events",
     rivers: Sequence | None = None,
     simulated: Collection[str] = (),
-    place: str | None = None,
-    bases_label: str = "bases",
-    scale_km: float = 200,
-    label_min_area: float = 0.2,
+    style: MapStyle = MapStyle(),
 ) -> Figure:
     """Draw a map of the study area (the paper's Figure 4).
 
@@ -55,7 +87,7 @@ def plot_study_map(
     clipped to the country, outcome events are small red dots, aid projects blue circles,
     QIPs orange triangles and bases black stars with their names. Each region is labelled
     (in italics) at a point inside it far from every base and project, and a scale bar of
-    `scale_km` sits in the lower right corner. The axes are longitude and latitude with the
+    the style's `scale_km` sits in the lower right corner. The axes are longitude and latitude with the
     aspect of the map's middle latitude.
 
     Parameters
@@ -74,25 +106,15 @@ def plot_study_map(
     points
         Outcome events with ``lon`` and ``lat`` (degrees), or None to leave them out (the
         title then names the bases instead).
-    points_label
-        What the points are (e.g. ``"Violence against civilians"``): in the legend, with
-        their number, and, in lower case, in the title.
     rivers
         ``geopandas.GeoDataFrame`` layers of rivers (lines) and lakes (polygons, drawn by
         their outline), clipped to the union of `boundary`; None draws none.
     simulated
         The project kinds (``"qip"``, ``"aid"``) that were simulated: their legend entries
         say ``(SIMULATED)``, and if any is, the title does too, in dark red.
-    place
-        Name of the country or area, for the title (``"... in <place>"``); None leaves it
-        out.
-    bases_label
-        Legend text of the bases (their number is appended).
-    scale_km
-        Length of the scale bar (km).
-    label_min_area
-        Regions smaller than this (square degrees; e.g. a capital district whose base label
-        already names it) are not labelled.
+    style
+        The place, the names of the points and the bases, the scale bar's length and the
+        smallest region labelled (:class:`MapStyle`).
 
     Returns
     -------
@@ -102,7 +124,7 @@ def plot_study_map(
     Examples
     --------
     >>> fig = plot_study_map(boundary, ["Gao", "Mopti"], bases, projects,
-    ...                      place="Mali")  # doctest: +SKIP
+    ...                      style=MapStyle(place="Mali"))  # doctest: +SKIP
     >>> save_figure(fig, "map.png")  # doctest: +SKIP
     """
     fig, ax = plt.subplots(figsize=(9.0, 8.2), layout="constrained")
@@ -123,13 +145,12 @@ def plot_study_map(
     bx, by = _draw_bases(ax, bases)
     markers = np.column_stack([np.r_[bx, projects["lon"].to_numpy()],
                                np.r_[by, projects["lat"].to_numpy()]])
-    _label_regions(ax, boundary, markers, label_min_area)
-    _frame_map(ax, boundary, scale_km)
-    ax.legend(handles=_legend_handles(bases, aid, qip, points, points_label, rivers, simulated,
-                                      bases_label),
+    _label_regions(ax, boundary, markers, style.label_min_area)
+    _frame_map(ax, boundary, style.scale_km)
+    ax.legend(handles=_legend_handles(bases, aid, qip, points, rivers, simulated, style),
               loc="upper left", fontsize=9, framealpha=0.9)
-    what = points_label.lower() if points is not None else "bases"
-    where = f" in {place}" if place else ""
+    what = style.points_label.lower() if points is not None else "bases"
+    where = f" in {style.place}" if style.place else ""
     sim = " (SIMULATED)" if simulated else ""
     ax.set_title(f"Projects and {what}{where}{sim}", fontsize=12,
                  color=_SIMULATED_COLOUR if simulated else "black")
@@ -213,13 +234,12 @@ def add_scale_bar(ax: Axes, km: float) -> None:
                 textcoords="offset points", ha="center", va="bottom", fontsize=9, zorder=8)
 
 
-def _legend_handles(bases, aid, qip, points, points_label, rivers, simulated,
-                    bases_label) -> list:
+def _legend_handles(bases, aid, qip, points, rivers, simulated, style: MapStyle) -> list:
     """The map's legend: study regions, bases, QIPs, aid projects, then points and rivers."""
     handles = [
         Patch(facecolor=_REGION_COLOUR, edgecolor="black", label="study regions"),
         Line2D([], [], marker="*", color="black", linestyle="none", markersize=12,
-               label=f"{bases_label} ({len(bases)})"),
+               label=f"{style.bases_label} ({len(bases)})"),
         Line2D([], [], marker="^", color=_QIP_COLOUR, markeredgecolor="black",
                linestyle="none", markersize=7,
                label=f"QIPs ({len(qip)}){' (SIMULATED)' if 'qip' in simulated else ''}"),
@@ -231,7 +251,7 @@ def _legend_handles(bases, aid, qip, points, points_label, rivers, simulated,
     if points is not None:
         handles.append(Line2D([], [], marker="o", color=_OUTCOME_COLOUR, alpha=0.6,
                               linestyle="none", markersize=4,
-                              label=f"{points_label} ({len(points)})"))
+                              label=f"{style.points_label} ({len(points)})"))
     if rivers is not None:
         handles.append(Line2D([], [], color=_WATER_COLOUR, label="rivers and lakes"))
     return handles

@@ -5,6 +5,8 @@ surface and hatches the cells that are not significant. :func:`plot_effect_surfa
 such surface, from the OLS table of the matched wake analysis (``estimate``, ``pvalue``) or from
 a posterior summary (``mean``, ``ci_lower``, ``ci_upper``) or from posterior draws (a variable
 with ``chain``/``draw`` dims); :func:`plot_surfaces_side_by_side` puts two on one colour scale.
+How a single surface is drawn (its colour scale, cell labels and hatching's legend text) is a
+:class:`SurfaceStyle`.
 
 Cells are drawn in grid-index space (every cell the same size, whatever the spacing of the
 windows), with tick labels at the cell centres giving the actual window and radius.
@@ -58,6 +60,7 @@ __all__ = [
     "HATCH_GID",
     "NA_GID",
     "VALUE_GID",
+    "SurfaceStyle",
     "plot_effect_surface",
     "plot_surfaces_side_by_side",
 ]
@@ -109,21 +112,52 @@ class _Grid:
     filled_label: str | None = None
 
 
+@dataclass(frozen=True)
+class SurfaceStyle:
+    """How :func:`plot_effect_surface` draws a surface: its colour scale, cell labels and the
+    legend text of its hatching.
+
+    Parameters
+    ----------
+    vmin, vmax
+        Limits of the colour scale (unit of the surface's value). If both are None, the scale
+        is symmetric, ``[-m, m]`` with ``m`` the largest ``|value|``. If only one is given,
+        the other mirrors it. If both are given they must straddle 0, and 0 stays the white
+        centre of the map (a two-slope norm).
+    cmap
+        Diverging colour map (name or object); NaN cells are drawn light grey regardless.
+    annotate
+        Write the value (2 decimals) in each cell, in black or white by the background. Left
+        out if the cells are too small for a legible label; "NA" labels are always written.
+    hatch_label
+        Legend text of the hatching. When left at its default, the criterion is appended,
+        e.g. "not significant (p > 0.05)" or "not significant (interval includes 0)".
+
+    Examples
+    --------
+    >>> style = SurfaceStyle(hatch_label="does not survive Holm", annotate=False)
+    >>> style.cmap
+    'RdBu_r'
+    """
+
+    vmin: float | None = None
+    vmax: float | None = None
+    cmap: str | mcolors.Colormap = "RdBu_r"
+    annotate: bool = True
+    hatch_label: str = _DEFAULT_HATCH_LABEL
+
+
 def plot_effect_surface(
     surface: xr.Dataset,
     *,
     value: str = "estimate",
     significant: xr.DataArray | None = None,
-    ax: Axes | None = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
-    cmap: str | mcolors.Colormap = "RdBu_r",
-    title: str | None = None,
     t_unit: str = "days",
     alpha: float = 0.05,
-    annotate: bool = True,
-    hatch_label: str = _DEFAULT_HATCH_LABEL,
+    title: str | None = None,
     warning: str | None = None,
+    ax: Axes | None = None,
+    style: SurfaceStyle = SurfaceStyle(),
 ) -> tuple[Figure, Axes]:
     """Draw an effect surface over the (temporal window, spatial window) grid.
 
@@ -150,34 +184,23 @@ def plot_effect_surface(
         significant. If None, significance is ``pvalue <= alpha`` when the dataset has
         ``pvalue``, else "the interval ``[ci_lower, ci_upper]`` excludes 0" when it has both
         bounds, else no cell is hatched. A missing p-value or bound counts as not significant.
-    ax
-        Axes to draw in; a new figure sized to the grid is made if None. A colourbar is added
-        beside it.
-    vmin, vmax
-        Limits of the colour scale (unit of `value`). If both are None, the scale is
-        symmetric, ``[-m, m]`` with ``m`` the largest ``|value|``. If only one is given, the
-        other mirrors it. If both are given they must straddle 0, and 0 stays the white centre
-        of the map (a two-slope norm).
-    cmap
-        Diverging colour map (name or object); NaN cells are drawn light grey regardless.
-    title
-        Title of the axes.
     t_unit
         Unit of the temporal window: ``"days"``, ``"hours"``, ``"minutes"`` or ``"seconds"``
         (the R argument ``t_unit``); used in the axis label and to convert timedelta windows.
     alpha
         Significance level for the p-values (significant when ``pvalue <= alpha``), and
         ``1 - alpha`` is the mass of the interval computed from draws.
-    annotate
-        Write the value (2 decimals) in each cell, in black or white by the background. Left
-        out if the cells are too small for a legible label; "NA" labels are always written.
-    hatch_label
-        Legend text of the hatching. When left at its default, the criterion is appended,
-        e.g. "not significant (p > 0.05)" or "not significant (interval includes 0)".
+    title
+        Title of the axes.
     warning
         If given (e.g. ``"NOT CONVERGED: max R-hat 1.08, 12 divergences"``), drawn in red over
         the top of the figure with a red frame, so that a fit that is not to be trusted is never
         shown as a result.
+    ax
+        Axes to draw in; a new figure sized to the grid is made if None. A colourbar is added
+        beside it.
+    style
+        Colour scale, cell labels and the hatching's legend text (:class:`SurfaceStyle`).
 
     Returns
     -------
@@ -192,20 +215,22 @@ def plot_effect_surface(
     ------
     SettingsError
         If `surface` lacks the dims or the variable, has other dims of length above 1, or if
-        `t_unit`, `alpha`, `vmin`/`vmax` or `significant` cannot be used.
+        `t_unit`, `alpha`, the style's `vmin`/`vmax` or `significant` cannot be used.
 
     Examples
     --------
-    >>> fig, ax = plot_effect_surface(result.table, value="estimate")  # doctest: +SKIP
+    >>> fig, ax = plot_effect_surface(result.surface, value="estimate")  # doctest: +SKIP
+    >>> fig, ax = plot_effect_surface(result.surface,
+    ...                               style=SurfaceStyle(vmin=-1, vmax=1))  # doctest: +SKIP
     >>> save_figure(fig, "effect_surface.png")  # doctest: +SKIP
     """
     _check_alpha(alpha)
     grid = _read_grid(
         surface, value=value, significant=significant, t_unit=t_unit, alpha=alpha,
-        hatch_label=hatch_label,
+        hatch_label=style.hatch_label,
     )
-    norm, extend = _make_norm(grid.values, vmin, vmax)
-    colormap = _colormap(cmap)
+    norm, extend = _make_norm(grid.values, style.vmin, style.vmax)
+    colormap = _colormap(style.cmap)
     layout = None
     if ax is None:
         layout = _figure_layout(grid, n_panels=1, warning=warning)
@@ -217,8 +242,8 @@ def plot_effect_surface(
     _style_colorbar(cbar, grid.value_label)
     if warning:
         _draw_warning(fig, warning)
-    _finish_cells(fig, [ax], [grid], cbar, norm=norm, cmap=colormap, annotate=annotate,
-                  resize=layout is not None)
+    _finish_cells(fig, [ax], [grid], cbar, norm=norm, cmap=colormap,
+                  annotate=style.annotate, resize=layout is not None)
     return fig, ax
 
 

@@ -797,8 +797,9 @@ def _save(fig, path: Path) -> Path:
 def _study_map(boundary, keep_regions, bases, projects, points, outcome, water, sim_kinds):
     """The paper's Figure 4 of Mali, its MINUSMA bases and ``outcome``'s events (``points``;
     None leaves them out); see :func:`bayes_wake.plotting.plot_study_map`."""
-    from bayes_wake.plotting import plot_study_map
+    from bayes_wake.plotting import MapStyle, plot_study_map
 
-    return plot_study_map(boundary, keep_regions, bases, projects, points,
-                          points_label=outcome.label, rivers=water, simulated=sim_kinds,
-                          place="Mali", bases_label="MINUSMA bases")
+    return plot_study_map(boundary, keep_regions, bases, projects, points, rivers=water,
+                          simulated=sim_kinds,
+                          style=MapStyle(place="Mali", points_label=outcome.label,
+                                         bases_label="MINUSMA bases"))
