@@ -662,22 +662,22 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCov"):
     SettingsError
         If the cluster column is not a covariate of the cube.
     """
-    spec = parse_vcov(vcov)
-    if not (spec.clustered or spec.spatial):
+    vcov = parse_vcov(vcov)
+    if not (vcov.clustered or vcov.spatial):
         return None, None
     days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
     lat, lon = cube["lat"].to_numpy(), cube["lon"].to_numpy()
-    if spec.spatial:
-        return None, conley_kernel(lat, lon, spec.km, spec.days, days)
+    if vcov.spatial:
+        return None, conley_kernel(lat, lon, vcov.km, vcov.days, days)
     values = None
-    for column in spec.event_columns:
+    for column in vcov.event_columns:
         if column not in cube.coords or "event" not in cube[column].dims:
             raise SettingsError(
-                f"cluster column {column!r} (from {spec}) is not an event column of the "
+                f"cluster column {column!r} (from {vcov}) is not an event column of the "
                 f"wake cube; pass it as a covariate (covariates: "
                 f"{json.loads(cube.attrs.get('covariates', '[]'))})")
         values = cube[column].to_numpy()
-    return cluster_ids(spec, lon=lon, lat=lat, time_days=days, values=values), None
+    return cluster_ids(vcov, lon=lon, lat=lat, time_days=days, values=values), None
 
 
 #: The robust standard errors reported beside R's classical ones (the Sauter report, the
@@ -689,14 +689,14 @@ ROBUST_ERRORS = ("HC1", "CR2:location", "conley-bm:25")
 
 
 def standard_error_table(cube: xr.Dataset, settings: MWASettings,
-                         vcovs: Sequence[str]) -> pd.DataFrame:
+                         choices: Sequence[str]) -> pd.DataFrame:
     """Per cell, the OLS estimate with the standard error and p-value of several choices.
 
     Parameters
     ----------
     cube, settings
         As for :func:`matched_wake_analysis` (``settings.vcov`` is ignored).
-    vcovs
+    choices
         Standard-error choices (:func:`bayes_wake.core.regression.parse_vcov`).
 
     Returns
@@ -706,21 +706,21 @@ def standard_error_table(cube: xr.Dataset, settings: MWASettings,
         ``pvalue_<choice>`` per choice (NA where R reports NA; the estimate stays where only
         a choice's standard errors are undefined).
     """
-    specs = [parse_vcov(v) for v in vcovs]
-    inputs = [vcov_inputs(cube, v) for v in specs]
+    choices = [parse_vcov(v) for v in choices]
+    inputs = [vcov_inputs(cube, v) for v in choices]
     rows = []
     for cell in matched_cells(cube, settings, balance=False):
         idx = cell.events
         row = {"t_window": int(cell.window), "spat_window": float(cell.radius)}
-        for spec, (clusters, kernel) in zip(specs, inputs):
-            fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=spec,
+        for vcov, (clusters, kernel) in zip(choices, inputs):
+            fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=vcov,
                                clusters=None if clusters is None else clusters[idx],
                                kernel=None if kernel is None else kernel[idx][:, idx])
             ok = fit.defined
             if fit.estimated or "estimate" not in row:
                 row["estimate"] = fit.coef[-1] if fit.estimated else np.nan
-            row[f"std_error_{spec}"] = fit.std_error[-1] if ok else np.nan
-            row[f"pvalue_{spec}"] = fit.pvalue[-1] if ok else np.nan
+            row[f"std_error_{vcov}"] = fit.std_error[-1] if ok else np.nan
+            row[f"pvalue_{vcov}"] = fit.pvalue[-1] if ok else np.nan
         rows.append(row)
     return _spatial_as_int(pd.DataFrame(rows))
 
@@ -829,8 +829,8 @@ def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
     if "dependent_lead" not in cube:
         raise SettingsError("the wake cube has no lead counts: count it with "
                             "count_wakes(..., leads=True)")
-    spec = parse_vcov("HC1") if settings.vcov.kind == "classical" else settings.vcov
-    clusters, kernel = vcov_inputs(cube, spec)
+    vcov = parse_vcov("HC1") if settings.vcov.kind == "classical" else settings.vcov
+    clusters, kernel = vcov_inputs(cube, vcov)
     lead = cube["dependent_lead"].transpose("event", "window", "radius").to_numpy()
     covered = cube["lead_complete"].transpose("event", "window").to_numpy()
     rows = []
@@ -843,7 +843,7 @@ def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
         p = cell.design.shape[1]
         exposure = cell.design[keep][:, p - 1 - len(cell.exposure):p - 1]
         x = np.column_stack([x[:, :-1], exposure, x[:, -1]])
-        fit = weighted_ols(y, x, cell.weights[keep], vcov=spec,
+        fit = weighted_ols(y, x, cell.weights[keep], vcov=vcov,
                            clusters=None if clusters is None else clusters[idx],
                            kernel=None if kernel is None else kernel[idx][:, idx])
         lower, upper = coefficient_interval(fit, 1 - settings.alpha) if fit.defined \
