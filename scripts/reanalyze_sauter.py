@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             args.acled, args.boundaries, args.bases, qips=args.qips, aid=args.aid,
             rivers=[] if args.no_water else [str(p) for p in WATER], seed=args.seed,
             bayes=not args.mwa_only)
-        result = reanalyze_sauter(settings, args.out, log=print)
+        # the record names the command this script is the form of
+        result = reanalyze_sauter(settings, args.out, log=print,
+                                  extra={"settings": {"command": "sauter"}})
     except BayesWakeError as exc:
         print(f"reanalyze_sauter: error: {exc}", file=sys.stderr)
         return 2

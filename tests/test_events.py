@@ -275,6 +275,23 @@ def test_label_columns_become_codes_in_order_of_first_appearance(tmp_path: Path)
     assert info.value.column == "zone" and "row 2" in str(info.value)
 
 
+def test_kept_columns_come_as_the_file_holds_them_beside_their_codes(tmp_path: Path) -> None:
+    lines = SMALL_CSV.strip().splitlines()
+    zones = ["", "Gao", "Mopti", " Gao", "Kidal", "NA"]
+    rows = [f"{line},{z}" for line, z in zip(lines[1:], zones, strict=True)]
+    path = write(tmp_path, "\n".join([lines[0] + ',"zone"', *rows, rows[2]]))  # row 7 repeats 3
+    with pytest.warns(DuplicateRowsWarning):
+        events = read_events(path, covariates=["match1"], labels=["zone"],
+                             keep={"zone names": "zone"}, drop_duplicates=True)
+    assert events["zone names"].tolist()[1:5] == ["Gao", "Mopti", " Gao", "Kidal"]
+    np.testing.assert_array_equal(events["zone"], [np.nan, 0, 1, 0, 2, np.nan])
+    assert events.attrs["covariates"] == ["match1", "zone"]  # not a covariate
+    with pytest.raises(EventDataError, match="no column 'zoen'; did you mean 'zone'"):
+        read_events(path, covariates=["match1"], keep={"zone names": "zoen"})
+    with pytest.raises(SettingsError, match="'match1' is already a column"):
+        read_events(path, covariates=["match1"], keep={"match1": "zone"})
+
+
 def test_numeric_selectors_match_as_text(tmp_path: Path) -> None:
     text = "timestamp,lon,lat,group\n2020-01-01,1,1,1\n2020-01-02,2,2,0\n2020-01-03,3,3,2\n"
     roles = {"treatment": ("group", 1), "control": ("group", "0"), "dependent": ("group", 2.0)}

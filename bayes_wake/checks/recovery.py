@@ -50,6 +50,7 @@ import hashlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,9 @@ from bayes_wake.mwa.analysis import (
 )
 from bayes_wake.simulate.effects import FORMS, Scenario, plant
 from bayes_wake.wakes import count_wakes
+
+if TYPE_CHECKING:
+    from bayes_wake.bayes.spec import ModelSpec
 
 __all__ = ["Scenario", "Battery", "plant", "expected_change", "matched_truth", "direct_truth",
            "placebo_placement", "posterior_cells", "recovery_tasks", "run_recovery",
@@ -295,7 +299,7 @@ class RecoverySettings:
     mwa
         The matched wake analysis every method is scored on (its OLS table) and refits.
     methods
-        ``ols`` and/or names or paths of model specs.
+        ``ols`` and/or names or paths of model specs, as the tables and task keys name them.
     convention
         Wake counting convention (``mwa`` or ``exact``).
     draws, tune, chains
@@ -304,6 +308,11 @@ class RecoverySettings:
         Column of the placebo sites that weights where treatments are re-drawn.
     extra
         Further settings recorded with every replicate's key.
+    specs
+        The parsed model spec of every method but ``ols``, by method
+        (:class:`~bayes_wake.bayes.spec.ModelSpec`, e.g. the command line's, parsed once);
+        a method without one is loaded from its name when the settings are built. Each
+        gets ``draws``, ``tune`` and ``chains``.
     """
 
     windows: tuple[int, ...]
@@ -316,24 +325,35 @@ class RecoverySettings:
     chains: int | None = None
     placebo_weight: str | None = None
     extra: dict = field(default_factory=dict)
+    specs: Mapping[str, ModelSpec] | None = None
 
-    def to_dict(self) -> dict:
-        """JSON-ready settings (task keys, the Dask boundary, provenance)."""
-        return {**{f.name: getattr(self, f.name) for f in fields(self)},
-                "mwa": self.mwa.to_dict()}
+    def __post_init__(self):
+        from bayes_wake.bayes.spec import load_spec
+
+        given = self.specs or {}
+        specs = {method: (given[method] if method in given else load_spec(method))
+                 .with_sampler(draws=self.draws, tune=self.tune, chains=self.chains)
+                 for method in self.methods if method != "ols"}
+        object.__setattr__(self, "specs", specs)
+
+    def to_dict(self, *, specs: bool = False) -> dict:
+        """JSON-ready settings: the methods by name (task keys, provenance); with ``specs``
+        also the parsed specs' dicts (the Dask boundary, read by :meth:`from_dict`)."""
+        out = {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "specs"},
+               "mwa": self.mwa.to_dict()}
+        if specs:
+            out["specs"] = {method: spec.model_dump(mode="json")
+                            for method, spec in self.specs.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> RecoverySettings:
         """The settings of :meth:`to_dict` (also after a JSON round trip)."""
-        return cls(**{**data, "mwa": MWASettings.from_dict(data["mwa"])})
+        from bayes_wake.bayes.spec import parse_spec
 
-    def model_spec(self, method: str):
-        """The model spec of a method (a name in ``models/`` or a YAML file) with this
-        battery's sampler settings."""
-        from bayes_wake.bayes.spec import load_spec
-
-        return load_spec(method).with_sampler(draws=self.draws, tune=self.tune,
-                                              chains=self.chains)
+        specs = {method: parse_spec(spec, method)
+                 for method, spec in (data.get("specs") or {}).items()}
+        return cls(**{**data, "mwa": MWASettings.from_dict(data["mwa"]), "specs": specs})
 
 
 @dataclass(frozen=True)
@@ -375,7 +395,7 @@ def _fit_methods(cube: xr.Dataset, settings: RecoverySettings) -> dict:
             out["ols"] = {"mean": est, "lower": est - 1.959964 * se,
                           "upper": est + 1.959964 * se, "converged": 1}
             continue
-        out[method] = posterior_cells(cube, settings.model_spec(method), mwa)
+        out[method] = posterior_cells(cube, settings.specs[method], mwa)
     return {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv)
                 for kk, vv in v.items()} for k, v in out.items()}
 
@@ -450,7 +470,7 @@ def recovery_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
             tasks.append(Task(key=task_key(data_hashes[scen.data], conf),
                               function=replicate_task,
                               args=(Shared(f"events:{scen.data}"), Shared("sites"),
-                                    asdict(scen), rep, seed, settings.to_dict()),
+                                    asdict(scen), rep, seed, settings.to_dict(specs=True)),
                               label=f"{scen.name} #{rep}" + (
                                   f" on {scen.data}" if scen.data != "default" else ""),
                               kind="recovery", priority=1))
@@ -487,7 +507,7 @@ def baseline_tasks(data: Mapping[str, pd.DataFrame], scenarios: Sequence[Scenari
     return {name: Task(key=task_key(data_hashes[name], {"baseline": settings.to_dict(),
                                                         "result": _RESULT_VERSION}),
                        function=baseline_task, args=(Shared(f"events:{name}"),
-                                                     settings.to_dict()),
+                                                     settings.to_dict(specs=True)),
                        label="nothing planted" + (f" on {name}" if name != "default" else ""),
                        kind="recovery", priority=1)
             for name in studies}

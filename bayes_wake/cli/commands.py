@@ -160,8 +160,8 @@ def demo(out, seed, mwa_only, allow_unconverged):
         write_table(truth.to_dataframe(name="true_effect").reset_index(),
                     stage / "true_effect.csv", float_format=None)
         _write_mwa_outputs(stage, result, cube,
-                           provenance({"command": "demo", "seed": seed,
-                                       "simulation": study.settings}))
+                           provenance({"simulation": study.settings},
+                                      extra={"settings": {"command": "demo", "seed": seed}}))
         if not mwa_only:
             from bayes_wake.bayes.spec import load_spec
             from bayes_wake.options import DEFAULT_SPEC

@@ -418,12 +418,12 @@ def data_options(command: Callable) -> Callable:
 
 
 def _load_and_count(source: EventSource, mwa, console, *, extra_covariates=(),
-                    extra_memory=()):
+                    extra_memory=(), keep=None):
     """Read the events, check the memory the grid and ``extra_memory`` (parts of
     :func:`bayes_wake.cli.resources.check_memory`) need, and count wakes.
 
     The cube carries ``mwa``'s match columns, ``extra_covariates`` and the cluster column of
-    a cluster-robust ``mwa.vcov``."""
+    a cluster-robust ``mwa.vcov``; the events also ``keep``'s columns (``read_events``')."""
 
     import numpy as np
     from rich.markup import escape
@@ -440,7 +440,7 @@ def _load_and_count(source: EventSource, mwa, console, *, extra_covariates=(),
         events = read_events(source.path, columns=_parse_columns(source.columns) or None,
                              roles=roles if explicit else None, covariates=wanted,
                              drop_duplicates=source.drop_duplicates,
-                             labels=_vcov_columns(mwa.vcov))
+                             labels=_vcov_columns(mwa.vcov), keep=keep)
     for warning in caught:
         if isinstance(warning.message, NoDependentEventsWarning):
             raise SettingsError(_no_dependent_message(roles["dependent"], warning.message))

@@ -115,10 +115,11 @@ def recovery(source, mwa, out, scenario_texts, battery, replicates, methods, pla
     started = time.perf_counter()
     plan = Battery(scenarios=_scenarios(scenario_texts, battery, placebo_sites, placebos),
                    replicates=replicates, seed=seed, placebo_replicates=placebos)
+    names, specs = _methods(methods)
     settings = RecoverySettings(
-        windows=source.windows, radii=source.radii, mwa=mwa,
-        methods=_methods(methods), convention=source.convention, draws=draws, tune=tune,
-        chains=chains, placebo_weight=placebo_weight)
+        windows=source.windows, radii=source.radii, mwa=mwa, methods=names, specs=specs,
+        convention=source.convention, draws=draws, tune=tune, chains=chains,
+        placebo_weight=placebo_weight)
     sites = pd.read_csv(placebo_sites) if placebo_sites else None
     events, _ = _load_and_count(source, mwa, console)
     n_tasks = sum(placebos if s.placebo else replicates for s in plan.scenarios)
@@ -162,16 +163,13 @@ def _scenarios(texts, battery, placebo_sites, placebos) -> tuple:
     return tuple(scenarios)
 
 
-def _methods(text: str) -> tuple[str, ...]:
-    """``--methods``: ``ols`` and model specs, each spec loaded now to fail before any
-    work."""
+def _methods(text: str) -> tuple[tuple[str, ...], dict]:
+    """``--methods``: the methods as named (``ols`` and model specs), and each spec parsed
+    now, once (to fail before any work; the settings carry it to every replicate)."""
     from bayes_wake.bayes.spec import load_spec
 
     methods = tuple(m.strip() for m in text.split(",") if m.strip())
-    for method in methods:
-        if method != "ols":
-            load_spec(method)
-    return methods
+    return methods, {method: load_spec(method) for method in methods if method != "ols"}
 
 
 def _print_summary(console, summary) -> None:

@@ -151,7 +151,8 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
         console.print(f"[bold red]{banner}[/]")
     result = reanalyze_sauter(settings, out, progressbar=console.is_terminal,
                               log=lambda line: console.print(line, markup=False,
-                                                             highlight=False))
+                                                             highlight=False),
+                              extra={"settings": {"command": "sauter"}})
     _print_result(console, result, banner)
     converged = [item.bayes.diagnostics.converged for item in result.outcomes.values()
                  if item.bayes is not None]

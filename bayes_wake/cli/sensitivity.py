@@ -33,6 +33,10 @@ from bayes_wake.cli.resources import permutation_need, worker_need
 from bayes_wake.errors import SettingsError
 from bayes_wake.options import DEFAULT_SPEC
 
+#: The event table's name for the names of ``--region-column``, read with the events (not a
+#: name a file's covariate or cluster column, the column itself among them, would have).
+_REGION_NAMES = "<region names>"
+
 
 @click.command(cls=RCommand, epilog=EXIT_CODES)
 @data_options
@@ -141,18 +145,22 @@ def _check_workers(workers: int | None, scheduler: str | None) -> None:
 
 
 def _sensitivity_data(source, settings, placebo_sites, console, extra_memory):
-    """Read and count the events, the anchors' regions and the placebo sites: the
+    """Read and count the events (one read of the file: the region names come with them),
+    the anchors' regions and the placebo sites: the
     :class:`~bayes_wake.checks.sensitivity.SensitivityData` of the run, and what only the
     command line knows for its provenance record."""
-    import numpy as np
     from rich.markup import escape
 
     from bayes_wake.checks.calibration import read_placebo_sites
     from bayes_wake.checks.sensitivity import SensitivityData, regions_of_anchors
-    from bayes_wake.io.events import read_region_column
     from bayes_wake.io.tables import counted
 
-    events, cube = _load_and_count(source, settings.mwa, console, extra_memory=extra_memory)
+    keep = {_REGION_NAMES: settings.region_column} if settings.region_column else None
+    events, cube = _load_and_count(source, settings.mwa, console, extra_memory=extra_memory,
+                                   keep=keep)
+    # The names leave the table: its hash (task keys, provenance) covers the events the
+    # checks count, the same with or without --region-column.
+    region_names = events.pop(_REGION_NAMES).to_numpy() if keep else None
     checks_record = _event_checks(events)
     sites = None
     if placebo_sites:
@@ -161,12 +169,9 @@ def _sensitivity_data(source, settings, placebo_sites, console, extra_memory):
         console.print(f"{escape(placebo_sites)}: {counted(len(sites), 'candidate site')} for "
                       f"{counted(settings.placebos, 'placebo placement')}")
     regions = None
-    if settings.region_column:
-        values = read_region_column(source.path, settings.region_column,
-                                    checks_record["rows_read"])
-        if events.attrs["duplicates_dropped"]:  # the rows read_events kept
-            values = np.delete(values, np.asarray(events.attrs["duplicate_rows"]) - 1)
-        regions = regions_of_anchors(events, cube, values, column=settings.region_column,
+    if keep:
+        regions = regions_of_anchors(events, cube, region_names,
+                                     column=settings.region_column,
                                      leave_out=settings.leave_out)
     inputs = {"data": str(source.path),
               **({"placebo_sites": str(placebo_sites)} if placebo_sites else {})}

@@ -47,7 +47,6 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "duplicate_rows_message",
     "read_events",
-    "read_region_column",
     "summarise_events",
 ]
 
@@ -106,6 +105,7 @@ def read_events(
     layer: str | None = None,
     drop_duplicates: bool = False,
     labels: Sequence[str] = (),
+    keep: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Read an event file and validate it into the event table.
 
@@ -157,6 +157,12 @@ def read_events(
         0, 1, ... in order of first appearance, listed with the covariates so that the wake
         cube carries it. Required for treatment and control events. A label column that is
         also a covariate stays the covariate.
+    keep
+        Columns carried into the table as the file holds them (object values, not validated,
+        not covariates, so the wake cube ignores them), e.g. the region names of a
+        leave-one-region-out check: our name mapped to the file's column. Our names must
+        differ from the table's other columns (a file's column can be both a label and
+        kept, under two names).
 
     Returns
     -------
@@ -170,6 +176,7 @@ def read_events(
         - ``lon``, ``lat`` (float64, WGS84 degrees): values from a CSV come back bit-exact;
         - one float64 column per covariate, in file order (or the order of ``covariates``),
           then one per label column not among them (codes);
+        - one object column per ``keep`` entry, under our name;
         - ``source_id`` (str), last, only when the mapped id column is not integer-like.
 
         ``attrs["source"]`` is the path as given (or ``"<DataFrame>"``),
@@ -185,9 +192,11 @@ def read_events(
         valid event table (missing columns, unknown roles, bad or missing times, dates given
         only to the year or the month, times with and without a UTC offset in one column,
         non-finite coordinates, bad or missing covariates or a covariate name with ``/``,
-        duplicate ids, events outside ``area``, no treatment or no control events).
+        duplicate ids, events outside ``area``, no treatment or no control events, a kept
+        column not in the file).
     SettingsError
-        ``columns``, ``roles``, ``covariates`` or ``area`` themselves are malformed.
+        ``columns``, ``roles``, ``covariates`` or ``area`` themselves are malformed, or a
+        name of ``keep`` is taken by another column of the table.
     """
     names = _resolve_columns(columns)
     selectors, default_roles = _resolve_roles(roles, names)
@@ -212,8 +221,8 @@ def read_events(
     lon, lat = _coordinates(loaded, names, use_geometry, fail)
     if box is not None:
         _check_area(lon, lat, box, fail)
-    keep = ~repeats if drop_duplicates else np.ones(len(frame), dtype=bool)
-    event_id, source_id = _event_ids(frame, names.get("id"), keep, repeats, fail)
+    kept_rows = ~repeats if drop_duplicates else np.ones(len(frame), dtype=bool)
+    event_id, source_id = _event_ids(frame, names.get("id"), kept_rows, repeats, fail)
     out = pd.DataFrame({"event_id": event_id, "role": pd.array(role, dtype="str"),
                         "time": time, "lon": lon, "lat": lat})
     needs_values = np.isin(role, ("treatment", "control"))
@@ -224,6 +233,8 @@ def read_events(
         out[name] = _covariate(frame[name], name, label, needs_values, fail)
     for name in label_names:
         out[name] = _label_codes(frame[name], name, needs_values, fail)
+    for ours, theirs in (keep or {}).items():
+        out[ours] = _kept_column(frame, ours, theirs, [*out.columns, "source_id"], fail)
     if source_id is not None:
         out["source_id"] = pd.array(source_id, dtype="str")
     rows = tuple(_row_numbers(repeats) or ())
@@ -231,7 +242,7 @@ def read_events(
         warnings.warn(duplicate_rows_message(label, rows, drop_duplicates),
                       DuplicateRowsWarning, stacklevel=2)
     if drop_duplicates and rows:
-        out = out[keep].reset_index(drop=True)
+        out = out[kept_rows].reset_index(drop=True)
     out.attrs.update(source=label, covariates=[*cov_names, *label_names], duplicate_rows=rows,
                      duplicates_dropped=bool(drop_duplicates and rows))
     return out
@@ -912,26 +923,18 @@ def _label_codes(
     return np.where(codes < 0, np.nan, codes).astype(np.float64)
 
 
-def read_region_column(path: str | os.PathLike, column: str, n_rows: int) -> np.ndarray:
-    """Read one column of an event file, row-aligned with :func:`read_events`' table.
-
-    Raises
-    ------
-    EventDataError
-        The column is not in the file (its columns and the nearest name are listed).
-    """
-    loaded = _load(path, None)  # the reader of read_events, so rows line up
-    columns = [str(c) for c in loaded.frame.columns]
-    if column not in columns:
-        close = difflib.get_close_matches(column, columns, n=1)
+def _kept_column(frame: pd.DataFrame, ours: str, theirs: str, taken: Sequence[str],
+                 fail: Any) -> np.ndarray:
+    """A ``keep`` column as the file holds it (object values, row-aligned with the table)."""
+    if ours in taken:
+        raise SettingsError(f"keep: {ours!r} is already a column of the event table "
+                            f"({', '.join(map(str, taken))}); keep it under another name")
+    columns = [str(c) for c in frame.columns]
+    if theirs not in columns:
+        close = difflib.get_close_matches(theirs, columns, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise EventDataError(f"region_column: no column '{column}'{hint} (columns: "
-                             f"{', '.join(columns)})", path=str(path))
-    values = loaded.frame[column]
-    if len(values) != n_rows:  # pragma: no cover - the reader guarantees it
-        raise EventDataError("the region column does not line up with the events",
-                             path=str(path))
-    return values.to_numpy(dtype=object)
+        raise fail(f"no column '{theirs}'{hint} (columns: {', '.join(columns)})")
+    return frame[theirs].to_numpy(dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,8 +216,8 @@ class StudyData:
 
 
 def reanalyze_sauter(settings: SauterSettings, out: str | os.PathLike, *,
-                     progressbar: bool = False,
-                     log: Callable[[str], None] | None = None) -> SauterResult:
+                     progressbar: bool = False, log: Callable[[str], None] | None = None,
+                     extra: dict | None = None) -> SauterResult:
     """Run the Sauter (2022) reanalysis and write its report.
 
     Parameters
@@ -232,6 +232,10 @@ def reanalyze_sauter(settings: SauterSettings, out: str | os.PathLike, *,
         Show the sampler's progress bar.
     log
         Called with one line per step (e.g. ``print``).
+    extra
+        What only the caller knows, for the provenance record
+        (:func:`bayes_wake.io.artefacts.provenance`; the command line's ``{"settings":
+        {"command": "sauter"}}``).
 
     Returns
     -------
@@ -256,7 +260,7 @@ def reanalyze_sauter(settings: SauterSettings, out: str | os.PathLike, *,
     if settings.spec is not None:
         _fit_outcomes(results, settings.spec, progressbar=progressbar, say=say)
     sauter = _sauter_result(Path(out), settings, study, results)
-    record = _provenance(settings, study, sauter)
+    record = _provenance(settings, study, sauter, extra)
     with staged_directory(out) as stage:
         _write_files(stage, sauter, settings, study)
         sauter.seconds = time.perf_counter() - started
@@ -517,12 +521,13 @@ def _sauter_result(out: Path, settings: SauterSettings, study: StudyData,
 # ---------------------------------------------------------------------------------------------
 
 
-def _provenance(settings: SauterSettings, study: StudyData, sauter: SauterResult) -> dict:
-    """The provenance record: the settings as run, the inputs with their hashes, and the
-    warning when projects are simulated."""
+def _provenance(settings: SauterSettings, study: StudyData, sauter: SauterResult,
+                extra: dict | None) -> dict:
+    """The provenance record: the settings as run, the inputs with their hashes, the warning
+    when projects are simulated, and ``extra`` (what only the caller knows)."""
     spec = settings.spec
     record = provenance({
-        "command": "sauter", "start": settings.start, "end": settings.end,
+        "start": settings.start, "end": settings.end,
         "regions": list(study.keep_regions), "merge_menaka": settings.merge_menaka,
         "snap_km": settings.snap_km, "windows": [int(w) for w in settings.window_grid],
         "radii": [float(r) for r in settings.radius_grid],
@@ -535,7 +540,7 @@ def _provenance(settings: SauterSettings, study: StudyData, sauter: SauterResult
                      for kind, sim in settings.simulated.items()},
         "rivers_where": settings.rivers_where, "roads_where": settings.roads_where,
         "spec": spec.model_dump(mode="json") if spec is not None else None,
-    }, settings.input_files())
+    }, settings.input_files(), extra=extra)
     if settings.simulated_kinds:
         record["WARNING"] = simulated_text(sauter, settings.seed)
     record["acled_layout"] = study.events.attrs["layout"]
