@@ -387,3 +387,24 @@ def test_the_placebo_calibration_sizes_the_posterior_too(mwa_example_csv, tmp_pa
     assert len(fitted) >= 2 and (fitted["bayes_lower"] <= fitted["bayes_upper"]).all()
     excludes = (fitted["bayes_lower"] > 0) | (fitted["bayes_upper"] < 0)
     assert row["size"] == pytest.approx(excludes.mean())
+
+
+
+def test_spillover_reaches_every_table_of_the_report(mwa_example_csv, tmp_path):
+    """With --spillover the report's OLS table (estimates.csv, Holm and BH) is the direct
+    effect of `mwa --spillover`, the estimand its permutations test, not R's plain table."""
+    args = ["--data", str(mwa_example_csv), *EXAMPLE_ARGS]
+    tables = {}
+    for name, extra in (("plain", []), ("direct", ["--spillover"])):
+        run = CliRunner().invoke(main, ["mwa", *args, *extra, "--out", str(tmp_path / name)])
+        assert run.exit_code == 0, run.output
+        tables[name] = pd.read_csv(tmp_path / name / "estimates.csv")
+    result = _invoke([*args, "--spillover", "--permutations", "20", "--date-shifts", "0",
+                      *FAST, "--out", str(tmp_path / "sens")])
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(tmp_path / "sens" / "estimates.csv")
+    np.testing.assert_allclose(got["estimate"], tables["direct"]["estimate"], rtol=1e-9)
+    np.testing.assert_allclose(got["pvalue"], tables["direct"]["pvalue"], rtol=1e-9)
+    differs = ~np.isclose(got["estimate"], tables["plain"]["estimate"], rtol=1e-6,
+                          equal_nan=True)
+    assert differs.sum() >= 3  # the two estimands are not the same table

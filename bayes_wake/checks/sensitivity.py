@@ -32,7 +32,7 @@ import difflib
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -495,11 +495,7 @@ def run_sensitivity(data: SensitivityData, settings: SensitivitySettings,
     log = log or (lambda _message: None)
     span = _check_inputs(data, settings)
     mwa = settings.mwa
-    # Not a design choice: the call predates spillover (d4c8bef added it to the permutation
-    # design and the CLI, not here) and 907df68 kept its output. With spillover, estimates.csv
-    # and Holm/BH are the plain OLS table while the permutations, Westfall-Young and the
-    # standard-error check fit the direct effect (kept so outputs stay identical for now).
-    result = matched_wake_analysis(data.cube, replace(mwa, spillover=False))
+    result = matched_wake_analysis(data.cube, mwa)
     multiplicity = summarise_multiplicity(result.estimates, alpha=mwa.alpha)
     design = grid_design(data.cube, mwa)
     tasks, fits, skipped, fit_tasks, _ = _plan(data.events, data.cube, settings,
