@@ -10,12 +10,11 @@ import pytest
 from bayes_wake.bayes.spec import load_spec
 from bayes_wake.checks.bayesian import (
     DEFAULT_CHECKS,
-    GridRegion,
-    parse_grid_region,
     plan_fits,
     resolve_checks,
     summarise_checks,
 )
+from bayes_wake.core.windows import GridRegion, parse_grid_region
 from bayes_wake.errors import SettingsError
 from bayes_wake.io.html import HtmlReport
 

@@ -355,3 +355,36 @@ def test_one_interval_level_chosen_with_ci_is_used_everywhere(mwa_example_csv, t
     cell = table.dropna(subset=["mean"]).iloc[0]
     one = draws.sel(window=cell["t_window"], radius=cell["spat_window"]).to_numpy().ravel()
     assert cell["ci_lower"] == pytest.approx(np.quantile(one, (1 - expected) / 2), rel=1e-6)
+
+
+def test_fit_averages_the_grid_region_a_user_names(mwa_example_csv, tmp_path):
+    """`fit --grid-region "t>=10, s>=6"` adds the region's average effect as a second row of
+    grid_summary.csv and a console line: per draw the mean over the region's cells with an
+    estimate (here checked against the draws in posterior.nc); a region without cells of the
+    grid is refused before any work (unpooled_did: exact draws, no sampler)."""
+    from bayes_wake.cli import main
+
+    out = tmp_path / "fit"
+    args = ["fit", "--data", str(mwa_example_csv), *ARGS[:10], "--spec", "unpooled_did"]
+    result = CliRunner().invoke(main, [*args, "--grid-region", "t>=10, s>=6", "--out",
+                                       str(out)])
+    assert result.exit_code == 0, result.output
+    grid = pd.read_csv(out / "grid_summary.csv")
+    assert list(grid["region"]) == ["grid", "t >= 10 days and s >= 6 km"]
+    draws = pytest.importorskip("arviz").from_netcdf(out / "posterior.nc").posterior["effect"]
+    far = draws.sel(window=draws["window"] >= 10, radius=draws["radius"] >= 6)
+    flat = far.to_numpy().reshape(-1, far.sizes["window"] * far.sizes["radius"])
+    defined = np.isfinite(flat).all(axis=0)
+    average = flat[:, defined].mean(axis=1)
+    row = grid.iloc[1]
+    assert row["cells"] == defined.sum() >= 1
+    assert row["mean"] == pytest.approx(average.mean(), rel=1e-9)
+    assert row["ci_upper"] == pytest.approx(np.quantile(average, (1 + row["ci_prob"]) / 2),
+                                            rel=1e-9)
+    assert grid.iloc[0]["cells"] > row["cells"]
+    said = " ".join(result.output.split())
+    assert "average effect over the t >= 10 days and s >= 6 km region's" in said.lower()
+    refused = CliRunner().invoke(main, [*args, "--grid-region", "t>=100", "--out",
+                                        str(tmp_path / "none")])
+    assert refused.exit_code == 2 and "no cell of the grid" in refused.output
+    assert not (tmp_path / "none").exists()

@@ -248,7 +248,8 @@ def test_a_sensitivity_fit_takes_the_analysis_weights_and_formula(mwa_example_ev
     and with the diff formula when the analysis is, as ``bayes-wake fit`` would fit it."""
     from bayes_wake.bayes.matched_fit import fit_matched
     from bayes_wake.bayes.spec import load_spec
-    from bayes_wake.checks.bayesian import fit_variant, parse_grid_region, plan_fits
+    from bayes_wake.checks.bayesian import fit_variant, plan_fits
+    from bayes_wake.core.windows import parse_grid_region
     from bayes_wake.wakes import count_wakes
 
     cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10])

@@ -31,6 +31,7 @@ from bayes_wake.bayes.model import (
     prepare_model_data,
 )
 from bayes_wake.bayes.spec import ModelSpec
+from bayes_wake.core.windows import GridRegion
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.options import DEFAULT_SPEC, Sampler
 from bayes_wake.io.artefacts import package_versions, write_netcdf
@@ -143,10 +144,12 @@ class BayesResult:
         frame["ci_prob"] = self.surface.attrs["ci_prob"]  # the level of ci_lower, ci_upper
         return frame[SURFACE_COLUMNS + [c for c in SHRINKAGE_COLUMNS if c in frame]]
 
-    def write_outputs(self, folder: str | os.PathLike) -> str | None:
-        """Write ``effect_surface.csv`` and ``posterior.nc`` into ``folder`` and, for a fit
-        that failed the convergence rule, ``NOT_CONVERGED.txt`` (the table's header says so
-        too). Returns the warning (None when converged)."""
+    def write_outputs(self, folder: str | os.PathLike,
+                      region: GridRegion | None = None) -> str | None:
+        """Write ``effect_surface.csv``, ``grid_summary.csv`` (the grid's average effect, and
+        ``region``'s in a second row when given) and ``posterior.nc`` into ``folder`` and,
+        for a fit that failed the convergence rule, ``NOT_CONVERGED.txt`` (the table's header
+        says so too). Returns the warning (None when converged)."""
         from bayes_wake.io.artefacts import write_table
 
         folder = Path(folder)
@@ -156,7 +159,8 @@ class BayesResult:
             table.attrs["warning"] = warning
             (folder / "NOT_CONVERGED.txt").write_text(warning + "\n")
         write_table(table, folder / "effect_surface.csv")
-        write_table(self.grid_summary(), folder / "grid_summary.csv")
+        summary = [self.grid_summary()] + ([] if region is None else [self.grid_summary(region)])
+        write_table(pd.concat(summary, ignore_index=True), folder / "grid_summary.csv")
         self.to_netcdf(folder / "posterior.nc")
         return warning
 
@@ -168,8 +172,10 @@ class BayesResult:
         Parameters
         ----------
         where
-            As in :meth:`prob_positive`: None for the whole grid, a boolean DataArray over
-            (window, radius) or a callable of the window and radius coordinates.
+            As in :meth:`prob_positive`: None for the whole grid, a
+            :class:`~bayes_wake.core.windows.GridRegion` (``region`` is then its words, e.g.
+            ``t >= 20 days and s <= 9 km``), a boolean DataArray over (window, radius) or a
+            callable of the window and radius coordinates.
         """
         effect = self.idata.posterior["additive_effect"]
         mask = _region_mask(effect, where) & effect.notnull().all(("chain", "draw"))
@@ -177,7 +183,7 @@ class BayesResult:
         prob = float(self.surface.attrs["ci_prob"])
         tails = average.quantile([(1 - prob) / 2, (1 + prob) / 2], dim=("chain", "draw"))
         return pd.DataFrame([{
-            "region": "grid" if where is None else "region", "cells": int(mask.sum()),
+            "region": _region_name(where), "cells": int(mask.sum()),
             "mean": float(average.mean()), "sd": float(average.std(ddof=1)),
             "ci_lower": float(tails[0]), "ci_upper": float(tails[1]), "ci_prob": prob,
             "prob_positive": float((average > 0).mean()) if int(mask.sum()) else np.nan}])
@@ -220,10 +226,22 @@ class BayesResult:
         return float(selected.all(("window", "radius")).mean())
 
 
+def _region_name(where) -> str:
+    """``grid``, a grid region's words, or ``region`` for a mask or callable."""
+    if where is None:
+        return "grid"
+    return where.describe() if isinstance(where, GridRegion) else "region"
+
+
 def _region_mask(effect: xr.DataArray, where) -> xr.DataArray:
     """The cells a region selects, as a boolean DataArray over (window, radius)."""
     if where is None:
         mask = xr.ones_like(effect.isel(chain=0, draw=0), dtype=bool)
+    elif isinstance(where, GridRegion):
+        window, radius = effect["window"], effect["radius"]
+        mask = xr.DataArray(where.mask(window.to_numpy(), radius.to_numpy()),
+                            dims=("window", "radius"),
+                            coords={"window": window, "radius": radius})
     elif callable(where):
         mask = where(effect["window"], effect["radius"])
     else:

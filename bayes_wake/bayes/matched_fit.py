@@ -19,6 +19,7 @@ import pandas as pd
 from bayes_wake.bayes.did_surface import CLEAR_T, PULL_SE
 from bayes_wake.bayes.fit import BayesResult, fit_surface
 from bayes_wake.bayes.spec import ModelSpec
+from bayes_wake.core.windows import GridRegion
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
@@ -53,7 +54,8 @@ def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bo
 
 
 def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
-                 label: str | None = None, placebo: bool = False) -> str | None:
+                 label: str | None = None, placebo: bool = False,
+                 region: GridRegion | None = None) -> str | None:
     """Write the fit's files and ``comparison.png`` (OLS left, posterior mean right).
 
     The posterior's cells where the OLS table is NA are outlined, and the legend says how the
@@ -69,6 +71,9 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
         A name for the figure (an outcome), drawn as its title and before any warning.
     placebo
         The treatment placements are simulated: the figure says it is a placebo.
+    region
+        A region of the grid whose average effect ``grid_summary.csv`` adds
+        (:meth:`~bayes_wake.bayes.fit.BayesResult.write_outputs`).
 
     Returns
     -------
@@ -77,7 +82,7 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
     """
     from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
 
-    warning = fit.write_outputs(folder)
+    warning = fit.write_outputs(folder, region)
     shown = warning
     if placebo:
         shown = "SIMULATED PROJECTS, a placebo, not a finding" + (f" | {warning}" if warning
@@ -243,14 +248,15 @@ def shrinkage_warning(fit: BayesResult) -> str | None:
             "(fit --spec unpooled_did); shift_se in effect_surface.csv gives every cell.")
 
 
-def grid_average_text(fit: BayesResult) -> str:
+def grid_average_text(fit: BayesResult, region: GridRegion | None = None) -> str:
     """The grid-level summary (:meth:`BayesResult.grid_summary`, ``grid_summary.csv``) as a
-    clause: the average effect over the grid's cells with an estimate, its interval at the
-    fit's level and P(average > 0); "" when no cell has an estimate."""
-    row = fit.grid_summary().iloc[0]
+    clause: the average effect over the grid's cells with an estimate (or ``region``'s), its
+    interval at the fit's level and P(average > 0); "" when no cell has an estimate."""
+    row = fit.grid_summary(region).iloc[0]
     if not row["cells"]:
         return ""
-    return (f"average effect over the grid's {row['cells']} cells with an estimate: "
+    where = "the grid's" if region is None else f"the {row['region']} region's"
+    return (f"average effect over {where} {row['cells']} cells with an estimate: "
             f"{row['mean']:.3f} extra events per treated wake, "
             f"{round(100 * row['ci_prob'])}% interval [{row['ci_lower']:.3f}, "
             f"{row['ci_upper']:.3f}], P(average > 0) = {row['prob_positive']:.2f}")

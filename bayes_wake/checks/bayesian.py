@@ -24,7 +24,6 @@ the fits fan out over Dask like the permutation chunks.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -33,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_wake.checks.result import CheckResult
+from bayes_wake.core.windows import GridRegion
 from bayes_wake.errors import BayesWakeError, SettingsError
 from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import MWASettings
@@ -42,9 +42,7 @@ __all__ = [
     "DEFAULT_CHECKS",
     "BayesCheck",
     "FitVariant",
-    "GridRegion",
     "fit_variant",
-    "parse_grid_region",
     "plan_fits",
     "power_scaling",
     "resolve_checks",
@@ -64,111 +62,6 @@ CLEAR = 0.95
 #: Version of what a fit task returns; part of the fits' task keys (2: fits take the
 #: analysis's weights and formula, as the OLS table they are shown beside).
 RESULT_FORMAT = 2
-_OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less,
-        "==": np.equal, "=": np.equal}
-_NAMES = {"t": "window", "s": "radius"}
-
-
-# --------------------------------------------------------------------------------------------
-# the region of the grid
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GridRegion:
-    """A region of the (window, radius) grid: conditions joined by "and".
-
-    Attributes
-    ----------
-    conditions
-        ``(name, operator, value)`` with name ``t`` (temporal window, ``t_unit``) or ``s``
-        (radius, km), operator one of ``>= <= > < ==``.
-    t_unit
-        Unit of ``t`` (for sentences).
-    """
-
-    conditions: tuple[tuple[str, str, float], ...] = ()
-    t_unit: str = "days"
-
-    def mask(self, windows: Sequence[float], radii: Sequence[float]) -> np.ndarray:
-        """Bool array (windows, radii): True for the cells in the region."""
-        w = np.asarray(windows, dtype=float)[:, None]
-        r = np.asarray(radii, dtype=float)[None, :]
-        mask = np.ones((w.shape[0], r.shape[1]), dtype=bool)
-        for name, op, value in self.conditions:
-            mask &= _OPS[op](w if name == "t" else r, value)
-        return mask
-
-    def describe(self) -> str:
-        """In words: ``t >= 20 days and s <= 9 km`` (or ``the whole grid``)."""
-        if not self.conditions:
-            return "the whole grid"
-        parts = [f"{name} {op if op != '=' else '=='} {value:g} "
-                 f"{self.t_unit if name == 't' else 'km'}"
-                 for name, op, value in self.conditions]
-        return " and ".join(parts)
-
-    def to_dict(self) -> dict:
-        """JSON-ready form (for task keys)."""
-        return {"conditions": [list(c) for c in self.conditions], "t_unit": self.t_unit}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> GridRegion:
-        """Inverse of :meth:`to_dict`."""
-        return cls(tuple((str(n), str(o), float(v)) for n, o, v in data["conditions"]),
-                   data.get("t_unit", "days"))
-
-
-def parse_grid_region(text: str | None, *, windows: Sequence[float] | None = None,
-                      radii: Sequence[float] | None = None, t_unit: str = "days"
-                      ) -> GridRegion:
-    """Parse a grid region like ``"t>=20, s<=9"`` (conditions joined by commas or "and").
-
-    Parameters
-    ----------
-    text
-        The conditions; ``t`` is the temporal window (``t_unit``), ``s`` the radius (km).
-        None or empty means the whole grid.
-    windows, radii
-        The grid; when given, a region holding no cell is an error.
-    t_unit
-        The unit of ``t``.
-
-    Returns
-    -------
-    GridRegion
-
-    Raises
-    ------
-    SettingsError
-        A condition that does not parse, or a region without cells.
-    """
-    if text is None or not text.strip():
-        region = GridRegion((), t_unit)
-    else:
-        parts = [p.strip() for p in re.split(r",|\band\b|&", text) if p.strip()]
-        conditions = []
-        for part in parts:
-            match = re.fullmatch(r"([A-Za-z_]+)\s*(>=|<=|==|=|>|<)\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)",
-                                 part)
-            if not match:
-                raise SettingsError(f"grid_region: cannot read {part!r}; write conditions "
-                                    "like 't>=20, s<=9' (t: window, s: radius in km)")
-            name, op, value = match.groups()
-            name = {"window": "t", "t_window": "t", "radius": "s", "spat_window": "s"}.get(
-                name, name)
-            if name not in _NAMES:
-                raise SettingsError(f"grid_region: unknown name {match.group(1)!r}; use t "
-                                    "(temporal window) or s (radius, km)")
-            try:
-                number = float(value)
-            except ValueError:
-                raise SettingsError(f"grid_region: {value!r} is not a number") from None
-            conditions.append((name, op, number))
-        region = GridRegion(tuple(conditions), t_unit)
-    if windows is not None and radii is not None and not region.mask(windows, radii).any():
-        raise SettingsError(f"grid_region: no cell of the grid has {region.describe()}")
-    return region
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,9 +43,7 @@ import xarray as xr
 from bayes_wake.checks.bayesian import (
     CHECKS,
     DEFAULT_CHECKS,
-    GridRegion,
     fit_variant,
-    parse_grid_region,
     plan_fits,
     summarise_checks,
 )
@@ -78,6 +76,7 @@ from bayes_wake.checks.tasks import (
     run_tasks,
     task_key,
 )
+from bayes_wake.core.windows import GridRegion, parse_grid_region
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis, write_table

@@ -37,6 +37,7 @@ from bayes_wake.cli.common import (
     alpha2_option,
     ci_option,
     data_options,
+    grid_region_option,
     model_options,
     mwa_options,
     overwrite_option,
@@ -188,6 +189,7 @@ def demo(out, seed, mwa_only, allow_unconverged):
 @model_options
 @click.option("--seed", type=SEED, default=None,
               help="Seed of the sampler (default: the spec's).")
+@grid_region_option
 @click.option("--compare", "compare_path", default=None, metavar="SPEC",
               help="Also fit SPEC and write compare_surfaces.png and model_comparison.csv "
                    "(PSIS-LOO with Pareto k when both are models of the wake counts, e.g. "
@@ -196,10 +198,11 @@ def demo(out, seed, mwa_only, allow_unconverged):
 @_guard_output
 @settings_from_options
 def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow_unconverged,
-        seed, compare_path):
+        seed, grid_region, compare_path):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
-    Writes effect_surface.csv, grid_summary.csv (the average effect over the grid),
+    Writes effect_surface.csv, grid_summary.csv (the average effect over the grid, and over
+    --grid-region's cells),
     estimates.csv (the OLS table of `bayes-wake mwa`), posterior.nc, comparison.png (OLS
     surface | posterior surface), the other MWA tables, the cube and provenance.json to
     OUT; for a model of the wake counts (nb_did) also its posterior predictive check,
@@ -211,19 +214,23 @@ def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow
     from rich.markup import escape
 
     from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.core.windows import parse_grid_region
     from bayes_wake.io.artefacts import staged_directory
 
     console = _console()
     started = time.perf_counter()
+    region = parse_grid_region(grid_region, windows=source.windows, radii=source.radii,
+                               t_unit=source.t_unit) if grid_region.strip() else None
     specs = [load_spec(path).with_sampler(backend=sampler, draws=draws, tune=tune,
                                           chains=chains, seed=seed)
              for path in (spec_path, compare_path) if path is not None]
     events, cube, result, record = _analyse(source, mwa, console, alpha2, {
-        "command": "fit", "spec": specs[0].model_dump(mode="json")})
+        "command": "fit", "spec": specs[0].model_dump(mode="json"),
+        **({"grid_region": region.describe()} if region is not None else {})})
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
         fitted = _fit(cube, result, specs[0], console, progressbar=console.is_terminal)
-        _write_fit(stage, fitted, result, console)
+        _write_fit(stage, fitted, result, console, region)
         converged = [fitted.diagnostics.converged]
         if len(specs) > 1:
             converged.append(_compare_and_write(stage, cube, result, fitted, specs[1],

@@ -704,6 +704,15 @@ allow_unconverged_option = click.option(
          f"CONVERGED); without it such a run exits with status {EXIT_NOT_CONVERGED}.")
 
 
+#: ``--grid-region``: a region of the grid (``t>=20, s<=9``), read by
+#: :func:`bayes_wake.core.windows.parse_grid_region` against the command's grid.
+grid_region_option = click.option(
+    "--grid-region", default="", metavar="CONDITIONS",
+    help="Region of the grid, e.g. 't>=20, s<=9' (t in --t-unit, s in km): its average "
+         "effect (fit: a second row of grid_summary.csv) and P(effect > 0) (sensitivity); "
+         "default the whole grid.")
+
+
 def model_options(command: Callable) -> Callable:
     """The model and sampler options shared by ``fit`` and ``sauter``."""
     options = [
@@ -774,9 +783,10 @@ def _convergence_status(console, converged: Sequence[bool], allow_unconverged: b
     return EXIT_NOT_CONVERGED
 
 
-def _write_fit(stage: Path, fit, result, console) -> None:
+def _write_fit(stage: Path, fit, result, console, region=None) -> None:
     """Write a fit beside the OLS table ``result`` (its files and the comparison figure) into
-    the staging folder, and report convergence loudly."""
+    the staging folder, and report convergence loudly; ``region`` (a grid region of
+    ``--grid-region``) adds its average effect to ``grid_summary.csv`` and the console."""
     from rich.markup import escape
 
     from bayes_wake.bayes.matched_fit import (
@@ -793,8 +803,10 @@ def _write_fit(stage: Path, fit, result, console) -> None:
     pulled = shrinkage_warning(fit)
     if pulled:
         console.print(f"[bold yellow]WARNING: {escape(pulled)}[/]")
-    write_beside(fit, result, stage)
+    write_beside(fit, result, stage, region=region)
     console.print(_grid_line(fit), markup=False)
+    if region is not None:
+        console.print(_grid_line(fit, region), markup=False)
     summary = count_model_summary(fit)
     if summary:
         console.print(summary, markup=False)
@@ -817,13 +829,15 @@ def _fit(cube, result, spec, console, *, progressbar: bool = False):
     return fit
 
 
-def _grid_line(fit) -> str:
-    """The grid-level summary (grid_summary.csv) in one sentence."""
+def _grid_line(fit, region=None) -> str:
+    """The grid-level summary (grid_summary.csv) in one sentence: of the whole grid, or of
+    ``region``."""
     from bayes_wake.bayes.matched_fit import grid_average_text
 
-    text = grid_average_text(fit)
+    text = grid_average_text(fit, region)
     if not text:
-        return "Average over the grid: no cell with an estimate."
+        where = "the grid" if region is None else region.describe()
+        return f"Average over {where}: no cell with an estimate."
     return text[0].upper() + text[1:] + " (grid_summary.csv)"
 
 

@@ -26,6 +26,7 @@ from bayes_wake.cli.common import (
     _progress,
     allow_unconverged_option,
     data_options,
+    grid_region_option,
     mwa_options,
     settings_from_options,
 )
@@ -55,9 +56,7 @@ _REGION_NAMES = "<region names>"
               help="all, none, default, or a comma list of surface, prior, prior_refit, "
                    "likelihood, matching, sutva, regions. default: surface, prior, "
                    "likelihood, matching, sutva (+ regions with --region-column).")
-@click.option("--grid-region", default="", metavar="CONDITIONS",
-              help="Region of the grid for P(effect > 0), e.g. 't>=20, s<=9' (t in "
-                   "--t-unit, s in km); default the whole grid.")
+@grid_region_option
 @click.option("--region-column", default=None, metavar="COLUMN",
               help="Column of the data naming each event's region (leave one region out).")
 @click.option("--regions", "leave_out", default="", metavar="A,B",
