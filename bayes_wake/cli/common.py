@@ -784,6 +784,7 @@ def _write_fit(stage: Path, fit, result, console) -> None:
         shrinkage_warning,
         write_beside,
     )
+    from bayes_wake.bayes.ppc import misfits
 
     diagnostics = fit.diagnostics
     if not diagnostics.converged:
@@ -800,7 +801,7 @@ def _write_fit(stage: Path, fit, result, console) -> None:
         console.print(summary, markup=False)
     verdict = fit.surface.attrs.get("ppc_verdict")
     if verdict:
-        colour = "bold yellow" if "MISFITS" in verdict else "green"
+        colour = "bold yellow" if misfits(verdict) else "green"
         console.print(f"[{colour}]Posterior predictive check: {escape(verdict)} "
                       "(ppc.csv, ppc.png)[/]")
 
