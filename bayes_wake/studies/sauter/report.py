@@ -373,11 +373,11 @@ def _predictive_check_sentence(spec) -> str:
     description): it is not checked against the counts, and ``--spec nb_did`` is."""
     if spec is None or spec.counts_model:
         return ""
-    what = ("models the OLS table's per-window estimates, not the wake counts, so it is not"
-            if spec.likelihood == "robust_normal" else "is not")
-    return (f" This model {what} checked against the wake counts; --spec nb_did models the "
-            "counts on the OLS table's estimand and checks them (a posterior predictive "
-            "check per outcome, ppc.png).")
+    what = ("It models the OLS table's per-window estimates, not the wake counts, so nothing "
+            "here checks it against the counts" if spec.likelihood == "robust_normal"
+            else "Nothing here checks it against the wake counts")
+    return (f" {what}; --spec nb_did models the counts themselves, on the same estimand, and "
+            "checks them (a posterior predictive check per outcome, ppc.png).")
 
 
 def _files_section(report, sauter: SauterResult, record: dict, settings: dict) -> None:
