@@ -215,6 +215,38 @@ def test_a_points_file_where_shapes_are_needed_is_one_line(study, tmp_path, opti
     assert not out.exists()
 
 
+def test_compare_without_the_bayesian_fits_is_refused_before_any_work(study, tmp_path):
+    """--compare fits a second model beside the first; --mwa-only fits none: one line, exit
+    2, nothing read or written (the library refuses the same settings)."""
+    out = tmp_path / "out"
+    argv = ["sauter", "--acled", str(study["acled"]), "--boundaries", str(study["boundaries"]),
+            "--bases", str(study["bases"]), "--out", str(out), "--mwa-only",
+            "--compare", "nb_did"]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["bayes-wake: error: --compare nb_did needs the Bayesian fits, which "
+                     "--mwa-only skips"], result.output
+    assert not out.exists()
+    with pytest.raises(SettingsError, match="compare=nb_did needs the Bayesian fits"):
+        SauterSettings(study["acled"], study["boundaries"], study["bases"], bayes=False,
+                       compare="nb_did")
+
+
+def test_the_method_says_which_spec_checks_the_counts():
+    """A report whose model is not of the wake counts says, once, that --spec nb_did models
+    and checks them; a count model's report has its check in each outcome instead."""
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.studies.sauter.report import _predictive_check_sentence
+
+    said = _predictive_check_sentence(load_spec("smooth_did"))
+    assert said.startswith(" It models the OLS table's per-window estimates, not the wake "
+                           "counts, so nothing here checks it against the counts; --spec nb_did")
+    assert "counts themselves" in _predictive_check_sentence(load_spec("smooth_nb"))
+    assert _predictive_check_sentence(load_spec("nb_did")) == ""
+    assert _predictive_check_sentence(None) == ""
+
+
 def test_the_console_separates_thousands_in_every_count(study, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(main, [
@@ -367,6 +399,43 @@ def test_full_command_with_the_bayesian_fits_on_the_real_data(shared_data, tmp_p
         assert not (out / name / "NOT_CONVERGED.txt").exists()
     html = (out / "report.html").read_text()
     assert "MCMC diagnostics" in html and "Posterior mean" not in html[:200]
+
+
+@pytest.mark.slow
+def test_a_count_model_is_checked_and_compared_in_every_outcome_and_the_report(shared_data,
+                                                                                tmp_path):
+    """`sauter --spec nb_did --compare smooth_did`: each outcome's folder holds the count
+    model's predictive check and the comparison, and the report shows both."""
+    out = tmp_path / "nb"
+    result = CliRunner().invoke(main, _real_argv(
+        shared_data, out, "--outcome", "vac", "--outcome", "battles_nsag", "--spec", "nb_did",
+        "--compare", "smooth_did", "--t-window", "10", "30", "20", "--spat-window", "3", "9",
+        "6", "--draws", "100", "--tune", "150", "--chains", "2", "--allow-unconverged"))
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    html = " ".join((out / "report.html").read_text().split())
+    for name in ("vac", "battles_nsag"):
+        for file in ("ppc.csv", "ppc.png", "compare_surfaces.png", "model_comparison.csv",
+                     "comparison.png", "effect_surface.csv"):
+            assert (out / name / file).stat().st_size > 0, (name, file)
+        assert set(pd.read_csv(out / name / "ppc.csv")["statistic"]) == {
+            "zero_share", "dispersion", "max_count"}
+        table = pd.read_csv(out / name / "model_comparison.csv")
+        assert table["model"].tolist() == ["nb_did", "smooth_did"]
+    verdict = "Posterior predictive check: nb_did "
+    assert said.count(verdict) == 2 and html.count(verdict) == 2
+    assert html.count("--spec nb_did models the counts themselves") == 0  # a count model
+    comparison = ("Model comparison (nb_did vs smooth_did): LOO: not computed (smooth_did is "
+                  "not a model of the wake counts")
+    assert said.count(comparison) == 2 and html.count(comparison) == 2
+    assert html.count("<figcaption>Left: the posterior mean of nb_did; right: that of "
+                      "smooth_did (--compare)") == 2  # compare_surfaces.png
+    assert html.count("<figcaption>Posterior predictive check of nb_did") == 2  # ppc.png
+    assert html.count("data:image/png;base64,") == 2 + 2 * 3  # map, Figure 5; 3 per outcome
+    assert "compare_surfaces.png, model_comparison.csv" in html
+    record = json.loads((out / "provenance.json").read_text())["settings"]
+    assert record["spec"]["name"] == "nb_did" and record["compare"]["name"] == "smooth_did"
+    assert record["compare"]["sampler"]["draws"] == 100  # the same sampler overrides
 
 
 @pytest.mark.slow

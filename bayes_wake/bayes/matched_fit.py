@@ -4,7 +4,10 @@ One path for every fit that reanalyses an OLS table: the model is fitted with th
 match columns, weights, TCM, SUTVA rule and formula (whether it matches at all is the spec's
 ``matching``) (:func:`fit_matched`: the commands ``fit``, ``demo`` and ``sauter``, and the
 sensitivity, recovery and calibration checks), and its files are written with the
-side-by-side figure ``comparison.png`` (:func:`write_beside`).
+side-by-side figure ``comparison.png`` (:func:`write_beside`). A count model's posterior
+predictive check (:func:`check_counts`) and the comparison of two fits (:func:`compare_models`)
+are computed apart from the writers, which write them (:func:`write_predictive_check`,
+:func:`write_model_comparison`) and compute them only when not given.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from bayes_wake.core.windows import GridRegion
 from bayes_wake.errors import ConvergenceWarning, SettingsError
 from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
-__all__ = ["fit_matched", "write_beside", "shrinkage_warning", "write_predictive_check",
-           "loo_table", "write_model_comparison", "count_model_summary",
-           "grid_average_text"]
+__all__ = ["fit_matched", "write_beside", "shrinkage_warning", "check_counts",
+           "write_predictive_check", "loo_table", "compare_models", "write_model_comparison",
+           "count_model_summary", "grid_average_text"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
@@ -55,8 +58,10 @@ def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bo
 
 def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
                  label: str | None = None, placebo: bool = False,
+                 check: tuple[pd.DataFrame, str] | None = None,
                  region: GridRegion | None = None) -> str | None:
-    """Write the fit's files and ``comparison.png`` (OLS left, posterior mean right).
+    """Write the fit's files and ``comparison.png`` (OLS left, posterior mean right), and for
+    a model of the wake counts its predictive check (:func:`write_predictive_check`).
 
     The posterior's cells where the OLS table is NA are outlined, and the legend says how the
     model fills them (its effect's pooling).
@@ -71,6 +76,8 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
         A name for the figure (an outcome), drawn as its title and before any warning.
     placebo
         The treatment placements are simulated: the figure says it is a placebo.
+    check
+        The fit's predictive check (:func:`check_counts`) when already computed.
     region
         A region of the grid whose average effect ``grid_summary.csv`` adds
         (:meth:`~bayes_wake.bayes.fit.BayesResult.write_outputs`).
@@ -83,12 +90,7 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
     from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
 
     warning = fit.write_outputs(folder, region)
-    shown = warning
-    if placebo:
-        shown = "SIMULATED PROJECTS, a placebo, not a finding" + (f" | {warning}" if warning
-                                                                   else "")
-    if shown and label:
-        shown = f"{label}: {shown}"
+    shown = _figure_warning(warning, label, placebo)
     ci = round(100 * fit.surface.attrs["ci_prob"])
     alpha = ols.settings.alpha
     fig, _ = plot_surfaces_side_by_side(
@@ -101,26 +103,59 @@ def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
     if shown is None and label:
         fig.suptitle(label, fontsize=12, fontweight="bold")
     save_figure(fig, Path(folder) / "comparison.png")
-    write_predictive_check(fit, folder)
+    write_predictive_check(fit, folder, check=check)
     return warning
 
 
-def write_predictive_check(fit: BayesResult, folder: str | Path) -> str | None:
+def _figure_warning(warning: str | None, label: str | None, placebo: bool) -> str | None:
+    """The banner of a figure: the placebo notice and ``warning``, after ``label``."""
+    shown = warning
+    if placebo:
+        shown = "SIMULATED PROJECTS, a placebo, not a finding" + (f" | {warning}" if warning
+                                                                   else "")
+    if shown and label:
+        shown = f"{label}: {shown}"
+    return shown
+
+
+def check_counts(fit: BayesResult) -> tuple[pd.DataFrame, str] | None:
+    """The posterior predictive check of a model of the wake counts
+    (:func:`bayes_wake.bayes.ppc.predictive_check`, seeded by the spec's sampler seed): its
+    table and one-line verdict; None for a model that is not of the counts."""
+    from bayes_wake.bayes.ppc import predictive_check
+
+    if fit.count_data is None:
+        return None
+    return predictive_check(fit, seed=fit.spec.sampler.seed)
+
+
+def write_predictive_check(fit: BayesResult, folder: str | Path, *,
+                           check: tuple[pd.DataFrame, str] | None = None) -> str | None:
     """Write ``ppc.csv`` and ``ppc.png`` (:mod:`bayes_wake.bayes.ppc`) for a model of the
     wake counts and keep its one-line verdict in ``fit.surface.attrs["ppc_verdict"]``.
+
+    Parameters
+    ----------
+    fit
+        The fit.
+    folder
+        The (staging) output folder.
+    check
+        Its check (:func:`check_counts`) when already computed; else computed here.
 
     Returns
     -------
     str or None
         The verdict; None for a model that is not of the counts (nothing written).
     """
-    from bayes_wake.bayes.ppc import predictive_check
     from bayes_wake.io.artefacts import write_table
     from bayes_wake.plotting import plot_predictive_check, save_figure
 
-    if fit.count_data is None:
+    if check is None:
+        check = check_counts(fit)
+    if check is None:
         return None
-    table, verdict = predictive_check(fit, seed=fit.spec.sampler.seed)
+    table, verdict = check
     write_table(table, Path(folder) / "ppc.csv")
     unit = fit.surface.attrs.get("t_unit", "days")
     save_figure(plot_predictive_check(table, title=verdict, t_unit=unit),
@@ -194,20 +229,18 @@ def loo_table(fits: dict[str, BayesResult]) -> tuple[pd.DataFrame, str]:
     return table, sentence
 
 
-def write_model_comparison(fit: BayesResult, other: BayesResult, ols: MWAResult,
-                           folder: str | Path) -> str:
-    """Write ``compare_surfaces.png`` (this fit | the other) and ``model_comparison.csv``:
-    per model its surface's mean RMSE distance to the OLS table and, for two models of the
-    wake counts, PSIS-LOO with Pareto-k. Returns one line to print."""
-    from bayes_wake.io.artefacts import write_table
-    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+def compare_models(fit: BayesResult, other: BayesResult,
+                   ols: MWAResult) -> tuple[pd.DataFrame, str]:
+    """Two fits of the same OLS table compared: per model its surface's mean RMSE distance to
+    the OLS table and whether it converged and, for two models of the wake counts, PSIS-LOO
+    with Pareto k (:func:`loo_table`).
 
-    fig, _ = plot_surfaces_side_by_side(
-        fit.surface, other.surface, left_value="mean", right_value="mean",
-        left_title=f"posterior mean ({fit.spec.name})",
-        right_title=f"posterior mean ({other.spec.name})",
-        t_unit=ols.cube_attrs.get("t_unit", "days"), alpha=ols.settings.alpha)
-    save_figure(fig, Path(folder) / "compare_surfaces.png")
+    Returns
+    -------
+    table, sentence
+        The ``model_comparison.csv`` table and one line: LOO's preference, or why LOO was
+        not computed.
+    """
     estimate = ols.surface["estimate"].transpose("window", "radius").to_numpy()
     rows = [{"model": f.spec.name, "estimand": f.spec.estimand,
              "rms_distance_to_ols": float(np.sqrt(np.nanmean(
@@ -221,6 +254,32 @@ def write_model_comparison(fit: BayesResult, other: BayesResult, ols: MWAResult,
     else:
         loo, sentence = loo_table({fit.spec.name: fit, other.spec.name: other})
         table = table.merge(loo, on="model")
+    return table, sentence
+
+
+def write_model_comparison(fit: BayesResult, other: BayesResult, ols: MWAResult,
+                           folder: str | Path, *,
+                           comparison: tuple[pd.DataFrame, str] | None = None,
+                           label: str | None = None, placebo: bool = False) -> str:
+    """Write ``compare_surfaces.png`` (this fit | the other) and ``model_comparison.csv``
+    (:func:`compare_models`, computed here unless given as ``comparison``). ``label`` and
+    ``placebo`` mark the figure as :func:`write_beside` marks its own; a fit that did not
+    converge is named in its banner. Returns the comparison's line to print."""
+    from bayes_wake.io.artefacts import write_table
+    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+
+    unconverged = [f.spec.name for f in (fit, other) if not f.diagnostics.converged]
+    shown = _figure_warning(
+        f"NOT CONVERGED: {', '.join(unconverged)}" if unconverged else None, label, placebo)
+    fig, _ = plot_surfaces_side_by_side(
+        fit.surface, other.surface, left_value="mean", right_value="mean",
+        left_title=f"posterior mean ({fit.spec.name})",
+        right_title=f"posterior mean ({other.spec.name})",
+        t_unit=ols.cube_attrs.get("t_unit", "days"), alpha=ols.settings.alpha, warning=shown)
+    if shown is None and label:
+        fig.suptitle(label, fontsize=12, fontweight="bold")
+    save_figure(fig, Path(folder) / "compare_surfaces.png")
+    table, sentence = comparison if comparison is not None else compare_models(fit, other, ols)
     write_table(table, Path(folder) / "model_comparison.csv")
     return sentence
 

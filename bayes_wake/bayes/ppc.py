@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["count_statistics", "predictive_table", "predictive_check", "verdict",
+__all__ = ["count_statistics", "predictive_table", "predictive_check", "verdict", "misfits",
            "STATISTICS", "PPP_BAND", "MISFIT_SHARE"]
 
 #: The statistics, with what a too-low or too-high replication means, in words.
@@ -28,6 +28,8 @@ STATISTICS = {
 PPP_BAND = (0.005, 0.995)
 #: The model misfits a statistic when more than this share of the cells misfit it.
 MISFIT_SHARE = 0.1
+#: The word of a :func:`verdict` that says the model misfits the counts.
+_MISFITS = "MISFITS"
 
 
 def count_statistics(counts: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
@@ -120,7 +122,12 @@ def verdict(table: pd.DataFrame, model: str, t_unit: str = "days") -> str:
         return (f"{model} reproduces the counts: zero-count wakes, variance/mean and largest "
                 f"wake counts within their replications in at least "
                 f"{100 * (1 - MISFIT_SHARE):g}% of the cells")
-    return f"{model} MISFITS the counts: " + "; ".join(problems)
+    return f"{model} {_MISFITS} the counts: " + "; ".join(problems)
+
+
+def misfits(verdict_line: str) -> bool:
+    """Whether a :func:`verdict` says the model misfits the counts (a warning to show)."""
+    return f" {_MISFITS} " in verdict_line
 
 
 def predictive_check(fit, n_draws: int = 200, seed: int = 0) -> tuple[pd.DataFrame, str]:

@@ -50,6 +50,8 @@ PARAMETER_FLAGS = {
     "overwrite=True": "--overwrite",
     "spillover=True": "--spillover",
     "placebo_bayes=True": "--placebo-bayes",
+    "bayes=False": "--mwa-only",
+    "compare=": "--compare",
     "out=": "--out",
     "vcov=": "--vcov",
     "date_shifts=": "--date-shifts",
@@ -812,9 +814,18 @@ def _write_fit(stage: Path, fit, result, console, region=None) -> None:
         console.print(summary, markup=False)
     verdict = fit.surface.attrs.get("ppc_verdict")
     if verdict:
-        colour = "bold yellow" if "MISFITS" in verdict else "green"
-        console.print(f"[{colour}]Posterior predictive check: {escape(verdict)} "
-                      "(ppc.csv, ppc.png)[/]")
+        console.print(_predictive_check_line(verdict, "ppc.csv, ppc.png"))
+
+
+def _predictive_check_line(verdict: str, files: str) -> str:
+    """A posterior predictive check's verdict for the console (rich markup): yellow where
+    the model misfits the counts, else green; ``files`` named after it."""
+    from rich.markup import escape
+
+    from bayes_wake.bayes.ppc import misfits
+
+    colour = "bold yellow" if misfits(verdict) else "green"
+    return f"[{colour}]Posterior predictive check: {escape(verdict)} ({escape(files)})[/]"
 
 
 def _fit(cube, result, spec, console, *, progressbar: bool = False):

@@ -21,6 +21,7 @@ from bayes_wake.cli.common import (
     _fail_cleanly,
     _guard_output,
     _parse_selector,
+    _predictive_check_line,
     _print_significant,
     model_options,
     overwrite_option,
@@ -109,28 +110,37 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--seed", type=SEED, default=None,
               help="Seed of the simulated placement (default 0) and of the sampler (default: "
                    "the spec's).")
+@click.option("--compare", "compare_path", default=None, metavar="SPEC",
+              help="Also fit SPEC per outcome and write compare_surfaces.png and "
+                   "model_comparison.csv into its folder, shown in the report (PSIS-LOO with "
+                   "Pareto k when both are models of the wake counts, e.g. nb_did and "
+                   "poisson_did).")
 @_fail_cleanly
 @_guard_output
 def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, rivers,
            rivers_where, roads, roads_where, layers, rasters, covariate_columns, outcomes,
            t_window, spat_window, regions, merge_menaka, snap_km, start, end, n_qips, n_aid,
            convention, unweighted, no_tcm, alpha, spillover, mwa_only, no_event_map, spec_path,
-           sampler, draws, tune, chains, allow_unconverged, seed):
+           sampler, draws, tune, chains, allow_unconverged, seed, compare_path):
     """The Sauter (2022) reanalysis: MINUSMA QIPs and violence in Mali, one report.
 
     Reads the ACLED export, keeps the study period and regions, reads the project files (or
     SIMULATES the projects a user does not have, and says so everywhere), measures the
     covariates, and for each outcome runs the matched wake analysis on the paper's grid and
     the Bayesian wake model. Writes OUT/report.html (self-contained) with the CSV and netCDF
-    artefacts beside it. When a fit fails the convergence rule the report and the outcome's
-    folder (NOT_CONVERGED.txt, the converged column) say so and the command exits with
-    status 3.
+    artefacts beside it; for a model of the wake counts (--spec nb_did) each outcome's
+    posterior predictive check (ppc.csv, ppc.png, a one-line verdict), and with --compare
+    SPEC the comparison with a second model. When a fit fails the convergence rule the report
+    and the outcome's folder (NOT_CONVERGED.txt, the converged column) say so and the command
+    exits with status 3.
     """
     from bayes_wake.bayes.spec import load_spec
     from bayes_wake.studies.sauter.settings import DEFAULT_OUTCOMES, SauterSettings
     from bayes_wake.studies.sauter.workflow import reanalyze_sauter
 
     console = _console()
+    overrides = {"backend": sampler, "draws": draws, "tune": tune, "chains": chains,
+                 "seed": seed}
     settings = SauterSettings(
         acled, boundaries, bases, qips=qips, aid=aid,
         qip_columns=_pairs(qip_columns, "--qip-column") or None,
@@ -144,8 +154,9 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
         seed=0 if seed is None else seed, n_qips=n_qips, n_aid=n_aid,
         convention=convention, weighted=not unweighted, tcm=not no_tcm, alpha=alpha,
         spillover=spillover, bayes=not mwa_only, event_map=not no_event_map,
-        spec=None if mwa_only else load_spec(spec_path).with_sampler(
-            backend=sampler, draws=draws, tune=tune, chains=chains, seed=seed))
+        spec=None if mwa_only else load_spec(spec_path).with_sampler(**overrides),
+        compare=None if compare_path is None else load_spec(compare_path).with_sampler(
+            **overrides))
     banner = _simulated_banner(settings)
     if banner:
         console.print(f"[bold red]{banner}[/]")
@@ -154,8 +165,8 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
                                                              highlight=False),
                               extra={"settings": {"command": "sauter"}})
     _print_result(console, result, banner)
-    converged = [item.bayes.diagnostics.converged for item in result.outcomes.values()
-                 if item.bayes is not None]
+    converged = [fit.diagnostics.converged for item in result.outcomes.values()
+                 for fit in (item.bayes, item.compared) if fit is not None]
     return _convergence_status(console, converged, allow_unconverged)
 
 
@@ -189,13 +200,36 @@ def _print_result(console, result, banner: str) -> None:
             ci = round(100 * surface.attrs["ci_prob"])
             above = int((surface["ci_lower"] > 0).sum())
             below = int((surface["ci_upper"] < 0).sum())
-            state = "" if item.bayes.diagnostics.converged else \
-                " [bold red]NOT CONVERGED: " + "; ".join(item.bayes.diagnostics.problems()) + "[/]"
             console.print(f"  Bayesian ({escape(item.bayes.spec.name)}): "
                           f"{counted(above, 'cell')} with the {ci}% "
                           f"interval above 0, {below} below 0; posterior mean "
                           f"{float(surface['mean'].min()):.3f} to "
-                          f"{float(surface['mean'].max()):.3f} events per wake{state}")
+                          f"{float(surface['mean'].max()):.3f} events per wake"
+                          f"{_not_converged(item.bayes)}")
+        _print_checks(console, item)
     if banner:
         console.print(f"[bold red]{banner}[/]")
     console.print(f"Report: {escape(str(result.report))} ({result.seconds:.1f} s)")
+
+
+def _print_checks(console, item) -> None:
+    """An outcome's posterior predictive check (a count model) and model comparison
+    (--compare), each in one line, when they were made."""
+    from rich.markup import escape
+
+    if item.check is not None:
+        console.print("  " + _predictive_check_line(
+            item.check[1], f"{item.outcome.name}/ppc.csv, ppc.png"))
+    if item.compared is not None:
+        console.print(f"  Model comparison ({escape(item.bayes.spec.name)} vs "
+                      f"{escape(item.compared.spec.name)}): {escape(item.comparison[1])} "
+                      f"({item.outcome.name}/model_comparison.csv, compare_surfaces.png)"
+                      f"{_not_converged(item.compared)}")
+
+
+def _not_converged(fit) -> str:
+    """`` NOT CONVERGED: why`` in red (rich markup) for a fit that failed the rule, else
+    ""."""
+    if fit.diagnostics.converged:
+        return ""
+    return " [bold red]NOT CONVERGED: " + "; ".join(fit.diagnostics.problems()) + "[/]"

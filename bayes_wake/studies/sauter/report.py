@@ -200,6 +200,8 @@ def _outcome_section(report, folder: Path, item: OutcomeResult, alpha: float,
         report.paragraph(f"No window reaches p <= {alpha:g}.", kind="note")
     if item.bayes is not None:
         _posterior_paragraphs(report, folder, item, alpha)
+        _predictive_check_paragraphs(report, folder, item)
+        _comparison_paragraphs(report, folder, item)
     else:
         report.figure(_ols_figure(item, placebo), caption=(
             f"OLS effect per window (the paper's Figure 6), hatched where p > {alpha:g}. "
@@ -256,6 +258,50 @@ def _posterior_paragraphs(report, folder: Path, item: OutcomeResult, alpha: floa
                          kind="warning")
 
 
+def _predictive_check_paragraphs(report, folder: Path, item: OutcomeResult) -> None:
+    """A model of the wake counts checked against them: ``ppc.png`` and its verdict, a
+    warning where the model misfits; nothing for other models."""
+    from bayes_wake.bayes.ppc import misfits
+
+    if item.check is None:
+        return
+    verdict = item.check[1]
+    report.figure(folder / "ppc.png", caption=(
+        f"Posterior predictive check of {item.bayes.spec.name}: per cell, the matched wakes' "
+        "share with no event, variance/mean ratio and largest count, observed (black; red "
+        "where it misfits) against the 90% band of data sets replicated from the posterior "
+        "(grey; ppc.csv)."))
+    if misfits(verdict):
+        report.paragraph(f"Posterior predictive check: {verdict}. The model does not "
+                         "reproduce these counts: read its surface with care there.",
+                         kind="warning")
+    else:
+        report.paragraph(f"Posterior predictive check: {verdict}.", kind="note")
+
+
+def _comparison_paragraphs(report, folder: Path, item: OutcomeResult) -> None:
+    """The second model (--compare) beside the first: ``compare_surfaces.png``, each
+    model's distance to the OLS table and the LOO sentence; nothing without one."""
+    if item.compared is None:
+        return
+    table, sentence = item.comparison
+    first, second = item.bayes.spec.name, item.compared.spec.name
+    report.figure(folder / "compare_surfaces.png", caption=(
+        f"Left: the posterior mean of {first}; right: that of {second} (--compare), on one "
+        "colour scale, hatched where the interval includes 0. The OLS surface is the left "
+        "panel of the figure above (comparison.png)."))
+    distances = ", ".join(f"{row.model} {row.rms_distance_to_ols:.3f}"
+                          for row in table.itertuples(index=False))
+    unconverged = [name for name, fit in ((first, item.bayes), (second, item.compared))
+                   if not fit.diagnostics.converged]
+    report.paragraph(
+        f"Model comparison ({first} vs {second}): {sentence}. Root mean square distance of "
+        f"the posterior mean to the OLS estimates, events per treated wake: {distances} "
+        "(model_comparison.csv)."
+        + (f" NOT CONVERGED: {', '.join(unconverged)}; do not use its numbers."
+           if unconverged else ""), kind="warning" if unconverged else "note")
+
+
 def _diagnostics_section(report, sauter: SauterResult) -> None:
     """Matching, overlap (SUTVA) and the MCMC diagnostics."""
     report.heading("Diagnostics")
@@ -277,8 +323,8 @@ def _diagnostics_section(report, sauter: SauterResult) -> None:
         "Matching and overlap: matched wakes per cell, multivariate imbalance L1 (0 = "
         "balanced) before and after matching, and the share of wakes with an earlier or later "
         "project of the same (SO) or other (MO) kind in the wake (SUTVA)"))
-    fits = [(item.outcome.label, item.bayes) for item in sauter.outcomes.values()
-            if item.bayes is not None]
+    fits = [(item.outcome.label, fit) for item in sauter.outcomes.values()
+            for fit in (item.bayes, item.compared) if fit is not None]
     if fits:
         table = pd.DataFrame([{
             "outcome": label, "model": fit.spec.name,
@@ -309,7 +355,8 @@ def _method_section(report, settings: dict, spec, alpha: float) -> None:
          "covariates and the pre-trend; per window, the OLS coefficient of treatment in "
          "post ~ pre + treatment is the difference-in-differences effect (the paper's eq. 1)."),
         (f"The Bayesian model ({model_name}): "
-         + (" ".join(spec.description.split()) if spec is not None else "not run.")),
+         + (" ".join(spec.description.split()) if spec is not None else "not run.")
+         + _predictive_check_sentence(spec)),
         (f"The {n_cells} windows are nested (a 9 km wake holds the 3 km wake's events), so "
          f"per-window significance is not {n_cells} pieces of evidence; and with {n_cells} "
          f"tests some will pass p <= {alpha:g} by chance."),
@@ -319,6 +366,18 @@ def _method_section(report, settings: dict, spec, alpha: float) -> None:
          "time of day). Wakes that run off the record's ends are dropped (R's behaviour)."),
         "See docs/method.md and docs/walkthrough_sauter.md in the bayes_wake repository.",
     ])
+
+
+def _predictive_check_sentence(spec) -> str:
+    """For a fitted model that is not of the wake counts, one sentence (after its
+    description): it is not checked against the counts, and ``--spec nb_did`` is."""
+    if spec is None or spec.counts_model:
+        return ""
+    what = ("It models the OLS table's per-window estimates, not the wake counts, so nothing "
+            "here checks it against the counts" if spec.likelihood == "robust_normal"
+            else "Nothing here checks it against the wake counts")
+    return (f" {what}; --spec nb_did models the counts themselves, on the same estimand, and "
+            "checks them (a posterior predictive check per outcome, ppc.png).")
 
 
 def _files_section(report, sauter: SauterResult, record: dict, settings: dict) -> None:
@@ -332,11 +391,14 @@ def _files_section(report, sauter: SauterResult, record: dict, settings: dict) -
         files.append("qip_funding.csv")
     if sauter.any_simulated:
         files.append("SIMULATED_PROJECTS.txt")
-    for name in sauter.outcomes:
+    for name, item in sauter.outcomes.items():
         files.append(f"{name}/: estimates.csv, matching.csv, SUTVA.csv, wakes.csv (R's tables), "
                      "cube.nc, effect_surface.png"
                      + (", effect_surface.csv, posterior.nc, comparison.png"
-                        if sauter.outcomes[name].bayes is not None else ""))
+                        if item.bayes is not None else "")
+                     + (", ppc.csv, ppc.png" if item.check is not None else "")
+                     + (", compare_surfaces.png, model_comparison.csv"
+                        if item.compared is not None else ""))
     report.bullets(files)
     report.bullets([f"{role}: {info['path']}" + (f" (sha256 {info['sha256'][:16]}...)"
                                                  if "sha256" in info else "")

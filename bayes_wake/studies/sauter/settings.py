@@ -95,6 +95,10 @@ class SauterSettings:
     spec
         Model spec for the Bayesian fit: a :class:`~bayes_wake.bayes.spec.ModelSpec`, a shipped
         name or a YAML path; held as the loaded spec, or None without ``bayes``.
+    compare
+        A second model fitted per outcome beside ``spec`` and compared with it (the
+        surfaces, and PSIS-LOO when both are models of the wake counts), given as ``spec``
+        is and held as the loaded spec; None (default): no comparison. Needs ``bayes``.
     bayes
         Fit the Bayesian model (minutes); False runs only the matched wake analysis.
     event_map
@@ -104,8 +108,8 @@ class SauterSettings:
     Raises
     ------
     SettingsError
-        A bad grid, no or twice-named outcomes, an unknown convention or spec, or covariate
-        columns with simulated projects.
+        A bad grid, no or twice-named outcomes, an unknown convention or spec, a model to
+        compare without the Bayesian fit, or covariate columns with simulated projects.
     """
 
     acled: _Path
@@ -139,6 +143,7 @@ class SauterSettings:
     alpha: float = 0.05
     spillover: bool = False
     spec: object = DEFAULT_SPEC
+    compare: object = None
     bayes: bool = True
     event_map: bool = True
     window_grid: np.ndarray = field(init=False, repr=False, compare=False)
@@ -154,7 +159,12 @@ class SauterSettings:
             raise SettingsError(f"an outcome is named twice: {[o.name for o in chosen]}")
         self._set("outcomes", chosen)
         check_choice("convention", self.convention, Convention)
-        self._set("spec", self._model_spec())
+        if self.compare is not None and not self.bayes:
+            name = getattr(self.compare, "name", self.compare)
+            raise SettingsError(f"compare={name} needs the Bayesian fits, which bayes=False "
+                                "skips")
+        self._set("spec", self._model_spec(self.spec))
+        self._set("compare", self._model_spec(self.compare))
         if self.covariate_columns and self.simulated_kinds:
             kinds = " and ".join(self.simulated_kinds)
             raise SettingsError(f"covariate columns {list(self.covariate_columns)} come from "
@@ -164,13 +174,13 @@ class SauterSettings:
     def _set(self, name: str, value) -> None:
         object.__setattr__(self, name, value)
 
-    def _model_spec(self):
-        """The loaded model spec, or None without the Bayesian fit."""
+    def _model_spec(self, spec):
+        """``spec`` loaded; None for None or without the Bayesian fit."""
         from bayes_wake.bayes.spec import ModelSpec, load_spec
 
-        if not self.bayes:
+        if spec is None or not self.bayes:
             return None
-        return self.spec if isinstance(self.spec, ModelSpec) else load_spec(self.spec)
+        return spec if isinstance(spec, ModelSpec) else load_spec(spec)
 
     @property
     def simulated(self) -> dict[str, bool]:

@@ -104,6 +104,15 @@ class OutcomeResult:
         :data:`bayes_wake.mwa.analysis.ROBUST_ERRORS`
         (:func:`bayes_wake.mwa.analysis.standard_error_table`; which classical significant
         windows survive: :func:`bayes_wake.checks.standard_errors.robust_survival`).
+    check
+        The posterior predictive check of ``bayes`` when it is a model of the wake counts:
+        its table and one-line verdict (:func:`bayes_wake.bayes.matched_fit.check_counts`);
+        else None.
+    compared
+        The second model's fit (``SauterSettings.compare``), or None.
+    comparison
+        ``bayes`` against ``compared``: the table and one line
+        (:func:`bayes_wake.bayes.matched_fit.compare_models`), or None.
     """
 
     outcome: Outcome
@@ -112,6 +121,9 @@ class OutcomeResult:
     mwa: MWAResult
     bayes: object | None = None
     robust: pd.DataFrame | None = None
+    check: tuple[pd.DataFrame, str] | None = None
+    compared: object | None = None
+    comparison: tuple[pd.DataFrame, str] | None = None
 
 
 
@@ -258,7 +270,7 @@ def reanalyze_sauter(settings: SauterSettings, out: str | os.PathLike, *,
     study = read_study(settings, say)
     results = _analyse_outcomes(settings, study, say)
     if settings.spec is not None:
-        _fit_outcomes(results, settings.spec, progressbar=progressbar, say=say)
+        _fit_outcomes(results, settings, progressbar=progressbar, say=say)
     sauter = _sauter_result(Path(out), settings, study, results)
     record = _provenance(settings, study, sauter, extra)
     with staged_directory(out) as stage:
@@ -488,17 +500,34 @@ def _analyse_outcome(outcome: Outcome, settings: SauterSettings, study: StudyDat
                          mwa=result)
 
 
-def _fit_outcomes(results: dict[str, OutcomeResult], spec, *, progressbar: bool,
-                  say) -> None:
-    """The Bayesian fit of each outcome (``item.bayes``), through the one fit path of the
-    bayes package (the analysis's own settings)."""
-    from bayes_wake.bayes.matched_fit import fit_matched
+def _fit_outcomes(results: dict[str, OutcomeResult], settings: SauterSettings, *,
+                  progressbar: bool, say) -> None:
+    """The Bayesian fit of each outcome (``item.bayes``) through the one fit path of the
+    bayes package (the analysis's own settings), its predictive check when it models the
+    wake counts (``item.check``) and, with ``settings.compare``, the second model's fit and
+    the comparison of the two (``item.compared``, ``item.comparison``)."""
+    from bayes_wake.bayes.matched_fit import check_counts, compare_models
 
     for item in results.values():
-        say(f"{item.outcome.label}: fitting the Bayesian model ({spec.name})")
-        item.bayes = fit_matched(item.cube, spec, item.mwa.settings, progressbar=progressbar,
-                                 log=say)
-        say(f"{item.outcome.label}: {item.bayes.diagnostics.summary()}")
+        item.bayes = _fit_outcome(item, settings.spec, progressbar, say)
+        item.check = check_counts(item.bayes)
+        if item.check is not None:
+            say(f"{item.outcome.label}: posterior predictive check: {item.check[1]}")
+        if settings.compare is not None:
+            item.compared = _fit_outcome(item, settings.compare, progressbar, say)
+            item.comparison = compare_models(item.bayes, item.compared, item.mwa)
+            say(f"{item.outcome.label}: model comparison ({item.bayes.spec.name} vs "
+                f"{item.compared.spec.name}): {item.comparison[1]}")
+
+
+def _fit_outcome(item: OutcomeResult, spec, progressbar: bool, say):
+    """One outcome's fit of ``spec`` with its matched wake analysis's settings."""
+    from bayes_wake.bayes.matched_fit import fit_matched
+
+    say(f"{item.outcome.label}: fitting the Bayesian model ({spec.name})")
+    fit = fit_matched(item.cube, spec, item.mwa.settings, progressbar=progressbar, log=say)
+    say(f"{item.outcome.label}: {fit.diagnostics.summary()}")
+    return fit
 
 
 def _sauter_result(out: Path, settings: SauterSettings, study: StudyData,
@@ -540,6 +569,9 @@ def _provenance(settings: SauterSettings, study: StudyData, sauter: SauterResult
                      for kind, sim in settings.simulated.items()},
         "rivers_where": settings.rivers_where, "roads_where": settings.roads_where,
         "spec": spec.model_dump(mode="json") if spec is not None else None,
+        # only with --compare, so that a run without it records what it recorded before
+        **({"compare": settings.compare.model_dump(mode="json")}
+           if settings.compare is not None else {}),
     }, settings.input_files(), extra=extra)
     if settings.simulated_kinds:
         record["WARNING"] = simulated_text(sauter, settings.seed)
@@ -566,15 +598,21 @@ def _write_files(stage: Path, sauter: SauterResult, settings: SauterSettings,
 
 def _write_outcome(folder: Path, item: OutcomeResult, placebo: bool) -> None:
     """One outcome's folder: R's tables, the cube, Figure 6, and the Bayesian fit's files
-    with ``comparison.png`` when it was fitted."""
-    from bayes_wake.bayes.matched_fit import write_beside
+    with ``comparison.png`` (and ``ppc.csv``, ``ppc.png`` for a model of the wake counts)
+    when it was fitted, and the comparison with the second model when there is one."""
+    from bayes_wake.bayes.matched_fit import write_beside, write_model_comparison
 
     folder.mkdir()
     write_mwa_tables(item.mwa, folder)
     save_cube(item.cube, folder / "cube.nc")
     _save(_ols_figure(item, placebo), folder / "effect_surface.png")
+    label = item.outcome.label
     if item.bayes is not None:
-        write_beside(item.bayes, item.mwa, folder, label=item.outcome.label, placebo=placebo)
+        write_beside(item.bayes, item.mwa, folder, label=label, placebo=placebo,
+                     check=item.check)
+    if item.compared is not None:
+        write_model_comparison(item.bayes, item.compared, item.mwa, folder,
+                               comparison=item.comparison, label=label, placebo=placebo)
 
 
 def _write_tables(stage: Path, sauter: SauterResult, alpha: float) -> None:
