@@ -41,7 +41,7 @@ _PUBLIC = {
     "plot_surfaces_side_by_side": "bayes_wake.plotting",
     "SurfaceStyle": "bayes_wake.plotting",
     "run_sensitivity": "bayes_wake.checks.sensitivity",
-    "Scenario": "bayes_wake.checks.recovery",
+    "Scenario": "bayes_wake.simulate.effects",
     "RecoverySettings": "bayes_wake.checks.recovery",
     "Battery": "bayes_wake.checks.recovery",
     "load_battery": "bayes_wake.checks.recovery",

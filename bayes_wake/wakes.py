@@ -54,7 +54,6 @@ _RESERVED = {"event", "event_id", "source_id", "role", "treated", "time", "lon",
              "complete"}
 
 
-
 def _validate(events: pd.DataFrame, covariates: Sequence[str]) -> None:
     source = events.attrs.get("source")
     for column in ("role", "time", "lon", "lat"):

@@ -1,11 +1,12 @@
 """The Bayesian fit at the paper's size: compile and sampling time per sampler, and the gain
 from the likelihood over unique rows.
 
-Targets: the default model (``smooth_did``; ``adaptive_did`` beside it) compiles and samples 4 chains to max R-hat <= 1.01,
-bulk ESS >= 400 in every effect cell and no divergences in under 30 s wall on 2 cores
-(issue 8); the rate-ratio model ``smooth_nb`` in under 2 minutes (issue 3), per sampler;
-the count model ``nb_did`` (issue 23) in under 60 s with compilation, and the same on the
-simulated study with twice and four times the wakes (:func:`scaling`).
+Targets: the default model (``smooth_did``; ``adaptive_did`` beside it) compiles and samples
+4 chains to max R-hat <= 1.01, bulk ESS >= 400 in every effect cell and no divergences in
+under 30 s wall on 2 cores (issue 8); the rate-ratio model ``smooth_nb`` in under 2 minutes
+(issue 3), per sampler; the count model ``nb_did`` (issue 23) in under 60 s with
+compilation, and the same on the simulated study with twice and four times the wakes
+(:func:`scaling`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _row(label: str, spec, cube, covariates) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = fit_surface(cube, spec, MWASettings(match_on=covariates, weighted=True),
-                                                  progressbar=False)
+                          progressbar=False)
     wall = time.perf_counter() - start
     d = fit.diagnostics
     model = __import__("json").loads(fit.idata.attrs["model_data"])

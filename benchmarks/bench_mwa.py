@@ -43,7 +43,7 @@ def paper_case(repeat: int = 5) -> dict:
     t_count, cube = _best_of(lambda: count_wakes(events, WINDOWS, RADII), repeat)
     t_match, _ = _best_of(
         lambda: matched_wake_analysis(cube, MWASettings(match_on=covariates, weighted=True)),
-                                                        repeat)
+        repeat)
     return {"case": "paper size (1,900 anchors x 1,100 outcomes)", "count_s": t_count,
             "match_ols_s": t_match, "total_s": t_count + t_match,
             "wakes": int(cube.sizes["event"]), "cells": len(WINDOWS) * len(RADII)}

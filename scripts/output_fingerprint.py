@@ -31,7 +31,8 @@ import numpy as np
 #: The real data beside the repository (../shared/data).
 D = str(Path(__file__).resolve().parents[1].parent / "shared" / "data")
 #: The data options of R's example call (README).
-MWA = ["--data", f"{D}/mwa_example/mwa_data.csv", "--t-window", "2", "10", "2", "--spat-window", "2", "10", "2",
+MWA = ["--data", f"{D}/mwa_example/mwa_data.csv", "--t-window", "2", "10", "2",
+       "--spat-window", "2", "10", "2",
        "--treatment", "type=treatment", "--control", "type=control", "--dependent",
        "type=dependent", "--match", "match1,match2", "--weighted", "--tcm"]
 SAUTER = ["--acled", f"{D}/acled_mali_2017_2020/2017-01-01-2020-12-31-Mali.csv",
@@ -63,10 +64,10 @@ SLOW = {
                    "--chains", "2", "--allow-unconverged", "--t-window", "10", "30", "20",
                    "--spat-window", "3", "9", "6"],
 }
-#: Keys of JSON records that change run to run by design.
-VOLATILE = re.compile(r"(created|worker|time|date_run|elapsed|seconds|version|python|platform|"
-                      r"host|duration|started|finished|wall|cwd|path|out|command_line|argv)",
-                      re.I)
+#: Keys of JSON records that change run to run by design (whole key names). Key order is
+#: not compared (JSON objects are unordered; ``sort_keys``).
+VOLATILE = re.compile(r"^(created_utc|versions|seconds|wall_seconds|compile_seconds|"
+                      r"sample_seconds|worker)$")
 #: Files that record where and how long the work ran, nothing else.
 VOLATILE_FILES = (".bayes-wake-output", "task_layout.csv")
 _FLOAT = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")

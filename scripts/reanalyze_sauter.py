@@ -3,7 +3,8 @@
 Runs :func:`bayes_wake.studies.sauter.workflow.reanalyze_sauter` (the function behind the
 command) on the data in ``../shared/data`` beside the repository: the ACLED Mali 2017-2020
 export, the OCHA admin-1 boundaries with Ménaka split out, the six MINUSMA bases of Geo-PKO,
-and the GSHHG/WDBII rivers and lakes. Projects come from ``--qips``/``--aid`` or are simulated (and the report says so).
+and the GSHHG/WDBII rivers and lakes. Projects come from ``--qips``/``--aid`` or are
+simulated (and the report says so).
 
     .venv/bin/python scripts/reanalyze_sauter.py --out sauter-report
     .venv/bin/python scripts/reanalyze_sauter.py --out sauter-report --qips qips.csv --aid aid.csv

@@ -465,7 +465,8 @@ def test_the_study_map_keeps_labels_clear_rivers_inside_and_a_true_scale_bar(sha
     from bayes_wake.io.covariates import load_layer
     from bayes_wake.simulate.placements import simulate_project_placement
     from bayes_wake.studies.sauter.regions import StudyArea, load_regions
-    from bayes_wake.studies.sauter.workflow import STUDY_REGIONS, _study_map
+    from bayes_wake.studies.sauter.regions import STUDY_REGIONS
+    from bayes_wake.studies.sauter.workflow import _study_map
 
     boundary = load_regions(shared_data / "ocha_cod_ab_mali_2015"
                             / "mli_adm1_with_menaka_derived.geojson")

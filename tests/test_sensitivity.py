@@ -390,7 +390,6 @@ def test_the_placebo_calibration_sizes_the_posterior_too(mwa_example_csv, tmp_pa
     assert row["size"] == pytest.approx(excludes.mean())
 
 
-
 def test_spillover_reaches_every_table_of_the_report(mwa_example_csv, tmp_path):
     """With --spillover the report's OLS table (estimates.csv, Holm and BH) is the direct
     effect of `mwa --spillover`, the estimand its permutations test, not R's plain table."""

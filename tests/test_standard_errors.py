@@ -438,3 +438,19 @@ def test_cluster_ids_of_each_kind_of_clusters():
         cluster_ids("CR1:site", lon=lon, lat=lat, values=["b", "a", "b", "c"]), [1, 0, 1, 2])
     np.testing.assert_array_equal(
         cluster_ids("CR2:near=1,30", lon=lon, lat=lat, time_days=days), [0, 1, 2, 3])
+
+
+def test_a_cube_column_named_like_an_anchor_cluster_is_refused(mwa_example_csv):
+    """`location` and `wake` are the grammar's clusters of anchors; a cube column of that name
+    once won silently, so a cube that has one is refused, naming the column."""
+    from bayes_wake.errors import SettingsError
+    from bayes_wake.io.events import read_events
+    from bayes_wake.mwa.analysis import vcov_inputs
+    from bayes_wake.wakes import count_wakes
+
+    events = read_events(mwa_example_csv).rename(columns={"match1": "location"})
+    cube = count_wakes(events, [2, 4], [2.0, 4.0], covariates=["location"])
+    with pytest.raises(SettingsError, match="event column 'location'"):
+        vcov_inputs(cube, "CR2:location")
+    clusters, _ = vcov_inputs(cube.drop_vars("location"), "CR2:location")
+    assert clusters is not None and len(clusters) == cube.sizes["event"]

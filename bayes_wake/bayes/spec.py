@@ -24,7 +24,6 @@ __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_sp
            "surface_vcov", "SURFACE_VCOV_KINDS"]
 
 
-
 def _models_dir() -> Path:
     """The shipped specs: ``models/`` beside the package in a checkout (the one whose code
     runs, even if another checkout is installed), else the ``bayes_wake.models`` package (the

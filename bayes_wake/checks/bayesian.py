@@ -368,7 +368,6 @@ def power_scaling(fit, cube: xr.Dataset, spec, mwa: MWASettings, region: GridReg
             "all_positive": None if all_positive is None else float(all_positive.mean())}
 
 
-
 def _model_draws(model, posterior: xr.Dataset) -> dict[str, xr.DataArray]:
     """The posterior draws of the model's free variables, per-cell ones back on the model's
     ``cell`` dim (window outer, radius inner)."""

@@ -50,11 +50,11 @@ SHIFT_T = 3.0
 BAYES_INTERVAL = 0.9
 
 
-def calibration_table(cube: xr.Dataset, settings: MWASettings, vcovs: Sequence[str],
+def calibration_table(cube: xr.Dataset, settings: MWASettings, choices: Sequence[str],
                       **labels) -> pd.DataFrame:
     """Per cell of one placement: the OLS estimate and the p-value of every standard-error
     choice (:func:`bayes_wake.mwa.analysis.standard_error_table`), with ``labels`` as columns."""
-    table = standard_error_table(cube, settings, vcovs)
+    table = standard_error_table(cube, settings, choices)
     for key, value in labels.items():
         table[key] = value
     return table
@@ -126,8 +126,9 @@ def placebo_calibration_task(events: pd.DataFrame, sites: pd.DataFrame, placemen
         The placement's number and the run's seed (together: its random stream).
     config
         JSON-ready: ``windows``, ``radii``, ``t_unit``, ``convention``, ``mwa``
-        (:meth:`MWASettings.to_dict`), ``vcovs``, ``weight`` and ``spec`` (a model spec as
-        a dict, or None for no Bayesian fit).
+        (:meth:`MWASettings.to_dict`), ``vcovs`` (the standard-error choices; the key is
+        older than the name and task keys hold it), ``weight`` and ``spec`` (a model spec
+        as a dict, or None for no Bayesian fit).
 
     Returns
     -------
@@ -154,7 +155,8 @@ def placebo_calibration_task(events: pd.DataFrame, sites: pd.DataFrame, placemen
     return {"placement": int(placement), "cells": cells, "converged": converged}
 
 
-def placebo_size(results: Sequence[dict], vcovs: Sequence[str], alpha: float) -> pd.DataFrame:
+def placebo_size(results: Sequence[dict], choices: Sequence[str],
+                 alpha: float) -> pd.DataFrame:
     """The empirical size of every choice over the placements.
 
     Returns
@@ -167,7 +169,7 @@ def placebo_size(results: Sequence[dict], vcovs: Sequence[str], alpha: float) ->
     """
     frame = pd.concat([pd.DataFrame(r["cells"]) for r in results], ignore_index=True)
     flagged = {}  # choice: (flagged, defined, nominal) per cell
-    for choice in vcovs:
+    for choice in choices:
         p = frame[f"pvalue_{choice}"].astype(float)
         flagged[choice] = (p <= alpha, p.notna(), alpha)
     if "bayes_lower" in frame:
@@ -237,7 +239,7 @@ _SIZE_CAPTION = ("Per choice: the share of windows flagged when there is no effe
 
 def calibration_check(results: Sequence[dict], n_sites: int, alpha: float, *,
                       weight: str | None = None,
-                      vcovs: Sequence[str] = CALIBRATION_CHOICES) -> CheckResult:
+                      choices: Sequence[str] = CALIBRATION_CHOICES) -> CheckResult:
     """The placebo-placement calibration as a :class:`~bayes_wake.checks.result.CheckResult`.
 
     Parameters
@@ -250,7 +252,7 @@ def calibration_check(results: Sequence[dict], n_sites: int, alpha: float, *,
         The nominal level of every standard-error choice.
     weight
         The column of the sites that weighted where treatments were drawn (None: uniform).
-    vcovs
+    choices
         The standard-error choices sized.
 
     Returns
@@ -260,7 +262,7 @@ def calibration_check(results: Sequence[dict], n_sites: int, alpha: float, *,
         in [0, 1]), :func:`calibration_sentence` as its sentence, and every placement's
         cells (estimates in events per wake, p-values per choice) as its cells.
     """
-    size = placebo_size(results, vcovs, alpha)
+    size = placebo_size(results, choices, alpha)
     sentence = calibration_sentence(size, len(results), n_sites, placebo_shift(results))
     cells = pd.concat([pd.DataFrame(r["cells"]) for r in results], ignore_index=True)
     note = ("Each placebo re-draws the treatments (weighted by "

@@ -353,7 +353,9 @@ class RecoverySettings:
 
         specs = {method: parse_spec(spec, method)
                  for method, spec in (data.get("specs") or {}).items()}
-        return cls(**{**data, "mwa": MWASettings.from_dict(data["mwa"]), "specs": specs})
+        return cls(**{**data, "mwa": MWASettings.from_dict(data["mwa"]), "specs": specs,
+                      **{name: tuple(data[name]) for name in ("windows", "radii", "methods")
+                         if name in data}})
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """How fragile is the pattern of per-window significance? One run, one report.
 
-:func:`run_sensitivity` takes the event table and its wake cube, runs every check and writes
+:func:`run_sensitivity` takes the data (:class:`SensitivityData`: the event table, its wake
+cube, the regions and placebo sites) and the settings, runs every check and writes
 a self-contained HTML report with one verdict sentence per check at the top, and the tables
 behind them as CSV. Every check returns a :class:`~bayes_wake.checks.result.CheckResult`
 (sentence, table, figures), and the report prints them one after the other:
@@ -79,7 +80,8 @@ from bayes_wake.checks.tasks import (
 from bayes_wake.core.windows import GridRegion, parse_grid_region
 from bayes_wake.errors import EventDataError, SettingsError
 from bayes_wake.io.tables import counted
-from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis, write_table
+from bayes_wake.io.artefacts import write_table
+from bayes_wake.mwa.analysis import MWASettings, matched_wake_analysis
 from bayes_wake.mwa.multiplicity import MultiplicitySummary, summarise_multiplicity
 from bayes_wake.options import DEFAULT_SPEC
 
@@ -144,7 +146,8 @@ class SensitivitySettings:
         :data:`bayes_wake.options.DEFAULT_SPEC`, loaded once here).
     grid_region
         The region of the grid for P(effect > 0), e.g. ``"t>=20, s<=9"``; empty for the
-        whole grid.
+        whole grid. Parsed once, into ``region``
+        (:func:`bayes_wake.core.windows.parse_grid_region`).
     region_column
         Column of the data file naming each event's region (for leave-one-region-out).
     leave_out
@@ -175,6 +178,7 @@ class SensitivitySettings:
     placebos: int = 0
     placebo_weight: str | None = None
     placebo_bayes: bool = False
+    region: GridRegion = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         def whole(name: str, value, minimum: int) -> None:
@@ -201,21 +205,16 @@ class SensitivitySettings:
             raise SettingsError("leave-one-region-out needs region_column")
         if self.leave_out and not self.region_column:
             raise SettingsError("leave_out needs region_column")
-        parse_grid_region(self.grid_region, windows=self.windows, radii=self.radii,
-                          t_unit=self.t_unit)
+        object.__setattr__(self, "region", parse_grid_region(
+            self.grid_region, windows=self.windows, radii=self.radii, t_unit=self.t_unit))
         if self.spec is None:
             from bayes_wake.bayes.spec import load_spec
 
             object.__setattr__(self, "spec", load_spec(DEFAULT_SPEC))
 
-    def region(self) -> GridRegion:
-        """The parsed grid region."""
-        return parse_grid_region(self.grid_region, windows=self.windows, radii=self.radii,
-                                 t_unit=self.t_unit)
-
     def to_dict(self) -> dict:
         """JSON-ready settings (provenance): the MWA settings' and the spec's own dicts."""
-        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.init},
                 "mwa": self.mwa.to_dict(), "spec": self.spec.model_dump(mode="json")}
 
 
@@ -384,7 +383,7 @@ def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
     spec = settings.spec
     fits, skipped = plan_fits(settings.bayes_checks, spec, match_on=settings.mwa.match_on,
                               delete_sutva=settings.mwa.delete_sutva, regions=leave_out)
-    region = settings.region()
+    region = settings.region
     region_hash = (hashlib.sha256("\x1f".join(region_of_event).encode()).hexdigest()
                    if region_of_event is not None else None)
     fit_tasks = {}
@@ -522,7 +521,7 @@ def run_sensitivity(data: SensitivityData, settings: SensitivitySettings,
               multiplicity_check(multiplicity, result.surface, t_unit=settings.t_unit,
                                  westfall_young=tests["labels"].adjusted_pvalues()),
               *randomisation_checks(tests, span),
-              *summarise_checks(fits, fit_results, settings.region(), skipped)]
+              *summarise_checks(fits, fit_results, settings.region, skipped)]
     if settings.placebos:
         checks.append(calibration_check(by_kind["placebo"], len(data.sites), mwa.alpha,
                                         weight=settings.placebo_weight))

@@ -2,8 +2,9 @@
 
 :func:`standard_error_check`: how many of the windows significant with classical (R's)
 standard errors stay significant with robust ones (heteroskedasticity-consistent,
-cluster-robust, Conley; counted by :func:`robust_survival`, as in the Sauter report). :func:`multiplicity_check`: how many survive Holm's and
-Benjamini-Hochberg's corrections over the window grid
+cluster-robust, Conley; counted by :func:`robust_survival`, as in the Sauter report).
+:func:`multiplicity_check`: how many survive Holm's and Benjamini-Hochberg's corrections over
+the window grid
 (:mod:`bayes_wake.mwa.multiplicity`), with the Westfall-Young p-values of the label
 permutations beside them and the estimate surface hatched where Holm's correction removes a
 window. Both return a :class:`~bayes_wake.checks.result.CheckResult`.

@@ -22,7 +22,14 @@ import click
 
 from bayes_wake.cli.resources import check_memory, counting_need, memory_budget_option
 from bayes_wake.errors import BayesWakeError, NoDependentEventsWarning, SettingsError
-from bayes_wake.options import DEFAULT_SPEC, MAX_SEED, Convention, Estimation, Formula
+from bayes_wake.options import (
+    DEFAULT_SPEC,
+    MAX_SEED,
+    Convention,
+    Estimation,
+    Formula,
+    Sampler,
+)
 
 #: The type of every --seed: a whole number from 0 to MAX_SEED.
 SEED = click.IntRange(0, MAX_SEED)
@@ -263,11 +270,6 @@ class VCovType(click.ParamType):
 VCOV = VCovType()
 
 
-def _vcov_columns(vcov) -> list[str]:
-    """The event columns a parsed ``--vcov`` clusters on, which the event reader must keep."""
-    return list(vcov.event_columns)
-
-
 @dataclass(frozen=True)
 class EventSource:
     """The data options of a command (:func:`data_options`), parsed once: the event file,
@@ -419,13 +421,12 @@ def data_options(command: Callable) -> Callable:
     return memory_budget_option(command)
 
 
-def _load_and_count(source: EventSource, mwa, console, *, extra_covariates=(),
-                    extra_memory=(), keep=None):
+def _load_and_count(source: EventSource, mwa, console, *, extra_memory=(), keep=None):
     """Read the events, check the memory the grid and ``extra_memory`` (parts of
     :func:`bayes_wake.cli.resources.check_memory`) need, and count wakes.
 
-    The cube carries ``mwa``'s match columns, ``extra_covariates`` and the cluster column of
-    a cluster-robust ``mwa.vcov``; the events also ``keep``'s columns (``read_events``')."""
+    The cube carries ``mwa``'s match columns and the cluster column of a cluster-robust
+    ``mwa.vcov``; the events also ``keep``'s columns (``read_events``')."""
 
     import numpy as np
     from rich.markup import escape
@@ -436,13 +437,13 @@ def _load_and_count(source: EventSource, mwa, console, *, extra_covariates=(),
 
     roles = source.roles
     explicit = roles != {r: ("type", r) for r in roles}
-    wanted = list(dict.fromkeys([*mwa.match_on, *extra_covariates]))
+    wanted = list(dict.fromkeys(mwa.match_on))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         events = read_events(source.path, columns=_parse_columns(source.columns) or None,
                              roles=roles if explicit else None, covariates=wanted,
                              drop_duplicates=source.drop_duplicates,
-                             labels=_vcov_columns(mwa.vcov), keep=keep)
+                             labels=list(mwa.vcov.event_columns), keep=keep)
     for warning in caught:
         if isinstance(warning.message, NoDependentEventsWarning):
             raise SettingsError(_no_dependent_message(roles["dependent"], warning.message))
@@ -577,7 +578,7 @@ def _print_significant(console, result, title: str, alpha2: float | None = None)
                           f"{counted(len(result.estimates), 'window')} estimable"
                           f"{'; NA: ' + why_na if why_na else ''}).")
         return
-    errors = result.surface.attrs.get("standard_errors", result.settings.vcov)
+    errors = result.surface.attrs.get("standard_errors", str(result.settings.vcov))
     table = Table(title=f"{title}: {len(significant):,} of "
                         f"{counted(len(result.estimates), 'window')} with p <= "
                         f"{alpha:g}{note}; standard errors: {escape(errors)}")
@@ -666,10 +667,11 @@ def mwa_options(command: Callable) -> Callable:
                      help="Standard errors: classical (R's lm; too small on clustered count "
                           "data), HC1, HC3, CR1:CLUSTERS, CR2:CLUSTERS or CR2-ivw:CLUSTERS "
                           "(cluster-robust by an event column; location = anchors at "
-                          "identical coordinates; near=KM,DAYS = anchors linked within KM km "
-                          "and DAYS days), conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial "
-                          "HAC). CR2 (clubSandwich's, Satterthwaite df) and conley-bm are the "
-                          "Bell-McCaffrey small-sample versions."),
+                          "identical coordinates; wake = each anchor alone; near=KM,DAYS = "
+                          "anchors linked within KM km and DAYS days), conley:KM[:DAYS] or "
+                          "conley-bm:KM[:DAYS] (spatial HAC). CR2 (clubSandwich's, "
+                          "Satterthwaite df) and conley-bm are the Bell-McCaffrey "
+                          "small-sample versions."),
         click.option("--alpha", "--alpha1", "alpha", default=0.05, show_default=True,
                      type=float, help="Significance level (R: alpha1)."),
         click.option("--spillover", is_flag=True,
@@ -720,7 +722,7 @@ def model_options(command: Callable) -> Callable:
     options = [
         click.option("--spec", "spec_path", default=DEFAULT_SPEC, show_default=True,
                      help="Model spec: a YAML file or the name of a spec in models/."),
-        click.option("--sampler", type=click.Choice(["nutpie", "pymc", "numpyro"]),
+        click.option("--sampler", type=click.Choice(get_args(Sampler)),
                      default=None, help="Sampler backend (default: the spec's)."),
         click.option("--draws", type=click.IntRange(10), default=None, help="Draws per chain."),
         click.option("--tune", type=click.IntRange(10), default=None,

@@ -34,9 +34,10 @@ from bayes_wake.cli.resources import permutation_need, worker_need
 from bayes_wake.errors import SettingsError
 from bayes_wake.options import DEFAULT_SPEC
 
-#: The event table's name for the names of ``--region-column``, read with the events (not a
-#: name a file's covariate or cluster column, the column itself among them, would have).
-_REGION_NAMES = "<region names>"
+#: The event table's name for the names of ``--region-column``, read with the events and
+#: popped right after (the reader refuses it if a covariate had that name); a reader's error
+#: about it names the parameter, which the CLI prints as ``--region-column``.
+_REGION_NAMES = "region_column"
 
 
 @click.command(cls=RCommand, epilog=EXIT_CODES)

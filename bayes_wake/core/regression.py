@@ -159,8 +159,8 @@ def _km_days(km: float, days: float | None) -> str:
 
 _USAGE = ("use classical, HC1, HC3, CR1:CLUSTERS, CR2:CLUSTERS or CR2-ivw:CLUSTERS "
           "(cluster-robust; CLUSTERS is wake, location, an event column or near=KM,DAYS: "
-          "anchors linked within KM km and DAYS days) or conley:KM[:DAYS] or conley-bm:KM[:DAYS] (spatial "
-          "HAC with a cutoff in km, optionally days)")
+          "anchors linked within KM km and DAYS days) or conley:KM[:DAYS] or "
+          "conley-bm:KM[:DAYS] (spatial HAC with a cutoff in km, optionally days)")
 
 
 def parse_vcov(text: "str | VCov") -> VCov:
@@ -300,18 +300,18 @@ def cluster_ids(vcov: "VCov | str", *, lon, lat, time_days=None, values=None) ->
     numpy.ndarray
         Shape (n,), integer cluster ids from 0.
     """
-    spec = parse_vcov(vcov)
-    if not spec.clustered:
-        raise SettingsError(f"{spec} has no clusters")
-    if spec.near:
-        return near_clusters(lat, lon, spec.km, spec.days, time_days)
-    if spec.column == "wake":
+    vcov = parse_vcov(vcov)
+    if not vcov.clustered:
+        raise SettingsError(f"{vcov} has no clusters")
+    if vcov.near:
+        return near_clusters(lat, lon, vcov.km, vcov.days, time_days)
+    if vcov.column == "wake":
         return np.arange(len(np.asarray(lon)))
-    if spec.column == "location":
+    if vcov.column == "location":
         values = np.column_stack([np.asarray(lat), np.asarray(lon)])
         return np.unique(values, axis=0, return_inverse=True)[1].ravel()
     if values is None:
-        raise SettingsError(f"{spec} needs the values of event column {spec.column!r}")
+        raise SettingsError(f"{vcov} needs the values of event column {vcov.column!r}")
     return np.unique(np.asarray(values), return_inverse=True)[1].ravel()
 
 
@@ -439,14 +439,14 @@ def weighted_ols(
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
     w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
-    spec = parse_vcov(vcov)
+    vcov = parse_vcov(vcov)
     keep = w > 0
     y, x, w = y[keep], x[keep], w[keep]
-    if spec.kind in _CLUSTERED:
+    if vcov.kind in _CLUSTERED:
         if clusters is None:
-            raise SettingsError(f"{spec.kind} standard errors need the cluster of every row")
+            raise SettingsError(f"{vcov.kind} standard errors need the cluster of every row")
         clusters = np.asarray(clusters)[keep]
-    if spec.kind in _SPATIAL:
+    if vcov.kind in _SPATIAL:
         if kernel is None:
             raise SettingsError("Conley standard errors need the kernel between rows")
         kernel = sparse.csr_matrix(kernel)[keep][:, keep]
@@ -465,7 +465,7 @@ def weighted_ols(
     r_inv = np.linalg.inv(r)
     bread = r_inv @ r_inv.T  # (X'WX)^-1
     with np.errstate(divide="ignore", invalid="ignore"):
-        cov, df_test, note = _covariance(spec, x, w, resid, r_inv, bread, rss, df, clusters,
+        cov, df_test, note = _covariance(vcov, x, w, resid, r_inv, bread, rss, df, clusters,
                                          kernel)
         if note:
             cov = np.full((p, p), np.nan)
@@ -487,7 +487,7 @@ def weighted_ols(
                   df_test=np.asarray(df_test, dtype=float), se_note=note)
 
 
-def _covariance(spec: VCov, x, w, e, r_inv, bread, rss, df, clusters, kernel):
+def _covariance(vcov: VCov, x, w, e, r_inv, bread, rss, df, clusters, kernel):
     """The coefficients' covariance, the df of each coefficient's t test (inf: normal) and why
     the covariance is undefined ("" when it is defined).
 
@@ -497,11 +497,11 @@ def _covariance(spec: VCov, x, w, e, r_inv, bread, rss, df, clusters, kernel):
     """
     n, p = x.shape
     dfs = np.full(p, float(df))
-    if spec.kind == "classical":
+    if vcov.kind == "classical":
         return bread * (rss / df if df > 0 else np.nan), dfs, ""
     scores = x * (w * e)[:, None]
-    if spec.kind in ("HC1", "HC3"):
-        if spec.kind == "HC1":
+    if vcov.kind in ("HC1", "HC3"):
+        if vcov.kind == "HC1":
             factor = np.full(n, n / df if df > 0 else np.nan)
         else:
             leverage = np.sum(((x * np.sqrt(w)[:, None]) @ r_inv) ** 2, axis=1)
@@ -510,21 +510,21 @@ def _covariance(spec: VCov, x, w, e, r_inv, bread, rss, df, clusters, kernel):
             factor = 1 / (1 - leverage) ** 2
         meat = (scores * factor[:, None]).T @ scores
         return bread @ meat @ bread, dfs, ""
-    if spec.kind in _CLUSTERED:
+    if vcov.kind in _CLUSTERED:
         _, group = np.unique(clusters, return_inverse=True)
         group = group.ravel()
         g = int(group.max()) + 1 if n else 0
         if g < 2:
             return None, dfs, "a single cluster (cluster-robust errors undefined)"
-        if spec.kind in _BM:
-            return _cr2(x, w, e, bread, group, g, inverse_var=spec.kind == "CR2-ivw")
+        if vcov.kind in _BM:
+            return _cr2(x, w, e, bread, group, g, inverse_var=vcov.kind == "CR2-ivw")
         summed = np.zeros((g, p))
         np.add.at(summed, group, scores)
         factor = g / (g - 1) * (n - 1) / (n - p) if n > p else np.nan
         return factor * (bread @ (summed.T @ summed) @ bread), np.full(p, g - 1.0), ""
     kernel = sparse.csr_matrix(kernel)
     cov = bread @ (scores.T @ (kernel @ scores)) @ bread
-    if spec.kind == "conley":
+    if vcov.kind == "conley":
         return cov, np.full(p, np.inf), ""
     # Bell-McCaffrey under CR2's working model: independent wakes of equal variance
     theta = np.ones(n)

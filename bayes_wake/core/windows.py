@@ -140,9 +140,7 @@ def expand_windows(
 #: The comparisons of a grid region's conditions, and its names.
 _OPS = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less,
         "==": np.equal, "=": np.equal}
-_NAMES = {"t": "window", "s": "radius"}
-
-
+_NAMES = ("t", "s")
 
 
 @dataclass(frozen=True)

@@ -933,7 +933,7 @@ def _kept_column(frame: pd.DataFrame, ours: str, theirs: str, taken: Sequence[st
     if theirs not in columns:
         close = difflib.get_close_matches(theirs, columns, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise fail(f"no column '{theirs}'{hint} (columns: {', '.join(columns)})")
+        raise fail(f"{ours}: no column '{theirs}'{hint} (columns: {', '.join(columns)})")
     return frame[theirs].to_numpy(dtype=object)
 
 

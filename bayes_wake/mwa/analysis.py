@@ -31,7 +31,7 @@ from bayes_wake.core.regression import (
     weighted_ols,
 )
 from bayes_wake.errors import SettingsError
-from bayes_wake.io.artefacts import write_mwa_tables, write_table
+from bayes_wake.io.artefacts import write_mwa_tables
 from bayes_wake.options import Estimation, Formula, check_choice
 
 __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "MatchedCell",
@@ -79,11 +79,11 @@ class MWASettings:
         parsed once, here, by :func:`bayes_wake.core.regression.parse_vcov`): ``classical`` (R's;
         too small on clustered count data), ``HC1``, ``HC3``, ``CR1:CLUSTERS`` (an event
         column that is a covariate of the cube; ``location``: anchors at identical
-        coordinates; ``near=KM,DAYS``: anchors linked within KM km and DAYS days, see
-        :func:`vcov_inputs`), ``conley:KM[:DAYS]``, or their Bell-McCaffrey small-sample
-        versions ``CR2:CLUSTERS`` (clubSandwich's CR2 of the weighted fit; ``CR2-ivw`` takes
-        the weights as inverse variances) and ``conley-bm:KM[:DAYS]`` (calibrated on placebo
-        placements).
+        coordinates; ``wake``: each anchor its own cluster; ``near=KM,DAYS``: anchors linked
+        within KM km and DAYS days, see :func:`vcov_inputs`), ``conley:KM[:DAYS]``, or their
+        Bell-McCaffrey small-sample versions ``CR2:CLUSTERS`` (clubSandwich's CR2 of the
+        weighted fit; ``CR2-ivw`` takes the weights as inverse variances) and
+        ``conley-bm:KM[:DAYS]`` (calibrated on placebo placements).
     alpha
         Significance level for summaries (R's ``alpha1``).
     spillover
@@ -665,6 +665,7 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCov"):
     vcov = parse_vcov(vcov)
     if not (vcov.clustered or vcov.spatial):
         return None, None
+    _refuse_shadowed_cluster(cube, vcov)
     days = (cube["time"].to_numpy() - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
     lat, lon = cube["lat"].to_numpy(), cube["lon"].to_numpy()
     if vcov.spatial:
@@ -678,6 +679,18 @@ def vcov_inputs(cube: xr.Dataset, vcov: "str | VCov"):
                 f"{json.loads(cube.attrs.get('covariates', '[]'))})")
         values = cube[column].to_numpy()
     return cluster_ids(vcov, lon=lon, lat=lat, time_days=days, values=values), None
+
+
+def _refuse_shadowed_cluster(cube: xr.Dataset, vcov: VCov) -> None:
+    """``wake`` and ``location`` are the grammar's clusters of anchors (each alone, identical
+    coordinates), not columns: a cube with an event column of that name is refused rather
+    than silently clustered otherwise (before the grammar had them, such a column won)."""
+    if vcov.clustered and not vcov.event_columns and vcov.column in cube.coords:
+        meaning = ("each anchor its own cluster" if vcov.column == "wake"
+                   else "anchors at identical coordinates")
+        raise SettingsError(f"{vcov}: {vcov.column!r} means {meaning}, but the wake cube also "
+                            f"has an event column {vcov.column!r}; rename that column to "
+                            "cluster on it")
 
 
 #: The robust standard errors reported beside R's classical ones (the Sauter report, the

@@ -3,8 +3,9 @@
 ``surfaces`` (effect surfaces over the window grid, alone or side by side: the paper's
 Figure 6), ``nulls`` (null distributions of the randomisation checks), ``maps`` (the study
 area with its regions, bases, projects, events and rivers: Figure 4), ``timeline`` (events per
-month: Figure 5), ``predictive`` (a count model's posterior predictive check), ``recovery`` (error and coverage of a recovery battery) and ``style`` (the
-shared fonts, colours, norms, warning text and number formats, and :func:`save_figure`).
+month: Figure 5), ``predictive`` (a count model's posterior predictive check), ``recovery``
+(error and coverage of a recovery battery) and ``style`` (the shared fonts, colours, norms,
+warning text and number formats, and :func:`save_figure`).
 Every function returns a matplotlib figure and saves nothing; :func:`save_figure` writes one.
 Imports: errors, options, core, simulate, io, wakes; never an estimator or a check (mwa,
 bayes, checks, studies, cli), whose results come in as tables and datasets.

@@ -87,8 +87,8 @@ def plot_study_map(
     clipped to the country, outcome events are small red dots, aid projects blue circles,
     QIPs orange triangles and bases black stars with their names. Each region is labelled
     (in italics) at a point inside it far from every base and project, and a scale bar of
-    the style's `scale_km` sits in the lower right corner. The axes are longitude and latitude with the
-    aspect of the map's middle latitude.
+    the style's `scale_km` sits in the lower right corner. The axes are longitude and
+    latitude with the aspect of the map's middle latitude.
 
     Parameters
     ----------

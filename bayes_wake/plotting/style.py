@@ -39,8 +39,8 @@ _FS_CELL_MIN = 5.5
 _NA_COLOR = "#d9d9d9"  # a cell without an estimate (R's NA)
 _MINUS = "\N{MINUS SIGN}"
 
-# The roles of the project data (studies.sauter.projects' ``kind``), the outcome events, and the title of
-# a figure drawn from simulated projects.
+# The roles of the project data (studies.sauter.projects' ``kind``), the outcome events, and
+# the title of a figure drawn from simulated projects.
 _AID_COLOUR = "#2171b5"
 _QIP_COLOUR = "#fe9929"
 _OUTCOME_COLOUR = "#cb181d"

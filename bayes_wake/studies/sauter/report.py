@@ -39,7 +39,6 @@ _PAPER_TABLE_2 = pd.DataFrame(
              "Nightlights"])
 
 
-
 def write_report(stage: Path, sauter: SauterResult, study: StudyData,
                  settings: SauterSettings, record: dict) -> Path:
     """Write ``report.html``: the paper's tables and figures per outcome, with the Bayesian

@@ -178,8 +178,11 @@ class SauterSettings:
         """``spec`` loaded; None for None or without the Bayesian fit."""
         from bayes_wake.bayes.spec import ModelSpec, load_spec
 
-        if spec is None or not self.bayes:
+        if not self.bayes:
             return None
+        if spec is None:
+            raise SettingsError("spec=None fits nothing: give a model spec, or bayes=False to "
+                                "skip the Bayesian fits")
         return spec if isinstance(spec, ModelSpec) else load_spec(spec)
 
     @property

@@ -126,8 +126,6 @@ class OutcomeResult:
     comparison: tuple[pd.DataFrame, str] | None = None
 
 
-
-
 @dataclass
 class SauterResult:
     """What :func:`reanalyze_sauter` made.
@@ -154,6 +152,8 @@ class SauterResult:
         The matching covariates.
     seconds
         Wall time of the run.
+    notes
+        Notes for the report's data section (e.g. Ménaka counted under Gao).
     """
 
     out: Path
@@ -666,8 +666,8 @@ def battery_studies(data_dir: str | os.PathLike, placement: int,
     placement
         Seed of the simulated project placement.
     outcomes
-        Outcome names (:func:`bayes_wake.studies.sauter.acled.parse_outcome`); battles keys are shortened
-        to ``battles``.
+        Outcome names (:func:`bayes_wake.studies.sauter.acled.parse_outcome`); battles keys
+        are shortened to ``battles``.
     design
         The placement design (:data:`bayes_wake.simulate.placements.DESIGNS`).
 
