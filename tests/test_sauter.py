@@ -178,7 +178,21 @@ def test_settings_are_checked_before_any_work(study, tmp_path):
     with pytest.raises(SettingsError, match="'riots' .* has no events"):
         reanalyze_sauter(SauterSettings(*args, outcomes=["riots:event_types=Riots"],
                                         bayes=False, n_qips=20, n_aid=40), out)
+    with pytest.raises(SettingsError, match="spec=None fits nothing"):
+        SauterSettings(*args, spec=None)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_default_settings_fit_the_default_model_and_compare_nothing(study):
+    """With the fits on, the spec is loaded once and no second model is fitted unless one
+    is named (a None compare once raised like a missing spec)."""
+    from bayes_wake.options import DEFAULT_SPEC
+
+    settings = SauterSettings(study["acled"], study["boundaries"], study["bases"])
+    assert settings.bayes and settings.spec.name == DEFAULT_SPEC and settings.compare is None
+    compared = SauterSettings(study["acled"], study["boundaries"], study["bases"],
+                              compare="nb_did")
+    assert compared.compare.name == "nb_did"
 
 
 def test_command_errors_are_one_line_and_leave_nothing(study, tmp_path):

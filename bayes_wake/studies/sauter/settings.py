@@ -163,6 +163,9 @@ class SauterSettings:
             name = getattr(self.compare, "name", self.compare)
             raise SettingsError(f"compare={name} needs the Bayesian fits, which bayes=False "
                                 "skips")
+        if self.bayes and self.spec is None:
+            raise SettingsError("spec=None fits nothing: give a model spec, or bayes=False to "
+                                "skip the Bayesian fits")
         self._set("spec", self._model_spec(self.spec))
         self._set("compare", self._model_spec(self.compare))
         if self.covariate_columns and self.simulated_kinds:
@@ -178,11 +181,8 @@ class SauterSettings:
         """``spec`` loaded; None for None or without the Bayesian fit."""
         from bayes_wake.bayes.spec import ModelSpec, load_spec
 
-        if not self.bayes:
+        if spec is None or not self.bayes:
             return None
-        if spec is None:
-            raise SettingsError("spec=None fits nothing: give a model spec, or bayes=False to "
-                                "skip the Bayesian fits")
         return spec if isinstance(spec, ModelSpec) else load_spec(spec)
 
     @property
