@@ -562,6 +562,7 @@ def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
     jitter = 1e-10 * scale_reference(data) ** 2
     detail = _discrepancy(data, discrepancy)
     working = np.diag(np.diag(data.covariance))
+    ignored = data.covariance - working  # the correlated noise the working likelihood drops
     for index in np.ndindex(shape):
         k = prior_covariance(data, {n: v[index] for n, v in hyper.items()}, pooling,
                              mean_sd) + detail
@@ -570,7 +571,7 @@ def draw_surface(data: SurfaceData, hyper: dict, seed, *, mean_sd: float = 1.0,
         mean = gain @ y
         # the working posterior's covariance plus the noise it ignored: the cells' errors
         # are correlated (nested cells share events), so the mean varies by gain V gain'
-        cov = k - gain @ k[d, :] + gain @ (data.covariance - working) @ gain.T
+        cov = k - gain @ k[d, :] + gain @ ignored @ gain.T
         values, vectors = np.linalg.eigh((cov + cov.T) / 2)
         root = vectors * np.sqrt(np.clip(values, 0, None))
         out[index] = mean + root @ rng.standard_normal(data.n_cells)

@@ -330,6 +330,8 @@ class RecoverySettings:
     def __post_init__(self):
         from bayes_wake.bayes.spec import load_spec
 
+        for name in ("windows", "radii", "methods"):  # lists too (a JSON round trip)
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         given = self.specs or {}
         specs = {method: (given[method] if method in given else load_spec(method))
                  .with_sampler(draws=self.draws, tune=self.tune, chains=self.chains)
@@ -353,9 +355,7 @@ class RecoverySettings:
 
         specs = {method: parse_spec(spec, method)
                  for method, spec in (data.get("specs") or {}).items()}
-        return cls(**{**data, "mwa": MWASettings.from_dict(data["mwa"]), "specs": specs,
-                      **{name: tuple(data[name]) for name in ("windows", "radii", "methods")
-                         if name in data}})
+        return cls(**{**data, "mwa": MWASettings.from_dict(data["mwa"]), "specs": specs})
 
 
 @dataclass(frozen=True)
