@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from bench_recovery import ACLED, SHARED, sauter_studies
+from bench_recovery import ACLED, HERE, SHARED, battery, sauter_studies
 
 CHOICES = ("classical", "HC1", "CR1:site", "CR2:site", "CR1:cell10km", "CR2:cell10km",
            "conley:25", "conley-bm:25")
@@ -28,10 +28,10 @@ DESIGNS = {"settlements": "QIPs placed as aid projects (exchangeable)",
            "bases": "QIPs near bases: a placement bias, not a size"}
 
 
-def size_table(placements=range(20), choices=CHOICES, alpha=0.05,
+def size_table(placements=range(20), choices=CHOICES, alphas=(0.05,),
                design: str = "bases") -> list[dict]:
-    """Size of the per-window tests over placebo placements of one ``design``
-    (:func:`bayes_wake.simulate.placements.simulate_project_placement`)."""
+    """Size of the per-window tests at each level of ``alphas`` over placebo placements of
+    one ``design`` (:func:`bayes_wake.simulate.placements.simulate_project_placement`)."""
     from bayes_wake.checks.calibration import calibration_table, placebo_size
     from bayes_wake.mwa.analysis import MWASettings
     from bayes_wake.wakes import count_wakes
@@ -45,14 +45,14 @@ def size_table(placements=range(20), choices=CHOICES, alpha=0.05,
                            covariates=["dist_base_km", "site", "cell10km"])
         table = calibration_table(cube, settings, choices, placement=p)
         results.append({"cells": table.to_dict("list")})
-    size = placebo_size(results, choices, alpha)
-    return _rows(size)
+    return [row for alpha in alphas
+            for row in _rows(placebo_size(results, choices, alpha), alpha)]
 
 
-def _rows(size) -> list[dict]:
+def _rows(size, alpha: float = 0.05) -> list[dict]:
     """The size table of :func:`bayes_wake.checks.calibration.placebo_size` as printed."""
     return [{"standard errors": r.choice, "placements": r.placements,
-             "size (nominal 0.05)": r.size, "Monte Carlo SE": r.mc_se,
+             f"size (nominal {alpha:.2f})": r.size, "Monte Carlo SE": r.mc_se,
              "mean significant of 30": r.mean_flagged, "max significant": r.max_flagged,
              "positive share of false positives": r.positive_share}
             for r in size.itertuples()]
@@ -93,7 +93,7 @@ def site_table(placements=range(20), choices=SITE_CHOICES, alpha=0.05) -> list[d
               "weight": "weight", "spec": None}
     results = [placebo_calibration_task(events, sites, p, 0, config) for p in placements]
     size = placebo_size(results, choices, alpha)
-    return _rows(size) + [
+    return _rows(size, alpha) + [
         {"standard errors": f"({len(sites):,} sites; mean placebo estimate "
                             "{:+.3f}, t = {:.1f})".format(*placebo_shift(results))}]
 
@@ -123,6 +123,20 @@ def _settlement_sites():
     return frame
 
 
+def posterior_size_rows(quick: bool = False) -> list[dict]:
+    """Size of the default model's 90% intervals (and OLS's 95% ones, R's classical errors)
+    per design and outcome over the placebo placements of ``nulls.yaml``: the share of cells
+    whose interval excludes 0 (:func:`bayes_wake.checks.recovery.score_recovery`'s
+    ``false_positive``)."""
+    table, _ = battery(HERE / "nulls.yaml", quick=quick)
+    table = table[table["truth"] == "truth"]
+    return [{"standard errors": f"{r.method} ({'90% posterior' if r.method != 'ols' else '95%'}"
+                                f" interval), {r.design}, {r.scenario}",
+             "size (nominal 0.05)": r.false_positive if r.method == "ols" else "",
+             "size (nominal 0.10)": r.false_positive if r.method != "ols" else ""}
+            for r in table.itertuples()]
+
+
 def run(quick: bool = False) -> list[dict]:
     if not ACLED.exists():
         return [{"skipped": f"no ACLED data at {ACLED}"}]
@@ -136,7 +150,14 @@ def run(quick: bool = False) -> list[dict]:
     for design, words in DESIGNS.items():
         start = time.perf_counter()
         rows.append({"standard errors": f"--- design {design}: {words} ---"})
-        rows += size_table(range(4 if quick else 10), DESIGN_CHOICES, design=design)
+        # both levels: 0.10 is the size to set beside the posterior's 90% intervals below
+        rows += size_table(range(4 if quick else 10), DESIGN_CHOICES, (0.05, 0.10),
+                           design=design)
         rows.append({"standard errors": "seconds",
                      "placements": round(time.perf_counter() - start)})
+    start = time.perf_counter()
+    rows.append({"standard errors": "--- the default model's intervals (benchmarks/nulls.yaml,"
+                                    " 10 placements per design) ---"})
+    rows += posterior_size_rows(quick)
+    rows.append({"standard errors": "seconds", "placements": round(time.perf_counter() - start)})
     return rows

@@ -284,3 +284,33 @@ def test_the_shrinkage_warning_names_the_pulled_cells_with_both_values():
     assert "pooling moved 1 clear estimate" in text and "30 days x 6 km (0.500 -> 0.300)" in text
     surface["pulled_to_zero"][:] = 0
     assert shrinkage_warning(SimpleNamespace(surface=surface)) is None
+
+
+@pytest.mark.parametrize(("vcov", "expected"), [
+    ("classical", "CR1:location"), ("CR1:location", "CR1:location"),
+    ("CR2:near=5,60", "CR1:near=5,60"), ("CR2-ivw:site", "CR1:site"), ("HC1", "CR1:wake"),
+    ("HC3", "CR1:wake"), ("conley-bm:25:30", "conley:25:30"), ("conley:10", "conley:10")])
+def test_the_surface_errors_follow_vcov_and_rs_classical_default_leaves_the_specs(vcov,
+                                                                                 expected):
+    from bayes_wake.bayes.spec import surface_errors
+
+    assert str(surface_errors("location", vcov)) == expected
+
+
+def test_the_fitted_surface_takes_its_covariance_from_vcov(cube):
+    """The surface's data come from ``--vcov`` (clusters of anchors within 5 km and 60
+    days here), not from the spec's ``errors`` (each wake its own cluster)."""
+    from dataclasses import replace
+
+    from bayes_wake.bayes.fit import _surface_data
+    from bayes_wake.bayes.spec import load_spec
+
+    spec = load_spec("smooth_did").model_copy(update={"errors": "wake"})
+    near = _surface_data(cube, spec, replace(SETTINGS, vcov="CR2:near=5,60"))
+    expected = prepare_surface_data(cube, SETTINGS, errors="CR1:near=5,60")
+    np.testing.assert_allclose(near.covariance, expected.covariance, rtol=1e-12)
+    assert near.attrs["errors"] == "CR1:near=5,60"
+    default = _surface_data(cube, spec, SETTINGS)
+    assert default.attrs["errors"] == "CR1:wake"
+    assert near.n_clusters < default.n_clusters
+    assert not np.allclose(default.covariance, expected.covariance)

@@ -612,11 +612,13 @@ def _surface_data(cube, spec: ModelSpec, settings: MWASettings):
     """The cell estimates the count-scale surface pools: the OLS table's matched wakes, with
     the spec's matching and formula (its own regression), NA wherever the table is."""
     from bayes_wake.bayes.did_surface import prepare_surface_data, restrict, table_cells
+    from bayes_wake.bayes.spec import surface_errors
 
     model = replace(settings, matching=spec.matching != "none",
                     formula=spec.formula or settings.formula)
     covariates = covariate_names(spec, list(settings.match_on))
-    data = prepare_surface_data(cube, model, covariates=covariates, errors=spec.errors)
+    data = prepare_surface_data(cube, model, covariates=covariates,
+                                errors=surface_errors(spec.errors, settings.vcov))
     if model.formula == settings.formula:
         return data
     return restrict(data, table_cells(cube, replace(model, formula=settings.formula),
@@ -629,7 +631,7 @@ def _fit_count_did(cube, spec: ModelSpec, settings: MWASettings, *, progressbar,
     data = _surface_data(cube, spec, settings)
     log(f"model {spec.name}: {len(data.defined)} of {counted(data.n_cells, 'cell')} with an "
         f"OLS estimate, robust covariance over {counted(data.n_clusters, 'cluster')} "
-        f"({spec.errors}); sampling {counted(spec.sampler.chains, 'chain')} with "
+        f"({data.attrs['errors']}); sampling {counted(spec.sampler.chains, 'chain')} with "
         f"{spec.sampler.backend}")
     idata, compile_s, sample_s, surface_draws, names = _draw_count_did(data, spec,
                                                                        progressbar)
@@ -651,7 +653,7 @@ def _fit_count_did(cube, spec: ModelSpec, settings: MWASettings, *, progressbar,
                                              "minus the additive effect (secondary; NA where "
                                              "the treated wakes hold no post events)")
     grid["effect"].attrs["long_name"] = "log of rate_ratio"
-    surface = _with_shrinkage(effect_surface_table(grid), data, spec)
+    surface = _with_shrinkage(effect_surface_table(grid), data)
     diagnostics = _diagnostics(idata, grid, names, compile_s, sample_s)
     return _result(grid, idata, surface, diagnostics, spec,
                    data_hash=_array_hash(data.estimate, data.covariance),
@@ -694,7 +696,7 @@ def _draw_count_did(data, spec: ModelSpec, progressbar: bool):
     return idata, compile_s, sample_s, surface_draws, [*hyperparameters, "additive_effect"]
 
 
-def _with_shrinkage(surface: xr.Dataset, data, spec: ModelSpec) -> xr.Dataset:
+def _with_shrinkage(surface: xr.Dataset, data) -> xr.Dataset:
     """The surface with :data:`SHRINKAGE_COLUMNS`: each cell's own estimate, how far pooling
     moved the posterior mean from it and whether it pulled a clear one toward 0."""
     from bayes_wake.bayes.did_surface import CLEAR_T, PULL_SE, shrinkage
@@ -706,7 +708,7 @@ def _with_shrinkage(surface: xr.Dataset, data, spec: ModelSpec) -> xr.Dataset:
     surface["pulled_to_zero"] = (cells, moved["pulled_to_zero"].astype(np.int64))
     surface["shift_se"].attrs["long_name"] = (
         f"(posterior mean - ols_estimate) / the estimate's robust standard error "
-        f"({spec.errors} clusters)")
+        f"({data.attrs['errors']})")
     surface["pulled_to_zero"].attrs["long_name"] = (
         f"1 where the estimate is clear (|t| > {CLEAR_T:g}) and pooling moved the posterior "
         f"mean more than {PULL_SE:g} standard errors toward 0")

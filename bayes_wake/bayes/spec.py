@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,7 @@ from bayes_wake.errors import ModelSpecError, SettingsError
 from bayes_wake.options import MAX_SEED, Sampler
 
 __all__ = ["ModelSpec", "load_spec", "default_spec_path", "MODELS_DIR", "list_specs",
-           "surface_vcov", "SURFACE_VCOV_KINDS"]
+           "surface_vcov", "surface_errors", "SURFACE_VCOV_KINDS", "SURFACE_KIND_OF"]
 
 
 def _models_dir() -> Path:
@@ -257,6 +258,34 @@ class ModelSpec(_Strict):
 #: The kinds of standard errors the count-scale surface implements (with any clusters of
 #: ``CR1``): the joint covariance of its cell estimates (:mod:`bayes_wake.bayes.did_surface`).
 SURFACE_VCOV_KINDS = ("classical", "CR1", "conley")
+
+
+#: A ``--vcov`` kind the surface has no joint version of, and the kind it takes instead: the
+#: sandwich at its core. HC1 and HC3 sum each wake's own influence (``CR1:wake``); CR2's and
+#: Bell-McCaffrey's small-sample adjustments are per coefficient (on the placebo placements
+#: of ``benchmarks/run.py calibration``, CR1 and CR2 by site flagged the same share of cells).
+SURFACE_KIND_OF = {"HC1": "CR1", "HC3": "CR1", "CR2": "CR1", "CR2-ivw": "CR1",
+                   "conley-bm": "conley"}
+
+
+def surface_errors(spec_errors: "str | VCov", vcov: "str | VCov") -> VCov:
+    """The standard errors of the count-scale surface: the command's ``--vcov`` (its
+    :data:`SURFACE_KIND_OF` core), unless that is R's ``classical`` default, which leaves the
+    spec's ``errors`` (a robust choice that the model's authors measured).
+
+    Parameters
+    ----------
+    spec_errors
+        The spec's ``errors``.
+    vcov
+        The matched wake analysis' ``--vcov`` (:class:`~bayes_wake.core.regression.VCov`).
+    """
+    vcov = parse_vcov(vcov)
+    if vcov.kind == "classical":
+        return surface_vcov(spec_errors)
+    if vcov.kind in ("HC1", "HC3"):
+        return parse_vcov("CR1:wake")
+    return surface_vcov(replace(vcov, kind=SURFACE_KIND_OF.get(vcov.kind, vcov.kind)))
 
 
 def surface_vcov(errors: "str | VCov") -> VCov:
