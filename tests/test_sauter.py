@@ -180,6 +180,10 @@ def test_settings_are_checked_before_any_work(study, tmp_path):
                                         bayes=False, n_qips=20, n_aid=40), out)
     with pytest.raises(SettingsError, match="spec=None fits nothing"):
         SauterSettings(*args, spec=None)
+    with pytest.raises(SettingsError, match="grid_region: no cell of the grid has t >= 1000"):
+        SauterSettings(*args, grid_region="t>=1000")
+    assert SauterSettings(*args, grid_region="t>=30, s<=9").grid_region.mask(
+        [10, 30, 60], [3, 9, 15]).sum() == 4
     assert not (tmp_path / "x").exists()
 
 
@@ -424,7 +428,8 @@ def test_a_count_model_is_checked_and_compared_in_every_outcome_and_the_report(s
     result = CliRunner().invoke(main, _real_argv(
         shared_data, out, "--outcome", "vac", "--outcome", "battles_nsag", "--spec", "nb_did",
         "--compare", "smooth_did", "--t-window", "10", "30", "20", "--spat-window", "3", "9",
-        "6", "--draws", "100", "--tune", "150", "--chains", "2", "--allow-unconverged"))
+        "6", "--draws", "100", "--tune", "150", "--chains", "2", "--allow-unconverged",
+        "--grid-region", "t>=30"))
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     html = " ".join((out / "report.html").read_text().split())
@@ -450,6 +455,12 @@ def test_a_count_model_is_checked_and_compared_in_every_outcome_and_the_report(s
     record = json.loads((out / "provenance.json").read_text())["settings"]
     assert record["spec"]["name"] == "nb_did" and record["compare"]["name"] == "smooth_did"
     assert record["compare"]["sampler"]["draws"] == 100  # the same sampler overrides
+    # --grid-region: the region's average in each fit's grid_summary.csv and the summary
+    assert html.count("average effect over the t >= 30 days region's 2 cells") == 2
+    for name in ("vac", "battles_nsag"):
+        summary = pd.read_csv(out / name / "grid_summary.csv")
+        assert summary["region"].tolist() == ["grid", "t >= 30 days"]
+    assert record["grid_region"]["conditions"] == [["t", ">=", 30.0]]
 
 
 @pytest.mark.slow

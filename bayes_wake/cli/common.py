@@ -713,8 +713,8 @@ allow_unconverged_option = click.option(
 grid_region_option = click.option(
     "--grid-region", default="", metavar="CONDITIONS",
     help="Region of the grid, e.g. 't>=20, s<=9' (t in --t-unit, s in km): its average "
-         "effect (fit: a second row of grid_summary.csv) and P(effect > 0) (sensitivity); "
-         "default the whole grid.")
+         "effect (fit, sauter: a second row of grid_summary.csv, and the console or the "
+         "report's summary) and P(effect > 0) (sensitivity); default the whole grid.")
 
 
 def model_options(command: Callable) -> Callable:

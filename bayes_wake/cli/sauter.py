@@ -23,6 +23,7 @@ from bayes_wake.cli.common import (
     _parse_selector,
     _predictive_check_line,
     _print_significant,
+    grid_region_option,
     model_options,
     overwrite_option,
 )
@@ -115,13 +116,14 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
                    "model_comparison.csv into its folder, shown in the report (PSIS-LOO with "
                    "Pareto k when both are models of the wake counts, e.g. nb_did and "
                    "poisson_did).")
+@grid_region_option
 @_fail_cleanly
 @_guard_output
 def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, rivers,
            rivers_where, roads, roads_where, layers, rasters, covariate_columns, outcomes,
            t_window, spat_window, regions, merge_menaka, snap_km, start, end, n_qips, n_aid,
            convention, unweighted, no_tcm, alpha, spillover, mwa_only, no_event_map, spec_path,
-           sampler, draws, tune, chains, allow_unconverged, seed, compare_path):
+           sampler, draws, tune, chains, allow_unconverged, seed, compare_path, grid_region):
     """The Sauter (2022) reanalysis: MINUSMA QIPs and violence in Mali, one report.
 
     Reads the ACLED export, keeps the study period and regions, reads the project files (or
@@ -156,7 +158,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
         spillover=spillover, bayes=not mwa_only, event_map=not no_event_map,
         spec=None if mwa_only else load_spec(spec_path).with_sampler(**overrides),
         compare=None if compare_path is None else load_spec(compare_path).with_sampler(
-            **overrides))
+            **overrides), grid_region=grid_region or None)
     banner = _simulated_banner(settings)
     if banner:
         console.print(f"[bold red]{banner}[/]")

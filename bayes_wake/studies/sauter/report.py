@@ -70,7 +70,7 @@ def write_report(stage: Path, sauter: SauterResult, study: StudyData,
     sim_text = simulated_text(sauter, settings.seed)
     if sim_text:
         report.paragraph(sim_text, kind="warning")
-    _summary_section(report, sauter, run, settings.alpha)
+    _summary_section(report, sauter, run, settings.alpha, settings.grid_region)
     _data_section(report, stage, sauter, study, run, settings.input_files())
     _balance_section(report, sauter, study.covariate_notes)
     for item in sauter.outcomes.values():
@@ -84,9 +84,10 @@ def write_report(stage: Path, sauter: SauterResult, study: StudyData,
     return path
 
 
-def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float) -> None:
+def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float,
+                     region=None) -> None:
     """Per outcome: significant OLS windows and Bayesian cells (and the grid's average
-    effect); the grid and the matching."""
+    effect, and ``region``'s, a grid region); the grid and the matching."""
     from bayes_wake.bayes.matched_fit import grid_average_text
 
     n_cells = len(settings["windows"]) * len(settings["radii"])
@@ -103,6 +104,7 @@ def _summary_section(report, sauter: SauterResult, settings: dict, alpha: float)
             neg = int(((s["ci_upper"] < 0)).sum())
             line += (f"; Bayesian: {counted(pos, 'cell')} with the {ci}% interval above 0, "
                      f"{neg} below 0; {grid_average_text(item.bayes)}"
+                     + ("" if region is None else f"; {grid_average_text(item.bayes, region)}")
                      + ("" if item.bayes.diagnostics.converged else " (NOT CONVERGED)"))
         verdict.append(line + ".")
     report.heading("Summary")

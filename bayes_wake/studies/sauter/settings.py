@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bayes_wake.core.windows import expand_windows
+from bayes_wake.core.windows import GridRegion, expand_windows, parse_grid_region
 from bayes_wake.errors import SettingsError
 from bayes_wake.options import DEFAULT_SPEC, PAPER_RADII, PAPER_WINDOWS, Convention, check_choice
 from bayes_wake.studies.sauter.acled import Outcome, parse_outcome
@@ -104,12 +104,18 @@ class SauterSettings:
     event_map
         Draw the outcome events (ACLED locations) on the report's map; False leaves them
         out, for a report to share beyond ACLED's terms of use.
+    grid_region
+        A region of the grid (``"t>=20, s<=9"``, :func:`~bayes_wake.core.windows.parse_grid_region`,
+        or a :class:`~bayes_wake.core.windows.GridRegion`) whose average effect each Bayesian
+        fit adds to ``grid_summary.csv`` and the report's summary; held parsed, or None
+        (the whole grid only).
 
     Raises
     ------
     SettingsError
-        A bad grid, no or twice-named outcomes, an unknown convention or spec, a model to
-        compare without the Bayesian fit, or covariate columns with simulated projects.
+        A bad grid or grid region, no or twice-named outcomes, an unknown convention or spec,
+        a model to compare without the Bayesian fit, or covariate columns with simulated
+        projects.
     """
 
     acled: _Path
@@ -146,6 +152,7 @@ class SauterSettings:
     compare: object = None
     bayes: bool = True
     event_map: bool = True
+    grid_region: object = None
     window_grid: np.ndarray = field(init=False, repr=False, compare=False)
     radius_grid: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -167,6 +174,10 @@ class SauterSettings:
             raise SettingsError("spec=None fits nothing: give a model spec, or bayes=False to "
                                 "skip the Bayesian fits")
         self._set("spec", self._model_spec(self.spec))
+        if not isinstance(self.grid_region, GridRegion | None):
+            region = parse_grid_region(self.grid_region, windows=self.window_grid,
+                                       radii=self.radius_grid)
+            self._set("grid_region", region if region.conditions else None)
         self._set("compare", self._model_spec(self.compare))
         if self.covariate_columns and self.simulated_kinds:
             kinds = " and ".join(self.simulated_kinds)

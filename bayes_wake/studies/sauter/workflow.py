@@ -565,6 +565,9 @@ def _provenance(settings: SauterSettings, study: StudyData, sauter: SauterResult
         "covariates": study.covariate_notes, "convention": settings.convention,
         "weighted": settings.weighted, "tcm": settings.tcm, "alpha": settings.alpha,
         "seed": settings.seed, "event_map": settings.event_map,
+        # only with a region, so that a run without one records what it recorded before
+        **({"grid_region": settings.grid_region.to_dict()}
+           if settings.grid_region is not None else {}),
         "projects": {kind: (f"SIMULATED (seed {settings.seed})" if sim else "from file")
                      for kind, sim in settings.simulated.items()},
         "rivers_where": settings.rivers_where, "roads_where": settings.roads_where,
@@ -588,7 +591,7 @@ def _write_files(stage: Path, sauter: SauterResult, settings: SauterSettings,
         (stage / "SIMULATED_PROJECTS.txt").write_text(
             simulated_text(sauter, settings.seed) + "\n")
     for name, item in sauter.outcomes.items():
-        _write_outcome(stage / name, item, placebo)
+        _write_outcome(stage / name, item, placebo, settings.grid_region)
     _write_tables(stage, sauter, settings.alpha)
     monthly = _events_per_month(study.projects, study.pool, study.selections,
                                 settings.outcomes, settings.start, settings.end)
@@ -596,10 +599,11 @@ def _write_files(stage: Path, sauter: SauterResult, settings: SauterSettings,
     _write_figures(stage, settings, study, monthly)
 
 
-def _write_outcome(folder: Path, item: OutcomeResult, placebo: bool) -> None:
+def _write_outcome(folder: Path, item: OutcomeResult, placebo: bool, region=None) -> None:
     """One outcome's folder: R's tables, the cube, Figure 6, and the Bayesian fit's files
-    with ``comparison.png`` (and ``ppc.csv``, ``ppc.png`` for a model of the wake counts)
-    when it was fitted, and the comparison with the second model when there is one."""
+    with ``comparison.png`` (and ``ppc.csv``, ``ppc.png`` for a model of the wake counts;
+    ``region``'s average in ``grid_summary.csv``) when it was fitted, and the comparison
+    with the second model when there is one."""
     from bayes_wake.bayes.matched_fit import write_beside, write_model_comparison
 
     folder.mkdir()
@@ -609,7 +613,7 @@ def _write_outcome(folder: Path, item: OutcomeResult, placebo: bool) -> None:
     label = item.outcome.label
     if item.bayes is not None:
         write_beside(item.bayes, item.mwa, folder, label=label, placebo=placebo,
-                     check=item.check)
+                     check=item.check, region=region)
     if item.compared is not None:
         write_model_comparison(item.bayes, item.compared, item.mwa, folder,
                                comparison=item.comparison, label=label, placebo=placebo)
