@@ -525,3 +525,33 @@ def test_the_default_follows_a_sharp_strong_onset_in_the_real_acled_outcomes(sha
     rmse = {m: np.sqrt(np.mean((np.asarray(fit["methods"][m]["mean"]) - truth)[defined] ** 2))
             for m in ("ols", DEFAULT_SPEC)}
     assert rmse[DEFAULT_SPEC] <= 1.3 * rmse["ols"], rmse
+
+
+def test_the_interval_levels_follow_alpha_and_ci_to_the_workers(tmp_path, mwa_example_csv):
+    """OLS's intervals are 1 - --alpha (they exclude 0 exactly when p <= alpha), the
+    posterior's --ci, carried in the settings across the task boundary; each is recorded
+    in the summary's ``level``."""
+    from statistics import NormalDist
+
+    from bayes_wake.checks.recovery import RecoverySettings
+    from bayes_wake.cli import main
+
+    widths = {}
+    for alpha in ("0.05", "0.1"):
+        out = tmp_path / alpha
+        argv = _recovery_args(mwa_example_csv, out, "form=null,size=0,name=none")
+        result = CliRunner().invoke(main, [*argv, "--alpha", alpha, "--ci", "0.8"])
+        assert result.exit_code == 0, result.output
+        cells = pd.read_csv(out / "recovery_cells.csv")
+        widths[alpha] = (cells["upper"] - cells["lower"]).to_numpy()
+        summary = pd.read_csv(out / "recovery_summary.csv")
+        assert summary["level"].tolist() == [pytest.approx(1 - float(alpha))]
+        said = " ".join((out / "recovery_report.html").read_text().split())
+        assert f"{1 - float(alpha):.0%} confidence intervals for OLS" in said
+        assert "80% posterior intervals" in said
+    ratio = NormalDist().inv_cdf(0.95) / NormalDist().inv_cdf(0.975)
+    np.testing.assert_allclose(widths["0.1"], ratio * widths["0.05"], rtol=1e-12)
+    settings = RecoverySettings(windows=(2, 4), radii=(2.0,), mwa=MWASettings(match_on=("m",)), ci=0.8)
+    assert RecoverySettings.from_dict(settings.to_dict(specs=True)).ci == 0.8
+    with pytest.raises(SettingsError, match="ci 1.5: the interval level"):
+        RecoverySettings(windows=(2, 4), radii=(2.0,), mwa=MWASettings(match_on=("m",)), ci=1.5)

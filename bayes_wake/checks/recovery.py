@@ -306,6 +306,9 @@ class RecoverySettings:
         Sampler settings that replace the specs' own (None keeps them).
     placebo_weight
         Column of the placebo sites that weights where treatments are re-drawn.
+    ci
+        Level of the posterior intervals (equal-tailed); OLS's are ``1 - mwa.alpha``, so
+        they exclude 0 exactly when the table's p <= alpha.
     extra
         Further settings recorded with every replicate's key.
     specs
@@ -324,11 +327,16 @@ class RecoverySettings:
     tune: int | None = None
     chains: int | None = None
     placebo_weight: str | None = None
+    ci: float = 0.9
     extra: dict = field(default_factory=dict)
     specs: Mapping[str, ModelSpec] | None = None
 
     def __post_init__(self):
         from bayes_wake.bayes.spec import load_spec
+
+        if not 0 < self.ci < 1:
+            raise SettingsError(f"ci {self.ci!r}: the interval level is a share between 0 "
+                                "and 1 (e.g. 0.9)")
 
         for name in ("windows", "radii", "methods"):  # lists too (a JSON round trip)
             object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -387,31 +395,35 @@ class Battery:
 
 
 def _fit_methods(cube: xr.Dataset, settings: RecoverySettings) -> dict:
-    """OLS (95% CI, classical and HC1) and each spec's posterior (90% interval) per cell."""
+    """OLS (its ``1 - alpha`` normal interval, the table's ``--vcov``) and each spec's
+    posterior (``settings.ci`` interval) per cell, each with its ``level``."""
+    from statistics import NormalDist
+
     mwa = settings.mwa
     out = {}
     for method in settings.methods:
         if method == "ols":
             surface = matched_wake_analysis(cube, mwa).surface
             est, se = surface["estimate"].to_numpy(), surface["std_error"].to_numpy()
-            out["ols"] = {"mean": est, "lower": est - 1.959964 * se,
-                          "upper": est + 1.959964 * se, "converged": 1}
+            z = NormalDist().inv_cdf(1 - mwa.alpha / 2)
+            out["ols"] = {"mean": est, "lower": est - z * se, "upper": est + z * se,
+                          "converged": 1, "level": 1 - mwa.alpha}
             continue
-        out[method] = posterior_cells(cube, settings.specs[method], mwa)
+        out[method] = posterior_cells(cube, settings.specs[method], mwa, settings.ci)
     return {k: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv)
                 for kk, vv in v.items()} for k, v in out.items()}
 
 
-def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
+def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings, ci: float = 0.9) -> dict:
     """Fit ``spec`` (a :class:`bayes_wake.bayes.spec.ModelSpec`) with the matching of ``mwa``;
-    per cell the posterior mean and 90% equal-tailed interval (arrays, window x radius),
-    with the convergence diagnostics."""
+    per cell the posterior mean and ``ci`` equal-tailed interval (arrays, window x radius),
+    with the convergence diagnostics and the ``level``."""
 
     import arviz as az
 
     from bayes_wake.bayes.matched_fit import fit_matched
 
-    with warnings.catch_warnings(), az.rc_context({"stats.ci_prob": 0.9,
+    with warnings.catch_warnings(), az.rc_context({"stats.ci_prob": ci,
                                                    "stats.ci_kind": "eti"}):
         warnings.simplefilter("ignore")
         fit = fit_matched(cube, spec, mwa)
@@ -419,7 +431,8 @@ def posterior_cells(cube: xr.Dataset, spec, mwa: MWASettings) -> dict:
     return {"mean": s["mean"].to_numpy(), "lower": s["ci_lower"].to_numpy(),
             "upper": s["ci_upper"].to_numpy(), "converged": int(d.converged),
             "max_r_hat": d.max_r_hat, "min_ess_bulk": d.min_ess_bulk,
-            "divergences": d.divergences, "seconds": d.compile_seconds + d.sample_seconds}
+            "divergences": d.divergences, "seconds": d.compile_seconds + d.sample_seconds,
+            "level": ci}
 
 
 def replicate_task(events: pd.DataFrame, sites: pd.DataFrame | None, scenario: dict,
@@ -581,8 +594,15 @@ def _replicate_rows(result: dict, base: dict | None, settings: RecoverySettings,
                              "mean": mean[i, j] - shift[i, j],
                              "lower": lower[i, j] - shift[i, j],
                              "upper": upper[i, j] - shift[i, j],
+                             "level": _level(fit, method),
                              "converged": _converged(fit, base, method)})
     return rows
+
+
+def _level(fit: dict, method: str) -> float:
+    """The level of a method's intervals (a replicate stored before levels were recorded
+    has OLS's 0.95 and the posterior's 0.9)."""
+    return float(fit.get("level", 0.95 if method == "ols" else 0.9))
 
 
 def _converged(fit: dict, base: dict | None, method: str) -> int:
@@ -637,6 +657,7 @@ def score_recovery(cells: pd.DataFrame, truth: str = "truth",
         rows.append({
             **dict(zip(["method", *by], keys, strict=True)), "truth": truth,
             "replicates": g["replicate"].nunique(),
+            "level": float(g["level"].iloc[0]) if "level" in g else np.nan,
             "cells": len(g), "bias": err.mean(),
             "bias_large": err[big].mean() if nonzero.any() else np.nan,
             "rmse": float(np.sqrt((err**2).mean())),
@@ -682,9 +703,10 @@ def write_recovery(out, summary: pd.DataFrame, cells: pd.DataFrame, battery: Bat
         report.paragraph(
             "Effects of known form and size were planted into the study's real outcome events "
             "(or the placements were re-drawn with no effect), and every method was refitted "
-            "on each replicate. Intervals: 95% confidence intervals for OLS (classical errors, "
-            "as in the paper), 90% posterior intervals for the Bayesian models. Cells where "
-            "OLS is NA are left out for every method.", kind="note")
+            f"on each replicate. Intervals: {1 - settings.mwa.alpha:.0%} confidence intervals "
+            f"for OLS ({settings.mwa.vcov.label} errors), {settings.ci:.0%} posterior "
+            "intervals for the Bayesian models. Cells where OLS is NA are left out for every "
+            "method.", kind="note")
         report.paragraph(recovery_scoring_note(cells), kind="note")
         report.figure(stage / "recovery.png", caption="Error and coverage per method and "
                       "scenario (dashed: nominal coverage)")
@@ -722,5 +744,6 @@ def recovery_verdict(summary: pd.DataFrame) -> str:
         wins = int((planted["rmse_vs_ols"] <= 1).sum())
         parts.append(f"{method}: RMSE {planted['rmse_vs_ols'].mean():.2f} x OLS on average "
                      f"(at most OLS's in {wins} of {counted(len(planted), 'scenario')}), "
-                     f"90% intervals cover the truth in {g['coverage'].mean():.0%} of cells")
+                     f"{g['level'].iloc[0]:.0%} intervals cover the truth in "
+                     f"{g['coverage'].mean():.0%} of cells")
     return "; ".join(parts) + "." if parts else "Only OLS was run."

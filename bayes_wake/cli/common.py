@@ -743,6 +743,11 @@ def _remember_ci(ctx: click.Context, _param, value: float) -> None:
     ctx.meta["ci"] = value
 
 
+def chosen_ci() -> float:
+    """The level ``--ci`` chose (:func:`ci_option`), for settings that carry it to workers."""
+    return click.get_current_context().meta.get("ci", DEFAULT_CI)
+
+
 def ci_option(command: Callable) -> Callable:
     """``--ci LEVEL``: the one level of the posterior intervals of a command's tables, console
     and figures (equal-tailed; default :data:`DEFAULT_CI`). The command runs inside ArviZ's
@@ -753,7 +758,7 @@ def ci_option(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         import arviz as az
 
-        level = click.get_current_context().meta.get("ci", DEFAULT_CI)
+        level = chosen_ci()
         with az.rc_context({"stats.ci_prob": level, "stats.ci_kind": "eti"}):
             return command(*args, **kwargs)
 

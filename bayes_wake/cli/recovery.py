@@ -21,6 +21,8 @@ from bayes_wake.cli.common import (
     _guard_output,
     _load_and_count,
     _progress,
+    chosen_ci,
+    ci_option,
     data_options,
     mwa_options,
     settings_from_options,
@@ -88,13 +90,15 @@ def _parse_scenario(text: str):
               help="inline (this process), local (a LocalCluster) or a Dask scheduler address.")
 @_fail_cleanly
 @_guard_output
+@ci_option
 @settings_from_options
 def recovery(source, mwa, out, scenario_texts, battery, replicates, methods, placebo_sites,
              placebo_weight, placebos, seed, draws, tune, chains, scheduler):
     """Plant known effects into the real outcome events and score every method.
 
     Writes recovery_summary.csv (per method and scenario: bias, RMSE and its ratio to OLS,
-    coverage of the 90% posterior / 95% OLS intervals, width, power, false positives),
+    coverage of the --ci posterior / 1 - --alpha OLS intervals, width, power, false
+    positives),
     recovery_cells.csv (every cell of every replicate), recovery.png and
     recovery_report.html to OUT; finished replicates stay in OUT/tasks/ so a rerun resumes.
     """
@@ -119,7 +123,7 @@ def recovery(source, mwa, out, scenario_texts, battery, replicates, methods, pla
     settings = RecoverySettings(
         windows=source.windows, radii=source.radii, mwa=mwa, methods=names, specs=specs,
         convention=source.convention, draws=draws, tune=tune, chains=chains,
-        placebo_weight=placebo_weight)
+        placebo_weight=placebo_weight, ci=chosen_ci())
     sites = pd.read_csv(placebo_sites) if placebo_sites else None
     events, _ = _load_and_count(source, mwa, console)
     n_tasks = sum(placebos if s.placebo else replicates for s in plan.scenarios)

@@ -14,8 +14,9 @@ def plot_recovery(summary: pd.DataFrame) -> Figure:
     """Draw the error and the coverage of every method on every scenario, side by side.
 
     Left, the RMSE of the point estimate; right, the share of cells whose interval covers the
-    truth, with the nominal coverages (0.90 posterior, 0.95 OLS) as grey lines. One bar per
-    method in each scenario's row, scenarios top to bottom in the table's order.
+    truth, with the nominal coverages (the table's ``level`` of the posterior and of OLS; 0.90
+    and 0.95 without one) as grey lines. One bar per method in each scenario's row, scenarios
+    top to bottom in the table's order.
 
     Parameters
     ----------
@@ -43,8 +44,14 @@ def plot_recovery(summary: pd.DataFrame) -> Figure:
         axes[1].barh(y + offset, rows["coverage"], height, label=method)
     axes[0].set_xlabel("RMSE of the point estimate (events per treated wake)")
     axes[1].set_xlabel("share of cells whose interval covers the truth")
-    axes[1].axvline(0.9, color="0.3", ls="--", lw=1, label="0.90 (posterior nominal)")
-    axes[1].axvline(0.95, color="0.3", ls=":", lw=1, label="0.95 (OLS nominal)")
+    ols = summary["method"] == "ols"
+    for which, style, default in ((~ols, "--", 0.9), (ols, ":", 0.95)):
+        if which.any():
+            level = summary.loc[which, "level"].iloc[0] if "level" in summary else default
+            level = default if pd.isna(level) else level
+            name = "OLS" if style == ":" else "posterior"
+            axes[1].axvline(level, color="0.3", ls=style, lw=1,
+                            label=f"{level:.2f} ({name} nominal)")
     axes[1].set_xlim(0, 1)
     axes[0].set_yticks(y, scenarios)
     axes[0].invert_yaxis()
