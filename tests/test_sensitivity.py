@@ -170,6 +170,8 @@ def test_settings_refuse_bad_values_from_python():
         SensitivitySettings(mwa=mwa, windows=(), radii=(3.0,))
     with pytest.raises(SettingsError, match="region_column"):
         SensitivitySettings(mwa=mwa, windows=(10,), radii=(3.0,), bayes_checks=("regions",))
+    with pytest.raises(SettingsError, match="ci 0: the interval level"):
+        SensitivitySettings(mwa=mwa, windows=(10,), radii=(3.0,), ci=0)
 
 
 def test_a_killed_run_leaves_no_report_and_the_rerun_reuses_its_tasks(simulated_csv,
@@ -378,12 +380,15 @@ def test_the_placebo_calibration_sizes_the_posterior_too(mwa_example_csv, tmp_pa
     result = _invoke(["--data", str(mwa_example_csv), *EXAMPLE_ARGS, "--permutations", "20",
                       "--date-shifts", "0", "--workers", "0", "--bayes-checks", "surface",
                       "--placebo-sites", str(tmp_path / "sites.csv"), "--placebos", "2",
-                      "--placebo-bayes", "--allow-unconverged", "--out", str(out)])
+                      "--placebo-bayes", "--allow-unconverged", "--ci", "0.8",
+                      "--out", str(out)])
     assert result.exit_code == 0, result.output
     cells = pd.read_csv(out / "placebo_cells.csv")
     size = pd.read_csv(out / "placebo_size.csv").set_index("choice")
-    row = size.loc["posterior 90% interval"]
-    assert row["nominal"] == pytest.approx(0.1)
+    row = size.loc["posterior 80% interval"]  # --ci travels to the placebo fits
+    assert row["nominal"] == pytest.approx(0.2)
+    surface = pd.read_csv(out / "bayes_surface_cells.csv")  # and to the checks' fits
+    assert surface["ci_prob"].eq(0.8).all()
     fitted = cells.dropna(subset=["bayes_lower"])
     assert len(fitted) >= 2 and (fitted["bayes_lower"] <= fitted["bayes_upper"]).all()
     excludes = (fitted["bayes_lower"] > 0) | (fitted["bayes_upper"] < 0)

@@ -231,7 +231,8 @@ def plan_fits(checks: Sequence[str], spec, *, match_on: Sequence[str], delete_su
 
 
 def fit_variant(cube: xr.Dataset, variant: dict, mwa: MWASettings,
-                region_of_event: np.ndarray | None, grid_region: dict) -> dict:
+                region_of_event: np.ndarray | None, grid_region: dict,
+                ci: float = 0.9) -> dict:
     """Fit one variant and summarise it (a task; runs on a Dask worker).
 
     Parameters
@@ -247,18 +248,23 @@ def fit_variant(cube: xr.Dataset, variant: dict, mwa: MWASettings,
         Region label per anchor on the cube's ``event`` dim (for ``drop_region``).
     grid_region
         :meth:`GridRegion.to_dict`.
+    ci
+        Level of the posterior intervals (equal-tailed).
 
     Returns
     -------
     dict
-        JSON-ready: ``cells`` (per cell: window, radius, mean, ci_lower, ci_upper,
+        JSON-ready: ``cells`` (per cell: window, radius, mean, ci_lower, ci_upper, ci_prob,
         prob_positive), ``region`` (``all_positive``, ``mean_positive``, ``mean_effect``,
         cells), ``diagnostics``, ``wakes`` and, if asked, ``power_scaling``; or ``error``
         when the variant cannot be fitted on these data (no treated wakes left, ...).
     """
 
+    import arviz as az
+
     try:
-        return _fit_variant(cube, variant, mwa, region_of_event, grid_region)
+        with az.rc_context({"stats.ci_prob": ci, "stats.ci_kind": "eti"}):
+            return _fit_variant(cube, variant, mwa, region_of_event, grid_region)
     except BayesWakeError as exc:  # bad data for this variant: report it, keep the others
         return {"name": variant["name"], "error": str(exc).splitlines()[0]}
 
@@ -284,7 +290,7 @@ def _fit_variant(cube, variant, mwa: MWASettings, region_of_event, grid_region) 
     effect = fit.idata.posterior["additive_effect"]
     summary = _region_probabilities(effect, region.mask(windows, radii))
     cells = fit.table()[["t_window", "spat_window", "mean", "ci_lower", "ci_upper",
-                         "prob_positive"]]
+                         "ci_prob", "prob_positive"]]
     d = fit.diagnostics
     out = {
         "name": variant["name"], "spec_name": spec.name,

@@ -46,7 +46,8 @@ CALIBRATION_CHOICES = ("classical", "HC1", "HC3", "CR1:location", "CR2:location"
 SIZE_TOLERANCE = 1.4
 #: |t| of the mean placebo estimate above which the verdict reports a bias.
 SHIFT_T = 3.0
-#: The posterior interval whose exclusion of 0 counts as a Bayesian false positive.
+#: The posterior interval whose exclusion of 0 counts as a Bayesian false positive, when a
+#: placement's result does not say its level (``ci``: tasks stored before levels were).
 BAYES_INTERVAL = 0.9
 
 
@@ -128,13 +129,15 @@ def placebo_calibration_task(events: pd.DataFrame, sites: pd.DataFrame, placemen
         JSON-ready: ``windows``, ``radii``, ``t_unit``, ``convention``, ``mwa``
         (:meth:`MWASettings.to_dict`), ``vcovs`` (the standard-error choices; the key is
         older than the name and task keys hold it), ``weight`` and ``spec`` (a model spec
-        as a dict, or None for no Bayesian fit).
+        as a dict, or None for no Bayesian fit; then ``ci``, its interval level, default
+        0.9).
 
     Returns
     -------
     dict
         ``placement``, ``cells`` (column lists of :func:`calibration_table`, with
-        ``bayes_lower``/``bayes_upper`` when a spec is fitted) and ``converged``.
+        ``bayes_lower``/``bayes_upper`` when a spec is fitted), ``converged`` and ``ci``
+        (the posterior interval's level, or None).
     """
     from bayes_wake.bayes.spec import parse_spec
 
@@ -144,15 +147,17 @@ def placebo_calibration_task(events: pd.DataFrame, sites: pd.DataFrame, placemen
                        t_unit=config["t_unit"], convention=config["convention"])
     mwa = MWASettings.from_dict(config["mwa"])
     table = calibration_table(cube, mwa, config["vcovs"], placement=int(placement))
-    converged = None
+    converged = level = None
     if config.get("spec"):
-        post = posterior_cells(cube, parse_spec(config["spec"], "reference"), mwa)
+        post = posterior_cells(cube, parse_spec(config["spec"], "reference"), mwa,
+                               config.get("ci", 0.9))
         table["bayes_lower"] = np.asarray(post["lower"]).ravel()
         table["bayes_upper"] = np.asarray(post["upper"]).ravel()
-        converged = bool(post["converged"])
+        converged, level = bool(post["converged"]), post["level"]
     cells = {c: [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
                  for v in table[c]] for c in table.columns}
-    return {"placement": int(placement), "cells": cells, "converged": converged}
+    return {"placement": int(placement), "cells": cells, "converged": converged,
+            "ci": level}
 
 
 def placebo_size(results: Sequence[dict], choices: Sequence[str],
@@ -162,7 +167,8 @@ def placebo_size(results: Sequence[dict], choices: Sequence[str],
     Returns
     -------
     pandas.DataFrame
-        One row per choice (and ``posterior 90% interval`` when fitted): ``nominal``,
+        One row per choice (and ``posterior 90% interval``, at the results' ``ci``, when
+        fitted): ``nominal``,
         ``size`` (share of defined cells flagged), ``mc_se`` (its Monte Carlo standard error
         over placements), ``mean_flagged`` and ``max_flagged`` (windows per placement),
         ``positive_share`` (of the flagged estimates), ``placements``.
@@ -174,8 +180,9 @@ def placebo_size(results: Sequence[dict], choices: Sequence[str],
         flagged[choice] = (p <= alpha, p.notna(), alpha)
     if "bayes_lower" in frame:
         lower, upper = frame["bayes_lower"].astype(float), frame["bayes_upper"].astype(float)
-        flagged[f"posterior {BAYES_INTERVAL:.0%} interval"] = (
-            (lower > 0) | (upper < 0), lower.notna() & upper.notna(), 1 - BAYES_INTERVAL)
+        level = next((r["ci"] for r in results if r.get("ci")), BAYES_INTERVAL)
+        flagged[f"posterior {level:.0%} interval"] = (
+            (lower > 0) | (upper < 0), lower.notna() & upper.notna(), 1 - level)
     rows = []
     for name, (hit, defined, nominal) in flagged.items():
         hit = hit & defined
@@ -218,12 +225,12 @@ def calibration_sentence(size: pd.DataFrame, n_placements: int, n_sites: int,
     holds = [r.choice for r in size.itertuples() if r.size <= SIZE_TOLERANCE * r.nominal]
     alpha = float(size["nominal"].iloc[0])
     mc = float(size["mc_se"].max())
-    bayes = size["choice"].str.startswith("posterior").any()
+    bayes = size.loc[size["choice"].str.startswith("posterior"), "nominal"]
     return (f"On {valid} of {counted(n_placements, 'placebo placement')} with no effect "
             f"(anchors re-drawn over {counted(n_sites, 'candidate site')}, the real outcomes "
             f"kept), the share of windows flagged at p <= {alpha:g} (nominal {alpha:.0%}" + (
-                f"; the posterior's interval excluding 0: nominal {1 - BAYES_INTERVAL:.0%}"
-                if bayes else "") + ") is "
+                f"; the posterior's interval excluding 0: nominal {bayes.iloc[0]:.0%}"
+                if len(bayes) else "") + ") is "
             + ", ".join(parts) + f" (Monte Carlo error up to {mc:.1%}). "
             + (f"Within {SIZE_TOLERANCE:g} x nominal on these data: {', '.join(holds)}."
                if holds else f"None stays within {SIZE_TOLERANCE:g} x nominal on these data.")

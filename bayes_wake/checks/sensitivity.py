@@ -178,6 +178,7 @@ class SensitivitySettings:
     placebos: int = 0
     placebo_weight: str | None = None
     placebo_bayes: bool = False
+    ci: float = 0.9
     region: GridRegion = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -197,6 +198,9 @@ class SensitivitySettings:
                                 "placebo_sites")
         if len(self.windows) == 0 or len(self.radii) == 0:
             raise SettingsError("the window grid is empty")
+        if not 0 < self.ci < 1:
+            raise SettingsError(f"ci {self.ci!r}: the interval level is a share between 0 "
+                                "and 1 (e.g. 0.9)")
         unknown = [c for c in self.bayes_checks if c not in CHECKS]
         if unknown:
             raise SettingsError(f"unknown Bayesian check(s) {unknown}; checks: "
@@ -390,11 +394,12 @@ def _plan(events: pd.DataFrame, cube: xr.Dataset, settings: SensitivitySettings,
     for variant in fits:
         key = task_key(data_hash, {**base, "format": FIT_FORMAT, "kind": "fit",
                                    "variant": variant.to_dict(),
-                                   "grid_region": region.to_dict(),
+                                   "grid_region": region.to_dict(), "ci": settings.ci,
                                    "regions": region_hash if variant.drop_region else None})
         task = Task(key, fit_variant,
                     (Shared("cube"), variant.to_dict(), settings.mwa,
-                     Shared("regions") if variant.drop_region else None, region.to_dict()),
+                     Shared("regions") if variant.drop_region else None, region.to_dict(),
+                     settings.ci),
                     f"fit: {variant.label}", "fit", priority=10)
         tasks.append(task)
         fit_tasks[variant.name] = key
@@ -408,7 +413,10 @@ def _placebo_tasks(data_hash: str, base: dict, settings: SensitivitySettings,
     """One task per placebo placement of the calibration, keyed by data, sites and settings
     (``base``: the grid, counting and MWA settings every task of the run shares)."""
     config = {**base, "vcovs": list(CALIBRATION_CHOICES), "weight": settings.placebo_weight,
-              "spec": spec.model_dump(mode="json") if settings.placebo_bayes else None}
+              "spec": spec.model_dump(mode="json") if settings.placebo_bayes else None,
+              # the posterior's level only where there is a posterior (the keys of the
+              # placements without one stay as they were)
+              **({"ci": settings.ci} if settings.placebo_bayes else {})}
     sites_hash = hashlib.sha256(pd.util.hash_pandas_object(sites, index=False).to_numpy()
                                 .tobytes()).hexdigest()
     return [Task(task_key(data_hash, {**config, "kind": "placebo", "placement": i,

@@ -88,9 +88,9 @@ def _parse_scenario(text: str):
 @click.option("--chains", type=click.IntRange(1), default=None)
 @click.option("--scheduler", default="inline", show_default=True, metavar="ADDRESS",
               help="inline (this process), local (a LocalCluster) or a Dask scheduler address.")
+@ci_option
 @_fail_cleanly
 @_guard_output
-@ci_option
 @settings_from_options
 def recovery(source, mwa, out, scenario_texts, battery, replicates, methods, placebo_sites,
              placebo_weight, placebos, seed, draws, tune, chains, scheduler):

@@ -25,6 +25,8 @@ from bayes_wake.cli.common import (
     _load_and_count,
     _progress,
     allow_unconverged_option,
+    chosen_ci,
+    ci_option,
     data_options,
     grid_region_option,
     mwa_options,
@@ -86,6 +88,7 @@ _REGION_NAMES = "region_column"
 @click.option("--workers", type=int, default=None,
               help="Workers of the local cluster (default: one per core); 0 runs the tasks "
                    "in this process without Dask.")
+@ci_option
 @_fail_cleanly
 @_guard_output
 @settings_from_options
@@ -122,7 +125,7 @@ def sensitivity(source, mwa, out, permutations, date_shifts, chunk_size, seed, b
         spec=load_spec(spec_path).with_sampler(draws=draws, tune=tune, chains=chains),
         grid_region=grid_region, region_column=region_column, leave_out=names,
         placebos=_placebo_count(placebo_sites, placebos), placebo_weight=placebo_weight,
-        placebo_bayes=placebo_bayes)
+        placebo_bayes=placebo_bayes, ci=chosen_ci())
     local_workers = 0 if workers == 0 or scheduler else (workers or os.cpu_count() or 1)
     data, extra = _sensitivity_data(source, settings, placebo_sites, console, [
         permutation_need(permutations, len(source.windows) * len(source.radii)),
