@@ -7,6 +7,7 @@ import pytest
 
 from bayes_wake.bayes.did_surface import grid_kernel, prepare_surface_data
 from bayes_wake.core.regression import weighted_ols
+from bayes_wake.errors import SettingsError
 from bayes_wake.mwa.analysis import MWASettings, matched_cells, matched_wake_analysis
 
 
@@ -314,3 +315,31 @@ def test_the_fitted_surface_takes_its_covariance_from_vcov(cube):
     assert default.attrs["errors"] == "CR1:wake"
     assert near.n_clusters < default.n_clusters
     assert not np.allclose(default.covariance, expected.covariance)
+
+
+def test_the_lead_surface_data_are_the_pretrend_tables_estimates(mwa_example_events):
+    """``period="lead"``: the cell estimates are pretrend.csv's leads (the table's regression
+    one period earlier, on the wakes whose lead period the record covers), each with its
+    own robust variance."""
+    from bayes_wake.mwa.analysis import pretrend_table
+    from bayes_wake.wakes import count_wakes
+
+    cube = count_wakes(mwa_example_events, [2, 4, 6, 8, 10], [2, 4, 6, 8, 10], leads=True)
+    lead = prepare_surface_data(cube, SETTINGS, errors="wake", period="lead")
+    table = pretrend_table(cube, SETTINGS)
+    expected = table["lead_estimate"].to_numpy().reshape(lead.estimate.shape)
+    both = np.isfinite(expected)
+    assert both.sum() >= 5 and lead.attrs["period"] == "lead"
+    np.testing.assert_allclose(lead.estimate[both], expected[both], rtol=1e-10, atol=1e-12)
+    effect = prepare_surface_data(cube, SETTINGS, errors="wake")
+    assert "period" not in effect.attrs
+    assert not np.allclose(lead.estimate[both], effect.estimate[both])
+    # HC1 (pretrend.csv's errors) and each wake its own cluster differ only in the
+    # small-sample factor, n / (n - p) against G / (G - 1) (cells whose leads are all 0,
+    # a perfect fit with rounding-size errors, left out)
+    fitted = np.abs(lead.estimate.ravel()[lead.defined]) > 1e-9
+    ratio = (lead.std_error / table["lead_std_error"].to_numpy()[lead.defined])[fitted]
+    assert fitted.sum() >= 5 and np.all((ratio > 0.9) & (ratio < 1.1)), ratio
+    with pytest.raises(SettingsError, match="no lead counts"):
+        prepare_surface_data(count_wakes(mwa_example_events, [2, 4], [2, 4]), SETTINGS,
+                             period="lead")

@@ -388,3 +388,37 @@ def test_fit_averages_the_grid_region_a_user_names(mwa_example_csv, tmp_path):
                                         str(tmp_path / "none")])
     assert refused.exit_code == 2 and "no cell of the grid" in refused.output
     assert not (tmp_path / "none").exists()
+
+
+def test_the_lead_surface_of_the_unpooled_model_is_the_pretrend_table(mwa_example_csv,
+                                                                      tmp_path):
+    """`fit --lead-surface`: the same model fitted to the pre-trend placebo. Unpooled, its
+    posterior mean is pretrend.csv's lead in every cell (exact antithetic draws, no
+    sampler), written beside the effect with the figure and one console sentence; a model
+    of the counts has no lead surface and is refused."""
+    from bayes_wake.cli import main
+
+    out = tmp_path / "lead"
+    args = ["fit", "--data", str(mwa_example_csv), *ARGS[:10], "--lead-surface"]
+    result = CliRunner().invoke(main, [*args, "--spec", "unpooled_did", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lead = pd.read_csv(out / "lead_surface.csv")
+    table = pd.read_csv(out / "pretrend.csv")
+    both = lead.merge(table, on=["t_window", "spat_window"]).dropna(subset=["lead_estimate"])
+    # a cell whose leads are all 0 is a perfect fit, with no noise of its own: NA
+    exact = both["lead_estimate"].abs() < 1e-12
+    assert both.loc[exact, "mean"].isna().all() and (~exact).sum() >= 3
+    np.testing.assert_allclose(both.loc[~exact, "mean"], both.loc[~exact, "lead_estimate"],
+                               rtol=1e-9)
+    effect = pd.read_csv(out / "effect_surface.csv")
+    assert not np.allclose(effect["mean"].fillna(0), lead["mean"].fillna(0))
+    assert (out / "pretrend_surface.png").stat().st_size > 0
+    said = " ".join(result.output.split())
+    assert "Pre-trend surface (unpooled_did, the same model one period earlier" in said
+    assert "(unpooled_did, pre-trend placebo)" in said  # its sampler line
+    refused = CliRunner().invoke(main, [*args, "--spec", "nb_did", "--out",
+                                        str(tmp_path / "nb")])
+    assert refused.exit_code == 2, refused.output
+    assert "--lead-surface: the pre-trend surface is fitted by the count-scale" in \
+        " ".join(refused.output.split())
+    assert "sampler" not in refused.output and not (tmp_path / "nb").exists()  # before work

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -415,8 +416,16 @@ def test_full_command_with_the_bayesian_fits_on_the_real_data(shared_data, tmp_p
         assert (out / name / "posterior.nc").stat().st_size > 0
         assert (out / name / "comparison.png").stat().st_size > 0
         assert not (out / name / "NOT_CONVERGED.txt").exists()
-    html = (out / "report.html").read_text()
+        # the default model fitted to the pre-trend placebo too, beside the effect
+        lead = pd.read_csv(out / name / "lead_surface.csv")
+        assert len(lead) == 30 and lead["mean"].notna().sum() >= 20
+        assert not np.allclose(lead["mean"].fillna(0), surface["mean"].fillna(0))
+        assert (out / name / "pretrend_surface.png").stat().st_size > 0
+    html = " ".join((out / "report.html").read_text().split())
     assert "MCMC diagnostics" in html and "Posterior mean" not in html[:200]
+    assert html.count("Pre-trend surface (smooth_did, the same model one period earlier") == 3
+    assert html.count("smooth_did (pre-trend placebo)") == 3  # in the diagnostics table
+    assert " ".join(result.output.split()).count("Pre-trend surface (smooth_did") == 3
 
 
 @pytest.mark.slow
@@ -456,7 +465,7 @@ def test_a_count_model_is_checked_and_compared_in_every_outcome_and_the_report(s
     assert record["spec"]["name"] == "nb_did" and record["compare"]["name"] == "smooth_did"
     assert record["compare"]["sampler"]["draws"] == 100  # the same sampler overrides
     # --grid-region: the region's average in each fit's grid_summary.csv and the summary
-    assert html.count("average effect over the t >= 30 days region's 2 cells") == 2
+    assert unescape(html).count("average effect over the t >= 30 days region's 2 cells") == 2
     for name in ("vac", "battles_nsag"):
         summary = pd.read_csv(out / name / "grid_summary.csv")
         assert summary["region"].tolist() == ["grid", "t >= 30 days"]

@@ -178,6 +178,38 @@ def test_lead_counts_and_the_pretrend_placebo_against_a_loop():
     assert np.all(np.abs(plain["lead_estimate"]) < 0.5)
 
 
+@pytest.mark.slow
+def test_the_default_models_lead_surface_finds_places_that_already_differed():
+    """The default model fitted to the pre-trend placebo (``period="lead"``): with an outcome
+    event planted before every treatment its lead surface is about 1 in every cell, each
+    interval excluding 0, and the sentence warns; on the same anchors without it the lead
+    surface stays near 0. A model that shrank the placebo toward 0, or fitted the effect in
+    its place, fails."""
+    from bayes_wake.bayes.matched_fit import fit_matched, lead_surface_text
+    from bayes_wake.bayes.spec import load_spec
+    from bayes_wake.options import DEFAULT_SPEC
+
+    spec = load_spec(DEFAULT_SPEC).with_sampler(draws=500, tune=500, chains=2)
+    settings = MWASettings(match_on=("match1",), formula="diff")
+    fits = {}
+    for name, events in (("shifted", _shifted_study(7)), ("plain", _clumped_events(7, 86400.0))):
+        cube = count_wakes(events, [6, 10], [3.0, 6.0], convention="exact", leads=True,
+                           covariates=["match1"])
+        fits[name] = (fit_matched(cube, spec, settings, period="lead"),
+                      fit_matched(cube, spec, settings))
+    lead, effect = fits["shifted"]
+    assert lead.diagnostics.converged, lead.diagnostics.problems()
+    mean = lead.surface["mean"].to_numpy()
+    assert np.all((mean > 0.6) & (mean < 1.6)), mean
+    assert (lead.surface["ci_lower"] > 0).all()
+    assert not np.allclose(mean, effect.surface["mean"].to_numpy(), atol=0.3)
+    text, warn = lead_surface_text(lead, effect)
+    assert warn and "excludes 0 in 4 of 4 cells (all positive)" in text
+    plain = fits["plain"][0].surface
+    assert np.all(np.abs(plain["mean"].to_numpy()) < 0.5)
+    assert not lead_surface_text(*fits["plain"])[1]
+
+
 def _clumped_recovery(shared_data, placement: int, spillover: bool) -> dict:
     """One replicate of the issue's scenario on the real VAC events: clumped pseudo-QIPs (3
     within 3 km and 30 days), each adding Poisson(0.3) VAC events 1-20 days after, 0-4 km

@@ -58,7 +58,7 @@ from scipy import linalg
 from bayes_wake.bayes.spec import surface_vcov
 from bayes_wake.core.regression import VCov, coefficient_influence, weighted_ols
 from bayes_wake.errors import SettingsError
-from bayes_wake.mwa.analysis import MWASettings, matched_cells, vcov_inputs
+from bayes_wake.mwa.analysis import MWASettings, lead_cells, matched_cells, vcov_inputs
 
 __all__ = ["SurfaceData", "prepare_surface_data", "build_surface_model", "draw_surface",
            "draw_unpooled", "shrinkage", "grid_kernel", "increment_kernel", "grid_edges",
@@ -112,8 +112,16 @@ class SurfaceData:
         return np.sqrt(np.diag(self.covariance))
 
 
+#: The periods a surface can be fitted to: ``post``, the effect (the OLS table's
+#: regression); ``lead``, the pre-trend placebo (the same regression one period earlier,
+#: :func:`bayes_wake.mwa.analysis.lead_cells`), which estimates 0 where the treated and
+#: control places evolved alike before any treatment.
+PERIODS = ("post", "lead")
+
+
 def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=(),
-                         errors: "str | VCov" = "location") -> SurfaceData:
+                         errors: "str | VCov" = "location",
+                         period: str = "post") -> SurfaceData:
     """Per-cell matched OLS estimates and their joint robust covariance.
 
     Parameters
@@ -133,6 +141,9 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
         anchor its own cluster), ``location`` (clusters of anchors with identical
         coordinates), ``CR1:CLUSTERS``, ``conley:KM[:DAYS]``, or ``classical`` (the joint
         version of R's ``summary.lm`` errors: homoskedastic within each pair of cells).
+    period
+        One of :data:`PERIODS`: ``post`` (the effect) or ``lead`` (the pre-trend placebo:
+        the cube needs lead counts, ``count_wakes(..., leads=True)``).
 
     Returns
     -------
@@ -142,8 +153,12 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
     if missing:
         raise SettingsError(f"covariate(s) {missing} are not in the wake cube")
     vcov = surface_vcov(errors)
+    if period not in PERIODS:
+        raise SettingsError(f"period {period!r}: use {' or '.join(PERIODS)}")
     windows, radii = cube["window"].to_numpy(), cube["radius"].to_numpy()
-    cells = _cell_influence(cube, settings, _covariate_columns(cube, covariates))
+    matched = (lead_cells(cube, settings) if period == "lead"
+               else matched_cells(cube, settings, balance=False))
+    cells = _cell_influence(cube, settings, _covariate_columns(cube, covariates), matched)
     defined = np.flatnonzero(np.isfinite(cells.estimate))
     cov, n_clusters = _joint_covariance(cube, vcov, cells, defined)
     shape = (len(windows), len(radii))
@@ -152,6 +167,8 @@ def prepare_surface_data(cube: xr.Dataset, settings: MWASettings, *, covariates=
                        treated_post=cells.treated_post.reshape(shape),
                        baseline=cells.baseline.reshape(shape), n_clusters=n_clusters,
                        attrs={"errors": str(errors), "covariates": list(covariates),
+                              # only the placebo says so: the effect's records stay as they were
+                              **({"period": period} if period != "post" else {}),
                               "spillover": int(settings.spillover),
                               "t_unit": cube.attrs.get("t_unit", "days"),
                               "convention": cube.attrs.get("convention", "")})
@@ -174,18 +191,16 @@ class _CellInfluence:
     n_coef: int = 0
 
 
-def _cell_influence(cube: xr.Dataset, settings: MWASettings, extra: np.ndarray
+def _cell_influence(cube: xr.Dataset, settings: MWASettings, extra: np.ndarray, matched
                     ) -> _CellInfluence:
-    """Fit every matched cell's regression (covariates ``extra`` before the treatment) and
-    keep what the joint covariance and the rate ratio need (:class:`_CellInfluence`)."""
+    """Fit every ``matched`` cell's regression (covariates ``extra`` before the treatment)
+    and keep what the joint covariance and the rate ratio need (:class:`_CellInfluence`)."""
     n_e, n_r = cube.sizes["event"], cube.sizes["radius"]
     n_c = cube.sizes["window"] * n_r
     out = _CellInfluence(*(np.zeros((n_e, n_c)) for _ in range(4)),
                          estimate=np.full(n_c, np.nan), treated_post=np.full(n_c, np.nan),
                          baseline=np.zeros(n_c))
-    post, pre = (cube["dependent"].sel(period=p).transpose("event", "window", "radius")
-                 .to_numpy() for p in ("post", "pre"))
-    for cell in matched_cells(cube, settings, balance=False):
+    for cell in matched:
         c = cell.index[0] * n_r + cell.index[1]
         idx, w, t = cell.events, cell.weights, cell.treated == 1
         x = _design(cell, extra)
@@ -200,9 +215,10 @@ def _cell_influence(cube: xr.Dataset, settings: MWASettings, extra: np.ndarray
         out.resid[idx, c] = cell.y - x @ coef
         out.weight[idx, c] = w
         out.lever[idx, c] = np.linalg.solve((x * w[:, None]).T @ x, (x * w[:, None]).T)[-1]
-        out.treated_post[c] = np.average(post[idx, cell.index[0], cell.index[1]][t],
-                                         weights=w[t])
-        out.baseline[c] = np.average(pre[idx, cell.index[0], cell.index[1]], weights=w)
+        # the period's own counts: the outcome (post; pre for the lead) and its "pre"
+        outcome = cell.y + (cell.pre if settings.formula == "diff" else 0.0)
+        out.treated_post[c] = np.average(outcome[t], weights=w[t])
+        out.baseline[c] = np.average(cell.pre, weights=w)
     return out
 
 

@@ -495,8 +495,8 @@ def _ratio_summary(ratio: xr.DataArray, ci_prob: float) -> dict:
 
 
 def fit_surface(cube: xr.Dataset, spec: ModelSpec, settings: MWASettings, *,
-                progressbar: bool = True,
-                log: Callable[[str], None] | None = None) -> BayesResult:
+                progressbar: bool = True, log: Callable[[str], None] | None = None,
+                period: str = "post") -> BayesResult:
     """Fit the spec's model to a wake cube and summarise the posterior effect surface.
 
     Parameters
@@ -521,6 +521,13 @@ def fit_surface(cube: xr.Dataset, spec: ModelSpec, settings: MWASettings, *,
         package is a callback).
     log
         Called with short status lines.
+    period
+        ``post`` (the effect) or ``lead``: the same model fitted to the pre-trend placebo,
+        the OLS table's regression one period earlier
+        (:func:`bayes_wake.mwa.analysis.lead_cells`; count-scale surfaces only, on a cube
+        counted with ``leads=True``), which estimates 0 where the treated and control places
+        evolved alike before any treatment: a clear lead surface is a placement difference
+        that the effect surface carries too.
 
     Returns
     -------
@@ -529,6 +536,9 @@ def fit_surface(cube: xr.Dataset, spec: ModelSpec, settings: MWASettings, *,
         is returned with a :class:`~bayes_wake.errors.ConvergenceWarning`.
     """
     log = log or (lambda _message: None)
+    if period != "post" and not spec.cell_surface:
+        raise SettingsError(f"period={period!r} (the pre-trend surface) is fitted by the "
+                            f"count-scale surfaces ({DEFAULT_SPEC}, ...), not by {spec.name}")
     if spec.counts_model:
         from bayes_wake.bayes.count_model import fit_counts
 
@@ -539,7 +549,8 @@ def fit_surface(cube: xr.Dataset, spec: ModelSpec, settings: MWASettings, *,
                           tcm=settings.tcm, delete_sutva=settings.delete_sutva,
                           formula=settings.formula, progressbar=progressbar, log=log)
     if spec.estimand == "count_did":
-        return _fit_count_did(cube, spec, settings, progressbar=progressbar, log=log)
+        return _fit_count_did(cube, spec, settings, progressbar=progressbar, log=log,
+                              period=period)
     if settings.spillover:
         raise SettingsError(f"spillover=True needs a count-scale model (estimand count_did, e.g. "
                             f"{DEFAULT_SPEC}); {spec.name} models rate ratios")
@@ -608,9 +619,10 @@ def _surface_prior(spec: ModelSpec) -> dict:
             "pooling": spec.effect.pooling}
 
 
-def _surface_data(cube, spec: ModelSpec, settings: MWASettings):
+def _surface_data(cube, spec: ModelSpec, settings: MWASettings, period: str = "post"):
     """The cell estimates the count-scale surface pools: the OLS table's matched wakes, with
-    the spec's matching and formula (its own regression), NA wherever the table is."""
+    the spec's matching and formula (its own regression), NA wherever the table is; of the
+    effect (``period`` ``post``) or of the pre-trend placebo (``lead``)."""
     from bayes_wake.bayes.did_surface import prepare_surface_data, restrict, table_cells
     from bayes_wake.bayes.spec import surface_errors
 
@@ -618,7 +630,8 @@ def _surface_data(cube, spec: ModelSpec, settings: MWASettings):
                     formula=spec.formula or settings.formula)
     covariates = covariate_names(spec, list(settings.match_on))
     data = prepare_surface_data(cube, model, covariates=covariates,
-                                errors=surface_errors(spec.errors, settings.vcov))
+                                errors=surface_errors(spec.errors, settings.vcov),
+                                period=period)
     if model.formula == settings.formula:
         return data
     return restrict(data, table_cells(cube, replace(model, formula=settings.formula),
@@ -626,11 +639,13 @@ def _surface_data(cube, spec: ModelSpec, settings: MWASettings):
 
 
 def _fit_count_did(cube, spec: ModelSpec, settings: MWASettings, *, progressbar,
-                   log) -> BayesResult:
-    """Fit the count-scale DiD surface model (:mod:`bayes_wake.bayes.did_surface`)."""
-    data = _surface_data(cube, spec, settings)
-    log(f"model {spec.name}: {len(data.defined)} of {counted(data.n_cells, 'cell')} with an "
-        f"OLS estimate, robust covariance over {counted(data.n_clusters, 'cluster')} "
+                   log, period: str = "post") -> BayesResult:
+    """Fit the count-scale DiD surface model (:mod:`bayes_wake.bayes.did_surface`) to the
+    effect or (``period="lead"``) to the pre-trend placebo."""
+    data = _surface_data(cube, spec, settings, period)
+    what = "" if period == "post" else " (pre-trend placebo: pre ~ lead)"
+    log(f"model {spec.name}{what}: {len(data.defined)} of {counted(data.n_cells, 'cell')} "
+        f"with an OLS estimate, robust covariance over {counted(data.n_clusters, 'cluster')} "
         f"({data.attrs['errors']}); sampling {counted(spec.sampler.chains, 'chain')} with "
         f"{spec.sampler.backend}")
     idata, compile_s, sample_s, surface_draws, names = _draw_count_did(data, spec,
@@ -648,7 +663,11 @@ def _fit_count_did(cube, spec: ModelSpec, settings: MWASettings, *, progressbar,
         effect=(dims, np.log(ratio)))
     grid["additive_effect"].attrs.update(
         long_name="extra expected post-period events per matched treated wake, relative to "
-                  "the control wakes' change (count-scale DiD)", units="events per wake")
+                  "the control wakes' change (count-scale DiD)" if period == "post" else
+                  "lead: extra pre-period events per matched treated wake relative to the "
+                  "control wakes' change from the lead period, before any treatment "
+                  "(pre-trend placebo; 0 where the places evolved alike)",
+        units="events per wake")
     grid["rate_ratio"].attrs["long_name"] = ("treated wakes' mean post count over that count "
                                              "minus the additive effect (secondary; NA where "
                                              "the treated wakes hold no post events)")

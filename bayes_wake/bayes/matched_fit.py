@@ -24,11 +24,13 @@ from bayes_wake.bayes.fit import BayesResult, fit_surface
 from bayes_wake.bayes.spec import ModelSpec
 from bayes_wake.core.windows import GridRegion
 from bayes_wake.errors import ConvergenceWarning, SettingsError
+from bayes_wake.io.tables import counted
 from bayes_wake.mwa.analysis import MWAResult, MWASettings
 
 __all__ = ["fit_matched", "write_beside", "shrinkage_warning", "check_counts",
            "write_predictive_check", "loo_table", "compare_models", "write_model_comparison",
-           "count_model_summary", "grid_average_text"]
+           "count_model_summary", "grid_average_text", "lead_surface_text",
+           "write_lead_surface"]
 
 # How the posterior has a value in a cell where the OLS table is NA, by the effect's pooling.
 _FILLED_BY = {
@@ -40,7 +42,8 @@ _FILLED_BY = {
 
 
 def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bool = False,
-                log: Callable[[str], None] | None = None) -> BayesResult:
+                log: Callable[[str], None] | None = None,
+                period: str = "post") -> BayesResult:
     """Fit ``spec`` to the cube with the settings of a matched wake analysis: the fit of
     every command and check (:func:`~bayes_wake.bayes.fit.fit_surface`, whose parameters
     these are, the progress bar off by default).
@@ -53,7 +56,8 @@ def fit_matched(cube, spec: ModelSpec, settings: MWASettings, *, progressbar: bo
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit_surface(cube, spec, settings, progressbar=progressbar, log=log)
+        return fit_surface(cube, spec, settings, progressbar=progressbar, log=log,
+                           period=period)
 
 
 def write_beside(fit: BayesResult, ols: MWAResult, folder: str | Path, *,
@@ -282,6 +286,66 @@ def write_model_comparison(fit: BayesResult, other: BayesResult, ols: MWAResult,
     table, sentence = comparison if comparison is not None else compare_models(fit, other, ols)
     write_table(table, Path(folder) / "model_comparison.csv")
     return sentence
+
+
+def lead_surface_text(lead: BayesResult, fit: BayesResult) -> tuple[str, bool]:
+    """The pre-trend surface in one sentence, and whether it warns: in how many cells the
+    lead's interval excludes 0 (a placement difference before any treatment) beside the
+    effect's, a warning above :data:`~bayes_wake.mwa.analysis.PRETREND_SHARE` of the
+    cells."""
+    from bayes_wake.mwa.analysis import PRETREND_SHARE
+
+    def clear(surface) -> tuple[int, int, pd.Series]:
+        frame = surface[["ci_lower", "ci_upper"]].to_dataframe().dropna()
+        hit = (frame["ci_lower"] > 0) | (frame["ci_upper"] < 0)
+        return int(hit.sum()), len(frame), frame.loc[hit, "ci_lower"] > 0
+
+    n, cells, positive = clear(lead.surface)
+    k, _, _ = clear(fit.surface)
+    ci = round(100 * lead.surface.attrs["ci_prob"])
+    side = "" if not n else (" (all positive)" if positive.all() else
+                             " (all negative)" if not positive.any() else "")
+    text = (f"pre-trend surface ({lead.spec.name}, the same model one period earlier, lead vs "
+            f"pre): its {ci}% interval excludes 0 in {n} of {counted(cells, 'cell')}{side}, "
+            f"the effect's in {k}")
+    warn = n > PRETREND_SHARE * cells
+    if warn:
+        text += (": treated and control places already differed before any treatment, and "
+                 "the effect surface carries that difference (lead_surface.csv, "
+                 "pretrend_surface.png)")
+    else:
+        text += " (lead_surface.csv, pretrend_surface.png)"
+    return text, warn
+
+
+def write_lead_surface(fit: BayesResult, lead: BayesResult, ols: MWAResult,
+                       folder: str | Path, *, label: str | None = None,
+                       placebo: bool = False) -> tuple[str, bool]:
+    """Write ``lead_surface.csv`` (the pre-trend surface's table, as ``effect_surface.csv``)
+    and ``pretrend_surface.png`` (the effect's posterior mean | the lead's, on one colour
+    scale, each hatched where its interval includes 0); returns
+    :func:`lead_surface_text`."""
+    from bayes_wake.io.artefacts import write_table
+    from bayes_wake.plotting import plot_surfaces_side_by_side, save_figure
+
+    write_table(lead.table(), Path(folder) / "lead_surface.csv")
+    unconverged = [name for name, f in (("effect", fit), ("lead", lead))
+                   if not f.diagnostics.converged]
+    shown = _figure_warning(f"NOT CONVERGED: {', '.join(unconverged)}" if unconverged
+                            else None, label, placebo)
+    ci = round(100 * lead.surface.attrs["ci_prob"])
+    fig, _ = plot_surfaces_side_by_side(
+        fit.surface, lead.surface, left_value="mean", right_value="mean",
+        left_title=f"effect: posterior mean ({fit.spec.name})\nhatched: {ci}% interval "
+                   "includes 0",
+        right_title="pre-trend placebo (lead vs pre): posterior mean\nhatched: "
+                    f"{ci}% interval includes 0; 0 where the places evolved alike",
+        t_unit=ols.cube_attrs.get("t_unit", "days"), alpha=ols.settings.alpha, warning=shown,
+        filled_label="the lead's regression is estimable where the effect's is NA")
+    if shown is None and label:
+        fig.suptitle(label, fontsize=12, fontweight="bold")
+    save_figure(fig, Path(folder) / "pretrend_surface.png")
+    return lead_surface_text(lead, fit)
 
 
 def shrinkage_warning(fit: BayesResult) -> str | None:

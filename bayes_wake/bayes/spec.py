@@ -202,6 +202,13 @@ class ModelSpec(_Strict):
         (:mod:`bayes_wake.bayes.count_model`), not to the cell estimates."""
         return self.estimand == "count_did" and self.likelihood != "robust_normal"
 
+    @property
+    def cell_surface(self) -> bool:
+        """The count-scale surface fitted to the OLS table's cell estimates
+        (:mod:`bayes_wake.bayes.did_surface`: ``smooth_did``, ``adaptive_did``,
+        ``unpooled_did``), which can also be fitted to the pre-trend placebo."""
+        return self.estimand == "count_did" and not self.counts_model
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         if self.likelihood == "robust_normal" and self.estimand != "count_did":

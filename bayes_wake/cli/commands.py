@@ -38,6 +38,7 @@ from bayes_wake.cli.common import (
     ci_option,
     data_options,
     grid_region_option,
+    lead_surface_option,
     model_options,
     mwa_options,
     overwrite_option,
@@ -194,11 +195,12 @@ def demo(out, seed, mwa_only, allow_unconverged):
               help="Also fit SPEC and write compare_surfaces.png and model_comparison.csv "
                    "(PSIS-LOO with Pareto k when both are models of the wake counts, e.g. "
                    "nb_did and poisson_did).")
+@lead_surface_option
 @_fail_cleanly
 @_guard_output
 @settings_from_options
 def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow_unconverged,
-        seed, grid_region, compare_path):
+        seed, grid_region, compare_path, lead_surface):
     """Bayesian reanalysis: the posterior effect surface beside the OLS table.
 
     Writes effect_surface.csv, grid_summary.csv (the average effect over the grid, and over
@@ -206,7 +208,9 @@ def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow
     estimates.csv (the OLS table of `bayes-wake mwa`), posterior.nc, comparison.png (OLS
     surface | posterior surface), the other MWA tables, the cube and provenance.json to
     OUT; for a model of the wake counts (nb_did) also its posterior predictive check,
-    ppc.csv and ppc.png, with a one-line verdict. A fit that fails the convergence rule
+    ppc.csv and ppc.png, with a one-line verdict; with --lead-surface the same model fitted
+    to the pre-trend placebo, lead_surface.csv and pretrend_surface.png. A fit that fails
+    the convergence rule
     (R-hat <= 1.01, bulk ESS >= 400, no divergences) is still written, marked NOT CONVERGED
     (the converged column, NOT_CONVERGED.txt, a banner on the figure), and the command exits
     with status 3.
@@ -224,9 +228,17 @@ def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow
     specs = [load_spec(path).with_sampler(backend=sampler, draws=draws, tune=tune,
                                           chains=chains, seed=seed)
              for path in (spec_path, compare_path) if path is not None]
+    if lead_surface and not specs[0].cell_surface:
+        from bayes_wake.errors import SettingsError
+        from bayes_wake.options import DEFAULT_SPEC
+
+        raise SettingsError(f"--lead-surface: the pre-trend surface is fitted by the "
+                            f"count-scale surfaces ({DEFAULT_SPEC}, adaptive_did, "
+                            f"unpooled_did), not by {specs[0].name}")
     events, cube, result, record = _analyse(source, mwa, console, alpha2, {
         "command": "fit", "spec": specs[0].model_dump(mode="json"),
-        **({"grid_region": region.describe()} if region is not None else {})})
+        **({"grid_region": region.describe()} if region is not None else {}),
+        **({"lead_surface": True} if lead_surface else {})})
     with staged_directory(out) as stage:
         _write_mwa_outputs(stage, result, cube, record)
         fitted = _fit(cube, result, specs[0], console, progressbar=console.is_terminal)
@@ -235,6 +247,8 @@ def fit(source, mwa, out, alpha2, spec_path, sampler, draws, tune, chains, allow
         if len(specs) > 1:
             converged.append(_compare_and_write(stage, cube, result, fitted, specs[1],
                                                 console))
+        if lead_surface:
+            converged.append(_lead_and_write(stage, cube, result, fitted, console))
     _print_analysis(console, result, "Matched wake analysis (OLS)", alpha2)
     _print_surface(console, fitted, result)
     console.print(f"Wrote {escape(str(out))}/ (effect_surface.csv, estimates.csv, posterior.nc, "
@@ -252,6 +266,20 @@ def _compare_and_write(stage, cube, result, fitted, other_spec, console) -> bool
     console.print(f"Model comparison ({fitted.spec.name} vs {other_spec.name}): {sentence} "
                   "(model_comparison.csv, compare_surfaces.png)", markup=False)
     return other.diagnostics.converged
+
+
+def _lead_and_write(stage, cube, result, fitted, console) -> bool:
+    """Fit the model to the pre-trend placebo (``--lead-surface``), write it beside the fit
+    and say in how many cells it is clear; returns whether that fit converged."""
+    from rich.markup import escape
+
+    from bayes_wake.bayes.matched_fit import write_lead_surface
+
+    lead = _fit(cube, result, fitted.spec, console, period="lead")
+    text, warn = write_lead_surface(fitted, lead, result, stage)
+    sentence = escape(text[0].upper() + text[1:] + ".")
+    console.print(f"[bold yellow]WARNING: {sentence}[/]" if warn else sentence)
+    return lead.diagnostics.converged
 
 
 from bayes_wake.cli.sauter import sauter  # noqa: E402

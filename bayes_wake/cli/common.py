@@ -717,6 +717,14 @@ grid_region_option = click.option(
          "report's summary) and P(effect > 0) (sensitivity); default the whole grid.")
 
 
+#: ``--lead-surface``: the model fitted to the pre-trend placebo too (``fit``).
+lead_surface_option = click.option(
+    "--lead-surface", is_flag=True,
+    help="Also fit the model to the pre-trend placebo (the table's regression one period "
+         "earlier, lead vs pre; count-scale models) and write lead_surface.csv and "
+         "pretrend_surface.png (the effect and the lead on one colour scale).")
+
+
 def model_options(command: Callable) -> Callable:
     """The model and sampler options shared by ``fit`` and ``sauter``."""
     options = [
@@ -835,14 +843,16 @@ def _predictive_check_line(verdict: str, files: str) -> str:
     return f"[{colour}]Posterior predictive check: {escape(verdict)} ({escape(files)})[/]"
 
 
-def _fit(cube, result, spec, console, *, progressbar: bool = False):
-    """Fit ``spec`` with the settings of the matched wake analysis ``result`` and say the
-    sampler's diagnostics in one line."""
+def _fit(cube, result, spec, console, *, progressbar: bool = False, period: str = "post"):
+    """Fit ``spec`` with the settings of the matched wake analysis ``result`` (to the effect,
+    or to the pre-trend placebo with ``period="lead"``) and say the sampler's diagnostics in
+    one line."""
     from bayes_wake.bayes.matched_fit import fit_matched
 
     fit = fit_matched(cube, spec, result.settings, progressbar=progressbar,
-                      log=lambda line: console.print(line, markup=False))
-    console.print(f"sampler {spec.sampler.backend} ({spec.name}): "
+                      log=lambda line: console.print(line, markup=False), period=period)
+    what = "" if period == "post" else ", pre-trend placebo"
+    console.print(f"sampler {spec.sampler.backend} ({spec.name}{what}): "
                   f"{fit.diagnostics.summary()}", markup=False)
     return fit
 

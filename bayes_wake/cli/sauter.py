@@ -168,7 +168,7 @@ def sauter(acled, boundaries, bases, out, qips, aid, qip_columns, aid_columns, r
                               extra={"settings": {"command": "sauter"}})
     _print_result(console, result, banner)
     converged = [fit.diagnostics.converged for item in result.outcomes.values()
-                 for fit in (item.bayes, item.compared) if fit is not None]
+                 for fit in (item.bayes, item.lead, item.compared) if fit is not None]
     return _convergence_status(console, converged, allow_unconverged)
 
 
@@ -215,10 +215,16 @@ def _print_result(console, result, banner: str) -> None:
 
 
 def _print_checks(console, item) -> None:
-    """An outcome's posterior predictive check (a count model) and model comparison
-    (--compare), each in one line, when they were made."""
+    """An outcome's pre-trend surface, posterior predictive check (a count model) and model
+    comparison (--compare), each in one line, when they were made."""
     from rich.markup import escape
 
+    from bayes_wake.bayes.matched_fit import lead_surface_text
+
+    if item.lead is not None:
+        text, warn = lead_surface_text(item.lead, item.bayes)
+        line = escape(text[0].upper() + text[1:]) + _not_converged(item.lead)
+        console.print(f"  [bold yellow]WARNING: {line}[/]" if warn else f"  {line}")
     if item.check is not None:
         console.print("  " + _predictive_check_line(
             item.check[1], f"{item.outcome.name}/ppc.csv, ppc.png"))

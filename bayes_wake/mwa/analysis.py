@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,8 @@ __all__ = ["MWASettings", "MWAResult", "matched_wake_analysis", "cell_frame", "M
            "matched_cells", "match_variables", "wake_weights", "covariate_strata",
            "vcov_inputs", "standard_error_table", "ROBUST_ERRORS", "regression_design",
            "spillover_warning", "SPILLOVER_SHARE", "SPILLOVER_COLUMNS",
-           "spillover_coefficient", "pretrend_table", "pretrend_warning", "PRETREND_SHARE",
+           "spillover_coefficient", "lead_cells", "pretrend_table", "pretrend_warning",
+           "PRETREND_SHARE",
            "PRETREND_COLUMNS"]
 
 #: The columns the estimates table has beyond R's, after them so R's stay a prefix: the
@@ -815,18 +816,60 @@ PRETREND_COLUMNS = ("lead_estimate", "lead_std_error", "lead_pvalue", "lead_ci_l
                     "lead_ci_upper", "lead_wakes")
 
 
-def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
-    """The pre-trend placebo per cell: the cell's own regression moved back one period.
+def lead_cells(cube: xr.Dataset, settings: MWASettings):
+    """The matched cells of the pre-trend placebo: each cell of :func:`matched_cells` moved
+    back one period.
 
-    On the cell's matched wakes and weights (:func:`matched_cells`), the table's formula with
-    the pre-period count as the outcome and the lead-period count (the ``window + 1`` units
-    before the pre-period, :func:`bayes_wake.wakes.count_wakes` with ``leads=True``) as the
-    "pre" count: ``pre ~ lead + treatment`` (``lag``) or ``pre - lead ~ treatment``
-    (``diff``), with the exposure terms under ``spillover``. No treatment has started in
-    either period, so its coefficient (the *lead*) estimates 0 where treated and control
-    places evolved alike; a clear lead says the places already differed, and that the
-    cell's estimate carries that difference. Wakes whose lead period runs off the record
-    are left out. Standard errors: the ``vcov`` choice, HC1 in place of R's classical ones.
+    On the cell's matched wakes and weights, the table's formula with the pre-period count
+    as the outcome and the lead-period count (the ``window + 1`` units before the
+    pre-period, :func:`bayes_wake.wakes.count_wakes` with ``leads=True``) as the "pre"
+    count: ``pre ~ lead + treatment`` (``lag``) or ``pre - lead ~ treatment`` (``diff``),
+    with the cell's exposure terms under ``spillover``. Wakes whose lead period runs off the
+    record are left out.
+
+    Yields
+    ------
+    MatchedCell
+        With ``events``, ``y``, ``design``, ``weights``, ``treated``, ``pre`` (the lead
+        count) and ``stratum`` of the wakes kept; the rest as :func:`matched_cells` gives it.
+
+    Raises
+    ------
+    SettingsError
+        When the cube has no lead counts.
+    """
+    if "dependent_lead" not in cube:
+        raise SettingsError("the wake cube has no lead counts: count it with "
+                            "count_wakes(..., leads=True)")
+    return _moved_back(cube, settings)
+
+
+def _moved_back(cube: xr.Dataset, settings: MWASettings):
+    """:func:`lead_cells`' cells (a generator, so that its check runs when it is called)."""
+    lead = cube["dependent_lead"].transpose("event", "window", "radius").to_numpy()
+    covered = cube["lead_complete"].transpose("event", "window").to_numpy()
+    for cell in matched_cells(cube, settings, balance=False):
+        i, j = cell.index
+        keep = covered[cell.events, i]
+        idx = cell.events[keep]
+        y, x = regression_design(cell.pre[keep], lead[idx, i, j], cell.treated[keep],
+                                 settings.formula)
+        p = cell.design.shape[1]
+        exposure = cell.design[keep][:, p - 1 - len(cell.exposure):p - 1]
+        yield replace(cell, events=idx, y=y,
+                      design=np.column_stack([x[:, :-1], exposure, x[:, -1]]),
+                      weights=cell.weights[keep], treated=cell.treated[keep],
+                      pre=lead[idx, i, j], stratum=cell.stratum[keep])
+
+
+def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
+    """The pre-trend placebo per cell: the cell's own regression moved back one period
+    (:func:`lead_cells`).
+
+    No treatment has started in either period, so its coefficient (the *lead*) estimates 0
+    where treated and control places evolved alike; a clear lead says the places already
+    differed, and that the cell's estimate carries that difference. Standard errors: the
+    ``vcov`` choice, HC1 in place of R's classical ones.
 
     Limits: matching uses the pre-period trend, so the lead is partly matched away (a
     difference in levels that grows steadily still shows); a lead of one period cannot see
@@ -839,24 +882,13 @@ def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
         ``t_window``, ``spat_window`` and :data:`PRETREND_COLUMNS` (events per wake; NA where
         the regression is, by R's rule).
     """
-    if "dependent_lead" not in cube:
-        raise SettingsError("the wake cube has no lead counts: count it with "
-                            "count_wakes(..., leads=True)")
     vcov = parse_vcov("HC1") if settings.vcov.kind == "classical" else settings.vcov
+    cells = lead_cells(cube, settings)  # refuses a cube without leads before any work
     clusters, kernel = vcov_inputs(cube, vcov)
-    lead = cube["dependent_lead"].transpose("event", "window", "radius").to_numpy()
-    covered = cube["lead_complete"].transpose("event", "window").to_numpy()
     rows = []
-    for cell in matched_cells(cube, settings, balance=False):
-        i, j = cell.index
-        keep = covered[cell.events, i]
-        idx = cell.events[keep]
-        y, x = regression_design(cell.pre[keep], lead[idx, i, j], cell.treated[keep],
-                                 settings.formula)
-        p = cell.design.shape[1]
-        exposure = cell.design[keep][:, p - 1 - len(cell.exposure):p - 1]
-        x = np.column_stack([x[:, :-1], exposure, x[:, -1]])
-        fit = weighted_ols(y, x, cell.weights[keep], vcov=vcov,
+    for cell in cells:
+        idx = cell.events
+        fit = weighted_ols(cell.y, cell.design, cell.weights, vcov=vcov,
                            clusters=None if clusters is None else clusters[idx],
                            kernel=None if kernel is None else kernel[idx][:, idx])
         lower, upper = coefficient_interval(fit, 1 - settings.alpha) if fit.defined \
@@ -866,7 +898,7 @@ def pretrend_table(cube: xr.Dataset, settings: MWASettings) -> pd.DataFrame:
                      "lead_std_error": fit.std_error[-1] if fit.defined else np.nan,
                      "lead_pvalue": fit.pvalue[-1] if fit.defined else np.nan,
                      "lead_ci_lower": lower, "lead_ci_upper": upper,
-                     "lead_wakes": int(keep.sum())})
+                     "lead_wakes": len(idx)})
     return _spatial_as_int(pd.DataFrame(rows))
 
 

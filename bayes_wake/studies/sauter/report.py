@@ -201,6 +201,7 @@ def _outcome_section(report, folder: Path, item: OutcomeResult, alpha: float,
         report.paragraph(f"No window reaches p <= {alpha:g}.", kind="note")
     if item.bayes is not None:
         _posterior_paragraphs(report, folder, item, alpha)
+        _lead_paragraphs(report, folder, item)
         _predictive_check_paragraphs(report, folder, item)
         _comparison_paragraphs(report, folder, item)
     else:
@@ -257,6 +258,22 @@ def _posterior_paragraphs(report, folder: Path, item: OutcomeResult, alpha: floa
     if pulled:
         report.paragraph("The Bayesian surface understates clear effects here: " + pulled,
                          kind="warning")
+
+
+def _lead_paragraphs(report, folder: Path, item: OutcomeResult) -> None:
+    """The pre-trend surface beside the effect on one scale (``pretrend_surface.png``) and
+    its sentence, a warning where it is clear in many cells; nothing without it."""
+    from bayes_wake.bayes.matched_fit import lead_surface_text
+
+    if item.lead is None:
+        return
+    report.figure(folder / "pretrend_surface.png", caption=(
+        f"Left: the posterior mean effect ({item.bayes.spec.name}). Right: the same model "
+        "fitted to the pre-trend placebo, the table's regression one period earlier (pre "
+        "vs lead, before any treatment), on the same colour scale; it is 0 where the "
+        "treated and control places evolved alike (lead_surface.csv)."))
+    text, warn = lead_surface_text(item.lead, item.bayes)
+    report.paragraph(text[0].upper() + text[1:] + ".", kind="warning" if warn else "note")
 
 
 def _predictive_check_paragraphs(report, folder: Path, item: OutcomeResult) -> None:
@@ -324,20 +341,22 @@ def _diagnostics_section(report, sauter: SauterResult) -> None:
         "Matching and overlap: matched wakes per cell, multivariate imbalance L1 (0 = "
         "balanced) before and after matching, and the share of wakes with an earlier or later "
         "project of the same (SO) or other (MO) kind in the wake (SUTVA)"))
-    fits = [(item.outcome.label, fit) for item in sauter.outcomes.values()
-            for fit in (item.bayes, item.compared) if fit is not None]
+    fits = [(item.outcome.label, fit, suffix) for item in sauter.outcomes.values()
+            for fit, suffix in ((item.bayes, ""), (item.lead, " (pre-trend placebo)"),
+                                (item.compared, "")) if fit is not None]
     if fits:
         table = pd.DataFrame([{
-            "outcome": label, "model": fit.spec.name,
+            "outcome": label, "model": fit.spec.name + suffix,
             "chains x draws": f"{fit.spec.sampler.chains} x {fit.spec.sampler.draws}",
             "max R-hat": fit.diagnostics.max_r_hat,
             "min bulk ESS": round(fit.diagnostics.min_ess_bulk),
             "divergences": int(fit.diagnostics.divergences),
             "sampling [s]": f"{fit.diagnostics.sample_seconds:.1f}",
-            "converged": "yes" if fit.diagnostics.converged else "NO"} for label, fit in fits])
+            "converged": "yes" if fit.diagnostics.converged else "NO"}
+            for label, fit, suffix in fits])
         report.table(table, digits=3, caption="MCMC diagnostics of the Bayesian fits "
                      "(converged: R-hat <= 1.01, bulk ESS >= 400, no divergences)")
-        if not all(fit.diagnostics.converged for _, fit in fits):
+        if not all(fit.diagnostics.converged for _, fit, _ in fits):
             report.paragraph("At least one Bayesian fit did NOT converge: do not use its "
                              "numbers; sample longer (--draws, --tune).", kind="warning")
     else:

@@ -113,6 +113,9 @@ class OutcomeResult:
     comparison
         ``bayes`` against ``compared``: the table and one line
         (:func:`bayes_wake.bayes.matched_fit.compare_models`), or None.
+    lead
+        The same model fitted to the pre-trend placebo (``period="lead"``) when ``bayes`` is
+        a count-scale surface; else None.
     """
 
     outcome: Outcome
@@ -124,6 +127,7 @@ class OutcomeResult:
     check: tuple[pd.DataFrame, str] | None = None
     compared: object | None = None
     comparison: tuple[pd.DataFrame, str] | None = None
+    lead: object | None = None
 
 
 @dataclass
@@ -505,11 +509,15 @@ def _fit_outcomes(results: dict[str, OutcomeResult], settings: SauterSettings, *
     """The Bayesian fit of each outcome (``item.bayes``) through the one fit path of the
     bayes package (the analysis's own settings), its predictive check when it models the
     wake counts (``item.check``) and, with ``settings.compare``, the second model's fit and
-    the comparison of the two (``item.compared``, ``item.comparison``)."""
-    from bayes_wake.bayes.matched_fit import check_counts, compare_models
+    the comparison of the two (``item.compared``, ``item.comparison``); a count-scale
+    surface is also fitted to the pre-trend placebo (``item.lead``)."""
+    from bayes_wake.bayes.matched_fit import check_counts, compare_models, lead_surface_text
 
     for item in results.values():
         item.bayes = _fit_outcome(item, settings.spec, progressbar, say)
+        if settings.spec.cell_surface:
+            item.lead = _fit_outcome(item, settings.spec, progressbar, say, period="lead")
+            say(f"{item.outcome.label}: {lead_surface_text(item.lead, item.bayes)[0]}")
         item.check = check_counts(item.bayes)
         if item.check is not None:
             say(f"{item.outcome.label}: posterior predictive check: {item.check[1]}")
@@ -520,12 +528,15 @@ def _fit_outcomes(results: dict[str, OutcomeResult], settings: SauterSettings, *
                 f"{item.compared.spec.name}): {item.comparison[1]}")
 
 
-def _fit_outcome(item: OutcomeResult, spec, progressbar: bool, say):
-    """One outcome's fit of ``spec`` with its matched wake analysis's settings."""
+def _fit_outcome(item: OutcomeResult, spec, progressbar: bool, say, period: str = "post"):
+    """One outcome's fit of ``spec`` with its matched wake analysis's settings (to the
+    effect, or to the pre-trend placebo with ``period="lead"``)."""
     from bayes_wake.bayes.matched_fit import fit_matched
 
-    say(f"{item.outcome.label}: fitting the Bayesian model ({spec.name})")
-    fit = fit_matched(item.cube, spec, item.mwa.settings, progressbar=progressbar, log=say)
+    what = "" if period == "post" else " to the pre-trend placebo"
+    say(f"{item.outcome.label}: fitting the Bayesian model ({spec.name}){what}")
+    fit = fit_matched(item.cube, spec, item.mwa.settings, progressbar=progressbar, log=say,
+                      period=period)
     say(f"{item.outcome.label}: {fit.diagnostics.summary()}")
     return fit
 
@@ -604,7 +615,11 @@ def _write_outcome(folder: Path, item: OutcomeResult, placebo: bool, region=None
     with ``comparison.png`` (and ``ppc.csv``, ``ppc.png`` for a model of the wake counts;
     ``region``'s average in ``grid_summary.csv``) when it was fitted, and the comparison
     with the second model when there is one."""
-    from bayes_wake.bayes.matched_fit import write_beside, write_model_comparison
+    from bayes_wake.bayes.matched_fit import (
+        write_beside,
+        write_lead_surface,
+        write_model_comparison,
+    )
 
     folder.mkdir()
     write_mwa_tables(item.mwa, folder)
@@ -614,6 +629,9 @@ def _write_outcome(folder: Path, item: OutcomeResult, placebo: bool, region=None
     if item.bayes is not None:
         write_beside(item.bayes, item.mwa, folder, label=label, placebo=placebo,
                      check=item.check, region=region)
+    if item.lead is not None:
+        write_lead_surface(item.bayes, item.lead, item.mwa, folder, label=label,
+                           placebo=placebo)
     if item.compared is not None:
         write_model_comparison(item.bayes, item.compared, item.mwa, folder,
                                comparison=item.comparison, label=label, placebo=placebo)
