@@ -7,7 +7,9 @@ Suites: ``mwa`` (counting + matching + OLS), ``bayes`` (the Bayesian fit per sam
 ``spillover`` (spillover.yaml: clumped QIPs, OLS with and without --spillover, scored on
 the direct effect).
 ``calibration`` (size of per-window p-values per standard-error choice over placebo
-placements on the real ACLED outcomes). ``cli`` (whole-process times of ``bayes-wake --help``
+placements on the real ACLED outcomes). ``scale`` (clustered continent-sized studies up to
+1M anchors x 10M outcomes: count, match + OLS and the default fit, with peak memory and
+pairs per second). ``cli`` (whole-process times of ``bayes-wake --help``
 and ``bayes-wake mwa``, imports included). ``--quick`` runs smaller cases.
 Speed targets live here, never in tests.
 """
@@ -42,6 +44,7 @@ def main() -> None:
     import bench_cli
     import bench_mwa
     import bench_recovery
+    import bench_scale
     import bench_sensitivity
     import bench_simulator
 
@@ -55,6 +58,7 @@ def main() -> None:
     SUITES["calibration"] = bench_calibration.run
     SUITES["simulator"] = bench_simulator.run
     SUITES["cli"] = bench_cli.run
+    SUITES["scale"] = bench_scale.run
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
     parser.add_argument("--quick", action="store_true", help="smaller cases")
