@@ -167,11 +167,11 @@ def placebo_size(results: Sequence[dict], choices: Sequence[str],
     Returns
     -------
     pandas.DataFrame
-        One row per choice (and ``posterior 90% interval``, at the results' ``ci``, when
-        fitted): ``nominal``,
-        ``size`` (share of defined cells flagged), ``mc_se`` (its Monte Carlo standard error
-        over placements), ``mean_flagged`` and ``max_flagged`` (windows per placement),
-        ``positive_share`` (of the flagged estimates), ``placements``.
+        One row per choice (and, when fitted, ``posterior NN% interval`` at the results'
+        level ``ci``): ``nominal``, ``size`` (share of defined cells flagged), ``mc_se``
+        (its Monte Carlo standard error over placements), ``mean_flagged`` and
+        ``max_flagged`` (windows per placement), ``positive_share`` (of the flagged
+        estimates), ``placements``.
     """
     frame = pd.concat([pd.DataFrame(r["cells"]) for r in results], ignore_index=True)
     flagged = {}  # choice: (flagged, defined, nominal) per cell
