@@ -899,6 +899,33 @@ def test_progress_in_a_log_is_one_line_per_tenth_and_long_lines_do_not_wrap(monk
     assert _console().soft_wrap  # pytest's stderr is not a terminal
 
 
+def test_progress_says_the_time_left_at_the_pace_so_far(monkeypatch):
+    """Long runs say how long they will still take: each progress line of a log adds the
+    time left at the pace so far (seconds under two minutes, else minutes), none at the
+    end."""
+    import io
+
+    from rich.console import Console
+
+    from bayes_wake.cli import common
+    from bayes_wake.cli.common import _progress
+
+    clock = _Clock()
+    monkeypatch.setattr(common.time, "monotonic", clock)
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=200, highlight=False)
+    with _progress(console, "recovery replicates") as advance:
+        clock.now += 5
+        for done in range(1, 101):
+            clock.now += 3  # 3 s per replicate after 5 s of set-up
+            advance(done, 100)
+    lines = {line.split(":")[1].split(",")[0].strip(): line
+             for line in buffer.getvalue().splitlines()}
+    assert lines["10/100 (10%)"].endswith("35 s, about 5 min left")  # 35 * 90 / 10 = 315 s
+    assert lines["90/100 (90%)"].endswith("275 s, about 31 s left")
+    assert lines["100/100 (100%)"].endswith("305 s")
+
+
 # --out as ., x/.., a link or a mount point; a full disk; two runs at once; SIGTERM
 
 

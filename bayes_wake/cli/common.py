@@ -494,19 +494,36 @@ PROGRESS_AFTER_S = 2.0
 _PROGRESS_LOG = logging.getLogger("bayes_wake.progress")
 
 
+def _time_left(elapsed: float, done: int, total: int) -> str:
+    """``, about N s left`` (or min) from the pace so far; "" before the first step or at
+    the end."""
+    if not done or done >= total:
+        return ""
+    left = elapsed * (total - done) / done
+    return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+
+
 class _progress:
     """Progress as a context manager yielding ``advance(done, total)``: every step is logged
     (logger ``bayes_wake.progress``, INFO). In a terminal a transient rich bar (drawn at once,
-    so that long first steps show their time); elsewhere (a log, CI) a line at every further
-    10% or 10 s and at the end, but only for work that lasts past :data:`PROGRESS_AFTER_S`:
-    a step that takes no time prints nothing."""
+    so that long first steps show their time) with the time left at the pace so far;
+    elsewhere (a log, CI) a line at every further 10% or 10 s and at the end, with the time
+    left, but only for work that lasts past :data:`PROGRESS_AFTER_S`: a step that takes no
+    time prints nothing."""
 
     def __init__(self, console, label: str):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._console, self._label = console, label
         self._bar = Progress(TextColumn(label), BarColumn(), TextColumn(
-            "{task.completed}/{task.fields[of]}"), TimeElapsedColumn(), console=console,
+            "{task.completed}/{task.fields[of]}"), TimeElapsedColumn(), TextColumn("left"),
+            TimeRemainingColumn(), console=console,
             transient=True) if console.is_terminal else None
         self._task = None
         self._last = (-1, 0.0)  # (tenths printed, time printed)
@@ -520,8 +537,8 @@ class _progress:
 
         def advance(done: int, total: int) -> None:
             now = time.monotonic()
-            _PROGRESS_LOG.info("%s: %d/%d, %.1f s", self._label, done, total,
-                               now - self._start)
+            _PROGRESS_LOG.info("%s: %d/%d, %.1f s%s", self._label, done, total,
+                               now - self._start, _time_left(now - self._start, done, total))
             if self._bar is not None:
                 self._bar.update(self._task, completed=done, total=total, of=total)
                 return
@@ -534,7 +551,9 @@ class _progress:
                 self._last = (tenths, now)
                 share = f" ({done / total:.0%})" if total else ""
                 self._console.print(f"{self._label}: {done:,}/{total:,}{share}, "
-                                    f"{now - self._start:.0f} s", markup=False)
+                                    f"{now - self._start:.0f} s"
+                                    f"{_time_left(now - self._start, done, total)}",
+                                    markup=False)
 
         return advance
 
