@@ -113,7 +113,8 @@ class ModelSpec(_Strict):
         grammar of :mod:`bayes_wake.core.regression` (the kinds of
         :data:`SURFACE_VCOV_KINDS`): ``wake`` (short for ``CR1:wake``, each wake its own
         cluster), ``location`` (``CR1:location``, anchors at identical coordinates),
-        ``CR1:CLUSTERS``, ``conley:KM[:DAYS]`` or ``classical``; :attr:`vcov` parses it.
+        ``CR1:CLUSTERS``, ``conley:KM[:DAYS]`` or ``classical``; :attr:`vcov` parses it. A
+        fit's non-classical ``--vcov`` replaces it (:func:`surface_errors`).
     formula
         ``count_did`` only: the per-cell regression whose estimates the model pools,
         ``diff`` (post - pre on the treatment: the difference in differences of counts) or
